@@ -1,0 +1,255 @@
+"""Scores of the evaluation protocol (DESIGN section 6), in plain numpy.
+
+- RMSE in standardized units: ``mean over rows of sqrt(mean over nodes of (prediction - target)^2)``.
+- Cell summaries: mean and standard error over the SCMs of a cell.
+- Distribution distances for real data: unbiased MMD^2 with a Gaussian kernel and the energy distance.
+- Graph scores: SHD, edge F1, AUROC and AUPRC (adjacency convention ``adjacency[i, j] = 1`` for ``i -> j``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "Standardizer",
+    "auprc",
+    "auroc",
+    "edge_f1",
+    "energy_distance",
+    "mean_and_standard_error",
+    "median_heuristic_bandwidth",
+    "mmd_squared",
+    "rmse",
+    "structural_hamming_distance",
+]
+
+
+def _as_matrix(name: str, value: np.ndarray) -> np.ndarray:
+    array = np.asarray(value, dtype=np.float64)
+    if array.ndim != 2:
+        raise ValueError(f"{name} must be a 2-d array [n, d]; got shape {array.shape}")
+    return array
+
+
+@dataclass(frozen=True)
+class Standardizer:
+    """Per-column location and scale of a dataset's observational rows.
+
+    Data are mapped to ``(x - mean) / std``; noise only to ``noise / std`` (noise is scaled, not centred).
+    A column with zero spread keeps scale 1.
+    """
+
+    mean: np.ndarray  # [d]
+    std: np.ndarray  # [d]
+
+    @classmethod
+    def fit(cls, observational: np.ndarray) -> Standardizer:
+        data = _as_matrix("observational", observational)
+        std = data.std(axis=0)
+        return cls(mean=data.mean(axis=0), std=np.where(std > 0, std, 1.0))
+
+    def data(self, x: np.ndarray) -> np.ndarray:
+        return (np.asarray(x, dtype=np.float64) - self.mean) / self.std
+
+    def noise(self, noise: np.ndarray) -> np.ndarray:
+        return np.asarray(noise, dtype=np.float64) / self.std
+
+
+def rmse(prediction: np.ndarray, target: np.ndarray) -> float:
+    """Mean over rows of the root mean squared error over nodes; both [n, d]."""
+    prediction = _as_matrix("prediction", prediction)
+    target = _as_matrix("target", target)
+    if prediction.shape != target.shape:
+        raise ValueError(
+            f"prediction and target must have the same shape; got {prediction.shape} and {target.shape}"
+        )
+    if prediction.shape[0] == 0:
+        raise ValueError("prediction and target must hold at least one row; got 0 rows")
+    per_row = np.sqrt(np.mean((prediction - target) ** 2, axis=1))  # [n]
+    return float(per_row.mean())
+
+
+def mean_and_standard_error(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and standard error ``std(ddof=1) / sqrt(k)`` of k values; the error is NaN for a single value."""
+    array = np.asarray(values, dtype=np.float64)
+    if array.ndim != 1 or array.size == 0:
+        raise ValueError(f"values must be a non-empty 1-d sequence; got shape {array.shape}")
+    if array.size == 1:
+        return float(array[0]), math.nan
+    return float(array.mean()), float(array.std(ddof=1) / math.sqrt(array.size))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Distribution distances
+
+
+def _squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise squared Euclidean distances [n, m], clipped at 0 against rounding."""
+    squared = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+    return np.maximum(squared, 0.0)
+
+
+def median_heuristic_bandwidth(x: np.ndarray, y: np.ndarray) -> float:
+    """Median of the pairwise Euclidean distances between distinct rows of the pooled sample."""
+    pooled = np.concatenate([_as_matrix("x", x), _as_matrix("y", y)])
+    distances = np.sqrt(_squared_distances(pooled, pooled))
+    upper = distances[np.triu_indices(pooled.shape[0], k=1)]
+    median = float(np.median(upper))
+    return median if median > 0 else 1.0
+
+
+def mmd_squared(x: np.ndarray, y: np.ndarray, *, bandwidth: float | None = None) -> float:
+    """Unbiased estimate of MMD^2 between samples x [n, d] and y [m, d] with the Gaussian kernel.
+
+    ``k(a, b) = exp(-|a - b|^2 / (2 bandwidth^2))``; by default the bandwidth is the median heuristic over the
+    pooled sample. The within-sample means leave out the diagonal, so the estimate can be slightly negative.
+    """
+    x, y = _as_matrix("x", x), _as_matrix("y", y)
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"x and y must have the same number of columns; got {x.shape[1]} and {y.shape[1]}")
+    if x.shape[0] < 2 or y.shape[0] < 2:
+        raise ValueError(f"x and y need at least 2 rows each; got {x.shape[0]} and {y.shape[0]}")
+    if bandwidth is None:
+        bandwidth = median_heuristic_bandwidth(x, y)
+    if not bandwidth > 0:
+        raise ValueError(f"bandwidth must be positive; got {bandwidth}")
+    gamma = 1.0 / (2.0 * bandwidth**2)
+    k_xx = np.exp(-gamma * _squared_distances(x, x))
+    k_yy = np.exp(-gamma * _squared_distances(y, y))
+    k_xy = np.exp(-gamma * _squared_distances(x, y))
+    n, m = x.shape[0], y.shape[0]
+    within_x = (k_xx.sum() - np.trace(k_xx)) / (n * (n - 1))
+    within_y = (k_yy.sum() - np.trace(k_yy)) / (m * (m - 1))
+    return float(within_x + within_y - 2.0 * k_xy.mean())
+
+
+def energy_distance(x: np.ndarray, y: np.ndarray) -> float:
+    """Energy distance ``2 E|X - Y| - E|X - X'| - E|Y - Y'|`` (Szekely and Rizzo) with the Euclidean norm.
+
+    Computed between the two empirical distributions (V-statistic: every pair, diagonal included), so it is
+    never negative and is zero only for equal samples.
+    """
+    x, y = _as_matrix("x", x), _as_matrix("y", y)
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"x and y must have the same number of columns; got {x.shape[1]} and {y.shape[1]}")
+    if x.shape[0] == 0 or y.shape[0] == 0:
+        raise ValueError(f"x and y need at least 1 row each; got {x.shape[0]} and {y.shape[0]}")
+    between = np.sqrt(_squared_distances(x, y)).mean()
+    within_x = np.sqrt(_squared_distances(x, x)).mean()
+    within_y = np.sqrt(_squared_distances(y, y)).mean()
+    return float(max(2.0 * between - within_x - within_y, 0.0))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Graph scores
+
+
+def _as_adjacency(name: str, value: np.ndarray, num_nodes: int | None = None) -> np.ndarray:
+    array = np.asarray(value)
+    if array.ndim != 2 or array.shape[0] != array.shape[1]:
+        raise ValueError(f"{name} must be a square adjacency [d, d]; got shape {array.shape}")
+    if num_nodes is not None and array.shape[0] != num_nodes:
+        raise ValueError(
+            f"{name} must be [{num_nodes}, {num_nodes}] like the true graph; got shape {array.shape}"
+        )
+    return array
+
+
+def _binary_adjacency(name: str, value: np.ndarray, num_nodes: int | None = None) -> np.ndarray:
+    array = _as_adjacency(name, value, num_nodes)
+    if not np.isin(array, (0, 1)).all():
+        raise ValueError(f"{name} must hold only 0 and 1; got values {np.unique(array)[:5]}")
+    return array.astype(bool)
+
+
+def structural_hamming_distance(true_adjacency: np.ndarray, predicted_adjacency: np.ndarray) -> int:
+    """Edge insertions, deletions and reversals turning the prediction into the truth; a reversal counts once.
+
+    Self-loops are ignored.
+    """
+    truth = _binary_adjacency("true_adjacency", true_adjacency)
+    predicted = _binary_adjacency("predicted_adjacency", predicted_adjacency, truth.shape[0])
+    np.fill_diagonal(truth := truth.copy(), False)
+    np.fill_diagonal(predicted := predicted.copy(), False)
+    # count node pairs {i, j} whose directed status differs: absent, i -> j, j -> i (or both)
+    differs = (truth != predicted) | (truth.T != predicted.T)
+    return int(np.triu(differs, k=1).sum())
+
+
+def edge_f1(true_adjacency: np.ndarray, predicted_adjacency: np.ndarray) -> float:
+    """F1 of the predicted directed edges against the true ones: ``2 TP / (2 TP + FP + FN)``.
+
+    Counted over off-diagonal entries; a reversed edge is one false positive and one false negative.
+    Returns 1.0 when both graphs are empty (nothing to find, nothing wrongly claimed).
+    """
+    truth = _binary_adjacency("true_adjacency", true_adjacency)
+    predicted = _binary_adjacency("predicted_adjacency", predicted_adjacency, truth.shape[0])
+    off_diagonal = ~np.eye(truth.shape[0], dtype=bool)
+    t, p = truth[off_diagonal], predicted[off_diagonal]
+    true_positive = int((t & p).sum())
+    errors = int((t != p).sum())
+    if true_positive == 0 and errors == 0:
+        return 1.0
+    return 2.0 * true_positive / (2.0 * true_positive + errors)
+
+
+def _off_diagonal_labels_and_scores(
+    true_adjacency: np.ndarray, scores: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    truth = _binary_adjacency("true_adjacency", true_adjacency)
+    score_matrix = np.asarray(_as_adjacency("scores", scores, truth.shape[0]), dtype=np.float64)
+    if not np.isfinite(score_matrix).all():
+        raise ValueError("scores must be finite")
+    off_diagonal = ~np.eye(truth.shape[0], dtype=bool)
+    labels, values = truth[off_diagonal], score_matrix[off_diagonal]
+    if labels.all() or not labels.any():
+        raise ValueError("true_adjacency must have both edges and non-edges off the diagonal for AUROC/AUPRC")
+    return labels, values
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..n, tied values sharing the mean of their ranks."""
+    order = np.argsort(values, kind="mergesort")
+    sorted_values = values[order]
+    ranks = np.empty(values.size, dtype=np.float64)
+    start = 0
+    while start < values.size:
+        stop = start
+        while stop + 1 < values.size and sorted_values[stop + 1] == sorted_values[start]:
+            stop += 1
+        ranks[order[start : stop + 1]] = 0.5 * (start + stop) + 1.0
+        start = stop + 1
+    return ranks
+
+
+def auroc(true_adjacency: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve of edge scores over off-diagonal entries (ties count one half)."""
+    labels, values = _off_diagonal_labels_and_scores(true_adjacency, scores)
+    ranks = _average_ranks(values)
+    positives, negatives = int(labels.sum()), int((~labels).sum())
+    # Mann-Whitney U of the positives, normalized
+    u_statistic = ranks[labels].sum() - positives * (positives + 1) / 2.0
+    return float(u_statistic / (positives * negatives))
+
+
+def auprc(true_adjacency: np.ndarray, scores: np.ndarray) -> float:
+    """Average precision of edge scores over off-diagonal entries: ``sum_k (R_k - R_{k-1}) P_k``.
+
+    Thresholds run over the distinct scores from high to low; tied scores enter together.
+    """
+    labels, values = _off_diagonal_labels_and_scores(true_adjacency, scores)
+    order = np.argsort(-values, kind="mergesort")
+    sorted_values, sorted_labels = values[order], labels[order]
+    true_positives = np.cumsum(sorted_labels)
+    # the last index of each group of tied scores is a threshold
+    is_threshold = np.append(sorted_values[1:] != sorted_values[:-1], True)
+    tp = true_positives[is_threshold].astype(np.float64)
+    predicted = (np.flatnonzero(is_threshold) + 1).astype(np.float64)
+    precision = tp / predicted
+    recall = tp / labels.sum()
+    previous_recall = np.concatenate([[0.0], recall[:-1]])
+    return float(np.sum((recall - previous_recall) * precision))
