@@ -1,0 +1,6 @@
+"""The user-facing API: ``CondFiP`` (a pretrained network) and ``InferredSCM`` (what it infers for a dataset)."""
+
+from condfip.api.inference import CondFiP
+from condfip.api.inferred_scm import InferredSCM
+
+__all__ = ["CondFiP", "InferredSCM"]

@@ -1,0 +1,232 @@
+"""``CondFiP``: a pretrained Cond-FiP network that infers an SCM from a table and its graph, without training.
+
+Axis legend: b datasets, n rows, d nodes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Hashable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from condfip.api.engine import DecoderRunner, model_dtype, resolve_device, rows_per_chunk
+from condfip.api.graphs import adjacency_from_user
+from condfip.api.inferred_scm import InferredSCM
+from condfip.api.inputs import Standardization, context_from_user
+from condfip.pretrained.hub import push_checkpoint
+from condfip.pretrained.registry import resolve_checkpoint
+
+
+@dataclasses.dataclass
+class _Prepared:
+    """One dataset checked and standardized, ready for the network."""
+
+    context: np.ndarray  # [n, d] user units
+    columns: list[Hashable]
+    index: pd.Index
+    adjacency: np.ndarray  # [d, d] int8
+    standardization: Standardization
+    standard: np.ndarray  # [n, d] standardized context
+
+
+def _slice_embedding(embedding: Any, index: int, num_nodes: int) -> Any:
+    """Dataset ``index`` of a batched DatasetEmbedding, without its padded nodes: fields [b, d, e] -> [1, d', e]."""
+    fields = {
+        f.name: getattr(embedding, f.name)[index : index + 1, :num_nodes]
+        for f in dataclasses.fields(embedding)
+    }
+    return type(embedding)(**fields)
+
+
+class CondFiP:
+    """A Cond-FiP network wrapped for users: tables and graphs in, inferred SCMs (``InferredSCM``) out.
+
+    ``device="auto"`` runs on CUDA when available. ``chunk_size`` (rows per chunk, default: about 65k
+    values / d) bounds memory for any context size: the dataset embedding and every decoder pass run on
+    chunks of rows.
+    """
+
+    def __init__(
+        self, model: torch.nn.Module, *, device: str | torch.device = "auto", chunk_size: int | None = None
+    ):
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        rows_per_chunk(chunk_size, 1)  # validates
+        self.chunk_size = chunk_size
+
+    # ----------------------------------------------------------------------------------------- checkpoints
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | Path = "small",
+        *,
+        device: str | torch.device = "auto",
+        chunk_size: int | None = None,
+        revision: str | None = None,
+        cache_dir: str | Path | None = None,
+        local_files_only: bool = False,
+    ) -> CondFiP:
+        """Load weights shipped with the package by name (``"small"``, offline), a local folder written by
+        ``save_pretrained``, or a Hugging Face Hub repo id (``"owner/name"``, through the standard cache;
+        offline only a cached copy loads, otherwise a ValueError says so)."""
+        from condfip.model import CondFiPModel
+
+        folder = resolve_checkpoint(
+            name_or_path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
+        )
+        return cls(CondFiPModel.from_pretrained(folder), device=device, chunk_size=chunk_size)
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write ``model.safetensors`` and ``config.json`` into ``directory`` (loadable by ``from_pretrained``)."""
+        self.model.save_pretrained(directory)
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        private: bool | None = None,
+        token: str | None = None,
+        commit_message: str = "Upload Cond-FiP checkpoint",
+        api: Any = None,
+    ) -> Any:
+        """Upload the checkpoint (and a model card) to the Hugging Face Hub repo ``repo_id``, creating it if needed.
+
+        ``api``: a ``huggingface_hub.HfApi`` (default) or any object with ``create_repo`` and ``upload_folder``.
+        """
+        return push_checkpoint(
+            self.save_pretrained,
+            repo_id,
+            api=api,
+            private=private,
+            token=token,
+            commit_message=commit_message,
+        )
+
+    @property
+    def config(self) -> Any:
+        return self.model.config
+
+    @property
+    def max_nodes(self) -> int | None:
+        """The most nodes the checkpoint supports, or None when it has no limit."""
+        return getattr(self.config, "max_nodes", None)
+
+    def __repr__(self) -> str:
+        return f"CondFiP(config={self.config!r}, device={str(self.device)!r})"
+
+    # -------------------------------------------------------------------------------------------- inference
+    def _prepare(self, data: object, graph: object, columns: Sequence[Hashable] | None) -> _Prepared:
+        context, names, standardization = context_from_user(data, columns)
+        if self.max_nodes is not None and len(names) > self.max_nodes:
+            raise ValueError(
+                f"data has {len(names)} columns but this checkpoint supports at most {self.max_nodes} nodes; "
+                "use a checkpoint without that limit or fewer columns"
+            )
+        adjacency = adjacency_from_user(graph, names)
+        index = data.index if isinstance(data, pd.DataFrame) else pd.RangeIndex(context.shape[0])
+        return _Prepared(
+            context, names, index, adjacency, standardization, standardization.data_to_standard(context)
+        )
+
+    def _inferred(self, prepared: _Prepared, parents: torch.Tensor, embedding: Any) -> InferredSCM:
+        chunk_rows = rows_per_chunk(self.chunk_size, len(prepared.columns))
+        runner = DecoderRunner(self.model, parents, embedding, self.device, chunk_rows)
+        return InferredSCM(
+            runner=runner,
+            columns=prepared.columns,
+            adjacency=prepared.adjacency,
+            standardization=prepared.standardization,
+            context=prepared.context,
+            context_index=prepared.index,
+        )
+
+    def _parents(self, adjacency: np.ndarray) -> torch.Tensor:
+        # parents[b, i, j] is true when j -> i: the transpose of the adjacency
+        return torch.as_tensor(adjacency.T != 0, device=self.device)[None]  # [1, d, d]
+
+    @torch.inference_mode()
+    def infer(
+        self,
+        data: object,
+        graph: object,
+        *,
+        columns: Sequence[Hashable] | None = None,
+        chunk_size: int | None = None,
+    ) -> InferredSCM:
+        """Infer the SCM behind ``data`` given its causal ``graph``, zero-shot.
+
+        data: a DataFrame of numeric columns, or an array [n, d] (``columns`` names it; default ``x0..``).
+        graph: a networkx DiGraph over the column names, an adjacency array [d, d] or DataFrame
+        (``adjacency[i, j] = 1`` for ``i -> j``), or a list of ``(source, target)`` edges.
+        The data are standardized per column inside; all results come back in the user's units.
+        """
+        prepared = self._prepare(data, graph, columns)
+        chunk = rows_per_chunk(
+            chunk_size if chunk_size is not None else self.chunk_size, len(prepared.columns)
+        )
+        parents = self._parents(prepared.adjacency)
+        context = torch.as_tensor(prepared.standard, dtype=model_dtype(self.model), device=self.device)[None]
+        embedding = self.model.embed(context, parents, chunk_size=chunk)  # [1, n, d] -> fields [1, d, e]
+        return self._inferred(prepared, parents, embedding)
+
+    @torch.inference_mode()
+    def infer_batch(
+        self,
+        datasets: Sequence[tuple[object, object]],
+        *,
+        batch_size: int = 16,
+        chunk_size: int | None = None,
+    ) -> list[InferredSCM]:
+        """``infer`` for many ``(data, graph)`` pairs of any sizes and node counts, in padded batches.
+
+        Datasets are grouped by size to limit padding; padded rows are masked out of the embedding and padded
+        nodes have no parents and no children. Returns the SCMs in the order given; equal to one-by-one
+        ``infer`` up to float rounding.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        prepared = []
+        for position, item in enumerate(datasets):
+            if not isinstance(item, tuple | list) or len(item) != 2:
+                raise ValueError(
+                    f"datasets[{position}] must be a (data, graph) pair, got {type(item).__name__}"
+                )
+            try:
+                prepared.append(self._prepare(item[0], item[1], None))
+            except ValueError as error:
+                raise ValueError(f"datasets[{position}]: {error}") from None
+        order = sorted(
+            range(len(prepared)), key=lambda i: (len(prepared[i].columns), prepared[i].context.shape[0])
+        )
+        results: list[InferredSCM | None] = [None] * len(prepared)
+        dtype = model_dtype(self.model)
+        for start in range(0, len(order), batch_size):
+            group = [prepared[i] for i in order[start : start + batch_size]]
+            num_rows = max(p.context.shape[0] for p in group)
+            num_nodes = max(len(p.columns) for p in group)
+            context = torch.zeros(len(group), num_rows, num_nodes, dtype=dtype)  # [b, n, d], zero padding
+            sample_mask = torch.zeros(len(group), num_rows, dtype=torch.bool)  # [b, n]
+            parents = torch.zeros(len(group), num_nodes, num_nodes, dtype=torch.bool)  # [b, d, d]
+            for b, p in enumerate(group):
+                n, d = p.context.shape
+                context[b, :n, :d] = torch.as_tensor(p.standard, dtype=dtype)
+                sample_mask[b, :n] = True
+                parents[b, :d, :d] = torch.as_tensor(p.adjacency.T != 0)
+            chunk = rows_per_chunk(chunk_size if chunk_size is not None else self.chunk_size, num_nodes)
+            embedding = self.model.embed(
+                context.to(self.device),
+                parents.to(self.device),
+                sample_mask=sample_mask.to(self.device),
+                chunk_size=chunk,
+            )
+            for b, (p, original) in enumerate(zip(group, order[start : start + batch_size], strict=True)):
+                d = len(p.columns)
+                results[original] = self._inferred(
+                    p, self._parents(p.adjacency), _slice_embedding(embedding, b, d)
+                )
+        return results  # type: ignore[return-value]

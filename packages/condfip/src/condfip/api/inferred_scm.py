@@ -1,0 +1,219 @@
+"""The SCM inferred zero-shot for one dataset: abduction, generation, interventions, counterfactuals.
+
+Inside, everything is in standardized units (``x_std = (x - mean) / std`` per context column, noise scaled by
+``std`` but not centred); every method takes and returns the user's units, as DataFrames with the context's
+column names and order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+
+from condfip.api.engine import DecoderRunner
+from condfip.api.graphs import digraph_from_adjacency, longest_path_length
+from condfip.api.inputs import Standardization, rows_like_context
+from condfip.api.interventions import InterventionValue, check_interventions, resolve_interventions
+from condfip.api.sampling import check_num_samples, make_generator, sample_noise
+
+Interventions = Mapping[Hashable, InterventionValue]
+
+
+class InferredSCM:
+    """An additive-noise SCM ``X = F_hat(X) + N`` over the columns of a dataset, inferred without training.
+
+    Built by ``CondFiP.infer``; not meant to be constructed directly.
+    """
+
+    def __init__(
+        self,
+        *,
+        runner: DecoderRunner,
+        columns: list[Hashable],
+        adjacency: np.ndarray,
+        standardization: Standardization,
+        context: np.ndarray,
+        context_index: pd.Index,
+    ) -> None:
+        self._runner = runner
+        self._columns = list(columns)
+        self._adjacency = adjacency  # [d, d] int8, adjacency[i, j] = 1 for i -> j
+        self._standardization = standardization
+        self._context = context  # [n, d] float64, user units
+        self._context_index = context_index
+        self._context_noise: np.ndarray | None = None  # [n, d] standardized, computed on first use
+        self._graph = digraph_from_adjacency(adjacency, self._columns)
+        self.num_iterations = longest_path_length(adjacency) + 1
+        """Fixed-point iterations per generation: the longest path plus one, which is exact for a DAG."""
+
+    # ----------------------------------------------------------------------------------------- description
+    @property
+    def columns(self) -> list[Hashable]:
+        """The column names, in the order of the context."""
+        return list(self._columns)
+
+    @property
+    def graph(self) -> nx.DiGraph:
+        """The causal graph, nodes named like the columns (a copy: editing it changes nothing here)."""
+        return self._graph.copy()
+
+    def to_networkx(self) -> nx.DiGraph:
+        """The causal graph as a networkx DiGraph over the column names."""
+        return self._graph.copy()
+
+    @property
+    def adjacency(self) -> np.ndarray:
+        """[d, d] int8 adjacency in column order, ``adjacency[i, j] = 1`` for the edge ``i -> j``."""
+        return self._adjacency.copy()
+
+    @property
+    def mean(self) -> pd.Series:
+        """Per-column mean of the context (the standardization's shift)."""
+        return pd.Series(self._standardization.mean, index=self._columns)
+
+    @property
+    def std(self) -> pd.Series:
+        """Per-column standard deviation of the context (the standardization's scale)."""
+        return pd.Series(self._standardization.std, index=self._columns)
+
+    def __repr__(self) -> str:
+        return (
+            f"InferredSCM(num_nodes={len(self._columns)}, num_edges={int(self._adjacency.sum())}, "
+            f"context_rows={self._context.shape[0]}, columns={self._columns[:6]!r}"
+            f"{'...' if len(self._columns) > 6 else ''})"
+        )
+
+    # ------------------------------------------------------------------------------------------ internals
+    def _frame(self, values: np.ndarray, index: pd.Index | None = None) -> pd.DataFrame:
+        return pd.DataFrame(values, columns=self._columns, index=index)
+
+    def _rows(self, data: object, parameter: str) -> tuple[np.ndarray, pd.Index | None]:
+        values = rows_like_context(data, self._columns, parameter=parameter)
+        index = data.index if isinstance(data, pd.DataFrame) else None
+        return values, index
+
+    def _abduct_standard(self, data_std: np.ndarray) -> np.ndarray:
+        return data_std - self._runner.mechanisms(data_std)
+
+    def _context_noise_standard(self) -> np.ndarray:
+        if self._context_noise is None:
+            self._context_noise = self._abduct_standard(self._standardization.data_to_standard(self._context))
+        return self._context_noise
+
+    def _generate_standard(
+        self,
+        noise_std: np.ndarray,
+        interventions: dict[int, InterventionValue],
+        factual: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Push standardized noise [m, d] through the clamped fixed point; returns user units [m, d].
+
+        ``factual`` (user units) gives callables the rows' current values; by default the rows generated
+        from the same noise without intervention.
+        """
+        standard = self._standardization
+        if not interventions:
+            return standard.data_from_standard(self._runner.fixed_point(noise_std, self.num_iterations))
+
+        def current() -> np.ndarray:
+            if factual is not None:
+                return factual
+            return standard.data_from_standard(self._runner.fixed_point(noise_std, self.num_iterations))
+
+        nodes, values = resolve_interventions(interventions, noise_std.shape[0], current, self._columns)
+        values_std = (values - standard.mean[nodes]) / standard.std[nodes]  # [m, k]
+        return standard.data_from_standard(
+            self._runner.fixed_point(noise_std, self.num_iterations, nodes, values_std)
+        )
+
+    def _fresh_noise(
+        self, num_samples: int, seed: int | np.random.Generator | None, noise_model: str
+    ) -> np.ndarray:
+        rng = make_generator(seed)
+        return sample_noise(self._context_noise_standard(), num_samples, rng, noise_model)
+
+    # ------------------------------------------------------------------------------------------- queries
+    def noise(self, data: object | None = None) -> pd.DataFrame:
+        """Abducted noise ``N_hat = X - F_hat(X)`` per row, in user units (scaled by the std, not centred).
+
+        ``data=None`` gives the noise of the context rows; otherwise a DataFrame with the same columns (any
+        order) or an array [m, d] in column order.
+        """
+        if data is None:
+            noise_std = self._context_noise_standard()
+            index = self._context_index
+        else:
+            values, index = self._rows(data, "data")
+            noise_std = self._abduct_standard(self._standardization.data_to_standard(values))
+        return self._frame(self._standardization.noise_from_standard(noise_std), index)
+
+    def predict(self, data: object) -> pd.DataFrame:
+        """The inferred mechanisms ``F_hat`` applied to the given rows: each node predicted from its parents."""
+        values, index = self._rows(data, "data")
+        standard = self._standardization
+        predicted = self._runner.mechanisms(standard.data_to_standard(values))
+        return self._frame(standard.data_from_standard(predicted), index)
+
+    def generate(self, noise: object, interventions: Interventions | None = None) -> pd.DataFrame:
+        """Rows generated from GIVEN noise (user units, e.g. from ``noise()``), optionally under interventions.
+
+        Runs the fixed point ``z <- F_hat(z) + n`` from ``z = n`` for ``num_iterations`` = longest path + 1
+        iterations (exact for a DAG: node values settle in topological order), clamping intervened nodes
+        after every iteration.
+        """
+        checked = check_interventions(interventions, self._columns)
+        values, index = self._rows(noise, "noise")
+        generated = self._generate_standard(self._standardization.noise_to_standard(values), checked)
+        return self._frame(generated, index)
+
+    def sample(
+        self, n: int, seed: int | np.random.Generator | None = None, *, noise_model: str = "empirical"
+    ) -> pd.DataFrame:
+        """``n`` new observational rows from fresh noise.
+
+        Fresh noise is drawn independently per node from that node's abducted context noise: by inverting
+        its empirical CDF (``noise_model="empirical"``, default) or from a fitted normal (``"gaussian"``).
+        The same ``seed`` gives the same rows.
+        """
+        n = check_num_samples(n)
+        return self._frame(self._generate_standard(self._fresh_noise(n, seed, noise_model), {}))
+
+    def interventional_samples(
+        self,
+        interventions: Interventions,
+        n: int | None = None,
+        data: object | None = None,
+        seed: int | np.random.Generator | None = None,
+        *,
+        noise_model: str = "empirical",
+    ) -> pd.DataFrame:
+        """Rows under hard interventions ``do(X_i = a)`` on one or several nodes.
+
+        ``interventions`` maps column names to a constant, an array (one value per row) or a callable of the
+        row's current value (its value without intervention). Give either ``n`` (fresh noise, drawn as in
+        ``sample``) or ``data`` (the given rows' abducted noise, i.e. counterfactuals of those rows).
+        """
+        checked = check_interventions(interventions, self._columns)
+        if (n is None) == (data is None):
+            raise ValueError(
+                "interventional_samples needs exactly one of n (number of fresh rows) or data (rows whose "
+                f"noise to reuse); got n={n!r} and data {'given' if data is not None else 'None'}"
+            )
+        if data is not None:
+            return self.counterfactual_samples(interventions, data)
+        noise_std = self._fresh_noise(check_num_samples(n), seed, noise_model)
+        return self._frame(self._generate_standard(noise_std, checked))
+
+    def counterfactual_samples(self, interventions: Interventions, data: object) -> pd.DataFrame:
+        """What each given row would have been under the interventions, from the row's abducted noise.
+
+        With no intervention this returns the rows themselves (to float rounding). Callables receive the
+        rows' observed values.
+        """
+        checked = check_interventions(interventions, self._columns)
+        values, index = self._rows(data, "data")
+        noise_std = self._abduct_standard(self._standardization.data_to_standard(values))
+        return self._frame(self._generate_standard(noise_std, checked, factual=values), index)

@@ -1,0 +1,174 @@
+"""Checking a user's table: numeric, finite, at least two rows, no constant column.
+
+Everything here returns float64 numpy arrays in the user's units plus the column names; the errors say what
+was received and how to fix it, before anything reaches torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Standardization:
+    """Per-column ``mean`` and ``std`` of the context: ``x_std = (x - mean) / std``; noise is only scaled."""
+
+    mean: np.ndarray  # [d]
+    std: np.ndarray  # [d]
+
+    @classmethod
+    def fit(cls, data: np.ndarray) -> Standardization:
+        """Mean and (population) standard deviation over rows of ``data`` [n, d]; columns must not be constant."""
+        return cls(mean=data.mean(axis=0), std=data.std(axis=0))
+
+    def data_to_standard(self, data: np.ndarray) -> np.ndarray:
+        return (data - self.mean) / self.std
+
+    def data_from_standard(self, data: np.ndarray) -> np.ndarray:
+        return data * self.std + self.mean
+
+    def noise_to_standard(self, noise: np.ndarray) -> np.ndarray:
+        return noise / self.std
+
+    def noise_from_standard(self, noise: np.ndarray) -> np.ndarray:
+        return noise * self.std
+
+
+def _check_columns(columns: Sequence[Hashable], parameter: str) -> list[Hashable]:
+    columns = list(columns)
+    duplicates = sorted({str(c) for c in columns if columns.count(c) > 1})
+    if duplicates:
+        raise ValueError(
+            f"{parameter} has duplicate column names {duplicates}; every column needs its own name"
+        )
+    return columns
+
+
+def _check_numeric_frame(frame: pd.DataFrame, parameter: str) -> np.ndarray:
+    for name, dtype in frame.dtypes.items():
+        if pd.api.types.is_bool_dtype(dtype):
+            raise ValueError(
+                f"{parameter} column {name!r} is boolean; a causal model needs real-valued columns "
+                f"(convert it with data[{name!r}].astype(float) if 0/1 is meant, or drop it)"
+            )
+        if not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_complex_dtype(dtype):
+            raise ValueError(
+                f"{parameter} column {name!r} has dtype {dtype}, not a real number; "
+                "convert it to float (pd.to_numeric) or drop it"
+            )
+    return frame.to_numpy(dtype=np.float64)
+
+
+def _check_numeric_array(values: object, parameter: str) -> np.ndarray:
+    array = np.asarray(values)
+    if array.dtype == np.bool_:
+        raise ValueError(
+            f"{parameter} is a boolean array; a causal model needs real values (use {parameter}.astype(float))"
+        )
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise ValueError(
+            f"{parameter} has dtype {array.dtype}, not real numbers; pass a float array or a DataFrame "
+            "with numeric columns"
+        )
+    return array.astype(np.float64)
+
+
+def _check_finite(values: np.ndarray, columns: Sequence[Hashable], parameter: str) -> None:
+    bad = ~np.isfinite(values)
+    if bad.any():
+        counts = bad.sum(axis=0)
+        named = ", ".join(f"{columns[j]!r} ({counts[j]})" for j in np.flatnonzero(counts)[:5])
+        raise ValueError(
+            f"{parameter} has {int(bad.sum())} NaN or infinite values, in columns {named}; "
+            "drop or impute those rows first (e.g. data.dropna())"
+        )
+
+
+def table_from_user(
+    data: object, columns: Sequence[Hashable] | None = None, *, parameter: str = "data"
+) -> tuple[np.ndarray, list[Hashable]]:
+    """A finite float64 array [n, d] and its column names from a DataFrame or a 2-D array.
+
+    ``columns`` names the columns of an array (default ``x0, x1, ...``); for a DataFrame it must be None.
+    """
+    if isinstance(data, pd.DataFrame):
+        if columns is not None:
+            raise ValueError(
+                f"columns={list(columns)!r} was given with a DataFrame; a DataFrame carries its own column "
+                "names (rename them with data.rename(columns=...))"
+            )
+        names = _check_columns(data.columns, parameter)
+        values = _check_numeric_frame(data, parameter)
+    else:
+        if isinstance(data, pd.Series):
+            raise ValueError(f"{parameter} is a Series; pass a DataFrame with one column per variable")
+        values = _check_numeric_array(data, parameter)
+        if values.ndim != 2:
+            raise ValueError(
+                f"{parameter} must be 2-D [rows, columns], got an array of shape {values.shape}; "
+                "reshape it (a single variable is array.reshape(-1, 1))"
+            )
+        if columns is None:
+            names = [f"x{j}" for j in range(values.shape[1])]
+        else:
+            names = _check_columns(columns, "columns")
+            if len(names) != values.shape[1]:
+                raise ValueError(
+                    f"columns has {len(names)} names but {parameter} has {values.shape[1]} columns; "
+                    "give one name per column"
+                )
+    if values.shape[1] == 0:
+        raise ValueError(f"{parameter} has no columns; pass at least one variable")
+    _check_finite(values, names, parameter)
+    return values, names
+
+
+def context_from_user(
+    data: object, columns: Sequence[Hashable] | None = None
+) -> tuple[np.ndarray, list[Hashable], Standardization]:
+    """The context table, its names and its standardization; rejects < 2 rows and constant columns."""
+    values, names = table_from_user(data, columns, parameter="data")
+    if values.shape[0] < 2:
+        raise ValueError(
+            f"data has {values.shape[0]} row(s); inferring a causal model needs at least 2 rows "
+            "(hundreds for good results)"
+        )
+    constant = [names[j] for j in np.flatnonzero(np.ptp(values, axis=0) == 0)]
+    if constant:
+        raise ValueError(
+            f"data columns {constant!r} are constant; a constant has no causal variation to model, "
+            "drop those columns (and their nodes from the graph)"
+        )
+    return values, names, Standardization.fit(values)
+
+
+def rows_like_context(data: object, columns: Sequence[Hashable], *, parameter: str) -> np.ndarray:
+    """Rows to evaluate on an inferred SCM, as float64 [m, d] in the order of ``columns``.
+
+    A DataFrame is matched by column name (any order); an array must have the context's column order.
+    """
+    if isinstance(data, pd.DataFrame):
+        received = _check_columns(data.columns, parameter)
+        missing = [c for c in columns if c not in received]
+        extra = [c for c in received if c not in columns]
+        if missing or extra:
+            raise ValueError(
+                f"{parameter} columns do not match the inferred SCM: missing {missing!r}, unexpected {extra!r}; "
+                f"expected the columns {list(columns)!r}"
+            )
+        values = _check_numeric_frame(data[list(columns)], parameter)
+    else:
+        values = _check_numeric_array(data, parameter)
+        if values.ndim == 1 and values.shape[0] == len(columns):
+            values = values[None, :]
+        if values.ndim != 2 or values.shape[1] != len(columns):
+            raise ValueError(
+                f"{parameter} must have shape [rows, {len(columns)}] (columns {list(columns)!r}), "
+                f"got {values.shape}"
+            )
+    _check_finite(values, columns, parameter)
+    return values

@@ -1,0 +1,72 @@
+"""Resolving ``from_pretrained(name_or_path)``: a shipped name, a local folder, or a Hugging Face Hub repo id."""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from pathlib import Path
+
+CHECKPOINT_FILES = ("config.json", "model.safetensors")
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def shipped_root() -> Path:
+    """The folder of this package, where shipped checkpoints live as sub-folders."""
+    return Path(str(resources.files("condfip.pretrained")))
+
+
+def _is_checkpoint(folder: Path) -> bool:
+    return folder.is_dir() and all((folder / name).is_file() for name in CHECKPOINT_FILES)
+
+
+def shipped_checkpoints(root: Path | None = None) -> dict[str, Path]:
+    """Name -> folder of every complete checkpoint shipped in ``root`` (default: inside this package)."""
+    root = shipped_root() if root is None else Path(root)
+    if not root.is_dir():
+        return {}
+    return {folder.name: folder for folder in sorted(root.iterdir()) if _is_checkpoint(folder)}
+
+
+def _check_folder(folder: Path) -> Path:
+    missing = [name for name in CHECKPOINT_FILES if not (folder / name).is_file()]
+    if missing:
+        raise ValueError(
+            f"checkpoint folder {str(folder)!r} lacks {missing}; a checkpoint is a folder with "
+            f"{' and '.join(CHECKPOINT_FILES)} (written by save_pretrained)"
+        )
+    return folder
+
+
+def resolve_checkpoint(
+    name_or_path: str | Path,
+    *,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    local_files_only: bool = False,
+    root: Path | None = None,
+) -> Path:
+    """The local folder holding the checkpoint ``name_or_path`` refers to, downloading from the Hub if needed.
+
+    Order: a shipped name (``"small"``), an existing local folder, then a Hub repo id ``owner/name`` (fetched
+    through huggingface_hub's standard cache; offline, only a cached copy can be used).
+    """
+    text = str(name_or_path)
+    shipped = shipped_checkpoints(root)
+    if text in shipped:
+        return shipped[text]
+    folder = Path(text).expanduser()
+    if folder.is_dir():
+        return _check_folder(folder)
+    if isinstance(name_or_path, str) and _REPO_ID.match(text) and not text.startswith((".", "/")):
+        from condfip.pretrained.hub import download_checkpoint
+
+        return _check_folder(
+            download_checkpoint(
+                text, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
+            )
+        )
+    names = ", ".join(repr(name) for name in shipped) or "none in this installation"
+    raise ValueError(
+        f"name_or_path={text!r} is not a shipped checkpoint (shipped: {names}), an existing folder, "
+        "or a Hugging Face Hub repo id of the form 'owner/name'"
+    )
