@@ -1,0 +1,79 @@
+"""Checks on the inputs of ``dag_attention``; every error quotes what was received and says what is allowed."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+
+SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def _shape(t: torch.Tensor) -> tuple[int, ...]:
+    return tuple(t.shape)
+
+
+def check_inputs(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, parents: torch.Tensor, scale: float | None
+) -> float:
+    """Validate the arguments of ``dag_attention`` and return the scale to use.
+
+    Raises ``ValueError`` naming the offending argument, the value received and what is allowed.
+    """
+    for name, t in (("q", q), ("k", k), ("v", v), ("parents", parents)):
+        if not isinstance(t, torch.Tensor):
+            raise ValueError(f"dag_attention: {name} must be a torch.Tensor, got {type(t).__name__}")
+
+    if q.dim() not in (4, 5):
+        raise ValueError(
+            f"dag_attention: q must have 5 dims [B, S, H, d, e] or 4 dims [B, H, d, e], "
+            f"got {q.dim()} dims with shape {_shape(q)}"
+        )
+    for name, t in (("k", k), ("v", v)):
+        if t.shape != q.shape:
+            raise ValueError(
+                f"dag_attention: q, k and v must have the same shape, got q {_shape(q)} and {name} {_shape(t)}"
+            )
+
+    if q.dtype not in SUPPORTED_DTYPES:
+        allowed = ", ".join(str(d) for d in SUPPORTED_DTYPES)
+        raise ValueError(f"dag_attention: q must have a floating dtype in ({allowed}), got {q.dtype}")
+    for name, t in (("k", k), ("v", v)):
+        if t.dtype != q.dtype:
+            raise ValueError(
+                f"dag_attention: q, k and v must share one dtype, got q {q.dtype} and {name} {t.dtype}; "
+                f"cast them with .to({q.dtype})"
+            )
+
+    for name, t in (("k", k), ("v", v), ("parents", parents)):
+        if t.device != q.device:
+            raise ValueError(
+                f"dag_attention: all inputs must be on one device, got q on {q.device} and {name} on "
+                f"{t.device}; move it with .to({str(q.device)!r})"
+            )
+
+    batch, num_nodes, head_dim = q.shape[0], q.shape[-2], q.shape[-1]
+    if num_nodes == 0 or head_dim == 0:
+        raise ValueError(
+            f"dag_attention: the node axis d and the head dim e must be at least 1, got q shape {_shape(q)}"
+        )
+    if parents.dtype != torch.bool:
+        raise ValueError(
+            f"dag_attention: parents must be a bool tensor, got dtype {parents.dtype}; build it from an "
+            f"adjacency with parents_from_adjacency(adjacency), or use parents != 0"
+        )
+    expected = (batch, num_nodes, num_nodes)
+    if _shape(parents) != expected:
+        layout = "[B, S, H, d, e]" if q.dim() == 5 else "[B, H, d, e]"
+        raise ValueError(
+            f"dag_attention: parents must have shape [B, d, d] = {expected} for q of shape {_shape(q)} "
+            f"{layout}, got {_shape(parents)}; one mask per dataset, shared by all rows and heads "
+            f"(use parents.expand({batch}, {num_nodes}, {num_nodes}) to share one graph across datasets)"
+        )
+
+    if scale is None:
+        return 1.0 / math.sqrt(head_dim)
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not math.isfinite(float(scale)):
+        raise ValueError(f"dag_attention: scale must be a finite real number or None, got {scale!r}")
+    return float(scale)

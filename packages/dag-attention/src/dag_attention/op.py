@@ -1,0 +1,61 @@
+"""The public DAG-attention function: validation, backend choice, and the 4-D form without a row axis."""
+
+from __future__ import annotations
+
+import torch
+
+from dag_attention._dispatch import load_triton_op, resolve_backend
+from dag_attention._validation import check_inputs
+from dag_attention.reference import dag_attention_reference
+
+
+def parents_from_adjacency(adjacency: torch.Tensor) -> torch.Tensor:
+    """Parent mask from an adjacency in the project's convention (``adjacency[..., i, j] = 1`` for ``i -> j``).
+
+    adjacency: [..., d, d] of any dtype (nonzero = edge). Returns a bool tensor of the same shape with
+    ``parents[..., i, j]`` true when ``j -> i`` (the transpose), the mask ``dag_attention`` takes.
+    """
+    if not isinstance(adjacency, torch.Tensor):
+        adjacency = torch.as_tensor(adjacency)
+    if adjacency.dim() < 2 or adjacency.shape[-1] != adjacency.shape[-2]:
+        raise ValueError(
+            f"parents_from_adjacency: adjacency must have shape [..., d, d], got {tuple(adjacency.shape)}"
+        )
+    return adjacency.transpose(-1, -2) != 0
+
+
+def dag_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    parents: torch.Tensor,
+    *,
+    scale: float | None = None,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """Attention of each node over its parents, normalized by ``exp(s) / max(sum exp(s), 1)``.
+
+    Shapes (b datasets, s rows of a dataset, h heads, d nodes, e head dim):
+        q, k, v: [B, S, H, d, e], or [B, H, d, e] without the row axis; one dtype among float16,
+            bfloat16, float32 (and float64 on the reference backend), one device.
+        parents: [B, d, d] bool, ``parents[b, i, j]`` true when ``j -> i`` (``parents_from_adjacency``);
+            one mask per dataset, shared by every row and head (an expanded view is fine).
+    Returns a tensor shaped like ``q``: ``out[..., i, :] = sum_j w_ij v[..., j, :]`` with
+    ``w_ij = exp(s_ij) / max(sum_{j in pa(i)} exp(s_ij), 1)``, ``s_ij = scale * q_i . k_j`` over the parents
+    of ``i``. Nodes without parents get exact zeros (and zero gradients), never NaN.
+
+    scale: defaults to ``1 / sqrt(e)``.
+    backend: ``"auto"`` (Triton for CUDA tensors when Triton imports, else the reference; the environment
+        variable ``DAG_ATTENTION_BACKEND`` overrides it), ``"reference"`` or ``"triton"`` (raises where the
+        kernels cannot run). Arithmetic is accumulated in float32 on both backends.
+    """
+    scale = check_inputs(q, k, v, parents, scale)
+    chosen = resolve_backend(backend, q)
+    squeeze = q.dim() == 4
+    if squeeze:  # [B, H, d, e] -> [B, 1, H, d, e]
+        q, k, v = (t.unsqueeze(1) for t in (q, k, v))
+    if chosen == "triton":
+        out = load_triton_op().dag_attention_triton(q, k, v, parents, scale)
+    else:
+        out = dag_attention_reference(q, k, v, parents, scale)
+    return out.squeeze(1) if squeeze else out

@@ -1,0 +1,113 @@
+"""The multi-head DAGAttention module."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from dag_attention import DAGAttention, dag_attention
+from dag_attention._testing import brute_force, make_parents
+
+
+def _module(dim=12, heads=3, *, bias=True, seed=0):
+    torch.manual_seed(seed)  # test-only: module init draws from the global generator
+    return DAGAttention(dim, heads, bias=bias, backend="reference")
+
+
+def test_shapes_and_parameters():
+    module = _module()
+    x = torch.randn(2, 5, 7, 12)
+    parents = make_parents("random", 2, 7, generator=torch.Generator().manual_seed(1))
+    assert module(x, parents).shape == (2, 5, 7, 12)
+    assert module.head_dim == 4
+    assert sum(p.numel() for p in module.parameters()) == 4 * (12 * 12 + 12)
+    assert sum(p.numel() for p in _module(bias=False).parameters()) == 4 * 12 * 12
+
+
+def test_equals_projections_around_the_brute_force_op():
+    module = _module(dim=8, heads=2)
+    generator = torch.Generator().manual_seed(2)
+    x, context = torch.randn(2, 3, 5, 8, generator=generator), torch.randn(2, 3, 5, 8, generator=generator)
+    parents = make_parents("random", 2, 5, generator=generator)
+    with torch.no_grad():
+        q = module.to_q(x).reshape(2, 3, 5, 2, 4).transpose(2, 3)  # [b, s, h, d, e]
+        k, v = module.to_kv(context).reshape(2, 3, 5, 2, 2, 4).permute(3, 0, 1, 4, 2, 5)  # [2, b, s, h, d, e]
+        heads = brute_force(q, k, v, parents, 1 / math.sqrt(4)).float()  # [b, s, h, d, e]
+        expected = module.to_out(heads.transpose(2, 3).reshape(2, 3, 5, 8))
+        torch.testing.assert_close(module(x, parents, context=context), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_self_attention_uses_x_as_context():
+    module = _module()
+    x = torch.randn(1, 4, 6, 12)
+    parents = make_parents("chain", 1, 6, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(module(x, parents), module(x, parents, context=x), rtol=0, atol=0)
+
+
+def test_roots_see_only_the_output_bias_and_a_node_sees_only_its_parents():
+    module = _module()
+    x = torch.randn(1, 3, 5, 12)
+    parents = torch.zeros(1, 5, 5, dtype=torch.bool)
+    parents[0, 4, 1] = True  # 1 -> 4; every other node is a root
+    out = module(x, parents)
+    torch.testing.assert_close(out[:, :, 0], module.to_out.bias.expand(1, 3, 12), rtol=0, atol=0)
+    moved = x.clone()
+    moved[:, :, [0, 2, 3]] += 1.0  # neither node 4 nor its parent 1
+    torch.testing.assert_close(module(moved, parents)[:, :, 4], out[:, :, 4], rtol=0, atol=0)
+
+
+def test_gradients_reach_every_projection():
+    module = _module()
+    x = torch.randn(2, 3, 4, 12, requires_grad=True)
+    parents = make_parents("complete", 2, 4, generator=torch.Generator().manual_seed(4))
+    module(x, parents).square().sum().backward()
+    for name, parameter in module.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+    assert torch.isfinite(x.grad).all()
+
+
+def test_matches_a_plain_dag_attention_call_in_half_precision():
+    module = _module().to(torch.bfloat16)
+    x = torch.randn(1, 2, 5, 12, dtype=torch.bfloat16)
+    parents = make_parents("random", 1, 5, generator=torch.Generator().manual_seed(5))
+    out = module(x, parents)
+    assert out.dtype == torch.bfloat16
+    q = module.to_q(x).unflatten(-1, (3, 4)).transpose(2, 3)
+    k, v = module.to_kv(x).unflatten(-1, (2, 3, 4)).permute(3, 0, 1, 4, 2, 5)
+    heads = dag_attention(q, k, v, parents, backend="reference").transpose(2, 3).flatten(-2)
+    torch.testing.assert_close(out, module.to_out(heads), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("dim", "heads", "message"),
+    [
+        (12, 5, "num_heads must be a positive int dividing dim = 12, got 5"),
+        (0, 1, "dim must be a positive int, got 0"),
+        (12, 0, "got 0"),
+    ],
+)
+def test_bad_constructor_arguments(dim, heads, message):
+    with pytest.raises(ValueError, match=message):
+        DAGAttention(dim, heads)
+
+
+def test_bad_forward_shapes():
+    module = _module()
+    parents = torch.zeros(1, 5, 5, dtype=torch.bool)
+    with pytest.raises(ValueError, match=r"x must have shape \[B, S, d, 12\], got \(1, 3, 5, 10\)"):
+        module(torch.randn(1, 3, 5, 10), parents)
+    with pytest.raises(
+        ValueError, match=r"context must have the shape of x, \(1, 3, 5, 12\), got \(1, 2, 5, 12\)"
+    ):
+        module(torch.randn(1, 3, 5, 12), parents, context=torch.randn(1, 2, 5, 12))
+    with pytest.raises(ValueError, match=r"parents must have shape \[B, d, d\] = \(1, 5, 5\)"):
+        module(torch.randn(1, 3, 5, 12), torch.zeros(1, 4, 4, dtype=torch.bool))
+
+
+def test_is_an_nn_module_with_a_readable_repr():
+    module = _module()
+    assert isinstance(module, nn.Module)
+    assert "to_q" in repr(module) and "to_kv" in repr(module) and "to_out" in repr(module)
