@@ -1,0 +1,246 @@
+"""Causal mechanisms: the functions `f_j(x_pa(j))` of an SCM, one per node.
+
+A `Mechanisms` object is built for one graph. `location(j, parent_values)` evaluates `f_j` on rows of the
+parents' values (`[n, p] -> [n]`, vectorized over rows); `combine` turns parent values and the node's noise
+into the node's value and `invert` recovers the noise. The SCM calls exactly these functions both when it
+generates data and when it evaluates `F(x)`, so `X == F(X) + N` holds bit for bit for additive noise.
+
+Families (DESIGN section 5.1):
+
+- linear: `f_j = b_j + sum_i W_ij x_i`;
+- random Fourier features (RFF): `f_j = b_j + o_j sqrt(2 / M) sum_m c_m cos(<w_m, x_pa(j)> / l_j + theta_m)`
+  with `w_m ~ N(0, I)`, `c ~ N(0, I)`, `theta ~ U(0, 2 pi)`, `M = 100`;
+- heteroscedastic RFF: `X_j = f_j(x_pa) + s_j(x_pa) N_j` with `s_j = 0.1 + softplus(g_j(x_pa))` and `g_j` a
+  second RFF function (length scale as `f_j`, output scale 1, no bias).
+
+The RFF features are evaluated in float32 (numpy's float64 cosine is not vectorized and would dominate the
+cost); the function `F` is *defined* as this computation, and the result is returned in float64.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from scm_gen._checks import check_int, check_range
+
+MECHANISM_KINDS = ("linear", "rff", "rff_hetero")
+NUM_RANDOM_FEATURES = 100
+HETERO_SCALE_FLOOR = 0.1
+
+
+def parents_of(adjacency: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Parents of every node: the nonzero rows of each column of `adjacency`."""
+    return tuple(np.flatnonzero(adjacency[:, node]) for node in range(adjacency.shape[0]))
+
+
+class Mechanisms(ABC):
+    """The mechanisms of every node of one graph."""
+
+    heteroscedastic: bool = False
+
+    def __init__(self, adjacency: np.ndarray) -> None:
+        self.adjacency = np.asarray(adjacency, dtype=np.int8)
+        self.parents = parents_of(self.adjacency)
+
+    @property
+    def num_nodes(self) -> int:
+        return self.adjacency.shape[0]
+
+    @abstractmethod
+    def location(self, node: int, parent_values: np.ndarray) -> np.ndarray:
+        """`f_node` on rows of its parents' values: `[n, p] -> [n]` float64."""
+
+    def combine(self, node: int, parent_values: np.ndarray, noise: np.ndarray) -> np.ndarray:
+        """The node's value from its parents' values `[n, p]` and its noise `[n]`: additive by default."""
+        return self.location(node, parent_values) + noise
+
+    def invert(self, node: int, parent_values: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """The noise `[n]` that `combine` turns into `values` `[n]`."""
+        return values - self.location(node, parent_values)
+
+    def describe(self) -> dict:
+        """JSON-friendly parameters, for metadata."""
+        return {"kind": type(self).__name__}
+
+
+class LinearMechanisms(Mechanisms):
+    """`f_j(x) = bias[j] + sum_i weights[i, j] x_i` over the parents `i` of `j`."""
+
+    def __init__(self, adjacency: np.ndarray, weights: np.ndarray, bias: np.ndarray) -> None:
+        super().__init__(adjacency)
+        self.weights = np.where(self.adjacency != 0, np.asarray(weights, dtype=np.float64), 0.0)  # [d, d]
+        self.bias = np.asarray(bias, dtype=np.float64)  # [d]
+        self._columns = [
+            np.ascontiguousarray(self.weights[parents, node]) for node, parents in enumerate(self.parents)
+        ]
+
+    @classmethod
+    def sample(
+        cls,
+        adjacency: np.ndarray,
+        rng: np.random.Generator,
+        *,
+        weight_range: tuple[float, float],
+        bias_range: tuple[float, float],
+    ) -> LinearMechanisms:
+        """Weights `+-U(weight_range)` (random sign), bias `U(bias_range)`."""
+        low, high = check_range("weight_range", weight_range)
+        bias_low, bias_high = check_range("bias_range", bias_range)
+        num_nodes = adjacency.shape[0]
+        magnitude = rng.uniform(low, high, size=(num_nodes, num_nodes))
+        sign = np.where(rng.random((num_nodes, num_nodes)) < 0.5, -1.0, 1.0)
+        bias = rng.uniform(bias_low, bias_high, size=num_nodes)
+        return cls(adjacency, sign * magnitude, bias)
+
+    def location(self, node: int, parent_values: np.ndarray) -> np.ndarray:
+        if parent_values.shape[1] == 0:
+            return np.full(parent_values.shape[0], self.bias[node])
+        return parent_values @ self._columns[node] + self.bias[node]
+
+    def describe(self) -> dict:
+        return {"kind": "linear"}
+
+
+class RFFMechanisms(Mechanisms):
+    """Random Fourier feature mechanisms, see the module docstring.
+
+    Per node `j`: `frequencies[j]` `[p_j, M]` (the `w_m`, one column per feature), `phases[j]` `[M]`,
+    `coefficients[j]` `[M]`, and scalars `length_scales[j]`, `output_scales[j]`, `bias[j]`.
+    """
+
+    def __init__(
+        self,
+        adjacency: np.ndarray,
+        frequencies: list[np.ndarray],
+        phases: np.ndarray,
+        coefficients: np.ndarray,
+        length_scales: np.ndarray,
+        output_scales: np.ndarray,
+        bias: np.ndarray,
+    ) -> None:
+        super().__init__(adjacency)
+        self.frequencies = frequencies
+        self.phases = np.asarray(phases, dtype=np.float64)  # [d, M]
+        self.coefficients = np.asarray(coefficients, dtype=np.float64)  # [d, M]
+        self.length_scales = np.asarray(length_scales, dtype=np.float64)  # [d]
+        self.output_scales = np.asarray(output_scales, dtype=np.float64)  # [d]
+        self.bias = np.asarray(bias, dtype=np.float64)  # [d]
+        num_features = self.phases.shape[1]
+        # float32 working copies with the constants folded in: w / l, and o sqrt(2 / M) c.
+        self._frequencies32 = [
+            (np.asarray(w, dtype=np.float64) / self.length_scales[node]).astype(np.float32)
+            for node, w in enumerate(frequencies)
+        ]
+        self._phases32 = self.phases.astype(np.float32)
+        self._coefficients32 = (
+            self.coefficients * (self.output_scales[:, None] * np.sqrt(2.0 / num_features))
+        ).astype(np.float32)
+        # A root's mechanism is a constant: cos(theta_m) weighted, computed once with the same float32 ops.
+        self._root_values = np.array(
+            [
+                float(np.cos(self._phases32[node]) @ self._coefficients32[node])
+                for node in range(self.num_nodes)
+            ]
+        )
+
+    @classmethod
+    def sample(
+        cls,
+        adjacency: np.ndarray,
+        rng: np.random.Generator,
+        *,
+        length_scale_range: tuple[float, float],
+        output_scale_range: tuple[float, float],
+        bias_range: tuple[float, float],
+        num_features: int = NUM_RANDOM_FEATURES,
+    ) -> RFFMechanisms:
+        """Length scale, output scale and bias per node uniform in their ranges; features as in the paper."""
+        length_range = check_range("length_scale_range", length_scale_range)
+        output_range = check_range("output_scale_range", output_scale_range)
+        bias_range = check_range("bias_range", bias_range)
+        if length_range[0] <= 0:
+            raise ValueError(f"length_scale_range={length_scale_range!r} must be positive")
+        num_features = check_int("num_features", num_features, minimum=1)
+        num_nodes = adjacency.shape[0]
+        counts = (np.asarray(adjacency) != 0).sum(axis=0)  # [d] number of parents
+        all_frequencies = rng.standard_normal((int(counts.sum()), num_features))
+        frequencies = np.split(all_frequencies, np.cumsum(counts)[:-1])
+        coefficients = rng.standard_normal((num_nodes, num_features))
+        phases = rng.uniform(0.0, 2.0 * np.pi, size=(num_nodes, num_features))
+        length_scales = rng.uniform(*length_range, size=num_nodes)
+        output_scales = rng.uniform(*output_range, size=num_nodes)
+        bias = rng.uniform(*bias_range, size=num_nodes)
+        return cls(adjacency, frequencies, phases, coefficients, length_scales, output_scales, bias)
+
+    def features_sum(self, node: int, parent_values: np.ndarray) -> np.ndarray:
+        """`o_j sqrt(2 / M) sum_m c_m cos(<w_m, x> / l_j + theta_m)`, `[n, p] -> [n]` float64."""
+        if parent_values.shape[1] == 0:
+            return np.full(parent_values.shape[0], self._root_values[node])
+        phase = parent_values.astype(np.float32) @ self._frequencies32[node]  # [n, M]
+        phase += self._phases32[node]
+        np.cos(phase, out=phase)
+        return (phase @ self._coefficients32[node]).astype(np.float64)  # [n]
+
+    def location(self, node: int, parent_values: np.ndarray) -> np.ndarray:
+        return self.features_sum(node, parent_values) + self.bias[node]
+
+    def describe(self) -> dict:
+        return {"kind": "rff", "num_features": int(self.phases.shape[1])}
+
+
+class HeteroscedasticRFFMechanisms(Mechanisms):
+    """`X_j = f_j(x_pa) + s_j(x_pa) N_j`, `f` and `g` RFF mechanisms, `s_j = 0.1 + softplus(g_j)`."""
+
+    heteroscedastic = True
+
+    def __init__(self, location: RFFMechanisms, log_scale: RFFMechanisms) -> None:
+        super().__init__(location.adjacency)
+        self.location_mechanisms = location
+        self.scale_mechanisms = log_scale
+
+    @classmethod
+    def sample(
+        cls,
+        adjacency: np.ndarray,
+        rng: np.random.Generator,
+        *,
+        length_scale_range: tuple[float, float],
+        output_scale_range: tuple[float, float],
+        bias_range: tuple[float, float],
+        num_features: int = NUM_RANDOM_FEATURES,
+    ) -> HeteroscedasticRFFMechanisms:
+        location = RFFMechanisms.sample(
+            adjacency,
+            rng,
+            length_scale_range=length_scale_range,
+            output_scale_range=output_scale_range,
+            bias_range=bias_range,
+            num_features=num_features,
+        )
+        scale = RFFMechanisms.sample(
+            adjacency,
+            rng,
+            length_scale_range=length_scale_range,
+            output_scale_range=(1.0, 1.0),
+            bias_range=(0.0, 0.0),
+            num_features=num_features,
+        )
+        return cls(location, scale)
+
+    def location(self, node: int, parent_values: np.ndarray) -> np.ndarray:
+        return self.location_mechanisms.location(node, parent_values)
+
+    def scale(self, node: int, parent_values: np.ndarray) -> np.ndarray:
+        """`s_j(x_pa) > 0`, `[n, p] -> [n]`."""
+        return HETERO_SCALE_FLOOR + np.logaddexp(0.0, self.scale_mechanisms.location(node, parent_values))
+
+    def combine(self, node: int, parent_values: np.ndarray, noise: np.ndarray) -> np.ndarray:
+        return self.location(node, parent_values) + self.scale(node, parent_values) * noise
+
+    def invert(self, node: int, parent_values: np.ndarray, values: np.ndarray) -> np.ndarray:
+        return (values - self.location(node, parent_values)) / self.scale(node, parent_values)
+
+    def describe(self) -> dict:
+        return {"kind": "rff_hetero", "num_features": int(self.location_mechanisms.phases.shape[1])}

@@ -1,0 +1,182 @@
+"""The structural causal model: sampling, interventions, abduction and counterfactuals.
+
+`X_j = f_j(X_pa(j)) + N_j` (or `f_j + s_j N_j` for heteroscedastic mechanisms) over a DAG. Generation visits
+the nodes in topological order and is vectorized over samples: one call of the node's mechanism per node.
+A hard intervention `do(X_i = a)` replaces `f_i` by the constant `a` (a float, or one value per row).
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+from scm_gen._checks import check_finite_array, check_int
+from scm_gen.graphs import topological_order, validate_adjacency
+from scm_gen.mechanisms import Mechanisms
+from scm_gen.noise import NoiseModel
+
+Interventions = dict[int, "float | np.ndarray"]
+
+REFERENCE_SAMPLES = 1000  # rows drawn to estimate a node's quantiles when no reference data is given
+
+
+class SCM:
+    """An additive (or heteroscedastic) noise model over a DAG.
+
+    `adjacency[i, j] = 1` means `i -> j`. `metadata` holds JSON-friendly facts about how it was made.
+    """
+
+    def __init__(
+        self,
+        adjacency: Any,
+        mechanisms: Mechanisms,
+        noise: NoiseModel,
+        *,
+        metadata: dict | None = None,
+    ) -> None:
+        self.adjacency = validate_adjacency(adjacency)
+        if not np.array_equal(self.adjacency, mechanisms.adjacency) or noise.num_nodes != self.num_nodes:
+            raise ValueError(
+                "mechanisms and noise must be built for the same graph as adjacency "
+                f"({self.num_nodes} nodes, {int(self.adjacency.sum())} edges)"
+            )
+        self.mechanisms_model = mechanisms
+        self.noise_model = noise
+        self.topological_order = topological_order(self.adjacency)
+        self.parents = mechanisms.parents
+        self.metadata = dict(metadata or {})
+
+    @property
+    def num_nodes(self) -> int:
+        return self.adjacency.shape[0]
+
+    @property
+    def heteroscedastic(self) -> bool:
+        return self.mechanisms_model.heteroscedastic
+
+    def sample_noise(self, num_samples: int, rng: np.random.Generator) -> np.ndarray:
+        """Fresh noise rows `[n, d]` float64."""
+        num_samples = check_int("num_samples", num_samples, minimum=1)
+        return self.noise_model.draw(num_samples, rng)
+
+    def generate(self, noise: np.ndarray, interventions: Interventions | None = None) -> np.ndarray:
+        """Push noise rows `[n, d]` through the SCM (under the interventions, if any): data `[n, d]`."""
+        noise = self._check_rows("noise", noise)
+        clamp = self._check_interventions(interventions, noise.shape[0])
+        data = np.empty_like(noise)
+        for node in self.topological_order:
+            if node in clamp:
+                data[:, node] = clamp[node]
+            else:
+                parent_values = data[:, self.parents[node]]
+                data[:, node] = self.mechanisms_model.combine(node, parent_values, noise[:, node])
+        return data
+
+    def mechanisms(self, x: np.ndarray) -> np.ndarray:
+        """The exact `F(x)` row-wise, `[n, d] -> [n, d]`: column `j` is `f_j(x_pa(j))` (no intervention)."""
+        x = self._check_rows("x", x)
+        out = np.empty_like(x)
+        for node in range(self.num_nodes):
+            out[:, node] = self.mechanisms_model.location(node, x[:, self.parents[node]])
+        return out
+
+    def abduct(self, x: np.ndarray) -> np.ndarray:
+        """The noise `N` `[n, d]` with `generate(N) == x` (up to rounding): `x - F(x)` for additive noise."""
+        x = self._check_rows("x", x)
+        noise = np.empty_like(x)
+        for node in range(self.num_nodes):
+            noise[:, node] = self.mechanisms_model.invert(node, x[:, self.parents[node]], x[:, node])
+        return noise
+
+    def counterfactual(self, x: np.ndarray, interventions: Interventions) -> np.ndarray:
+        """What each factual row of `x` `[n, d]` would have been under `interventions`: `[n, d]`.
+
+        The noise of each row is abducted, then pushed through the intervened SCM. Nodes that are neither
+        intervened on nor descendants of an intervened node keep their factual values exactly.
+        """
+        x = self._check_rows("x", x)
+        clamp = self._check_interventions(interventions, x.shape[0])
+        affected = self.descendants(clamp)
+        out = x.copy()
+        for node in self.topological_order:
+            if not affected[node]:
+                continue
+            if node in clamp:
+                out[:, node] = clamp[node]
+                continue
+            noise = self.mechanisms_model.invert(node, x[:, self.parents[node]], x[:, node])
+            out[:, node] = self.mechanisms_model.combine(node, out[:, self.parents[node]], noise)
+        return out
+
+    def sample(
+        self,
+        num_samples: int,
+        rng: np.random.Generator,
+        interventions: Interventions | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Fresh rows and their noise, `([n, d], [n, d])`, under the interventions if any."""
+        noise = self.sample_noise(num_samples, rng)
+        return self.generate(noise, interventions), noise
+
+    def sample_intervention_value(
+        self, node: int, rng: np.random.Generator, *, reference: np.ndarray | None = None
+    ) -> float:
+        """A value drawn from `U(q10, q90)` of the node's observational marginal.
+
+        The quantiles come from `reference` (observational rows `[n, d]`) when given, otherwise from
+        1000 fresh observational rows drawn with `rng`.
+        """
+        node = check_int("node", node, minimum=0, maximum=self.num_nodes - 1)
+        if reference is None:
+            reference, _ = self.sample(REFERENCE_SAMPLES, rng)
+        else:
+            reference = self._check_rows("reference", reference)
+        low, high = np.quantile(reference[:, node], [0.1, 0.9])
+        return float(rng.uniform(low, high))
+
+    def descendants(self, nodes: Any) -> np.ndarray:
+        """`[d]` bool: the given nodes and every node reachable from them."""
+        marked = np.zeros(self.num_nodes, dtype=bool)
+        marked[list(nodes)] = True
+        for node in self.topological_order:
+            if not marked[node] and marked[self.parents[node]].any():
+                marked[node] = True
+        return marked
+
+    def _check_rows(self, name: str, rows: Any) -> np.ndarray:
+        rows = check_finite_array(name, rows, ndim=2)
+        if rows.shape[1] != self.num_nodes:
+            raise ValueError(
+                f"{name} must have shape [n, {self.num_nodes}] (one column per node), got {rows.shape}"
+            )
+        return rows.astype(np.float64, copy=False)
+
+    def _check_interventions(self, interventions: Any, num_rows: int) -> dict[int, float | np.ndarray]:
+        if interventions is None:
+            return {}
+        if not isinstance(interventions, dict):
+            raise ValueError(
+                f"interventions must be a dict {{node: value}}, got {type(interventions).__name__}"
+            )
+        checked: dict[int, float | np.ndarray] = {}
+        for node, value in interventions.items():
+            if (
+                isinstance(node, bool)
+                or not isinstance(node, numbers.Integral)
+                or not 0 <= node < self.num_nodes
+            ):
+                raise ValueError(
+                    f"intervention node {node!r} does not exist; allowed: integers 0 to {self.num_nodes - 1}"
+                )
+            array = np.asarray(value, dtype=np.float64) if not isinstance(value, str) else np.asarray(value)
+            if array.dtype.kind not in "biuf" or array.shape not in ((), (num_rows,)):
+                raise ValueError(
+                    f"intervention value for node {node} must be a number or an array of shape [{num_rows}] "
+                    f"(one value per row), got {value!r:.60}"
+                )
+            if not np.all(np.isfinite(array)):
+                raise ValueError(f"intervention value for node {node} must be finite, got NaN or infinity")
+            checked[int(node)] = float(array) if array.shape == () else array
+        return checked
