@@ -124,7 +124,7 @@ def table_from_user(
     if values.shape[1] == 0:
         raise ValueError(f"{parameter} has no columns; pass at least one variable")
     _check_finite(values, names, parameter)
-    return values, names
+    return np.ascontiguousarray(values), names
 
 
 def context_from_user(
@@ -171,4 +171,4 @@ def rows_like_context(data: object, columns: Sequence[Hashable], *, parameter: s
                 f"got {values.shape}"
             )
     _check_finite(values, columns, parameter)
-    return values
+    return np.ascontiguousarray(values)

@@ -1,0 +1,339 @@
+"""The inference API end to end: invariants that hold for any weights, and exactness against known SCMs.
+
+Two kinds of model: a tiny random-init ``CondFiPModel`` (invariants of the API, whatever the weights) and an
+oracle whose ``F_hat`` is the true mechanism of an scm-gen SCM (then every answer must equal scm-gen's).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+import scm_gen
+from condfip import CondFiP, InferredSCM
+from condfip.model import CondFiPConfig, CondFiPModel, DatasetEmbedding
+
+TINY = CondFiPConfig(
+    dim=16, num_heads=2, mlp_dim=32, encoder_pairs=1, embedding_pairs=1, decoder_blocks=2, num_anchor_rows=32
+)
+
+
+def tiny_model(seed: int = 0, config: CondFiPConfig = TINY) -> CondFiPModel:
+    """Random weights, every parameter perturbed: the default init zeroes gates, which would make F_hat
+    ignore the parents and the invariants below trivially true."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = CondFiPModel(config)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.3 * torch.randn(parameter.shape, generator=generator))
+    return model
+
+
+class OracleModel(nn.Module):
+    """Test double with the CondFiPModel interface: ``F_hat`` is the true ``F`` of ``scm`` in the standardized
+    units of a context with the given per-column ``mean`` and ``std``. Runs in float64."""
+
+    def __init__(self, scm: scm_gen.SCM, mean: np.ndarray, std: np.ndarray) -> None:
+        super().__init__()
+        self.scm, self.mean, self.std = scm, mean, std
+        self.config = CondFiPConfig()
+        self.anchor = nn.Parameter(torch.zeros(1, dtype=torch.float64))  # sets the dtype the API runs in
+
+    def embed(self, context, parents, *, sample_mask=None, chunk_size=None) -> DatasetEmbedding:
+        zeros = torch.zeros(context.shape[0], context.shape[2], 1, dtype=torch.float64)
+        return DatasetEmbedding(scale=zeros, position=zeros, condition=zeros)
+
+    def mechanisms(self, z, parents, embedding) -> torch.Tensor:
+        x = z[0].numpy() * self.std + self.mean
+        return torch.from_numpy((self.scm.mechanisms(x) - self.mean) / self.std)[None]
+
+
+@pytest.fixture(scope="module")
+def scm_and_rows():
+    rng = np.random.default_rng(7)
+    scm = scm_gen.sample_scm("in", "rff", 6, rng=rng, graph="er")
+    context, _ = scm.sample(150, rng)
+    query, query_noise = scm.sample(40, rng)
+    return scm, context, query, query_noise
+
+
+@pytest.fixture(scope="module")
+def inferred(scm_and_rows) -> InferredSCM:
+    scm, context, _, _ = scm_and_rows
+    return CondFiP(tiny_model()).infer(context, scm.adjacency)
+
+
+def descendants(adjacency: np.ndarray, node: int) -> set[int]:
+    return nx.descendants(nx.from_numpy_array(adjacency, create_using=nx.DiGraph), node)
+
+
+# ------------------------------------------------------------------------------- exact against the true SCM
+@pytest.mark.parametrize("mechanism", ["linear", "rff"])
+def test_oracle_model_reproduces_scm_gen_exactly(mechanism):
+    rng = np.random.default_rng(11)
+    scm = scm_gen.sample_scm("in", mechanism, 8, rng=rng, graph="er")
+    context, _ = scm.sample(200, rng)
+    query, query_noise = scm.sample(50, rng)
+    mean, std = context.mean(axis=0), context.std(axis=0)
+    inferred = CondFiP(OracleModel(scm, mean, std), device="cpu").infer(context, scm.adjacency)
+    node = int(scm.topological_order[2])
+    name = inferred.columns[node]
+
+    np.testing.assert_allclose(inferred.noise(query).to_numpy(), query_noise, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(
+        inferred.predict(query).to_numpy(), scm.mechanisms(query), rtol=1e-9, atol=1e-9
+    )
+    np.testing.assert_allclose(inferred.generate(query_noise).to_numpy(), query, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(
+        inferred.generate(query_noise, {name: 1.5}).to_numpy(),
+        scm.generate(query_noise, {node: 1.5}),
+        rtol=1e-9,
+        atol=1e-9,
+    )
+    np.testing.assert_allclose(
+        inferred.counterfactual_samples({name: -0.5}, query).to_numpy(),
+        scm.counterfactual(query, {node: -0.5}),
+        rtol=1e-9,
+        atol=1e-9,
+    )
+
+
+def test_oracle_fresh_samples_follow_the_scm():
+    rng = np.random.default_rng(3)
+    scm = scm_gen.sample_scm("in", "linear", 5, rng=rng, graph="er")
+    context, _ = scm.sample(4000, rng)
+    inferred = CondFiP(OracleModel(scm, context.mean(axis=0), context.std(axis=0))).infer(
+        context, scm.adjacency
+    )
+    samples = inferred.sample(4000, seed=0).to_numpy()
+    # same marginals as the SCM, to sampling error: means within 0.1 std, stds within 10 %
+    np.testing.assert_allclose(
+        samples.mean(axis=0), context.mean(axis=0), atol=0.1 * context.std(axis=0).max()
+    )
+    np.testing.assert_allclose(samples.std(axis=0), context.std(axis=0), rtol=0.1)
+
+
+# ------------------------------------------------------------------------------- invariants for any weights
+def test_counterfactual_without_intervention_returns_the_rows(inferred, scm_and_rows):
+    _, context, query, _ = scm_and_rows
+    np.testing.assert_allclose(
+        inferred.counterfactual_samples({}, query).to_numpy(), query, rtol=1e-12, atol=1e-12
+    )
+    np.testing.assert_allclose(
+        inferred.generate(inferred.noise()).to_numpy(), context, rtol=1e-12, atol=1e-12
+    )
+
+
+def test_counterfactual_keeps_non_descendants_and_moves_descendants(inferred, scm_and_rows):
+    scm, _, query, _ = scm_and_rows
+    node = int(scm.topological_order[0])
+    below = descendants(scm.adjacency, node)
+    assert below, "the test graph needs a node with descendants"
+    counterfactual = inferred.counterfactual_samples({inferred.columns[node]: 3.0}, query).to_numpy()
+    unaffected = [j for j in range(scm.num_nodes) if j not in below and j != node]
+    np.testing.assert_allclose(counterfactual[:, unaffected], query[:, unaffected], rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(counterfactual[:, node], 3.0)
+    assert np.abs(counterfactual[:, sorted(below)] - query[:, sorted(below)]).max() > 1e-3
+
+
+@pytest.mark.parametrize(
+    "make_value",
+    [
+        lambda rows: 2.5,
+        lambda rows: np.linspace(-1, 1, len(rows)),
+        lambda rows: lambda current: current + 1.0,
+    ],
+    ids=["constant", "array", "callable"],
+)
+def test_intervened_nodes_hold_their_values(inferred, scm_and_rows, make_value):
+    scm, _, query, _ = scm_and_rows
+    first_index, second_index = (int(j) for j in scm.topological_order[:2])
+    first, second = inferred.columns[first_index], inferred.columns[second_index]
+    value = make_value(query)
+    expected = value(query[:, first_index]) if callable(value) else np.broadcast_to(value, (len(query),))
+    for result in (
+        inferred.counterfactual_samples({first: value, second: -4.0}, query),
+        inferred.interventional_samples({first: value, second: -4.0}, data=query),
+    ):
+        np.testing.assert_allclose(result[first].to_numpy(), expected, rtol=1e-12, atol=1e-12)
+        np.testing.assert_array_equal(result[second].to_numpy(), -4.0)
+    fresh = inferred.interventional_samples({second: -4.0, first: 2.5}, n=len(query), seed=1)
+    np.testing.assert_array_equal(fresh[[first, second]].to_numpy(), np.tile([2.5, -4.0], (len(query), 1)))
+
+
+def test_callable_sees_the_value_without_intervention(inferred):
+    shifted = inferred.interventional_samples({"x0": lambda current: current + 10.0}, n=30, seed=5)
+    observational = inferred.sample(30, seed=5)
+    np.testing.assert_allclose(shifted["x0"].to_numpy(), observational["x0"].to_numpy() + 10.0, rtol=1e-12)
+
+
+def test_same_seed_same_rows_and_different_seed_different_rows(inferred):
+    for noise_model in ("empirical", "gaussian"):
+        first = inferred.sample(25, seed=3, noise_model=noise_model)
+        pd.testing.assert_frame_equal(first, inferred.sample(25, seed=3, noise_model=noise_model))
+        assert not np.allclose(
+            first.to_numpy(), inferred.sample(25, seed=4, noise_model=noise_model).to_numpy()
+        )
+    pd.testing.assert_frame_equal(
+        inferred.interventional_samples({"x2": 0.0}, n=10, seed=8),
+        inferred.interventional_samples({"x2": 0.0}, n=10, seed=8),
+    )
+
+
+def test_empirical_noise_stays_within_the_abducted_range(inferred):
+    generated = inferred.sample(500, seed=0)
+    abducted = inferred.noise()
+    fresh_noise = inferred.noise(generated)
+    assert (fresh_noise.min() >= abducted.min() - 1e-9).all()
+    assert (fresh_noise.max() <= abducted.max() + 1e-9).all()
+
+
+def test_dataframe_and_array_inputs_agree(scm_and_rows):
+    scm, context, query, _ = scm_and_rows
+    names = [f"gene_{j}" for j in range(scm.num_nodes)]
+    model = CondFiP(tiny_model())
+    frame = pd.DataFrame(context, columns=names)
+    graph = nx.DiGraph([(names[i], names[j]) for i, j in zip(*np.nonzero(scm.adjacency), strict=True)])
+    graph.add_nodes_from(names)
+    from_frame = model.infer(frame, graph)
+    from_array = model.infer(context, scm.adjacency, columns=names)
+    assert from_frame.columns == from_array.columns == names
+    pd.testing.assert_frame_equal(from_frame.noise(query), from_array.noise(query))
+    pd.testing.assert_frame_equal(from_frame.sample(20, seed=2), from_array.sample(20, seed=2))
+    # query columns given in another order are matched by name
+    shuffled = pd.DataFrame(query, columns=names)[names[::-1]]
+    pd.testing.assert_frame_equal(from_frame.predict(shuffled), from_array.predict(query))
+
+
+def test_standardization_is_undone_exactly(scm_and_rows):
+    """Units do not matter: a positive affine change of every column changes every answer the same way."""
+    scm, context, query, _ = scm_and_rows
+    scale = np.array([1.0, 1e3, 0.01, 7.0, 2.0, 1e-4])
+    shift = np.array([0.0, -5e4, 3.0, 1.0, 1e6, -2.0])
+    model = CondFiP(tiny_model())
+    base = model.infer(context, scm.adjacency)
+    moved = model.infer(context * scale + shift, scm.adjacency)
+    tol = {"rtol": 1e-6, "atol": 1e-9}
+    np.testing.assert_allclose(
+        moved.noise(query * scale + shift).to_numpy(), base.noise(query).to_numpy() * scale, **tol
+    )
+    np.testing.assert_allclose(
+        moved.sample(30, seed=1).to_numpy(), base.sample(30, seed=1).to_numpy() * scale + shift, **tol
+    )
+    np.testing.assert_allclose(
+        moved.interventional_samples({"x1": 2.0 * scale[1] + shift[1]}, n=30, seed=1).to_numpy(),
+        base.interventional_samples({"x1": 2.0}, n=30, seed=1).to_numpy() * scale + shift,
+        **tol,
+    )
+    pd.testing.assert_series_equal(moved.std, base.std * scale)
+
+
+def test_chunked_and_one_shot_embeddings_agree(scm_and_rows):
+    scm, context, query, _ = scm_and_rows
+    model = CondFiP(tiny_model())
+    one_shot = model.infer(context, scm.adjacency, chunk_size=10_000)
+    chunked = model.infer(context, scm.adjacency, chunk_size=7)
+    for field in dataclasses.fields(DatasetEmbedding):
+        torch.testing.assert_close(
+            getattr(chunked._runner.embedding, field.name), getattr(one_shot._runner.embedding, field.name)
+        )
+    np.testing.assert_allclose(
+        chunked.noise(query).to_numpy(), one_shot.noise(query).to_numpy(), rtol=1e-5, atol=1e-5
+    )
+
+
+def test_infer_batch_equals_one_by_one():
+    rng = np.random.default_rng(5)
+    datasets = []
+    for num_nodes, num_rows in [(4, 60), (7, 90), (5, 33), (7, 50), (3, 120)]:
+        scm = scm_gen.sample_scm("in", "rff", num_nodes, rng=rng, graph="er")
+        datasets.append((scm.sample(num_rows, rng)[0], scm.adjacency))
+    model = CondFiP(tiny_model())
+    batched = model.infer_batch(datasets, batch_size=3)
+    assert len(batched) == len(datasets)
+    for (data, graph), together in zip(datasets, batched, strict=True):
+        alone = model.infer(data, graph)
+        assert together.columns == alone.columns
+        for field in dataclasses.fields(DatasetEmbedding):
+            torch.testing.assert_close(
+                getattr(together._runner.embedding, field.name),
+                getattr(alone._runner.embedding, field.name),
+                rtol=1e-4,
+                atol=1e-5,
+            )
+        np.testing.assert_allclose(
+            together.noise().to_numpy(), alone.noise().to_numpy(), rtol=1e-4, atol=1e-4
+        )
+
+
+def test_longest_path_plus_one_iterations_equal_d_iterations():
+    # 8 nodes, longest path 0 -> 2 -> 5 -> 7 (3 edges): 4 iterations instead of 8
+    edges = [(0, 2), (1, 2), (2, 5), (3, 5), (5, 7), (4, 6), (0, 6), (1, 7)]
+    adjacency = np.zeros((8, 8), dtype=np.int8)
+    adjacency[tuple(np.array(edges).T)] = 1
+    rng = np.random.default_rng(0)
+    inferred = CondFiP(tiny_model()).infer(rng.normal(size=(100, 8)), adjacency)
+    assert inferred.num_iterations == 4
+    noise = rng.normal(size=(30, 8))
+    runner = inferred._runner
+    exact = runner.fixed_point(noise, 8)
+    np.testing.assert_allclose(runner.fixed_point(noise, inferred.num_iterations), exact, rtol=0, atol=1e-12)
+    # one iteration fewer does not reach the fixed point: the check above can fail
+    assert np.abs(runner.fixed_point(noise, 3) - exact).max() > 1e-4
+
+
+def test_outputs_are_frames_with_the_input_columns_and_index(inferred, scm_and_rows):
+    scm, _, query, _ = scm_and_rows
+    frame = pd.DataFrame(query, columns=inferred.columns, index=pd.RangeIndex(100, 100 + len(query)))
+    for result in (
+        inferred.noise(frame),
+        inferred.predict(frame),
+        inferred.counterfactual_samples({"x0": 1.0}, frame),
+    ):
+        assert list(result.columns) == inferred.columns
+        pd.testing.assert_index_equal(result.index, frame.index)
+    assert list(inferred.sample(4, seed=0).columns) == ["x0", "x1", "x2", "x3", "x4", "x5"]
+    assert inferred.noise().shape == (150, 6)
+    assert set(inferred.graph.edges) == {
+        (f"x{i}", f"x{j}") for i, j in zip(*np.nonzero(scm.adjacency), strict=True)
+    }
+    assert list(inferred.to_networkx().nodes) == inferred.columns
+    inferred.graph.add_edge("x0", "new")  # a copy: the SCM's graph is unchanged
+    assert "new" not in inferred.graph
+
+
+def test_noise_of_rows_does_not_depend_on_the_other_rows(inferred, scm_and_rows):
+    _, _, query, _ = scm_and_rows
+    np.testing.assert_allclose(
+        inferred.noise(query[5:9]).to_numpy(), inferred.noise(query).to_numpy()[5:9], rtol=1e-6
+    )
+
+
+def test_device_auto_is_cpu_without_cuda():
+    model = CondFiP(tiny_model(), device="auto")
+    assert model.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="device"):
+        CondFiP(tiny_model(), device="quantum")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu(scm_and_rows):
+    scm, context, query, _ = scm_and_rows
+    on_cpu = CondFiP(tiny_model(), device="cpu").infer(context, scm.adjacency)
+    on_gpu = CondFiP(tiny_model(), device="cuda").infer(context, scm.adjacency)
+    np.testing.assert_allclose(
+        on_gpu.noise(query).to_numpy(), on_cpu.noise(query).to_numpy(), rtol=1e-3, atol=1e-3
+    )
+    pd.testing.assert_frame_equal(
+        on_gpu.interventional_samples({"x0": 0.5}, n=20, seed=1),
+        on_gpu.interventional_samples({"x0": 0.5}, n=20, seed=1),
+    )
