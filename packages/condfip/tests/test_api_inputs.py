@@ -1,0 +1,229 @@
+"""Bad input gets a ValueError that names the problem and the fix; every accepted graph format agrees."""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from condfip import CondFiP
+from condfip.api.sampling import sample_noise
+from condfip.model import CondFiPConfig, CondFiPModel
+
+TINY = dict(
+    dim=8, num_heads=2, mlp_dim=16, encoder_pairs=1, embedding_pairs=1, decoder_blocks=1, num_anchor_rows=16
+)
+CHAIN = np.array([[0, 1, 0], [0, 0, 1], [0, 0, 0]])  # a -> b -> c
+
+
+@pytest.fixture(scope="module")
+def model() -> CondFiP:
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return CondFiP(CondFiPModel(CondFiPConfig(**TINY)), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame(rng.normal(size=(30, 3)), columns=["a", "b", "c"])
+
+
+@pytest.fixture(scope="module")
+def inferred(model, frame):
+    return model.infer(frame, CHAIN)
+
+
+# ----------------------------------------------------------------------------------------------- the data
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_values(model, frame, bad):
+    data = frame.copy()
+    data.iloc[3, 1] = bad
+    with pytest.raises(ValueError, match=r"1 NaN or infinite values, in columns 'b' \(1\).*dropna"):
+        model.infer(data, CHAIN)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        model.infer(data.to_numpy(), CHAIN)
+
+
+def test_non_numeric_column(model, frame):
+    data = frame.assign(b=["low", "high"] * 15)
+    with pytest.raises(ValueError, match=r"column 'b' has dtype \w+, not a real number.*pd.to_numeric"):
+        model.infer(data, CHAIN)
+    with pytest.raises(ValueError, match="not real numbers"):
+        model.infer(data.to_numpy(), CHAIN)
+
+
+def test_boolean_column(model, frame):
+    data = frame.assign(c=frame["c"] > 0)
+    with pytest.raises(ValueError, match=r"column 'c' is boolean.*astype\(float\)"):
+        model.infer(data, CHAIN)
+    with pytest.raises(ValueError, match="boolean array"):
+        model.infer(frame.to_numpy() > 0, CHAIN)
+
+
+def test_constant_column(model, frame):
+    with pytest.raises(ValueError, match=r"columns \['a'\] are constant.*drop those columns"):
+        model.infer(frame.assign(a=0.1), CHAIN)
+
+
+@pytest.mark.parametrize("rows", [0, 1])
+def test_fewer_than_two_rows(model, frame, rows):
+    with pytest.raises(ValueError, match=f"data has {rows} row.*at least 2 rows"):
+        model.infer(frame.iloc[:rows], CHAIN)
+
+
+def test_array_shape_and_names(model, frame):
+    with pytest.raises(ValueError, match=r"must be 2-D .* shape \(30,\).*reshape"):
+        model.infer(frame["a"].to_numpy(), [])
+    with pytest.raises(ValueError, match="columns has 2 names but data has 3 columns"):
+        model.infer(frame.to_numpy(), CHAIN, columns=["a", "b"])
+    with pytest.raises(ValueError, match=r"duplicate column names \['a'\]"):
+        model.infer(frame.to_numpy(), CHAIN, columns=["a", "a", "c"])
+    with pytest.raises(ValueError, match="DataFrame carries its own column names"):
+        model.infer(frame, CHAIN, columns=["a", "b", "c"])
+
+
+def test_two_rows_are_enough(model, frame):
+    assert model.infer(frame.iloc[:2], CHAIN).noise().shape == (2, 3)
+
+
+# ---------------------------------------------------------------------------------------------- the graph
+def test_every_graph_format_gives_the_same_adjacency(model, frame):
+    digraph = nx.DiGraph([("a", "b"), ("b", "c")])
+    labelled = pd.DataFrame(CHAIN, index=["a", "b", "c"], columns=["a", "b", "c"]).loc[
+        ["c", "a", "b"], ["b", "c", "a"]
+    ]
+    formats = [
+        digraph,
+        CHAIN,
+        CHAIN.astype(bool),
+        CHAIN.tolist(),
+        labelled,
+        pd.DataFrame(CHAIN, columns=["a", "b", "c"]),  # unlabelled rows: the column order
+        [("a", "b"), ("b", "c")],
+        np.array([["a", "b"], ["b", "c"]]),
+        pd.DataFrame({"source": ["a", "b"], "target": ["b", "c"]}),
+    ]
+    for graph in formats:
+        np.testing.assert_array_equal(model.infer(frame, graph).adjacency, CHAIN, err_msg=repr(graph))
+
+
+def test_edge_list_leaves_other_columns_isolated(model, frame):
+    assert model.infer(frame, [("a", "c")]).adjacency.sum() == 1
+    assert model.infer(frame, []).adjacency.sum() == 0
+
+
+def test_graph_nodes_not_in_columns(model, frame):
+    with pytest.raises(ValueError, match=r"graph nodes \['z'\] are not columns of the data"):
+        model.infer(frame, nx.DiGraph([("a", "b"), ("b", "c"), ("c", "z")]))
+    with pytest.raises(ValueError, match=r"graph nodes \['z'\] are not columns"):
+        model.infer(frame, [("a", "z")])
+
+
+def test_columns_missing_from_the_graph(model, frame):
+    with pytest.raises(ValueError, match=r"data columns \['c'\] are missing from the graph.*add_node"):
+        model.infer(frame, nx.DiGraph([("a", "b")]))
+
+
+def test_cycle_is_named(model, frame):
+    with pytest.raises(ValueError, match=r"cycle 'a' -> 'b' -> 'c' -> 'a'.*remove one of these edges"):
+        model.infer(frame, [("a", "b"), ("b", "c"), ("c", "a")])
+
+
+def test_self_loop(model, frame):
+    with pytest.raises(ValueError, match="self-loop on 'b'"):
+        model.infer(frame, nx.DiGraph([("a", "b"), ("b", "b"), ("b", "c")]))
+
+
+def test_non_square_adjacency(model, frame):
+    with pytest.raises(ValueError, match=r"must be square \[d, d\], got shape \(3, 2\)"):
+        model.infer(frame, np.zeros((3, 2)))
+    with pytest.raises(ValueError, match=r"must be square, got shape \(3, 2\)"):
+        model.infer(frame, pd.DataFrame(np.zeros((3, 2)), columns=["a", "b"]))
+    with pytest.raises(ValueError, match="adjacency is 2x2 but the data has 3 columns"):
+        model.infer(frame, np.zeros((2, 2)))
+
+
+def test_other_graph_mistakes(model, frame):
+    with pytest.raises(ValueError, match="undirected"):
+        model.infer(frame, nx.Graph([("a", "b")]))
+    with pytest.raises(ValueError, match="entry 1 is 'bc'"):
+        model.infer(frame, [("a", "b"), "bc"])
+    with pytest.raises(ValueError, match="NaN or infinite entries"):
+        model.infer(frame, np.full((3, 3), np.nan))
+    with pytest.raises(ValueError, match="type str is not understood"):
+        model.infer(frame, "a -> b")
+
+
+def test_more_nodes_than_the_checkpoint_supports(frame):
+    limited = CondFiP(CondFiPModel(CondFiPConfig(**TINY, max_nodes=2)))
+    with pytest.raises(ValueError, match="data has 3 columns but this checkpoint supports at most 2 nodes"):
+        limited.infer(frame, CHAIN)
+    with pytest.raises(ValueError, match=r"datasets\[1\]: data has 3 columns"):
+        limited.infer_batch([(frame[["a", "b"]], [("a", "b")]), (frame, CHAIN)])
+
+
+# ----------------------------------------------------------------------------------------- interventions
+def test_intervention_on_unknown_node(inferred, frame):
+    with pytest.raises(
+        ValueError, match=r"unknown node 'd'; intervene on one of the columns \['a', 'b', 'c'\]"
+    ):
+        inferred.interventional_samples({"d": 1.0}, n=5)
+    with pytest.raises(ValueError, match="unknown node 0"):
+        inferred.counterfactual_samples({0: 1.0}, frame)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, [1.0, np.nan] * 15])
+def test_non_finite_intervention_value(inferred, frame, value):
+    with pytest.raises(ValueError, match="intervention value for 'b' is not finite"):
+        inferred.counterfactual_samples({"b": value}, frame)
+
+
+def test_bad_intervention_values(inferred, frame):
+    with pytest.raises(ValueError, match="is not finite"):
+        inferred.counterfactual_samples({"b": lambda current: current * np.inf}, frame)
+    with pytest.raises(ValueError, match="has 3 entries but there are 30 rows"):
+        inferred.counterfactual_samples({"b": [1.0, 2.0, 3.0]}, frame)
+    with pytest.raises(ValueError, match="give a number, an array"):
+        inferred.counterfactual_samples({"b": "high"}, frame)
+    with pytest.raises(ValueError, match="must be a dict"):
+        inferred.counterfactual_samples([("b", 1.0)], frame)
+
+
+def test_sampling_arguments(inferred, frame):
+    with pytest.raises(ValueError, match="exactly one of n .* or data"):
+        inferred.interventional_samples({"a": 1.0})
+    with pytest.raises(ValueError, match="exactly one of n"):
+        inferred.interventional_samples({"a": 1.0}, n=3, data=frame)
+    with pytest.raises(ValueError, match="n must be a positive int"):
+        inferred.sample(0)
+    with pytest.raises(ValueError, match="seed must be a non-negative int"):
+        inferred.sample(3, seed=-1)
+    with pytest.raises(ValueError, match="noise_model must be one of"):
+        inferred.sample(3, noise_model="uniform")
+
+
+def test_query_rows_must_match_the_columns(inferred, frame):
+    with pytest.raises(ValueError, match=r"missing \['c'\], unexpected \['d'\]"):
+        inferred.noise(frame.rename(columns={"c": "d"}))
+    with pytest.raises(ValueError, match=r"noise must have shape \[rows, 3\]"):
+        inferred.generate(np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        inferred.predict(np.full((2, 3), np.nan))
+
+
+def test_empirical_noise_matches_the_abducted_quantiles():
+    rng = np.random.default_rng(0)
+    abducted = np.column_stack([rng.exponential(size=500), rng.normal(size=500)])
+    draws = sample_noise(abducted, 100_000, np.random.default_rng(1))
+    quantiles = [0.05, 0.25, 0.5, 0.75, 0.95]
+    np.testing.assert_allclose(
+        np.quantile(draws, quantiles, axis=0), np.quantile(abducted, quantiles, axis=0), atol=0.03
+    )
+    assert (draws.min(axis=0) >= abducted.min(axis=0)).all() and (
+        draws.max(axis=0) <= abducted.max(axis=0)
+    ).all()
+    gaussian = sample_noise(abducted, 100_000, np.random.default_rng(1), "gaussian")
+    np.testing.assert_allclose(gaussian.std(axis=0), abducted.std(axis=0), rtol=0.02)
