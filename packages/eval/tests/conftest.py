@@ -6,6 +6,10 @@ import sys
 
 import numpy as np
 import pytest
+import torch
+
+# Small tensors on a shared 2-core machine: one thread avoids oversubscription (several times faster).
+torch.set_num_threads(1)
 
 # 0 -> 1, 0 -> 2, 1 -> 2, 3 isolated; node order already topological
 ADJACENCY = np.array(
