@@ -1,0 +1,77 @@
+"""One dataclass describing the Cond-FiP architecture, with the named configurations."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class CondFiPConfig:
+    """Sizes of the dataset encoder, the dataset embedding and the conditional fixed-point decoder.
+
+    ``num_anchor_rows``: attention over samples uses at most this many context rows as keys and values
+    (the anchors); every other row attends to them. Up to that many rows this is plain self-attention; beyond
+    it, each row depends only on itself and the anchors, so any context is processed in chunks of rows with
+    bounded memory, exactly.
+    """
+
+    dim: int = 256
+    num_heads: int = 8
+    mlp_dim: int = 512
+    encoder_pairs: int = 4
+    embedding_pairs: int = 2
+    decoder_blocks: int = 4
+    num_anchor_rows: int = 400
+    max_nodes: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("dim", "num_heads", "mlp_dim", "decoder_blocks", "num_anchor_rows"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"CondFiPConfig.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("encoder_pairs", "embedding_pairs"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"CondFiPConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if self.dim % self.num_heads:
+            raise ValueError(
+                f"CondFiPConfig.dim ({self.dim}) must be divisible by num_heads ({self.num_heads})"
+            )
+
+    @classmethod
+    def named(cls, name: str) -> CondFiPConfig:
+        """The named configurations: ``base`` (the paper's size) and ``small`` (trains on 2 CPU cores)."""
+        if name not in NAMED_CONFIGS:
+            raise ValueError(f"unknown config name {name!r}; expected one of {sorted(NAMED_CONFIGS)}")
+        return NAMED_CONFIGS[name]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> CondFiPConfig:
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown CondFiPConfig fields {unknown}; known fields are {sorted(known)}")
+        return cls(**values)
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> CondFiPConfig:
+        try:
+            values = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise ValueError(f"cannot read a CondFiPConfig from {path}: {error}") from error
+        return cls.from_dict(values.get("architecture", values))
+
+
+NAMED_CONFIGS: dict[str, CondFiPConfig] = {
+    # The reference size of the paper (DESIGN section 4.3-4.4).
+    "base": CondFiPConfig(),
+    # Small enough for about two hours of training on two CPU cores (see TRAINING.md for the reasoning).
+    "small": CondFiPConfig(
+        dim=64, num_heads=4, mlp_dim=128, encoder_pairs=2, embedding_pairs=1, decoder_blocks=3
+    ),
+}

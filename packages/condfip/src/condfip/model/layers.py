@@ -1,0 +1,143 @@
+"""Transformer pieces shared by the encoder, the dataset embedding and the decoder.
+
+Axis legend: b datasets, n rows (samples), m anchor rows, d nodes, h heads, e embedding.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from dag_attention import DAGAttention
+from einops import rearrange
+from torch import nn
+
+
+class MLP(nn.Module):
+    def __init__(self, dim: int, hidden: int, out_dim: int | None = None) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, out_dim or dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.gelu(self.fc1(x)))
+
+
+class SampleAttention(nn.Module):
+    """Multi-head attention over rows, separately for every node; no mask but padding."""
+
+    def __init__(self, dim: int, num_heads: int) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.to_q = nn.Linear(dim, dim)
+        self.to_kv = nn.Linear(dim, 2 * dim)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(
+        self, x: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """x: [b, n, d, e] queries; memory: [b, m, d, e] keys/values; memory_mask: [b, m] bool (True = real)."""
+        q = rearrange(self.to_q(x), "b n d (h e) -> b d h n e", h=self.num_heads)
+        k, v = rearrange(self.to_kv(memory), "b m d (two h e) -> two b d h m e", two=2, h=self.num_heads)
+        attn_mask = None
+        if memory_mask is not None:
+            attn_mask = rearrange(memory_mask, "b m -> b 1 1 1 m")  # broadcast over d, h, n
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # [b, d, h, n, e]
+        return self.out(rearrange(out, "b d h n e -> b n d (h e)"))
+
+
+class SampleBlock(nn.Module):
+    """Pre-LN transformer block attending over rows (to the anchor rows' states)."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_dim: int) -> None:
+        super().__init__()
+        self.norm_x = nn.LayerNorm(dim)
+        self.attention = SampleAttention(dim, num_heads)
+        self.norm_mlp = nn.LayerNorm(dim)
+        self.mlp = MLP(dim, mlp_dim)
+
+    def forward(
+        self, x: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """x: [b, n, d, e]; memory: [b, m, d, e], the anchors' input to this block (x itself for self-attention)."""
+        x = x + self.attention(self.norm_x(x), self.norm_x(memory), memory_mask)
+        return x + self.mlp(self.norm_mlp(x))
+
+
+class NodeBlock(nn.Module):
+    """Pre-LN transformer block with DAG attention over nodes (each node sees its parents)."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_dim: int) -> None:
+        super().__init__()
+        self.norm_attention = nn.LayerNorm(dim)
+        self.attention = DAGAttention(dim, num_heads)
+        self.norm_mlp = nn.LayerNorm(dim)
+        self.mlp = MLP(dim, mlp_dim)
+
+    def forward(self, x: torch.Tensor, parents: torch.Tensor) -> torch.Tensor:
+        """x: [b, n, d, e]; parents: [b, d, d] bool."""
+        x = x + self.attention(self.norm_attention(x), parents)
+        return x + self.mlp(self.norm_mlp(x))
+
+
+class AlternatingStack(nn.Module):
+    """Pairs of (attention over samples, DAG attention over nodes) blocks.
+
+    Attention over samples takes its keys and values from the anchor rows. ``anchor_states`` runs the
+    anchors alone (plain self-attention) and records each sample block's input; ``forward`` then runs any
+    rows against those records, so rows can be processed in chunks with identical results.
+    """
+
+    def __init__(self, dim: int, num_heads: int, mlp_dim: int, num_pairs: int) -> None:
+        super().__init__()
+        self.sample_blocks = nn.ModuleList(SampleBlock(dim, num_heads, mlp_dim) for _ in range(num_pairs))
+        self.node_blocks = nn.ModuleList(NodeBlock(dim, num_heads, mlp_dim) for _ in range(num_pairs))
+
+    def anchor_states(
+        self, anchors: torch.Tensor, parents: torch.Tensor, anchor_mask: torch.Tensor | None
+    ) -> list[torch.Tensor]:
+        """anchors: [b, m, d, e] -> the input of every sample block, each [b, m, d, e]."""
+        states = []
+        x = anchors
+        for sample_block, node_block in zip(self.sample_blocks, self.node_blocks, strict=True):
+            states.append(x)
+            x = node_block(sample_block(x, x, anchor_mask), parents)
+        return states
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        parents: torch.Tensor,
+        anchor_states: list[torch.Tensor],
+        anchor_mask: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """x: [b, n, d, e] rows attending to the recorded anchors -> [b, n, d, e]."""
+        for sample_block, node_block, memory in zip(
+            self.sample_blocks, self.node_blocks, anchor_states, strict=True
+        ):
+            x = node_block(sample_block(x, memory, anchor_mask), parents)
+        return x
+
+
+class AdaLNBlock(nn.Module):
+    """Decoder block: DAG attention and MLP, both modulated per node by the dataset condition (DiT-style)."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_dim: int) -> None:
+        super().__init__()
+        self.norm_query = nn.LayerNorm(dim, elementwise_affine=False)
+        self.norm_mlp = nn.LayerNorm(dim, elementwise_affine=False)
+        self.attention = DAGAttention(dim, num_heads)
+        self.mlp = MLP(dim, mlp_dim)
+        self.modulation = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
+        nn.init.zeros_(self.modulation[1].weight)  # every block starts as the identity
+        nn.init.zeros_(self.modulation[1].bias)
+
+    def forward(
+        self, h: torch.Tensor, values: torch.Tensor, parents: torch.Tensor, condition: torch.Tensor
+    ) -> torch.Tensor:
+        """h: [b, n, d, e] queries; values: [b, n, d, e] keys/values; condition: [b, d, e] -> [b, n, d, e]."""
+        modulation = rearrange(self.modulation(condition), "b d (six e) -> six b 1 d e", six=6)
+        shift_attn, scale_attn, gate_attn, shift_mlp, scale_mlp, gate_mlp = modulation
+        query = self.norm_query(h) * (1 + scale_attn) + shift_attn
+        h = h + gate_attn * self.attention(query, parents, context=values)
+        hidden = self.norm_mlp(h) * (1 + scale_mlp) + shift_mlp
+        return h + gate_mlp * self.mlp(hidden)

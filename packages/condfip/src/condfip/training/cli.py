@@ -1,0 +1,85 @@
+"""``condfip train encoder|decoder`` (also ``python -m condfip.train`` for torchrun)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from condfip.model import NAMED_CONFIGS, CondFiPConfig
+from condfip.training.trainer import STAGES, TrainingOptions, train
+
+
+def parse_config(value: str) -> CondFiPConfig:
+    if value in NAMED_CONFIGS:
+        return NAMED_CONFIGS[value]
+    if value.endswith(".json") and Path(value).is_file():
+        return CondFiPConfig.from_json(value)
+    raise ValueError(f"--config must be one of {sorted(NAMED_CONFIGS)} or an existing JSON file, got {value!r}")
+
+
+def parse_node_counts(values: list[str]) -> tuple[int, ...]:
+    """``20``, ``10 20 30`` or a range ``10-30``."""
+    counts: list[int] = []
+    for value in values:
+        low, _, high = value.partition("-")
+        try:
+            bounds = (int(low), int(high or low))
+        except ValueError:
+            raise ValueError(f"--nodes takes integers or ranges like 10-30, got {value!r}") from None
+        if bounds[0] < 1 or bounds[1] < bounds[0]:
+            raise ValueError(f"--nodes {value!r} is not a range of positive node counts")
+        counts.extend(range(bounds[0], bounds[1] + 1))
+    return tuple(counts)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("stage", choices=STAGES, help="encoder first; decoder needs --encoder")
+    parser.add_argument("--config", default="small", help="small, base, or a JSON file of CondFiPConfig")
+    parser.add_argument("--steps", type=int, required=True)
+    parser.add_argument("--batch-size", type=int, default=8, help="datasets per step, over all ranks")
+    parser.add_argument("--out", type=Path, required=True, help="run directory (checkpoints and logs)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--encoder", type=Path, help="decoder stage: directory of the trained encoder")
+    parser.add_argument("--nodes", nargs="+", default=["20"], help="node counts: 20, '10 20 30' or 10-30")
+    parser.add_argument("--num-samples", type=int, default=400, help="rows per training dataset")
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--warmup-steps", type=int, default=1000)
+    parser.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints")
+    parser.add_argument("--validation-datasets", type=int, default=4, help="per validation cell")
+    parser.add_argument("--workers", type=int, default=1, help="data worker processes")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def options_from_args(args: argparse.Namespace) -> TrainingOptions:
+    return TrainingOptions(
+        stage=args.stage,
+        config=parse_config(args.config),
+        out=args.out,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        resume=args.resume,
+        encoder_checkpoint=args.encoder,
+        num_samples=args.num_samples,
+        node_counts=parse_node_counts(args.nodes),
+        lr=args.lr,
+        warmup_steps=args.warmup_steps,
+        checkpoint_every=args.checkpoint_every,
+        validation_datasets=args.validation_datasets,
+        workers=args.workers,
+        device=args.device,
+        progress=not args.quiet,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    train(options_from_args(args))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("train", help="train the encoder or the decoder stage")
+    add_arguments(parser)
+    parser.set_defaults(handler=run)

@@ -1,0 +1,78 @@
+"""Training state (raw weights, EMA, optimizer moments, step, RNG) as one safetensors + JSON pair."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from condfip.atomic import atomic_directory, existing_directory
+
+STATE_TENSORS = "training_state.safetensors"
+STATE_JSON = "training_state.json"
+STATE_FORMAT_VERSION = 1
+
+
+def save_training_state(
+    directory: Path,
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    ema_shadow: dict[str, torch.Tensor],
+    info: dict[str, Any],
+) -> None:
+    """Replace ``directory`` as a whole, so a crash leaves the previous state or the new one."""
+    names = {id(parameter): name for name, parameter in model.named_parameters()}
+    tensors = {f"model.{name}": tensor.detach().cpu() for name, tensor in model.state_dict().items()}
+    tensors.update({f"ema.{name}": tensor.detach().cpu() for name, tensor in ema_shadow.items()})
+    optimizer_groups = []
+    for group in optimizer.param_groups:
+        optimizer_groups.append({key: value for key, value in group.items() if key != "params"})
+        for parameter in group["params"]:
+            for key, value in optimizer.state.get(parameter, {}).items():
+                tensors[f"optimizer.{names[id(parameter)]}.{key}"] = torch.as_tensor(value).detach().cpu()
+    tensors["rng.torch"] = torch.get_rng_state()
+    meta = {**info, "format_version": STATE_FORMAT_VERSION, "optimizer_groups": optimizer_groups}
+    with atomic_directory(directory) as temporary:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(temporary / STATE_TENSORS))
+        (temporary / STATE_JSON).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+
+
+def load_training_state(
+    directory: Path,
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    ema_shadow: dict[str, torch.Tensor],
+) -> dict[str, Any]:
+    """Restore everything written by :func:`save_training_state`; returns its JSON info."""
+    found = existing_directory(directory)
+    if found is None:
+        raise ValueError(f"cannot resume: no training state in {directory}; start without --resume")
+    try:
+        meta = json.loads((found / STATE_JSON).read_text())
+        tensors = load_file(str(found / STATE_TENSORS))
+    except Exception as error:
+        raise ValueError(f"cannot resume from {found}: {error}") from error
+    if meta.get("format_version") != STATE_FORMAT_VERSION:
+        raise ValueError(f"cannot resume: {found} has state format {meta.get('format_version')!r}")
+    device = next(model.parameters()).device
+    model.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")})
+    for name in ema_shadow:
+        ema_shadow[name].copy_(tensors[f"ema.{name}"])
+    parameters = dict(model.named_parameters())
+    for group, saved in zip(optimizer.param_groups, meta["optimizer_groups"], strict=True):
+        group.update({key: tuple(value) if isinstance(value, list) else value for key, value in saved.items()})
+        for parameter in group["params"]:
+            name = next(n for n, p in parameters.items() if p is parameter)
+            prefix = f"optimizer.{name}."
+            entries = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+            if entries:
+                optimizer.state[parameter] = {
+                    key: (value if key == "step" else value.to(device)) for key, value in entries.items()
+                }
+    torch.set_rng_state(tensors["rng.torch"])
+    return meta

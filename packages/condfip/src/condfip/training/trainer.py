@@ -1,0 +1,294 @@
+"""The training loop shared by both stages, in one process or under torch.distributed.
+
+Stage ``encoder`` trains the dataset encoder to predict ``X - N`` of every row. Stage ``decoder`` freezes the
+encoder (read from its checkpoint), splits each dataset into context and query rows, embeds the context and
+trains the embedding head and the decoder to predict ``X - N`` of the query rows from the query rows
+(teacher-forced single step). Loss: per-row RMSE over nodes, averaged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from tqdm import tqdm
+
+from condfip.checkpoint import load_model, read_config, write_json
+from condfip.model import CondFiPConfig, CondFiPModel
+from condfip.training.data import StreamSpec, training_loader
+from condfip.training.ema import WeightAverage
+from condfip.training.schedule import learning_rate
+from condfip.training.state import load_training_state, save_training_state
+from condfip.training.validation import build_validation_set, evaluate
+
+STAGES = ("encoder", "decoder")
+TRAINABLE = {"encoder": ("encoder",), "decoder": ("embedding_head", "decoder")}
+
+
+@dataclass
+class TrainingOptions:
+    stage: str
+    config: CondFiPConfig
+    out: Path
+    steps: int
+    batch_size: int = 8  # datasets per step, over all ranks
+    seed: int = 0
+    resume: bool = False
+    encoder_checkpoint: Path | None = None  # decoder stage: the trained encoder
+    num_samples: int = 400  # rows per dataset (decoder: half context, half query)
+    node_counts: tuple[int, ...] = (20,)
+    preset: str = "in"
+    mechanisms: tuple[str, ...] = ("linear", "rff")
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.95)
+    warmup_steps: int = 1000
+    min_lr: float = 1e-5
+    ema_decay: float = 0.99
+    grad_clip: float = 1.0
+    checkpoint_every: int = 200
+    validation_datasets: int = 4  # per cell (P_IN/P_OUT x linear/RFF)
+    workers: int = 1
+    device: str = "auto"
+    progress: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
+        for name in ("steps", "batch_size", "num_samples", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.stage == "decoder" and self.encoder_checkpoint is None:
+            raise ValueError("the decoder stage needs --encoder DIR, the checkpoint of a trained encoder")
+        if self.stage == "decoder" and self.num_samples < 4:
+            raise ValueError(f"--num-samples must be >= 4 to split context and query, got {self.num_samples}")
+
+    def recipe(self) -> dict[str, Any]:
+        keys = ("stage", "steps", "batch_size", "seed", "num_samples", "node_counts", "preset", "mechanisms")
+        keys += ("lr", "betas", "warmup_steps", "min_lr", "ema_decay", "grad_clip")
+        values = {key: getattr(self, key) for key in keys}
+        values = {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+        return {**values, **self.extra}
+
+
+def rmse_per_row(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """[b, n, d] -> scalar: mean over rows of sqrt(mean over nodes of squared error)."""
+    return ((prediction.float() - target.float()) ** 2).mean(dim=-1).add(1e-12).sqrt().mean()
+
+
+class StageLoss(nn.Module):
+    """The loss of one stage as a module's forward, so DistributedDataParallel can wrap it."""
+
+    def __init__(self, model: CondFiPModel, stage: str) -> None:
+        super().__init__()
+        self.model = model
+        self.stage = stage
+
+    def forward(self, data: torch.Tensor, noise: torch.Tensor, parents: torch.Tensor) -> torch.Tensor:
+        """data, noise: [b, n, d]; parents: [b, d, d]."""
+        target = data - noise  # the mechanisms' values f(x_pa), standardized
+        if self.stage == "encoder":
+            return rmse_per_row(self.model.predict_mechanisms_encoder(data, parents), target)
+        half = data.shape[1] // 2
+        embedding = self.model.embed(data[:, :half], parents, chunk_size=None)
+        query = data[:, half:]
+        return rmse_per_row(self.model.mechanisms(query, parents, embedding), target[:, half:])
+
+
+@dataclass
+class Distributed:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device_kind: str) -> Distributed:
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return Distributed()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device_kind == "cuda" else "gloo")
+    return Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def pick_device(name: str, local_rank: int) -> torch.device:
+    if name == "auto":
+        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def build_model(options: TrainingOptions, device: torch.device) -> CondFiPModel:
+    with torch.random.fork_rng(devices=[]):  # the initialization depends on the seed only
+        torch.manual_seed(options.seed)
+        model = CondFiPModel(options.config)
+    if options.stage == "decoder":
+        encoder = load_model(options.encoder_checkpoint)
+        if encoder.config != options.config:
+            raise ValueError(
+                f"the encoder checkpoint {options.encoder_checkpoint} has architecture {encoder.config}, "
+                f"but this run asks for {options.config}; pass the same --config"
+            )
+        model.encoder.load_state_dict(encoder.encoder.state_dict())
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(name.split(".")[0] in TRAINABLE[options.stage])
+    return model.to(device)
+
+
+def train(options: TrainingOptions) -> dict[str, float]:
+    """Run (or resume) one stage; returns the last validation figures (rank 0) or {}."""
+    options.validate()
+    device_kind = "cuda" if (options.device == "auto" and torch.cuda.is_available()) else options.device
+    ranks = setup_distributed("cuda" if str(device_kind).startswith("cuda") else "cpu")
+    if options.batch_size % ranks.world_size:
+        raise ValueError(f"--batch-size {options.batch_size} must be divisible by {ranks.world_size} ranks")
+    device = pick_device(options.device, ranks.local_rank)
+    out = Path(options.out)
+    state_dir = out / "state"
+    if not options.resume and (state_dir.exists() or state_dir.with_name("state.old").exists()):
+        raise ValueError(f"{out} already holds a training run; pass --resume or choose another --out")
+
+    model = build_model(options, device)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(trainable, lr=options.lr, betas=options.betas)
+    ema = WeightAverage(model, options.ema_decay)
+    start = 0
+    if options.resume:
+        meta = load_training_state(state_dir, model=model, optimizer=optimizer, ema_shadow=ema.shadow)
+        if meta.get("stage") != options.stage or meta.get("architecture") != options.config.to_dict():
+            raise ValueError(f"cannot resume {out}: it was a {meta.get('stage')} run with another config")
+        start = int(meta["step"])
+
+    loss_module: nn.Module = StageLoss(model, options.stage)
+    if ranks.world_size > 1:
+        loss_module = nn.parallel.DistributedDataParallel(
+            loss_module, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    spec = StreamSpec(
+        batch_size=options.batch_size // ranks.world_size,
+        num_samples=options.num_samples,
+        node_counts=tuple(options.node_counts),
+        preset=options.preset,
+        mechanisms=tuple(options.mechanisms),
+        seed=options.seed,
+        rank=ranks.rank,
+        world_size=ranks.world_size,
+    )
+    cells = build_validation_set(datasets_per_cell=options.validation_datasets) if ranks.is_main else []
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    )
+    figures: dict[str, float] = {}
+    if start >= options.steps:
+        return figures
+    batches = iter(training_loader(spec, start, options.workers))
+    bar = tqdm(
+        total=options.steps,
+        initial=start,
+        desc=f"train {options.stage}",
+        disable=not (options.progress and ranks.is_main and sys.stderr.isatty()),
+        dynamic_ncols=True,
+    )
+    waited = computed = 0.0
+    run_started = time.perf_counter()
+    for step in range(start, options.steps):
+        tick = time.perf_counter()
+        data, noise, parents = (t.to(device, non_blocking=True) for t in next(batches))
+        got_data = time.perf_counter()
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(
+                step,
+                peak=options.lr,
+                warmup_steps=options.warmup_steps,
+                total_steps=options.steps,
+                floor=options.min_lr,
+            )
+        with autocast:
+            loss = loss_module(data, noise, parents)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(trainable, options.grad_clip)
+        optimizer.step()
+        ema.update(model)
+        done = time.perf_counter()
+        waited += got_data - tick
+        computed += done - got_data
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+        finished = step + 1
+        if ranks.is_main and (finished % options.checkpoint_every == 0 or finished == options.steps):
+            elapsed = time.perf_counter() - run_started
+            log = {
+                "step": finished,
+                "loss": loss.item(),
+                "grad_norm": float(grad_norm),
+                "lr": optimizer.param_groups[0]["lr"],
+                "data_wait_fraction": waited / max(waited + computed, 1e-9),
+                "datasets_per_second": (finished - start) * options.batch_size / max(elapsed, 1e-9),
+                "elapsed_s": elapsed,
+            }
+            figures = checkpoint(options, model, optimizer, ema, finished, cells, log)
+            if not bar.disable:
+                bar.write(f"step {finished}: loss {loss.item():.4f} " + _summary(figures))
+            else:
+                print(f"[{options.stage}] step {finished}/{options.steps} loss {loss.item():.4f} "
+                      f"{_summary(figures)}", file=sys.stderr, flush=True)
+    bar.close()
+    if ranks.world_size > 1:
+        dist.barrier()
+    return figures
+
+
+def _summary(figures: dict[str, float]) -> str:
+    return " ".join(f"{key}={value:.3f}" for key, value in figures.items() if key.startswith("in/"))
+
+
+def checkpoint(
+    options: TrainingOptions,
+    model: CondFiPModel,
+    optimizer: torch.optim.Optimizer,
+    ema: WeightAverage,
+    step: int,
+    cells: list,
+    log: dict[str, Any],
+) -> dict[str, float]:
+    """Save the training state and the EMA model, validate the EMA model, and append both logs."""
+    out = Path(options.out)
+    info = {"step": step, "stage": options.stage, "architecture": options.config.to_dict(),
+            "recipe": options.recipe()}
+    save_training_state(out / "state", model=model, optimizer=optimizer, ema_shadow=ema.shadow, info=info)
+    averaged = copy.deepcopy(model)
+    averaged.load_state_dict(ema.averaged_state_dict(model))
+    averaged.eval()
+    figures = evaluate(averaged, cells, stage=options.stage)
+    averaged.save_pretrained(out, training={**options.recipe(), "step": step, "validation": figures})
+    _append_jsonl(out / "validation.jsonl", {"step": step, "stage": options.stage, **figures})
+    _append_jsonl(out / "train_log.jsonl", log)
+    return figures
+
+
+def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    with path.open("a") as handle:
+        handle.write(json.dumps(record, sort_keys=True) + "\n")
+
+
+def options_as_dict(options: TrainingOptions) -> dict[str, Any]:
+    values = asdict(options)
+    values["config"] = options.config.to_dict()
+    return {key: str(value) if isinstance(value, Path) else value for key, value in values.items()}
+
+
+__all__ = ["STAGES", "TrainingOptions", "train", "read_config", "write_json", "options_as_dict"]

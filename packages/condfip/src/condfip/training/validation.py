@@ -1,0 +1,115 @@
+"""A fixed held-out set (d = 20, 400 context rows, P_IN and P_OUT, linear and RFF) and its RMSE figures.
+
+All figures are in standardized units (the context rows' mean and standard deviation of each dataset).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scm_gen import make_benchmark_dataset
+
+from condfip.model import CondFiPModel, fixed_point_generate
+
+VALIDATION_SEED = 241_006_128  # fixed forever (the paper's arXiv number): figures stay comparable
+CELLS = (("in", "linear"), ("in", "rff"), ("out", "linear"), ("out", "rff"))
+
+
+@dataclass
+class ValidationCell:
+    name: str  # e.g. "in/linear"
+    context: torch.Tensor  # [b, n_ctx, d] standardized
+    query: torch.Tensor  # [b, n_q, d]
+    query_noise: torch.Tensor  # [b, n_q, d] scaled by the context std
+    interventional: torch.Tensor  # [b, n_int, d]
+    interventional_noise: torch.Tensor  # [b, n_int, d]
+    intervened: torch.Tensor  # [b, d] bool, the node of each dataset's intervention
+    values: torch.Tensor  # [b, 1, d] intervention value (standardized) on that node
+    parents: torch.Tensor  # [b, d, d] bool
+
+
+def build_validation_set(
+    *, datasets_per_cell: int = 4, num_nodes: int = 20, num_context: int = 400, num_query: int = 200
+) -> list[ValidationCell]:
+    cells = []
+    for cell_index, (preset, mechanism) in enumerate(CELLS):
+        examples = [
+            make_benchmark_dataset(
+                preset,
+                mechanism,
+                num_nodes,
+                num_context=num_context,
+                num_query=num_query,
+                num_interventional=num_query,
+                seed=VALIDATION_SEED,
+                index=cell_index * 1000 + i,
+            )
+            for i in range(datasets_per_cell)
+        ]
+        cells.append(_stack_cell(f"{preset}/{mechanism}", examples))
+    return cells
+
+
+def _stack_cell(name: str, examples: list) -> ValidationCell:
+    parts: dict[str, list[np.ndarray]] = {key: [] for key in ValidationCell.__dataclass_fields__}
+    for example in examples:
+        context = example.data[: example.num_context]
+        mean, std = context.mean(axis=0), context.std(axis=0)
+        std = np.where(std > 0, std, 1.0)
+        query = example.data[example.num_context :]
+        query_noise = example.noise[example.num_context :]
+        d = context.shape[1]
+        intervened = np.zeros(d, dtype=bool)
+        intervened[example.intervention_node] = True
+        values = np.zeros((1, d))
+        node = example.intervention_node
+        values[0, node] = (example.intervention_value - mean[node]) / std[node]
+        parts["context"].append((context - mean) / std)
+        parts["query"].append((query - mean) / std)
+        parts["query_noise"].append(query_noise / std)
+        parts["interventional"].append((example.interventional_data - mean) / std)
+        parts["interventional_noise"].append(example.interventional_noise / std)
+        parts["intervened"].append(intervened)
+        parts["values"].append(values)
+        parts["parents"].append(example.adjacency.T != 0)
+    tensors = {key: torch.from_numpy(np.stack(value)) for key, value in parts.items() if key != "name"}
+    tensors = {key: value if value.dtype == torch.bool else value.float() for key, value in tensors.items()}
+    return ValidationCell(name=name, **tensors)
+
+
+def per_row_rmse(prediction: torch.Tensor, target: torch.Tensor) -> float:
+    """Mean over rows (and datasets) of the root mean square over nodes."""
+    return float(((prediction - target) ** 2).mean(dim=-1).sqrt().mean())
+
+
+@torch.no_grad()
+def evaluate(model: CondFiPModel, cells: list[ValidationCell], *, stage: str) -> dict[str, float]:
+    """Noise-prediction RMSE (encoder) and, for the decoder stage, generation and interventional RMSE."""
+    device = next(model.parameters()).device
+    figures: dict[str, float] = {}
+    for cell in cells:
+        c = {key: getattr(cell, key).to(device) for key in ValidationCell.__dataclass_fields__ if key != "name"}
+        noise = model.predict_noise(c["query"], c["parents"], context=c["context"])
+        figures[f"{cell.name}/noise"] = per_row_rmse(noise, c["query_noise"])
+        if stage != "decoder":
+            continue
+        embedding = model.embed(c["context"], c["parents"])
+
+        def mechanisms(z, embedding=embedding, parents=c["parents"]):
+            return model.mechanisms(z, parents, embedding)
+
+        generated = fixed_point_generate(mechanisms, c["query_noise"], c["parents"])
+        figures[f"{cell.name}/generation"] = per_row_rmse(generated, c["query"])
+        intervened = fixed_point_generate(
+            mechanisms,
+            c["interventional_noise"],
+            c["parents"],
+            intervened=c["intervened"],
+            values=c["values"],
+        )
+        figures[f"{cell.name}/interventional"] = per_row_rmse(intervened, c["interventional"])
+        decoder_noise = c["query"] - mechanisms(c["query"])
+        figures[f"{cell.name}/noise_decoder"] = per_row_rmse(decoder_noise, c["query_noise"])
+    return figures
