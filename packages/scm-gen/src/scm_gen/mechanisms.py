@@ -244,3 +244,27 @@ class HeteroscedasticRFFMechanisms(Mechanisms):
 
     def describe(self) -> dict:
         return {"kind": "rff_hetero", "num_features": int(self.location_mechanisms.phases.shape[1])}
+
+
+class FunctionalMechanisms(Mechanisms):
+    """Hand-written mechanisms: `functions[j](parent_values)` with the parents of `j` in increasing index order.
+
+    Each function maps `[n, p_j]` to `[n]`; a root's function receives `[n, 0]`.
+    """
+
+    def __init__(self, adjacency: np.ndarray, functions: tuple, *, name: str = "functional") -> None:
+        super().__init__(adjacency)
+        if len(functions) != self.num_nodes:
+            raise ValueError(
+                f"functions must hold one callable per node ({self.num_nodes}), got {len(functions)}"
+            )
+        self.functions = tuple(functions)
+        self.name = name
+
+    def location(self, node: int, parent_values: np.ndarray) -> np.ndarray:
+        return np.asarray(self.functions[node](parent_values), dtype=np.float64) * np.ones(
+            parent_values.shape[0]
+        )
+
+    def describe(self) -> dict:
+        return {"kind": self.name}

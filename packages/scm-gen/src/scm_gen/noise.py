@@ -13,6 +13,9 @@ import numpy as np
 from scm_gen._checks import check_choice, check_finite_array, check_int, check_range
 
 NOISE_KINDS = ("gaussian", "laplace", "cauchy", "gaussian_mixture")
+# Further unit-scale shapes used by the hand-written CSuite models (zero mean unless stated).
+EXTRA_NOISE_KINDS = ("exponential", "student_t3", "tanh_gaussian", "softplus_gaussian")
+ALL_NOISE_KINDS = NOISE_KINDS + EXTRA_NOISE_KINDS
 
 # The standard Gaussian mixture: 50/50 of N(-1, 0.5^2) and N(+1, 0.5^2) (bimodal, variance 1.25).
 MIXTURE_MEANS = (-1.0, 1.0)
@@ -30,7 +33,15 @@ def standard_noise(kind: str, shape: tuple[int, ...], rng: np.random.Generator) 
     if kind == "gaussian_mixture":
         means = np.asarray(MIXTURE_MEANS)[rng.integers(len(MIXTURE_MEANS), size=shape)]
         return means + MIXTURE_STD * rng.standard_normal(shape)
-    check_choice("noise", kind, NOISE_KINDS)
+    if kind == "exponential":  # Exp(1) - 1: mean 0, variance 1, right-skewed
+        return rng.standard_exponential(shape) - 1.0
+    if kind == "student_t3":  # heavy tails, finite variance 3
+        return rng.standard_t(3, shape)
+    if kind == "tanh_gaussian":  # bounded in (-1, 1)
+        return np.tanh(rng.standard_normal(shape))
+    if kind == "softplus_gaussian":  # softplus(Z) - log 2: skewed, median 0
+        return np.logaddexp(0.0, rng.standard_normal(shape)) - np.log(2.0)
+    check_choice("noise", kind, ALL_NOISE_KINDS)
     raise AssertionError("unreachable")
 
 
@@ -43,7 +54,7 @@ class NoiseModel:
 
     def __post_init__(self) -> None:
         for kind in self.kinds:
-            check_choice("noise kind", kind, NOISE_KINDS)
+            check_choice("noise kind", kind, ALL_NOISE_KINDS)
         scales = check_finite_array("noise scales", self.scales, ndim=1).astype(np.float64)
         if scales.shape[0] != len(self.kinds) or np.any(scales <= 0):
             raise ValueError(

@@ -1,0 +1,197 @@
+"""The `scm-gen` command line: generate, grid, csuite, push, info.
+
+Every bad parameter ends the command with one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from scm_gen.graphs import GRAPH_KINDS
+from scm_gen.mechanisms import MECHANISM_KINDS
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are a single line (no usage dump)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+
+
+def _add_sizes(parser: argparse.ArgumentParser, *, context: int, query: int) -> None:
+    parser.add_argument("--context", type=int, default=context, help="context rows per dataset")
+    parser.add_argument("--query", type=int, default=query, help="query rows per dataset")
+    parser.add_argument("--interventions", type=int, default=400, help="interventional rows per dataset")
+
+
+def _add_run(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--seed", type=int, default=0, help="run seed (dataset i uses SeedSequence(seed, (i,)))"
+    )
+    parser.add_argument(
+        "--num-proc", type=int, default=1, help="worker processes (output bytes do not change)"
+    )
+    parser.add_argument("--shard-size", type=int, default=500, help="datasets per Parquet shard")
+    parser.add_argument("--out", required=True, help="output directory (must not exist)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="scm-gen", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    generate = commands.add_parser("generate", help="datasets of one preset and mechanism")
+    generate.add_argument("--preset", default="in", help="in (P_IN) or out (P_OUT)")
+    generate.add_argument("--mechanism", default="rff", help=f"one of {', '.join(MECHANISM_KINDS)}")
+    generate.add_argument(
+        "--graph", default=None, help=f"graph family (default: the preset's); {', '.join(GRAPH_KINDS)}"
+    )
+    generate.add_argument("--nodes", type=int, default=20, help="nodes per SCM")
+    generate.add_argument("--datasets", type=int, default=100, help="number of datasets (SCMs)")
+    generate.add_argument(
+        "--samples", type=int, default=800, help="observational rows per dataset (context + query)"
+    )
+    generate.add_argument(
+        "--context", type=int, default=None, help="context rows among --samples (default: half)"
+    )
+    generate.add_argument("--interventions", type=int, default=400, help="interventional rows per dataset")
+    _add_run(generate)
+
+    grid = commands.add_parser("grid", help="the paper's test grid (d x mechanism x preset)")
+    grid.add_argument(
+        "--nodes", type=_int_list, default=(10, 20, 50, 100), help="node counts, e.g. 10,20,50,100"
+    )
+    grid.add_argument("--scms-per-graph", type=int, default=3, help="SCMs per graph family and cell")
+    _add_sizes(grid, context=400, query=400)
+    _add_run(grid)
+
+    csuite = commands.add_parser("csuite", help="the CSuite-style models")
+    csuite.add_argument("--datasets", type=int, default=1, help="datasets per model")
+    _add_sizes(csuite, context=400, query=400)
+    _add_run(csuite)
+
+    push = commands.add_parser("push", help="upload an export to the Hugging Face Hub")
+    push.add_argument("directory")
+    push.add_argument("--repo", required=True, help="OWNER/NAME of the dataset repository")
+    push.add_argument("--private", action="store_true")
+    push.add_argument("--token", default=None, help="Hub token (default: the logged-in one)")
+
+    info = commands.add_parser("info", help="summary table of an export")
+    info.add_argument("directory")
+    return parser
+
+
+def _generator_config(args: argparse.Namespace, **extra) -> dict:
+    keep = {
+        k: v for k, v in vars(args).items() if k not in ("out", "quiet", "num_proc", "token", "shard_size")
+    }
+    return {
+        **keep,
+        **extra,
+        "nodes": list(keep["nodes"]) if isinstance(keep.get("nodes"), tuple) else keep.get("nodes"),
+    }
+
+
+def _run(args: argparse.Namespace) -> int:
+    from scm_gen import specs as lists
+    from scm_gen.export import export_benchmark
+
+    progress = not args.quiet and sys.stderr.isatty() if hasattr(args, "quiet") else False
+    if args.command == "generate":
+        context = args.samples // 2 if args.context is None else args.context
+        if context > args.samples:
+            raise ValueError(f"context={context} must be at most samples={args.samples}")
+        specs = lists.generate_specs(
+            preset=args.preset,
+            mechanism=args.mechanism,
+            num_nodes=args.nodes,
+            num_datasets=args.datasets,
+            num_context=context,
+            num_query=args.samples - context,
+            num_interventional=args.interventions,
+            seed=args.seed,
+            graph=args.graph,
+        )
+        title, split = f"scm-gen {args.preset.upper()} {args.mechanism} d={args.nodes}", "train"
+    elif args.command == "grid":
+        specs = lists.grid_specs(
+            seed=args.seed,
+            num_context=args.context,
+            num_query=args.query,
+            num_interventional=args.interventions,
+            node_counts=args.nodes,
+            scms_per_graph=args.scms_per_graph,
+        )
+        title, split = "Cond-FiP test grid (scm-gen)", "test"
+    elif args.command == "csuite":
+        specs = lists.csuite_specs(
+            seed=args.seed,
+            num_datasets=args.datasets,
+            num_context=args.context,
+            num_query=args.query,
+            num_interventional=args.interventions,
+        )
+        title, split = "CSuite-style SCMs (scm-gen)", "test"
+    elif args.command == "push":
+        from scm_gen.hub import push_to_hub
+
+        print(push_to_hub(args.directory, args.repo, private=args.private, token=args.token))
+        return 0
+    else:
+        _print_info(args.directory)
+        return 0
+    out = export_benchmark(
+        specs,
+        args.out,
+        generator={"command": args.command, **_generator_config(args)},
+        split=split,
+        num_proc=args.num_proc,
+        shard_size=args.shard_size,
+        progress=progress,
+        title=title,
+    )
+    if not args.quiet:
+        print(f"wrote {len(specs)} datasets to {out}")
+    return 0
+
+
+def _print_info(directory: str) -> None:
+    from scm_gen.export import read_summary, summary_rows
+
+    summary = read_summary(directory)
+    rows = summary_rows(directory)
+    print(f"{summary['title']} (scm-gen {summary['scm_gen_version']}, split {summary['split']})")
+    columns = list(rows[0])
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
+    print("  ".join(c.ljust(widths[c]) for c in columns))
+    for row in rows:
+        print("  ".join(str(row[c]).ljust(widths[c]) for c in columns))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `scm-gen`; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except ValueError as error:
+        print(f"scm-gen: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("scm-gen: interrupted; no output was written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

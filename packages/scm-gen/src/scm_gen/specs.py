@@ -1,0 +1,175 @@
+"""What to generate: one `DatasetSpec` per dataset, for the paper's test grid, CSuite and `generate` runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from scm_gen._checks import check_choice, check_int
+from scm_gen.benchmark import BenchmarkDataset, make_benchmark_dataset
+from scm_gen.csuite import CSUITE_NAMES, csuite_scm, make_csuite_dataset
+from scm_gen.graphs import GRAPH_KINDS
+from scm_gen.mechanisms import MECHANISM_KINDS
+from scm_gen.presets import PRESETS
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Everything needed to regenerate one dataset of an export, alone, in any process."""
+
+    config: str
+    index: int
+    seed: int
+    num_nodes: int
+    num_context: int
+    num_query: int
+    num_interventional: int
+    preset: str | None = None  # for SCMs drawn from a preset
+    mechanism: str | None = None
+    graph: str | None = None
+    csuite: str | None = None  # for the hand-written CSuite models
+
+    def build(self) -> BenchmarkDataset:
+        sizes = {
+            "num_context": self.num_context,
+            "num_query": self.num_query,
+            "num_interventional": self.num_interventional,
+            "seed": self.seed,
+            "index": self.index,
+        }
+        if self.csuite is not None:
+            return make_csuite_dataset(self.csuite, **sizes)
+        return make_benchmark_dataset(self.preset, self.mechanism, self.num_nodes, graph=self.graph, **sizes)
+
+
+GRID_NODE_COUNTS = (10, 20, 50, 100)
+GRID_MECHANISMS = ("linear", "rff")
+GRID_PRESETS = ("in", "out")
+GRID_SCMS_PER_GRAPH = 3
+DEFAULT_CONTEXT = 400
+SCARCE_CONTEXT_SIZES = (100, 50)  # the paper's scarce-data variants: same SCMs, fewer context rows
+
+
+def _check_sizes(num_context: int, num_query: int, num_interventional: int, seed: int) -> None:
+    check_int("num_context", num_context, minimum=1)
+    check_int("num_query", num_query, minimum=0)
+    check_int("num_interventional", num_interventional, minimum=0)
+    check_int("seed", seed, minimum=0)
+
+
+def grid_config_name(preset: str, mechanism: str, num_nodes: int, num_context: int = DEFAULT_CONTEXT) -> str:
+    name = f"{preset}_{mechanism}_d{num_nodes}"
+    return name if num_context == DEFAULT_CONTEXT else f"{name}_ctx{num_context}"
+
+
+def grid_specs(
+    *,
+    seed: int = 0,
+    num_context: int = DEFAULT_CONTEXT,
+    num_query: int = 400,
+    num_interventional: int = 400,
+    node_counts: tuple[int, ...] = GRID_NODE_COUNTS,
+    scms_per_graph: int = GRID_SCMS_PER_GRAPH,
+) -> list[DatasetSpec]:
+    """The test grid: node counts x {linear, rff} x {in, out}, `scms_per_graph` SCMs per graph family of the
+    preset (9 per IN cell, 6 per OUT cell). One config per cell; dataset indices run over the whole grid.
+
+    A scarce-data variant (`num_context` 100 or 50) draws the same SCMs (the SCM is drawn before the rows)
+    and lives in configs suffixed `_ctx<num_context>`.
+    """
+    _check_sizes(num_context, num_query, num_interventional, seed)
+    scms_per_graph = check_int("scms_per_graph", scms_per_graph, minimum=1)
+    if not node_counts:
+        raise ValueError("node_counts is empty; give at least one node count, e.g. 10,20,50,100")
+    for count in node_counts:
+        check_int("nodes", count, minimum=1)
+    specs = []
+    for preset in GRID_PRESETS:
+        for mechanism in GRID_MECHANISMS:
+            for num_nodes in node_counts:
+                config = grid_config_name(preset, mechanism, num_nodes, num_context)
+                for graph in PRESETS[preset].graphs:
+                    for _ in range(scms_per_graph):
+                        specs.append(
+                            DatasetSpec(
+                                config=config,
+                                index=len(specs),
+                                seed=seed,
+                                num_nodes=num_nodes,
+                                num_context=num_context,
+                                num_query=num_query,
+                                num_interventional=num_interventional,
+                                preset=preset,
+                                mechanism=mechanism,
+                                graph=graph,
+                            )
+                        )
+    return specs
+
+
+def generate_specs(
+    *,
+    preset: str,
+    mechanism: str,
+    num_nodes: int,
+    num_datasets: int,
+    num_context: int = 400,
+    num_query: int = 400,
+    num_interventional: int = 400,
+    seed: int = 0,
+    graph: str | None = None,
+) -> list[DatasetSpec]:
+    """`num_datasets` datasets of one preset and mechanism, indices `0..num_datasets-1`, one config."""
+    check_choice("preset", preset, PRESETS)
+    check_choice("mechanism", mechanism, MECHANISM_KINDS)
+    num_nodes = check_int("nodes", num_nodes, minimum=1)
+    num_datasets = check_int("datasets", num_datasets, minimum=1)
+    if graph is not None:
+        check_choice("graph", graph, GRAPH_KINDS)
+    _check_sizes(num_context, num_query, num_interventional, seed)
+    config = f"{preset}_{mechanism}_d{num_nodes}" + (f"_{graph}" if graph else "")
+    return [
+        DatasetSpec(
+            config=config,
+            index=index,
+            seed=seed,
+            num_nodes=num_nodes,
+            num_context=num_context,
+            num_query=num_query,
+            num_interventional=num_interventional,
+            preset=preset,
+            mechanism=mechanism,
+            graph=graph,
+        )
+        for index in range(num_datasets)
+    ]
+
+
+def csuite_specs(
+    *,
+    seed: int = 0,
+    num_datasets: int = 1,
+    num_context: int = 400,
+    num_query: int = 400,
+    num_interventional: int = 400,
+    names: tuple[str, ...] = CSUITE_NAMES,
+) -> list[DatasetSpec]:
+    """`num_datasets` datasets of every CSuite model, one config per model; indices run over all models."""
+    num_datasets = check_int("datasets", num_datasets, minimum=1)
+    _check_sizes(num_context, num_query, num_interventional, seed)
+    specs = []
+    for name in names:
+        num_nodes = csuite_scm(name).num_nodes
+        for _ in range(num_datasets):
+            specs.append(
+                DatasetSpec(
+                    config=name,
+                    index=len(specs),
+                    seed=seed,
+                    num_nodes=num_nodes,
+                    num_context=num_context,
+                    num_query=num_query,
+                    num_interventional=num_interventional,
+                    csuite=name,
+                )
+            )
+    return specs
