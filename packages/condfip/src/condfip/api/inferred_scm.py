@@ -125,9 +125,11 @@ class InferredSCM:
 
         nodes, values = resolve_interventions(interventions, noise_std.shape[0], current, self._columns)
         values_std = (values - standard.mean[nodes]) / standard.std[nodes]  # [m, k]
-        return standard.data_from_standard(
+        generated = standard.data_from_standard(
             self._runner.fixed_point(noise_std, self.num_iterations, nodes, values_std)
         )
+        generated[:, nodes] = values  # exactly the requested values, free of standardization rounding
+        return generated
 
     def _fresh_noise(
         self, num_samples: int, seed: int | np.random.Generator | None, noise_model: str

@@ -1,0 +1,211 @@
+"""``condfip infer`` end to end on small CSV files, and its one-line errors (exit code 2)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import scm_gen
+from condfip import CondFiP
+from condfip.cli import main
+from condfip.model import CondFiPConfig, CondFiPModel
+
+TINY = CondFiPConfig(
+    dim=8, num_heads=2, mlp_dim=16, encoder_pairs=1, embedding_pairs=1, decoder_blocks=1, num_anchor_rows=16
+)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("cli")
+    generator = torch.Generator().manual_seed(2)
+    with torch.random.fork_rng():
+        torch.manual_seed(2)
+        model = CondFiPModel(TINY)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.3 * torch.randn(parameter.shape, generator=generator))
+    model.save_pretrained(folder / "model")
+    rng = np.random.default_rng(4)
+    scm = scm_gen.sample_scm("in", "linear", 4, rng=rng, graph="er")
+    names = ["age", "dose", "blood pressure", "risk"]
+    pd.DataFrame(scm.sample(60, rng)[0], columns=names).to_csv(folder / "data.csv", index=False)
+    pd.DataFrame(scm.adjacency, columns=names).to_csv(folder / "adjacency.csv", index=False)
+    pd.DataFrame(scm.adjacency, columns=names, index=names).to_csv(folder / "adjacency_named.csv")
+    sources, targets = np.nonzero(scm.adjacency)
+    pd.DataFrame({"source": [names[i] for i in sources], "target": [names[j] for j in targets]}).to_csv(
+        folder / "edges.csv", index=False
+    )
+    return {
+        "folder": folder,
+        "model": folder / "model",
+        "data": folder / "data.csv",
+        "graph": folder / "adjacency.csv",
+        "adjacency": scm.adjacency,
+        "names": names,
+    }
+
+
+def infer(files, *extra: str, graph: Path | None = None) -> list[str]:
+    return [
+        "infer",
+        "--data",
+        str(files["data"]),
+        "--graph",
+        str(graph or files["graph"]),
+        "--model",
+        str(files["model"]),
+        *extra,
+    ]
+
+
+def python_api(files):
+    data = pd.read_csv(files["data"])
+    return data, CondFiP.from_pretrained(files["model"]).infer(data, files["adjacency"])
+
+
+def test_observational_samples_match_the_python_api(files, tmp_path, capsys):
+    out = tmp_path / "samples.csv"
+    assert main(infer(files, "--num-samples", "25", "--seed", "3", "--out", str(out))) == 0
+    assert f"wrote 25 observational rows to {out}" in capsys.readouterr().out
+    written = pd.read_csv(out)
+    _, scm = python_api(files)
+    assert list(written.columns) == files["names"]
+    np.testing.assert_allclose(written.to_numpy(), scm.sample(25, seed=3).to_numpy(), rtol=1e-12)
+    again = tmp_path / "again.csv"
+    main(infer(files, "--num-samples", "25", "--seed", "3", "--out", str(again)))
+    assert out.read_bytes() == again.read_bytes()
+
+
+def test_interventional_samples_and_noise(files, tmp_path):
+    out, noise_out = tmp_path / "do.csv", tmp_path / "noise.csv"
+    argv = infer(
+        files, "--num-samples", "30", "--intervene", "dose=2.5", "--intervene", "age=-1", "--seed", "1"
+    )
+    assert main([*argv, "--noise-out", str(noise_out), "--out", str(out)]) == 0
+    written = pd.read_csv(out)
+    assert len(written) == 30
+    np.testing.assert_array_equal(written["dose"], 2.5)
+    np.testing.assert_array_equal(written["age"], -1.0)
+    _, scm = python_api(files)
+    np.testing.assert_allclose(pd.read_csv(noise_out).to_numpy(), scm.noise().to_numpy(), rtol=1e-12)
+    expected = scm.interventional_samples({"dose": 2.5, "age": -1.0}, n=30, seed=1)
+    np.testing.assert_allclose(written.to_numpy(), expected.to_numpy(), rtol=1e-12)
+
+
+def test_counterfactuals_of_the_data_rows(files, tmp_path):
+    out = tmp_path / "cf.csv"
+    assert main(infer(files, "--counterfactual", "--intervene", "blood pressure=0.5", "--out", str(out))) == 0
+    data, scm = python_api(files)
+    written = pd.read_csv(out)
+    np.testing.assert_array_equal(written["blood pressure"], 0.5)
+    expected = scm.counterfactual_samples({"blood pressure": 0.5}, data)
+    np.testing.assert_allclose(written.to_numpy(), expected.to_numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("graph_file", ["adjacency_named.csv", "edges.csv"])
+def test_graph_csv_formats_agree(files, tmp_path, graph_file):
+    reference, other = tmp_path / "reference.csv", tmp_path / "other.csv"
+    main(infer(files, "--num-samples", "10", "--out", str(reference)))
+    assert (
+        main(infer(files, "--num-samples", "10", "--out", str(other), graph=files["folder"] / graph_file))
+        == 0
+    )
+    assert reference.read_bytes() == other.read_bytes()
+
+
+def _bad(tmp_path, capsys, argv, expected: str) -> None:
+    out = tmp_path / "out.csv"
+    with pytest.raises(SystemExit) as stopped:
+        code = main([*argv, "--out", str(out)])
+        raise SystemExit(code)
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and expected in error, error
+    assert "Traceback" not in error
+    assert list(tmp_path.iterdir()) == []  # nothing written, no temporary left behind
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (["--num-samples", "5", "--intervene", "height=1"], "unknown node 'height'"),
+        (["--num-samples", "5", "--intervene", "dose"], "expected NAME=VALUE, got 'dose'"),
+        (["--num-samples", "5", "--intervene", "dose=nan"], "not finite"),
+        (["--num-samples", "5", "--intervene", "dose=high"], "is not a number"),
+        (["--num-samples", "0"], "expected a positive integer, got '0'"),
+        ([], "--num-samples N is required"),
+        (["--counterfactual"], "--counterfactual needs at least one --intervene"),
+        (
+            ["--counterfactual", "--intervene", "dose=1", "--num-samples", "3"],
+            "does not apply to --counterfactual",
+        ),
+        (["--num-samples", "5", "--seed", "-3"], "expected a non-negative integer"),
+    ],
+)
+def test_bad_options(files, tmp_path, capsys, change, expected):
+    _bad(tmp_path, capsys, infer(files, *change), expected)
+
+
+def test_bad_files(files, tmp_path, capsys):
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    work = tmp_path / "work"
+    work.mkdir()
+    (folder / "cyclic.csv").write_text("source,target\nage,dose\ndose,risk\nrisk,age\n")
+    (folder / "text.csv").write_text("age,dose,blood pressure,risk\n1,a,2,3\n2,b,3,1\n")
+    (folder / "empty.csv").write_text("")
+    (folder / "words.csv").write_text("age,dose,blood pressure,risk\nno,0,0,0\n0,0,0,0\n0,0,0,0\n0,0,0,0\n")
+    cases = [
+        (
+            infer(files, "--num-samples", "3", graph=folder / "cyclic.csv"),
+            "cycle 'age' -> 'dose' -> 'risk' -> 'age'",
+        ),
+        (infer(files, "--num-samples", "3", graph=folder / "missing.csv"), "missing.csv': no such file"),
+        (infer(files, "--num-samples", "3", graph=folder / "empty.csv"), "is not a readable CSV"),
+        (infer(files, "--num-samples", "3", graph=folder / "words.csv"), "adjacency entries must be numbers"),
+        (
+            [
+                "infer",
+                "--data",
+                str(folder / "text.csv"),
+                "--graph",
+                str(files["graph"]),
+                "--num-samples",
+                "3",
+            ],
+            "column 'dose' has dtype",
+        ),
+        (
+            [
+                "infer",
+                "--data",
+                str(files["data"]),
+                "--graph",
+                str(files["graph"]),
+                "--num-samples",
+                "3",
+                "--model",
+                "huge",
+            ],
+            "'huge' is not a shipped checkpoint",
+        ),
+    ]
+    for argv, expected in cases:
+        _bad(work, capsys, argv, expected)
+
+
+def test_console_entry_point_end_to_end(files, tmp_path):
+    out = tmp_path / "samples.csv"
+    command = [sys.executable, "-m", "condfip.cli", *infer(files, "--num-samples", "7", "--out", str(out))]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert finished.returncode == 0, finished.stderr
+    assert pd.read_csv(out).shape == (7, 4)
+    bad = subprocess.run([*command[:-2], "--out"], capture_output=True, text=True, timeout=300, check=False)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
