@@ -72,6 +72,12 @@ NAMED_CONFIGS: dict[str, CondFiPConfig] = {
     "base": CondFiPConfig(),
     # Small enough for about two hours of training on two CPU cores (see TRAINING.md for the reasoning).
     "small": CondFiPConfig(
-        dim=64, num_heads=4, mlp_dim=128, encoder_pairs=2, embedding_pairs=1, decoder_blocks=3
+        dim=64,
+        num_heads=4,
+        mlp_dim=128,
+        encoder_pairs=2,
+        embedding_pairs=1,
+        decoder_blocks=3,
+        num_anchor_rows=100,
     ),
 }
