@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from scm_gen._checks import check_int
 from scm_gen.graphs import GRAPH_KINDS
 from scm_gen.mechanisms import MECHANISM_KINDS
 
@@ -110,16 +111,17 @@ def _run(args: argparse.Namespace) -> int:
 
     progress = not args.quiet and sys.stderr.isatty() if hasattr(args, "quiet") else False
     if args.command == "generate":
-        context = args.samples // 2 if args.context is None else args.context
-        if context > args.samples:
-            raise ValueError(f"context={context} must be at most samples={args.samples}")
+        samples = check_int("samples", args.samples, minimum=1)
+        context = max(1, samples // 2) if args.context is None else args.context
+        if not 1 <= context <= samples:
+            raise ValueError(f"context={context} must be between 1 and samples={samples}")
         specs = lists.generate_specs(
             preset=args.preset,
             mechanism=args.mechanism,
             num_nodes=args.nodes,
             num_datasets=args.datasets,
             num_context=context,
-            num_query=args.samples - context,
+            num_query=samples - context,
             num_interventional=args.interventions,
             seed=args.seed,
             graph=args.graph,
@@ -182,7 +184,10 @@ def _print_info(directory: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `scm-gen`; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # usage errors (one line, status 2) and --help (status 0)
+        return int(stop.code or 0)
     try:
         return _run(args)
     except ValueError as error:
