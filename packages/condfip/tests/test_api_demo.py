@@ -1,0 +1,139 @@
+"""``condfip demo``: its scoring against the truth, its baseline, and the command itself."""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import scm_gen
+from condfip import CondFiP
+from condfip.cli import main
+from condfip.demo import LinearANM, run_demo, standardized_rmse
+from condfip.model import CondFiPConfig, CondFiPModel, DatasetEmbedding
+from condfip.pretrained import shipped_checkpoints
+
+TINY = CondFiPConfig(
+    dim=8, num_heads=2, mlp_dim=16, encoder_pairs=1, embedding_pairs=1, decoder_blocks=1, num_anchor_rows=16
+)
+
+
+class OracleModel(nn.Module):
+    """``F_hat`` = the true mechanisms of ``scm``, in the standardized units of the context (float64)."""
+
+    def __init__(self, scm, context: np.ndarray) -> None:
+        super().__init__()
+        self.scm, self.mean, self.std = scm, context.mean(axis=0), context.std(axis=0)
+        self.config = TINY
+        self.anchor = nn.Parameter(torch.zeros(1, dtype=torch.float64))
+
+    def embed(self, context, parents, *, sample_mask=None, chunk_size=None):
+        zeros = torch.zeros(context.shape[0], context.shape[2], 1, dtype=torch.float64)
+        return DatasetEmbedding(scale=zeros, position=zeros, condition=zeros)
+
+    def mechanisms(self, z, parents, embedding):
+        x = z[0].numpy() * self.std + self.mean
+        return torch.from_numpy((self.scm.mechanisms(x) - self.mean) / self.std)[None]
+
+
+@pytest.fixture(scope="module")
+def model_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("demo") / "tiny"
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        CondFiPModel(TINY).save_pretrained(folder)
+    return folder
+
+
+def test_standardized_rmse_by_hand():
+    predicted = np.array([[1.0, 2.0], [0.0, 0.0]])
+    truth = np.array([[0.0, 0.0], [0.0, 3.0]])
+    std = np.array([1.0, 2.0])
+    # row 0: sqrt((1 + 1) / 2) = 1; row 1: sqrt((0 + 2.25) / 2) = 1.0607
+    assert standardized_rmse(predicted, truth, std) == pytest.approx((1.0 + np.sqrt(1.125)) / 2)
+
+
+def test_linear_baseline_recovers_a_linear_scm():
+    rng = np.random.default_rng(0)
+    scm = scm_gen.sample_scm("in", "linear", 6, rng=rng, graph="er")
+    data, noise = scm.sample(5000, rng)
+    baseline = LinearANM.fit(data, scm.adjacency)
+    assert np.all(baseline.weights[scm.adjacency == 0] == 0)
+    std = data.std(axis=0)
+    assert standardized_rmse(baseline.noise(data), noise, std) < 0.02
+    assert standardized_rmse(baseline.generate(noise), data, std) < 0.02
+    node = int(scm.topological_order[1])
+    np.testing.assert_array_equal(baseline.generate(noise, {node: 2.0})[:, node], 2.0)
+    np.testing.assert_allclose(baseline.generate(baseline.noise(data)), data, rtol=1e-9, atol=1e-9)
+
+
+def test_oracle_scores_zero_and_the_report_lists_every_task():
+    dataset = scm_gen.make_benchmark_dataset(
+        "in", "rff", 6, num_context=100, num_query=50, num_interventional=50, seed=2
+    )
+    report, scm = run_demo(CondFiP(OracleModel(dataset.scm, dataset.context_data)), dataset)
+    for task in ("noise", "generation", "interventional", "counterfactual"):
+        assert getattr(report.condfip, task) < 1e-9
+        assert getattr(report.baseline, task) > 1e-3  # a linear fit of RFF mechanisms is not exact
+    table = report.table()
+    for line in ("noise", "generation", "interventional", "counterfactual", "seconds"):
+        assert re.search(rf"^  {line} +\d+\.\d{{3}} +\d+\.\d{{3}}$", table, flags=re.MULTILINE), table
+    assert "Cond-FiP (zero-shot)" in table and "linear ANM (fitted)" in table
+    assert scm.columns == [f"x{j}" for j in range(6)]
+
+
+def demo_argv(model_folder, *extra: str) -> list[str]:
+    return [
+        "demo",
+        "--model",
+        str(model_folder),
+        "--num-nodes",
+        "5",
+        "--num-context",
+        "60",
+        "--seed",
+        "4",
+        *extra,
+    ]
+
+
+def test_demo_command_prints_the_table(model_folder, capsys):
+    assert main(demo_argv(model_folder)) == 0
+    first = capsys.readouterr().out
+    assert "d = 5, 60 context rows, seed 4" in first and "rerun with --seed 4" in first
+    assert re.search(r"^  interventional +\d+\.\d{3} +\d+\.\d{3}$", first, flags=re.MULTILINE)
+    main(demo_argv(model_folder))
+    second = capsys.readouterr().out
+    scores = [line for line in first.splitlines() if line.startswith("  ") and "seconds" not in line]
+    assert scores == [line for line in second.splitlines() if line.startswith("  ") and "seconds" not in line]
+
+
+def test_demo_plot_without_matplotlib_says_how_to_install(model_folder, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
+    assert main(demo_argv(model_folder, "--plot", str(tmp_path / "plot.png"))) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "pip install 'condfip[plot]'" in error
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_demo_plot_writes_a_png(model_folder, tmp_path):
+    pytest.importorskip("matplotlib")
+    assert main(demo_argv(model_folder, "--plot", str(tmp_path / "plot.png"))) == 0
+    assert (tmp_path / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["plot.png"]
+
+
+@pytest.mark.skipif(not shipped_checkpoints().get("small"), reason="the small weights are not shipped yet")
+def test_demo_with_no_arguments_runs_on_the_shipped_weights(capsys):
+    assert main(["demo", "--seed", "0"]) == 0
+    assert "d = 20, 400 context rows" in capsys.readouterr().out
+
+
+def test_demo_bad_options(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["demo", "--num-nodes", "zero"])
+    assert stopped.value.code == 2 and capsys.readouterr().err.count("\n") == 1
