@@ -1,0 +1,188 @@
+"""``condfip-eval``: the benchmark runs and the report.
+
+    condfip-eval paper --nodes 10 20 50 100 --context 400 --methods condfip,fip,dowhy,linear,nonlinear --out DIR
+    condfip-eval csuite --out DIR
+    condfip-eval sachs --out DIR [--data FILE.csv] [--log]
+    condfip-eval ecoli70 --out DIR
+    condfip-eval report DIR
+
+Bad input (unknown method or preset, a results folder of another version, a Sachs file with the wrong
+columns, ...) prints one line to stderr and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from condfip_eval import __version__
+from condfip_eval.methods import METHOD_NAMES
+
+__all__ = ["main"]
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported in one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage block
+        raise UsageError(message)
+
+
+def _methods(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in METHOD_NAMES]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown method {unknown[0]!r}; choose from {','.join(METHOD_NAMES)}"
+        )
+    if not names:
+        raise argparse.ArgumentTypeError("no method given; choose from " + ",".join(METHOD_NAMES))
+    return names
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _add_common(parser: argparse.ArgumentParser, *, default_methods: str) -> None:
+    parser.add_argument("--out", required=True, help="results folder (created; resumed when it exists)")
+    parser.add_argument(
+        "--methods",
+        type=_methods,
+        default=_methods(default_methods),
+        help=f"comma-separated, from {','.join(METHOD_NAMES)}",
+    )
+    parser.add_argument(
+        "--weights", default="small", help="Cond-FiP weights: shipped name, local folder or Hub id"
+    )
+    parser.add_argument(
+        "--fip-steps",
+        type=_positive,
+        default=None,
+        help="FiP training steps (default 2000; 200 with --quick)",
+    )
+    parser.add_argument("--dowhy-quality", choices=("GOOD", "BETTER", "BEST"), default="GOOD")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="condfip-eval", description="Benchmarks of Cond-FiP against per-dataset baselines.")
+    parser.add_argument("--version", action="version", version=f"condfip-eval {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    paper = commands.add_parser("paper", help="the paper's test grid (Tables 1-3 and more)")
+    paper.add_argument("--nodes", type=_positive, nargs="+", default=[10, 20, 50, 100])
+    paper.add_argument(
+        "--context", type=_positive, default=400, help="context rows per dataset (400, 100, 50)"
+    )
+    paper.add_argument("--graph", choices=("true", "inferred"), default="true")
+    paper.add_argument("--quick", action="store_true", help="one SCM per graph family and 200 FiP steps")
+    _add_common(paper, default_methods=",".join(METHOD_NAMES))
+
+    csuite = commands.add_parser("csuite", help="the CSuite datasets and their Gaussian-mixture variants")
+    csuite.add_argument("--datasets", default=None, help="comma-separated CSuite names (default: all)")
+    csuite.add_argument("--replicates", type=_positive, default=3, help="datasets per CSuite model")
+    _add_common(csuite, default_methods=",".join(METHOD_NAMES))
+
+    sachs = commands.add_parser(
+        "sachs", help="Sachs protein signalling (CD3/CD28, 853 rows), MMD to held-out rows"
+    )
+    sachs.add_argument(
+        "--data", default=None, help="a CSV with the 11 Sachs columns (default: the cdt wheel's file)"
+    )
+    sachs.add_argument("--log", action="store_true", help="log-transform the (positive, heavy-tailed) values")
+    sachs.add_argument("--context", type=_positive, default=400)
+    _add_common(sachs, default_methods=",".join(METHOD_NAMES))
+
+    ecoli = commands.add_parser("ecoli70", help="the linear-Gaussian ecoli70 network (pgmpy's parameters)")
+    ecoli.add_argument("--context", type=_positive, default=400)
+    ecoli.add_argument("--replicates", type=_positive, default=3)
+    _add_common(ecoli, default_methods=",".join(METHOD_NAMES))
+
+    report = commands.add_parser("report", help="one Markdown report (with PNG figures) of every run in DIR")
+    report.add_argument("directory")
+    report.add_argument("--no-figures", action="store_true", help="tables only (no matplotlib needed)")
+    return parser
+
+
+def _method_options(args: argparse.Namespace) -> dict:
+    return {
+        "fip_steps": args.fip_steps,
+        "dowhy_quality": args.dowhy_quality,
+        "condfip_weights": args.weights,
+        "seed": args.seed,
+    }
+
+
+def _run(args: argparse.Namespace) -> str:
+    if args.command == "paper":
+        from condfip_eval.paper import PaperSettings, run_paper
+
+        settings = PaperSettings(
+            node_counts=tuple(args.nodes),
+            num_context=args.context,
+            methods=args.methods,
+            graph_source=args.graph,
+            quick=args.quick,
+            **_method_options(args),
+        )
+        return str(run_paper(settings, args.out, progress=not args.no_progress))
+    if args.command == "csuite":
+        from condfip_eval.csuite import CSuiteSettings, run_csuite
+
+        names = (
+            None if args.datasets is None else tuple(n.strip() for n in args.datasets.split(",") if n.strip())
+        )
+        settings = CSuiteSettings(
+            names=names, methods=args.methods, replicates=args.replicates, **_method_options(args)
+        )
+        return str(run_csuite(settings, args.out, progress=not args.no_progress))
+    if args.command == "sachs":
+        from condfip_eval.sachs import SachsSettings, run_sachs
+
+        settings = SachsSettings(
+            data_path=args.data,
+            log_transform=args.log,
+            num_context=args.context,
+            methods=args.methods,
+            **_method_options(args),
+        )
+        return str(run_sachs(settings, args.out, progress=not args.no_progress))
+    if args.command == "ecoli70":
+        from condfip_eval.ecoli70 import Ecoli70Settings, run_ecoli70
+
+        settings = Ecoli70Settings(
+            num_context=args.context,
+            replicates=args.replicates,
+            methods=args.methods,
+            **_method_options(args),
+        )
+        return str(run_ecoli70(settings, args.out, progress=not args.no_progress))
+    from condfip_eval.report import write_report
+
+    return str(write_report(args.directory, figures=not args.no_figures))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+        print(_run(args))
+    except (UsageError, ValueError, ImportError, FileNotFoundError) as error:
+        message = " ".join(str(error).split())  # one line
+        print(f"condfip-eval: error: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,286 @@
+"""The paper's benchmark run: every method on every dataset of the test grid, four tasks, tables.
+
+Layout of the results folder (resumable: each cell file is rewritten atomically after every dataset, and a
+dataset already in it is skipped):
+
+    DIR/manifest.json
+    DIR/paper/graph-<true|inferred>/context-<n>/<method>/<preset>_<mechanism>_d<d>.json
+    DIR/paper/graph-<true|inferred>/context-<n>/tables.md
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from condfip_eval.grid import CANONICAL_SCMS_PER_GRAPH, PaperCell, PaperDatasetSpec, cell_specs, paper_cells
+from condfip_eval.methods import METHOD_NAMES, Method, make_method
+from condfip_eval.metrics import auprc, auroc, edge_f1, structural_hamming_distance
+from condfip_eval.results import ResultsDirectory, read_json, write_json, write_text
+from condfip_eval.scoring import TASK_TITLES, TASKS, score_dataset
+from condfip_eval.tables import markdown_table, paper_task_table, paper_time_table, summarize_records
+
+__all__ = ["GRAPH_SOURCES", "PaperSettings", "run_paper", "write_paper_tables"]
+
+GRAPH_SOURCES = ("true", "inferred")
+GraphInferrer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # data [n, d] -> (probabilities, dag)
+
+
+@dataclass
+class PaperSettings:
+    """What a ``paper`` run evaluates. ``quick`` keeps one SCM per graph family and few FiP steps."""
+
+    node_counts: tuple[int, ...] = (10, 20, 50, 100)
+    num_context: int = 400
+    methods: tuple[str, ...] = METHOD_NAMES
+    graph_source: str = "true"
+    quick: bool = False
+    seed: int = 0
+    num_query: int = 400
+    num_interventional: int = 400
+    scms_per_graph: int | None = None  # default: 3, or 1 when quick
+    fip_steps: int | None = None  # default: 2000, or 200 when quick
+    dowhy_quality: str = "GOOD"
+    condfip_weights: str = "small"
+    method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.methods if name not in METHOD_NAMES]
+        if unknown or not self.methods:
+            raise ValueError(
+                f"unknown method {unknown[0] if unknown else '(none)'!r}; choose from {', '.join(METHOD_NAMES)}"
+            )
+        if self.graph_source not in GRAPH_SOURCES:
+            raise ValueError(f"graph must be one of {', '.join(GRAPH_SOURCES)}; got {self.graph_source!r}")
+        if self.num_context < 2:
+            raise ValueError(f"context must be at least 2 rows; got {self.num_context}")
+        if self.scms_per_graph is None:
+            self.scms_per_graph = 1 if self.quick else CANONICAL_SCMS_PER_GRAPH
+        if self.fip_steps is None:
+            self.fip_steps = 200 if self.quick else 2000
+        paper_cells(tuple(self.node_counts))  # validates the node counts
+
+    def protocol(self) -> dict[str, Any]:
+        """The settings every resumed or added run in the same folder must share."""
+        return {
+            "seed": self.seed,
+            "num_query": self.num_query,
+            "num_interventional": self.num_interventional,
+            "scms_per_graph": self.scms_per_graph,
+            "fip_steps": self.fip_steps,
+            "dowhy_quality": self.dowhy_quality,
+            "condfip_weights": self.condfip_weights,
+        }
+
+    def build_method(self, name: str) -> Method:
+        defaults: dict[str, dict[str, Any]] = {
+            "fip": {"steps": self.fip_steps},
+            "dowhy": {"quality": self.dowhy_quality},
+            "condfip": {"model": self.condfip_weights},
+        }
+        return make_method(name, **{**defaults.get(name, {}), **self.method_options.get(name, {})})
+
+
+def load_graph_inferrer() -> GraphInferrer:
+    """The amortized graph model of the condfip package: ``infer_graph(data) -> (probabilities, dag)``."""
+    import condfip
+
+    inferrer = getattr(condfip, "infer_graph", None)
+    if inferrer is None:
+        raise ValueError(
+            "--graph inferred needs the amortized graph model (condfip.infer_graph), which this condfip "
+            f"version ({condfip.__version__}) does not provide; use --graph true"
+        )
+    return inferrer
+
+
+def graph_scores(true_adjacency: np.ndarray, probabilities: np.ndarray, dag: np.ndarray) -> dict[str, float]:
+    scores: dict[str, float] = {
+        "shd": float(structural_hamming_distance(true_adjacency, dag)),
+        "f1": edge_f1(true_adjacency, dag),
+    }
+    off_diagonal = ~np.eye(true_adjacency.shape[0], dtype=bool)
+    if 0 < true_adjacency[off_diagonal].sum() < off_diagonal.sum():
+        scores["auroc"] = auroc(true_adjacency, probabilities)
+        scores["auprc"] = auprc(true_adjacency, probabilities)
+    return scores
+
+
+def _run_folder(out: Path, graph_source: str, num_context: int) -> Path:
+    return out / "paper" / f"graph-{graph_source}" / f"context-{num_context}"
+
+
+def _cell_path(folder: Path, method: str, cell: PaperCell) -> Path:
+    return folder / method / f"{cell.key}.json"
+
+
+def _load_records(path: Path) -> list[dict[str, Any]]:
+    return list(read_json(path)["datasets"]) if path.exists() else []
+
+
+def _cell_document(
+    method: str, cell: PaperCell, settings: PaperSettings, specs: Sequence[PaperDatasetSpec], records: list
+) -> dict[str, Any]:
+    return {
+        "method": method,
+        "graph_source": settings.graph_source,
+        "num_context": settings.num_context,
+        "cell": {**asdict(cell), "column": cell.column},
+        "complete": len(records) == len(specs),
+        "datasets": records,
+        "summary": summarize_records(records, TASKS),
+    }
+
+
+def run_paper(
+    settings: PaperSettings,
+    out: str | Path,
+    *,
+    methods: Mapping[str, Method] | None = None,
+    graph_inferrer: GraphInferrer | None = None,
+    progress: bool = True,
+) -> Path:
+    """Run (or resume) the grid and write the tables; returns the path of the tables file.
+
+    ``methods`` may supply ready-built methods by name (for example a Cond-FiP with local weights); the others
+    are built from ``settings``. Errors of one method on one dataset are recorded in its cell file (and
+    marked ``*`` in the tables) without stopping the run.
+    """
+    out = Path(out)
+    directory = ResultsDirectory(out)
+    directory.open_run("paper", settings.protocol())
+    folder = _run_folder(out, settings.graph_source, settings.num_context)
+    if settings.graph_source == "inferred" and graph_inferrer is None:
+        graph_inferrer = load_graph_inferrer()
+
+    cells = paper_cells(tuple(settings.node_counts))
+    plan = []  # (cell, specs, {method: records})
+    remaining = 0
+    for cell in cells:
+        specs = cell_specs(
+            cell,
+            num_context=settings.num_context,
+            num_query=settings.num_query,
+            num_interventional=settings.num_interventional,
+            scms_per_graph=settings.scms_per_graph,
+            seed=settings.seed,
+        )
+        records = {name: _load_records(_cell_path(folder, name, cell)) for name in settings.methods}
+        remaining += sum(len(specs) - len(found) for found in records.values())
+        plan.append((cell, specs, records))
+
+    built: dict[str, Method] = dict(methods or {})
+    bar = tqdm(
+        total=remaining, desc="paper", unit="fit", disable=not progress, file=sys.stderr, dynamic_ncols=True
+    )
+    for cell, specs, records in plan:
+        for spec in specs:
+            waiting = [
+                name for name in settings.methods if spec.index not in {r["index"] for r in records[name]}
+            ]
+            if not waiting:
+                continue
+            dataset = spec.build()
+            adjacency, inferred = dataset.adjacency, None
+            if graph_inferrer is not None:
+                probabilities, adjacency = graph_inferrer(dataset.context_data)
+                adjacency = np.asarray(adjacency)
+                inferred = graph_scores(dataset.adjacency, np.asarray(probabilities), adjacency)
+            for name in waiting:
+                bar.set_postfix_str(f"{name} {cell.key} {spec.graph}#{spec.replicate}")
+                if name not in built:
+                    built[name] = settings.build_method(name)
+                record: dict[str, Any] = {
+                    "index": spec.index,
+                    "graph": spec.graph,
+                    "replicate": spec.replicate,
+                }
+                try:
+                    record.update(score_dataset(built[name], dataset, adjacency))
+                except Exception as error:  # recorded, shown as '*' in the tables; the run goes on
+                    record["error"] = f"{type(error).__name__}: {error}"
+                    tqdm.write(
+                        f"{name} failed on {cell.key} dataset {spec.index}: {record['error']}",
+                        file=sys.stderr,
+                    )
+                if inferred is not None:
+                    record["graph_scores"] = inferred
+                records[name].append(record)
+                records[name].sort(key=lambda r: r["index"])
+                write_json(
+                    _cell_path(folder, name, cell), _cell_document(name, cell, settings, specs, records[name])
+                )
+                bar.update(1)
+        for name in settings.methods:  # refresh summaries of cells that were already complete
+            path = _cell_path(folder, name, cell)
+            if not path.exists():
+                write_json(path, _cell_document(name, cell, settings, specs, records[name]))
+    bar.close()
+    return write_paper_tables(out, settings.graph_source, settings.num_context)
+
+
+def collect_summaries(folder: Path) -> dict[str, dict[int, dict[str, dict[str, Any]]]]:
+    """``summaries[method][d][column]`` from every cell file under one run folder (methods in METHOD_NAMES order)."""
+    summaries: dict[str, dict[int, dict[str, dict[str, Any]]]] = {}
+    paths = sorted(folder.glob("*/*.json"))
+    order = {name: position for position, name in enumerate(METHOD_NAMES)}
+    for path in sorted(paths, key=lambda p: (order.get(p.parent.name, len(order)), p.parent.name)):
+        document = read_json(path)
+        cell = document["cell"]
+        by_nodes = summaries.setdefault(document["method"], {}).setdefault(cell["num_nodes"], {})
+        by_nodes[cell["column"]] = summarize_records(document["datasets"], TASKS)
+    return summaries
+
+
+def _graph_table(folder: Path) -> str | None:
+    rows = []
+    for path in sorted(folder.glob("*/*.json")):
+        document = read_json(path)
+        scored = [r["graph_scores"] for r in document["datasets"] if "graph_scores" in r]
+        if not scored:
+            continue
+        cell = document["cell"]
+        row = [str(cell["num_nodes"]), cell["column"], str(len(scored))]
+        for key in ("shd", "f1", "auroc", "auprc"):
+            values = [s[key] for s in scored if key in s]
+            row.append(f"{np.mean(values):.3f}" if values else "—")
+        rows.append((cell["num_nodes"], cell["column"], row))
+    if not rows:
+        return None
+    unique = {(d, c): row for d, c, row in rows}  # every method saw the same inferred graphs
+    return markdown_table(
+        ["d", "cell", "datasets", "SHD", "F1", "AUROC", "AUPRC"], [unique[k] for k in sorted(unique)]
+    )
+
+
+def write_paper_tables(out: str | Path, graph_source: str, num_context: int) -> Path:
+    """Write ``tables.md`` for one (graph source, context size) run folder from its cell files."""
+    folder = _run_folder(Path(out), graph_source, num_context)
+    summaries = collect_summaries(folder)
+    graph_text = "true graph" if graph_source == "true" else "graph inferred by the amortized graph model"
+    parts = [
+        f"# Paper benchmark: {num_context} context rows, {graph_text}",
+        "",
+        "RMSE in standardized units (per-column mean and std of each dataset's observational rows; noise divided "
+        "by the std only), mean over query rows of the root mean squared error over nodes; cells are "
+        "`mean (s.e.)` over the SCMs of a cell. Rows marked (paper) are the published numbers of "
+        "Mahajan et al. (arXiv 2410.06128). `*`: some datasets failed for that method (see the cell file).",
+    ]
+    for number, task in enumerate(TASKS, start=1):
+        parts += ["", f"## Table {number}. {TASK_TITLES[task]}", ""]
+        parts.append(
+            paper_task_table(task, summaries, num_context=num_context, with_reference=graph_source == "true")
+        )
+    parts += ["", "## Time per dataset (seconds, mean over datasets)", "", paper_time_table(summaries)]
+    graph_table = _graph_table(folder) if graph_source == "inferred" else None
+    if graph_table:
+        parts += ["", "## Inferred graphs (mean over datasets)", "", graph_table]
+    path = folder / "tables.md"
+    write_text(path, "\n".join(parts) + "\n")
+    return path
