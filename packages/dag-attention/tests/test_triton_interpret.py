@@ -1,0 +1,138 @@
+"""The Triton kernels in Triton's CPU interpreter, against the reference: forward and all three gradients.
+
+Runs in its own process with TRITON_INTERPRET=1 (the root noxfile does that):
+    TRITON_INTERPRET=1 python -m pytest packages/dag-attention/tests -m triton_interpret
+Shapes are tiny: the interpreter costs milliseconds per program and per operation.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import pytest
+import torch
+
+from dag_attention import DAGAttention, dag_attention
+from dag_attention._dispatch import interpreter_enabled, load_triton_op
+from dag_attention._testing import check_against_reference, make_parents
+
+pytestmark = [
+    pytest.mark.triton_interpret,
+    pytest.mark.skipif(
+        not interpreter_enabled(), reason="needs TRITON_INTERPRET=1 set before the first kernel"
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def triton_op():
+    op = load_triton_op()
+    if op is None:
+        pytest.skip("triton is not installed")
+    return op
+
+
+def _inputs(shape, dtype, *, seed=0, spread=1.0):
+    generator = torch.Generator().manual_seed(seed)
+    return [(spread * torch.randn(shape, generator=generator)).to(dtype) for _ in range(3)]
+
+
+def _fused(triton_op, **config):
+    return functools.partial(triton_op.dag_attention_triton, **config)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
+@pytest.mark.parametrize("head_dim", [16, 32])
+@pytest.mark.parametrize("num_nodes", [1, 3, 7, 20])
+def test_matches_reference(triton_op, num_nodes, head_dim, dtype):
+    shape = (2, 3, 2, num_nodes, head_dim)  # 6 rows per dataset: the last pack is partly padding
+    q, k, v = _inputs(shape, dtype, seed=num_nodes)
+    parents = make_parents("random", 2, num_nodes, generator=torch.Generator().manual_seed(head_dim))
+    check_against_reference(_fused(triton_op), q, k, v, parents, 1 / math.sqrt(head_dim))
+
+
+@pytest.mark.parametrize("kind", ["empty", "chain", "complete", "random"])
+@pytest.mark.parametrize(
+    ("num_nodes", "pack", "block_nodes"), [(20, 1, 16), (20, 2, 16), (7, 4, 4), (13, 2, 8)], ids=str
+)
+def test_multi_block_paths_match_reference(triton_op, kind, num_nodes, pack, block_nodes):
+    # several node blocks: online softmax across key blocks, skipped blocks, the split dQ / dK-dV backward
+    q, k, v = _inputs((2, 3, 1, num_nodes, 16), torch.float32, seed=1)
+    parents = make_parents(kind, 2, num_nodes, generator=torch.Generator().manual_seed(2))
+    check_against_reference(_fused(triton_op, pack=pack, block_nodes=block_nodes), q, k, v, parents, 0.25)
+
+
+@pytest.mark.parametrize("spread", [0.3, 3.0, 12.0])
+@pytest.mark.parametrize("block_nodes", [None, 8])
+def test_both_regimes_of_the_clip_and_large_scores(triton_op, spread, block_nodes):
+    # spread 0.3: most rows have sum exp(s) < 1 (no normalization); 12: scores of several hundred
+    q, k, v = _inputs((1, 4, 1, 11, 16), torch.float32, seed=3, spread=spread)
+    v = v / spread
+    parents = make_parents("complete", 1, 11, generator=torch.Generator().manual_seed(4))
+    check_against_reference(_fused(triton_op, block_nodes=block_nodes, pack=2), q, k, v, parents, 1.0)
+
+
+@pytest.mark.parametrize("block_nodes", [None, 8])
+def test_root_rows_are_exact_zeros_with_zero_gradients(triton_op, block_nodes):
+    q, k, v = (t.requires_grad_() for t in _inputs((2, 2, 2, 12, 16), torch.float32, seed=5, spread=3.0))
+    parents = torch.zeros(2, 12, 12, dtype=torch.bool)
+    parents[0, 5, 2] = parents[0, 11, 2] = parents[0, 11, 5] = parents[1, 9, 0] = True
+    out = triton_op.dag_attention_triton(q, k, v, parents, 0.25, block_nodes=block_nodes)
+    roots = ~parents.any(-1)[:, None, None, :].expand(out.shape[:-1])  # [B, S, H, d]
+    assert torch.equal(out[roots], torch.zeros_like(out[roots]))
+    out.backward(torch.randn_like(out))
+    assert torch.equal(q.grad[roots], torch.zeros_like(q.grad[roots]))
+    childless = ~parents.any(-2)[:, None, None, :].expand(out.shape[:-1])
+    assert torch.equal(k.grad[childless], torch.zeros_like(k.grad[childless]))
+    assert torch.equal(v.grad[childless], torch.zeros_like(v.grad[childless]))
+    assert all(torch.isfinite(t.grad).all() for t in (q, k, v))
+
+
+def test_public_function_four_dim_form_and_expanded_mask(triton_op):
+    q, k, v = _inputs((3, 2, 9, 16), torch.float32, seed=6)
+    shared = make_parents("random", 1, 9, generator=torch.Generator().manual_seed(7)).expand(3, 9, 9)
+    out = dag_attention(q, k, v, shared, backend="triton")
+    torch.testing.assert_close(out, dag_attention(q, k, v, shared, backend="reference"), rtol=1e-5, atol=1e-6)
+
+
+def test_module_with_strided_head_views_and_sum_gradient(triton_op):
+    torch.manual_seed(8)  # module initialization
+    fused = DAGAttention(32, 2, backend="triton")
+    plain = DAGAttention(32, 2, backend="reference")
+    plain.load_state_dict(fused.state_dict())
+    x = torch.randn(2, 3, 6, 32)
+    context = torch.randn(2, 3, 6, 32)
+    parents = make_parents("random", 2, 6, generator=torch.Generator().manual_seed(9))
+    results = []
+    for module in (fused, plain):
+        out = module(x, parents, context=context)
+        out.sum().backward()  # a stride-0 output gradient
+        results.append((out, [p.grad.clone() for p in module.parameters()]))
+    torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-5, atol=1e-6)
+    for got, want in zip(results[0][1], results[1][1], strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_deterministic(triton_op):
+    q, k, v = (t.requires_grad_() for t in _inputs((1, 2, 2, 20, 16), torch.float32, seed=10))
+    parents = make_parents("random", 1, 20, generator=torch.Generator().manual_seed(11))
+    runs = []
+    for _ in range(2):
+        for t in (q, k, v):
+            t.grad = None
+        out = triton_op.dag_attention_triton(q, k, v, parents, 0.25, block_nodes=8)
+        out.backward(torch.ones_like(out))
+        runs.append([out.detach(), q.grad, k.grad, v.grad])
+    for first, second in zip(*runs, strict=True):
+        assert torch.equal(first, second)
+
+
+def test_bad_tile_override(triton_op):
+    q = torch.zeros(1, 1, 1, 4, 16)
+    with pytest.raises(ValueError, match="block_nodes must be a power of two, got 6"):
+        triton_op.dag_attention_triton(q, q, q, torch.zeros(1, 4, 4, dtype=torch.bool), 1.0, block_nodes=6)
+    with pytest.raises(ValueError, match="pack \\* block_nodes must be at least 16, got 8"):
+        triton_op.dag_attention_triton(
+            q, q, q, torch.zeros(1, 4, 4, dtype=torch.bool), 1.0, pack=1, block_nodes=8
+        )
