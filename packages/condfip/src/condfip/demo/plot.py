@@ -31,8 +31,14 @@ def plot_interventional_marginals(
     sampled = scm.interventional_samples(
         {columns[node]: value}, n=len(dataset.interventional_data), seed=seed
     ).to_numpy()
-    figure, axes = plt.subplots(1, len(shown), figsize=(3 * len(shown), 2.8), squeeze=False)
-    for axis, j in zip(axes[0], shown, strict=True):
+    num_columns = min(3, len(shown))
+    num_rows = -(-len(shown) // num_columns)
+    figure, axes = plt.subplots(
+        num_rows, num_columns, figsize=(3.2 * num_columns, 2.6 * num_rows), squeeze=False
+    )
+    for axis in axes.flat[len(shown) :]:
+        axis.set_visible(False)
+    for axis, j in zip(axes.flat, shown, strict=False):
         truth, inferred = dataset.interventional_data[:, j], sampled[:, j]
         bins = np.histogram_bin_edges(np.concatenate([truth, inferred]), bins=30)
         axis.hist(truth, bins=bins, alpha=0.5, density=True, label="true SCM")
