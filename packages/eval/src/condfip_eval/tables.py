@@ -111,5 +111,5 @@ def paper_time_table(summaries: dict[str, dict[int, dict[str, dict[str, Any]]]])
                 continue
             fit = sum(summary["fit_seconds"] * summary["count"] for summary in cells) / count
             sample = sum(summary["sample_seconds"] * summary["count"] for summary in cells) / count
-            rows.append([display_name(method), str(num_nodes), f"{fit:.3f}", f"{sample:.3f}", str(count)])
+            rows.append([display_name(method), str(num_nodes), f"{fit:.3g}", f"{sample:.3g}", str(count)])
     return markdown_table(["method", "d", "fit s / dataset", "tasks s / dataset", "datasets"], rows)
