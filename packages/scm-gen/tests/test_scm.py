@@ -166,3 +166,13 @@ def test_single_node_scm():
     scm = _scm(num_nodes=1)
     x, noise = scm.sample(10, np.random.default_rng(0))
     np.testing.assert_array_equal(x, scm.mechanisms(x) + noise)
+
+
+@pytest.mark.parametrize("mechanism", ["linear", "rff", "rff_hetero"])
+def test_counterfactual_from_true_noise_equals_generation_under_the_intervention(mechanism):
+    scm = _scm("in", mechanism, seed=10)
+    x, noise = scm.sample(60, np.random.default_rng(10))
+    for node in range(scm.num_nodes):
+        np.testing.assert_array_equal(
+            scm.counterfactual_from_noise(x, noise, {node: -0.7}), scm.generate(noise, {node: -0.7})
+        )

@@ -115,7 +115,9 @@ def sample_benchmark_dataset(
     interventions = {node: value}
     interventional_noise = scm.noise_model.draw(num_interventional, rng)
     interventional_data = scm.generate(interventional_noise, interventions)
-    counterfactual_data = scm.generate(noise[num_context:], interventions)
+    counterfactual_data = scm.counterfactual_from_noise(
+        data[num_context:], noise[num_context:], interventions
+    )
     return BenchmarkDataset(
         adjacency=scm.adjacency,
         data=data,

@@ -249,7 +249,7 @@ def validate_adjacency(graph: Any, *, name: str = "adjacency") -> np.ndarray:
         array = np.asarray(graph)
     if array.ndim != 2 or array.shape[0] != array.shape[1] or array.shape[0] == 0:
         raise ValueError(f"{name} must be a non-empty square matrix [d, d], got shape {array.shape}")
-    if array.dtype.kind not in "biuf" or not np.all(np.isin(array, (0, 1))):
+    if array.dtype.kind not in "biuf" or not np.all((array == 0) | (array == 1)):
         raise ValueError(f"{name} must hold only 0 and 1 (adjacency[i, j] = 1 for the edge i -> j)")
     adjacency = array.astype(np.int8)
     loops = np.flatnonzero(np.diag(adjacency))
@@ -260,24 +260,23 @@ def validate_adjacency(graph: Any, *, name: str = "adjacency") -> np.ndarray:
 
 
 def topological_order(adjacency: np.ndarray, *, name: str = "adjacency") -> np.ndarray:
-    """Nodes ordered so that every parent comes before its children (Kahn's algorithm).
+    """Nodes ordered so that every parent comes before its children: layer after layer of nodes whose
+    parents are all placed, each layer in increasing index order.
 
     Raises `ValueError` when the graph has a cycle.
     """
     adjacency = np.asarray(adjacency) != 0
     in_degree = adjacency.sum(axis=0)
-    ready = list(np.flatnonzero(in_degree == 0)[::-1])
-    order = []
-    while ready:
-        node = ready.pop()
-        order.append(node)
-        for child in np.flatnonzero(adjacency[node]):
-            in_degree[child] -= 1
-            if in_degree[child] == 0:
-                ready.append(child)
-    if len(order) != adjacency.shape[0]:
-        cyclic = sorted(set(range(adjacency.shape[0])) - {int(n) for n in order})
-        raise ValueError(
-            f"{name} has a cycle (nodes {cyclic} are on or after one); the graph must be acyclic"
-        )
-    return np.array(order, dtype=np.int64)
+    placed = np.zeros(adjacency.shape[0], dtype=bool)
+    layers = []
+    while not placed.all():
+        layer = np.flatnonzero((in_degree == 0) & ~placed)
+        if layer.size == 0:
+            cyclic = np.flatnonzero(~placed).tolist()
+            raise ValueError(
+                f"{name} has a cycle (nodes {cyclic} are on or after one); the graph must be acyclic"
+            )
+        layers.append(layer)
+        placed[layer] = True
+        in_degree = in_degree - adjacency[layer].sum(axis=0)
+    return np.concatenate(layers).astype(np.int64) if layers else np.zeros(0, dtype=np.int64)

@@ -128,21 +128,23 @@ class RFFMechanisms(Mechanisms):
         self.output_scales = np.asarray(output_scales, dtype=np.float64)  # [d]
         self.bias = np.asarray(bias, dtype=np.float64)  # [d]
         num_features = self.phases.shape[1]
-        # float32 working copies with the constants folded in: w / l, and o sqrt(2 / M) c.
-        self._frequencies32 = [
-            (np.asarray(w, dtype=np.float64) / self.length_scales[node]).astype(np.float32)
+        # float32 working copies with the constants folded in: per node the matrix [w / l; theta] `[p + 1, M]`
+        # (the phase is one matmul with a column of ones appended to the parents), and o sqrt(2 / M) c.
+        self._weights32 = [
+            np.vstack(
+                [
+                    np.asarray(w, dtype=np.float64).reshape(-1, num_features) / self.length_scales[node],
+                    self.phases[node],
+                ]
+            ).astype(np.float32)
             for node, w in enumerate(frequencies)
         ]
-        self._phases32 = self.phases.astype(np.float32)
         self._coefficients32 = (
             self.coefficients * (self.output_scales[:, None] * np.sqrt(2.0 / num_features))
         ).astype(np.float32)
-        # A root's mechanism is a constant: cos(theta_m) weighted, computed once with the same float32 ops.
-        self._root_values = np.array(
-            [
-                float(np.cos(self._phases32[node]) @ self._coefficients32[node])
-                for node in range(self.num_nodes)
-            ]
+        # A root's mechanism is a constant: the same sum with zero phases from the parents.
+        self._root_values = (np.cos(self.phases.astype(np.float32)) * self._coefficients32).sum(
+            axis=1, dtype=np.float64
         )
 
     @classmethod
@@ -176,10 +178,13 @@ class RFFMechanisms(Mechanisms):
 
     def features_sum(self, node: int, parent_values: np.ndarray) -> np.ndarray:
         """`o_j sqrt(2 / M) sum_m c_m cos(<w_m, x> / l_j + theta_m)`, `[n, p] -> [n]` float64."""
-        if parent_values.shape[1] == 0:
-            return np.full(parent_values.shape[0], self._root_values[node])
-        phase = parent_values.astype(np.float32) @ self._frequencies32[node]  # [n, M]
-        phase += self._phases32[node]
+        num_rows, num_parents = parent_values.shape
+        if num_parents == 0:
+            return np.full(num_rows, self._root_values[node])
+        augmented = np.empty((num_rows, num_parents + 1), dtype=np.float32)  # [n, p + 1]: parents, then 1
+        augmented[:, :num_parents] = parent_values
+        augmented[:, num_parents] = 1.0
+        phase = augmented @ self._weights32[node]  # [n, M]: <w_m, x> / l + theta_m
         np.cos(phase, out=phase)
         return (phase @ self._coefficients32[node]).astype(np.float64)  # [n]
 

@@ -18,6 +18,11 @@ from scm_gen.benchmark import BenchmarkDataset
 
 ROWS_PER_ROW_GROUP = 32  # datasets held in memory before they are written
 MATRIX_COLUMNS = ("data", "noise", "interventional_data", "interventional_noise", "counterfactual_data")
+# Random doubles barely compress and dictionary-encoding them is slow: snappy, dictionaries for labels only.
+WRITE_OPTIONS = {
+    "compression": "snappy",
+    "use_dictionary": ["preset", "mechanism", "graph", "scm_gen_version"],
+}
 
 
 def _nested(matrices: Sequence[np.ndarray], value_type: pa.DataType) -> pa.ListArray:
@@ -64,7 +69,7 @@ def write_shard(
 ) -> int:
     """Generate the datasets of `specs` in order and stream them into one Parquet file; returns the count."""
     pending: list[BenchmarkDataset] = []
-    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+    with pq.ParquetWriter(path, schema, **WRITE_OPTIONS) as writer:
         for spec in specs:
             pending.append(spec.build())
             if on_dataset is not None:
