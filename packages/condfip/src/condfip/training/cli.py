@@ -49,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--validation-datasets", type=int, default=4, help="per validation cell")
     parser.add_argument("--workers", type=int, default=1, help="data worker processes")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    parser.add_argument("--stop-at", type=int, help="end after this step (checkpointed); --resume continues")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -71,6 +72,7 @@ def options_from_args(args: argparse.Namespace) -> TrainingOptions:
         workers=args.workers,
         device=args.device,
         progress=not args.quiet,
+        stop_at=args.stop_at,
     )
 
 

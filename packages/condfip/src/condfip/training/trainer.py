@@ -60,6 +60,7 @@ class TrainingOptions:
     workers: int = 1
     device: str = "auto"
     progress: bool = True
+    stop_at: int | None = None  # end this process after this step, with the schedule of --steps (resume later)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -204,7 +205,8 @@ def train(options: TrainingOptions) -> dict[str, float]:
     )
     waited = computed = 0.0
     run_started = time.perf_counter()
-    for step in range(start, options.steps):
+    last = options.steps if options.stop_at is None else min(options.stop_at, options.steps)
+    for step in range(start, last):
         tick = time.perf_counter()
         data, noise, parents = (t.to(device, non_blocking=True) for t in next(batches))
         got_data = time.perf_counter()
@@ -229,9 +231,12 @@ def train(options: TrainingOptions) -> dict[str, float]:
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}")
         finished = step + 1
-        if ranks.is_main and (finished % options.checkpoint_every == 0 or finished == options.steps):
+        at_checkpoint = finished % options.checkpoint_every == 0 or finished in (options.steps, last)
+        spread = weight_spread_across_ranks(model) if at_checkpoint and ranks.world_size > 1 else 0.0
+        if ranks.is_main and at_checkpoint:
             elapsed = time.perf_counter() - run_started
             log = {
+                "rank_weight_spread": spread,
                 "step": finished,
                 "loss": loss.item(),
                 "grad_norm": float(grad_norm),
@@ -250,6 +255,15 @@ def train(options: TrainingOptions) -> dict[str, float]:
     if ranks.world_size > 1:
         dist.barrier()
     return figures
+
+
+def weight_spread_across_ranks(model: nn.Module) -> float:
+    """Largest difference of any weight between ranks (0 when DistributedDataParallel keeps them in sync)."""
+    flat = torch.cat([p.detach().float().flatten() for p in model.parameters()])
+    high, low = flat.clone(), flat.clone()
+    dist.all_reduce(high, op=dist.ReduceOp.MAX)
+    dist.all_reduce(low, op=dist.ReduceOp.MIN)
+    return float((high - low).max())
 
 
 def _summary(figures: dict[str, float]) -> str:

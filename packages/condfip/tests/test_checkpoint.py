@@ -1,0 +1,123 @@
+"""save_pretrained / from_pretrained: bit-exact round trip, and every way a checkpoint can be refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from condfip.model import CondFiPConfig, CondFiPModel
+
+TINY = CondFiPConfig(dim=8, num_heads=2, mlp_dim=16, encoder_pairs=1, embedding_pairs=1, decoder_blocks=1)
+
+
+@pytest.fixture
+def saved(tmp_path: Path) -> tuple[CondFiPModel, Path]:
+    torch.manual_seed(0)
+    model = CondFiPModel(TINY)
+    model.save_pretrained(tmp_path, training={"steps": 3, "preset": "in"})
+    return model, tmp_path
+
+
+def test_round_trip_is_bit_exact(saved: tuple[CondFiPModel, Path]) -> None:
+    model, directory = saved
+    loaded = CondFiPModel.from_pretrained(directory)
+    assert loaded.config == model.config
+    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    config = json.loads((directory / "config.json").read_text())
+    assert config["format_version"] == 1 and config["training"] == {"steps": 3, "preset": "in"}
+    assert config["package_version"] and config["architecture"]["dim"] == 8
+    assert not list(directory.glob("*.tmp"))  # nothing left from the atomic writes
+
+
+def _edit_config(directory: Path, **changes) -> None:
+    config = json.loads((directory / "config.json").read_text())
+    config.update(changes)
+    (directory / "config.json").write_text(json.dumps(config))
+
+
+def test_unknown_format_version(saved) -> None:
+    _, directory = saved
+    _edit_config(directory, format_version=99)
+    with pytest.raises(ValueError, match="format_version 99"):
+        CondFiPModel.from_pretrained(directory)
+
+
+def test_wrong_model_type(saved) -> None:
+    _, directory = saved
+    _edit_config(directory, model_type="bert")
+    with pytest.raises(ValueError, match="model_type 'bert'"):
+        CondFiPModel.from_pretrained(directory)
+
+
+def test_missing_files(tmp_path: Path, saved) -> None:
+    with pytest.raises(ValueError, match="config.json is missing"):
+        CondFiPModel.from_pretrained(tmp_path / "nowhere")
+    _, directory = saved
+    (directory / "model.safetensors").unlink()
+    with pytest.raises(ValueError, match="model.safetensors is missing"):
+        CondFiPModel.from_pretrained(directory)
+
+
+def test_corrupted_config(saved) -> None:
+    _, directory = saved
+    (directory / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="corrupted"):
+        CondFiPModel.from_pretrained(directory)
+
+
+def test_truncated_weights(saved) -> None:
+    _, directory = saved
+    path = directory / "model.safetensors"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ValueError, match="truncated or corrupted"):
+        CondFiPModel.from_pretrained(directory)
+
+
+def test_garbage_weights(saved) -> None:
+    _, directory = saved
+    (directory / "model.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(ValueError, match="truncated or corrupted"):
+        CondFiPModel.from_pretrained(directory)
+
+
+def test_missing_extra_and_misshapen_tensors(saved) -> None:
+    _, directory = saved
+    path = directory / "model.safetensors"
+    tensors = load_file(str(path))
+    name = "decoder.out.weight"
+    del tensors[name]
+    tensors["decoder.surprise"] = torch.zeros(2)
+    tensors["encoder.value_embedding.bias"] = torch.zeros(5)
+    save_file(tensors, str(path))
+    with pytest.raises(ValueError) as error:
+        CondFiPModel.from_pretrained(directory)
+    message = str(error.value)
+    assert "missing tensors decoder.out.weight" in message
+    assert "unexpected tensors decoder.surprise" in message
+    assert "wrong shapes encoder.value_embedding.bias (5,) (expected (8,))" in message
+
+
+def test_architecture_mismatch_is_named(saved) -> None:
+    _, directory = saved
+    config = json.loads((directory / "config.json").read_text())
+    config["architecture"]["dim"] = 16
+    (directory / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="wrong shapes"):
+        CondFiPModel.from_pretrained(directory)
+
+
+def test_no_pickle_anywhere() -> None:
+    import condfip
+
+    source = Path(condfip.__file__).parent
+    offenders = [
+        str(path)
+        for path in source.rglob("*.py")
+        if "torch.load(" in path.read_text() or "import pickle" in path.read_text()
+    ]
+    assert offenders == []

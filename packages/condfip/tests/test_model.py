@@ -1,0 +1,166 @@
+"""The network's structural guarantees: shapes, equivariance, parent-only dependence, chunking, fixed point."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from dag_attention import parents_from_adjacency
+from scm_gen import sample_scm
+
+from condfip.model import CondFiPConfig, CondFiPModel, fixed_point_generate, longest_path_length
+
+TINY = CondFiPConfig(
+    dim=16, num_heads=2, mlp_dim=32, encoder_pairs=1, embedding_pairs=1, decoder_blocks=2, num_anchor_rows=24
+)
+
+
+def random_dag(batch: int, nodes: int, generator: torch.Generator, p: float = 0.4) -> torch.Tensor:
+    """Parents [b, d, d] of random DAGs (upper-triangular adjacency, then a random relabelling)."""
+    adjacency = (torch.rand(batch, nodes, nodes, generator=generator) < p).float().triu(1)
+    order = torch.randperm(nodes, generator=generator)
+    adjacency = adjacency[:, order][:, :, order]
+    return parents_from_adjacency(adjacency)
+
+
+@pytest.fixture
+def model(generator: torch.Generator) -> CondFiPModel:
+    torch.manual_seed(0)
+    model = CondFiPModel(TINY).eval()
+    with torch.no_grad():  # the adaLN gates start at zero; give them values so every path is exercised
+        for parameter in model.parameters():
+            parameter.add_(0.1 * torch.randn(parameter.shape, generator=generator))
+    return model
+
+
+def test_shapes(model: CondFiPModel, generator: torch.Generator) -> None:
+    x = torch.randn(3, 30, 5, generator=generator)
+    parents = random_dag(3, 5, generator)
+    assert model.predict_noise(x, parents).shape == (3, 30, 5)
+    embedding = model.embed(x, parents)
+    for field in (embedding.scale, embedding.position, embedding.condition):
+        assert field.shape == (3, 5, TINY.dim)
+    assert model.mechanisms(torch.randn(3, 7, 5, generator=generator), parents, embedding).shape == (3, 7, 5)
+
+
+def test_permuting_nodes_permutes_outputs(model: CondFiPModel, generator: torch.Generator) -> None:
+    x = torch.randn(2, 20, 6, generator=generator)
+    parents = random_dag(2, 6, generator)
+    perm = torch.randperm(6, generator=generator)
+    x_p, parents_p = x[:, :, perm], parents[:, perm][:, :, perm]
+    torch.testing.assert_close(model.predict_noise(x_p, parents_p), model.predict_noise(x, parents)[:, :, perm])
+    emb, emb_p = model.embed(x, parents), model.embed(x_p, parents_p)
+    torch.testing.assert_close(emb_p.condition, emb.condition[:, perm])
+    torch.testing.assert_close(model.mechanisms(x_p, parents_p, emb_p), model.mechanisms(x, parents, emb)[:, :, perm])
+
+
+def test_decoder_output_depends_only_on_parents(model: CondFiPModel, generator: torch.Generator) -> None:
+    nodes = 6
+    parents = random_dag(1, nodes, generator, p=0.5)
+    context = torch.randn(1, 20, nodes, generator=generator)
+    embedding = model.embed(context, parents)
+    z = torch.randn(1, 8, nodes, generator=generator)
+    base = model.mechanisms(z, parents, embedding)
+    for node in range(nodes):
+        for other in range(nodes):
+            perturbed = z.clone()
+            perturbed[:, :, other] += 3.0
+            changed = model.mechanisms(perturbed, parents, embedding)[:, :, node]
+            if parents[0, node, other]:
+                assert not torch.allclose(changed, base[:, :, node])
+            else:  # a non-parent (or the node itself) has no influence at all
+                torch.testing.assert_close(changed, base[:, :, node], rtol=0, atol=0)
+
+
+def test_root_prediction_is_constant_over_rows(model: CondFiPModel, generator: torch.Generator) -> None:
+    parents = random_dag(1, 5, generator)
+    roots = ~parents[0].any(dim=-1)
+    embedding = model.embed(torch.randn(1, 20, 5, generator=generator), parents)
+    out = model.mechanisms(torch.randn(1, 9, 5, generator=generator), parents, embedding)
+    assert roots.any()
+    spread = out[0, :, roots].max(dim=0).values - out[0, :, roots].min(dim=0).values
+    assert torch.all(spread == 0)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 24, 1000])
+def test_chunked_embedding_equals_one_shot(model: CondFiPModel, generator: torch.Generator, chunk_size: int) -> None:
+    context = torch.randn(2, 60, 4, generator=generator)  # more rows than anchors: rows attend to anchors
+    parents = random_dag(2, 4, generator)
+    one_shot = model.embed(context, parents, chunk_size=None)
+    chunked = model.embed(context, parents, chunk_size=chunk_size)
+    for a, b in zip(
+        (one_shot.scale, one_shot.position, one_shot.condition),
+        (chunked.scale, chunked.position, chunked.condition),
+        strict=True,
+    ):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_padding_rows_are_ignored(model: CondFiPModel, generator: torch.Generator) -> None:
+    context = torch.randn(1, 15, 4, generator=generator)
+    parents = random_dag(1, 4, generator)
+    padded = torch.cat([context, 100 * torch.randn(1, 9, 4, generator=generator)], dim=1)
+    mask = torch.arange(24)[None, :] < 15
+    plain, masked = model.embed(context, parents), model.embed(padded, parents, sample_mask=mask)
+    torch.testing.assert_close(plain.condition, masked.condition, rtol=1e-5, atol=1e-5)
+    noise_plain = model.predict_noise(context, parents)
+    noise_masked = model.predict_noise(padded, parents, mask)[:, :15]
+    torch.testing.assert_close(noise_plain, noise_masked, rtol=1e-5, atol=1e-5)
+
+
+def test_chunked_noise_prediction_equals_one_shot(model: CondFiPModel, generator: torch.Generator) -> None:
+    x = torch.randn(2, 50, 5, generator=generator)
+    parents = random_dag(2, 5, generator)
+    torch.testing.assert_close(
+        model.predict_noise(x, parents, chunk_size=None), model.predict_noise(x, parents, chunk_size=9)
+    )
+
+
+def test_fixed_point_with_true_mechanisms_reproduces_scm_gen() -> None:
+    rng = np.random.default_rng(3)
+    for mechanism in ("linear", "rff"):
+        scm = sample_scm("in", mechanism, 12, rng=rng)
+        x, noise = scm.sample(50, rng)
+        parents = parents_from_adjacency(torch.from_numpy(scm.adjacency))[None]
+
+        def true_mechanisms(z: torch.Tensor, scm=scm) -> torch.Tensor:
+            return torch.from_numpy(scm.mechanisms(z[0].numpy()))[None]
+
+        generated = fixed_point_generate(true_mechanisms, torch.from_numpy(noise)[None], parents)
+        np.testing.assert_allclose(generated[0].numpy(), x, rtol=1e-12, atol=1e-12)
+        node = int(scm.topological_order[len(scm.topological_order) // 2])
+        intervened = torch.zeros(1, 12, dtype=torch.bool)
+        intervened[0, node] = True
+        values = torch.full((1, 1, 12), 0.7, dtype=torch.float64)
+        generated = fixed_point_generate(
+            true_mechanisms, torch.from_numpy(noise)[None], parents, intervened=intervened, values=values
+        )
+        np.testing.assert_allclose(generated[0].numpy(), scm.generate(noise, {node: 0.7}), atol=1e-12)
+
+
+def test_longest_path_iterations_match_d_iterations(model: CondFiPModel, generator: torch.Generator) -> None:
+    parents = random_dag(2, 7, generator)
+    embedding = model.embed(torch.randn(2, 20, 7, generator=generator), parents)
+    noise = torch.randn(2, 5, 7, generator=generator)
+
+    def mechanisms(z: torch.Tensor) -> torch.Tensor:
+        return model.mechanisms(z, parents, embedding)
+
+    short = fixed_point_generate(mechanisms, noise, parents)
+    full = fixed_point_generate(mechanisms, noise, parents, num_iterations=7)
+    torch.testing.assert_close(short, full, rtol=1e-6, atol=1e-6)
+
+
+def test_longest_path_length() -> None:
+    chain = parents_from_adjacency(torch.diag(torch.ones(4), 1))[None]  # 0 -> 1 -> 2 -> 3 -> 4
+    assert longest_path_length(chain) == 4
+    assert longest_path_length(torch.zeros(1, 3, 3, dtype=torch.bool)) == 0
+
+
+def test_config_rejects_bad_sizes() -> None:
+    with pytest.raises(ValueError, match="divisible"):
+        CondFiPConfig(dim=10, num_heads=3)
+    with pytest.raises(ValueError, match="unknown config name"):
+        CondFiPConfig.named("huge")
+    with pytest.raises(ValueError, match="unknown CondFiPConfig fields"):
+        CondFiPConfig.from_dict({"dim": 8, "depth": 3})

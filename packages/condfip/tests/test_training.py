@@ -1,0 +1,135 @@
+"""Training: schedule, resume equals an uninterrupted run, two-process DDP equals one process, bad options."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from condfip.cli import main
+from condfip.model import CondFiPConfig
+from condfip.training import TrainingOptions, train
+from condfip.training.schedule import learning_rate
+
+TINY = CondFiPConfig(
+    dim=8, num_heads=2, mlp_dim=16, encoder_pairs=1, embedding_pairs=1, decoder_blocks=1, num_anchor_rows=16
+)
+
+
+def options(out: Path, stage: str = "encoder", **changes) -> TrainingOptions:
+    values = dict(
+        stage=stage,
+        config=TINY,
+        out=out,
+        steps=4,
+        batch_size=2,
+        num_samples=24,
+        node_counts=(4, 5),
+        warmup_steps=2,
+        lr=1e-3,
+        checkpoint_every=2,
+        validation_datasets=1,
+        workers=0,
+        progress=False,
+    )
+    values.update(changes)
+    return TrainingOptions(**values)
+
+
+def raw_weights(run: Path) -> dict[str, torch.Tensor]:
+    tensors = load_file(str(run / "state" / "training_state.safetensors"))
+    return {k: v for k, v in tensors.items() if k.startswith(("model.", "ema.", "optimizer."))}
+
+
+def test_schedule_warms_up_decays_and_stays_at_floor() -> None:
+    rates = [learning_rate(s, peak=1.0, warmup_steps=10, total_steps=100, floor=0.1) for s in range(150)]
+    assert rates[0] == pytest.approx(0.1) and rates[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(rates[10:100], rates[11:100], strict=False))
+    assert rates[100:] == [pytest.approx(0.1)] * 50  # clamped: no second cycle
+
+
+def test_encoder_then_decoder_writes_checkpoints_and_logs(tmp_path: Path) -> None:
+    figures = train(options(tmp_path / "enc"))
+    assert set(figures) == {f"{c}/noise" for c in ("in/linear", "in/rff", "out/linear", "out/rff")}
+    figures = train(options(tmp_path / "dec", stage="decoder", encoder_checkpoint=tmp_path / "enc"))
+    assert "in/rff/interventional" in figures and "out/linear/generation" in figures
+    lines = (tmp_path / "dec" / "validation.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [2, 4]
+    config = json.loads((tmp_path / "dec" / "config.json").read_text())
+    assert config["training"]["stage"] == "decoder" and config["training"]["step"] == 4
+    # the decoder stage keeps the frozen encoder exactly
+    enc = load_file(str(tmp_path / "enc" / "model.safetensors"))
+    dec = load_file(str(tmp_path / "dec" / "model.safetensors"))
+    for name, tensor in enc.items():
+        if name.startswith("encoder."):
+            assert torch.equal(tensor, dec[name]), name
+
+
+def test_resume_equals_uninterrupted(tmp_path: Path) -> None:
+    train(options(tmp_path / "straight", steps=6))
+    train(options(tmp_path / "resumed", steps=6, stop_at=3))  # checkpointed at 2 and 3, then "killed"
+    train(options(tmp_path / "resumed", steps=6, resume=True))
+    straight, resumed = raw_weights(tmp_path / "straight"), raw_weights(tmp_path / "resumed")
+    assert straight.keys() == resumed.keys()
+    for name in straight:
+        torch.testing.assert_close(resumed[name], straight[name], rtol=0, atol=0, msg=name)
+
+
+def test_existing_run_needs_resume(tmp_path: Path) -> None:
+    train(options(tmp_path, steps=2))
+    with pytest.raises(ValueError, match="pass --resume"):
+        train(options(tmp_path, steps=2))
+
+
+def test_resume_without_state(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no training state"):
+        train(options(tmp_path, resume=True))
+
+
+def test_decoder_needs_encoder(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="--encoder"):
+        train(options(tmp_path, stage="decoder"))
+
+
+def test_cli_bad_options_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["train", "encoder", "--steps", "2", "--out", str(tmp_path), "--config", "huge"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--config must be one of" in err[0]
+    assert main(["train", "encoder", "--steps", "0", "--out", str(tmp_path)]) == 2
+    assert main(["train", "encoder", "--steps", "2", "--out", str(tmp_path), "--nodes", "x"]) == 2
+    assert main(["train", "decoder", "--steps", "2", "--out", str(tmp_path)]) == 2
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_process_ddp_equals_single_process(tmp_path: Path) -> None:
+    config_path = tmp_path / "tiny.json"
+    config_path.write_text(json.dumps(TINY.to_dict()))
+    common = ["encoder", "--config", str(config_path), "--steps", "3", "--batch-size", "4", "--num-samples",
+              "24", "--nodes", "5", "--warmup-steps", "2", "--lr", "1e-3", "--checkpoint-every", "3",
+              "--validation-datasets", "1", "--workers", "0", "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
+         "--master-port", str(_free_port()), "-m", "condfip.train", *common, "--out", str(tmp_path / "ddp")],
+        check=True, env=env, capture_output=True, timeout=300,
+    )
+    train(options(tmp_path / "single", steps=3, batch_size=4, node_counts=(5,), checkpoint_every=3))
+    ddp, single = raw_weights(tmp_path / "ddp"), raw_weights(tmp_path / "single")
+    for name in single:
+        if name.startswith(("model.", "ema.")):
+            torch.testing.assert_close(ddp[name], single[name], rtol=1e-4, atol=1e-5, msg=name)
+    log = json.loads((tmp_path / "ddp" / "train_log.jsonl").read_text().splitlines()[-1])
+    assert log["rank_weight_spread"] == 0.0
