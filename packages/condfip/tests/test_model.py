@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from dag_attention import parents_from_adjacency
-from scm_gen import sample_scm
 
 from condfip.model import CondFiPConfig, CondFiPModel, fixed_point_generate, longest_path_length
+from dag_attention import parents_from_adjacency
+from scm_gen import sample_scm
 
 TINY = CondFiPConfig(
     dim=16, num_heads=2, mlp_dim=32, encoder_pairs=1, embedding_pairs=1, decoder_blocks=2, num_anchor_rows=24
@@ -48,10 +48,14 @@ def test_permuting_nodes_permutes_outputs(model: CondFiPModel, generator: torch.
     parents = random_dag(2, 6, generator)
     perm = torch.randperm(6, generator=generator)
     x_p, parents_p = x[:, :, perm], parents[:, perm][:, :, perm]
-    torch.testing.assert_close(model.predict_noise(x_p, parents_p), model.predict_noise(x, parents)[:, :, perm])
+    torch.testing.assert_close(
+        model.predict_noise(x_p, parents_p), model.predict_noise(x, parents)[:, :, perm]
+    )
     emb, emb_p = model.embed(x, parents), model.embed(x_p, parents_p)
     torch.testing.assert_close(emb_p.condition, emb.condition[:, perm])
-    torch.testing.assert_close(model.mechanisms(x_p, parents_p, emb_p), model.mechanisms(x, parents, emb)[:, :, perm])
+    torch.testing.assert_close(
+        model.mechanisms(x_p, parents_p, emb_p), model.mechanisms(x, parents, emb)[:, :, perm]
+    )
 
 
 def test_decoder_output_depends_only_on_parents(model: CondFiPModel, generator: torch.Generator) -> None:
@@ -83,7 +87,9 @@ def test_root_prediction_is_constant_over_rows(model: CondFiPModel, generator: t
 
 
 @pytest.mark.parametrize("chunk_size", [1, 7, 24, 1000])
-def test_chunked_embedding_equals_one_shot(model: CondFiPModel, generator: torch.Generator, chunk_size: int) -> None:
+def test_chunked_embedding_equals_one_shot(
+    model: CondFiPModel, generator: torch.Generator, chunk_size: int
+) -> None:
     context = torch.randn(2, 60, 4, generator=generator)  # more rows than anchors: rows attend to anchors
     parents = random_dag(2, 4, generator)
     one_shot = model.embed(context, parents, chunk_size=None)

@@ -117,14 +117,52 @@ def _free_port() -> int:
 def test_two_process_ddp_equals_single_process(tmp_path: Path) -> None:
     config_path = tmp_path / "tiny.json"
     config_path.write_text(json.dumps(TINY.to_dict()))
-    common = ["encoder", "--config", str(config_path), "--steps", "3", "--batch-size", "4", "--num-samples",
-              "24", "--nodes", "5", "--warmup-steps", "2", "--lr", "1e-3", "--checkpoint-every", "3",
-              "--validation-datasets", "1", "--workers", "0", "--quiet"]
+    common = [
+        "encoder",
+        "--config",
+        str(config_path),
+        "--steps",
+        "3",
+        "--batch-size",
+        "4",
+        "--num-samples",
+        "24",
+        "--nodes",
+        "5",
+        "--warmup-steps",
+        "2",
+        "--lr",
+        "1e-3",
+        "--checkpoint-every",
+        "3",
+        "--validation-datasets",
+        "1",
+        "--workers",
+        "0",
+        "--quiet",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
-         "--master-port", str(_free_port()), "-m", "condfip.train", *common, "--out", str(tmp_path / "ddp")],
-        check=True, env=env, capture_output=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc-per-node",
+            "2",
+            "--master-addr",
+            "127.0.0.1",
+            "--master-port",
+            str(_free_port()),
+            "-m",
+            "condfip.train",
+            *common,
+            "--out",
+            str(tmp_path / "ddp"),
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=300,
     )
     train(options(tmp_path / "single", steps=3, batch_size=4, node_counts=(5,), checkpoint_every=3))
     ddp, single = raw_weights(tmp_path / "ddp"), raw_weights(tmp_path / "single")

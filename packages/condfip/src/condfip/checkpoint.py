@@ -59,7 +59,9 @@ def read_config(directory: str | Path) -> dict[str, Any]:
     try:
         config = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"cannot read {path}: {error}; the file is corrupted, re-save the checkpoint") from error
+        raise ValueError(
+            f"cannot read {path}: {error}; the file is corrupted, re-save the checkpoint"
+        ) from error
     if not isinstance(config, dict) or config.get("model_type") != MODEL_TYPE:
         found = config.get("model_type") if isinstance(config, dict) else type(config).__name__
         raise ValueError(f"{path} describes model_type {found!r}, expected {MODEL_TYPE!r}")

@@ -116,7 +116,9 @@ class CondFiPModel(nn.Module):
         save_model(self, directory, training=training)
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, *, map_location: str | torch.device = "cpu") -> CondFiPModel:
+    def from_pretrained(
+        cls, directory: str | Path, *, map_location: str | torch.device = "cpu"
+    ) -> CondFiPModel:
         """Load a model written by ``save_pretrained``; refuses unknown formats and mismatched tensors."""
         from condfip.checkpoint import load_model
 

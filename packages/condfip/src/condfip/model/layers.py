@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from dag_attention import DAGAttention
 from einops import rearrange
 from torch import nn
+
+from dag_attention import DAGAttention
 
 
 class MLP(nn.Module):

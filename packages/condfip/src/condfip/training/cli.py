@@ -14,7 +14,9 @@ def parse_config(value: str) -> CondFiPConfig:
         return NAMED_CONFIGS[value]
     if value.endswith(".json") and Path(value).is_file():
         return CondFiPConfig.from_json(value)
-    raise ValueError(f"--config must be one of {sorted(NAMED_CONFIGS)} or an existing JSON file, got {value!r}")
+    raise ValueError(
+        f"--config must be one of {sorted(NAMED_CONFIGS)} or an existing JSON file, got {value!r}"
+    )
 
 
 def parse_node_counts(values: list[str]) -> tuple[int, ...]:
@@ -50,6 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, help="data worker processes")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--stop-at", type=int, help="end after this step (checkpointed); --resume continues")
+    parser.add_argument("--time-limit", type=float, help="minutes; end (checkpointed) when they have passed")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -73,6 +76,7 @@ def options_from_args(args: argparse.Namespace) -> TrainingOptions:
         device=args.device,
         progress=not args.quiet,
         stop_at=args.stop_at,
+        time_limit_s=None if args.time_limit is None else 60.0 * args.time_limit,
     )
 
 

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scm_gen import make_training_batch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from scm_gen import make_training_batch
 
 
 @dataclass(frozen=True)

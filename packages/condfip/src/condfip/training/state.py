@@ -65,7 +65,9 @@ def load_training_state(
         ema_shadow[name].copy_(tensors[f"ema.{name}"])
     parameters = dict(model.named_parameters())
     for group, saved in zip(optimizer.param_groups, meta["optimizer_groups"], strict=True):
-        group.update({key: tuple(value) if isinstance(value, list) else value for key, value in saved.items()})
+        group.update(
+            {key: tuple(value) if isinstance(value, list) else value for key, value in saved.items()}
+        )
         for parameter in group["params"]:
             name = next(n for n, p in parameters.items() if p is parameter)
             prefix = f"optimizer.{name}."

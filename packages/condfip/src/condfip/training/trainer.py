@@ -60,7 +60,10 @@ class TrainingOptions:
     workers: int = 1
     device: str = "auto"
     progress: bool = True
-    stop_at: int | None = None  # end this process after this step, with the schedule of --steps (resume later)
+    time_limit_s: float | None = None  # end (checkpointed) once this much wall time has passed
+    stop_at: int | None = (
+        None  # end this process after this step, with the schedule of --steps (resume later)
+    )
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -231,7 +234,15 @@ def train(options: TrainingOptions) -> dict[str, float]:
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}")
         finished = step + 1
-        at_checkpoint = finished % options.checkpoint_every == 0 or finished in (options.steps, last)
+        out_of_time = options.time_limit_s is not None and done - run_started > options.time_limit_s
+        at_checkpoint = (
+            finished % options.checkpoint_every == 0 or finished in (options.steps, last) or out_of_time
+        )
+        if ranks.world_size > 1:  # every rank stops at the same step
+            flag = torch.tensor([float(out_of_time)], device=device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            out_of_time = bool(flag.item())
+            at_checkpoint = at_checkpoint or out_of_time
         spread = weight_spread_across_ranks(model) if at_checkpoint and ranks.world_size > 1 else 0.0
         if ranks.is_main and at_checkpoint:
             elapsed = time.perf_counter() - run_started
@@ -249,8 +260,14 @@ def train(options: TrainingOptions) -> dict[str, float]:
             if not bar.disable:
                 bar.write(f"step {finished}: loss {loss.item():.4f} " + _summary(figures))
             else:
-                print(f"[{options.stage}] step {finished}/{options.steps} loss {loss.item():.4f} "
-                      f"{_summary(figures)}", file=sys.stderr, flush=True)
+                print(
+                    f"[{options.stage}] step {finished}/{options.steps} loss {loss.item():.4f} "
+                    f"{_summary(figures)}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        if out_of_time:
+            break
     bar.close()
     if ranks.world_size > 1:
         dist.barrier()
@@ -281,8 +298,12 @@ def checkpoint(
 ) -> dict[str, float]:
     """Save the training state and the EMA model, validate the EMA model, and append both logs."""
     out = Path(options.out)
-    info = {"step": step, "stage": options.stage, "architecture": options.config.to_dict(),
-            "recipe": options.recipe()}
+    info = {
+        "step": step,
+        "stage": options.stage,
+        "architecture": options.config.to_dict(),
+        "recipe": options.recipe(),
+    }
     save_training_state(out / "state", model=model, optimizer=optimizer, ema_shadow=ema.shadow, info=info)
     averaged = copy.deepcopy(model)
     averaged.load_state_dict(ema.averaged_state_dict(model))

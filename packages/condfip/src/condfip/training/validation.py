@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scm_gen import make_benchmark_dataset
 
 from condfip.model import CondFiPModel, fixed_point_generate
+from scm_gen import make_benchmark_dataset
 
 VALIDATION_SEED = 241_006_128  # fixed forever (the paper's arXiv number): figures stay comparable
 CELLS = (("in", "linear"), ("in", "rff"), ("out", "linear"), ("out", "rff"))
@@ -90,7 +90,9 @@ def evaluate(model: CondFiPModel, cells: list[ValidationCell], *, stage: str) ->
     device = next(model.parameters()).device
     figures: dict[str, float] = {}
     for cell in cells:
-        c = {key: getattr(cell, key).to(device) for key in ValidationCell.__dataclass_fields__ if key != "name"}
+        c = {
+            key: getattr(cell, key).to(device) for key in ValidationCell.__dataclass_fields__ if key != "name"
+        }
         noise = model.predict_noise(c["query"], c["parents"], context=c["context"])
         figures[f"{cell.name}/noise"] = per_row_rmse(noise, c["query_noise"])
         if stage != "decoder":
