@@ -14,11 +14,19 @@ from dag_attention.reference import dag_attention_reference
 MASK_KINDS = ("empty", "chain", "complete", "random")
 
 
-def make_parents(kind: str, batch: int, num_nodes: int, *, generator: torch.Generator) -> torch.Tensor:
+def make_parents(
+    kind: str,
+    batch: int,
+    num_nodes: int,
+    *,
+    generator: torch.Generator,
+    edge_probability: float | None = None,
+) -> torch.Tensor:
     """[B, d, d] bool parent masks (``parents[b, i, j]`` for ``j -> i``) of one kind, nodes randomly permuted.
 
     empty: no edges; chain: a path through all nodes; complete: every earlier node is a parent;
-    random: each earlier node is a parent with probability 1/2 (so some rows are roots).
+    random: each earlier node is a parent with probability ``edge_probability`` (default 1/2; some rows
+    are roots).
     """
     if kind not in MASK_KINDS:
         raise ValueError(f"make_parents: kind must be one of {MASK_KINDS}, got {kind!r}")
@@ -33,7 +41,8 @@ def make_parents(kind: str, batch: int, num_nodes: int, *, generator: torch.Gene
         elif kind == "complete":
             lower = earlier
         else:
-            lower = earlier & (torch.rand(num_nodes, num_nodes, generator=generator) < 0.5)
+            probability = 0.5 if edge_probability is None else edge_probability
+            lower = earlier & (torch.rand(num_nodes, num_nodes, generator=generator) < probability)
         perm = torch.randperm(num_nodes, generator=generator)
         masks.append(lower[perm][:, perm])  # relabel nodes: still acyclic
     return torch.stack(masks) if masks else torch.zeros(0, num_nodes, num_nodes, dtype=torch.bool)

@@ -39,8 +39,8 @@ def _row_offsets(b, row, node, num_heads, stride_b, stride_s, stride_h, stride_d
 def _parent_tile(parents_ptr, b, node_i, node_j, same_row, num_nodes, par_sb, par_si, par_sj):
     """[len(node_i), len(node_j)] bool: node_j is a parent of node_i and both positions are in the same row."""
     inside = (node_i < num_nodes)[:, None] & (node_j < num_nodes)[None, :]
-    offsets = b * par_sb + node_i[:, None] * par_si + node_j[None, :] * par_sj
-    return (tl.load(parents_ptr + offsets, mask=inside, other=0) != 0) & same_row
+    offsets = node_i[:, None] * par_si + node_j[None, :] * par_sj  # int32: d * d is small
+    return (tl.load(parents_ptr + b * par_sb + offsets, mask=inside, other=0) != 0) & same_row
 
 
 @triton.jit

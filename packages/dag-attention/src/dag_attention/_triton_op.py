@@ -39,10 +39,12 @@ class TileConfig:
 
 
 def choose_config(num_rows: int, num_nodes: int, head_dim: int, *, pack: int | None = None,
-                  block_nodes: int | None = None) -> TileConfig:  # fmt: skip
-    """Tile sizes for d nodes, e head dim and S * H rows per dataset. ``pack`` and ``block_nodes`` override
-    the heuristic (powers of two; ``pack * block_nodes >= 16`` for ``tl.dot``); the tests use that to run
-    the multi-block code paths on tiny inputs."""
+                  block_nodes: int | None = None, num_warps: int | None = None) -> TileConfig:  # fmt: skip
+    """Tile sizes for d nodes, e head dim and S * H rows per dataset.
+
+    ``pack``, ``block_nodes`` and ``num_warps`` override the heuristic (powers of two;
+    ``pack * block_nodes >= 16`` for ``tl.dot``): the tests use that to run the multi-block code paths on
+    tiny inputs, the benchmark to sweep tile shapes. The heuristic is not yet tuned on hardware."""
     block_e = max(16, triton.next_power_of_2(head_dim))
     if block_nodes is None:
         block_nodes = max(16, triton.next_power_of_2(num_nodes))
@@ -62,7 +64,10 @@ def choose_config(num_rows: int, num_nodes: int, head_dim: int, *, pack: int | N
         raise ValueError(
             f"dag_attention triton: pack * block_nodes must be at least 16, got {pack * block_nodes}"
         )
-    num_warps = 4 if pack * block_nodes * max(block_e, pack * block_nodes) <= 64 * 64 else 8
+    if num_warps is None:
+        num_warps = 4 if pack * block_nodes * max(block_e, pack * block_nodes) <= 64 * 32 else 8
+    if num_warps not in (1, 2, 4, 8, 16):
+        raise ValueError(f"dag_attention triton: num_warps must be 1, 2, 4, 8 or 16, got {num_warps}")
     return TileConfig(pack=pack, block_nodes=block_nodes, block_e=block_e, num_warps=num_warps)
 
 
@@ -75,9 +80,9 @@ def _unit_last_stride(t: torch.Tensor) -> torch.Tensor:
     return t if t.stride(-1) == 1 and t.shape[-1] > 0 else t.contiguous()
 
 
-def _precision(dtype: torch.dtype) -> str:
-    # float32 inputs get full float32 products (as torch's matmul by default), not TF32
-    return "ieee" if dtype == torch.float32 else "tf32"
+def _precision(dtype: torch.dtype) -> str | None:
+    # float32 inputs get full float32 products (as torch's matmul by default), not TF32; None: the default
+    return "ieee" if dtype == torch.float32 else None
 
 
 def _grid(config: TileConfig, batch: int, num_rows: int, num_nodes: int) -> tuple[int, int, int]:
@@ -165,6 +170,7 @@ def dag_attention_triton(
     *,
     pack: int | None = None,
     block_nodes: int | None = None,
+    num_warps: int | None = None,
 ) -> torch.Tensor:
     """The Triton path of ``dag_attention`` on validated [B, S, H, d, e] inputs (see ``choose_config``)."""
     batch, rows, heads, num_nodes, head_dim = q.shape
@@ -172,7 +178,9 @@ def dag_attention_triton(
         from dag_attention.reference import dag_attention_reference
 
         return dag_attention_reference(q, k, v, parents, scale)
-    config = choose_config(rows * heads, num_nodes, head_dim, pack=pack, block_nodes=block_nodes)
     if not math.isfinite(scale):
         raise ValueError(f"dag_attention triton: scale must be finite, got {scale}")
+    config = choose_config(
+        rows * heads, num_nodes, head_dim, pack=pack, block_nodes=block_nodes, num_warps=num_warps
+    )
     return DAGAttentionFunction.apply(q, k, v, parents, scale, config)

@@ -1,0 +1,146 @@
+"""The Triton kernels on a CUDA device at realistic sizes, against the reference (skipped without CUDA).
+
+python -m pytest packages/dag-attention/tests -m gpu
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import pytest
+import torch
+
+from dag_attention import DAGAttention, dag_attention
+from dag_attention._dispatch import load_triton_op, resolve_backend
+from dag_attention._testing import check_against_reference, make_parents
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+]
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@pytest.fixture(scope="module")
+def triton_op():
+    op = load_triton_op()
+    if op is None:
+        pytest.skip("triton is not installed")
+    return op
+
+
+def _inputs(shape, dtype, *, seed=0, spread=1.0):
+    generator = torch.Generator(device="cuda").manual_seed(seed)
+    return [(spread * torch.randn(shape, generator=generator, device="cuda")).to(dtype) for _ in range(3)]
+
+
+def _random_parents(batch, num_nodes, *, seed, edge_probability=None):
+    generator = torch.Generator().manual_seed(seed)
+    return make_parents(
+        "random", batch, num_nodes, generator=generator, edge_probability=edge_probability
+    ).cuda()
+
+
+@pytest.mark.parametrize("dtype", list(DTYPES), ids=list(DTYPES))
+@pytest.mark.parametrize("head_dim", [32, 64])
+@pytest.mark.parametrize("num_nodes", [10, 20, 50, 100, 200])
+def test_matches_reference(triton_op, num_nodes, head_dim, dtype):
+    shape = (3, 50, 8, num_nodes, head_dim)  # 400 rows per dataset
+    q, k, v = _inputs(shape, DTYPES[dtype], seed=num_nodes)
+    parents = _random_parents(3, num_nodes, seed=head_dim, edge_probability=min(1.0, 4 / num_nodes))
+    check_against_reference(triton_op.dag_attention_triton, q, k, v, parents, 1 / math.sqrt(head_dim))
+
+
+@pytest.mark.parametrize("kind", ["empty", "chain", "complete"])
+@pytest.mark.parametrize("num_nodes", [7, 130])
+def test_mask_kinds(triton_op, kind, num_nodes):
+    q, k, v = _inputs((2, 16, 4, num_nodes, 32), torch.bfloat16, seed=1)
+    parents = make_parents(kind, 2, num_nodes, generator=torch.Generator().manual_seed(2)).cuda()
+    check_against_reference(triton_op.dag_attention_triton, q, k, v, parents, 0.2)
+
+
+@pytest.mark.parametrize(
+    "config", [dict(pack=1, block_nodes=16), dict(pack=8, block_nodes=16), dict(block_nodes=32)]
+)
+def test_other_tile_shapes(triton_op, config):
+    q, k, v = _inputs((2, 40, 4, 45, 24), torch.float16, seed=3)  # odd e: masked lanes
+    parents = _random_parents(2, 45, seed=4)
+    check_against_reference(
+        functools.partial(triton_op.dag_attention_triton, **config), q, k, v, parents, 0.2
+    )
+
+
+@pytest.mark.parametrize("dtype", list(DTYPES), ids=list(DTYPES))
+def test_large_scores_and_root_rows(triton_op, dtype):
+    q, k, v = _inputs((2, 64, 4, 30, 32), DTYPES[dtype], seed=5, spread=4.0)
+    parents = _random_parents(2, 30, seed=6)
+    parents[:, :5] = False  # some certain roots
+    figures = check_against_reference(triton_op.dag_attention_triton, q, k, v, parents, 1.0)
+    assert set(figures) == {"out", "dq", "dk", "dv"}
+    q.requires_grad_()
+    out = triton_op.dag_attention_triton(q, k, v, parents, 1.0)
+    out.backward(torch.randn_like(out))
+    assert torch.equal(out[:, :, :, :5], torch.zeros_like(out[:, :, :, :5]))
+    assert torch.equal(q.grad[:, :, :, :5], torch.zeros_like(q.grad[:, :, :, :5]))
+
+
+def test_auto_picks_triton_on_cuda(triton_op, monkeypatch):
+    monkeypatch.delenv("DAG_ATTENTION_BACKEND", raising=False)
+    q = torch.zeros(1, 1, 1, 2, 16, device="cuda")
+    assert resolve_backend("auto", q) == "triton"
+    assert resolve_backend("auto", q.double()) == "reference"
+
+
+def test_module_with_strided_head_views(triton_op):
+    torch.manual_seed(7)  # module initialization
+    fused = DAGAttention(256, 8, backend="triton").cuda()
+    plain = DAGAttention(256, 8, backend="reference").cuda()
+    plain.load_state_dict(fused.state_dict())
+    x = torch.randn(4, 100, 20, 256, device="cuda")
+    parents = _random_parents(4, 20, seed=8)
+    outs, grads = [], []
+    for module in (fused, plain):
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            out = module(x, parents)
+        out.float().square().mean().backward()
+        outs.append(out.float())
+        grads.append([p.grad.float() for p in module.parameters()])
+    torch.testing.assert_close(outs[0], outs[1], rtol=2e-2, atol=2e-2)
+    for got, want in zip(grads[0], grads[1], strict=True):
+        torch.testing.assert_close(got, want, rtol=5e-2, atol=5e-3)
+
+
+def test_deterministic(triton_op):
+    q, k, v = (t.requires_grad_() for t in _inputs((2, 64, 8, 100, 32), torch.bfloat16, seed=9))
+    parents = _random_parents(2, 100, seed=10)
+    runs = []
+    for _ in range(2):
+        for t in (q, k, v):
+            t.grad = None
+        out = dag_attention(q, k, v, parents, backend="triton")
+        out.backward(torch.ones_like(out))
+        runs.append([out.detach(), q.grad, k.grad, v.grad])
+    for first, second in zip(*runs, strict=True):
+        assert torch.equal(first, second)
+
+
+@pytest.mark.parametrize("num_nodes", [20, 100])
+def test_memory_is_inputs_outputs_and_row_statistics(triton_op, num_nodes):
+    shape = (4, 400, 8, num_nodes, 32)
+    q, k, v = (t.requires_grad_() for t in _inputs(shape, torch.bfloat16, seed=11))
+    parents = _random_parents(4, num_nodes, seed=12)
+    grad_out = torch.randn_like(q)
+    tensor_bytes = q.numel() * q.element_size()
+    statistics_bytes = q.numel() // shape[-1] * 4  # one float32 per (row, head, node)
+    slack = 2**20
+    torch.cuda.synchronize()
+    before = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    out = dag_attention(q, k, v, parents, backend="triton")
+    torch.cuda.synchronize()
+    assert torch.cuda.max_memory_allocated() - before <= tensor_bytes + statistics_bytes + slack
+    out.backward(grad_out)
+    torch.cuda.synchronize()
+    # backward adds the three gradients and at most one more statistic (delta)
+    assert torch.cuda.max_memory_allocated() - before <= 4 * tensor_bytes + 2 * statistics_bytes + slack
