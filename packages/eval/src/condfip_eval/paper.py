@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +20,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from condfip_eval.grid import CANONICAL_SCMS_PER_GRAPH, PaperCell, PaperDatasetSpec, cell_specs, paper_cells
-from condfip_eval.methods import METHOD_NAMES, Method, make_method
+from condfip_eval.methods import METHOD_NAMES, Method
 from condfip_eval.metrics import auprc, auroc, edge_f1, structural_hamming_distance
 from condfip_eval.results import ResultsDirectory, read_json, write_json, write_text
 from condfip_eval.scoring import TASK_TITLES, TASKS, score_dataset
+from condfip_eval.settings import MethodSettings
 from condfip_eval.tables import markdown_table, paper_task_table, paper_time_table, summarize_records
 
 __all__ = ["GRAPH_SOURCES", "PaperSettings", "run_paper", "write_paper_tables"]
@@ -33,58 +34,34 @@ GraphInferrer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # data [n
 
 
 @dataclass
-class PaperSettings:
-    """What a ``paper`` run evaluates. ``quick`` keeps one SCM per graph family and few FiP steps."""
+class PaperSettings(MethodSettings):
+    """What a ``paper`` run evaluates. ``quick`` keeps one SCM per graph family and 200 FiP steps."""
 
     node_counts: tuple[int, ...] = (10, 20, 50, 100)
     num_context: int = 400
-    methods: tuple[str, ...] = METHOD_NAMES
     graph_source: str = "true"
-    quick: bool = False
-    seed: int = 0
     num_query: int = 400
     num_interventional: int = 400
     scms_per_graph: int | None = None  # default: 3, or 1 when quick
-    fip_steps: int | None = None  # default: 2000, or 200 when quick
-    dowhy_quality: str = "GOOD"
-    condfip_weights: str = "small"
-    method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        unknown = [name for name in self.methods if name not in METHOD_NAMES]
-        if unknown or not self.methods:
-            raise ValueError(
-                f"unknown method {unknown[0] if unknown else '(none)'!r}; choose from {', '.join(METHOD_NAMES)}"
-            )
+        super().__post_init__()
         if self.graph_source not in GRAPH_SOURCES:
             raise ValueError(f"graph must be one of {', '.join(GRAPH_SOURCES)}; got {self.graph_source!r}")
         if self.num_context < 2:
             raise ValueError(f"context must be at least 2 rows; got {self.num_context}")
         if self.scms_per_graph is None:
             self.scms_per_graph = 1 if self.quick else CANONICAL_SCMS_PER_GRAPH
-        if self.fip_steps is None:
-            self.fip_steps = 200 if self.quick else 2000
         paper_cells(tuple(self.node_counts))  # validates the node counts
 
     def protocol(self) -> dict[str, Any]:
         """The settings every resumed or added run in the same folder must share."""
         return {
-            "seed": self.seed,
+            **self.method_protocol(),
             "num_query": self.num_query,
             "num_interventional": self.num_interventional,
             "scms_per_graph": self.scms_per_graph,
-            "fip_steps": self.fip_steps,
-            "dowhy_quality": self.dowhy_quality,
-            "condfip_weights": self.condfip_weights,
         }
-
-    def build_method(self, name: str) -> Method:
-        defaults: dict[str, dict[str, Any]] = {
-            "fip": {"steps": self.fip_steps},
-            "dowhy": {"quality": self.dowhy_quality},
-            "condfip": {"model": self.condfip_weights},
-        }
-        return make_method(name, **{**defaults.get(name, {}), **self.method_options.get(name, {})})
 
 
 def load_graph_inferrer() -> GraphInferrer:
