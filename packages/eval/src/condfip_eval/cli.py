@@ -105,6 +105,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_common(sachs, default_methods=",".join(METHOD_NAMES))
 
     ecoli = commands.add_parser("ecoli70", help="the linear-Gaussian ecoli70 network (pgmpy's parameters)")
+    ecoli.add_argument(
+        "--model", default=None, help="a network in pgmpy's JSON format (default: pgmpy's ecoli70)"
+    )
     ecoli.add_argument("--context", type=_positive, default=400)
     ecoli.add_argument("--replicates", type=_positive, default=3)
     _add_common(ecoli, default_methods=",".join(METHOD_NAMES))
@@ -162,6 +165,7 @@ def _run(args: argparse.Namespace) -> str:
         from condfip_eval.ecoli70 import Ecoli70Settings, run_ecoli70
 
         settings = Ecoli70Settings(
+            model_path=args.model,
             num_context=args.context,
             replicates=args.replicates,
             methods=args.methods,

@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from condfip_eval.methods.base import Method
+from condfip_eval.methods.base import FittedSCM, Method
 from condfip_eval.metrics import Standardizer, rmse
 
-__all__ = ["TASKS", "TASK_TITLES", "score_dataset"]
+__all__ = ["TASKS", "TASK_TITLES", "score_dataset", "score_fitted"]
 
 TASKS = ("noise", "observational", "interventional", "counterfactual")
 TASK_TITLES = {
@@ -38,10 +38,13 @@ def score_dataset(method: Method, dataset: Any, adjacency: np.ndarray | None = N
     the true one). Returns ``{"rmse": {task: value}, "fit_seconds": ..., "sample_seconds": ...}``.
     """
     graph = dataset.adjacency if adjacency is None else adjacency
-    standardizer = Standardizer.fit(dataset.data)
-    fitted = method.fit(dataset.context_data, graph)
-    interventions = {int(dataset.intervention_node): float(dataset.intervention_value)}
+    return score_fitted(method.fit(dataset.context_data, graph), dataset)
 
+
+def score_fitted(fitted: FittedSCM, dataset: Any) -> dict[str, Any]:
+    """Score the four tasks with an already fitted model (see :func:`score_dataset`)."""
+    standardizer = Standardizer.fit(dataset.data)
+    interventions = {int(dataset.intervention_node): float(dataset.intervention_value)}
     noise = fitted.noise(dataset.query_data)
     observational = fitted.generate(dataset.query_noise)
     interventional = fitted.generate(dataset.interventional_noise, interventions)
