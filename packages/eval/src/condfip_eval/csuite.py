@@ -1,0 +1,168 @@
+"""CSuite (Geffner et al. 2022) and its Gaussian-mixture variants: every method, the four tasks.
+
+Datasets come from ``scm_gen.csuite.make_csuite_dataset(name, seed=seed, index=replicate)`` (2 to 9 nodes,
+additive noise of several kinds; the ``_gm`` variants swap every noise for a 50/50 Gaussian mixture as in the
+Cond-FiP paper). Scores are the standardized RMSEs of :mod:`condfip_eval.scoring`.
+
+Layout: ``DIR/csuite/context-<n>/<method>/<name>.json`` (resumable per dataset) and ``tables.md``, one table
+per task with rows CSuite dataset and columns method.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from condfip_eval.methods import METHOD_NAMES, Method
+from condfip_eval.results import ResultsDirectory, read_json, write_json, write_text
+from condfip_eval.scoring import TASK_TITLES, TASKS, score_dataset
+from condfip_eval.settings import MethodSettings
+from condfip_eval.tables import display_name, format_mean_error, markdown_table, summarize_records
+
+__all__ = ["CSuiteSettings", "csuite_names", "run_csuite"]
+
+
+def csuite_names() -> tuple[str, ...]:
+    try:
+        from scm_gen.csuite import CSUITE_NAMES
+    except ImportError:
+        raise ValueError("this scm-gen has no CSuite models (scm_gen.csuite); upgrade scm-gen") from None
+    return tuple(CSUITE_NAMES)
+
+
+@dataclass
+class CSuiteSettings(MethodSettings):
+    """``names`` None means every CSuite model; ``replicates`` datasets (scm-gen indices 0..r-1) per model."""
+
+    names: tuple[str, ...] | None = None
+    replicates: int = 3
+    num_context: int = 400
+    num_query: int = 400
+    num_interventional: int = 400
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        known = csuite_names()
+        if self.names is None:
+            self.names = known
+        unknown = [name for name in self.names if name not in known]
+        if unknown or not self.names:
+            shown = repr(unknown[0]) if unknown else "(none)"
+            raise ValueError(f"unknown CSuite dataset {shown}; choose from {', '.join(known)}")
+
+    def protocol(self) -> dict[str, Any]:
+        return {
+            **self.method_protocol(),
+            "replicates": self.replicates,
+            "num_query": self.num_query,
+            "num_interventional": self.num_interventional,
+        }
+
+
+def run_csuite(
+    settings: CSuiteSettings,
+    out: str | Path,
+    *,
+    methods: dict[str, Method] | None = None,
+    progress: bool = True,
+) -> Path:
+    """Run (or resume) every method on every requested CSuite dataset; returns the tables path."""
+    from scm_gen.csuite import make_csuite_dataset
+
+    out = Path(out)
+    ResultsDirectory(out).open_run("csuite", settings.protocol())
+    folder = out / "csuite" / f"context-{settings.num_context}"
+
+    def path_of(method: str, name: str) -> Path:
+        return folder / method / f"{name}.json"
+
+    records = {
+        (method, name): read_json(path_of(method, name))["datasets"] if path_of(method, name).exists() else []
+        for method in settings.methods
+        for name in settings.names
+    }
+    remaining = sum(settings.replicates - len(found) for found in records.values())
+    built: dict[str, Method] = dict(methods or {})
+    bar = tqdm(
+        total=max(remaining, 0),
+        desc="csuite",
+        unit="fit",
+        disable=not progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
+    for name in settings.names:
+        for replicate in range(settings.replicates):
+            waiting = [
+                m for m in settings.methods if not any(r["index"] == replicate for r in records[(m, name)])
+            ]
+            if not waiting:
+                continue
+            dataset = make_csuite_dataset(
+                name,
+                num_context=settings.num_context,
+                num_query=settings.num_query,
+                num_interventional=settings.num_interventional,
+                seed=settings.seed,
+                index=replicate,
+            )
+            for method in waiting:
+                bar.set_postfix_str(f"{method} {name}#{replicate}")
+                if method not in built:
+                    built[method] = settings.build_method(method)
+                record: dict[str, Any] = {"index": replicate}
+                try:
+                    record.update(score_dataset(built[method], dataset))
+                except Exception as error:  # recorded, the run goes on
+                    record["error"] = f"{type(error).__name__}: {error}"
+                    tqdm.write(f"{method} failed on {name} #{replicate}: {record['error']}", file=sys.stderr)
+                records[(method, name)].append(record)
+                document = {"method": method, "dataset": name, "datasets": records[(method, name)]}
+                write_json(path_of(method, name), document)
+                bar.update(1)
+    bar.close()
+    return write_csuite_tables(folder)
+
+
+def write_csuite_tables(folder: Path) -> Path:
+    summaries: dict[str, dict[str, dict[str, Any]]] = {}  # dataset -> method -> summary
+    for path in sorted(folder.glob("*/*.json")):
+        document = read_json(path)
+        summaries.setdefault(document["dataset"], {})[document["method"]] = summarize_records(
+            document["datasets"], TASKS
+        )
+    methods = [m for m in METHOD_NAMES if any(m in by_method for by_method in summaries.values())]
+    parts = [
+        "# CSuite",
+        "",
+        "RMSE in standardized units, mean (s.e.) over the datasets of each CSuite model; `_gm`: Gaussian-mixture "
+        "noise. `*`: some datasets failed for that method.",
+    ]
+    for number, task in enumerate(TASKS, start=1):
+        rows = []
+        for name, by_method in summaries.items():
+            cells = []
+            for method in methods:
+                summary = by_method.get(method)
+                if summary is None:
+                    cells.append("—")
+                    continue
+                entry = summary[task]
+                cells.append(
+                    format_mean_error(entry["mean"], entry["standard_error"])
+                    + ("*" if summary["failed"] else "")
+                )
+            rows.append([name, *cells])
+        parts += [
+            "",
+            f"## Table {number}. {TASK_TITLES[task]}",
+            "",
+            markdown_table(["dataset", *map(display_name, methods)], rows),
+        ]
+    path = folder / "tables.md"
+    write_text(path, "\n".join(parts) + "\n")
+    return path
