@@ -31,18 +31,37 @@ TASK_TITLES = {
 }
 
 
-def score_dataset(method: Method, dataset: Any, adjacency: np.ndarray | None = None) -> dict[str, Any]:
+def score_dataset(
+    method: Method, dataset: Any, adjacency: np.ndarray | None = None, *, keep_samples: int = 0
+) -> dict[str, Any]:
     """Fit ``method`` on the dataset's context rows and score the four tasks.
 
     ``dataset`` is an ``scm_gen.BenchmarkDataset``; ``adjacency`` is the graph given to the method (default:
-    the true one). Returns ``{"rmse": {task: value}, "fit_seconds": ..., "sample_seconds": ...}``.
+    the true one). Returns ``{"rmse": {task: value}, "fit_seconds": ..., "sample_seconds": ...}``, plus
+    ``"samples"`` when ``keep_samples`` > 0 (see :func:`interventional_samples`).
     """
     graph = dataset.adjacency if adjacency is None else adjacency
-    return score_fitted(method.fit(dataset.context_data, graph), dataset)
+    return score_fitted(method.fit(dataset.context_data, graph), dataset, keep_samples=keep_samples)
 
 
-def score_fitted(fitted: FittedSCM, dataset: Any) -> dict[str, Any]:
-    """Score the four tasks with an already fitted model (see :func:`score_dataset`)."""
+def plotted_nodes(dataset: Any, count: int = 2) -> list[int]:
+    """Nodes whose interventional marginals are worth a picture: children of the intervened node first, then
+    the nodes with the most parents (never the intervened node itself, which is constant)."""
+    adjacency = np.asarray(dataset.adjacency) != 0
+    node = int(dataset.intervention_node)
+    children = np.flatnonzero(adjacency[node]).tolist()
+    others = sorted(
+        set(range(adjacency.shape[0])) - set(children) - {node}, key=lambda j: (-adjacency[:, j].sum(), j)
+    )
+    return (children + others)[:count]
+
+
+def score_fitted(fitted: FittedSCM, dataset: Any, *, keep_samples: int = 0) -> dict[str, Any]:
+    """Score the four tasks with an already fitted model (see :func:`score_dataset`).
+
+    ``keep_samples`` > 0 also returns up to that many interventional rows, true and generated, of the
+    :func:`plotted_nodes` (raw units), for the report's marginal plots.
+    """
     standardizer = Standardizer.fit(dataset.data)
     interventions = {int(dataset.intervention_node): float(dataset.intervention_value)}
     noise = fitted.noise(dataset.query_data)
@@ -59,4 +78,18 @@ def score_fitted(fitted: FittedSCM, dataset: Any) -> dict[str, Any]:
             standardizer.data(counterfactual), standardizer.data(dataset.counterfactual_data)
         ),
     }
-    return {"rmse": scores, "fit_seconds": fitted.fit_seconds, "sample_seconds": fitted.sample_seconds}
+    result: dict[str, Any] = {
+        "rmse": scores,
+        "fit_seconds": fitted.fit_seconds,
+        "sample_seconds": fitted.sample_seconds,
+    }
+    if keep_samples > 0:
+        nodes = plotted_nodes(dataset)
+        result["samples"] = {
+            "intervention_node": int(dataset.intervention_node),
+            "intervention_value": float(dataset.intervention_value),
+            "nodes": nodes,
+            "true": dataset.interventional_data[:keep_samples, nodes].T.tolist(),
+            "generated": interventional[:keep_samples, nodes].T.tolist(),
+        }
+    return result
