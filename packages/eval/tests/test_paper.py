@@ -163,7 +163,9 @@ def test_settings_reject_unknown_names():
         PaperSettings(methods=("linear", "magic"))
     with pytest.raises(ValueError, match="graph must be one of true, inferred"):
         PaperSettings(graph_source="guessed")
-    assert PaperSettings(quick=True).fip_steps == 200 and PaperSettings().fip_steps == 2000
+    quick, full = PaperSettings(quick=True), PaperSettings()
+    assert (quick.fip_steps, quick.scms_per_graph, quick.node_counts) == (200, 1, (10,))
+    assert (full.fip_steps, full.scms_per_graph, full.node_counts) == (2000, 3, (10, 20, 50, 100))
 
 
 def test_inferred_graph_runs_score_the_graph(tmp_path):

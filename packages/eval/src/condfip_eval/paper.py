@@ -19,7 +19,14 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from condfip_eval.grid import CANONICAL_SCMS_PER_GRAPH, PaperCell, PaperDatasetSpec, cell_specs, paper_cells
+from condfip_eval.grid import (
+    CANONICAL_NODE_COUNTS,
+    CANONICAL_SCMS_PER_GRAPH,
+    PaperCell,
+    PaperDatasetSpec,
+    cell_specs,
+    paper_cells,
+)
 from condfip_eval.methods import METHOD_NAMES, Method
 from condfip_eval.metrics import auprc, auroc, edge_f1, structural_hamming_distance
 from condfip_eval.results import ResultsDirectory, read_json, write_json, write_text
@@ -36,9 +43,10 @@ GraphInferrer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # data [n
 
 @dataclass
 class PaperSettings(MethodSettings):
-    """What a ``paper`` run evaluates. ``quick`` keeps one SCM per graph family and 200 FiP steps."""
+    """What a ``paper`` run evaluates. ``quick``: d = 10 only (unless node counts are given), one SCM per graph
+    family, 200 FiP steps."""
 
-    node_counts: tuple[int, ...] = (10, 20, 50, 100)
+    node_counts: tuple[int, ...] | None = None  # default (10, 20, 50, 100), or (10,) when quick
     num_context: int = 400
     graph_source: str = "true"
     num_query: int = 400
@@ -53,6 +61,9 @@ class PaperSettings(MethodSettings):
             raise ValueError(f"context must be at least 2 rows; got {self.num_context}")
         if self.scms_per_graph is None:
             self.scms_per_graph = 1 if self.quick else CANONICAL_SCMS_PER_GRAPH
+        if self.node_counts is None:
+            self.node_counts = (10,) if self.quick else CANONICAL_NODE_COUNTS
+        self.node_counts = tuple(self.node_counts)
         paper_cells(tuple(self.node_counts))  # validates the node counts
 
     def protocol(self) -> dict[str, Any]:
