@@ -29,9 +29,16 @@ from scm_gen.specs import generate_specs
 NODES, CONTEXT, QUERY, INTERVENTIONAL = 20, 400, 400, 20
 
 
-def generation_rate(mechanism: str, count: int) -> float:
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (the export's worker processes)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def generation_rate(mechanism: str, count: int) -> tuple[float, float]:
+    """(datasets per wall second, datasets per CPU second), generation only."""
     make_benchmark_dataset("in", mechanism, NODES, num_interventional=INTERVENTIONAL, index=10**6)  # warm-up
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu_seconds()
     for index in range(count):
         make_benchmark_dataset(
             "in",
@@ -42,7 +49,7 @@ def generation_rate(mechanism: str, count: int) -> float:
             num_interventional=INTERVENTIONAL,
             index=index,
         )
-    return count / (time.perf_counter() - start)
+    return count / (time.perf_counter() - start), count / (_cpu_seconds() - cpu)
 
 
 def _specs(mechanism: str, count: int):
@@ -57,23 +64,26 @@ def _specs(mechanism: str, count: int):
     )
 
 
-def export_rate(mechanism: str, count: int, num_proc: int, workdir: str) -> float:
+def export_rate(mechanism: str, count: int, num_proc: int, workdir: str) -> tuple[float, float]:
+    """(datasets per wall second, datasets per CPU second of all processes), worker start-up included."""
     out = os.path.join(workdir, f"{mechanism}-{num_proc}")
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu_seconds()
     export_benchmark(
         _specs(mechanism, count), out, generator={}, num_proc=num_proc, shard_size=max(1, count // 8)
     )
-    rate = count / (time.perf_counter() - start)
+    rates = count / (time.perf_counter() - start), count / (_cpu_seconds() - cpu)
     shutil.rmtree(out)
-    return rate
+    return rates
 
 
-def training_ms_per_dataset(batches: int = 20, batch_size: int = 8) -> float:
+def training_ms_per_dataset(batches: int = 20, batch_size: int = 8) -> tuple[float, float]:
+    """(wall ms, CPU ms) per dataset of the training stream."""
     make_training_batch(10**6, batch_size=batch_size)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu_seconds()
     for index in range(batches):
         make_training_batch(index, batch_size=batch_size)
-    return (time.perf_counter() - start) / (batches * batch_size) * 1e3
+    count = batches * batch_size
+    return (time.perf_counter() - start) / count * 1e3, (_cpu_seconds() - cpu) / count * 1e3
 
 
 def stream_child(count: int, out: str) -> None:
@@ -99,22 +109,28 @@ def main() -> None:
         return
 
     print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
     print(
         f"d = {NODES}, {CONTEXT} context + {QUERY} query rows, {INTERVENTIONAL} interventional rows, "
         f"{QUERY} counterfactual rows per dataset"
     )
     for mechanism in ("linear", "rff"):
+        wall, cpu = generation_rate(mechanism, args.datasets)
         print(
-            f"generate {mechanism:6s} in-process           : {generation_rate(mechanism, args.datasets):7.1f} datasets/s"
+            f"generate {mechanism:6s} in-process            : {wall:7.1f} datasets/s, {cpu:7.1f} per CPU second"
         )
     with tempfile.TemporaryDirectory() as workdir:
         for mechanism in ("linear", "rff"):
             for num_proc in (1, 2):
-                rate = export_rate(mechanism, args.datasets, num_proc, workdir)
-                print(f"export   {mechanism:6s} to Parquet, --num-proc {num_proc}: {rate:7.1f} datasets/s")
-    print(f"training stream (d = 20, n = 400)        : {training_ms_per_dataset():7.2f} ms per dataset")
+                wall, cpu = export_rate(mechanism, args.datasets, num_proc, workdir)
+                print(
+                    f"export   {mechanism:6s} to Parquet, --num-proc {num_proc}: {wall:7.1f} datasets/s, "
+                    f"{cpu:7.1f} per CPU second"
+                )
+    wall_ms, cpu_ms = training_ms_per_dataset()
+    print(f"training stream (d = 20, n = 400)         : {wall_ms:7.2f} ms per dataset, {cpu_ms:5.2f} CPU ms")
     for count in [int(c) for c in args.stream.split(",") if c]:
         with tempfile.TemporaryDirectory() as workdir:
             out = os.path.join(workdir, "stream")

@@ -70,6 +70,7 @@ def test_generate_then_info(tmp_path, capsys):
 
 
 def test_cli_output_is_identical_with_one_and_two_processes(tmp_path):
+    # Also the test of `export_benchmark(num_proc=...)`: shards hold fixed index runs, workers only add speed.
     args = ["generate", *SMALL, "--datasets", "4", "--shard-size", "1"]
     assert main([*args, "--num-proc", "1", "--out", str(tmp_path / "one")]) == 0
     assert main([*args, "--num-proc", "2", "--out", str(tmp_path / "two")]) == 0

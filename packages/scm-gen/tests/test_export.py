@@ -88,17 +88,6 @@ def test_dataset_card_declares_configs_conventions_and_citations(tmp_path):
         assert fact in text
 
 
-def test_output_does_not_depend_on_the_number_of_processes(tmp_path):
-    specs = _specs(num_datasets=6)
-    one = export_benchmark(specs, tmp_path / "one", generator={}, shard_size=2, num_proc=1)
-    two = export_benchmark(specs, tmp_path / "two", generator={}, shard_size=2, num_proc=2)
-    files = sorted(p.relative_to(one) for p in one.rglob("*") if p.is_file())
-    assert files == sorted(p.relative_to(two) for p in two.rglob("*") if p.is_file())
-    assert len(files) == 5  # README, scm_gen.json, three shards
-    for name in files:
-        assert (one / name).read_bytes() == (two / name).read_bytes(), name
-
-
 @pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
 def test_a_failed_export_leaves_nothing_behind(tmp_path, monkeypatch, error):
     original = DatasetSpec.build

@@ -77,7 +77,8 @@ def dataset_card(summary: dict[str, Any]) -> str:
     table = "\n".join(
         f"| `{name}` | {facts['num_datasets']} | {', '.join(map(str, facts['num_nodes']))} | "
         f"{', '.join(map(str, facts['num_context']))} | {', '.join(map(str, facts['num_query']))} | "
-        f"{', '.join(map(str, facts['num_interventional']))} | {facts['first_index']}..{facts['last_index']} |"
+        f"{', '.join(map(str, facts['num_interventional']))} | {', '.join(map(str, facts['seed']))} | "
+        f"{facts['first_index']}..{facts['last_index']} |"
         for name, facts in summary["configs"].items()
     )
     generator = json.dumps(summary["generator"], indent=2, sort_keys=True)
@@ -101,10 +102,11 @@ model inference (Cond-FiP). One example (row) is one dataset drawn from one SCM.
 
 ## Configs
 
-Split `{split}` in every config.
+Split `{split}` in every config. Dataset `index` of a config with run seed `seed` is drawn from
+`numpy.random.SeedSequence(seed, spawn_key=(index,))`.
 
-| config | datasets | nodes | context rows | query rows | interventional rows | indices |
-|---|---|---|---|---|---|---|
+| config | datasets | nodes | context rows | query rows | interventional rows | seed | indices |
+|---|---|---|---|---|---|---|---|
 {table}
 
 ## Columns
