@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The GPU figures of dag-attention in one command: installs what is missing, runs the GPU test suite and the
+# benchmark (with a short tile-shape sweep), and writes every output under $OUT when it is set (else under
+# packages/dag-attention/benchmarks/results/). Finishes in under 8 minutes on an H200 (time limits below).
+#
+#   bash packages/dag-attention/benchmarks/gpu_check.sh                  # a CUDA machine
+#   bash packages/dag-attention/benchmarks/gpu_check.sh --cpu-interpret  # no GPU: the same kernels in Triton's
+#                                                                        # CPU interpreter, small shapes
+# Exit status: 0 when the tests pass (the benchmark only reports), 1 otherwise, 2 for a bad argument.
+set -uo pipefail
+
+mode=gpu
+case "${1:-}" in
+  "") ;;
+  --cpu-interpret) mode=cpu ;;
+  *) echo "usage: gpu_check.sh [--cpu-interpret]" >&2; exit 2 ;;
+esac
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+package="$(dirname "$here")"
+repo="$(cd "$package/../.." && pwd)"
+out="${OUT:-$here/results}"
+mkdir -p "$out"
+python="${PYTHON:-python}"
+started=$SECONDS
+
+log() { echo "[gpu_check +$((SECONDS - started))s] $*" | tee -a "$out/gpu_check.log"; }
+
+ensure() {  # ensure IMPORT_NAME PIP_SPEC: install only what is missing
+  if ! "$python" -c "import $1" >/dev/null 2>&1; then
+    log "installing $2"
+    "$python" -m pip install -q "$2" >>"$out/gpu_check.log" 2>&1
+    "$python" -c "import $1" >/dev/null 2>&1 || { log "could not install $2 (no network?): install it, then rerun"; exit 1; }
+  fi
+}
+
+log "mode: $mode; output: $out"
+ensure torch "torch==2.13.0"
+if [ "$mode" = gpu ]; then
+  if ! "$python" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+    log "torch $("$python" -c 'import torch; print(torch.__version__, torch.version.cuda)') sees no CUDA device:"
+    log "install a CUDA build of torch==2.13.0 on a GPU machine, or run with --cpu-interpret"
+    exit 1
+  fi
+fi
+ensure triton "triton==3.7.1"
+ensure einops "einops>=0.7"
+ensure pytest "pytest>=8"
+ensure numpy "numpy>=1.24"
+export PYTHONPATH="$package/src${PYTHONPATH:+:$PYTHONPATH}"  # this checkout's dag_attention, no install needed
+"$python" - <<'PY' 2>&1 | tee -a "$out/gpu_check.log"
+import platform, torch, triton, dag_attention
+print("python", platform.python_version(), "| torch", torch.__version__, "cuda", torch.version.cuda,
+      "| triton", triton.__version__, "| dag_attention", dag_attention.__version__, "from", dag_attention.__file__)
+if torch.cuda.is_available():
+    print("device:", torch.cuda.get_device_name(), "| capability", torch.cuda.get_device_capability())
+PY
+cd "$repo" || exit 1
+
+if [ "$mode" = gpu ]; then
+  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.memory --format=csv 2>&1 | tee "$out/nvidia_smi.txt"
+  log "GPU test suite (limit 210 s)"
+  timeout 210 "$python" -m pytest packages/dag-attention/tests -m gpu -q -p no:cacheprovider 2>&1 | tee "$out/gpu_tests.txt"
+  tests_status=${PIPESTATUS[0]}
+  log "benchmark: B=4 S=400 H=8, d in {10,20,50,100,200}, e in {32,64}, fp32 and bf16, then the sweep (limit 250 s)"
+  timeout 250 "$python" "$here/bench_dag_attention.py" --sweep --time-budget 200 \
+    --json "$out/bench.json" --markdown "$out/bench.md" 2>&1 | tee "$out/bench.txt"
+  bench_status=${PIPESTATUS[0]}
+else
+  log "Triton interpreter test suite on CPU (limit 1200 s: a busy shared CPU is slow)"
+  TRITON_INTERPRET=1 timeout 1200 "$python" -m pytest packages/dag-attention/tests -m triton_interpret -q \
+    -p no:cacheprovider 2>&1 | tee "$out/interpret_tests.txt"
+  tests_status=${PIPESTATUS[0]}
+  log "quick benchmark on CPU: reference, SDPA and the Triton kernels in the interpreter (limit 600 s)"
+  TRITON_INTERPRET=1 timeout 600 "$python" "$here/bench_dag_attention.py" --quick --device cpu \
+    --json "$out/bench.json" --markdown "$out/bench.md" 2>&1 | tee "$out/bench.txt"
+  bench_status=${PIPESTATUS[0]}
+fi
+
+log "tests exit status $tests_status; benchmark exit status $bench_status; total $((SECONDS - started)) s"
+[ "$tests_status" -eq 0 ] && exit 0 || exit 1
