@@ -110,6 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sachs.add_argument("--log", action="store_true", help="log-transform the (positive, heavy-tailed) values")
     sachs.add_argument("--context", type=_positive, default=400)
+    sachs.add_argument("--replicates", type=_positive, default=5, help="random context/held-out splits")
     _add_common(sachs, default_methods=",".join(METHOD_NAMES))
 
     ecoli = commands.add_parser("ecoli70", help="the linear-Gaussian ecoli70 network (pgmpy's parameters)")

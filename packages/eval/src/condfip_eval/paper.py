@@ -78,15 +78,21 @@ class PaperSettings(MethodSettings):
 
 def load_graph_inferrer() -> GraphInferrer:
     """The amortized graph model of the condfip package: ``infer_graph(data) -> (probabilities, dag)``."""
+    import importlib
+
     import condfip
 
-    inferrer = getattr(condfip, "infer_graph", None)
-    if inferrer is None:
-        raise ValueError(
-            "--graph inferred needs the amortized graph model (condfip.infer_graph), which this condfip "
-            f"version ({condfip.__version__}) does not provide; use --graph true"
-        )
-    return inferrer
+    for module_name in ("condfip.graph", "condfip"):
+        try:
+            inferrer = getattr(importlib.import_module(module_name), "infer_graph", None)
+        except ImportError:
+            inferrer = None
+        if inferrer is not None:
+            return inferrer
+    raise ValueError(
+        "--graph inferred needs the amortized graph model (condfip.graph.infer_graph), which this condfip "
+        f"version ({condfip.__version__}) does not provide; use --graph true"
+    )
 
 
 def graph_scores(true_adjacency: np.ndarray, probabilities: np.ndarray, dag: np.ndarray) -> dict[str, float]:
