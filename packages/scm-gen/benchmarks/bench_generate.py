@@ -23,7 +23,6 @@ import tempfile
 import time
 
 from scm_gen import make_benchmark_dataset, make_training_batch
-from scm_gen.export import export_benchmark
 from scm_gen.specs import generate_specs
 
 NODES, CONTEXT, QUERY, INTERVENTIONAL = 20, 400, 400, 20
@@ -66,6 +65,8 @@ def _specs(mechanism: str, count: int):
 
 def export_rate(mechanism: str, count: int, num_proc: int, workdir: str) -> tuple[float, float]:
     """(datasets per wall second, datasets per CPU second of all processes), worker start-up included."""
+    from scm_gen.export import export_benchmark  # not at the top: spawned workers re-import this module
+
     out = os.path.join(workdir, f"{mechanism}-{num_proc}")
     start, cpu = time.perf_counter(), _cpu_seconds()
     export_benchmark(
@@ -88,6 +89,8 @@ def training_ms_per_dataset(batches: int = 20, batch_size: int = 8) -> tuple[flo
 
 def stream_child(count: int, out: str) -> None:
     """Runs in a fresh process: export `count` RFF datasets, print peak RSS in MiB and the rate."""
+    from scm_gen.export import export_benchmark
+
     start = time.perf_counter()
     export_benchmark(_specs("rff", count), out, generator={}, num_proc=1, shard_size=1000)
     elapsed = time.perf_counter() - start

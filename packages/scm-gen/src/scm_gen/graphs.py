@@ -22,7 +22,6 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
-import networkx as nx
 import numpy as np
 
 from scm_gen._checks import check_choice, check_int, check_real
@@ -236,11 +235,11 @@ def validate_adjacency(graph: Any, *, name: str = "adjacency") -> np.ndarray:
     insertion order). Raises `ValueError` for a non-square matrix, entries other than 0/1, self-loops or a
     cycle.
     """
-    if isinstance(graph, nx.Graph):
-        if not graph.is_directed():
-            raise ValueError(
-                f"{name} must be a networkx.DiGraph (directed), got an undirected {type(graph).__name__}"
-            )
+    if type(graph).__module__.startswith("networkx"):  # imported only when a networkx graph is given
+        import networkx as nx
+
+        if not isinstance(graph, nx.DiGraph):
+            raise ValueError(f"{name} must be a networkx.DiGraph (directed), got {type(graph).__name__}")
         nodes = list(graph.nodes)
         if set(nodes) == set(range(len(nodes))):
             nodes = list(range(len(nodes)))
