@@ -3,9 +3,11 @@
 >>> from condfip import CondFiP
 >>> scm = CondFiP.from_pretrained("small").infer(data, graph)   # adjacency[i, j] = 1 means i -> j
 >>> scm.interventional_samples({"x3": 1.0}, n=1000)
+>>> probabilities, dag = infer_graph(data)   # no graph? the amortized graph model (or graph="infer")
 """
 
 from condfip.api import CondFiP, InferredSCM
+from condfip.graph import infer_graph
 
 __version__ = "0.1.0"
-__all__ = ["CondFiP", "InferredSCM", "__version__"]
+__all__ = ["CondFiP", "InferredSCM", "__version__", "infer_graph"]

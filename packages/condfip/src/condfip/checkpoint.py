@@ -29,15 +29,24 @@ def package_version() -> str:
     return __version__
 
 
-def save_model(model: CondFiPModel, directory: str | Path, *, training: dict[str, Any] | None = None) -> None:
-    """Write the weights, then the config, each through a temporary file and one rename."""
+def save_model(
+    model: torch.nn.Module,
+    directory: str | Path,
+    *,
+    training: dict[str, Any] | None = None,
+    model_type: str = MODEL_TYPE,
+) -> None:
+    """Write the weights, then the config, each through a temporary file and one rename.
+
+    ``model`` is any module with a ``config`` that has ``to_dict()``; ``model_type`` names its kind.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {name: tensor.detach().contiguous().cpu() for name, tensor in model.state_dict().items()}
     with atomic_file(directory / WEIGHTS_NAME) as temporary:
-        save_file(tensors, str(temporary), metadata={"format": "pt", "model_type": MODEL_TYPE})
+        save_file(tensors, str(temporary), metadata={"format": "pt", "model_type": model_type})
     config = {
-        "model_type": MODEL_TYPE,
+        "model_type": model_type,
         "format_version": FORMAT_VERSION,
         "package_version": package_version(),
         "architecture": model.config.to_dict(),
@@ -51,8 +60,8 @@ def write_json(path: Path, value: Any) -> None:
         temporary.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
-def read_config(directory: str | Path) -> dict[str, Any]:
-    """The validated ``config.json`` of a checkpoint directory."""
+def read_config(directory: str | Path, *, model_type: str = MODEL_TYPE) -> dict[str, Any]:
+    """The validated ``config.json`` of a checkpoint directory holding a model of kind ``model_type``."""
     path = Path(directory) / CONFIG_NAME
     if not path.is_file():
         raise ValueError(f"{directory} is not a Cond-FiP checkpoint: {CONFIG_NAME} is missing")
@@ -62,9 +71,9 @@ def read_config(directory: str | Path) -> dict[str, Any]:
         raise ValueError(
             f"cannot read {path}: {error}; the file is corrupted, re-save the checkpoint"
         ) from error
-    if not isinstance(config, dict) or config.get("model_type") != MODEL_TYPE:
+    if not isinstance(config, dict) or config.get("model_type") != model_type:
         found = config.get("model_type") if isinstance(config, dict) else type(config).__name__
-        raise ValueError(f"{path} describes model_type {found!r}, expected {MODEL_TYPE!r}")
+        raise ValueError(f"{path} describes model_type {found!r}, expected {model_type!r}")
     if config.get("format_version") != FORMAT_VERSION:
         raise ValueError(
             f"{path} has format_version {config.get('format_version')!r}; this condfip "

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from condfip import commands
+from condfip.graph import command as graph_command
 from condfip.training import cli as training_cli
 
 
@@ -14,6 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     training_cli.register(subparsers)
     commands.register(subparsers)
+    graph_command.register(subparsers)
     return parser
 
 

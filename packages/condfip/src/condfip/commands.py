@@ -73,12 +73,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "then write --num-samples observational rows, interventional rows (--intervene NAME=VALUE ...), or "
             "with --counterfactual one counterfactual per data row. The graph CSV is an adjacency matrix with a "
             "header row of node names (adjacency[i, j] = 1 means i -> j; an optional first column of row names) "
-            "or an edge list with the header 'source,target'."
+            "or an edge list with the header 'source,target'. --graph infer infers the graph from the data with "
+            "the amortized graph model (as `condfip graph` does at threshold 0.5)."
         ),
     )
     infer.add_argument("--data", required=True, type=Path, help="CSV with a header row; numeric columns")
     infer.add_argument(
-        "--graph", required=True, type=Path, help="adjacency CSV with header, or source,target CSV"
+        "--graph",
+        required=True,
+        type=Path,
+        help="adjacency CSV with header, or source,target CSV; 'infer' to infer it (a file named infer: give its full path)",
+    )
+    infer.add_argument(
+        "--graph-model",
+        default="graph-small",
+        help="with --graph infer: the graph model (name, folder, repo id)",
     )
     infer.add_argument("--num-samples", type=_positive_int, help="rows to draw (not with --counterfactual)")
     infer.add_argument(
@@ -186,11 +195,13 @@ def run_infer(args: argparse.Namespace) -> int:
     elif args.num_samples is None:
         raise ValueError("--num-samples N is required (rows to draw), unless --counterfactual is given")
     data = _read_csv(args.data, "--data")
-    graph = read_graph_csv(args.graph)
+    infer_graph = str(args.graph) == "infer"
+    graph = "infer" if infer_graph else read_graph_csv(args.graph)
     _, columns, _ = context_from_user(data)  # cheap checks first: bad input fails before the model loads
-    adjacency_from_user(graph, columns)
+    if not infer_graph:
+        adjacency_from_user(graph, columns)
     check_interventions(interventions, columns)
-    model = CondFiP.from_pretrained(args.model, device=args.device)
+    model = CondFiP.from_pretrained(args.model, device=args.device, graph_model=args.graph_model)
     scm = model.infer(data, graph)
     if args.counterfactual:
         result = scm.counterfactual_samples(interventions, data)

@@ -1,4 +1,4 @@
-"""``python -m condfip.train encoder|decoder ...``: the training entry point for torchrun."""
+"""``python -m condfip.train encoder|decoder|graph ...``: the training entry point for torchrun."""
 
 from __future__ import annotations
 

@@ -21,6 +21,8 @@ from condfip.api.inputs import Standardization, context_from_user
 from condfip.pretrained.hub import push_checkpoint
 from condfip.pretrained.registry import resolve_checkpoint
 
+INFER_GRAPH = "infer"  # graph="infer": the amortized graph model infers the graph from the data
+
 
 @dataclasses.dataclass
 class _Prepared:
@@ -48,16 +50,23 @@ class CondFiP:
 
     ``device="auto"`` runs on CUDA when available. ``chunk_size`` (rows per chunk, default: about 65k
     values / d) bounds memory for any context size: the dataset embedding and every decoder pass run on
-    chunks of rows.
+    chunks of rows. ``graph_model`` infers the graph when ``infer`` is given ``graph="infer"``: a
+    ``condfip.graph.GraphModel`` or a shipped name, folder or Hub repo id (loaded on first use).
     """
 
     def __init__(
-        self, model: torch.nn.Module, *, device: str | torch.device = "auto", chunk_size: int | None = None
+        self,
+        model: torch.nn.Module,
+        *,
+        device: str | torch.device = "auto",
+        chunk_size: int | None = None,
+        graph_model: Any = "graph-small",
     ):
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         rows_per_chunk(chunk_size, 1)  # validates
         self.chunk_size = chunk_size
+        self.graph_model = graph_model
 
     # ----------------------------------------------------------------------------------------- checkpoints
     @classmethod
@@ -70,6 +79,7 @@ class CondFiP:
         revision: str | None = None,
         cache_dir: str | Path | None = None,
         local_files_only: bool = False,
+        graph_model: Any = "graph-small",
     ) -> CondFiP:
         """Load weights shipped with the package by name (``"small"``, offline), a local folder written by
         ``save_pretrained``, or a Hugging Face Hub repo id (``"owner/name"``, through the standard cache;
@@ -79,7 +89,12 @@ class CondFiP:
         folder = resolve_checkpoint(
             name_or_path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
         )
-        return cls(CondFiPModel.from_pretrained(folder), device=device, chunk_size=chunk_size)
+        return cls(
+            CondFiPModel.from_pretrained(folder),
+            device=device,
+            chunk_size=chunk_size,
+            graph_model=graph_model,
+        )
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Write ``model.safetensors`` and ``config.json`` into ``directory`` (loadable by ``from_pretrained``)."""
@@ -127,6 +142,12 @@ class CondFiP:
                 f"data has {len(names)} columns but this checkpoint supports at most {self.max_nodes} nodes; "
                 "use a checkpoint without that limit or fewer columns"
             )
+        if isinstance(graph, str) and graph == INFER_GRAPH:
+            from condfip.graph.inference import infer_graph
+
+            _, graph = infer_graph(
+                context, model=self.graph_model, columns=names, device=self.device, chunk_size=self.chunk_size
+            )
         adjacency = adjacency_from_user(graph, names)
         index = data.index if isinstance(data, pd.DataFrame) else pd.RangeIndex(context.shape[0])
         return _Prepared(
@@ -162,7 +183,9 @@ class CondFiP:
 
         data: a DataFrame of numeric columns, or an array [n, d] (``columns`` names it; default ``x0..``).
         graph: a networkx DiGraph over the column names, an adjacency array [d, d] or DataFrame
-        (``adjacency[i, j] = 1`` for ``i -> j``), or a list of ``(source, target)`` edges.
+        (``adjacency[i, j] = 1`` for ``i -> j``), or a list of ``(source, target)`` edges; or ``"infer"``: the
+        DAG of ``condfip.graph.infer_graph`` with the default threshold (``graph_model`` of this object; for
+        another threshold or known edges, call ``infer_graph`` and pass its DAG). ``scm.graph`` shows it.
         The data are standardized per column inside; all results come back in the user's units.
         """
         prepared = self._prepare(data, graph, columns)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from importlib import resources
 from pathlib import Path
@@ -19,12 +20,27 @@ def _is_checkpoint(folder: Path) -> bool:
     return folder.is_dir() and all((folder / name).is_file() for name in CHECKPOINT_FILES)
 
 
-def shipped_checkpoints(root: Path | None = None) -> dict[str, Path]:
-    """Name -> folder of every complete checkpoint shipped in ``root`` (default: inside this package)."""
+def _model_type(folder: Path) -> str:
+    """The ``model_type`` a checkpoint's config.json declares; "condfip" when it cannot be read (the loader
+    then reports what is wrong with it)."""
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return "condfip"
+    return str(config.get("model_type", "condfip")) if isinstance(config, dict) else "condfip"
+
+
+def shipped_checkpoints(root: Path | None = None, *, model_type: str = "condfip") -> dict[str, Path]:
+    """Name -> folder of every complete checkpoint of kind ``model_type`` shipped in ``root`` (default: inside
+    this package). Kinds: "condfip" (the Cond-FiP network) and "graph" (the amortized graph model)."""
     root = shipped_root() if root is None else Path(root)
     if not root.is_dir():
         return {}
-    return {folder.name: folder for folder in sorted(root.iterdir()) if _is_checkpoint(folder)}
+    return {
+        folder.name: folder
+        for folder in sorted(root.iterdir())
+        if _is_checkpoint(folder) and _model_type(folder) == model_type
+    }
 
 
 def _check_folder(folder: Path) -> Path:
@@ -44,6 +60,7 @@ def resolve_checkpoint(
     cache_dir: str | Path | None = None,
     local_files_only: bool = False,
     root: Path | None = None,
+    model_type: str = "condfip",
 ) -> Path:
     """The local folder holding the checkpoint ``name_or_path`` refers to, downloading from the Hub if needed.
 
@@ -51,7 +68,7 @@ def resolve_checkpoint(
     through huggingface_hub's standard cache; offline, only a cached copy can be used).
     """
     text = str(name_or_path)
-    shipped = shipped_checkpoints(root)
+    shipped = shipped_checkpoints(root, model_type=model_type)
     if text in shipped:
         return shipped[text]
     folder = Path(text).expanduser()

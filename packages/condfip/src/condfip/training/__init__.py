@@ -1,4 +1,5 @@
-"""Training of the two stages (encoder, then decoder), in one process or with torch.distributed."""
+"""Training of the Cond-FiP stages (encoder, then decoder) and of the graph model, in one process or with
+torch.distributed."""
 
 from condfip.training.trainer import STAGES, TrainingOptions, train
 

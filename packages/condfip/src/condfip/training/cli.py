@@ -1,15 +1,21 @@
-"""``condfip train encoder|decoder`` (also ``python -m condfip.train`` for torchrun)."""
+"""``condfip train encoder|decoder|graph`` (also ``python -m condfip.train`` for torchrun)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from condfip.model import NAMED_CONFIGS, CondFiPConfig
 from condfip.training.trainer import STAGES, TrainingOptions, train
 
 
-def parse_config(value: str) -> CondFiPConfig:
+def parse_config(value: str, stage: str = "encoder") -> Any:
+    """``--config``: a CondFiPConfig for the encoder and decoder stages, a GraphModelConfig for ``graph``."""
+    if stage == "graph":
+        from condfip.graph.training import parse_graph_config
+
+        return parse_graph_config(value)
     if value in NAMED_CONFIGS:
         return NAMED_CONFIGS[value]
     if value.endswith(".json") and Path(value).is_file():
@@ -35,8 +41,14 @@ def parse_node_counts(values: list[str]) -> tuple[int, ...]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("stage", choices=STAGES, help="encoder first; decoder needs --encoder")
-    parser.add_argument("--config", default="small", help="small, base, or a JSON file of CondFiPConfig")
+    parser.add_argument(
+        "stage", choices=STAGES, help="encoder first; decoder needs --encoder; graph: the graph model"
+    )
+    parser.add_argument(
+        "--config",
+        default="small",
+        help="small, base, or a JSON file of CondFiPConfig (GraphModelConfig for the graph stage)",
+    )
     parser.add_argument("--steps", type=int, required=True)
     parser.add_argument("--batch-size", type=int, default=8, help="datasets per step, over all ranks")
     parser.add_argument("--out", type=Path, required=True, help="run directory (checkpoints and logs)")
@@ -54,12 +66,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stop-at", type=int, help="end after this step (checkpointed); --resume continues")
     parser.add_argument("--time-limit", type=float, help="minutes; end (checkpointed) when they have passed")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--acyclicity-weight",
+        type=float,
+        default=1.0,
+        help="graph stage: final weight of the acyclicity penalty (grows linearly from 0)",
+    )
 
 
 def options_from_args(args: argparse.Namespace) -> TrainingOptions:
     return TrainingOptions(
         stage=args.stage,
-        config=parse_config(args.config),
+        config=parse_config(args.config, args.stage),
         out=args.out,
         steps=args.steps,
         batch_size=args.batch_size,
@@ -77,6 +95,7 @@ def options_from_args(args: argparse.Namespace) -> TrainingOptions:
         progress=not args.quiet,
         stop_at=args.stop_at,
         time_limit_s=None if args.time_limit is None else 60.0 * args.time_limit,
+        acyclicity_weight=args.acyclicity_weight,
     )
 
 
@@ -86,6 +105,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("train", help="train the encoder or the decoder stage")
+    parser = subparsers.add_parser("train", help="train the encoder, the decoder or the graph model")
     add_arguments(parser)
     parser.set_defaults(handler=run)

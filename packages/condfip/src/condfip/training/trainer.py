@@ -1,9 +1,12 @@
-"""The training loop shared by both stages, in one process or under torch.distributed.
+"""The training loop shared by every stage, in one process or under torch.distributed.
 
 Stage ``encoder`` trains the dataset encoder to predict ``X - N`` of every row. Stage ``decoder`` freezes the
 encoder (read from its checkpoint), splits each dataset into context and query rows, embeds the context and
 trains the embedding head and the decoder to predict ``X - N`` of the query rows from the query rows
-(teacher-forced single step). Loss: per-row RMSE over nodes, averaged.
+(teacher-forced single step). Loss: per-row RMSE over nodes, averaged. Stage ``graph`` trains the amortized
+graph model (``condfip.graph``) to predict the adjacency. What differs between stages sits behind the small
+``Stage`` interface (``condfip.training.stages``); the loop, schedule, EMA, checkpoints, resume, DDP and logs
+are shared.
 """
 
 from __future__ import annotations
@@ -28,17 +31,18 @@ from condfip.model import CondFiPConfig, CondFiPModel
 from condfip.training.data import StreamSpec, training_loader
 from condfip.training.ema import WeightAverage
 from condfip.training.schedule import learning_rate
+from condfip.training.stages import Stage, stage_for
 from condfip.training.state import load_training_state, save_training_state
 from condfip.training.validation import build_validation_set, evaluate
 
-STAGES = ("encoder", "decoder")
+STAGES = ("encoder", "decoder", "graph")
 TRAINABLE = {"encoder": ("encoder",), "decoder": ("embedding_head", "decoder")}
 
 
 @dataclass
 class TrainingOptions:
     stage: str
-    config: CondFiPConfig
+    config: Any  # CondFiPConfig (encoder, decoder) or condfip.graph.GraphModelConfig (graph)
     out: Path
     steps: int
     batch_size: int = 8  # datasets per step, over all ranks
@@ -65,6 +69,7 @@ class TrainingOptions:
         None  # end this process after this step, with the schedule of --steps (resume later)
     )
     extra: dict[str, Any] = field(default_factory=dict)
+    acyclicity_weight: float = 1.0  # graph stage: final weight of the acyclicity penalty
 
     def validate(self) -> None:
         if self.stage not in STAGES:
@@ -76,10 +81,13 @@ class TrainingOptions:
             raise ValueError("the decoder stage needs --encoder DIR, the checkpoint of a trained encoder")
         if self.stage == "decoder" and self.num_samples < 4:
             raise ValueError(f"--num-samples must be >= 4 to split context and query, got {self.num_samples}")
+        stage_for(self.stage).check_options(self)
 
     def recipe(self) -> dict[str, Any]:
         keys = ("stage", "steps", "batch_size", "seed", "num_samples", "node_counts", "preset", "mechanisms")
         keys += ("lr", "betas", "warmup_steps", "min_lr", "ema_decay", "grad_clip")
+        if self.stage == "graph":
+            keys += ("acyclicity_weight",)
         values = {key: getattr(self, key) for key in keys}
         values = {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
         return {**values, **self.extra}
@@ -98,8 +106,10 @@ class StageLoss(nn.Module):
         self.model = model
         self.stage = stage
 
-    def forward(self, data: torch.Tensor, noise: torch.Tensor, parents: torch.Tensor) -> torch.Tensor:
-        """data, noise: [b, n, d]; parents: [b, d, d]."""
+    def forward(
+        self, data: torch.Tensor, noise: torch.Tensor, parents: torch.Tensor, step: int = 0
+    ) -> torch.Tensor:
+        """data, noise: [b, n, d]; parents: [b, d, d]; step: the optimizer step (unused by these stages)."""
         target = data - noise  # the mechanisms' values f(x_pa), standardized
         if self.stage == "encoder":
             return rmse_per_row(self.model.predict_mechanisms_encoder(data, parents), target)
@@ -107,6 +117,32 @@ class StageLoss(nn.Module):
         embedding = self.model.embed(data[:, :half], parents, chunk_size=None)
         query = data[:, half:]
         return rmse_per_row(self.model.mechanisms(query, parents, embedding), target[:, half:])
+
+
+class CondFiPStage:
+    """Stages ``encoder`` and ``decoder`` of the Cond-FiP network."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def check_options(self, options: TrainingOptions) -> None:
+        if not isinstance(options.config, CondFiPConfig):
+            raise ValueError(
+                f"the {self.name} stage trains a Cond-FiP network and needs a CondFiPConfig, "
+                f"got {type(options.config).__name__}"
+            )
+
+    def build_model(self, options: TrainingOptions) -> nn.Module:
+        return build_model(options, torch.device("cpu"))
+
+    def loss_module(self, model: nn.Module, options: TrainingOptions) -> nn.Module:
+        return StageLoss(model, self.name)
+
+    def validation_set(self, options: TrainingOptions) -> list:
+        return build_validation_set(datasets_per_cell=options.validation_datasets)
+
+    def evaluate(self, model: nn.Module, cells: list) -> dict[str, float]:
+        return evaluate(model, cells, stage=self.name)
 
 
 @dataclass
@@ -165,7 +201,8 @@ def train(options: TrainingOptions) -> dict[str, float]:
     if not options.resume and (state_dir.exists() or state_dir.with_name("state.old").exists()):
         raise ValueError(f"{out} already holds a training run; pass --resume or choose another --out")
 
-    model = build_model(options, device)
+    stage = stage_for(options.stage)
+    model = stage.build_model(options).to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(trainable, lr=options.lr, betas=options.betas)
     ema = WeightAverage(model, options.ema_decay)
@@ -176,7 +213,7 @@ def train(options: TrainingOptions) -> dict[str, float]:
             raise ValueError(f"cannot resume {out}: it was a {meta.get('stage')} run with another config")
         start = int(meta["step"])
 
-    loss_module: nn.Module = StageLoss(model, options.stage)
+    loss_module: nn.Module = stage.loss_module(model, options)
     if ranks.world_size > 1:
         loss_module = nn.parallel.DistributedDataParallel(
             loss_module, device_ids=[device.index] if device.type == "cuda" else None
@@ -191,7 +228,7 @@ def train(options: TrainingOptions) -> dict[str, float]:
         rank=ranks.rank,
         world_size=ranks.world_size,
     )
-    cells = build_validation_set(datasets_per_cell=options.validation_datasets) if ranks.is_main else []
+    cells = stage.validation_set(options) if ranks.is_main else []
     autocast = (
         torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     )
@@ -222,7 +259,7 @@ def train(options: TrainingOptions) -> dict[str, float]:
                 floor=options.min_lr,
             )
         with autocast:
-            loss = loss_module(data, noise, parents)
+            loss = loss_module(data, noise, parents, step)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(trainable, options.grad_clip)
@@ -256,7 +293,7 @@ def train(options: TrainingOptions) -> dict[str, float]:
                 "datasets_per_second": (finished - start) * options.batch_size / max(elapsed, 1e-9),
                 "elapsed_s": elapsed,
             }
-            figures = checkpoint(options, model, optimizer, ema, finished, cells, log)
+            figures = checkpoint(options, model, optimizer, ema, finished, cells, log, stage=stage)
             if not bar.disable:
                 bar.write(f"step {finished}: loss {loss.item():.4f} " + _summary(figures))
             else:
@@ -289,12 +326,14 @@ def _summary(figures: dict[str, float]) -> str:
 
 def checkpoint(
     options: TrainingOptions,
-    model: CondFiPModel,
+    model: nn.Module,
     optimizer: torch.optim.Optimizer,
     ema: WeightAverage,
     step: int,
     cells: list,
     log: dict[str, Any],
+    *,
+    stage: Stage,
 ) -> dict[str, float]:
     """Save the training state and the EMA model, validate the EMA model, and append both logs."""
     out = Path(options.out)
@@ -308,7 +347,7 @@ def checkpoint(
     averaged = copy.deepcopy(model)
     averaged.load_state_dict(ema.averaged_state_dict(model))
     averaged.eval()
-    figures = evaluate(averaged, cells, stage=options.stage)
+    figures = stage.evaluate(averaged, cells)
     averaged.save_pretrained(out, training={**options.recipe(), "step": step, "validation": figures})
     _append_jsonl(out / "validation.jsonl", {"step": step, "stage": options.stage, **figures})
     _append_jsonl(out / "train_log.jsonl", log)

@@ -1,0 +1,53 @@
+"""Checkpoints of the graph model: the Cond-FiP format (``model.safetensors`` + ``config.json``) with
+``model_type`` "graph", read through the same validation helpers. Nothing is ever pickled."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from condfip.checkpoint import WEIGHTS_NAME, check_tensors, read_config, read_weights, save_model
+from condfip.graph.config import GraphModelConfig
+from condfip.graph.model import GraphModel
+
+GRAPH_MODEL_TYPE = "graph"
+DEFAULT_GRAPH_MODEL = "graph-small"
+
+
+def save_graph_model(
+    model: GraphModel, directory: str | Path, *, training: dict[str, Any] | None = None
+) -> None:
+    save_model(model, directory, training=training, model_type=GRAPH_MODEL_TYPE)
+
+
+def load_graph_model(
+    name_or_path: str | Path = DEFAULT_GRAPH_MODEL,
+    *,
+    map_location: str | torch.device = "cpu",
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    local_files_only: bool = False,
+) -> GraphModel:
+    """Load a shipped graph model by name, a local folder, or a Hugging Face Hub repo id (see
+    ``condfip.pretrained.resolve_checkpoint``); refuses other model types, unknown formats and mismatched
+    tensors with a message naming them."""
+    from condfip.pretrained.registry import resolve_checkpoint
+
+    directory = resolve_checkpoint(
+        name_or_path,
+        revision=revision,
+        cache_dir=cache_dir,
+        local_files_only=local_files_only,
+        model_type=GRAPH_MODEL_TYPE,
+    )
+    config = read_config(directory, model_type=GRAPH_MODEL_TYPE)
+    model = GraphModel(GraphModelConfig.from_dict(config["architecture"]))
+    weights_path = Path(directory) / WEIGHTS_NAME
+    tensors = read_weights(weights_path)
+    expected = model.state_dict()
+    check_tensors(expected, tensors, weights_path)
+    model.load_state_dict({name: tensor.to(expected[name].dtype) for name, tensor in tensors.items()})
+    model.training_recipe = dict(config.get("training", {}))
+    return model.to(map_location).eval()

@@ -1,0 +1,73 @@
+"""One dataclass describing the amortized graph model, with the named configurations."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class GraphModelConfig:
+    """Sizes of the amortized structure model (AVICI-style).
+
+    ``num_layers`` pairs of (attention over samples, attention over all nodes) blocks. As in the Cond-FiP
+    encoder, attention over samples takes its keys and values from at most ``num_anchor_rows`` evenly spaced
+    rows (all rows up to that many), so any number of rows is processed in chunks with bounded memory.
+    ``edge_bias_init`` starts every edge logit there (sigmoid(-3) = 0.05: sparse graphs).
+    """
+
+    dim: int = 128
+    num_heads: int = 8
+    mlp_dim: int = 512
+    num_layers: int = 4
+    num_anchor_rows: int = 400
+    edge_bias_init: float = -3.0
+
+    def __post_init__(self) -> None:
+        for name in ("dim", "num_heads", "mlp_dim", "num_layers", "num_anchor_rows"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"GraphModelConfig.{name} must be an integer >= 1, got {value!r}")
+        if self.dim % self.num_heads:
+            raise ValueError(
+                f"GraphModelConfig.dim ({self.dim}) must be divisible by num_heads ({self.num_heads})"
+            )
+
+    @classmethod
+    def named(cls, name: str) -> GraphModelConfig:
+        """The named configurations: ``base`` (for a GPU) and ``small`` (trains on 2 CPU cores)."""
+        if name not in NAMED_GRAPH_CONFIGS:
+            raise ValueError(
+                f"unknown graph config name {name!r}; expected one of {sorted(NAMED_GRAPH_CONFIGS)}"
+            )
+        return NAMED_GRAPH_CONFIGS[name]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> GraphModelConfig:
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown GraphModelConfig fields {unknown}; known fields are {sorted(known)}")
+        return cls(**values)
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> GraphModelConfig:
+        try:
+            values = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise ValueError(f"cannot read a GraphModelConfig from {path}: {error}") from error
+        return cls.from_dict(values.get("architecture", values))
+
+
+NAMED_GRAPH_CONFIGS: dict[str, GraphModelConfig] = {
+    # For a GPU (scripts/gpu_train_graph.sh): close to AVICI's size (width 128, 8 attention layers).
+    "base": GraphModelConfig(),
+    # Small enough for minutes of training on two shared CPU cores (see TRAINING.md, "Graph model").
+    "small": GraphModelConfig(dim=64, num_heads=4, mlp_dim=128, num_layers=2, num_anchor_rows=100),
+}

@@ -1,0 +1,86 @@
+"""The ``graph`` stage of the shared trainer: ``condfip train graph --config small|base|FILE.json ...``.
+
+Every batch is a fresh set of scm-gen SCMs (the run's ``--preset``, ``--mechanisms`` and ``--nodes``; one node
+count per batch), standardized per dataset. The loss is ``condfip.graph.objective``: binary cross-entropy
+against the true adjacency plus the acyclicity penalty, whose weight grows linearly from 0 to
+``--acyclicity-weight`` over the run's ``--steps``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from condfip.graph.config import NAMED_GRAPH_CONFIGS, GraphModelConfig
+from condfip.graph.model import GraphModel
+from condfip.graph.objective import acyclicity_weight, graph_loss
+from condfip.graph.validation import (
+    GraphValidationCell,
+    build_graph_validation_set,
+    evaluate_graph_model,
+)
+
+if TYPE_CHECKING:
+    from condfip.training.trainer import TrainingOptions
+
+
+class GraphLoss(nn.Module):
+    """The graph stage's loss as a module's forward, so DistributedDataParallel can wrap it."""
+
+    def __init__(self, model: GraphModel, *, total_steps: int, final_weight: float) -> None:
+        super().__init__()
+        self.model = model
+        self.total_steps = total_steps
+        self.final_weight = final_weight
+
+    def forward(
+        self, data: torch.Tensor, noise: torch.Tensor, parents: torch.Tensor, step: int = 0
+    ) -> torch.Tensor:
+        """data: [b, n, d] standardized; noise is not used; parents: [b, d, d] (j -> i), the adjacency's transpose."""
+        adjacency = parents.transpose(-1, -2)  # [b, d, d]: i -> j
+        weight = acyclicity_weight(step, total_steps=self.total_steps, final_weight=self.final_weight)
+        loss, _, _ = graph_loss(self.model.edge_logits(data), adjacency, weight=weight)
+        return loss
+
+
+class GraphStage:
+    name = "graph"
+
+    def check_options(self, options: TrainingOptions) -> None:
+        if not isinstance(options.config, GraphModelConfig):
+            raise ValueError(
+                f"the graph stage trains the graph model and needs a GraphModelConfig "
+                f"(--config {'|'.join(sorted(NAMED_GRAPH_CONFIGS))}|FILE.json), got {type(options.config).__name__}"
+            )
+        if options.encoder_checkpoint is not None:
+            raise ValueError("--encoder does not apply to the graph stage; drop it")
+        if options.acyclicity_weight < 0:
+            raise ValueError(f"--acyclicity-weight must be >= 0, got {options.acyclicity_weight}")
+
+    def build_model(self, options: TrainingOptions) -> nn.Module:
+        with torch.random.fork_rng(devices=[]):  # the initialization depends on the seed only
+            torch.manual_seed(options.seed)
+            return GraphModel(options.config)
+
+    def loss_module(self, model: nn.Module, options: TrainingOptions) -> nn.Module:
+        return GraphLoss(model, total_steps=options.steps, final_weight=options.acyclicity_weight)
+
+    def validation_set(self, options: TrainingOptions) -> list[GraphValidationCell]:
+        return build_graph_validation_set(datasets_per_cell=options.validation_datasets)
+
+    def evaluate(self, model: nn.Module, cells: list[GraphValidationCell]) -> dict[str, float]:
+        return evaluate_graph_model(model, cells)
+
+
+def parse_graph_config(value: str) -> GraphModelConfig:
+    """``--config`` of the graph stage: a named configuration or a JSON file of GraphModelConfig."""
+    if value in NAMED_GRAPH_CONFIGS:
+        return NAMED_GRAPH_CONFIGS[value]
+    if value.endswith(".json") and Path(value).is_file():
+        return GraphModelConfig.from_json(value)
+    raise ValueError(
+        f"--config must be one of {sorted(NAMED_GRAPH_CONFIGS)} or an existing JSON file, got {value!r}"
+    )
