@@ -40,6 +40,27 @@ class Oracle(Method):
         return _OracleSCM(self.scm)
 
 
+class _NaNSCM(FittedSCM):
+    def _noise(self, x):
+        return np.full_like(x, np.nan)
+
+    def _generate(self, noise, interventions):
+        return noise
+
+
+class ReturnsNaN(Method):
+    name = "nan"
+
+    def _fit(self, context, adjacency):
+        return _NaNSCM(adjacency)
+
+
+def test_non_finite_output_is_an_error_not_a_silent_gap():
+    spec = cell_specs(PaperCell(5, "linear", "in"), num_query=10, num_interventional=10, scms_per_graph=1)[0]
+    with pytest.raises(ValueError, match="noise RMSE is not finite"):
+        score_dataset(ReturnsNaN(), spec.build())
+
+
 class Broken(Method):
     name = "broken"
 

@@ -67,10 +67,16 @@ def test_report_refuses_other_versions(tmp_path):
         (["sachs", "--data", "MISSING.csv", "--out", "X"], "does not exist"),
         (["ecoli70", "--model", "MISSING.json", "--out", "X"], "MISSING.json"),
         (["bogus"], "invalid choice: 'bogus'"),
+        (
+            ["paper", "--nodes", "5", "--methods", "condfip", "--weights", "NO_SUCH_WEIGHTS", "--out", "X"],
+            "NO_SUCH_WEIGHTS",
+        ),
+        (["paper", "--nodes", "5", "--methods", "linear,dowhy", "--out", "X"], "condfip-eval[dowhy]"),
     ],
 )
 def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys, monkeypatch, argv, message):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "dowhy", None)  # as without the extra
     assert main(argv) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and error.startswith("condfip-eval: error: ") and message in error

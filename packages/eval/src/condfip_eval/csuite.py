@@ -86,7 +86,7 @@ def run_csuite(
         for name in settings.names
     }
     remaining = sum(settings.replicates - len(found) for found in records.values())
-    built: dict[str, Method] = dict(methods or {})
+    built = settings.build_methods(methods, needed=remaining > 0)
     bar = tqdm(
         total=max(remaining, 0),
         desc="csuite",
@@ -112,8 +112,6 @@ def run_csuite(
             )
             for method in waiting:
                 bar.set_postfix_str(f"{method} {name}#{replicate}")
-                if method not in built:
-                    built[method] = settings.build_method(method)
                 record: dict[str, Any] = {"index": replicate}
                 try:
                     record.update(score_dataset(built[method], dataset))

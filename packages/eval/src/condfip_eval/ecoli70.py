@@ -173,7 +173,7 @@ def run_ecoli70(
         for name in settings.methods
     }
     remaining = sum(settings.replicates - len(found) for found in records.values())
-    built: dict[str, Method] = dict(methods or {})
+    built = settings.build_methods(methods, needed=remaining > 0)
     bar = tqdm(
         total=max(remaining, 0),
         desc="ecoli70",
@@ -192,8 +192,6 @@ def run_ecoli70(
         standardizer = Standardizer.fit(dataset.context_data)
         for name in waiting:
             bar.set_postfix_str(f"{name} replicate {replicate}")
-            if name not in built:
-                built[name] = settings.build_method(name)
             record: dict[str, Any] = {"replicate": replicate}
             try:
                 fitted = built[name].fit(dataset.context_data, dataset.adjacency)

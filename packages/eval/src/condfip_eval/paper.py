@@ -170,7 +170,7 @@ def run_paper(
         remaining += sum(len(specs) - len(found) for found in records.values())
         plan.append((cell, specs, records))
 
-    built: dict[str, Method] = dict(methods or {})
+    built = settings.build_methods(methods, needed=remaining > 0)
     bar = tqdm(
         total=remaining, desc="paper", unit="fit", disable=not progress, file=sys.stderr, dynamic_ncols=True
     )
@@ -189,8 +189,6 @@ def run_paper(
                 inferred = graph_scores(dataset.adjacency, np.asarray(probabilities), adjacency)
             for name in waiting:
                 bar.set_postfix_str(f"{name} {cell.key} {spec.graph}#{spec.replicate}")
-                if name not in built:
-                    built[name] = settings.build_method(name)
                 record: dict[str, Any] = {
                     "index": spec.index,
                     "graph": spec.graph,

@@ -173,7 +173,7 @@ def run_sachs(
         for name in names
     }
     remaining = sum(settings.replicates - len(found) for found in records.values())
-    built: dict[str, Method] = dict(methods or {})
+    built = settings.build_methods(methods, needed=remaining > 0)
     bar = tqdm(
         total=max(remaining, 0),
         desc="sachs",
@@ -194,8 +194,6 @@ def run_sachs(
             if name == "floor":
                 record.update(distribution_scores(context, held_out, standardizer))
             else:
-                if name not in built:
-                    built[name] = settings.build_method(name)
                 try:
                     fitted = built[name].fit(context, adjacency)
                     rng = np.random.default_rng(

@@ -78,6 +78,9 @@ def score_fitted(fitted: FittedSCM, dataset: Any, *, keep_samples: int = 0) -> d
             standardizer.data(counterfactual), standardizer.data(dataset.counterfactual_data)
         ),
     }
+    for task, value in scores.items():
+        if not np.isfinite(value):
+            raise ValueError(f"the {task} RMSE is not finite: the method returned NaN or infinite values")
     result: dict[str, Any] = {
         "rmse": scores,
         "fit_seconds": fitted.fit_seconds,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,20 @@ class MethodSettings:
             "dowhy_quality": self.dowhy_quality,
             "condfip_weights": self.condfip_weights,
         }
+
+    def build_methods(
+        self, given: Mapping[str, Method] | None = None, *, needed: bool = True
+    ) -> dict[str, Method]:
+        """Every method of the run, built before any work so that a missing extra or weights fail at once.
+
+        ``given`` supplies ready-built methods by name; nothing is built when ``needed`` is false.
+        """
+        built = dict(given or {})
+        if needed:
+            for name in self.methods:
+                if name not in built:
+                    built[name] = self.build_method(name)
+        return built
 
     def build_method(self, name: str) -> Method:
         defaults: dict[str, dict[str, Any]] = {
