@@ -166,6 +166,10 @@ def test_failures_are_recorded_and_marked(tmp_path):
         "| Kernel ANM | 6 | — (-)*" not in (tmp_path / "paper/graph-true/context-400/tables.md").read_text()
     )
     assert "| Kernel ANM | 6 | —* |" in (tmp_path / "paper/graph-true/context-400/tables.md").read_text()
+    # a resumed run retries the failed datasets (and only those)
+    run_paper(settings, tmp_path, progress=False)
+    cell = json.loads((tmp_path / "paper/graph-true/context-400/nonlinear/out_linear_d6.json").read_text())
+    assert cell["complete"] and all("error" not in record for record in cell["datasets"])
 
 
 def test_other_version_or_protocol_is_refused(tmp_path):

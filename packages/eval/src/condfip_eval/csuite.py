@@ -18,7 +18,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from condfip_eval.methods import METHOD_NAMES, Method
-from condfip_eval.results import ResultsDirectory, read_json, write_json, write_text
+from condfip_eval.results import ResultsDirectory, finished_records, read_json, write_json, write_text
 from condfip_eval.scoring import TASK_TITLES, TASKS, score_dataset
 from condfip_eval.settings import MethodSettings
 from condfip_eval.tables import display_name, format_mean_error, markdown_table, summarize_records
@@ -81,7 +81,7 @@ def run_csuite(
         return folder / method / f"{name}.json"
 
     records = {
-        (method, name): read_json(path_of(method, name))["datasets"] if path_of(method, name).exists() else []
+        (method, name): finished_records(path_of(method, name), "datasets")
         for method in settings.methods
         for name in settings.names
     }

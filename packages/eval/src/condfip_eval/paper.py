@@ -29,7 +29,7 @@ from condfip_eval.grid import (
 )
 from condfip_eval.methods import METHOD_NAMES, Method
 from condfip_eval.metrics import auprc, auroc, edge_f1, structural_hamming_distance
-from condfip_eval.results import ResultsDirectory, read_json, write_json, write_text
+from condfip_eval.results import ResultsDirectory, finished_records, read_json, write_json, write_text
 from condfip_eval.scoring import TASK_TITLES, TASKS, score_dataset
 from condfip_eval.settings import MethodSettings
 from condfip_eval.tables import markdown_table, paper_task_table, paper_time_table, summarize_records
@@ -116,7 +116,7 @@ def _cell_path(folder: Path, method: str, cell: PaperCell) -> Path:
 
 
 def _load_records(path: Path) -> list[dict[str, Any]]:
-    return list(read_json(path)["datasets"]) if path.exists() else []
+    return finished_records(path, "datasets")
 
 
 def _cell_document(

@@ -13,7 +13,7 @@ from typing import Any
 
 from condfip_eval import __version__
 
-__all__ = ["ResultsDirError", "ResultsDirectory", "read_json", "write_json", "write_text"]
+__all__ = ["ResultsDirError", "ResultsDirectory", "finished_records", "read_json", "write_json", "write_text"]
 
 MANIFEST = "manifest.json"
 
@@ -49,6 +49,13 @@ def write_text(path: Path, text: str) -> None:
 
 def write_json(path: Path, value: Any) -> None:
     write_text(path, json.dumps(_finite(value), indent=1, allow_nan=False) + "\n")
+
+
+def finished_records(path: Path, key: str) -> list[dict[str, Any]]:
+    """The records under ``key`` of a result file that ended without an error (failed ones are retried)."""
+    if not Path(path).exists():
+        return []
+    return [record for record in read_json(path)[key] if "error" not in record]
 
 
 def read_json(path: Path) -> Any:

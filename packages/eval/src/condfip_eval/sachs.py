@@ -33,7 +33,7 @@ from condfip_eval.distribution import distribution_scores, sample_from_abducted_
 from condfip_eval.methods import METHOD_NAMES, Method
 from condfip_eval.metrics import Standardizer, mean_and_standard_error
 from condfip_eval.reference import PAPER_SACHS_MMD
-from condfip_eval.results import ResultsDirectory, read_json, write_json, write_text
+from condfip_eval.results import ResultsDirectory, finished_records, read_json, write_json, write_text
 from condfip_eval.settings import MethodSettings
 from condfip_eval.tables import display_name, format_mean_error, markdown_table
 
@@ -168,10 +168,7 @@ def run_sachs(
     adjacency = sachs_adjacency()
 
     names = ["floor", *settings.methods]
-    records = {
-        name: read_json(folder / f"{name}.json")["replicates"] if (folder / f"{name}.json").exists() else []
-        for name in names
-    }
+    records = {name: finished_records(folder / f"{name}.json", "replicates") for name in names}
     remaining = sum(settings.replicates - len(found) for found in records.values())
     built = settings.build_methods(methods, needed=remaining > 0)
     bar = tqdm(
