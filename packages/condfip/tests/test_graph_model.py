@@ -1,0 +1,186 @@
+"""The graph model: permutation equivariance, excluded diagonal, chunking and padding, the objective, and
+checkpoints (model_type "graph", refused where a Cond-FiP model is expected and vice versa)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from condfip.graph import GraphModel, GraphModelConfig, load_graph_model
+from condfip.graph.objective import acyclicity, acyclicity_weight, edge_cross_entropy, graph_loss
+from condfip.model import CondFiPConfig, CondFiPModel
+from condfip.pretrained import shipped_checkpoints
+
+TINY = GraphModelConfig(dim=8, num_heads=2, mlp_dim=16, num_layers=2, num_anchor_rows=16)
+
+
+def tiny_model(seed: int = 0) -> GraphModel:
+    """A random model whose edge probabilities spread around 0.5 (not all near the initial bias)."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = GraphModel(TINY)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.5 * torch.randn(parameter.shape, generator=generator))
+        logits = model.edge_logits(torch.randn(4, 30, 6, generator=generator))
+        model.edge_bias.sub_(logits[torch.isfinite(logits)].median())
+    return model.eval()
+
+
+def test_logits_shape_and_excluded_diagonal(generator: torch.Generator) -> None:
+    data = torch.randn(3, 20, 5, generator=generator)
+    logits = tiny_model().edge_logits(data)
+    assert logits.shape == (3, 5, 5) and logits.dtype == torch.float32
+    assert torch.isneginf(torch.diagonal(logits, dim1=-2, dim2=-1)).all()
+    off = ~torch.eye(5, dtype=torch.bool)
+    assert torch.isfinite(logits[:, off]).all()
+    probabilities = tiny_model().edge_probabilities(data)
+    assert (torch.diagonal(probabilities, dim1=-2, dim2=-1) == 0).all()
+    assert probabilities[:, off].std() > 0.05  # the test model is not trivially constant
+
+
+@pytest.mark.parametrize("num_rows", [12, 40])  # all rows are anchors / rows attend to 16 anchors
+def test_permuting_nodes_permutes_the_edges(num_rows: int, generator: torch.Generator) -> None:
+    model = tiny_model()
+    data = torch.randn(2, num_rows, 6, generator=generator)
+    permutation = torch.randperm(6, generator=generator)
+    logits = model.edge_logits(data)
+    permuted = model.edge_logits(data[:, :, permutation])
+    # node k of the permuted table is node permutation[k] of the original
+    expected = logits[:, permutation][:, :, permutation]
+    torch.testing.assert_close(permuted, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_chunks_of_rows_give_the_same_logits(generator: torch.Generator) -> None:
+    model = tiny_model()
+    data = torch.randn(2, 45, 4, generator=generator)
+    torch.testing.assert_close(
+        model.edge_logits(data, chunk_size=7), model.edge_logits(data), rtol=1e-5, atol=1e-5
+    )
+    with pytest.raises(ValueError, match="chunk_size must be a positive"):
+        model.edge_logits(data, chunk_size=0)
+
+
+def test_padded_rows_and_nodes_change_nothing(generator: torch.Generator) -> None:
+    model = tiny_model()
+    data = torch.randn(1, 14, 4, generator=generator)
+    padded = torch.full((2, 20, 6), 7.0)  # garbage in the padding
+    padded[0, :14, :4] = data[0]
+    padded[1] = torch.randn(20, 6, generator=generator)
+    sample_mask = torch.zeros(2, 20, dtype=torch.bool)
+    sample_mask[0, :14] = True
+    sample_mask[1] = True
+    node_mask = torch.zeros(2, 6, dtype=torch.bool)
+    node_mask[0, :4] = True
+    node_mask[1] = True
+    logits = model.edge_logits(padded, sample_mask=sample_mask, node_mask=node_mask)
+    torch.testing.assert_close(logits[0, :4, :4], model.edge_logits(data)[0], rtol=1e-5, atol=1e-5)
+    assert torch.isneginf(logits[0, 4:]).all() and torch.isneginf(logits[0, :, 4:]).all()
+    torch.testing.assert_close(logits[1], model.edge_logits(padded[1:])[0], rtol=1e-5, atol=1e-5)
+
+
+def test_acyclicity_is_zero_for_dags_and_exact_on_a_two_cycle(generator: torch.Generator) -> None:
+    upper = torch.triu(torch.rand(3, 7, 7, generator=generator), diagonal=1)
+    permutation = torch.randperm(7, generator=generator)
+    dag = upper[:, permutation][:, :, permutation]  # a weighted DAG in a random node order
+    torch.testing.assert_close(acyclicity(dag), torch.zeros(3), rtol=0, atol=1e-6)
+    a, b, d = 0.6, 0.3, 4
+    cycle = torch.zeros(1, d, d)
+    cycle[0, 0, 1], cycle[0, 1, 0] = a, b
+    # exp of [[0, a], [b, 0]] has trace 2 cosh(sqrt(ab)); the other nodes add 1 each
+    expected = (2 * math.cosh(math.sqrt(a * b)) - 2) / d
+    torch.testing.assert_close(acyclicity(cycle), torch.tensor([expected]), rtol=1e-5, atol=1e-7)
+    padded = torch.zeros(1, d + 2, d + 2)
+    padded[0, :d, :d] = cycle[0]
+    mask = torch.tensor([[True] * d + [False, False]])
+    torch.testing.assert_close(acyclicity(padded, mask), acyclicity(cycle), rtol=1e-5, atol=1e-7)
+
+
+def test_cross_entropy_counts_only_possible_edges() -> None:
+    logits = torch.tensor(
+        [[[float("-inf"), 2.0, -1.0], [0.5, float("-inf"), 0.0], [1.0, -2.0, float("-inf")]]]
+    )
+    adjacency = torch.tensor([[[1, 1, 0], [0, 1, 0], [1, 0, 1]]])  # the diagonal is ignored even when set
+    off = ~torch.eye(3, dtype=torch.bool)
+    x, y = logits[0][off], adjacency[0][off].float()
+    expected = -(y * torch.nn.functional.logsigmoid(x) + (1 - y) * torch.nn.functional.logsigmoid(-x)).mean()
+    torch.testing.assert_close(edge_cross_entropy(logits, adjacency), expected)
+    node_mask = torch.tensor([[True, True, False]])
+    keep = torch.tensor([[False, True, False], [True, False, False], [False, False, False]])
+    x, y = logits[0][keep], adjacency[0][keep].float()
+    expected = -(y * torch.nn.functional.logsigmoid(x) + (1 - y) * torch.nn.functional.logsigmoid(-x)).mean()
+    torch.testing.assert_close(edge_cross_entropy(logits, adjacency, node_mask), expected)
+    loss, cross_entropy, penalty = graph_loss(logits, adjacency, weight=0.5)
+    torch.testing.assert_close(loss, cross_entropy + 0.5 * penalty)
+    assert float(penalty) > 0  # the logits put weight on both 0 -> 1 and 1 -> 0
+
+
+def test_acyclicity_weight_grows_linearly_to_the_final_weight() -> None:
+    weights = [acyclicity_weight(step, total_steps=11, final_weight=2.0) for step in range(13)]
+    assert weights[0] == 0.0 and weights[10] == pytest.approx(2.0) and weights[12] == pytest.approx(2.0)
+    assert weights[5] == pytest.approx(1.0)
+
+
+# ----- checkpoints ------------------------------------------------------------------------------------------
+
+
+def test_checkpoint_round_trip_and_recipe(tmp_path: Path, generator: torch.Generator) -> None:
+    model = tiny_model()
+    model.save_pretrained(tmp_path, training={"node_counts": [10, 30], "step": 3})
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["model_type"] == "graph" and config["architecture"] == TINY.to_dict()
+    loaded = GraphModel.from_pretrained(tmp_path)
+    assert loaded.config == TINY and loaded.trained_max_nodes == 30 and not loaded.training
+    data = torch.randn(1, 20, 5, generator=generator)
+    torch.testing.assert_close(loaded.edge_logits(data), model.edge_logits(data), rtol=0, atol=0)
+    assert tiny_model().trained_max_nodes is None
+
+
+def test_checkpoints_of_the_other_kind_are_refused(tmp_path: Path) -> None:
+    tiny_model().save_pretrained(tmp_path / "graph")
+    CondFiPModel(
+        CondFiPConfig(dim=8, num_heads=2, mlp_dim=16, encoder_pairs=1, embedding_pairs=1, decoder_blocks=1)
+    ).save_pretrained(tmp_path / "condfip")
+    with pytest.raises(ValueError, match="model_type 'graph', expected 'condfip'"):
+        CondFiPModel.from_pretrained(tmp_path / "graph")
+    with pytest.raises(ValueError, match="model_type 'condfip', expected 'graph'"):
+        load_graph_model(tmp_path / "condfip")
+
+
+def test_corrupted_graph_checkpoints_are_refused(tmp_path: Path) -> None:
+    tiny_model().save_pretrained(tmp_path)
+    tensors = load_file(str(tmp_path / "model.safetensors"))
+    del tensors["edge_bias"]
+    save_file(tensors, str(tmp_path / "model.safetensors"))
+    with pytest.raises(ValueError, match=r"missing tensors edge_bias"):
+        load_graph_model(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["format_version"] = 99
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="format_version 99"):
+        load_graph_model(tmp_path)
+
+
+def test_shipped_checkpoints_are_listed_by_kind(tmp_path: Path) -> None:
+    tiny_model().save_pretrained(tmp_path / "graph-tiny")
+    CondFiPModel(
+        CondFiPConfig(dim=8, num_heads=2, mlp_dim=16, encoder_pairs=1, embedding_pairs=1, decoder_blocks=1)
+    ).save_pretrained(tmp_path / "tiny")
+    assert shipped_checkpoints(tmp_path) == {"tiny": tmp_path / "tiny"}
+    assert shipped_checkpoints(tmp_path, model_type="graph") == {"graph-tiny": tmp_path / "graph-tiny"}
+
+
+def test_unknown_graph_config() -> None:
+    with pytest.raises(ValueError, match="unknown graph config name 'huge'"):
+        GraphModelConfig.named("huge")
+    with pytest.raises(ValueError, match="divisible by num_heads"):
+        GraphModelConfig(dim=10, num_heads=4)
+    with pytest.raises(ValueError, match="unknown GraphModelConfig fields"):
+        GraphModelConfig.from_dict({"dim": 8, "width": 3})
+    assert GraphModelConfig.named("small").dim < GraphModelConfig.named("base").dim
