@@ -20,9 +20,16 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     temporary = Path(temporary)
     try:
         yield temporary
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual permissions
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 @contextlib.contextmanager

@@ -101,3 +101,31 @@ class DecoderRunner:
                     z[:, nodes] = values
             out[rows] = z.cpu().numpy()
         return out
+
+
+class EncoderAbduction:
+    """The encoder's amortized noise prediction ``N_hat = x - f_hat(x_pa)`` for rows of one dataset; the rows
+    attend to the context's anchor rows, so any number of rows is processed in chunks."""
+
+    def __init__(
+        self, model: Any, parents: torch.Tensor, context: np.ndarray, device: torch.device, chunk_rows: int
+    ) -> None:
+        self.model = model
+        self.parents = parents  # [1, d, d] bool on device
+        self.dtype = model_dtype(model)
+        self.context = torch.as_tensor(context, dtype=self.dtype, device=device)[
+            None
+        ]  # [1, n, d] standardized
+        self.device = device
+        self.chunk_rows = chunk_rows
+
+    @staticmethod
+    def available(model: Any) -> bool:
+        return callable(getattr(model, "predict_noise", None))
+
+    @torch.inference_mode()
+    def noise(self, data: np.ndarray) -> np.ndarray:
+        """Standardized rows [m, d] -> their predicted standardized noise [m, d]."""
+        rows = torch.as_tensor(data, dtype=self.dtype, device=self.device)[None]  # [1, m, d]
+        noise = self.model.predict_noise(rows, self.parents, context=self.context, chunk_size=self.chunk_rows)
+        return noise[0].to(torch.float64).cpu().numpy()

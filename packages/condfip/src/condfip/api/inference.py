@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from condfip.api.engine import DecoderRunner, model_dtype, resolve_device, rows_per_chunk
+from condfip.api.engine import DecoderRunner, EncoderAbduction, model_dtype, resolve_device, rows_per_chunk
 from condfip.api.graphs import adjacency_from_user
 from condfip.api.inferred_scm import InferredSCM
 from condfip.api.inputs import Standardization, context_from_user
@@ -157,8 +157,12 @@ class CondFiP:
     def _inferred(self, prepared: _Prepared, parents: torch.Tensor, embedding: Any) -> InferredSCM:
         chunk_rows = rows_per_chunk(self.chunk_size, len(prepared.columns))
         runner = DecoderRunner(self.model, parents, embedding, self.device, chunk_rows)
+        encoder = None
+        if EncoderAbduction.available(self.model):
+            encoder = EncoderAbduction(self.model, parents, prepared.standard, self.device, chunk_rows)
         return InferredSCM(
             runner=runner,
+            encoder=encoder,
             columns=prepared.columns,
             adjacency=prepared.adjacency,
             standardization=prepared.standardization,

@@ -13,7 +13,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from condfip.api.engine import DecoderRunner
+from condfip.api.engine import DecoderRunner, EncoderAbduction
 from condfip.api.graphs import digraph_from_adjacency, longest_path_length
 from condfip.api.inputs import Standardization, rows_like_context
 from condfip.api.interventions import InterventionValue, check_interventions, resolve_interventions
@@ -32,6 +32,7 @@ class InferredSCM:
         self,
         *,
         runner: DecoderRunner,
+        encoder: EncoderAbduction | None = None,
         columns: list[Hashable],
         adjacency: np.ndarray,
         standardization: Standardization,
@@ -39,6 +40,7 @@ class InferredSCM:
         context_index: pd.Index,
     ) -> None:
         self._runner = runner
+        self._encoder = encoder  # amortized abduction; None for models without an encoder
         self._columns = list(columns)
         self._adjacency = adjacency  # [d, d] int8, adjacency[i, j] = 1 for i -> j
         self._standardization = standardization
@@ -138,18 +140,29 @@ class InferredSCM:
         return sample_noise(self._context_noise_standard(), num_samples, rng, noise_model)
 
     # ------------------------------------------------------------------------------------------- queries
-    def noise(self, data: object | None = None) -> pd.DataFrame:
-        """Abducted noise ``N_hat = X - F_hat(X)`` per row, in user units (scaled by the std, not centred).
+    def noise(self, data: object | None = None, *, method: str = "decoder") -> pd.DataFrame:
+        """Abducted noise per row, in user units (scaled by the std, not centred).
 
-        ``data=None`` gives the noise of the context rows; otherwise a DataFrame with the same columns (any
-        order) or an array [m, d] in column order.
+        ``method="decoder"`` (default): ``X - F_hat(X)`` with the decoder's mechanisms, the noise that
+        ``generate`` maps back to exactly ``X`` (what counterfactuals use). ``method="encoder"``: the encoder's
+        amortized prediction ``X - f_hat(X_pa)``, trained for exactly this task and the more accurate estimate
+        of each row's noise (the paper's noise prediction); models without an encoder fall back to the
+        decoder. ``data=None`` gives the noise of the context rows; otherwise a DataFrame with the same columns
+        (any order) or an array [m, d] in column order.
         """
+        if method not in ("encoder", "decoder"):
+            raise ValueError(f"method must be 'encoder' or 'decoder', got {method!r}")
         if data is None:
-            noise_std = self._context_noise_standard()
-            index = self._context_index
+            values, index = self._context, self._context_index
         else:
             values, index = self._rows(data, "data")
-            noise_std = self._abduct_standard(self._standardization.data_to_standard(values))
+        if method == "decoder" or self._encoder is None:
+            if data is None:
+                noise_std = self._context_noise_standard()
+            else:
+                noise_std = self._abduct_standard(self._standardization.data_to_standard(values))
+        else:
+            noise_std = self._encoder.noise(self._standardization.data_to_standard(values))
         return self._frame(self._standardization.noise_from_standard(noise_std), index)
 
     def predict(self, data: object) -> pd.DataFrame:

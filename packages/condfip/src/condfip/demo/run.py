@@ -80,7 +80,7 @@ def run_demo(model: CondFiP, dataset) -> tuple[DemoReport, object]:
     scm = model.infer(context, dataset.adjacency, columns=columns)
     do = {columns[node]: value}
     answers = {
-        "noise": scm.noise(query).to_numpy(),
+        "noise": scm.noise(query, method="encoder").to_numpy(),
         "generation": scm.generate(dataset.query_noise).to_numpy(),
         "interventional": scm.generate(dataset.interventional_noise, do).to_numpy(),
         "counterfactual": scm.counterfactual_samples(do, query).to_numpy(),

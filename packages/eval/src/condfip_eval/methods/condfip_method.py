@@ -37,7 +37,7 @@ class _FittedCondFiP(FittedSCM):
         return frame[self.columns].to_numpy(dtype=np.float64)
 
     def _noise(self, x: np.ndarray) -> np.ndarray:
-        return self._array(self.scm.noise(self._frame(x)))
+        return self._array(self.scm.noise(self._frame(x), method="encoder"))  # amortized, as in the paper
 
     def _generate(self, noise: np.ndarray, interventions: dict[int, np.ndarray]) -> np.ndarray:
         return self._array(
