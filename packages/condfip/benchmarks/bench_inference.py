@@ -9,6 +9,9 @@
 2. ``infer_batch`` throughput: datasets per second for 64 datasets (d = 20, 400 rows), against one-by-one ``infer``.
 3. Peak memory (max RSS of a fresh process) for ``infer`` plus the context noise with 1,000 / 10,000 / 100,000
    context rows at d = 20: flat in the context size when chunking works.
+
+Both methods run with --threads threads (default 1) and report wall-clock and process-CPU seconds; on a shared
+machine the CPU seconds are the figures to compare.
 """
 
 from __future__ import annotations
@@ -100,13 +103,27 @@ def dowhy_seconds(
         "num_samples": NUM_SAMPLES,
     }
     finished = subprocess.run(
-        [python, "-c", DOWHY_CHILD], input=json.dumps(payload), capture_output=True, text=True, check=False
+        [python, "-c", DOWHY_CHILD],
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        check=False,
+        env=thread_environment(),
     )
     if finished.returncode != 0:
         tail = finished.stderr.strip().splitlines()[-1:] or ["no output"]
         return f"failed: {tail[0]}"
     wall, cpu = json.loads(finished.stdout.strip().splitlines()[-1])
     return wall, cpu
+
+
+def thread_environment() -> dict[str, str]:
+    """The environment with BLAS / OpenMP limited to the threads torch uses here, for child processes."""
+    import torch
+
+    threads = str(torch.get_num_threads())
+    names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+    return {**os.environ, **dict.fromkeys(names, threads)}
 
 
 def find_dowhy_python(explicit: str | None) -> str | None:
@@ -135,7 +152,7 @@ def memory_child(model_name: str, num_context: int) -> None:
 
 def peak_memory(model_name: str, num_context: int) -> dict:
     command = [sys.executable, __file__, "--model", model_name, "--memory-child", str(num_context)]
-    finished = subprocess.run(command, capture_output=True, text=True, check=True)
+    finished = subprocess.run(command, capture_output=True, text=True, check=True, env=thread_environment())
     return json.loads(finished.stdout.strip().splitlines()[-1])
 
 
@@ -150,13 +167,21 @@ def main() -> None:
     parser.add_argument("--memory-rows", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     parser.add_argument("--dowhy-python", help="a Python interpreter with DoWhy installed")
     parser.add_argument("--dowhy-max-nodes", type=int, default=100)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch / BLAS threads for both methods (default 1: CPU seconds stay honest on a shared machine, "
+        "where idle OpenMP threads spin and inflate them)",
+    )
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
     if args.memory_child is not None:
         memory_child(args.model, args.memory_child)
         return
-
-    import torch
 
     from condfip import CondFiP
 
