@@ -188,7 +188,9 @@ def _format_row(row: dict, peak_gbs: float | None) -> str:
         if row[key] is None:
             return "n/a"
         gbs = row["bytes_" + key.split("_")[0]] / (row[key] * 1e-3) / 1e9
-        return f"{gbs:.0f}" + (f" ({100 * gbs / peak_gbs:.0f}%)" if peak_gbs else "")
+        return (f"{gbs:.0f}" if gbs >= 10 else f"{gbs:.2g}") + (
+            f" ({100 * gbs / peak_gbs:.0f}%)" if peak_gbs else ""
+        )
 
     mem = "n/a" if row.get("peak_extra_mb") is None else f"{row['peak_extra_mb']:.1f}"
     return (
@@ -275,9 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         print("triton cannot be imported; dropping it", file=sys.stderr)
         args.impls = [name for name in args.impls if name != "triton"]
     peak = _device_peak_gbs(device)
-    device_name = (
-        torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
-    )
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
     triton_version = getattr(sys.modules.get("triton"), "__version__", "not imported")
     header = (
         f"device: {device_name} ({device}); peak bandwidth: {peak or 'unknown'} GB/s; torch {torch.__version__}; "

@@ -72,7 +72,7 @@ else
     -p no:cacheprovider 2>&1 | tee "$out/interpret_tests.txt"
   tests_status=${PIPESTATUS[0]}
   log "quick benchmark on CPU: reference, SDPA and the Triton kernels in the interpreter (limit 600 s)"
-  TRITON_INTERPRET=1 timeout 600 "$python" "$here/bench_dag_attention.py" --quick --device cpu \
+  TRITON_INTERPRET=1 timeout 600 "$python" "$here/bench_dag_attention.py" --quick --device cpu --threads 1 \
     --json "$out/bench.json" --markdown "$out/bench.md" 2>&1 | tee "$out/bench.txt"
   bench_status=${PIPESTATUS[0]}
 fi

@@ -20,7 +20,6 @@ from dag_attention._triton_kernels import (
 )
 
 LOG2_E = 1.4426950408889634
-SINGLE_BLOCK_MAX_NODES = 64  # up to this d, one block holds every node and several rows share a tile
 TILE_POSITIONS = 64  # packed (row, node) positions per tile side on a GPU
 
 
@@ -38,23 +37,34 @@ class TileConfig:
         return self.pack * self.block_nodes
 
 
-def choose_config(num_rows: int, num_nodes: int, head_dim: int, *, pack: int | None = None,
-                  block_nodes: int | None = None, num_warps: int | None = None) -> TileConfig:  # fmt: skip
-    """Tile sizes for d nodes, e head dim and S * H rows per dataset.
+def choose_config(
+    num_rows: int,
+    num_nodes: int,
+    head_dim: int,
+    *,
+    dtype: torch.dtype = torch.bfloat16,
+    pack: int | None = None,
+    block_nodes: int | None = None,
+    num_warps: int | None = None,
+) -> TileConfig:
+    """Tile sizes for d nodes, e head dim, S * H rows per dataset and the input dtype.
 
-    ``pack``, ``block_nodes`` and ``num_warps`` override the heuristic (powers of two;
-    ``pack * block_nodes >= 16`` for ``tl.dot``): the tests use that to run the multi-block code paths on
-    tiny inputs, the benchmark to sweep tile shapes. The heuristic is not yet tuned on hardware."""
+    A tile side holds TILE_POSITIONS packed (row, node) positions (half that for float32 inputs with e > 32
+    or any input with e > 128, which would spill registers otherwise); d up to that fits one block and
+    several rows share it, larger d is tiled. ``pack``, ``block_nodes`` and ``num_warps`` override the
+    heuristic (powers of two; ``pack * block_nodes >= 16`` for ``tl.dot``): the tests use that to run the
+    multi-block code paths on tiny inputs, the benchmark to sweep tile shapes. Not yet tuned on hardware.
+    """
     block_e = max(16, triton.next_power_of_2(head_dim))
+    positions = TILE_POSITIONS
+    if block_e > 128 or (dtype == torch.float32 and block_e > 32):
+        positions //= 2
     if block_nodes is None:
-        block_nodes = max(16, triton.next_power_of_2(num_nodes))
-        if block_nodes > SINGLE_BLOCK_MAX_NODES:
-            block_nodes = 64 if block_e <= 64 else 32
+        block_nodes = min(max(16, triton.next_power_of_2(num_nodes)), positions)
     if pack is None:
         if interpreter_enabled():  # the interpreter pays per program: as few, large programs as possible
             pack = max(1, 256 // block_nodes)
         else:
-            positions = TILE_POSITIONS if block_e <= 128 else TILE_POSITIONS // 2
             pack = max(1, positions // block_nodes)
         pack = min(pack, max(1, triton.next_power_of_2(num_rows)))
     for name, value in (("pack", pack), ("block_nodes", block_nodes)):
@@ -65,7 +75,7 @@ def choose_config(num_rows: int, num_nodes: int, head_dim: int, *, pack: int | N
             f"dag_attention triton: pack * block_nodes must be at least 16, got {pack * block_nodes}"
         )
     if num_warps is None:
-        num_warps = 4 if pack * block_nodes * max(block_e, pack * block_nodes) <= 64 * 32 else 8
+        num_warps = 4 if pack * block_nodes * max(block_e, pack * block_nodes) <= 32 * 32 else 8
     if num_warps not in (1, 2, 4, 8, 16):
         raise ValueError(f"dag_attention triton: num_warps must be 1, 2, 4, 8 or 16, got {num_warps}")
     return TileConfig(pack=pack, block_nodes=block_nodes, block_e=block_e, num_warps=num_warps)
@@ -181,6 +191,12 @@ def dag_attention_triton(
     if not math.isfinite(scale):
         raise ValueError(f"dag_attention triton: scale must be finite, got {scale}")
     config = choose_config(
-        rows * heads, num_nodes, head_dim, pack=pack, block_nodes=block_nodes, num_warps=num_warps
+        rows * heads,
+        num_nodes,
+        head_dim,
+        dtype=q.dtype,
+        pack=pack,
+        block_nodes=block_nodes,
+        num_warps=num_warps,
     )
     return DAGAttentionFunction.apply(q, k, v, parents, scale, config)
