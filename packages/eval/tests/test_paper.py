@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pytest
@@ -166,6 +167,17 @@ def test_failures_are_recorded_and_marked(tmp_path):
         "| Kernel ANM | 6 | — (-)*" not in (tmp_path / "paper/graph-true/context-400/tables.md").read_text()
     )
     assert "| Kernel ANM | 6 | —* |" in (tmp_path / "paper/graph-true/context-400/tables.md").read_text()
+    # an unfinished cell is marked '+'
+    from condfip_eval.paper import write_paper_tables
+
+    path = tmp_path / "paper/graph-true/context-400/linear/in_linear_d6.json"
+    document = json.loads(path.read_text())
+    document["complete"] = False
+    path.write_text(json.dumps(document))
+    assert re.search(
+        r"\| Linear ANM \| 6 \| [0-9.]+ \([0-9.]+\)\+ \|",
+        write_paper_tables(tmp_path, "true", 400).read_text(),
+    )
     # a resumed run retries the failed datasets (and only those)
     run_paper(settings, tmp_path, progress=False)
     cell = json.loads((tmp_path / "paper/graph-true/context-400/nonlinear/out_linear_d6.json").read_text())

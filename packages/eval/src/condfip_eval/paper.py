@@ -228,7 +228,9 @@ def collect_summaries(folder: Path) -> dict[str, dict[int, dict[str, dict[str, A
         document = read_json(path)
         cell = document["cell"]
         by_nodes = summaries.setdefault(document["method"], {}).setdefault(cell["num_nodes"], {})
-        by_nodes[cell["column"]] = summarize_records(document["datasets"], TASKS)
+        summary = summarize_records(document["datasets"], TASKS)
+        summary["incomplete"] = not document["complete"]
+        by_nodes[cell["column"]] = summary
     return summaries
 
 
@@ -264,7 +266,8 @@ def write_paper_tables(out: str | Path, graph_source: str, num_context: int) -> 
         "RMSE in standardized units (per-column mean and std of each dataset's observational rows; noise divided "
         "by the std only), mean over query rows of the root mean squared error over nodes; cells are "
         "`mean (s.e.)` over the SCMs of a cell. Rows marked (paper) are the published numbers of "
-        "Mahajan et al. (arXiv 2410.06128). `*`: some datasets failed for that method (see the cell file).",
+        "Mahajan et al. (arXiv 2410.06128). `*`: some datasets failed for that method (see the cell file); "
+        "`+`: the cell is not finished yet (mean over the datasets done so far).",
     ]
     for number, task in enumerate(TASKS, start=1):
         parts += ["", f"## Table {number}. {TASK_TITLES[task]}", ""]

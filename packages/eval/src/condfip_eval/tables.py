@@ -62,7 +62,7 @@ def _cell_text(summary: dict[str, Any] | None, task: str) -> str:
         return "—"
     entry = summary[task]
     text = format_mean_error(entry["mean"], entry["standard_error"])
-    return text + ("*" if summary.get("failed") else "")
+    return text + ("*" if summary.get("failed") else "") + ("+" if summary.get("incomplete") else "")
 
 
 def paper_task_table(
