@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sys
 
+import networkx as nx
 import numpy as np
 import pytest
 import torch
@@ -14,6 +16,7 @@ import scm_gen
 from condfip import CondFiP
 from condfip.cli import main
 from condfip.demo import LinearANM, run_demo, standardized_rmse
+from condfip.demo.run import with_informative_intervention
 from condfip.model import CondFiPConfig, CondFiPModel, DatasetEmbedding
 from condfip.pretrained import shipped_checkpoints
 
@@ -84,6 +87,32 @@ def test_oracle_scores_zero_and_the_report_lists_every_task():
         assert re.search(rf"^  {line} +\d+\.\d{{3}} +\d+\.\d{{3}}$", table, flags=re.MULTILINE), table
     assert "Cond-FiP (zero-shot)" in table and "linear ANM (fitted)" in table
     assert scm.columns == [f"x{j}" for j in range(6)]
+
+
+def test_demo_intervenes_on_a_node_with_descendants():
+    dataset = scm_gen.make_benchmark_dataset(
+        "in", "rff", 8, num_context=100, num_query=30, num_interventional=30, seed=5
+    )
+    graph = nx.from_numpy_array(dataset.adjacency, create_using=nx.DiGraph)
+    sink = next(node for node in range(8) if not nx.descendants(graph, node))
+    drawn = next(node for node in range(8) if nx.descendants(graph, node))
+    assert (
+        with_informative_intervention(
+            dataclasses.replace(dataset, intervention_node=drawn), 0
+        ).intervention_node
+        == drawn
+    )
+    changed = with_informative_intervention(dataclasses.replace(dataset, intervention_node=sink), 0)
+    node, value = changed.intervention_node, changed.intervention_value
+    assert nx.descendants(graph, node)
+    low, high = np.quantile(dataset.data[:, node], [0.1, 0.9])
+    assert low <= value <= high
+    np.testing.assert_array_equal(
+        changed.interventional_data, dataset.scm.generate(dataset.interventional_noise, {node: value})
+    )
+    np.testing.assert_array_equal(
+        changed.counterfactual_data, dataset.scm.counterfactual(dataset.query_data, {node: value})
+    )
 
 
 def demo_argv(model_folder, *extra: str) -> list[str]:

@@ -228,7 +228,7 @@ def run_infer(args: argparse.Namespace) -> int:
 def run_demo_command(args: argparse.Namespace) -> int:
     import scm_gen
     from condfip.api.inference import CondFiP
-    from condfip.demo.run import run_demo
+    from condfip.demo.run import run_demo, with_informative_intervention
 
     seed = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
     start = time.perf_counter()
@@ -237,6 +237,7 @@ def run_demo_command(args: argparse.Namespace) -> int:
     dataset = scm_gen.make_benchmark_dataset(
         args.preset, args.mechanism, args.num_nodes, num_context=args.num_context, seed=seed
     )
+    dataset = with_informative_intervention(dataset, seed)
     report, scm = run_demo(model, dataset)
     print(report.table())
     print(

@@ -2,15 +2,38 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
+import networkx as nx
 import numpy as np
 
 from condfip.api.inference import CondFiP
 from condfip.demo.baseline import LinearANM
 
 TASKS = ("noise", "generation", "interventional", "counterfactual")
+
+
+def with_informative_intervention(dataset, seed: int):
+    """The dataset, intervening on a node with descendants (re-drawn from the true SCM when the drawn node has
+    none: then every method's counterfactual would be exact and interventions would test nothing)."""
+    graph = nx.from_numpy_array(dataset.adjacency, create_using=nx.DiGraph)
+    if nx.descendants(graph, dataset.intervention_node) or dataset.scm is None:
+        return dataset
+    candidates = [node for node in range(dataset.num_nodes) if nx.descendants(graph, node)]
+    if not candidates:
+        return dataset
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
+    node = int(rng.choice(candidates))
+    value = float(dataset.scm.sample_intervention_value(node, rng, reference=dataset.data))
+    return dataclasses.replace(
+        dataset,
+        intervention_node=node,
+        intervention_value=value,
+        interventional_data=dataset.scm.generate(dataset.interventional_noise, {node: value}),
+        counterfactual_data=dataset.scm.counterfactual(dataset.query_data, {node: value}),
+    )
 
 
 def standardized_rmse(predicted: np.ndarray, truth: np.ndarray, std: np.ndarray) -> float:
