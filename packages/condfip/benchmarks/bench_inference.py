@@ -70,6 +70,8 @@ DOWHY_CHILD = """
 import json, sys, time
 import networkx as nx, numpy as np, pandas as pd
 from dowhy import gcm
+gcm.config.set_default_n_jobs(1)  # one process: its CPU seconds are all counted, like Cond-FiP's one thread
+gcm.config.disable_progress_bars()
 payload = json.loads(sys.stdin.read())
 data = pd.DataFrame(np.array(payload["data"]), columns=[f"x{j}" for j in range(len(payload["data"][0]))])
 adjacency = np.array(payload["adjacency"])
