@@ -106,9 +106,13 @@ def test_module_with_strided_head_views(triton_op):
         out.float().square().mean().backward()
         outs.append(out.float())
         grads.append([p.grad.float() for p in module.parameters()])
-    torch.testing.assert_close(outs[0], outs[1], rtol=2e-2, atol=2e-2)
+
+    def relative_error(got, want):
+        return float((got - want).norm() / want.norm())
+
+    assert relative_error(outs[0], outs[1]) < 1e-2
     for got, want in zip(grads[0], grads[1], strict=True):
-        torch.testing.assert_close(got, want, rtol=5e-2, atol=5e-3)
+        assert relative_error(got, want) < 2e-2
 
 
 def test_deterministic(triton_op):

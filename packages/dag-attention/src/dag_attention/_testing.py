@@ -140,6 +140,9 @@ def check_against_reference(
             continue
         error = float((got - want).abs().max())
         allowed = 2 * float((low_result - want).abs().max())
+        assert math.isfinite(allowed), (
+            f"{name}: the reference in {q.dtype} is not finite; no tolerance to derive"
+        )
         allowed += _absolute_tolerance(q.dtype, float(want.abs().max()), max_score)
         figures[name] = (error, allowed)
     failed = {name: f for name, f in figures.items() if f[0] > f[1]}
