@@ -184,3 +184,14 @@ def test_unknown_graph_config() -> None:
     with pytest.raises(ValueError, match="unknown GraphModelConfig fields"):
         GraphModelConfig.from_dict({"dim": 8, "width": 3})
     assert GraphModelConfig.named("small").dim < GraphModelConfig.named("base").dim
+
+
+def test_the_default_graph_model_loads_or_says_how_to_get_one() -> None:
+    shipped = shipped_checkpoints(model_type="graph")
+    for name in shipped:  # whatever is shipped must load
+        assert load_graph_model(name).trained_max_nodes is not None
+    if "graph-small" not in shipped:
+        with pytest.raises(
+            ValueError, match="'graph-small' is not shipped.*condfip train graph.*--graph-model DIR"
+        ):
+            load_graph_model()

@@ -33,8 +33,15 @@ def load_graph_model(
     """Load a shipped graph model by name, a local folder, or a Hugging Face Hub repo id (see
     ``condfip.pretrained.resolve_checkpoint``); refuses other model types, unknown formats and mismatched
     tensors with a message naming them."""
-    from condfip.pretrained.registry import resolve_checkpoint
+    from condfip.pretrained.registry import resolve_checkpoint, shipped_checkpoints
 
+    if str(name_or_path) == DEFAULT_GRAPH_MODEL and not Path(DEFAULT_GRAPH_MODEL).is_dir():
+        if DEFAULT_GRAPH_MODEL not in shipped_checkpoints(model_type=GRAPH_MODEL_TYPE):
+            raise ValueError(
+                f"the default graph model {DEFAULT_GRAPH_MODEL!r} is not shipped with this condfip version; train "
+                "one (`condfip train graph --config small --nodes 10-30 --out DIR`, see TRAINING.md) and pass its "
+                "folder: model=DIR in Python, --model DIR to `condfip graph`, --graph-model DIR to `condfip infer`"
+            )
     directory = resolve_checkpoint(
         name_or_path,
         revision=revision,

@@ -69,5 +69,5 @@ NAMED_GRAPH_CONFIGS: dict[str, GraphModelConfig] = {
     # For a GPU (scripts/gpu_train_graph.sh): close to AVICI's size (width 128, 8 attention layers).
     "base": GraphModelConfig(),
     # Small enough for minutes of training on two shared CPU cores (see TRAINING.md, "Graph model").
-    "small": GraphModelConfig(dim=64, num_heads=4, mlp_dim=128, num_layers=2, num_anchor_rows=100),
+    "small": GraphModelConfig(dim=32, num_heads=4, mlp_dim=64, num_layers=2, num_anchor_rows=64),
 }
