@@ -3,7 +3,8 @@
 >>> from condfip.graph import infer_graph
 >>> probabilities, dag = infer_graph(data)      # probabilities[i, j] and dag[i, j] are about i -> j
 
-The model (``GraphModel``) is trained with ``condfip train graph``; ``graph-small`` ships with the package.
+The model (``GraphModel``) is trained with ``condfip train graph``; shipped weights are found by name (default
+``graph-small``; not shipped yet, see TRAINING.md "Graph model"), or pass a checkpoint folder as ``model=``.
 """
 
 from condfip.graph.checkpoint import DEFAULT_GRAPH_MODEL, load_graph_model
