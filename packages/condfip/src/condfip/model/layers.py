@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
+from einops import rearrange, repeat
 from torch import nn
 
 from dag_attention import DAGAttention
@@ -37,13 +37,15 @@ class SampleAttention(nn.Module):
         self, x: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor | None
     ) -> torch.Tensor:
         """x: [b, n, d, e] queries; memory: [b, m, d, e] keys/values; memory_mask: [b, m] bool (True = real)."""
-        q = rearrange(self.to_q(x), "b n d (h e) -> b d h n e", h=self.num_heads)
-        k, v = rearrange(self.to_kv(memory), "b m d (two h e) -> two b d h m e", two=2, h=self.num_heads)
+        d = x.shape[2]
+        # fold nodes into the batch: 4-D inputs take PyTorch's fused CPU kernels (5-D falls back to the slow path)
+        q = rearrange(self.to_q(x), "b n d (h e) -> (b d) h n e", h=self.num_heads)
+        k, v = rearrange(self.to_kv(memory), "b m d (two h e) -> two (b d) h m e", two=2, h=self.num_heads)
         attn_mask = None
         if memory_mask is not None:
-            attn_mask = rearrange(memory_mask, "b m -> b 1 1 1 m")  # broadcast over d, h, n
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # [b, d, h, n, e]
-        return self.out(rearrange(out, "b d h n e -> b n d (h e)"))
+            attn_mask = repeat(memory_mask, "b m -> (b d) 1 1 m", d=d)  # same keys for every node and head
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # [(b d), h, n, e]
+        return self.out(rearrange(out, "(b d) h n e -> b n d (h e)", d=d))
 
 
 class SampleBlock(nn.Module):
