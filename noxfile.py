@@ -34,7 +34,9 @@ def _install(session: nox.Session, package: str) -> None:
     session.install(*[f"packages/{name}" for name in needs], f"packages/{package}[{extras}]")
 
 
-def _pytest(session: nox.Session, *paths: str, env: dict[str, str] | None = None, marker: str | None = None) -> None:
+def _pytest(
+    session: nox.Session, *paths: str, env: dict[str, str] | None = None, marker: str | None = None
+) -> None:
     args = ["pytest", *paths, *session.posargs]
     if marker:
         args += ["-m", marker]

@@ -11,7 +11,9 @@ from condfip.training import cli as training_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="condfip", description="Zero-shot causal model inference (Cond-FiP).")
+    parser = argparse.ArgumentParser(
+        prog="condfip", description="Zero-shot causal model inference (Cond-FiP)."
+    )
     subparsers = parser.add_subparsers(dest="command", required=True)
     training_cli.register(subparsers)
     commands.register(subparsers)
