@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-DEFAULT_TOKENS_PER_CHUNK = 65_536  # rows per chunk = this // d: bounds activations to ~tokens x width
+DEFAULT_TOKENS_PER_CHUNK = (
+    16_384  # rows per chunk = this // d; activations and sample attention scale with it
+)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:

@@ -48,7 +48,7 @@ def _slice_embedding(embedding: Any, index: int, num_nodes: int) -> Any:
 class CondFiP:
     """A Cond-FiP network wrapped for users: tables and graphs in, inferred SCMs (``InferredSCM``) out.
 
-    ``device="auto"`` runs on CUDA when available. ``chunk_size`` (rows per chunk, default: about 65k
+    ``device="auto"`` runs on CUDA when available. ``chunk_size`` (rows per chunk, default: 16,384
     values / d) bounds memory for any context size: the dataset embedding and every decoder pass run on
     chunks of rows. ``graph_model`` infers the graph when ``infer`` is given ``graph="infer"``: a
     ``condfip.graph.GraphModel`` or a shipped name, folder or Hub repo id (loaded on first use).
@@ -206,17 +206,20 @@ class CondFiP:
         self,
         datasets: Sequence[tuple[object, object]],
         *,
-        batch_size: int = 16,
+        batch_size: int | None = None,
         chunk_size: int | None = None,
     ) -> list[InferredSCM]:
         """``infer`` for many ``(data, graph)`` pairs of any sizes and node counts, in padded batches.
 
         Datasets are grouped by size to limit padding; padded rows are masked out of the embedding and padded
         nodes have no parents and no children. Returns the SCMs in the order given; equal to one-by-one
-        ``infer`` up to float rounding.
+        ``infer`` up to float rounding. ``batch_size`` (datasets per forward pass) defaults to 16 on CUDA
+        and 1 on the CPU, where bigger batches measured slower (BENCHMARKS.md, "Inference").
         """
+        if batch_size is None:
+            batch_size = 16 if self.device.type == "cuda" else 1
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+            raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
         prepared = []
         for position, item in enumerate(datasets):
             if not isinstance(item, tuple | list) or len(item) != 2:
