@@ -38,9 +38,10 @@ class OracleModel(nn.Module):
         zeros = torch.zeros(context.shape[0], context.shape[2], 1, dtype=torch.float64)
         return DatasetEmbedding(scale=zeros, position=zeros, condition=zeros)
 
-    def mechanisms(self, z, parents, embedding):
+    def mechanisms(self, z, parents, embedding, nodes=None):
         x = z[0].numpy() * self.std + self.mean
-        return torch.from_numpy((self.scm.mechanisms(x) - self.mean) / self.std)[None]
+        full = torch.from_numpy((self.scm.mechanisms(x) - self.mean) / self.std)[None]
+        return full if nodes is None else full[..., nodes]
 
 
 @pytest.fixture(scope="module")

@@ -51,9 +51,10 @@ class OracleModel(nn.Module):
         zeros = torch.zeros(context.shape[0], context.shape[2], 1, dtype=torch.float64)
         return DatasetEmbedding(scale=zeros, position=zeros, condition=zeros)
 
-    def mechanisms(self, z, parents, embedding) -> torch.Tensor:
+    def mechanisms(self, z, parents, embedding, nodes=None) -> torch.Tensor:
         x = z[0].numpy() * self.std + self.mean
-        return torch.from_numpy((self.scm.mechanisms(x) - self.mean) / self.std)[None]
+        full = torch.from_numpy((self.scm.mechanisms(x) - self.mean) / self.std)[None]
+        return full if nodes is None else full[..., nodes]
 
 
 @pytest.fixture(scope="module")
@@ -288,6 +289,16 @@ def test_longest_path_plus_one_iterations_equal_d_iterations():
     np.testing.assert_allclose(runner.fixed_point(noise, inferred.num_iterations), exact, rtol=0, atol=1e-12)
     # one iteration fewer does not reach the fixed point: the check above can fail
     assert np.abs(runner.fixed_point(noise, 3) - exact).max() > 1e-4
+    # the one-sweep generation over the 4 topological levels reaches the same fixed point
+    assert [level.tolist() for level in runner.levels] == [[0, 1, 3, 4], [2, 6], [5], [7]]
+    np.testing.assert_allclose(runner.generate(noise), exact, rtol=1e-5, atol=1e-5)  # float32 net
+    # and clamped: do(x2 = 0.7, x3 = -1) for every row
+    clamp_nodes, clamp_values = np.array([2, 3]), np.tile([0.7, -1.0], (30, 1))
+    clamped = runner.fixed_point(noise, 8, clamp_nodes, clamp_values)
+    np.testing.assert_allclose(
+        runner.generate(noise, clamp_nodes, clamp_values), clamped, rtol=1e-5, atol=1e-5
+    )
+    assert np.array_equal(clamped[:, [2, 3]], clamp_values)
 
 
 def test_outputs_are_frames_with_the_input_columns_and_index(inferred, scm_and_rows):

@@ -170,3 +170,31 @@ def test_config_rejects_bad_sizes() -> None:
         CondFiPConfig.named("huge")
     with pytest.raises(ValueError, match="unknown CondFiPConfig fields"):
         CondFiPConfig.from_dict({"dim": 8, "depth": 3})
+
+
+def test_mechanisms_of_a_node_subset_equal_the_full_call(
+    model: CondFiPModel, generator: torch.Generator
+) -> None:
+    context = torch.randn(2, 30, 5, generator=generator)
+    parents = torch.zeros(2, 5, 5, dtype=torch.bool)
+    parents[:, 2, 0] = parents[:, 4, 2] = parents[:, 4, 3] = True
+    parents[1, 1, 3] = True  # the second dataset has one more edge
+    embedding = model.embed(context, parents)
+    z = torch.randn(2, 7, 5, generator=generator)
+    full = model.mechanisms(z, parents, embedding)
+    for nodes in ([4], [1, 2], [0, 3], [0, 1, 2, 3, 4]):
+        subset = model.mechanisms(z, parents, embedding, torch.tensor(nodes))
+        assert subset.shape == (2, 7, len(nodes))
+        torch.testing.assert_close(subset, full[..., nodes], rtol=1e-5, atol=1e-6)
+
+
+def test_decoder_sizes_of_the_config() -> None:
+    import dataclasses
+
+    config = dataclasses.replace(TINY, decoder_mlp_dim=40, decoder_value_norm=False)
+    model = CondFiPModel(config)
+    assert isinstance(model.decoder.value_norm, torch.nn.Identity)
+    assert all(block.mlp.fc1.out_features == 40 for block in model.decoder.blocks)
+    assert isinstance(CondFiPModel(TINY).decoder.value_norm, torch.nn.LayerNorm)  # the default keeps it
+    with pytest.raises(ValueError, match="decoder_mlp_dim must be >= 1 or None, got 0"):
+        dataclasses.replace(TINY, decoder_mlp_dim=0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import os
 import socket
@@ -58,7 +60,11 @@ def test_schedule_warms_up_decays_and_stays_at_floor() -> None:
 def test_encoder_then_decoder_writes_checkpoints_and_logs(tmp_path: Path) -> None:
     figures = train(options(tmp_path / "enc"))
     assert set(figures) == {f"{c}/noise" for c in ("in/linear", "in/rff", "out/linear", "out/rff")}
-    figures = train(options(tmp_path / "dec", stage="decoder", encoder_checkpoint=tmp_path / "enc"))
+    # the decoder run may size its decoder differently: only the encoder's sizes must match
+    decoder_config = dataclasses.replace(TINY, decoder_blocks=2, decoder_mlp_dim=24, decoder_value_norm=False)
+    figures = train(
+        options(tmp_path / "dec", stage="decoder", config=decoder_config, encoder_checkpoint=tmp_path / "enc")
+    )
     assert "in/rff/interventional" in figures and "out/linear/generation" in figures
     lines = (tmp_path / "dec" / "validation.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [2, 4]
@@ -91,6 +97,13 @@ def test_existing_run_needs_resume(tmp_path: Path) -> None:
 def test_resume_without_state(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no training state"):
         train(options(tmp_path, resume=True))
+
+
+def test_decoder_refuses_an_encoder_of_other_sizes(tmp_path: Path) -> None:
+    train(options(tmp_path / "enc", steps=2))
+    wider = dataclasses.replace(TINY, mlp_dim=32)
+    with pytest.raises(ValueError, match=r"has encoder sizes .*'mlp_dim': 16.* asks for .*'mlp_dim': 32"):
+        train(options(tmp_path / "dec", stage="decoder", config=wider, encoder_checkpoint=tmp_path / "enc"))
 
 
 def test_decoder_needs_encoder(tmp_path: Path) -> None:

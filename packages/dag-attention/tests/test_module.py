@@ -100,7 +100,9 @@ def test_bad_forward_shapes():
     with pytest.raises(ValueError, match=r"x must have shape \[B, S, d, 12\], got \(1, 3, 5, 10\)"):
         module(torch.randn(1, 3, 5, 10), parents)
     with pytest.raises(
-        ValueError, match=r"context must have the shape of x, \(1, 3, 5, 12\), got \(1, 2, 5, 12\)"
+        ValueError,
+        match=r"context must have the shape of x, \(1, 3, 5, 12\), except perhaps its number of nodes "
+        r"\(axis 2\), got \(1, 2, 5, 12\)",
     ):
         module(torch.randn(1, 3, 5, 12), parents, context=torch.randn(1, 2, 5, 12))
     with pytest.raises(ValueError, match=r"parents must have shape \[B, d, d\] = \(1, 5, 5\)"):
@@ -111,3 +113,18 @@ def test_is_an_nn_module_with_a_readable_repr():
     module = _module()
     assert isinstance(module, nn.Module)
     assert "to_q" in repr(module) and "to_kv" in repr(module) and "to_out" in repr(module)
+
+
+def test_context_with_other_nodes_than_the_queries():
+    module = _module()
+    x, context = torch.randn(1, 3, 2, 12), torch.randn(1, 3, 5, 12)
+    parents = torch.tensor([[[1, 0, 1, 0, 0], [0, 0, 0, 0, 0]]], dtype=torch.bool)
+    out = module(x, parents, context=context)
+    assert out.shape == (1, 3, 2, 12)
+    # equals the square call on the union of nodes, restricted to the query rows
+    square_x = torch.cat([x, torch.zeros(1, 3, 5, 12)], dim=2)
+    square_context = torch.cat([torch.zeros(1, 3, 2, 12), context], dim=2)
+    square_parents = torch.zeros(1, 7, 7, dtype=torch.bool)
+    square_parents[:, :2, 2:] = parents
+    expected = module(square_x, square_parents, context=square_context)[:, :, :2]
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -224,3 +225,58 @@ def test_parents_from_adjacency_transposes_the_project_convention():
     assert torch.equal(parents_from_adjacency(np.array(adjacency.numpy())), parents)
     with pytest.raises(ValueError, match=r"\[\.\.\., d, d\], got \(3, 2\)"):
         parents_from_adjacency(torch.zeros(3, 2))
+
+
+# ----- the rectangular form: a subset of query nodes against the keys of the nodes they read ------------------
+
+
+def test_rectangular_form_equals_the_rows_of_the_square_call():
+    generator = torch.Generator().manual_seed(3)
+    q, k, v = (torch.randn(2, 3, 2, 7, 4, generator=generator, dtype=torch.float64) for _ in range(3))
+    parents = torch.rand(2, 7, 7, generator=generator) < 0.5
+    full = dag_attention(q, k, v, parents)  # [2, 3, 2, 7, 4]
+    queries = torch.tensor([1, 4, 6])
+    keys = torch.tensor([0, 2, 3, 5, 6])
+    sub_parents = parents[:, queries][:, :, keys]  # [2, 3, 5]
+    # the full call restricted to the same keys: drop the edges from other key nodes
+    restricted = parents.clone()
+    others = torch.ones(7, dtype=torch.bool)
+    others[keys] = False
+    restricted[:, :, others] = False
+    expected = dag_attention(q, k, v, restricted)[..., queries, :]
+    out = dag_attention(q[..., queries, :], k[..., keys, :], v[..., keys, :], sub_parents)
+    assert out.shape == (2, 3, 2, 3, 4)
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-12)
+    assert not torch.equal(full[..., queries, :], expected)  # the dropped edges mattered
+
+
+def test_rectangular_form_matches_brute_force_and_its_gradients():
+    generator = torch.Generator().manual_seed(4)
+    q = torch.randn(1, 2, 2, 3, 4, generator=generator, dtype=torch.float64, requires_grad=True)
+    k, v = (
+        torch.randn(1, 2, 2, 5, 4, generator=generator, dtype=torch.float64, requires_grad=True)
+        for _ in range(2)
+    )
+    parents = torch.tensor([[[1, 0, 1, 0, 1], [0, 0, 0, 0, 0], [1, 1, 1, 1, 1]]], dtype=torch.bool)
+    out = dag_attention(q, k, v, parents)
+    scores = torch.einsum("bshie,bshje->bshij", q, k) / 2.0
+    weights = torch.where(parents[:, None, None], scores.exp(), torch.zeros_like(scores))
+    weights = weights / weights.sum(-1, keepdim=True).clamp(min=1.0)
+    torch.testing.assert_close(out, torch.einsum("bshij,bshje->bshie", weights, v), rtol=1e-12, atol=1e-12)
+    assert torch.equal(out[..., 1, :], torch.zeros_like(out[..., 1, :]))  # no parents: exact zeros
+    assert torch.autograd.gradcheck(lambda q, k, v: dag_attention(q, k, v, parents), (q, k, v))
+
+
+def test_rectangular_form_refuses_triton_and_mismatched_masks(monkeypatch):
+    q, k, v = torch.randn(1, 2, 3, 4), torch.randn(1, 2, 5, 4), torch.randn(1, 2, 5, 4)
+    with pytest.raises(ValueError, match="Triton kernels take square masks"):
+        dag_attention(q, k, v, torch.ones(1, 3, 5, dtype=torch.bool), backend="triton")
+    monkeypatch.setenv("DAG_ATTENTION_BACKEND", "triton")  # the override alone falls back to the reference
+    assert dag_attention(q, k, v, torch.ones(1, 3, 5, dtype=torch.bool)).shape == (1, 2, 3, 4)
+    with pytest.raises(
+        ValueError,
+        match=re.escape("parents must have shape [B, d_q, d_k] = (1, 3, 5) for q of shape (1, 2, 3, 4)"),
+    ):
+        dag_attention(q, k, v, torch.ones(1, 3, 3, dtype=torch.bool))
+    with pytest.raises(ValueError, match=re.escape("k and v must have the same shape, got k (1, 2, 5, 4)")):
+        dag_attention(q, k, v[..., :4, :], torch.ones(1, 3, 5, dtype=torch.bool))

@@ -83,7 +83,7 @@ def _why_triton_cannot_run(q: torch.Tensor) -> Exception | None:
     return None
 
 
-def resolve_backend(backend: str, q: torch.Tensor) -> str:
+def resolve_backend(backend: str, q: torch.Tensor, *, rectangular: bool = False) -> str:
     """Return ``"triton"`` or ``"reference"`` for a call with query tensor ``q``.
 
     ``backend`` is ``"auto"``, ``"reference"`` or ``"triton"``; with ``"auto"`` the environment variable
@@ -91,6 +91,13 @@ def resolve_backend(backend: str, q: torch.Tensor) -> str:
     """
     requested = _requested_backend(backend)
     if requested == "reference":
+        return "reference"
+    if rectangular:  # query and key nodes differ: the fused kernels take square masks only
+        if backend.lower() == "triton":  # asked for in the call; DAG_ATTENTION_BACKEND alone falls back
+            raise ValueError(
+                "dag_attention: backend='triton' cannot run: the Triton kernels take square masks (as many key "
+                "nodes as query nodes), got a rectangular one; use backend='reference' (or 'auto')"
+            )
         return "reference"
     if requested == "auto":
         if q.device.type == "cuda" and _why_triton_cannot_run(q) is None:

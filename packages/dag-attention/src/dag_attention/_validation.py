@@ -31,10 +31,15 @@ def check_inputs(
             f"got {q.dim()} dims with shape {_shape(q)}"
         )
     for name, t in (("k", k), ("v", v)):
-        if t.shape != q.shape:
+        if t.dim() != q.dim() or t.shape[:-2] != q.shape[:-2] or t.shape[-1] != q.shape[-1]:
             raise ValueError(
-                f"dag_attention: q, k and v must have the same shape, got q {_shape(q)} and {name} {_shape(t)}"
+                f"dag_attention: q, k and v must have the same shape (k and v may have another number of "
+                f"nodes on axis -2), got q {_shape(q)} and {name} {_shape(t)}"
             )
+    if v.shape != k.shape:
+        raise ValueError(
+            f"dag_attention: k and v must have the same shape, got k {_shape(k)} and v {_shape(v)}"
+        )
 
     if q.dtype not in SUPPORTED_DTYPES:
         allowed = ", ".join(str(d) for d in SUPPORTED_DTYPES)
@@ -53,23 +58,27 @@ def check_inputs(
                 f"{t.device}; move it with .to({str(q.device)!r})"
             )
 
-    batch, num_nodes, head_dim = q.shape[0], q.shape[-2], q.shape[-1]
+    batch, num_nodes, num_key_nodes, head_dim = q.shape[0], q.shape[-2], k.shape[-2], q.shape[-1]
     if num_nodes == 0 or head_dim == 0:
         raise ValueError(
             f"dag_attention: the node axis d and the head dim e must be at least 1, got q shape {_shape(q)}"
         )
+    if num_key_nodes == 0:
+        raise ValueError(f"dag_attention: k and v need at least one node, got k shape {_shape(k)}")
     if parents.dtype != torch.bool:
         raise ValueError(
             f"dag_attention: parents must be a bool tensor, got dtype {parents.dtype}; build it from an "
             f"adjacency with parents_from_adjacency(adjacency), or use parents != 0"
         )
-    expected = (batch, num_nodes, num_nodes)
+    expected = (batch, num_nodes, num_key_nodes)
     if _shape(parents) != expected:
         layout = "[B, S, H, d, e]" if q.dim() == 5 else "[B, H, d, e]"
+        mask_layout = "[B, d, d]" if num_nodes == num_key_nodes else "[B, d_q, d_k]"
+        keys = "" if num_nodes == num_key_nodes else f" and k of shape {_shape(k)}"
         raise ValueError(
-            f"dag_attention: parents must have shape [B, d, d] = {expected} for q of shape {_shape(q)} "
-            f"{layout}, got {_shape(parents)}; one mask per dataset, shared by all rows and heads "
-            f"(use parents.expand({batch}, {num_nodes}, {num_nodes}) to share one graph across datasets)"
+            f"dag_attention: parents must have shape {mask_layout} = {expected} for q of shape {_shape(q)} "
+            f"{layout}{keys}, got {_shape(parents)}; one mask per dataset, shared by all rows and heads "
+            f"(use parents.expand({', '.join(map(str, expected))}) to share one graph across datasets)"
         )
 
     if scale is None:

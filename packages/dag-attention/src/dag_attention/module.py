@@ -38,17 +38,25 @@ class DAGAttention(nn.Module):
     def forward(
         self, x: torch.Tensor, parents: torch.Tensor, *, context: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """x: [B, S, d, dim] queries (and keys/values when ``context`` is None); context: [B, S, d, dim]
-        source of keys and values; parents: [B, d, d] bool (``parents[b, i, j]`` for ``j -> i``).
-        Returns [B, S, d, dim]."""
+        """x: [B, S, d, dim] queries (and keys/values when ``context`` is None); context: [B, S, d_k, dim]
+        source of keys and values; parents: [B, d, d_k] bool (``parents[b, i, j]`` for ``j -> i``; square
+        unless the context holds other nodes than x). Returns [B, S, d, dim]."""
         if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[-1] != self.dim:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"DAGAttention: x must have shape [B, S, d, {self.dim}], got {shape}")
         if context is None:
             context = x
-        elif not isinstance(context, torch.Tensor) or context.shape != x.shape:
+        elif (
+            not isinstance(context, torch.Tensor)
+            or context.dim() != 4
+            or context.shape[:2] != x.shape[:2]
+            or context.shape[-1] != x.shape[-1]
+        ):
             shape = tuple(context.shape) if isinstance(context, torch.Tensor) else type(context).__name__
-            raise ValueError(f"DAGAttention: context must have the shape of x, {tuple(x.shape)}, got {shape}")
+            raise ValueError(
+                f"DAGAttention: context must have the shape of x, {tuple(x.shape)}, except perhaps its number of "
+                f"nodes (axis 2), got {shape}"
+            )
         q = rearrange(self.to_q(x), "b s d (h e) -> b s h d e", h=self.num_heads)
         k, v = rearrange(self.to_kv(context), "b s d (two h e) -> two b s h d e", two=2, h=self.num_heads)
         out = dag_attention(q, k, v, parents, backend=self.backend)  # [b, s, h, d, e]

@@ -40,6 +40,10 @@ def dag_attention(
             bfloat16, float32 (and float64 on the reference backend), one device.
         parents: [B, d, d] bool, ``parents[b, i, j]`` true when ``j -> i`` (``parents_from_adjacency``);
             one mask per dataset, shared by every row and head (an expanded view is fine).
+    Query and key nodes may differ (the rectangular form): q: [..., d_q, e] with k, v: [..., d_k, e] and
+        parents: [B, d_q, d_k], ``parents[b, i, j]`` true when key node ``j`` is a parent of query node ``i``;
+        it evaluates a subset of the nodes against the keys of the nodes they read. It runs on the reference
+        backend (``"auto"`` picks it; ``"triton"`` raises).
     Returns a tensor shaped like ``q``: ``out[..., i, :] = sum_j w_ij v[..., j, :]`` with
     ``w_ij = exp(s_ij) / max(sum_{j in pa(i)} exp(s_ij), 1)``, ``s_ij = scale * q_i . k_j`` over the parents
     of ``i``. Nodes without parents get exact zeros (and zero gradients), never NaN.
@@ -50,7 +54,7 @@ def dag_attention(
         kernels cannot run). Arithmetic is accumulated in float32 on both backends.
     """
     scale = check_inputs(q, k, v, parents, scale)
-    chosen = resolve_backend(backend, q)
+    chosen = resolve_backend(backend, q, rectangular=k.shape[-2] != q.shape[-2])
     squeeze = q.dim() == 4
     if squeeze:  # [B, H, d, e] -> [B, 1, H, d, e]
         q, k, v = (t.unsqueeze(1) for t in (q, k, v))

@@ -47,7 +47,13 @@ class DecoderRunner:
     """``F_hat`` of one inferred dataset: its parents mask and embedding, on one device."""
 
     def __init__(
-        self, model: Any, parents: torch.Tensor, embedding: Any, device: torch.device, chunk_rows: int
+        self,
+        model: Any,
+        parents: torch.Tensor,
+        embedding: Any,
+        device: torch.device,
+        chunk_rows: int,
+        levels: list[np.ndarray] | None = None,
     ) -> None:
         self.model = model
         self.parents = parents  # [1, d, d] bool on device
@@ -55,19 +61,71 @@ class DecoderRunner:
         self.device = device
         self.chunk_rows = chunk_rows
         self.dtype = model_dtype(model)
+        # topological levels of the graph (level 0: roots); None: no sweep, full fixed-point iterations
+        self.levels = levels
 
-    def _mechanisms(self, z: torch.Tensor) -> torch.Tensor:
-        """z: [m, d] float64 on device -> F_hat(z) [m, d] float64."""
-        out = self.model.mechanisms(z.to(self.dtype)[None], self.parents, self.embedding)  # [1, m, d]
+    def _mechanisms(self, z: torch.Tensor, nodes: torch.Tensor | None = None) -> torch.Tensor:
+        """z: [m, d] float64 on device -> F_hat(z) [m, d] float64 (or [m, k] for the indices ``nodes``)."""
+        out = self.model.mechanisms(z.to(self.dtype)[None], self.parents, self.embedding, nodes)  # [1, m, .]
         return out[0].to(torch.float64)
 
     @torch.inference_mode()
+    def generate(
+        self,
+        noise: np.ndarray,
+        clamp_nodes: np.ndarray | None = None,
+        clamp_values: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """The fixed point of ``z = F_hat(z) + noise`` with ``z[:, clamp_nodes] = clamp_values``, in one sweep.
+
+        Node ``i`` of ``F_hat`` reads only its parents, so the nodes are evaluated one topological level at a
+        time, each level from parents that are already final: the result equals ``fixed_point`` with the
+        longest path + 1 iterations (and with any more), at the cost of about one decoder pass instead of
+        longest path + 1. Without ``levels`` it runs ``fixed_point`` with d iterations.
+        noise: [m, d]; clamp_nodes: [k] int; clamp_values: [m, k]; returns [m, d].
+        """
+        if self.levels is None:
+            return self.fixed_point(noise, noise.shape[1], clamp_nodes, clamp_values)
+        clamped = np.zeros(noise.shape[1], dtype=bool)
+        if clamp_nodes is not None:
+            clamped[clamp_nodes] = True
+        levels = self._level_tensors(clamped)
+        out = np.empty_like(noise)
+        for start in range(0, noise.shape[0], self.chunk_rows):
+            rows = slice(start, start + self.chunk_rows)
+            z = torch.as_tensor(noise[rows], device=self.device).clone()  # [m, d]
+            if clamp_nodes is not None and clamp_nodes.size:
+                z[:, torch.as_tensor(clamp_nodes, device=self.device)] = torch.as_tensor(
+                    clamp_values[rows], device=self.device
+                )
+            n = torch.as_tensor(noise[rows], device=self.device)  # [m, d]
+            for nodes in levels:
+                z[:, nodes] = self._mechanisms(z, nodes) + n[:, nodes]
+            out[rows] = z.cpu().numpy()
+        return out
+
+    def _level_tensors(self, clamped: np.ndarray | None = None) -> list[torch.Tensor]:
+        """The topological levels as index tensors on the device, without the clamped nodes."""
+        levels = self.levels if clamped is None else [level[~clamped[level]] for level in self.levels]
+        return [torch.as_tensor(level, device=self.device) for level in levels if level.size]
+
+    @torch.inference_mode()
     def mechanisms(self, data: np.ndarray) -> np.ndarray:
-        """F_hat applied to standardized rows [m, d] -> [m, d]."""
+        """F_hat applied to standardized rows [m, d] -> [m, d].
+
+        With ``levels`` it is evaluated level by level, the same computation as ``generate``'s sweep, so that
+        noise abducted here and pushed back through ``generate`` returns the rows to float64 rounding.
+        """
         out = np.empty_like(data)
+        levels = None if self.levels is None else self._level_tensors()
         for start in range(0, data.shape[0], self.chunk_rows):
-            z = torch.as_tensor(data[start : start + self.chunk_rows], device=self.device)
-            out[start : start + self.chunk_rows] = self._mechanisms(z).cpu().numpy()
+            rows = slice(start, start + self.chunk_rows)
+            z = torch.as_tensor(data[rows], device=self.device)
+            if levels is None:
+                out[rows] = self._mechanisms(z).cpu().numpy()
+                continue
+            for nodes in levels:
+                out[rows, nodes.cpu().numpy()] = self._mechanisms(z, nodes).cpu().numpy()
         return out
 
     @torch.inference_mode()

@@ -163,6 +163,13 @@ def longest_path_length(adjacency: np.ndarray) -> int:
     return int(nx.dag_longest_path_length(nx.from_numpy_array(adjacency, create_using=nx.DiGraph)))
 
 
+def topological_levels(adjacency: np.ndarray) -> list[np.ndarray]:
+    """Nodes grouped by depth (edges on the longest path reaching them): level 0 holds the roots, and every
+    parent of a node sits in an earlier level. There are longest path + 1 levels."""
+    digraph = nx.from_numpy_array(adjacency, create_using=nx.DiGraph)
+    return [np.array(sorted(level), dtype=np.int64) for level in nx.topological_generations(digraph)]
+
+
 def digraph_from_adjacency(adjacency: np.ndarray, columns: Sequence[Hashable]) -> nx.DiGraph:
     """A networkx DiGraph whose nodes are the column names, in column order."""
     graph = nx.DiGraph()

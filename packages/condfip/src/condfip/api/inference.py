@@ -6,6 +6,7 @@ Axis legend: b datasets, n rows, d nodes.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import pandas as pd
 import torch
 
 from condfip.api.engine import DecoderRunner, EncoderAbduction, model_dtype, resolve_device, rows_per_chunk
-from condfip.api.graphs import adjacency_from_user
+from condfip.api.graphs import adjacency_from_user, topological_levels
 from condfip.api.inferred_scm import InferredSCM
 from condfip.api.inputs import Standardization, context_from_user
 from condfip.pretrained.hub import push_checkpoint
@@ -156,7 +157,8 @@ class CondFiP:
 
     def _inferred(self, prepared: _Prepared, parents: torch.Tensor, embedding: Any) -> InferredSCM:
         chunk_rows = rows_per_chunk(self.chunk_size, len(prepared.columns))
-        runner = DecoderRunner(self.model, parents, embedding, self.device, chunk_rows)
+        levels = topological_levels(prepared.adjacency) if _evaluates_node_subsets(self.model) else None
+        runner = DecoderRunner(self.model, parents, embedding, self.device, chunk_rows, levels)
         encoder = None
         if EncoderAbduction.available(self.model):
             encoder = EncoderAbduction(self.model, parents, prepared.standard, self.device, chunk_rows)
@@ -260,3 +262,8 @@ class CondFiP:
                     p, self._parents(p.adjacency), _slice_embedding(embedding, b, d)
                 )
         return results  # type: ignore[return-value]
+
+
+def _evaluates_node_subsets(model: Any) -> bool:
+    """Whether ``model.mechanisms`` takes ``nodes`` (evaluate a subset of nodes), which the sweep needs."""
+    return "nodes" in inspect.signature(model.mechanisms).parameters

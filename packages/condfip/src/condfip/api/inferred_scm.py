@@ -49,7 +49,8 @@ class InferredSCM:
         self._context_noise: np.ndarray | None = None  # [n, d] standardized, computed on first use
         self._graph = digraph_from_adjacency(adjacency, self._columns)
         self.num_iterations = longest_path_length(adjacency) + 1
-        """Fixed-point iterations per generation: the longest path plus one, which is exact for a DAG."""
+        """Fixed-point iterations a generation needs: the longest path plus one, exact for a DAG. Generation runs
+        them as one sweep over as many topological levels, each evaluating only its own nodes."""
 
     # ----------------------------------------------------------------------------------------- description
     @property
@@ -118,18 +119,16 @@ class InferredSCM:
         """
         standard = self._standardization
         if not interventions:
-            return standard.data_from_standard(self._runner.fixed_point(noise_std, self.num_iterations))
+            return standard.data_from_standard(self._runner.generate(noise_std))
 
         def current() -> np.ndarray:
             if factual is not None:
                 return factual
-            return standard.data_from_standard(self._runner.fixed_point(noise_std, self.num_iterations))
+            return standard.data_from_standard(self._runner.generate(noise_std))
 
         nodes, values = resolve_interventions(interventions, noise_std.shape[0], current, self._columns)
         values_std = (values - standard.mean[nodes]) / standard.std[nodes]  # [m, k]
-        generated = standard.data_from_standard(
-            self._runner.fixed_point(noise_std, self.num_iterations, nodes, values_std)
-        )
+        generated = standard.data_from_standard(self._runner.generate(noise_std, nodes, values_std))
         generated[:, nodes] = values  # exactly the requested values, free of standardization rounding
         return generated
 
@@ -175,9 +174,9 @@ class InferredSCM:
     def generate(self, noise: object, interventions: Interventions | None = None) -> pd.DataFrame:
         """Rows generated from GIVEN noise (user units, e.g. from ``noise()``), optionally under interventions.
 
-        Runs the fixed point ``z <- F_hat(z) + n`` from ``z = n`` for ``num_iterations`` = longest path + 1
-        iterations (exact for a DAG: node values settle in topological order), clamping intervened nodes
-        after every iteration.
+        Computes the fixed point of ``z = F_hat(z) + n`` with intervened nodes clamped: what ``num_iterations``
+        = longest path + 1 iterations of ``z <- F_hat(z) + n`` from ``z = n`` reach (exact for a DAG), run as
+        one sweep over the graph's topological levels, each level evaluated from its final parents.
         """
         checked = check_interventions(interventions, self._columns)
         values, index = self._rows(noise, "noise")

@@ -103,9 +103,16 @@ class CondFiPModel(nn.Module):
 
     # ----- decoder: the mechanisms -----------------------------------------------------------------------
 
-    def mechanisms(self, z: torch.Tensor, parents: torch.Tensor, embedding: DatasetEmbedding) -> torch.Tensor:
-        """``F_hat(z)``: [b, n, d] -> [b, n, d]; output i depends only on the values of i's parents."""
-        return self.decoder(z, parents, embedding)
+    def mechanisms(
+        self,
+        z: torch.Tensor,
+        parents: torch.Tensor,
+        embedding: DatasetEmbedding,
+        nodes: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``F_hat(z)``: [b, n, d] -> [b, n, d] (or [b, n, k] for the node indices ``nodes``, shape [k]);
+        output i depends only on the values of i's parents."""
+        return self.decoder(z, parents, embedding, nodes)
 
     # ----- checkpoints -----------------------------------------------------------------------------------
 

@@ -27,6 +27,10 @@ class CondFiPConfig:
     decoder_blocks: int = 4
     num_anchor_rows: int = 400
     max_nodes: int | None = None
+    decoder_mlp_dim: int | None = None  # None: mlp_dim
+    decoder_value_norm: bool = (
+        True  # LayerNorm on the value embedding z * C + P (the first small model had it)
+    )
 
     def __post_init__(self) -> None:
         for name in ("dim", "num_heads", "mlp_dim", "decoder_blocks", "num_anchor_rows"):
@@ -35,6 +39,10 @@ class CondFiPConfig:
         for name in ("encoder_pairs", "embedding_pairs"):
             if getattr(self, name) < 0:
                 raise ValueError(f"CondFiPConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if self.decoder_mlp_dim is not None and self.decoder_mlp_dim < 1:
+            raise ValueError(
+                f"CondFiPConfig.decoder_mlp_dim must be >= 1 or None, got {self.decoder_mlp_dim}"
+            )
         if self.dim % self.num_heads:
             raise ValueError(
                 f"CondFiPConfig.dim ({self.dim}) must be divisible by num_heads ({self.num_heads})"
@@ -46,6 +54,10 @@ class CondFiPConfig:
         if name not in NAMED_CONFIGS:
             raise ValueError(f"unknown config name {name!r}; expected one of {sorted(NAMED_CONFIGS)}")
         return NAMED_CONFIGS[name]
+
+    def encoder_fields(self) -> dict[str, Any]:
+        """The fields that shape the encoder: a trained encoder fits any config that agrees on these."""
+        return {name: getattr(self, name) for name in ("dim", "num_heads", "mlp_dim", "encoder_pairs")}
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -19,19 +19,42 @@ class ConditionalDecoder(nn.Module):
 
     def __init__(self, config: CondFiPConfig) -> None:
         super().__init__()
-        self.value_norm = nn.LayerNorm(config.dim)
+        self.value_norm = nn.LayerNorm(config.dim) if config.decoder_value_norm else nn.Identity()
+        mlp_dim = config.decoder_mlp_dim or config.mlp_dim
         self.blocks = nn.ModuleList(
-            AdaLNBlock(config.dim, config.num_heads, config.mlp_dim) for _ in range(config.decoder_blocks)
+            AdaLNBlock(config.dim, config.num_heads, mlp_dim) for _ in range(config.decoder_blocks)
         )
         self.out_norm = nn.LayerNorm(config.dim)
         self.out = nn.Linear(config.dim, 1)
 
-    def forward(self, z: torch.Tensor, parents: torch.Tensor, embedding: DatasetEmbedding) -> torch.Tensor:
-        """z: [b, n, d] -> F_hat(z): [b, n, d]."""
-        scale = rearrange(embedding.scale, "b d e -> b 1 d e")
-        position = rearrange(embedding.position, "b d e -> b 1 d e")
-        values = self.value_norm(rearrange(z, "b n d -> b n d 1") * scale + position)  # [b, n, d, e]
-        h = position.expand_as(values)  # queries start from the node positions
+    def forward(
+        self,
+        z: torch.Tensor,
+        parents: torch.Tensor,
+        embedding: DatasetEmbedding,
+        nodes: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """z: [b, n, d] -> F_hat(z): [b, n, d], or [b, n, k] for the query nodes ``nodes`` ([k] indices) only.
+
+        Output ``i`` reads only the values of ``i``'s parents, so a subset of nodes is evaluated from the
+        value embeddings of their parents alone (the same numbers as the full call, at a fraction of its cost).
+        """
+        scale, position, condition = embedding.scale, embedding.position, embedding.condition  # [b, d, e]
+        if nodes is not None:
+            query_parents = parents[:, nodes]  # [b, k, d]
+            keys = query_parents.any(dim=1).any(dim=0).nonzero().flatten()  # nodes read by any query node
+            if keys.numel() == 0:  # roots only: attention gives exact zeros whatever the key
+                keys = nodes[:1]
+            z, scale, key_position = z[:, :, keys], scale[:, keys], position[:, keys]
+            parents = query_parents[:, :, keys]  # [b, k, d_keys]
+            position, condition = position[:, nodes], condition[:, nodes]
+        else:
+            key_position = position
+        values = self.value_norm(
+            rearrange(z, "b n d -> b n d 1") * rearrange(scale, "b d e -> b 1 d e")
+            + rearrange(key_position, "b d e -> b 1 d e")
+        )  # [b, n, d_keys, e]
+        h = rearrange(position, "b d e -> b 1 d e").expand(-1, z.shape[1], -1, -1)  # queries: node positions
         for block in self.blocks:
-            h = block(h, values, parents, embedding.condition)
+            h = block(h, values, parents, condition)
         return rearrange(self.out(self.out_norm(h)), "b n d 1 -> b n d")

@@ -177,10 +177,11 @@ def build_model(options: TrainingOptions, device: torch.device) -> CondFiPModel:
         model = CondFiPModel(options.config)
     if options.stage == "decoder":
         encoder = load_model(options.encoder_checkpoint)
-        if encoder.config != options.config:
+        if encoder.config.encoder_fields() != options.config.encoder_fields():
             raise ValueError(
-                f"the encoder checkpoint {options.encoder_checkpoint} has architecture {encoder.config}, "
-                f"but this run asks for {options.config}; pass the same --config"
+                f"the encoder checkpoint {options.encoder_checkpoint} has encoder sizes "
+                f"{encoder.config.encoder_fields()}, but this run asks for {options.config.encoder_fields()}; "
+                "pass a --config with the same encoder sizes"
             )
         model.encoder.load_state_dict(encoder.encoder.state_dict())
     for name, parameter in model.named_parameters():
