@@ -183,3 +183,26 @@ def test_two_process_ddp_equals_single_process(tmp_path: Path) -> None:
             torch.testing.assert_close(ddp[name], single[name], rtol=1e-4, atol=1e-5, msg=name)
     log = json.loads((tmp_path / "ddp" / "train_log.jsonl").read_text().splitlines()[-1])
     assert log["rank_weight_spread"] == 0.0
+
+
+def test_rollout_loss_adds_the_generation_error() -> None:
+    from condfip.model import CondFiPModel, fixed_point_generate
+    from condfip.training.trainer import StageLoss, rmse_per_row
+
+    torch.manual_seed(0)
+    model = CondFiPModel(TINY)
+    generator = torch.Generator().manual_seed(1)
+    data, noise = torch.randn(2, 12, 4, generator=generator), torch.randn(2, 12, 4, generator=generator)
+    parents = torch.zeros(2, 4, 4, dtype=torch.bool)
+    parents[:, 1, 0] = parents[:, 2, 1] = parents[:, 3, 0] = True
+    plain = StageLoss(model, "decoder")(data, noise, parents)
+    with_rollout = StageLoss(model, "decoder", rollout_weight=0.5, rollout_rows=3)(data, noise, parents)
+    embedding = model.embed(data[:, :6], parents, chunk_size=None)
+    generated = fixed_point_generate(
+        lambda z: model.mechanisms(z, parents, embedding), noise[:, 6:9], parents
+    )
+    expected = plain + 0.5 * rmse_per_row(generated, data[:, 6:9])
+    torch.testing.assert_close(with_rollout, expected)
+    assert with_rollout > plain
+    with pytest.raises(ValueError, match="--rollout-weight must be >= 0"):
+        options(Path("unused"), rollout_weight=-1.0).validate()

@@ -72,6 +72,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=1.0,
         help="graph stage: final weight of the acyclicity penalty (grows linearly from 0)",
     )
+    parser.add_argument(
+        "--rollout-weight",
+        type=float,
+        default=0.0,
+        help="decoder stage: weight of a generation loss (fixed point of F_hat from the true noise); 0 = off",
+    )
+    parser.add_argument(
+        "--rollout-rows", type=int, default=64, help="decoder stage: query rows per dataset of that loss"
+    )
 
 
 def options_from_args(args: argparse.Namespace) -> TrainingOptions:
@@ -96,6 +105,8 @@ def options_from_args(args: argparse.Namespace) -> TrainingOptions:
         stop_at=args.stop_at,
         time_limit_s=None if args.time_limit is None else 60.0 * args.time_limit,
         acyclicity_weight=args.acyclicity_weight,
+        rollout_weight=args.rollout_weight,
+        rollout_rows=args.rollout_rows,
     )
 
 

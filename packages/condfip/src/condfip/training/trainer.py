@@ -27,7 +27,7 @@ from torch import nn
 from tqdm import tqdm
 
 from condfip.checkpoint import load_model, read_config, write_json
-from condfip.model import CondFiPConfig, CondFiPModel
+from condfip.model import CondFiPConfig, CondFiPModel, fixed_point_generate
 from condfip.training.data import StreamSpec, training_loader
 from condfip.training.ema import WeightAverage
 from condfip.training.schedule import learning_rate
@@ -70,6 +70,8 @@ class TrainingOptions:
     )
     extra: dict[str, Any] = field(default_factory=dict)
     acyclicity_weight: float = 1.0  # graph stage: final weight of the acyclicity penalty
+    rollout_weight: float = 0.0  # decoder stage: weight of the generation (rollout) loss, 0 = off
+    rollout_rows: int = 64  # decoder stage: query rows per dataset the rollout loss generates
 
     def validate(self) -> None:
         if self.stage not in STAGES:
@@ -81,6 +83,11 @@ class TrainingOptions:
             raise ValueError("the decoder stage needs --encoder DIR, the checkpoint of a trained encoder")
         if self.stage == "decoder" and self.num_samples < 4:
             raise ValueError(f"--num-samples must be >= 4 to split context and query, got {self.num_samples}")
+        if self.rollout_weight < 0 or self.rollout_rows < 1:
+            raise ValueError(
+                f"--rollout-weight must be >= 0 and --rollout-rows >= 1, got {self.rollout_weight} and "
+                f"{self.rollout_rows}"
+            )
         stage_for(self.stage).check_options(self)
 
     def recipe(self) -> dict[str, Any]:
@@ -88,6 +95,8 @@ class TrainingOptions:
         keys += ("lr", "betas", "warmup_steps", "min_lr", "ema_decay", "grad_clip")
         if self.stage == "graph":
             keys += ("acyclicity_weight",)
+        if self.stage == "decoder" and self.rollout_weight > 0:
+            keys += ("rollout_weight", "rollout_rows")
         values = {key: getattr(self, key) for key in keys}
         values = {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
         return {**values, **self.extra}
@@ -101,10 +110,14 @@ def rmse_per_row(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor
 class StageLoss(nn.Module):
     """The loss of one stage as a module's forward, so DistributedDataParallel can wrap it."""
 
-    def __init__(self, model: CondFiPModel, stage: str) -> None:
+    def __init__(
+        self, model: CondFiPModel, stage: str, *, rollout_weight: float = 0.0, rollout_rows: int = 64
+    ) -> None:
         super().__init__()
         self.model = model
         self.stage = stage
+        self.rollout_weight = rollout_weight
+        self.rollout_rows = rollout_rows
 
     def forward(
         self, data: torch.Tensor, noise: torch.Tensor, parents: torch.Tensor, step: int = 0
@@ -116,7 +129,17 @@ class StageLoss(nn.Module):
         half = data.shape[1] // 2
         embedding = self.model.embed(data[:, :half], parents, chunk_size=None)
         query = data[:, half:]
-        return rmse_per_row(self.model.mechanisms(query, parents, embedding), target[:, half:])
+        loss = rmse_per_row(self.model.mechanisms(query, parents, embedding), target[:, half:])
+        if self.rollout_weight > 0:
+            # generation from the true noise through F_hat itself: trains F_hat on its own outputs upstream
+            rows = slice(half, half + self.rollout_rows)
+
+            def mechanisms(z: torch.Tensor) -> torch.Tensor:
+                return self.model.mechanisms(z, parents, embedding)
+
+            generated = fixed_point_generate(mechanisms, noise[:, rows], parents)  # [b, rollout_rows, d]
+            loss = loss + self.rollout_weight * rmse_per_row(generated, data[:, rows])
+        return loss
 
 
 class CondFiPStage:
@@ -136,7 +159,9 @@ class CondFiPStage:
         return build_model(options, torch.device("cpu"))
 
     def loss_module(self, model: nn.Module, options: TrainingOptions) -> nn.Module:
-        return StageLoss(model, self.name)
+        return StageLoss(
+            model, self.name, rollout_weight=options.rollout_weight, rollout_rows=options.rollout_rows
+        )
 
     def validation_set(self, options: TrainingOptions) -> list:
         return build_validation_set(datasets_per_cell=options.validation_datasets)
