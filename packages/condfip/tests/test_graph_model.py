@@ -142,6 +142,48 @@ def test_checkpoint_round_trip_and_recipe(tmp_path: Path, generator: torch.Gener
     assert tiny_model().trained_max_nodes is None
 
 
+def test_checkpoint_tensor_names_and_shapes_are_stable() -> None:
+    """Checkpoints already written (runs, the Hub) load only while these names and shapes stay as they are."""
+    layer_pair = {
+        "sample_blocks.0.norm_x.weight": (8,),
+        "sample_blocks.0.norm_x.bias": (8,),
+        "sample_blocks.0.attention.to_q.weight": (8, 8),
+        "sample_blocks.0.attention.to_q.bias": (8,),
+        "sample_blocks.0.attention.to_kv.weight": (16, 8),
+        "sample_blocks.0.attention.to_kv.bias": (16,),
+        "sample_blocks.0.attention.out.weight": (8, 8),
+        "sample_blocks.0.attention.out.bias": (8,),
+        "sample_blocks.0.norm_mlp.weight": (8,),
+        "sample_blocks.0.norm_mlp.bias": (8,),
+        "sample_blocks.0.mlp.fc1.weight": (16, 8),
+        "sample_blocks.0.mlp.fc1.bias": (16,),
+        "sample_blocks.0.mlp.fc2.weight": (8, 16),
+        "sample_blocks.0.mlp.fc2.bias": (8,),
+        "node_blocks.0.norm_attention.weight": (8,),
+        "node_blocks.0.norm_attention.bias": (8,),
+        "node_blocks.0.attention.to_qkv.weight": (24, 8),
+        "node_blocks.0.attention.to_qkv.bias": (24,),
+        "node_blocks.0.attention.out.weight": (8, 8),
+        "node_blocks.0.attention.out.bias": (8,),
+        "node_blocks.0.norm_mlp.weight": (8,),
+        "node_blocks.0.norm_mlp.bias": (8,),
+        "node_blocks.0.mlp.fc1.weight": (16, 8),
+        "node_blocks.0.mlp.fc1.bias": (16,),
+        "node_blocks.0.mlp.fc2.weight": (8, 16),
+        "node_blocks.0.mlp.fc2.bias": (8,),
+    }
+    expected = {"edge_bias": (), "value_embedding.weight": (8, 1), "value_embedding.bias": (8,)}
+    for layer in range(TINY.num_layers):
+        for name, shape in layer_pair.items():
+            expected[f"stack.{name.replace('.0.', f'.{layer}.', 1)}"] = shape
+    for name in ("norm", "to_cause.0", "to_cause.1", "to_effect.0", "to_effect.1"):
+        width = (8, 8) if name.endswith(".1") else (8,)
+        expected[f"{name}.weight"] = width
+        expected[f"{name}.bias"] = (8,)
+    found = {name: tuple(tensor.shape) for name, tensor in GraphModel(TINY).state_dict().items()}
+    assert found == expected
+
+
 def test_checkpoints_of_the_other_kind_are_refused(tmp_path: Path) -> None:
     tiny_model().save_pretrained(tmp_path / "graph")
     CondFiPModel(

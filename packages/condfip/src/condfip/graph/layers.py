@@ -1,10 +1,10 @@
 """Transformer pieces of the graph model: plain (unmasked) attention over nodes, and the alternating stack.
 
 Unlike the Cond-FiP encoder, the graph is what this model predicts, so every node attends to every node;
-only padded nodes are masked out as keys. Attention over samples works as the encoder's ``SampleBlock``
-(rows attend to anchor rows), but both attentions fold their batch axes into one so that
-``scaled_dot_product_attention`` gets 4-D tensors, the shape its fused CPU kernel takes (5-D inputs fall back
-to the plain math path, about 6x slower on CPU).
+only padded nodes are masked out as keys. Attention over samples is the encoder's own ``SampleBlock`` (rows
+attend to anchor rows). Attention over nodes folds rows into the batch, as ``SampleAttention`` folds nodes,
+so that ``scaled_dot_product_attention`` gets 4-D tensors, the shape its fused CPU kernel takes (5-D inputs
+fall back to the plain math path, about 6x slower on CPU).
 
 Axis legend: b datasets, n rows (samples), m anchor rows, d nodes, h heads, e embedding.
 """
@@ -16,49 +16,7 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import nn
 
-from condfip.model.layers import MLP
-
-
-class RowAttention(nn.Module):
-    """Multi-head attention over rows, separately for every node: rows attend to the anchor rows."""
-
-    def __init__(self, dim: int, num_heads: int) -> None:
-        super().__init__()
-        self.num_heads = num_heads
-        self.to_q = nn.Linear(dim, dim)
-        self.to_kv = nn.Linear(dim, 2 * dim)
-        self.out = nn.Linear(dim, dim)
-
-    def forward(
-        self, x: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor | None
-    ) -> torch.Tensor:
-        """x: [b, n, d, e] queries; memory: [b, m, d, e] keys/values; memory_mask: [b, m] bool (True = real)."""
-        d = x.shape[2]
-        q = rearrange(self.to_q(x), "b n d (h e) -> (b d) h n e", h=self.num_heads)
-        k, v = rearrange(self.to_kv(memory), "b m d (two h e) -> two (b d) h m e", two=2, h=self.num_heads)
-        attn_mask = None
-        if memory_mask is not None:
-            attn_mask = repeat(memory_mask, "b m -> (b d) 1 1 m", d=d)  # broadcast over heads and queries
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # [(b d), h, n, e]
-        return self.out(rearrange(out, "(b d) h n e -> b n d (h e)", d=d))
-
-
-class RowAttentionBlock(nn.Module):
-    """Pre-LN transformer block attending over rows (to the anchor rows' states)."""
-
-    def __init__(self, dim: int, num_heads: int, mlp_dim: int) -> None:
-        super().__init__()
-        self.norm_x = nn.LayerNorm(dim)
-        self.attention = RowAttention(dim, num_heads)
-        self.norm_mlp = nn.LayerNorm(dim)
-        self.mlp = MLP(dim, mlp_dim)
-
-    def forward(
-        self, x: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor | None
-    ) -> torch.Tensor:
-        """x: [b, n, d, e]; memory: [b, m, d, e], the anchors' input to this block (x itself for self-attention)."""
-        x = x + self.attention(self.norm_x(x), self.norm_x(memory), memory_mask)
-        return x + self.mlp(self.norm_mlp(x))
+from condfip.model.layers import MLP, SampleBlock
 
 
 class NodeAttention(nn.Module):
@@ -102,16 +60,14 @@ class NodeAttentionBlock(nn.Module):
 class GraphStack(nn.Module):
     """Pairs of (attention over samples, attention over nodes) blocks.
 
-    As ``condfip.model.layers.AlternatingStack``: ``anchor_states`` runs the anchor rows alone and records
-    each sample block's input; ``forward`` runs any rows against those records, so rows can be processed in
-    chunks with identical results.
+    As ``condfip.model.layers.AlternatingStack``, with plain attention over nodes in place of DAG attention:
+    ``anchor_states`` runs the anchor rows alone and records each sample block's input; ``forward`` runs any
+    rows against those records, so rows can be processed in chunks with identical results.
     """
 
     def __init__(self, dim: int, num_heads: int, mlp_dim: int, num_layers: int) -> None:
         super().__init__()
-        self.sample_blocks = nn.ModuleList(
-            RowAttentionBlock(dim, num_heads, mlp_dim) for _ in range(num_layers)
-        )
+        self.sample_blocks = nn.ModuleList(SampleBlock(dim, num_heads, mlp_dim) for _ in range(num_layers))
         self.node_blocks = nn.ModuleList(
             NodeAttentionBlock(dim, num_heads, mlp_dim) for _ in range(num_layers)
         )
