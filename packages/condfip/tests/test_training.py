@@ -206,3 +206,16 @@ def test_rollout_loss_adds_the_generation_error() -> None:
     assert with_rollout > plain
     with pytest.raises(ValueError, match="--rollout-weight must be >= 0"):
         options(Path("unused"), rollout_weight=-1.0).validate()
+
+
+def test_resume_a_run_written_before_config_fields_were_added(tmp_path: Path) -> None:
+    train(options(tmp_path, steps=4, stop_at=2))
+    meta_path = tmp_path / "state" / "training_state.json"
+    meta = json.loads(meta_path.read_text())
+    for field in ("decoder_mlp_dim", "decoder_value_norm"):  # absent from runs of the first release
+        del meta["architecture"][field]
+    meta_path.write_text(json.dumps(meta))
+    train(options(tmp_path, steps=4, resume=True))
+    assert json.loads((tmp_path / "config.json").read_text())["training"]["step"] == 4
+    with pytest.raises(ValueError, match="run with another config"):
+        train(options(tmp_path, steps=6, resume=True, config=dataclasses.replace(TINY, decoder_blocks=2)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +48,11 @@ def load_training_state(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     ema_shadow: dict[str, torch.Tensor],
+    check_meta: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Restore everything written by :func:`save_training_state`; returns its JSON info."""
+    """Restore everything written by :func:`save_training_state`; returns its JSON info.
+
+    ``check_meta`` sees that info before any tensor is restored and raises to refuse the state."""
     found = existing_directory(directory)
     if found is None:
         raise ValueError(f"cannot resume: no training state in {directory}; start without --resume")
@@ -59,6 +63,8 @@ def load_training_state(
         raise ValueError(f"cannot resume from {found}: {error}") from error
     if meta.get("format_version") != STATE_FORMAT_VERSION:
         raise ValueError(f"cannot resume: {found} has state format {meta.get('format_version')!r}")
+    if check_meta is not None:
+        check_meta(meta)
     device = next(model.parameters()).device
     model.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")})
     for name in ema_shadow:

@@ -234,9 +234,16 @@ def train(options: TrainingOptions) -> dict[str, float]:
     ema = WeightAverage(model, options.ema_decay)
     start = 0
     if options.resume:
-        meta = load_training_state(state_dir, model=model, optimizer=optimizer, ema_shadow=ema.shadow)
-        if meta.get("stage") != options.stage or meta.get("architecture") != options.config.to_dict():
-            raise ValueError(f"cannot resume {out}: it was a {meta.get('stage')} run with another config")
+
+        def check_meta(meta: dict[str, Any]) -> None:
+            if meta.get("stage") != options.stage or not _same_architecture(
+                meta.get("architecture"), options.config
+            ):
+                raise ValueError(f"cannot resume {out}: it was a {meta.get('stage')} run with another config")
+
+        meta = load_training_state(
+            state_dir, model=model, optimizer=optimizer, ema_shadow=ema.shadow, check_meta=check_meta
+        )
         start = int(meta["step"])
 
     loss_module: nn.Module = stage.loss_module(model, options)
@@ -335,6 +342,14 @@ def train(options: TrainingOptions) -> dict[str, float]:
     if ranks.world_size > 1:
         dist.barrier()
     return figures
+
+
+def _same_architecture(stored: Any, config: Any) -> bool:
+    """Whether a run's stored architecture is ``config``; fields added since it was written take defaults."""
+    try:
+        return type(config).from_dict(stored) == config
+    except (TypeError, ValueError):
+        return False
 
 
 def weight_spread_across_ranks(model: nn.Module) -> float:
