@@ -99,15 +99,27 @@ class DecoderRunner:
                     clamp_values[rows], device=self.device
                 )
             n = torch.as_tensor(noise[rows], device=self.device)  # [m, d]
-            for nodes in levels:
-                z[:, nodes] = self._mechanisms(z, nodes) + n[:, nodes]
+            for nodes, roots in levels:
+                z[:, nodes] = self._level_mechanisms(z, nodes, roots) + n[:, nodes]
             out[rows] = z.cpu().numpy()
         return out
 
-    def _level_tensors(self, clamped: np.ndarray | None = None) -> list[torch.Tensor]:
-        """The topological levels as index tensors on the device, without the clamped nodes."""
+    def _level_tensors(self, clamped: np.ndarray | None = None) -> list[tuple[torch.Tensor, bool]]:
+        """The topological levels as (index tensor on the device, is the roots' level), without the clamped
+        nodes."""
         levels = self.levels if clamped is None else [level[~clamped[level]] for level in self.levels]
-        return [torch.as_tensor(level, device=self.device) for level in levels if level.size]
+        return [
+            (torch.as_tensor(level, device=self.device), depth == 0)
+            for depth, level in enumerate(levels)
+            if level.size
+        ]
+
+    def _level_mechanisms(self, z: torch.Tensor, nodes: torch.Tensor, roots: bool) -> torch.Tensor:
+        """F_hat of the nodes of one level: [m, d] -> [m, k]. A root reads no value, so its F_hat is one
+        number per node: computed on one row and broadcast."""
+        if roots:
+            return self._mechanisms(z[:1], nodes).expand(z.shape[0], -1)
+        return self._mechanisms(z, nodes)
 
     @torch.inference_mode()
     def mechanisms(self, data: np.ndarray) -> np.ndarray:
@@ -124,8 +136,8 @@ class DecoderRunner:
             if levels is None:
                 out[rows] = self._mechanisms(z).cpu().numpy()
                 continue
-            for nodes in levels:
-                out[rows, nodes.cpu().numpy()] = self._mechanisms(z, nodes).cpu().numpy()
+            for nodes, roots in levels:
+                out[rows, nodes.cpu().numpy()] = self._level_mechanisms(z, nodes, roots).cpu().numpy()
         return out
 
     @torch.inference_mode()
