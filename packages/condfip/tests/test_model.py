@@ -198,3 +198,17 @@ def test_decoder_sizes_of_the_config() -> None:
     assert isinstance(CondFiPModel(TINY).decoder.value_norm, torch.nn.LayerNorm)  # the default keeps it
     with pytest.raises(ValueError, match="decoder_mlp_dim must be >= 1 or None, got 0"):
         dataclasses.replace(TINY, decoder_mlp_dim=0)
+
+
+def test_named_base_is_the_papers_size_with_the_plain_value_embedding() -> None:
+    base = CondFiPConfig.named("base")
+    assert (base.dim, base.num_heads, base.mlp_dim, base.encoder_pairs, base.embedding_pairs) == (
+        256,
+        8,
+        512,
+        4,
+        2,
+    )
+    assert base.decoder_blocks == 4 and not base.decoder_value_norm
+    # a config written before the field existed reads as the first release's decoder (with the LayerNorm)
+    assert CondFiPConfig.from_dict({"dim": 8, "num_heads": 2}).decoder_value_norm

@@ -80,8 +80,9 @@ class CondFiPConfig:
 
 
 NAMED_CONFIGS: dict[str, CondFiPConfig] = {
-    # The reference size of the paper (DESIGN section 4.3-4.4).
-    "base": CondFiPConfig(),
+    # The reference size of the paper (DESIGN section 4.3-4.4), with the paper's value embedding z * C + P (no
+    # LayerNorm on it: in a 400-step comparison at the small size it learned slightly faster, TRAINING.md).
+    "base": CondFiPConfig(decoder_value_norm=False),
     # Small enough for about two hours of training on two CPU cores (see TRAINING.md for the reasoning).
     "small": CondFiPConfig(
         dim=64,
