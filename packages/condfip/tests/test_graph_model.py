@@ -3,6 +3,7 @@ checkpoints (model_type "graph", refused where a Cond-FiP model is expected and 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -13,10 +14,13 @@ from safetensors.torch import load_file, save_file
 
 from condfip.graph import GraphModel, GraphModelConfig, load_graph_model
 from condfip.graph.objective import acyclicity, acyclicity_weight, edge_cross_entropy, graph_loss
+from condfip.graph.statistics import NUM_PAIR_FEATURES
 from condfip.model import CondFiPConfig, CondFiPModel
 from condfip.pretrained import shipped_checkpoints
 
-TINY = GraphModelConfig(dim=8, num_heads=2, mlp_dim=16, num_layers=2, num_anchor_rows=16)
+TINY = GraphModelConfig(
+    dim=8, num_heads=2, mlp_dim=16, num_layers=2, num_anchor_rows=16, pair_statistics=True, pair_mlp_dim=8
+)
 
 
 def tiny_model(seed: int = 0) -> GraphModel:
@@ -180,8 +184,14 @@ def test_checkpoint_tensor_names_and_shapes_are_stable() -> None:
         width = (8, 8) if name.endswith(".1") else (8,)
         expected[f"{name}.weight"] = width
         expected[f"{name}.bias"] = (8,)
+    for index, shape in ((0, (8, NUM_PAIR_FEATURES)), (2, (8, 8)), (4, (1, 8))):  # the pair statistics MLP
+        expected[f"pair_head.{index}.weight"] = shape
+        expected[f"pair_head.{index}.bias"] = shape[:1]
     found = {name: tuple(tensor.shape) for name, tensor in GraphModel(TINY).state_dict().items()}
     assert found == expected
+    without = dataclasses.replace(TINY, pair_statistics=False)  # configurations written before the channel
+    found = {name for name in GraphModel(without).state_dict()}
+    assert found == {name for name in expected if not name.startswith("pair_head.")}
 
 
 def test_checkpoints_of_the_other_kind_are_refused(tmp_path: Path) -> None:
@@ -225,6 +235,11 @@ def test_unknown_graph_config() -> None:
         GraphModelConfig(dim=10, num_heads=4)
     with pytest.raises(ValueError, match="unknown GraphModelConfig fields"):
         GraphModelConfig.from_dict({"dim": 8, "width": 3})
+    with pytest.raises(ValueError, match="pair_statistics must be true or false"):
+        GraphModelConfig(pair_statistics="yes")
+    with pytest.raises(ValueError, match="pair_mlp_dim must be an integer >= 1"):
+        GraphModelConfig(pair_mlp_dim=0)
+    assert GraphModelConfig.from_dict({"dim": 8, "num_heads": 2}).pair_statistics is False
     assert GraphModelConfig.named("small").dim < GraphModelConfig.named("base").dim
 
 

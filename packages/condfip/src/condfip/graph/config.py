@@ -17,6 +17,10 @@ class GraphModelConfig:
     encoder, attention over samples takes its keys and values from at most ``num_anchor_rows`` evenly spaced
     rows (all rows up to that many), so any number of rows is processed in chunks with bounded memory.
     ``edge_bias_init`` starts every edge logit there (sigmoid(-3) = 0.05: sparse graphs).
+    ``pair_statistics`` adds a second channel: an MLP (hidden width ``pair_mlp_dim``) over the pairwise
+    statistics of ``condfip.graph.statistics`` (correlations, partial correlations, nonlinear regression
+    evidence), whose output is added to every edge logit. Off by default so that configurations written
+    before it existed load unchanged; both named configurations turn it on.
     """
 
     dim: int = 128
@@ -25,15 +29,21 @@ class GraphModelConfig:
     num_layers: int = 4
     num_anchor_rows: int = 400
     edge_bias_init: float = -3.0
+    pair_statistics: bool = False
+    pair_mlp_dim: int = 64
 
     def __post_init__(self) -> None:
-        for name in ("dim", "num_heads", "mlp_dim", "num_layers", "num_anchor_rows"):
+        for name in ("dim", "num_heads", "mlp_dim", "num_layers", "num_anchor_rows", "pair_mlp_dim"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"GraphModelConfig.{name} must be an integer >= 1, got {value!r}")
         if self.dim % self.num_heads:
             raise ValueError(
                 f"GraphModelConfig.dim ({self.dim}) must be divisible by num_heads ({self.num_heads})"
+            )
+        if not isinstance(self.pair_statistics, bool):
+            raise ValueError(
+                f"GraphModelConfig.pair_statistics must be true or false, got {self.pair_statistics!r}"
             )
 
     @classmethod
@@ -67,7 +77,9 @@ class GraphModelConfig:
 
 NAMED_GRAPH_CONFIGS: dict[str, GraphModelConfig] = {
     # For a GPU (scripts/gpu_train_graph.sh): close to AVICI's size (width 128, 8 attention layers).
-    "base": GraphModelConfig(),
+    "base": GraphModelConfig(pair_statistics=True),
     # Small enough for minutes of training on two shared CPU cores (see TRAINING.md, "Graph model").
-    "small": GraphModelConfig(dim=32, num_heads=4, mlp_dim=64, num_layers=2, num_anchor_rows=64),
+    "small": GraphModelConfig(
+        dim=32, num_heads=4, mlp_dim=64, num_layers=2, num_anchor_rows=64, pair_statistics=True
+    ),
 }

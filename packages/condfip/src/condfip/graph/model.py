@@ -3,7 +3,10 @@
 Every scalar is embedded alone (no node or position embedding, so the model is permutation equivariant in
 the nodes); alternating attention over samples and over nodes mixes them; a max over rows gives one vector
 per node; two projections ``u_i`` (as a cause) and ``v_i`` (as an effect) give the edge logit
-``u_i . v_j / sqrt(e) + bias`` for ``i -> j``. The diagonal is excluded (logit -inf, probability 0).
+``u_i . v_j / sqrt(e) + bias`` for ``i -> j``. With ``config.pair_statistics``, an MLP over the pair's
+statistics (``condfip.graph.statistics``: correlations, partial correlations, nonlinear regression evidence)
+adds its output to that logit: a small network learns far faster from those than from raw rows alone.
+The diagonal is excluded (logit -inf, probability 0).
 
 Axis legend: b datasets, n rows, m anchor rows, d nodes, e embedding.
 Inputs are standardized per dataset; ``sample_mask[b, n]`` is True for real rows (padding rows come last),
@@ -22,6 +25,7 @@ from torch import nn
 
 from condfip.graph.config import GraphModelConfig
 from condfip.graph.layers import GraphStack
+from condfip.graph.statistics import NUM_PAIR_FEATURES, pair_statistics
 from condfip.model.anchors import anchor_indices, gather_rows
 
 
@@ -36,6 +40,16 @@ class GraphModel(nn.Module):
         self.to_cause = nn.Sequential(nn.LayerNorm(config.dim), nn.Linear(config.dim, config.dim))  # u
         self.to_effect = nn.Sequential(nn.LayerNorm(config.dim), nn.Linear(config.dim, config.dim))  # v
         self.edge_bias = nn.Parameter(torch.tensor(float(config.edge_bias_init)))
+        self.pair_head = None
+        if config.pair_statistics:
+            hidden = config.pair_mlp_dim
+            self.pair_head = nn.Sequential(
+                nn.Linear(NUM_PAIR_FEATURES, hidden),
+                nn.GELU(),
+                nn.Linear(hidden, hidden),
+                nn.GELU(),
+                nn.Linear(hidden, 1),
+            )
 
     @property
     def trained_max_nodes(self) -> int | None:
@@ -92,6 +106,11 @@ class GraphModel(nn.Module):
         effect = self.to_effect(pooled).float()  # [b, d, e]: v_j
         logits = einsum(cause, effect, "b i e, b j e -> b i j") / math.sqrt(self.config.dim)
         logits = logits + self.edge_bias.float()
+        if self.pair_head is not None:
+            statistics = pair_statistics(
+                data, sample_mask=sample_mask, node_mask=node_mask, chunk_size=chunk_size
+            )  # [b, d, d, F]
+            logits = logits + self.pair_head(statistics)[..., 0].float()
         return logits.masked_fill(
             ~allowed_pairs(node_mask, data.shape[0], data.shape[-1], data.device), float("-inf")
         )
