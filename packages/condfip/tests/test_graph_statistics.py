@@ -86,3 +86,29 @@ def test_a_deterministic_copy_stays_finite(generator: torch.Generator) -> None:
     features = pair_statistics(x[None])
     assert torch.isfinite(features).all()
     assert features[0, 0, 2, 7] > 2.0 > 0.1 > features[0, 2, 1, 7]  # x2 is explained far better than x1
+
+
+def test_collider_and_connectedness_features_equal_a_loop(generator: torch.Generator) -> None:
+    data = correlated_table(generator, nodes=6)
+    features = pair_statistics(data)[0].double().numpy()
+    correlation, partial = np.abs(features[..., 0]), np.abs(features[..., 2])
+    d = correlation.shape[0]
+    for i in range(d):
+        for j in range(d):
+            if i == j:
+                continue
+            expected = max(
+                min(partial[i, j], partial[k, j]) * (1 - correlation[i, k]) for k in range(d) if k not in (i, j)
+            )
+            assert features[i, j, 10] == pytest.approx(expected, abs=1e-6)
+            assert features[j, i, 11] == pytest.approx(expected, abs=1e-6)
+            assert features[i, j, 12] == pytest.approx((partial[i] ** 2).sum(), rel=1e-5)
+            assert features[i, j, 13] == pytest.approx((partial[j] ** 2).sum(), rel=1e-5)
+
+
+def test_collider_evidence_points_into_a_v_structure(generator: torch.Generator) -> None:
+    x = torch.randn(3000, 3, generator=generator, dtype=torch.float64)
+    x[:, 2] += x[:, 0] + x[:, 1]  # 0 -> 2 <- 1, with 0 and 1 independent
+    features = pair_statistics(((x - x.mean(0)) / x.std(0))[None])[0]
+    assert features[0, 2, 10] > 0.4 and features[1, 2, 10] > 0.4  # into the collider
+    assert features[2, 0, 10] < 0.3 and features[2, 1, 10] < 0.3  # out of it: far weaker

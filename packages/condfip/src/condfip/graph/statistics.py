@@ -11,6 +11,11 @@ train on a CPU. For every ordered pair ``(i, j)`` (about the edge ``i -> j``), `
 5     the same for ``j -> i``
 6, 7  how well the other nodes explain ``x_i`` / ``x_j`` linearly: ``log P_ii = -log(1 - R²)``
 8, 9  the same with the nonlinear basis: ``-log(RSS)``
+10    collider evidence for ``i -> j``: ``max_k min(|pc_ij|, |pc_kj|) (1 - |c_ik|)``, large when some ``k`` is
+      partially correlated with ``j`` as ``i`` is while ``i`` and ``k`` are marginally uncorrelated
+      (``i -> j <- k``: the pattern that orients edges even in linear-Gaussian data)
+11    the same for ``j -> i``
+12, 13 how connected ``i`` / ``j`` look: the sum of squared partial correlations with every other node
 ====  ====================================================================================================
 
 The basis of a node is ``(x, x², x³, sin x, cos x)``. Everything comes from the covariance of all bases, whose
@@ -27,7 +32,7 @@ import torch
 from einops import einsum, rearrange
 
 NUM_BASIS = 5
-NUM_PAIR_FEATURES = 10
+NUM_PAIR_FEATURES = 14
 RIDGE = 1e-5  # on the correlation scale; small enough to keep near-deterministic nodes (R² ~ 0.999) apart
 LOG_SCALE = 0.2  # the log features grow to about 10-15 for nearly deterministic nodes; keep them near 1
 
@@ -127,6 +132,15 @@ def pair_statistics(
         nonlinear = torch.log1p(increase.clamp(min=0) / residual[:, None, :])  # [b, i, j]: evidence i -> j
         nonlinear_fit = -residual.log()  # [b, d]
 
+        pairs = (
+            ~torch.eye(d, dtype=torch.bool, device=data.device)
+            & real_nodes[:, :, None]
+            & real_nodes[:, None, :]
+        )
+        partial = torch.where(pairs, partial, torch.zeros_like(partial))  # zero diagonal and padded pairs
+        collider = collider_evidence(linear.abs(), partial.abs(), pairs)  # [b, i, j]
+        connectedness = partial.square().sum(-1)  # [b, d]
+
         linear_correlation = linear
         features = torch.stack(
             (
@@ -140,6 +154,10 @@ def pair_statistics(
                 linear_fit[:, None, :].expand(b, d, d) * LOG_SCALE,
                 nonlinear_fit[:, :, None].expand(b, d, d) * LOG_SCALE,
                 nonlinear_fit[:, None, :].expand(b, d, d) * LOG_SCALE,
+                collider,
+                collider.transpose(1, 2),
+                connectedness[:, :, None].expand(b, d, d),
+                connectedness[:, None, :].expand(b, d, d),
             ),
             dim=-1,
         )  # [b, d, d, F]
@@ -149,3 +167,20 @@ def pair_statistics(
             & real_nodes[:, None, :]
         )
         return torch.where(pairs[..., None], features, torch.zeros_like(features)).float()
+
+
+def collider_evidence(correlation: torch.Tensor, partial: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
+    """``max_k min(|pc_ij|, |pc_kj|) (1 - |c_ik|)`` over third nodes ``k``: [b, d, d] magnitudes -> [b, i, j].
+
+    ``partial`` is zero on the diagonal and for padded nodes, so ``k = j`` and padded ``k`` contribute zero;
+    ``k = i`` is excluded explicitly. Memory: [b, d, d, d].
+    """
+    d = partial.shape[-1]
+    shared_child = torch.minimum(
+        partial[:, :, :, None], partial.transpose(1, 2)[:, None, :, :]
+    )  # [b, i, j, k]
+    unrelated = 1.0 - correlation.clamp(max=1.0)  # [b, i, k]
+    evidence = shared_child * unrelated[:, :, None, :]  # [b, i, j, k]
+    not_i = ~torch.eye(d, dtype=torch.bool, device=partial.device)[:, None, :]  # [i, 1, k]
+    evidence = torch.where(not_i, evidence, torch.zeros_like(evidence))
+    return evidence.amax(-1) * pairs
