@@ -98,7 +98,9 @@ def test_collider_and_connectedness_features_equal_a_loop(generator: torch.Gener
             if i == j:
                 continue
             expected = max(
-                min(partial[i, j], partial[k, j]) * (1 - correlation[i, k]) for k in range(d) if k not in (i, j)
+                min(partial[i, j], partial[k, j]) * (1 - correlation[i, k])
+                for k in range(d)
+                if k not in (i, j)
             )
             assert features[i, j, 10] == pytest.approx(expected, abs=1e-6)
             assert features[j, i, 11] == pytest.approx(expected, abs=1e-6)

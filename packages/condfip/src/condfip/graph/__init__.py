@@ -4,7 +4,7 @@
 >>> probabilities, dag = infer_graph(data)      # probabilities[i, j] and dag[i, j] are about i -> j
 
 The model (``GraphModel``) is trained with ``condfip train graph``; shipped weights are found by name (default
-``graph-small``; not shipped yet, see TRAINING.md "Graph model"), or pass a checkpoint folder as ``model=``.
+``graph-small``, shipped inside the package), or pass a checkpoint folder as ``model=``.
 """
 
 from condfip.graph.checkpoint import DEFAULT_GRAPH_MODEL, load_graph_model
