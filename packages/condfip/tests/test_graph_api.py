@@ -89,7 +89,9 @@ def test_bad_tables_are_refused(table, graph_model, change, message) -> None:
 
 
 def test_bad_options_are_refused(table, graph_model) -> None:
-    with pytest.raises(ValueError, match="threshold must be a number in \\[0, 1\\], got 2"):
+    with pytest.raises(
+        ValueError, match="threshold must be a number in \\[0, 1\\] or None \\(the model's default\\), got 2"
+    ):
         infer_graph(table, model=graph_model, threshold=2)
     with pytest.raises(ValueError, match="required names node 'height', which is neither a column name"):
         infer_graph(table, model=graph_model, required=[("age", "height")])

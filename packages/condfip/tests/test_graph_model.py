@@ -189,9 +189,27 @@ def test_checkpoint_tensor_names_and_shapes_are_stable() -> None:
         expected[f"pair_head.{index}.bias"] = shape[:1]
     found = {name: tuple(tensor.shape) for name, tensor in GraphModel(TINY).state_dict().items()}
     assert found == expected
+    deeper = dataclasses.replace(TINY, pair_mlp_layers=3)
+    found = {name: tuple(tensor.shape) for name, tensor in GraphModel(deeper).state_dict().items()}
+    assert found["pair_head.4.weight"] == (8, 8) and found["pair_head.6.weight"] == (1, 8)
+    assert len([name for name in found if name.startswith("pair_head.")]) == 8
     without = dataclasses.replace(TINY, pair_statistics=False)  # configurations written before the channel
     found = {name for name in GraphModel(without).state_dict()}
     assert found == {name for name in expected if not name.startswith("pair_head.")}
+
+
+def test_a_new_model_predicts_from_the_pair_statistics_alone(generator: torch.Generator) -> None:
+    """The attention channel starts silent (v = 0), so a pair head trained first keeps its predictions."""
+    data = torch.randn(2, 30, 6, generator=generator)
+    node_mask = torch.tensor([[True] * 6, [True] * 4 + [False] * 2])
+    fresh = GraphModel(TINY)
+    logits = fresh.edge_logits(data, node_mask=node_mask)
+    torch.testing.assert_close(logits, fresh.pair_logits(data, node_mask=node_mask), rtol=0, atol=0)
+    assert torch.isinf(logits[1, 4:, :]).all() and torch.isfinite(logits[1, :4, :4].fill_diagonal_(0)).all()
+    trained = tiny_model()  # every weight moved: the attention channel now adds to the logits
+    assert not torch.allclose(trained.edge_logits(data), trained.pair_logits(data))
+    with pytest.raises(ValueError, match="this graph model has no pair-statistics channel"):
+        GraphModel(dataclasses.replace(TINY, pair_statistics=False)).pair_logits(data)
 
 
 def test_checkpoints_of_the_other_kind_are_refused(tmp_path: Path) -> None:
@@ -239,6 +257,8 @@ def test_unknown_graph_config() -> None:
         GraphModelConfig(pair_statistics="yes")
     with pytest.raises(ValueError, match="pair_mlp_dim must be an integer >= 1"):
         GraphModelConfig(pair_mlp_dim=0)
+    with pytest.raises(ValueError, match="pair_mlp_layers must be an integer >= 1"):
+        GraphModelConfig(pair_mlp_layers=0)
     assert GraphModelConfig.from_dict({"dim": 8, "num_heads": 2}).pair_statistics is False
     assert GraphModelConfig.named("small").dim < GraphModelConfig.named("base").dim
 

@@ -3,6 +3,7 @@ acyclicity weight depends on the step), bad options."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -11,11 +12,12 @@ import torch
 from safetensors.torch import load_file
 
 from condfip.cli import main
-from condfip.graph import GraphModelConfig, load_graph_model
+from condfip.graph import GraphModel, GraphModelConfig, load_graph_model
 from condfip.model import CondFiPConfig
 from condfip.training import TrainingOptions, train
 
 TINY = GraphModelConfig(dim=8, num_heads=2, mlp_dim=16, num_layers=1, num_anchor_rows=16)
+PAIRS = dataclasses.replace(TINY, pair_statistics=True, pair_mlp_dim=8)
 
 
 def options(out: Path, **changes) -> TrainingOptions:
@@ -88,3 +90,40 @@ def test_graph_stage_cli_bad_options_exit_2(tmp_path: Path, capsys: pytest.Captu
     config.write_text(json.dumps({"dim": 8, "num_heads": 2, "encoder_pairs": 1}))
     assert main(["train", "graph", "--steps", "2", "--out", str(tmp_path), "--config", str(config)]) == 2
     assert "unknown GraphModelConfig fields ['encoder_pairs']" in capsys.readouterr().err
+
+
+def test_pairs_only_trains_the_pair_head_and_the_bias_alone(tmp_path: Path) -> None:
+    train(options(tmp_path, config=PAIRS, pairs_only=True))
+    trained = load_graph_model(tmp_path).state_dict()
+    with torch.random.fork_rng():
+        torch.manual_seed(0)  # the run's seed: the same initialization
+        initial = GraphModel(PAIRS).state_dict()
+    moved = {name for name in initial if not torch.equal(initial[name], trained[name])}
+    assert moved == {name for name in initial if name == "edge_bias" or name.startswith("pair_head.")}
+    assert json.loads((tmp_path / "config.json").read_text())["training"]["pairs_only"] is True
+
+
+def test_init_starts_from_a_checkpoint(tmp_path: Path) -> None:
+    train(options(tmp_path / "first", config=PAIRS, pairs_only=True))
+    # learning rate 0 (peak and floor): the second run's weights and their average stay where they started
+    train(options(tmp_path / "second", config=PAIRS, init_from=tmp_path / "first", lr=0.0, min_lr=0.0))
+    first = load_file(str(tmp_path / "first" / "model.safetensors"))
+    second = load_file(str(tmp_path / "second" / "model.safetensors"))
+    assert first.keys() == second.keys()
+    for name in first:
+        torch.testing.assert_close(second[name], first[name], rtol=0, atol=0, msg=name)
+    recipe = json.loads((tmp_path / "second" / "config.json").read_text())["training"]
+    assert recipe["init_from"] == str(tmp_path / "first") and "pairs_only" not in recipe
+    with pytest.raises(
+        ValueError, match="--init .* has the architecture .* pass the --config it was trained with"
+    ):
+        train(options(tmp_path / "third", config=TINY, init_from=tmp_path / "first"))
+    with pytest.raises(ValueError, match="is not a Cond-FiP checkpoint: config.json is missing"):
+        train(options(tmp_path / "fourth", config=PAIRS, init_from=tmp_path))
+
+
+def test_pairs_only_needs_the_graph_stage_and_the_pair_channel(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="--pairs-only needs a config with pair_statistics on"):
+        train(options(tmp_path, pairs_only=True))
+    with pytest.raises(ValueError, match="--pairs-only applies to the graph stage only"):
+        train(options(tmp_path, stage="encoder", config=CondFiPConfig(dim=8, num_heads=2), pairs_only=True))

@@ -35,10 +35,12 @@ def save_model(
     *,
     training: dict[str, Any] | None = None,
     model_type: str = MODEL_TYPE,
+    sections: dict[str, Any] | None = None,
 ) -> None:
     """Write the weights, then the config, each through a temporary file and one rename.
 
-    ``model`` is any module with a ``config`` that has ``to_dict()``; ``model_type`` names its kind.
+    ``model`` is any module with a ``config`` that has ``to_dict()``; ``model_type`` names its kind;
+    ``sections`` are further top-level entries of ``config.json`` (the graph model's ``"inference"``).
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -51,6 +53,7 @@ def save_model(
         "package_version": package_version(),
         "architecture": model.config.to_dict(),
         "training": training or {},
+        **(sections or {}),
     }
     write_json(directory / CONFIG_NAME, config)
 

@@ -74,7 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "with --counterfactual one counterfactual per data row. The graph CSV is an adjacency matrix with a "
             "header row of node names (adjacency[i, j] = 1 means i -> j; an optional first column of row names) "
             "or an edge list with the header 'source,target'. --graph infer infers the graph from the data with "
-            "the amortized graph model (as `condfip graph` does at threshold 0.5)."
+            "the amortized graph model (as `condfip graph` does, at the model's default threshold)."
         ),
     )
     infer.add_argument("--data", required=True, type=Path, help="CSV with a header row; numeric columns")

@@ -190,7 +190,7 @@ class CondFiP:
         data: a DataFrame of numeric columns, or an array [n, d] (``columns`` names it; default ``x0..``).
         graph: a networkx DiGraph over the column names, an adjacency array [d, d] or DataFrame
         (``adjacency[i, j] = 1`` for ``i -> j``), or a list of ``(source, target)`` edges; or ``"infer"``: the
-        DAG of ``condfip.graph.infer_graph`` with the default threshold (``graph_model`` of this object; for
+        DAG of ``condfip.graph.infer_graph`` at the graph model's default threshold (``graph_model`` of this object; for
         another threshold or known edges, call ``infer_graph`` and pass its DAG). ``scm.graph`` shows it.
         The data are standardized per column inside; all results come back in the user's units.
         """

@@ -19,7 +19,8 @@ DEFAULT_GRAPH_MODEL = "graph-small"
 def save_graph_model(
     model: GraphModel, directory: str | Path, *, training: dict[str, Any] | None = None
 ) -> None:
-    save_model(model, directory, training=training, model_type=GRAPH_MODEL_TYPE)
+    sections = {"inference": model.inference} if model.inference else None
+    save_model(model, directory, training=training, model_type=GRAPH_MODEL_TYPE, sections=sections)
 
 
 def load_graph_model(
@@ -57,4 +58,17 @@ def load_graph_model(
     check_tensors(expected, tensors, weights_path)
     model.load_state_dict({name: tensor.to(expected[name].dtype) for name, tensor in tensors.items()})
     model.training_recipe = dict(config.get("training", {}))
+    model.inference = read_inference(config, Path(directory))
     return model.to(map_location).eval()
+
+
+def read_inference(config: dict[str, Any], directory: Path) -> dict[str, Any]:
+    """The checkpoint's ``"inference"`` section (its default threshold), checked; {} when it has none."""
+    inference = config.get("inference", {})
+    threshold = inference.get("threshold", 0.5) if isinstance(inference, dict) else None
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0.0 <= threshold <= 1.0:
+        raise ValueError(
+            f"{directory / 'config.json'} has an invalid 'inference' section {inference!r}: its 'threshold' must "
+            "be a number in [0, 1]; re-run `python -m condfip.graph.calibration` on the checkpoint"
+        )
+    return dict(inference)

@@ -17,8 +17,8 @@ class GraphModelConfig:
     encoder, attention over samples takes its keys and values from at most ``num_anchor_rows`` evenly spaced
     rows (all rows up to that many), so any number of rows is processed in chunks with bounded memory.
     ``edge_bias_init`` starts every edge logit there (sigmoid(-3) = 0.05: sparse graphs).
-    ``pair_statistics`` adds a second channel: an MLP (hidden width ``pair_mlp_dim``) over the pairwise
-    statistics of ``condfip.graph.statistics`` (correlations, partial correlations, nonlinear regression
+    ``pair_statistics`` adds a second channel: an MLP (``pair_mlp_layers`` hidden layers of width
+    ``pair_mlp_dim``) over the pairwise statistics of ``condfip.graph.statistics`` (correlations, partial correlations, nonlinear regression
     evidence), whose output is added to every edge logit. Off by default so that configurations written
     before it existed load unchanged; both named configurations turn it on.
     """
@@ -31,9 +31,18 @@ class GraphModelConfig:
     edge_bias_init: float = -3.0
     pair_statistics: bool = False
     pair_mlp_dim: int = 64
+    pair_mlp_layers: int = 2
 
     def __post_init__(self) -> None:
-        for name in ("dim", "num_heads", "mlp_dim", "num_layers", "num_anchor_rows", "pair_mlp_dim"):
+        for name in (
+            "dim",
+            "num_heads",
+            "mlp_dim",
+            "num_layers",
+            "num_anchor_rows",
+            "pair_mlp_dim",
+            "pair_mlp_layers",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"GraphModelConfig.{name} must be an integer >= 1, got {value!r}")
@@ -77,9 +86,18 @@ class GraphModelConfig:
 
 NAMED_GRAPH_CONFIGS: dict[str, GraphModelConfig] = {
     # For a GPU (scripts/gpu_train_graph.sh): close to AVICI's size (width 128, 8 attention layers).
-    "base": GraphModelConfig(pair_statistics=True),
-    # Small enough for minutes of training on two shared CPU cores (see TRAINING.md, "Graph model").
+    "base": GraphModelConfig(pair_statistics=True, pair_mlp_dim=256, pair_mlp_layers=3),
+    # Small enough to train on two shared CPU cores (see TRAINING.md, "Graph model"). The pair-statistics
+    # MLP is the wide part: trained on those features alone, 3 x 256 reached AUROC 0.913 / 0.917 (d = 20, P_IN
+    # grid, linear / RFF) after 6,000 steps, and 2 x 64 0.898 / 0.881 after 2,000 (TRAINING.md).
     "small": GraphModelConfig(
-        dim=32, num_heads=4, mlp_dim=64, num_layers=2, num_anchor_rows=64, pair_statistics=True
+        dim=32,
+        num_heads=4,
+        mlp_dim=64,
+        num_layers=2,
+        num_anchor_rows=64,
+        pair_statistics=True,
+        pair_mlp_dim=256,
+        pair_mlp_layers=3,
     ),
 }

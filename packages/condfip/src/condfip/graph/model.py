@@ -29,11 +29,22 @@ from condfip.graph.statistics import NUM_PAIR_FEATURES, pair_statistics
 from condfip.model.anchors import anchor_indices, gather_rows
 
 
+def pair_mlp(width: int, hidden_layers: int) -> nn.Sequential:
+    """The pair-statistics MLP: NUM_PAIR_FEATURES -> ``hidden_layers`` x (Linear, GELU) of ``width`` -> 1."""
+    layers: list[nn.Module] = []
+    features = NUM_PAIR_FEATURES
+    for _ in range(hidden_layers):
+        layers += [nn.Linear(features, width), nn.GELU()]
+        features = width
+    return nn.Sequential(*layers, nn.Linear(features, 1))
+
+
 class GraphModel(nn.Module):
     def __init__(self, config: GraphModelConfig) -> None:
         super().__init__()
         self.config = config
         self.training_recipe: dict[str, Any] = {}  # filled by from_pretrained
+        self.inference: dict[str, Any] = {}  # config.json "inference": the default threshold (calibration)
         self.value_embedding = nn.Linear(1, config.dim)
         self.stack = GraphStack(config.dim, config.num_heads, config.mlp_dim, config.num_layers)
         self.norm = nn.LayerNorm(config.dim)
@@ -42,20 +53,24 @@ class GraphModel(nn.Module):
         self.edge_bias = nn.Parameter(torch.tensor(float(config.edge_bias_init)))
         self.pair_head = None
         if config.pair_statistics:
-            hidden = config.pair_mlp_dim
-            self.pair_head = nn.Sequential(
-                nn.Linear(NUM_PAIR_FEATURES, hidden),
-                nn.GELU(),
-                nn.Linear(hidden, hidden),
-                nn.GELU(),
-                nn.Linear(hidden, 1),
-            )
+            self.pair_head = pair_mlp(config.pair_mlp_dim, config.pair_mlp_layers)
+            # The attention channel starts silent (v = 0, so u . v = 0): a new model predicts from the pair
+            # statistics alone, and a pair head trained first (``--pairs-only``) keeps its logits when the
+            # whole model continues from it.
+            nn.init.zeros_(self.to_effect[1].weight)
+            nn.init.zeros_(self.to_effect[1].bias)
 
     @property
     def trained_max_nodes(self) -> int | None:
         """The largest node count of the training data (from the checkpoint's recipe), None when unknown."""
         counts = self.training_recipe.get("node_counts")
         return max(counts) if counts else None
+
+    @property
+    def default_threshold(self) -> float:
+        """The edge threshold of the DAG rule when none is given: the calibrated one of the checkpoint
+        (``condfip.graph.calibration``), else 0.5."""
+        return float(self.inference.get("threshold", 0.5))
 
     def node_features(
         self,
@@ -107,13 +122,41 @@ class GraphModel(nn.Module):
         logits = einsum(cause, effect, "b i e, b j e -> b i j") / math.sqrt(self.config.dim)
         logits = logits + self.edge_bias.float()
         if self.pair_head is not None:
-            statistics = pair_statistics(
-                data, sample_mask=sample_mask, node_mask=node_mask, chunk_size=chunk_size
-            )  # [b, d, d, F]
-            logits = logits + self.pair_head(statistics)[..., 0].float()
+            logits = logits + self._pair_channel(data, sample_mask, node_mask, chunk_size)
         return logits.masked_fill(
             ~allowed_pairs(node_mask, data.shape[0], data.shape[-1], data.device), float("-inf")
         )
+
+    def pair_logits(
+        self,
+        data: torch.Tensor,
+        *,
+        sample_mask: torch.Tensor | None = None,
+        node_mask: torch.Tensor | None = None,
+        chunk_size: int | None = None,
+    ) -> torch.Tensor:
+        """The logits without the attention channel, ``pair_head(statistics) + bias``: [b, n, d] -> [b, d, d]
+        (-inf on the diagonal and padded pairs). What ``condfip train graph --pairs-only`` trains on."""
+        if self.pair_head is None:
+            raise ValueError(
+                "this graph model has no pair-statistics channel (config.pair_statistics is false)"
+            )
+        logits = self._pair_channel(data, sample_mask, node_mask, chunk_size) + self.edge_bias.float()
+        return logits.masked_fill(
+            ~allowed_pairs(node_mask, data.shape[0], data.shape[-1], data.device), float("-inf")
+        )
+
+    def _pair_channel(
+        self,
+        data: torch.Tensor,
+        sample_mask: torch.Tensor | None,
+        node_mask: torch.Tensor | None,
+        chunk_size: int | None,
+    ) -> torch.Tensor:
+        statistics = pair_statistics(
+            data, sample_mask=sample_mask, node_mask=node_mask, chunk_size=chunk_size
+        )  # [b, d, d, F]
+        return self.pair_head(statistics)[..., 0].float()  # [b, d, d]
 
     def edge_probabilities(self, data: torch.Tensor, **options: Any) -> torch.Tensor:
         """``sigmoid(edge_logits)``: [b, n, d] -> [b, d, d], exactly 0 on the diagonal and for padded nodes."""

@@ -4,6 +4,11 @@ Every batch is a fresh set of scm-gen SCMs (the run's ``--preset``, ``--mechanis
 count per batch), standardized per dataset. The loss is ``condfip.graph.objective``: binary cross-entropy
 against the true adjacency plus the acyclicity penalty, whose weight grows linearly from 0 to
 ``--acyclicity-weight`` over the run's ``--steps``.
+
+A cheap first phase, ``--pairs-only``, trains only the pair-statistics head and the edge bias on the logits
+without the attention channel (no attention is computed, so a step costs a fraction of a full one); a second
+run, ``--init`` from its checkpoint, then trains the whole model. The attention channel starts silent (see
+``GraphModel``), so the second run starts from exactly the first one's predictions.
 """
 
 from __future__ import annotations
@@ -30,11 +35,14 @@ if TYPE_CHECKING:
 class GraphLoss(nn.Module):
     """The graph stage's loss as a module's forward, so DistributedDataParallel can wrap it."""
 
-    def __init__(self, model: GraphModel, *, total_steps: int, final_weight: float) -> None:
+    def __init__(
+        self, model: GraphModel, *, total_steps: int, final_weight: float, pairs_only: bool = False
+    ) -> None:
         super().__init__()
         self.model = model
         self.total_steps = total_steps
         self.final_weight = final_weight
+        self.pairs_only = pairs_only
 
     def forward(
         self, data: torch.Tensor, noise: torch.Tensor, parents: torch.Tensor, step: int = 0
@@ -42,7 +50,8 @@ class GraphLoss(nn.Module):
         """data: [b, n, d] standardized; noise is not used; parents: [b, d, d] (j -> i), the adjacency's transpose."""
         adjacency = parents.transpose(-1, -2)  # [b, d, d]: i -> j
         weight = acyclicity_weight(step, total_steps=self.total_steps, final_weight=self.final_weight)
-        loss, _, _ = graph_loss(self.model.edge_logits(data), adjacency, weight=weight)
+        logits = self.model.pair_logits(data) if self.pairs_only else self.model.edge_logits(data)
+        loss, _, _ = graph_loss(logits, adjacency, weight=weight)
         return loss
 
 
@@ -57,16 +66,29 @@ class GraphStage:
             )
         if options.encoder_checkpoint is not None:
             raise ValueError("--encoder does not apply to the graph stage; drop it")
+        if options.pairs_only and not options.config.pair_statistics:
+            raise ValueError(
+                "--pairs-only needs a config with pair_statistics on (both named configs have it)"
+            )
         if options.acyclicity_weight < 0:
             raise ValueError(f"--acyclicity-weight must be >= 0, got {options.acyclicity_weight}")
 
     def build_model(self, options: TrainingOptions) -> nn.Module:
         with torch.random.fork_rng(devices=[]):  # the initialization depends on the seed only
             torch.manual_seed(options.seed)
-            return GraphModel(options.config)
+            model = GraphModel(options.config)
+        if options.pairs_only:  # only the pair head and the bias learn; the attention channel stays as it is
+            for name, parameter in model.named_parameters():
+                parameter.requires_grad_(name == "edge_bias" or name.startswith("pair_head."))
+        return model
 
     def loss_module(self, model: nn.Module, options: TrainingOptions) -> nn.Module:
-        return GraphLoss(model, total_steps=options.steps, final_weight=options.acyclicity_weight)
+        return GraphLoss(
+            model,
+            total_steps=options.steps,
+            final_weight=options.acyclicity_weight,
+            pairs_only=options.pairs_only,
+        )
 
     def validation_set(self, options: TrainingOptions) -> list[GraphValidationCell]:
         return build_graph_validation_set(datasets_per_cell=options.validation_datasets)

@@ -81,6 +81,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rollout-rows", type=int, default=64, help="decoder stage: query rows per dataset of that loss"
     )
+    parser.add_argument(
+        "--init",
+        type=Path,
+        help="start from the weights of this checkpoint folder (same architecture; fresh optimizer and "
+        "schedule); ignored with --resume",
+    )
+    parser.add_argument(
+        "--pairs-only",
+        action="store_true",
+        help="graph stage: train only the pair-statistics head and the edge bias (a cheap first phase)",
+    )
 
 
 def options_from_args(args: argparse.Namespace) -> TrainingOptions:
@@ -107,6 +118,8 @@ def options_from_args(args: argparse.Namespace) -> TrainingOptions:
         acyclicity_weight=args.acyclicity_weight,
         rollout_weight=args.rollout_weight,
         rollout_rows=args.rollout_rows,
+        init_from=args.init,
+        pairs_only=args.pairs_only,
     )
 
 

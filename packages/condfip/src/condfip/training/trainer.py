@@ -26,7 +26,15 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
-from condfip.checkpoint import load_model, read_config, write_json
+from condfip.checkpoint import (
+    MODEL_TYPE,
+    WEIGHTS_NAME,
+    check_tensors,
+    load_model,
+    read_config,
+    read_weights,
+    write_json,
+)
 from condfip.model import CondFiPConfig, CondFiPModel, fixed_point_generate
 from condfip.training.data import StreamSpec, training_loader
 from condfip.training.ema import WeightAverage
@@ -72,6 +80,8 @@ class TrainingOptions:
     acyclicity_weight: float = 1.0  # graph stage: final weight of the acyclicity penalty
     rollout_weight: float = 0.0  # decoder stage: weight of the generation (rollout) loss, 0 = off
     rollout_rows: int = 64  # decoder stage: query rows per dataset the rollout loss generates
+    init_from: Path | None = None  # start from this checkpoint's weights (same architecture); not on --resume
+    pairs_only: bool = False  # graph stage: train only the pair-statistics head and the edge bias
 
     def validate(self) -> None:
         if self.stage not in STAGES:
@@ -83,6 +93,8 @@ class TrainingOptions:
             raise ValueError("the decoder stage needs --encoder DIR, the checkpoint of a trained encoder")
         if self.stage == "decoder" and self.num_samples < 4:
             raise ValueError(f"--num-samples must be >= 4 to split context and query, got {self.num_samples}")
+        if self.pairs_only and self.stage != "graph":
+            raise ValueError("--pairs-only applies to the graph stage only; drop it")
         if self.rollout_weight < 0 or self.rollout_rows < 1:
             raise ValueError(
                 f"--rollout-weight must be >= 0 and --rollout-rows >= 1, got {self.rollout_weight} and "
@@ -97,7 +109,11 @@ class TrainingOptions:
             keys += ("acyclicity_weight",)
         if self.stage == "decoder" and self.rollout_weight > 0:
             keys += ("rollout_weight", "rollout_rows")
+        if self.pairs_only:
+            keys += ("pairs_only",)
         values = {key: getattr(self, key) for key in keys}
+        if self.init_from is not None:
+            values["init_from"] = str(self.init_from)
         values = {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
         return {**values, **self.extra}
 
@@ -229,6 +245,8 @@ def train(options: TrainingOptions) -> dict[str, float]:
 
     stage = stage_for(options.stage)
     model = stage.build_model(options).to(device)
+    if options.init_from is not None and not options.resume:  # a resumed run's state holds its weights
+        initialize_from(model, options)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(trainable, lr=options.lr, betas=options.betas)
     ema = WeightAverage(model, options.ema_decay)
@@ -342,6 +360,26 @@ def train(options: TrainingOptions) -> dict[str, float]:
     if ranks.world_size > 1:
         dist.barrier()
     return figures
+
+
+def initialize_from(model: nn.Module, options: TrainingOptions) -> None:
+    """Load the weights of the checkpoint ``options.init_from`` into ``model``: a new run (fresh optimizer and
+    schedule) that starts where another one ended. The checkpoint must have this run's architecture."""
+    from condfip.graph.checkpoint import GRAPH_MODEL_TYPE
+
+    directory = Path(options.init_from)
+    model_type = GRAPH_MODEL_TYPE if options.stage == "graph" else MODEL_TYPE
+    stored = read_config(directory, model_type=model_type)
+    if not _same_architecture(stored["architecture"], options.config):
+        raise ValueError(
+            f"--init {directory} has the architecture {stored['architecture']}, but this run asks for "
+            f"{options.config.to_dict()}; pass the --config it was trained with"
+        )
+    weights_path = directory / WEIGHTS_NAME
+    tensors = read_weights(weights_path)
+    expected = model.state_dict()
+    check_tensors(expected, tensors, weights_path)
+    model.load_state_dict({name: tensor.to(expected[name].dtype) for name, tensor in tensors.items()})
 
 
 def _same_architecture(stored: Any, config: Any) -> bool:
