@@ -2,7 +2,7 @@
 "Graph inference").
 
     python packages/condfip/benchmarks/bench_graph.py [--model graph-small] [--nodes 10 20 50 100]
-        [--presets in out] [--mechanisms linear rff] [--scms-per-graph 3] [--threshold 0.5] [--json out.json]
+        [--presets in out] [--mechanisms linear rff] [--scms-per-graph 3] [--threshold T] [--json out.json]
 
 For every cell (preset x mechanism x node count) of ``scm_gen.specs.grid_specs`` (the paper's test grid: 3 SCMs
 per graph family, 400 context rows; the datasets are those of the full grid whatever cells are selected), it
@@ -87,7 +87,11 @@ def main() -> None:
     parser.add_argument("--presets", nargs="+", default=["in", "out"], choices=["in", "out"])
     parser.add_argument("--mechanisms", nargs="+", default=["linear", "rff"], choices=["linear", "rff"])
     parser.add_argument("--scms-per-graph", type=int, default=3)
-    parser.add_argument("--threshold", type=float, default=0.5)
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        help="edge threshold of the DAG rule (default: the model's own, see calibration)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the grid (0: the published grid)")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args()
@@ -98,6 +102,8 @@ def main() -> None:
     from scm_gen.specs import GRID_NODE_COUNTS, grid_specs
 
     model = load_graph_model(args.model)
+    if args.threshold is None:
+        args.threshold = model.default_threshold
     node_counts = tuple(sorted(set(GRID_NODE_COUNTS) | set(args.nodes)))
     specs = grid_specs(
         seed=args.seed,

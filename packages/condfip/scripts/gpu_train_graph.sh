@@ -3,13 +3,16 @@
 # minutes of wall time, bfloat16 autocast, fresh P_IN SCMs with 10-30 nodes produced by worker processes on the
 # machine's cores), score it on the scm-gen test grid, and write the checkpoint, its logs and the benchmark
 # table to $OUT ($OUT/ship holds what to commit: model.safetensors + config.json, ~7 MB in float32).
+# Two phases, as for the shipped small model (TRAINING.md): the pair-statistics head alone (--pairs-only,
+# PAIR_MINUTES), then the whole model from it (--init, MINUTES); then the calibrated default threshold.
 #
 #   OUT=/path bash packages/condfip/scripts/gpu_train_graph.sh
 #
 # CPU dry run with tiny settings:
-#   echo '{"dim": 8, "num_heads": 2, "mlp_dim": 16, "num_layers": 1, "num_anchor_rows": 16}' > /tmp/gtiny.json
+#   echo '{"dim": 8, "num_heads": 2, "mlp_dim": 16, "num_layers": 1, "num_anchor_rows": 16,
+#          "pair_statistics": true, "pair_mlp_dim": 8}' > /tmp/gtiny.json
 #   OUT=/tmp/gpu-graph-dry CONFIG=/tmp/gtiny.json STEPS=4 MINUTES=1 WORKERS=0 BATCH=2 SAMPLES=32 NODES=4-6 \
-#     CHECKPOINT_EVERY=2 BENCH_NODES=10 BENCH_SCMS=1 bash packages/condfip/scripts/gpu_train_graph.sh
+#     CHECKPOINT_EVERY=2 PAIR_STEPS=4 PAIR_MINUTES=1 BENCH_NODES=10 BENCH_SCMS=1 bash packages/condfip/scripts/gpu_train_graph.sh
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 
@@ -17,6 +20,8 @@ OUT=${OUT:?set OUT to the output directory}
 CONFIG=${CONFIG:-base}
 STEPS=${STEPS:-6000}          # the schedule's length; the time limit below may end the run first
 MINUTES=${MINUTES:-8}
+PAIR_STEPS=${PAIR_STEPS:-6000}
+PAIR_MINUTES=${PAIR_MINUTES:-2}
 WORKERS=${WORKERS:-14}
 BATCH=${BATCH:-32}
 SAMPLES=${SAMPLES:-200}
@@ -38,11 +43,16 @@ PY
 
 mkdir -p "$OUT"
 start=$(date +%s)
+python -m condfip.train graph --config "$CONFIG" --steps "$PAIR_STEPS" --batch-size "$BATCH" \
+  --num-samples "$SAMPLES" --nodes "$NODES" --lr 3e-3 --warmup-steps 200 --acyclicity-weight "$ACYCLICITY" \
+  --checkpoint-every "$CHECKPOINT_EVERY" --workers "$WORKERS" --time-limit "$PAIR_MINUTES" --quiet \
+  --pairs-only --out "$OUT/pairs" 2>&1 | tee "$OUT/pairs.log"
 python -m condfip.train graph --config "$CONFIG" --steps "$STEPS" --batch-size "$BATCH" --num-samples "$SAMPLES" \
   --nodes "$NODES" --lr "$LR" --warmup-steps 200 --acyclicity-weight "$ACYCLICITY" \
   --checkpoint-every "$CHECKPOINT_EVERY" --workers "$WORKERS" --time-limit "$MINUTES" --quiet \
-  --out "$OUT/graph" 2>&1 | tee "$OUT/graph.log"
+  --init "$OUT/pairs" --out "$OUT/graph" 2>&1 | tee "$OUT/graph.log"
 echo "wall seconds: $(( $(date +%s) - start ))" | tee "$OUT/wall.txt"
+python -m condfip.graph.calibration "$OUT/graph" | tee "$OUT/calibration.json"
 
 # shellcheck disable=SC2086  # BENCH_NODES is a list of numbers
 python packages/condfip/benchmarks/bench_graph.py --model "$OUT/graph" --nodes $BENCH_NODES \
