@@ -19,6 +19,9 @@ def test_graph_small_is_shipped_and_loads_by_name() -> None:
     assert "graph-small" in shipped_checkpoints(model_type="graph")
     model = load_graph_model()
     assert model.config.pair_statistics and model.trained_max_nodes == 30
+    # a calibrated default threshold (condfip.graph.calibration), not the uncalibrated 0.5
+    assert model.inference["calibration"]["node_counts"] == [10, 20, 30]
+    assert 0.0 < model.default_threshold < 0.5
 
 
 @pytest.mark.parametrize("mechanism", ["linear", "rff"])
@@ -30,6 +33,8 @@ def test_shipped_graph_model_ranks_true_edges_high(mechanism: str) -> None:
         )
         probabilities, dag = infer_graph(dataset.data, device="cpu")
         assert probabilities.shape == (12, 12) and dag.shape == (12, 12)
+        threshold = load_graph_model().default_threshold
+        assert ((probabilities > threshold) | (dag == 0)).all()  # every DAG edge is above the default threshold
         scores.append(auroc(dataset.adjacency, probabilities))
     assert np.mean(scores) > 0.8  # chance is 0.5; the validation figures at d = 20 are in TRAINING.md
 
