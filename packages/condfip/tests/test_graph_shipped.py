@@ -34,7 +34,8 @@ def test_shipped_graph_model_ranks_true_edges_high(mechanism: str) -> None:
         probabilities, dag = infer_graph(dataset.data, device="cpu")
         assert probabilities.shape == (12, 12) and dag.shape == (12, 12)
         threshold = load_graph_model().default_threshold
-        assert ((probabilities > threshold) | (dag == 0)).all()  # every DAG edge is above the default threshold
+        # every DAG edge is above the default threshold
+        assert ((probabilities > threshold) | (dag == 0)).all()
         scores.append(auroc(dataset.adjacency, probabilities))
     assert np.mean(scores) > 0.8  # chance is 0.5; the validation figures at d = 20 are in TRAINING.md
 
