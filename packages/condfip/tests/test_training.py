@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from condfip.cli import main
+from condfip.graph import GraphModelConfig
 from condfip.model import CondFiPConfig
 from condfip.training import TrainingOptions, train
 from condfip.training.schedule import learning_rate
@@ -219,3 +220,23 @@ def test_resume_a_run_written_before_config_fields_were_added(tmp_path: Path) ->
     assert json.loads((tmp_path / "config.json").read_text())["training"]["step"] == 4
     with pytest.raises(ValueError, match="run with another config"):
         train(options(tmp_path, steps=6, resume=True, config=dataclasses.replace(TINY, decoder_blocks=2)))
+
+
+def test_init_continues_an_encoder_from_its_checkpoint(tmp_path: Path) -> None:
+    train(options(tmp_path / "first"))
+    # learning rate 0 (peak and floor): the new run's weights and their average stay where they started
+    train(options(tmp_path / "second", init_from=tmp_path / "first", lr=0.0, min_lr=0.0))
+    first = load_file(str(tmp_path / "first" / "model.safetensors"))
+    second = load_file(str(tmp_path / "second" / "model.safetensors"))
+    assert first.keys() == second.keys()
+    for name in first:
+        torch.testing.assert_close(second[name], first[name], rtol=0, atol=0, msg=name)
+    with pytest.raises(ValueError, match="describes model_type 'condfip', expected 'graph'"):
+        train(
+            options(
+                tmp_path / "third",
+                stage="graph",
+                config=GraphModelConfig(dim=8, num_heads=2, mlp_dim=16, num_layers=1, num_anchor_rows=16),
+                init_from=tmp_path / "first",
+            )
+        )
