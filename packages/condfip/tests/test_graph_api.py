@@ -107,16 +107,17 @@ def test_bad_options_are_refused(table, graph_model) -> None:
         infer_graph(table, model="graph-huge")
 
 
-def test_more_nodes_than_trained_warns(table, graph_model) -> None:
+def test_more_nodes_than_trained_warns_only_for_the_whole_table(table, graph_model) -> None:
     wider = table.assign(extra=np.random.default_rng(0).normal(size=len(table)))
     with pytest.warns(
         UserWarning, match="data has 6 columns but the graph model was trained on at most 5 nodes"
     ):
-        probabilities, dag = infer_graph(wider, model=graph_model, device="cpu")
+        probabilities, dag = infer_graph(wider, model=graph_model, device="cpu", neighborhood=None)
     assert probabilities.shape == (6, 6)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         infer_graph(table, model=graph_model, device="cpu")  # within the trained range: silent
+        infer_graph(wider, model=graph_model, device="cpu")  # beyond it, neighborhoods of 5 nodes: silent
 
 
 # ----- integration ------------------------------------------------------------------------------------------
@@ -201,6 +202,29 @@ def test_graph_command_writes_a_dag_that_infer_reads(table, graph_model, folders
     assert list(pd.read_csv(inferred).columns) == NAMES
 
 
+@pytest.mark.parametrize(("option", "neighborhood"), [("3", 3), ("none", None), ("auto", "auto")])
+def test_graph_command_passes_the_neighborhood(
+    table, graph_model, folders, tmp_path, option, neighborhood
+) -> None:
+    out, probabilities_out = tmp_path / "G.csv", tmp_path / "P.csv"
+    argv = [
+        "graph",
+        "--data",
+        str(folders["data"]),
+        "--out",
+        str(out),
+        "--probabilities",
+        str(probabilities_out),
+    ]
+    assert main([*argv, "--model", str(folders["graph"]), "--neighborhood", option, "--device", "cpu"]) == 0
+    probabilities, dag = infer_graph(table, model=graph_model, device="cpu", neighborhood=neighborhood)
+    np.testing.assert_allclose(read_graph_csv(probabilities_out).to_numpy(), probabilities, rtol=1e-12)
+    np.testing.assert_array_equal(read_graph_csv(out).to_numpy(), dag)
+    if option == "3":  # sub-tables of 3 of the 5 columns: not what the whole table gives
+        whole, _ = infer_graph(table, model=graph_model, device="cpu", neighborhood=None)
+        assert not np.allclose(probabilities, whole)
+
+
 def exit_code(argv: list[str]) -> int:
     """``main(argv)``, or the code of the SystemExit that argparse raises for a usage error."""
     try:
@@ -215,6 +239,11 @@ def exit_code(argv: list[str]) -> int:
         (["--threshold", "2"], "argument --threshold: expected a number in [0, 1], got '2'"),
         (["--required", "missing.csv"], "--required 'missing.csv': no such file"),
         (["--model", "graph-huge"], "'graph-huge' is not a shipped checkpoint"),
+        (
+            ["--neighborhood", "1"],
+            "argument --neighborhood: expected auto, none or a number of nodes >= 2, got '1'",
+        ),
+        (["--neighborhood", "local"], "expected auto, none or a number of nodes >= 2, got 'local'"),
     ],
 )
 def test_graph_command_bad_input_exits_2_with_one_line(folders, tmp_path, capsys, extra, message) -> None:

@@ -25,6 +25,18 @@ def _probability(text: str) -> float:
     return value
 
 
+def _neighborhood(text: str) -> int | str | None:
+    if text in ("auto", "none"):
+        return None if text == "none" else text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"expected auto, none or a number of nodes >= 2, got {text!r}")
+    return value
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``graph`` to the ``condfip`` command line."""
     parser = subparsers.add_parser(
@@ -45,6 +57,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=_probability,
         help="edge threshold (default: the model's own, chosen for the best edge F1 on held-out SCMs; 0.5 for "
         "an uncalibrated model)",
+    )
+    parser.add_argument(
+        "--neighborhood",
+        type=_neighborhood,
+        default="auto",
+        help="auto (default): on more columns than the model was trained on, score each node's edges on a "
+        "sub-table of the node and its most related columns; none: always the whole table; K: sub-tables of K "
+        "columns",
     )
     parser.add_argument("--required", type=Path, help="CSV 'source,target' of edges that must be in the DAG")
     parser.add_argument("--forbidden", type=Path, help="CSV 'source,target' of edges that must not be")
@@ -79,6 +99,7 @@ def run_graph(args: argparse.Namespace) -> int:
         required=required,
         forbidden=forbidden,
         device=args.device,
+        neighborhood=args.neighborhood,
     )
     names = [str(name) for name in data.columns]
     if args.probabilities is not None:

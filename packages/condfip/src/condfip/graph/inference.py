@@ -23,6 +23,9 @@ from condfip.api.inputs import context_from_user
 from condfip.graph.checkpoint import DEFAULT_GRAPH_MODEL, load_graph_model
 from condfip.graph.dag import dag_from_probabilities
 from condfip.graph.model import GraphModel
+from condfip.graph.neighborhoods import local_edge_logits
+
+AUTO_NEIGHBORHOOD = "auto"
 
 
 @functools.lru_cache(maxsize=4)
@@ -102,11 +105,43 @@ def constraint_mask(edges: object, columns: Sequence[Hashable], parameter: str) 
     return mask
 
 
+def resolve_neighborhood(neighborhood: object, num_nodes: int, trained_max_nodes: int | None) -> int | None:
+    """The neighborhood size ``infer_graph`` uses on a table of ``num_nodes`` columns, None for the whole table.
+
+    ``"auto"``: the model's largest training node count when the table has more columns, else the whole table;
+    an int ``k >= 2``: neighborhoods of ``k`` nodes (the whole table when ``k >= num_nodes``); None: the whole
+    table.
+    """
+    if neighborhood is None:
+        return None
+    if neighborhood == AUTO_NEIGHBORHOOD:
+        if trained_max_nodes is not None and num_nodes > trained_max_nodes:
+            return max(trained_max_nodes, 2)
+        return None
+    if isinstance(neighborhood, bool) or not isinstance(neighborhood, int | np.integer) or neighborhood < 2:
+        raise ValueError(
+            f"neighborhood must be 'auto', None (the whole table) or a number of nodes >= 2, got {neighborhood!r}"
+        )
+    return int(neighborhood) if neighborhood < num_nodes else None
+
+
 @torch.inference_mode()
 def edge_probabilities(
-    model: GraphModel, standardized: np.ndarray, *, device: torch.device, chunk_size: int | None = None
+    model: GraphModel,
+    standardized: np.ndarray,
+    *,
+    device: torch.device,
+    chunk_size: int | None = None,
+    neighborhood_size: int | None = None,
 ) -> np.ndarray:
-    """Edge probabilities [d, d] (float64, zero diagonal) of one standardized table [n, d]."""
+    """Edge probabilities [d, d] (float64, zero diagonal) of one standardized table [n, d]: from the whole
+    table, or from one neighborhood of ``neighborhood_size`` nodes per node (``condfip.graph.neighborhoods``)."""
+    if neighborhood_size is not None:
+        logits = local_edge_logits(
+            model, standardized, neighborhood_size, device=device, chunk_size=chunk_size
+        )  # [d, d]
+        with np.errstate(over="ignore"):
+            return 1.0 / (1.0 + np.exp(-logits))
     d = standardized.shape[1]
     dtype = next(model.parameters()).dtype
     data = torch.as_tensor(standardized, dtype=dtype, device=device)[None]  # [1, n, d]
@@ -124,6 +159,7 @@ def infer_graph(
     columns: Sequence[Hashable] | None = None,
     device: str | torch.device = "auto",
     chunk_size: int | None = None,
+    neighborhood: int | str | None = AUTO_NEIGHBORHOOD,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Infer the causal graph of ``data`` zero-shot: ``(probabilities [d, d], dag [d, d])``.
 
@@ -141,7 +177,10 @@ def infer_graph(
     model: a GraphModel, a shipped name (default ``"graph-small"``), a checkpoint folder or a Hub repo id.
     required / forbidden: known edges, as a list of ``(source, target)`` pairs (column names, or column
     positions), a networkx DiGraph, or a [d, d] adjacency.
-    More columns than the model was trained on are allowed, with a warning (quality is unmeasured there).
+    neighborhood: on more columns than the model was trained on (``"auto"``, the default), each node's edges
+    are scored on a sub-table of the node and its most related columns, as many as the largest training graph
+    (``condfip.graph.neighborhoods``), which keeps the model's inputs in their training range; an int sets that
+    size for any table, None always scores the whole table (with a warning beyond the training range).
     """
     values, names, standardization = context_from_user(data, columns)
     if threshold is not None and (
@@ -157,15 +196,21 @@ def infer_graph(
     if threshold is None:
         threshold = graph_model.default_threshold
     trained = graph_model.trained_max_nodes
-    if trained is not None and len(names) > trained:
+    neighborhood_size = resolve_neighborhood(neighborhood, len(names), trained)
+    if neighborhood_size is None and trained is not None and len(names) > trained:
         warnings.warn(
-            f"data has {len(names)} columns but the graph model was trained on at most {trained} nodes; "
-            "its quality is unmeasured there",
+            f"data has {len(names)} columns but the graph model was trained on at most {trained} nodes and the "
+            "whole table is scored, where its probabilities degrade; the default neighborhood='auto' scores "
+            "one sub-table per node instead",
             UserWarning,
             stacklevel=2,
         )
     probabilities = edge_probabilities(
-        graph_model, standardization.data_to_standard(values), device=torch_device, chunk_size=chunk_size
+        graph_model,
+        standardization.data_to_standard(values),
+        device=torch_device,
+        chunk_size=chunk_size,
+        neighborhood_size=neighborhood_size,
     )
     dag = dag_from_probabilities(probabilities, threshold=threshold, required=must, forbidden=never)
     return probabilities, dag
