@@ -1,6 +1,7 @@
 """Inference speed and memory of the condfip API (figures go to packages/condfip/BENCHMARKS.md, "Inference").
 
     python packages/condfip/benchmarks/bench_inference.py [--model small] [--dowhy-python PATH]
+        [--device auto|cpu|cuda] [--json out.json]
 
 1. For d in {10, 20, 50, 100} with 400 context rows (scm-gen P_IN, RFF): seconds to ``infer`` and then draw
    1,000 observational plus 1,000 interventional rows (median of --repeats runs); DoWhy-GCM side by side on the
@@ -11,7 +12,9 @@
    context rows at d = 20: flat in the context size when chunking works.
 
 Both methods run with --threads threads (default 1) and report wall-clock and process-CPU seconds; on a shared
-machine the CPU seconds are the figures to compare.
+machine the CPU seconds are the figures to compare. On CUDA (``--device cuda``; ``auto`` takes it when present)
+the wall-clock is the figure (every call returns DataFrames, so the GPU work is finished when it returns), and
+the memory figures add the peak of CUDA memory allocated by torch.
 """
 
 from __future__ import annotations
@@ -147,22 +150,41 @@ def _status_mib(field: str) -> float:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def memory_child(model_name: str, num_context: int) -> None:
+def memory_child(model_name: str, num_context: int, device: str) -> None:
+    import torch
+
     from condfip import CondFiP
 
-    model = CondFiP.from_pretrained(model_name)
+    model = CondFiP.from_pretrained(model_name, device=device)
     data = dataset(20, num_context=num_context)
+    cuda = model.device.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize()
+        cuda_before = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
     with open("/proc/self/clear_refs", "w") as clear:
         clear.write("5")  # reset the peak (VmHWM) to the current RSS
     before = _status_mib("VmRSS")
     scm = model.infer(data.context_data, data.adjacency)
     scm.noise()  # one decoder pass over every context row
     scm.sample(NUM_SAMPLES, seed=0)
-    print(json.dumps({"before_mib": before, "peak_mib": _status_mib("VmHWM")}))
+    figures = {"before_mib": before, "peak_mib": _status_mib("VmHWM")}
+    if cuda:
+        figures["cuda_peak_above_mib"] = (torch.cuda.max_memory_allocated() - cuda_before) / 2**20
+    print(json.dumps(figures))
 
 
-def peak_memory(model_name: str, num_context: int) -> dict:
-    command = [sys.executable, __file__, "--model", model_name, "--memory-child", str(num_context)]
+def peak_memory(model_name: str, num_context: int, device: str) -> dict:
+    command = [
+        sys.executable,
+        __file__,
+        "--model",
+        model_name,
+        "--device",
+        device,
+        "--memory-child",
+        str(num_context),
+    ]
     finished = subprocess.run(command, capture_output=True, text=True, check=True, env=thread_environment())
     return json.loads(finished.stdout.strip().splitlines()[-1])
 
@@ -185,18 +207,22 @@ def main() -> None:
         help="torch / BLAS threads for both methods (default 1: CPU seconds stay honest on a shared machine, "
         "where idle OpenMP threads spin and inflate them)",
     )
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
+    parser.add_argument("--json", help="also write the figures to this JSON file")
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
     if args.memory_child is not None:
-        memory_child(args.model, args.memory_child)
+        memory_child(args.model, args.memory_child, args.device)
         return
 
     from condfip import CondFiP
 
-    model = CondFiP.from_pretrained(args.model)
+    model = CondFiP.from_pretrained(args.model, device=args.device)
+    device_name = torch.cuda.get_device_name(model.device) if model.device.type == "cuda" else "cpu"
+    results: dict = {"model": args.model, "device": device_name, "torch": torch.__version__, "generate": {}}
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads), device {model.device}, model {args.model!r}, "
@@ -220,6 +246,7 @@ def main() -> None:
             theirs = dowhy_seconds(
                 dowhy_python, data.context_data, data.adjacency, node, data.intervention_value, args.repeats
             )
+        results["generate"][num_nodes] = {"condfip": ours, "dowhy": theirs}
         line = f"{num_nodes:>5} {ours[0]:>14.3f} {ours[1]:>8.3f}"
         if isinstance(theirs, tuple):
             line += f" {theirs[0]:>11.3f} {theirs[1]:>8.3f} {theirs[0] / ours[0]:>13.1f}x {theirs[1] / ours[1]:>5.1f}x"
@@ -233,11 +260,13 @@ def main() -> None:
     ]
     runs = {
         f"infer_batch(batch_size={b})": (lambda b=b: model.infer_batch(datasets, batch_size=b))
-        for b in (1, 4, 16)
+        for b in (1, 4, 16, 64)
     }
     runs["one-by-one infer"] = lambda: [model.infer(x, g) for x, g in datasets]
+    results["infer_batch"] = {}
     for name, run in runs.items():
         wall, cpu = median_seconds(run, 1)
+        results["infer_batch"][name] = {"datasets_per_second_wall": len(datasets) / wall}
         print(
             f"  {name:<26} {len(datasets) / wall:8.2f} /s wall {len(datasets) / cpu:8.2f} /s CPU", flush=True
         )
@@ -245,14 +274,26 @@ def main() -> None:
     print(
         "\n3. peak memory (peak RSS during the work, fresh process), d = 20: infer + context noise + 1,000 samples"
     )
+    results["memory"] = {}
     for num_context in args.memory_rows:
-        figures = peak_memory(args.model, num_context)
+        figures = peak_memory(args.model, num_context, args.device)
+        results["memory"][num_context] = figures
+        cuda_peak = figures.get("cuda_peak_above_mib")
+        if cuda_peak is not None:
+            print(
+                f"  {num_context:>7} context rows: CUDA memory allocated above the loaded model and data: "
+                f"{cuda_peak:7.0f} MiB",
+                flush=True,
+            )
         print(
             f"  {num_context:>7} context rows: peak {figures['peak_mib']:7.0f} MiB, "
             f"{figures['peak_mib'] - figures['before_mib']:6.0f} MiB above the RSS after imports, model and data "
             f"({figures['before_mib']:.0f} MiB)",
             flush=True,
         )
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(results, handle, indent=2)
 
 
 if __name__ == "__main__":

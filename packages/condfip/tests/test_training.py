@@ -18,7 +18,7 @@ from condfip.cli import main
 from condfip.graph import GraphModelConfig
 from condfip.model import CondFiPConfig
 from condfip.training import TrainingOptions, train
-from condfip.training.schedule import learning_rate
+from condfip.training.schedule import learning_rate, learning_rate_by_time
 
 TINY = CondFiPConfig(
     dim=8, num_heads=2, mlp_dim=16, encoder_pairs=1, embedding_pairs=1, decoder_blocks=1, num_anchor_rows=16
@@ -55,6 +55,35 @@ def test_schedule_warms_up_decays_and_stays_at_floor() -> None:
     assert rates[0] == pytest.approx(0.1) and rates[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(rates[10:100], rates[11:100], strict=False))
     assert rates[100:] == [pytest.approx(0.1)] * 50  # clamped: no second cycle
+
+
+def test_schedule_by_time_decays_over_the_time_limit() -> None:
+    def rate(step: int, elapsed: float) -> float:
+        return learning_rate_by_time(step, elapsed, peak=1.0, warmup_steps=4, time_limit_s=100.0, floor=0.1)
+
+    assert rate(0, 0.0) == pytest.approx(0.25) and rate(3, 0.0) == pytest.approx(1.0)  # warm-up by steps
+    assert rate(10, 50.0) == pytest.approx(0.55)  # half the time: half-way down the cosine
+    decay = [rate(10, t) for t in range(0, 101, 5)]
+    assert all(a > b for a, b in zip(decay, decay[1:], strict=False))
+    assert rate(10, 100.0) == rate(10, 1e6) == pytest.approx(0.1)  # the floor once the time has passed
+    assert rate(1, 1e6) == pytest.approx(0.05)  # warm-up still scales it
+
+
+def test_training_with_the_schedule_by_time(tmp_path: Path) -> None:
+    # a limit far beyond the run: all steps, the rate still near its peak
+    train(options(tmp_path / "long", steps=4, time_limit_s=3600.0, schedule_by_time=True, min_lr=1e-5))
+    logs = [json.loads(line) for line in (tmp_path / "long" / "train_log.jsonl").read_text().splitlines()]
+    assert logs[-1]["step"] == 4 and 0.99e-3 < logs[-1]["lr"] <= 1e-3
+    recipe = json.loads((tmp_path / "long" / "config.json").read_text())["training"]
+    assert recipe["schedule_by_time"] is True and recipe["time_limit_s"] == 3600.0
+    # a limit already spent after the first step: it ends there, at the floor times the warm-up's first factor
+    train(options(tmp_path / "short", steps=4, time_limit_s=1e-6, schedule_by_time=True, min_lr=1e-5))
+    logs = [json.loads(line) for line in (tmp_path / "short" / "train_log.jsonl").read_text().splitlines()]
+    assert logs[-1]["step"] == 1 and logs[-1]["lr"] == pytest.approx(0.5e-5)
+    with pytest.raises(ValueError, match="--schedule-by-time decays the rate over --time-limit"):
+        train(options(tmp_path / "none", schedule_by_time=True))
+    with pytest.raises(ValueError, match="a resumed run cannot replay"):
+        train(options(tmp_path / "long", time_limit_s=60.0, schedule_by_time=True, resume=True))
 
 
 def test_encoder_then_decoder_writes_checkpoints_and_logs(tmp_path: Path) -> None:

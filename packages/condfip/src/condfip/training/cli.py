@@ -65,6 +65,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--stop-at", type=int, help="end after this step (checkpointed); --resume continues")
     parser.add_argument("--time-limit", type=float, help="minutes; end (checkpointed) when they have passed")
+    parser.add_argument(
+        "--schedule-by-time",
+        action="store_true",
+        help="decay the rate (cosine) over --time-limit instead of --steps: for time-boxed runs whose step "
+        "count is not known in advance",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument(
         "--acyclicity-weight",
@@ -115,6 +121,7 @@ def options_from_args(args: argparse.Namespace) -> TrainingOptions:
         progress=not args.quiet,
         stop_at=args.stop_at,
         time_limit_s=None if args.time_limit is None else 60.0 * args.time_limit,
+        schedule_by_time=args.schedule_by_time,
         acyclicity_weight=args.acyclicity_weight,
         rollout_weight=args.rollout_weight,
         rollout_rows=args.rollout_rows,

@@ -38,7 +38,7 @@ from condfip.checkpoint import (
 from condfip.model import CondFiPConfig, CondFiPModel, fixed_point_generate
 from condfip.training.data import StreamSpec, training_loader
 from condfip.training.ema import WeightAverage
-from condfip.training.schedule import learning_rate
+from condfip.training.schedule import learning_rate, learning_rate_by_time
 from condfip.training.stages import Stage, stage_for
 from condfip.training.state import load_training_state, save_training_state
 from condfip.training.validation import build_validation_set, evaluate
@@ -73,6 +73,7 @@ class TrainingOptions:
     device: str = "auto"
     progress: bool = True
     time_limit_s: float | None = None  # end (checkpointed) once this much wall time has passed
+    schedule_by_time: bool = False  # cosine decay over the time limit instead of --steps (time-boxed runs)
     stop_at: int | None = (
         None  # end this process after this step, with the schedule of --steps (resume later)
     )
@@ -93,6 +94,14 @@ class TrainingOptions:
             raise ValueError("the decoder stage needs --encoder DIR, the checkpoint of a trained encoder")
         if self.stage == "decoder" and self.num_samples < 4:
             raise ValueError(f"--num-samples must be >= 4 to split context and query, got {self.num_samples}")
+        if self.schedule_by_time and (self.time_limit_s is None or self.time_limit_s <= 0):
+            raise ValueError(
+                "--schedule-by-time decays the rate over --time-limit; give --time-limit MINUTES"
+            )
+        if self.schedule_by_time and self.resume:
+            raise ValueError(
+                "--schedule-by-time follows wall time, which a resumed run cannot replay; drop one of them"
+            )
         if self.pairs_only and self.stage != "graph":
             raise ValueError("--pairs-only applies to the graph stage only; drop it")
         if self.rollout_weight < 0 or self.rollout_rows < 1:
@@ -111,6 +120,8 @@ class TrainingOptions:
             keys += ("rollout_weight", "rollout_rows")
         if self.pairs_only:
             keys += ("pairs_only",)
+        if self.schedule_by_time:
+            keys += ("schedule_by_time", "time_limit_s")
         values = {key: getattr(self, key) for key in keys}
         if self.init_from is not None:
             values["init_from"] = str(self.init_from)
@@ -301,14 +312,30 @@ def train(options: TrainingOptions) -> dict[str, float]:
         tick = time.perf_counter()
         data, noise, parents = (t.to(device, non_blocking=True) for t in next(batches))
         got_data = time.perf_counter()
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(
+        if options.schedule_by_time:
+            elapsed = got_data - run_started
+            if ranks.world_size > 1:  # every rank must take the same rate: rank clocks differ
+                clock = torch.tensor([elapsed], dtype=torch.float64, device=device)
+                dist.all_reduce(clock, op=dist.ReduceOp.MAX)
+                elapsed = float(clock.item())
+            rate = learning_rate_by_time(
+                step,
+                elapsed,
+                peak=options.lr,
+                warmup_steps=options.warmup_steps,
+                time_limit_s=options.time_limit_s,
+                floor=options.min_lr,
+            )
+        else:
+            rate = learning_rate(
                 step,
                 peak=options.lr,
                 warmup_steps=options.warmup_steps,
                 total_steps=options.steps,
                 floor=options.min_lr,
             )
+        for group in optimizer.param_groups:
+            group["lr"] = rate
         with autocast:
             loss = loss_module(data, noise, parents, step)
         optimizer.zero_grad(set_to_none=True)
