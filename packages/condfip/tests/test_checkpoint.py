@@ -121,3 +121,92 @@ def test_no_pickle_anywhere() -> None:
         if "torch.load(" in path.read_text() or "import pickle" in path.read_text()
     ]
     assert offenders == []
+
+
+# ----- shards ------------------------------------------------------------------------------------------------
+
+
+def _weight_bytes(model: CondFiPModel) -> int:
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values())
+
+
+def test_sharded_round_trip_is_bit_exact(saved, tmp_path: Path) -> None:
+    from condfip.checkpoint import INDEX_NAME, save_model
+
+    model, _ = saved
+    limit = _weight_bytes(model) // 3 + 1
+    folder = tmp_path / "sharded"
+    save_model(model, folder, max_shard_bytes=limit)
+    shards = sorted(p.name for p in folder.glob("model-*.safetensors"))
+    assert len(shards) >= 3 and not (folder / "model.safetensors").exists()
+    assert shards[0] == f"model-00001-of-{len(shards):05d}.safetensors"
+    index = json.loads((folder / INDEX_NAME).read_text())
+    assert index["metadata"]["total_size"] == _weight_bytes(model)
+    assert set(index["weight_map"]) == set(model.state_dict()) and set(index["weight_map"].values()) == set(
+        shards
+    )
+    for shard in shards:  # every shard under the limit unless a single tensor is larger
+        tensors = load_file(str(folder / shard))
+        size = sum(t.numel() * t.element_size() for t in tensors.values())
+        assert size <= limit or len(tensors) == 1
+    loaded = CondFiPModel.from_pretrained(folder)
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor), name
+    # the user API and the shipped-name registry take a sharded folder as a checkpoint
+    from condfip import CondFiP
+    from condfip.pretrained import shipped_checkpoints
+
+    assert CondFiP.from_pretrained(folder, device="cpu").model.config == model.config
+    assert shipped_checkpoints(tmp_path) == {"sharded": folder}
+    # saving again in one file removes the shards and the index (never both forms)
+    save_model(model, folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+
+
+def test_bfloat16_storage_loads_as_float32(saved, tmp_path: Path) -> None:
+    from condfip.checkpoint import save_model
+
+    model, _ = saved
+    save_model(model, tmp_path / "bf16", dtype=torch.bfloat16, max_shard_bytes=_weight_bytes(model) // 4)
+    loaded = CondFiPModel.from_pretrained(tmp_path / "bf16")
+    for name, tensor in model.state_dict().items():
+        assert loaded.state_dict()[name].dtype == tensor.dtype
+        assert torch.equal(loaded.state_dict()[name], tensor.to(torch.bfloat16).to(tensor.dtype)), name
+
+
+def test_bad_shards_are_refused(saved, tmp_path: Path) -> None:
+    from condfip.checkpoint import INDEX_NAME, save_model
+
+    model, _ = saved
+    folder = tmp_path / "sharded"
+    save_model(model, folder, max_shard_bytes=_weight_bytes(model) // 2 + 1)
+    index_path = folder / INDEX_NAME
+    index = json.loads(index_path.read_text())
+
+    save_file({"x": torch.zeros(1)}, str(folder / "model.safetensors"))
+    with pytest.raises(ValueError, match="holds both model.safetensors and model.safetensors.index.json"):
+        CondFiPModel.from_pretrained(folder)
+    (folder / "model.safetensors").unlink()
+
+    moved = dict(index["weight_map"])
+    first = next(iter(moved))
+    moved[first] = next(name for name in sorted(set(moved.values())) if name != moved[first])
+    index_path.write_text(json.dumps({**index, "weight_map": moved}))
+    with pytest.raises(ValueError, match=f"does not hold the tensors .* assigns to it \\(differing: {first}"):
+        CondFiPModel.from_pretrained(folder)
+
+    index_path.write_text(json.dumps({"weight_map": {first: "../elsewhere.safetensors"}}))
+    with pytest.raises(ValueError, match="must map every tensor name to a shard file named model-NNNNN"):
+        CondFiPModel.from_pretrained(folder)
+    index_path.write_text("{not json")
+    with pytest.raises(ValueError, match="cannot read .*index.json.*corrupted"):
+        CondFiPModel.from_pretrained(folder)
+
+    index_path.write_text(json.dumps(index))
+    last = sorted(set(index["weight_map"].values()))[-1]
+    (folder / last).unlink()
+    with pytest.raises(ValueError, match=f"{last} is missing"):
+        CondFiPModel.from_pretrained(folder)
+
+    with pytest.raises(ValueError, match="max_shard_bytes must be a positive number of bytes"):
+        save_model(model, tmp_path / "bad", max_shard_bytes=0)

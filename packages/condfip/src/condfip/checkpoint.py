@@ -2,11 +2,16 @@
 
 ``config.json`` holds the format version, the package version, the architecture and the training recipe.
 Loading refuses an unknown format, missing or extra tensors and wrong shapes with a message naming them.
+
+Large weights may be split into shards, as Hugging Face does: ``model-00001-of-00002.safetensors``, ... and
+``model.safetensors.index.json`` (``{"metadata": {"total_size": bytes}, "weight_map": {tensor: shard}}``), in
+place of ``model.safetensors`` (``save_model(max_shard_bytes=)``). A folder holds one form or the other.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +25,9 @@ from condfip.model.config import CondFiPConfig
 FORMAT_VERSION = 1
 MODEL_TYPE = "condfip"
 WEIGHTS_NAME = "model.safetensors"
+INDEX_NAME = "model.safetensors.index.json"
 CONFIG_NAME = "config.json"
+_SHARD_NAME = re.compile(r"^model-\d{5}-of-\d{5}\.safetensors$")
 
 
 def package_version() -> str:
@@ -36,17 +43,26 @@ def save_model(
     training: dict[str, Any] | None = None,
     model_type: str = MODEL_TYPE,
     sections: dict[str, Any] | None = None,
+    max_shard_bytes: int | None = None,
+    dtype: torch.dtype | None = None,
 ) -> None:
     """Write the weights, then the config, each through a temporary file and one rename.
 
     ``model`` is any module with a ``config`` that has ``to_dict()``; ``model_type`` names its kind;
     ``sections`` are further top-level entries of ``config.json`` (the graph model's ``"inference"``).
+    ``max_shard_bytes``: weights larger than this are split into shards with an index (module docstring).
+    ``dtype``: store floating-point tensors in this type (``torch.bfloat16`` halves the files; loading casts
+    back to the model's type).
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {name: tensor.detach().contiguous().cpu() for name, tensor in model.state_dict().items()}
-    with atomic_file(directory / WEIGHTS_NAME) as temporary:
-        save_file(tensors, str(temporary), metadata={"format": "pt", "model_type": model_type})
+    if dtype is not None:
+        tensors = {
+            name: tensor.to(dtype) if tensor.is_floating_point() else tensor
+            for name, tensor in tensors.items()
+        }
+    write_weights(tensors, directory, model_type=model_type, max_shard_bytes=max_shard_bytes)
     config = {
         "model_type": model_type,
         "format_version": FORMAT_VERSION,
@@ -56,6 +72,50 @@ def save_model(
         **(sections or {}),
     }
     write_json(directory / CONFIG_NAME, config)
+
+
+def write_weights(
+    tensors: dict[str, torch.Tensor],
+    directory: Path,
+    *,
+    model_type: str = MODEL_TYPE,
+    max_shard_bytes: int | None = None,
+) -> None:
+    """``model.safetensors``, or shards and their index when the tensors exceed ``max_shard_bytes``; the other
+    form's files are removed afterwards, so the folder never holds both."""
+    if max_shard_bytes is not None and max_shard_bytes < 1:
+        raise ValueError(f"max_shard_bytes must be a positive number of bytes or None, got {max_shard_bytes}")
+    metadata = {"format": "pt", "model_type": model_type}
+    total = sum(tensor.numel() * tensor.element_size() for tensor in tensors.values())
+    stale = sorted(path for path in directory.iterdir() if _SHARD_NAME.match(path.name))
+    if max_shard_bytes is None or total <= max_shard_bytes:
+        with atomic_file(directory / WEIGHTS_NAME) as temporary:
+            save_file(tensors, str(temporary), metadata=metadata)
+        stale.append(directory / INDEX_NAME)
+    else:
+        shards: list[dict[str, torch.Tensor]] = [{}]
+        size = 0
+        for (
+            name,
+            tensor,
+        ) in tensors.items():  # in state-dict order; a tensor larger than the limit stands alone
+            nbytes = tensor.numel() * tensor.element_size()
+            if shards[-1] and size + nbytes > max_shard_bytes:
+                shards.append({})
+                size = 0
+            shards[-1][name] = tensor
+            size += nbytes
+        names = [f"model-{k + 1:05d}-of-{len(shards):05d}.safetensors" for k in range(len(shards))]
+        for shard, file_name in zip(shards, names, strict=True):
+            with atomic_file(directory / file_name) as temporary:
+                save_file(shard, str(temporary), metadata=metadata)
+        weight_map = {
+            name: file_name for shard, file_name in zip(shards, names, strict=True) for name in shard
+        }
+        write_json(directory / INDEX_NAME, {"metadata": {"total_size": total}, "weight_map": weight_map})
+        stale = [path for path in stale if path.name not in names] + [directory / WEIGHTS_NAME]
+    for path in stale:
+        path.unlink(missing_ok=True)
 
 
 def write_json(path: Path, value: Any) -> None:
@@ -96,6 +156,44 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
         raise ValueError(f"cannot read {path}: {error}; the file is truncated or corrupted") from error
 
 
+def read_checkpoint_weights(directory: str | Path) -> tuple[dict[str, torch.Tensor], Path]:
+    """The tensors of a checkpoint folder, from ``model.safetensors`` or from shards and their index, and the
+    file they were read from (for messages)."""
+    directory = Path(directory)
+    index_path = directory / INDEX_NAME
+    if not index_path.is_file():
+        return read_weights(directory / WEIGHTS_NAME), directory / WEIGHTS_NAME
+    if (directory / WEIGHTS_NAME).is_file():
+        raise ValueError(
+            f"{directory} holds both {WEIGHTS_NAME} and {INDEX_NAME}; keep one form of the weights (re-save it)"
+        )
+    try:
+        index = json.loads(index_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"cannot read {index_path}: {error}; the file is corrupted, re-save it") from error
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict) or not all(
+        isinstance(name, str) and isinstance(file_name, str) and _SHARD_NAME.match(file_name)
+        for name, file_name in weight_map.items()
+    ):
+        raise ValueError(
+            f"{index_path} must map every tensor name to a shard file named model-NNNNN-of-NNNNN.safetensors "
+            "in 'weight_map'; re-save the checkpoint"
+        )
+    tensors: dict[str, torch.Tensor] = {}
+    for file_name in sorted(set(weight_map.values())):
+        shard = read_weights(directory / file_name)
+        listed = {name for name, owner in weight_map.items() if owner == file_name}
+        if set(shard) != listed:
+            surprises = sorted(set(shard) ^ listed)
+            raise ValueError(
+                f"{directory / file_name} does not hold the tensors {index_path.name} assigns to it "
+                f"(differing: {_names(surprises)}); re-save the checkpoint"
+            )
+        tensors.update(shard)
+    return tensors, index_path
+
+
 def check_tensors(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor], source: Path) -> None:
     missing = sorted(set(expected) - set(found))
     extra = sorted(set(found) - set(expected))
@@ -124,8 +222,7 @@ def load_model(directory: str | Path, *, map_location: str | torch.device = "cpu
     directory = Path(directory)
     config = read_config(directory)
     model = CondFiPModel(CondFiPConfig.from_dict(config["architecture"]))
-    weights_path = directory / WEIGHTS_NAME
-    tensors = read_weights(weights_path)
+    tensors, weights_path = read_checkpoint_weights(directory)
     expected = model.state_dict()
     check_tensors(expected, tensors, weights_path)
     model.load_state_dict({name: tensor.to(expected[name].dtype) for name, tensor in tensors.items()})

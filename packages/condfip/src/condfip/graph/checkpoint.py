@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from condfip.checkpoint import WEIGHTS_NAME, check_tensors, read_config, read_weights, save_model
+from condfip.checkpoint import check_tensors, read_checkpoint_weights, read_config, save_model
 from condfip.graph.config import GraphModelConfig
 from condfip.graph.model import GraphModel
 
@@ -52,8 +52,7 @@ def load_graph_model(
     )
     config = read_config(directory, model_type=GRAPH_MODEL_TYPE)
     model = GraphModel(GraphModelConfig.from_dict(config["architecture"]))
-    weights_path = Path(directory) / WEIGHTS_NAME
-    tensors = read_weights(weights_path)
+    tensors, weights_path = read_checkpoint_weights(directory)
     expected = model.state_dict()
     check_tensors(expected, tensors, weights_path)
     model.load_state_dict({name: tensor.to(expected[name].dtype) for name, tensor in tensors.items()})

@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from condfip.pretrained.registry import CHECKPOINT_FILES
+from condfip.pretrained.registry import CHECKPOINT_FILES, SHARDED_FILES
 
 MODEL_CARD = """---
 library_name: condfip
@@ -53,7 +53,7 @@ def download_checkpoint(
             revision=revision,
             cache_dir=cache_dir,
             local_files_only=local_files_only,
-            allow_patterns=list(CHECKPOINT_FILES),
+            allow_patterns=[*CHECKPOINT_FILES, *SHARDED_FILES],
         )
     except (LocalEntryNotFoundError, OfflineModeIsEnabled):
         raise ValueError(

@@ -8,6 +8,7 @@ from importlib import resources
 from pathlib import Path
 
 CHECKPOINT_FILES = ("config.json", "model.safetensors")
+SHARDED_FILES = ("model.safetensors.index.json", "model-*-of-*.safetensors")  # in place of model.safetensors
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -16,8 +17,16 @@ def shipped_root() -> Path:
     return Path(str(resources.files("condfip.pretrained")))
 
 
+def _missing_files(folder: Path) -> list[str]:
+    """The files a checkpoint folder lacks: config.json, and the weights in one file or as indexed shards."""
+    missing = [] if (folder / "config.json").is_file() else ["config.json"]
+    if not ((folder / "model.safetensors").is_file() or (folder / SHARDED_FILES[0]).is_file()):
+        missing.append("model.safetensors")
+    return missing
+
+
 def _is_checkpoint(folder: Path) -> bool:
-    return folder.is_dir() and all((folder / name).is_file() for name in CHECKPOINT_FILES)
+    return folder.is_dir() and not _missing_files(folder)
 
 
 def _model_type(folder: Path) -> str:
@@ -44,11 +53,12 @@ def shipped_checkpoints(root: Path | None = None, *, model_type: str = "condfip"
 
 
 def _check_folder(folder: Path) -> Path:
-    missing = [name for name in CHECKPOINT_FILES if not (folder / name).is_file()]
+    missing = _missing_files(folder)
     if missing:
         raise ValueError(
             f"checkpoint folder {str(folder)!r} lacks {missing}; a checkpoint is a folder with "
-            f"{' and '.join(CHECKPOINT_FILES)} (written by save_pretrained)"
+            f"{' and '.join(CHECKPOINT_FILES)} (or, for large weights, {SHARDED_FILES[0]} and its shards), written by "
+            "save_pretrained"
         )
     return folder
 

@@ -28,11 +28,10 @@ from tqdm import tqdm
 
 from condfip.checkpoint import (
     MODEL_TYPE,
-    WEIGHTS_NAME,
     check_tensors,
     load_model,
+    read_checkpoint_weights,
     read_config,
-    read_weights,
     write_json,
 )
 from condfip.model import CondFiPConfig, CondFiPModel, fixed_point_generate
@@ -402,8 +401,7 @@ def initialize_from(model: nn.Module, options: TrainingOptions) -> None:
             f"--init {directory} has the architecture {stored['architecture']}, but this run asks for "
             f"{options.config.to_dict()}; pass the --config it was trained with"
         )
-    weights_path = directory / WEIGHTS_NAME
-    tensors = read_weights(weights_path)
+    tensors, weights_path = read_checkpoint_weights(directory)
     expected = model.state_dict()
     check_tensors(expected, tensors, weights_path)
     model.load_state_dict({name: tensor.to(expected[name].dtype) for name, tensor in tensors.items()})
