@@ -72,9 +72,9 @@ DOWHY_CHILD = """
 import json, sys, time
 import networkx as nx, numpy as np, pandas as pd
 from dowhy import gcm
-gcm.config.set_default_n_jobs(1)  # one process: its CPU seconds are all counted, like Cond-FiP's one thread
 gcm.config.disable_progress_bars()
 payload = json.loads(sys.stdin.read())
+gcm.config.set_default_n_jobs(payload["jobs"])  # 1 (the default): its CPU seconds are all counted
 data = pd.DataFrame(np.array(payload["data"]), columns=[f"x{j}" for j in range(len(payload["data"][0]))])
 adjacency = np.array(payload["adjacency"])
 graph = nx.DiGraph([(f"x{i}", f"x{j}") for i, j in zip(*np.nonzero(adjacency))])
@@ -105,6 +105,7 @@ def dowhy_seconds(
         "value": value,
         "repeats": repeats,
         "num_samples": NUM_SAMPLES,
+        "jobs": int(thread_environment()["OMP_NUM_THREADS"]),
     }
     finished = subprocess.run(
         [python, "-c", DOWHY_CHILD],

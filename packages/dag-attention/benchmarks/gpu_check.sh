@@ -7,7 +7,13 @@
 #   bash packages/dag-attention/benchmarks/gpu_check.sh --cpu-interpret  # no GPU: the same kernels in Triton's
 #                                                                        # CPU interpreter, small shapes
 # Exit status: 0 when the tests pass (the benchmark only reports), 1 otherwise, 2 for a bad argument.
+# Settings for a longer session (scripts/gpu_session.sh): PARTS ("tests bench": run one or both), time limits
+# in seconds TESTS_LIMIT_S (210 on a GPU, 1200 in the interpreter), BENCH_LIMIT_S (250; 600), BENCH_BUDGET_S
+# (200: later benchmark cases are skipped past it), SWEEP (1: also time the tile shapes; GPU only).
 set -uo pipefail
+PARTS=${PARTS:-tests bench}
+BENCH_BUDGET_S=${BENCH_BUDGET_S:-200}
+SWEEP=${SWEEP:-1}
 
 mode=gpu
 case "${1:-}" in
@@ -15,6 +21,11 @@ case "${1:-}" in
   --cpu-interpret) mode=cpu ;;
   *) echo "usage: gpu_check.sh [--cpu-interpret]" >&2; exit 2 ;;
 esac
+if [ "$mode" = gpu ]; then
+  TESTS_LIMIT_S=${TESTS_LIMIT_S:-210}; BENCH_LIMIT_S=${BENCH_LIMIT_S:-250}
+else
+  TESTS_LIMIT_S=${TESTS_LIMIT_S:-1200}; BENCH_LIMIT_S=${BENCH_LIMIT_S:-600}; SWEEP=0
+fi
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 package="$(dirname "$here")"
@@ -57,23 +68,26 @@ if torch.cuda.is_available():
 PY
 cd "$repo" || exit 1
 
+tests_status=0
+bench_status=0
 if [ "$mode" = gpu ]; then
   nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.memory --format=csv 2>&1 | tee "$out/nvidia_smi.txt"
-  log "GPU test suite (limit 210 s)"
-  timeout 210 "$python" -m pytest packages/dag-attention/tests -m gpu -q -p no:cacheprovider 2>&1 | tee "$out/gpu_tests.txt"
+  tests=(-m gpu); tests_file=gpu_tests.txt; bench=()
+else  # the same kernels in Triton's interpreter on the CPU, small shapes; a busy shared CPU is slow
+  export TRITON_INTERPRET=1
+  tests=(-m triton_interpret); tests_file=interpret_tests.txt; bench=(--quick --device cpu --threads 1)
+fi
+if [[ " $PARTS " == *" tests "* ]]; then
+  log "test suite, mode $mode (limit $TESTS_LIMIT_S s)"
+  timeout "$TESTS_LIMIT_S" "$python" -m pytest packages/dag-attention/tests "${tests[@]}" -q -p no:cacheprovider 2>&1 \
+    | tee "$out/$tests_file"
   tests_status=${PIPESTATUS[0]}
-  log "benchmark: B=4 S=400 H=8, d in {10,20,50,100,200}, e in {32,64}, fp32 and bf16, then the sweep (limit 250 s)"
-  timeout 250 "$python" "$here/bench_dag_attention.py" --sweep --time-budget 200 \
-    --json "$out/bench.json" --markdown "$out/bench.md" 2>&1 | tee "$out/bench.txt"
-  bench_status=${PIPESTATUS[0]}
-else
-  log "Triton interpreter test suite on CPU (limit 1200 s: a busy shared CPU is slow)"
-  TRITON_INTERPRET=1 timeout 1200 "$python" -m pytest packages/dag-attention/tests -m triton_interpret -q \
-    -p no:cacheprovider 2>&1 | tee "$out/interpret_tests.txt"
-  tests_status=${PIPESTATUS[0]}
-  log "quick benchmark on CPU: reference, SDPA and the Triton kernels in the interpreter (limit 600 s)"
-  TRITON_INTERPRET=1 timeout 600 "$python" "$here/bench_dag_attention.py" --quick --device cpu --threads 1 \
-    --json "$out/bench.json" --markdown "$out/bench.md" 2>&1 | tee "$out/bench.txt"
+fi
+if [[ " $PARTS " == *" bench "* ]]; then
+  sweep=(); [ "$SWEEP" = 1 ] && sweep=(--sweep)
+  log "benchmark, mode $mode: B=4 S=400 H=8, d in {10,20,50,100,200}, e in {32,64}, fp32 and bf16, sweep $SWEEP (limit $BENCH_LIMIT_S s)"
+  timeout "$BENCH_LIMIT_S" "$python" "$here/bench_dag_attention.py" "${bench[@]}" "${sweep[@]}" \
+    --time-budget "$BENCH_BUDGET_S" --json "$out/bench.json" --markdown "$out/bench.md" 2>&1 | tee "$out/bench.txt"
   bench_status=${PIPESTATUS[0]}
 fi
 
