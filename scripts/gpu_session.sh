@@ -16,6 +16,13 @@
 # logs.tar.gz (all logs, JSON figures and validation curves), base/ (config.json, the safetensors index and two
 # bfloat16 shards: copy the folder to packages/condfip/src/condfip/pretrained/base/).
 #
+# Before the call, on the development machine (package registries reachable), fetch DoWhy for part 3 as wheels
+# for the device's Python 3.12 (pure Python; the device image has scipy, scikit-learn, statsmodels, numba ...):
+#   echo /.whl/ >> .git/info/exclude
+#   python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     --platform manylinux2014_x86_64 -d .whl dowhy==0.14 causal-learn==0.1.4.8
+# then one device call: run(command="bash scripts/gpu_session.sh", carry=[".whl"], timeout_s=600).
+#
 # CPU dry run (tiny model, Triton interpreter, tiny limits; about 2 minutes):
 #   OUT=/tmp/session-dry DRY_RUN=1 bash scripts/gpu_session.sh
 set -uo pipefail
