@@ -212,3 +212,40 @@ def test_named_base_is_the_papers_size_with_the_plain_value_embedding() -> None:
     assert base.decoder_blocks == 4 and not base.decoder_value_norm
     # a config written before the field existed reads as the first release's decoder (with the LayerNorm)
     assert CondFiPConfig.from_dict({"dim": 8, "num_heads": 2}).decoder_value_norm
+
+
+def test_value_mlp_starts_as_the_plain_value_embedding(
+    model: CondFiPModel, generator: torch.Generator
+) -> None:
+    import dataclasses
+
+    grown_config = dataclasses.replace(TINY, decoder_value_mlp=12)
+    assert grown_config.grows_from(TINY) and not TINY.grows_from(grown_config)
+    assert not dataclasses.replace(grown_config, dim=32, num_heads=2).grows_from(TINY)  # other sizes differ
+    grown = CondFiPModel(grown_config).eval()
+    missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
+    assert sorted(missing) == [f"decoder.value_mlp.fc{k}.{p}" for k in (1, 2) for p in ("bias", "weight")]
+    assert not unexpected
+    context = torch.randn(2, 30, 5, generator=generator)
+    parents = random_dag(2, 5, generator)
+    z = torch.randn(2, 9, 5, generator=generator)
+    with torch.no_grad():
+        embedding = model.embed(context, parents)
+        torch.testing.assert_close(
+            grown.mechanisms(z, parents, embedding), model.mechanisms(z, parents, embedding), rtol=0, atol=0
+        )
+        # once psi is not zero, the value embedding is nonlinear in z, and still reads parents only
+        grown.decoder.value_mlp.fc2.weight.normal_(generator=generator)
+        changed = grown.mechanisms(z, parents, embedding)
+        assert not torch.allclose(changed, model.mechanisms(z, parents, embedding))
+        for node in range(5):
+            moved = z.clone()
+            moved[..., node] += 1.0
+            others = ~parents[:, :, node]  # [b, d]: nodes that do not read `node`
+            others[:, node] = True
+            after = grown.mechanisms(moved, parents, embedding)
+            torch.testing.assert_close(
+                after[others[:, None, :].expand_as(after)], changed[others[:, None, :].expand_as(after)]
+            )
+    with pytest.raises(ValueError, match="decoder_value_mlp must be >= 1 or None, got 0"):
+        dataclasses.replace(TINY, decoder_value_mlp=0)
