@@ -260,40 +260,6 @@ def test_init_continues_an_encoder_from_its_checkpoint(tmp_path: Path) -> None:
     assert first.keys() == second.keys()
     for name in first:
         torch.testing.assert_close(second[name], first[name], rtol=0, atol=0, msg=name)
-    # a decoder run may grow the checkpoint's decoder by a value MLP: it starts as the same function
-    train(options(tmp_path / "dec", stage="decoder", encoder_checkpoint=tmp_path / "first", steps=2))
-    grown = dataclasses.replace(TINY, decoder_value_mlp=6)
-    train(
-        options(
-            tmp_path / "grown",
-            stage="decoder",
-            config=grown,
-            encoder_checkpoint=tmp_path / "first",
-            init_from=tmp_path / "dec",
-            lr=0.0,
-            min_lr=0.0,
-            steps=2,
-        )
-    )
-    before = load_file(str(tmp_path / "dec" / "model.safetensors"))
-    after = load_file(str(tmp_path / "grown" / "model.safetensors"))
-    assert sorted(set(after) - set(before)) == [
-        f"decoder.value_mlp.fc{k}.{p}" for k in (1, 2) for p in ("bias", "weight")
-    ]
-    assert not after["decoder.value_mlp.fc2.weight"].any()  # psi = 0: the grown model computes the same
-    for name in before:
-        torch.testing.assert_close(after[name], before[name], rtol=0, atol=0, msg=name)
-    with pytest.raises(
-        ValueError, match="has the architecture .* but this run asks for"
-    ):  # no shrinking back
-        train(
-            options(
-                tmp_path / "shrunk",
-                stage="decoder",
-                encoder_checkpoint=tmp_path / "first",
-                init_from=tmp_path / "grown",
-            )
-        )
     with pytest.raises(ValueError, match="describes model_type 'condfip', expected 'graph'"):
         train(
             options(

@@ -31,10 +31,6 @@ class CondFiPConfig:
     decoder_value_norm: bool = (
         True  # LayerNorm on the value embedding z * C + P (the first small model had it)
     )
-    # Hidden width of a per-value MLP psi that makes the value embedding (z + psi(z)) * C + P: nonlinear features
-    # of each parent's value before attention mixes parents. psi's output layer starts at zero, so a model grown
-    # with it (condfip train --init from a checkpoint without it) starts as the same function. None: z * C + P.
-    decoder_value_mlp: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("dim", "num_heads", "mlp_dim", "decoder_blocks", "num_anchor_rows"):
@@ -47,10 +43,6 @@ class CondFiPConfig:
             raise ValueError(
                 f"CondFiPConfig.decoder_mlp_dim must be >= 1 or None, got {self.decoder_mlp_dim}"
             )
-        if self.decoder_value_mlp is not None and self.decoder_value_mlp < 1:
-            raise ValueError(
-                f"CondFiPConfig.decoder_value_mlp must be >= 1 or None, got {self.decoder_value_mlp}"
-            )
         if self.dim % self.num_heads:
             raise ValueError(
                 f"CondFiPConfig.dim ({self.dim}) must be divisible by num_heads ({self.num_heads})"
@@ -62,15 +54,6 @@ class CondFiPConfig:
         if name not in NAMED_CONFIGS:
             raise ValueError(f"unknown config name {name!r}; expected one of {sorted(NAMED_CONFIGS)}")
         return NAMED_CONFIGS[name]
-
-    def grows_from(self, other: CondFiPConfig) -> bool:
-        """Whether this architecture is ``other`` plus modules that start as the identity (``decoder_value_mlp``
-        where ``other`` has none): weights of ``other`` then load into it and compute the same function."""
-        return (
-            other.decoder_value_mlp is None
-            and self.decoder_value_mlp is not None
-            and dataclasses.replace(other, decoder_value_mlp=self.decoder_value_mlp) == self
-        )
 
     def encoder_fields(self) -> dict[str, Any]:
         """The fields that shape the encoder: a trained encoder fits any config that agrees on these."""

@@ -11,7 +11,7 @@ from torch import nn
 
 from condfip.model.config import CondFiPConfig
 from condfip.model.embedding import DatasetEmbedding
-from condfip.model.layers import MLP, AdaLNBlock
+from condfip.model.layers import AdaLNBlock
 
 
 class ConditionalDecoder(nn.Module):
@@ -20,11 +20,6 @@ class ConditionalDecoder(nn.Module):
     def __init__(self, config: CondFiPConfig) -> None:
         super().__init__()
         self.value_norm = nn.LayerNorm(config.dim) if config.decoder_value_norm else nn.Identity()
-        self.value_mlp = None
-        if config.decoder_value_mlp is not None:  # psi in (z + psi(z)) * C + P, starting at psi = 0
-            self.value_mlp = MLP(1, config.decoder_value_mlp, config.dim)
-            nn.init.zeros_(self.value_mlp.fc2.weight)
-            nn.init.zeros_(self.value_mlp.fc2.bias)
         mlp_dim = config.decoder_mlp_dim or config.mlp_dim
         self.blocks = nn.ModuleList(
             AdaLNBlock(config.dim, config.num_heads, mlp_dim) for _ in range(config.decoder_blocks)
@@ -55,11 +50,9 @@ class ConditionalDecoder(nn.Module):
             position, condition = position[:, nodes], condition[:, nodes]
         else:
             key_position = position
-        features = rearrange(z, "b n d -> b n d 1")  # [b, n, d_keys, 1]
-        if self.value_mlp is not None:
-            features = features + self.value_mlp(features)  # [b, n, d_keys, e]
         values = self.value_norm(
-            features * rearrange(scale, "b d e -> b 1 d e") + rearrange(key_position, "b d e -> b 1 d e")
+            rearrange(z, "b n d -> b n d 1") * rearrange(scale, "b d e -> b 1 d e")
+            + rearrange(key_position, "b d e -> b 1 d e")
         )  # [b, n, d_keys, e]
         h = rearrange(position, "b d e -> b 1 d e").expand(-1, z.shape[1], -1, -1)  # queries: node positions
         for block in self.blocks:

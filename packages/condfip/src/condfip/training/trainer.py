@@ -396,34 +396,15 @@ def initialize_from(model: nn.Module, options: TrainingOptions) -> None:
     directory = Path(options.init_from)
     model_type = GRAPH_MODEL_TYPE if options.stage == "graph" else MODEL_TYPE
     stored = read_config(directory, model_type=model_type)
-    grown = _grows_from(options.config, stored["architecture"])
-    if not (grown or _same_architecture(stored["architecture"], options.config)):
+    if not _same_architecture(stored["architecture"], options.config):
         raise ValueError(
             f"--init {directory} has the architecture {stored['architecture']}, but this run asks for "
             f"{options.config.to_dict()}; pass the --config it was trained with"
         )
     tensors, weights_path = read_checkpoint_weights(directory)
     expected = model.state_dict()
-    if grown:  # the added modules keep their initialization (the identity), everything else loads
-        new = {name: tensor for name, tensor in expected.items() if name.startswith(GROWN_PREFIXES)}
-        tensors = {**tensors, **new}
     check_tensors(expected, tensors, weights_path)
     model.load_state_dict({name: tensor.to(expected[name].dtype) for name, tensor in tensors.items()})
-
-
-GROWN_PREFIXES = (
-    "decoder.value_mlp.",
-)  # modules a run may add to an --init checkpoint (CondFiPConfig.grows_from)
-
-
-def _grows_from(config: Any, stored: Any) -> bool:
-    """Whether ``config`` is the stored Cond-FiP architecture plus modules that start as the identity."""
-    if not isinstance(config, CondFiPConfig):
-        return False
-    try:
-        return config.grows_from(CondFiPConfig.from_dict(stored))
-    except (TypeError, ValueError):
-        return False
 
 
 def _same_architecture(stored: Any, config: Any) -> bool:
