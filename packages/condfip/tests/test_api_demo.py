@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import sys
+from pathlib import Path
 
 import networkx as nx
 import numpy as np
@@ -90,6 +91,35 @@ def test_oracle_scores_zero_and_the_report_lists_every_task():
     assert scm.columns == [f"x{j}" for j in range(6)]
 
 
+def test_demo_with_an_inferred_graph_gives_it_to_both_methods():
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_graph_model import tiny_model
+
+    from condfip.graph import infer_graph
+
+    dataset = scm_gen.make_benchmark_dataset(
+        "in", "linear", 6, num_context=100, num_query=50, num_interventional=50, seed=2
+    )
+    graph_model = tiny_model(seed=1)
+    oracle = CondFiP(OracleModel(dataset.scm, dataset.context_data), graph_model=graph_model)
+    true_report, _ = run_demo(oracle, dataset)
+    report, scm = run_demo(oracle, dataset, infer_graph=True)
+    _, dag = infer_graph(dataset.context_data, model=graph_model, columns=scm.columns)
+    assert not np.array_equal(dag, dataset.adjacency)  # the random test model gets the graph wrong
+    assert set(scm.graph.edges()) == {(f"x{i}", f"x{j}") for i, j in np.argwhere(dag)}
+    baseline = LinearANM.fit(dataset.context_data, dag)  # the baseline got the same inferred DAG
+    std = dataset.context_data.std(axis=0)
+    assert report.baseline.noise == pytest.approx(
+        standardized_rmse(baseline.noise(dataset.query_data), dataset.query_noise, std)
+    )
+    assert report.baseline.noise != pytest.approx(true_report.baseline.noise)
+    assert (
+        f"Graph: inferred zero-shot from the context rows, given to both methods: {int(dag.sum())} edges"
+        in (report.description)
+    )
+    assert "Graph: the true one, given to both methods" in true_report.description
+
+
 def test_demo_intervenes_on_a_node_with_descendants():
     dataset = scm_gen.make_benchmark_dataset(
         "in", "rff", 8, num_context=100, num_query=30, num_interventional=30, seed=5
@@ -140,6 +170,21 @@ def test_demo_command_prints_the_table(model_folder, capsys):
     second = capsys.readouterr().out
     scores = [line for line in first.splitlines() if line.startswith("  ") and "seconds" not in line]
     assert scores == [line for line in second.splitlines() if line.startswith("  ") and "seconds" not in line]
+
+
+def test_demo_command_with_an_inferred_graph(model_folder, tmp_path, capsys):
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_graph_model import tiny_model
+
+    graph_folder = tmp_path / "graph"
+    tiny_model(seed=1).save_pretrained(graph_folder)
+    assert main(demo_argv(model_folder, "--infer-graph", "--graph-model", str(graph_folder))) == 0
+    out = capsys.readouterr().out
+    assert re.search(
+        r"Graph: inferred zero-shot .* \d+ edges \(\d+ true\), SHD \d+, F1 \d\.\d\d, AUROC", out
+    ), out
+    assert main(demo_argv(model_folder)) == 0
+    assert "Graph: the true one" in capsys.readouterr().out
 
 
 def test_demo_plot_without_matplotlib_says_how_to_install(model_folder, tmp_path, capsys, monkeypatch):

@@ -133,6 +133,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument(
         "--plot", type=Path, metavar="FILE.png", help="save true vs inferred interventional marginals"
     )
+    demo.add_argument(
+        "--infer-graph",
+        action="store_true",
+        help="give both methods the DAG that the graph model infers from the context rows, not the true graph",
+    )
+    demo.add_argument(
+        "--graph-model", default="graph-small", help="with --infer-graph: shipped name, folder or Hub repo id"
+    )
     demo.set_defaults(handler=run_demo_command)
     _one_line_errors(demo)
 
@@ -232,13 +240,13 @@ def run_demo_command(args: argparse.Namespace) -> int:
 
     seed = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
     start = time.perf_counter()
-    model = CondFiP.from_pretrained(args.model, device=args.device)
+    model = CondFiP.from_pretrained(args.model, device=args.device, graph_model=args.graph_model)
     load_seconds = time.perf_counter() - start
     dataset = scm_gen.make_benchmark_dataset(
         args.preset, args.mechanism, args.num_nodes, num_context=args.num_context, seed=seed
     )
     dataset = with_informative_intervention(dataset, seed)
-    report, scm = run_demo(model, dataset)
+    report, scm = run_demo(model, dataset, infer_graph=args.infer_graph)
     print(report.table())
     print(
         f"(weights {args.model!r} loaded in {load_seconds:.2f} s on {model.device}; rerun with --seed {seed})"
