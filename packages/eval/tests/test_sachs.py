@@ -1,3 +1,4 @@
+import json
 from importlib import metadata
 from pathlib import Path
 
@@ -78,6 +79,41 @@ def test_run_scores_methods_and_the_floor(tmp_path):
     # resuming adds nothing and refits nothing
     again = run_sachs(settings, tmp_path, progress=False).read_text()
     assert again == tables
+
+
+def test_inferred_graph_run_gives_every_method_the_inferred_dag(tmp_path):
+    """A stub graph model that infers the empty graph: the linear method then samples independent marginals,
+    and every record keeps the DAG's scores against the consensus graph (SHD 17: every consensus edge missed)."""
+    calls = []
+
+    def empty_graph(data):
+        calls.append(data.shape)
+        d = data.shape[1]
+        return np.full((d, d), 0.1) - 0.1 * np.eye(d), np.zeros((d, d), dtype=np.int8)
+
+    settings = SachsSettings(
+        data_path=str(DATA), methods=("linear",), replicates=2, log_transform=True, graph_source="inferred"
+    )
+    tables_path = run_sachs(settings, tmp_path, progress=False, graph_inferrer=empty_graph)
+    assert tables_path.parent.name == "log-context-400-inferred-graph"
+    assert calls == [(400, 11), (400, 11)]  # once per split, on its context rows
+    tables = tables_path.read_text()
+    assert "inferred graph" in tables and "mean over 2 splits: SHD 17.0, F1 0.00, AUROC 0.500" in tables
+    assert "(paper)" not in tables  # the paper's rows used the consensus graph
+    document = json.loads((tables_path.parent / "linear.json").read_text())
+    assert document["graph_source"] == "inferred"
+    assert [r["graph_scores"]["shd"] for r in document["replicates"]] == [17.0, 17.0]
+    # the consensus-graph run is a separate folder, and linear fits differ between the two graphs
+    consensus = run_sachs(
+        SachsSettings(data_path=str(DATA), methods=("linear",), replicates=2, log_transform=True),
+        tmp_path,
+        progress=False,
+    )
+    assert consensus.parent.name == "log-context-400"
+    scores = json.loads((consensus.parent / "linear.json").read_text())["replicates"]
+    assert scores[0]["mmd2"] != document["replicates"][0]["mmd2"]
+    with pytest.raises(ValueError, match="graph_source must be 'true' or 'inferred'"):
+        run_sachs(SachsSettings(data_path=str(DATA), graph_source="guessed"), tmp_path, progress=False)
 
 
 def test_cli_wrong_columns_is_one_line_exit_2(tmp_path, capsys):

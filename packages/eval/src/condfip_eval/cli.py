@@ -2,7 +2,7 @@
 
     condfip-eval paper --nodes 10 20 50 100 --context 400 --methods condfip,fip,dowhy,linear,nonlinear --out DIR
     condfip-eval csuite --out DIR
-    condfip-eval sachs --out DIR [--data FILE.csv] [--log]
+    condfip-eval sachs --out DIR [--data FILE.csv] [--log] [--graph true|inferred]
     condfip-eval ecoli70 --out DIR
     condfip-eval report DIR
 
@@ -111,6 +111,12 @@ def _parser() -> argparse.ArgumentParser:
     sachs.add_argument("--log", action="store_true", help="log-transform the (positive, heavy-tailed) values")
     sachs.add_argument("--context", type=_positive, default=400)
     sachs.add_argument("--replicates", type=_positive, default=5, help="random context/held-out splits")
+    sachs.add_argument(
+        "--graph",
+        choices=("true", "inferred"),
+        default="true",
+        help="the consensus graph, or the DAG the amortized graph model infers from each split's context rows",
+    )
     _add_common(sachs, default_methods=",".join(METHOD_NAMES))
 
     ecoli = commands.add_parser("ecoli70", help="the linear-Gaussian ecoli70 network (pgmpy's parameters)")
@@ -166,6 +172,7 @@ def _run(args: argparse.Namespace) -> str:
             data_path=args.data,
             log_transform=args.log,
             num_context=args.context,
+            graph_source=args.graph,
             methods=args.methods,
             **_method_options(args),
         )
