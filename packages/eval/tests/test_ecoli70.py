@@ -1,3 +1,4 @@
+import json
 from importlib import metadata
 from pathlib import Path
 
@@ -46,6 +47,43 @@ def test_run_writes_tables(tmp_path):
         "| method | noise | generation | interventional | counterfactual | MMD^2 | energy | seconds |" in text
     )
     assert "| Linear ANM |" in text
+
+
+def test_inferred_graph_run_gives_every_method_the_inferred_dag(tmp_path):
+    """A stub graph model that returns the true graph minus one edge: the records keep SHD 1, and the linear
+    fits (hence the scores) differ from the true-graph run's."""
+    network = load_linear_gaussian_network(TINY)
+    dropped = tuple(np.argwhere(network.adjacency)[0])
+    calls = []
+
+    def almost_true(data):
+        calls.append(data.shape)
+        dag = network.adjacency.copy()
+        dag[dropped] = 0
+        return dag.astype(float) * 0.9 + 0.05 - 0.05 * np.eye(len(dag)), dag
+
+    settings = Ecoli70Settings(
+        model_path=str(TINY), methods=("linear",), replicates=2, num_context=100, graph_source="inferred"
+    )
+    path = run_ecoli70(settings, tmp_path, progress=False, graph_inferrer=almost_true)
+    assert (
+        path.parent.name == "context-100-inferred-graph" and calls == [(100, network.adjacency.shape[0])] * 2
+    )
+    text = path.read_text()
+    assert "inferred graph" in text and "mean over 2 datasets: SHD 1.0" in text
+    inferred = json.loads((path.parent / "linear.json").read_text())
+    assert inferred["graph_source"] == "inferred"
+    assert [r["graph_scores"]["shd"] for r in inferred["replicates"]] == [1.0, 1.0]
+    true_path = run_ecoli70(
+        Ecoli70Settings(model_path=str(TINY), methods=("linear",), replicates=2, num_context=100),
+        tmp_path,
+        progress=False,
+    )
+    assert true_path.parent.name == "context-100" and "the network's true graph" in true_path.read_text()
+    true_records = json.loads((true_path.parent / "linear.json").read_text())["replicates"]
+    assert true_records[0]["rmse"]["noise"] != inferred["replicates"][0]["rmse"]["noise"]
+    with pytest.raises(ValueError, match="graph_source must be 'true' or 'inferred'"):
+        run_ecoli70(Ecoli70Settings(model_path=str(TINY), graph_source="x"), tmp_path, progress=False)
 
 
 def test_pgmpy_file_found_through_metadata(tmp_path, monkeypatch):

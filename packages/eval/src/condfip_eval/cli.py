@@ -3,7 +3,7 @@
     condfip-eval paper --nodes 10 20 50 100 --context 400 --methods condfip,fip,dowhy,linear,nonlinear --out DIR
     condfip-eval csuite --out DIR
     condfip-eval sachs --out DIR [--data FILE.csv] [--log] [--graph true|inferred]
-    condfip-eval ecoli70 --out DIR
+    condfip-eval ecoli70 --out DIR [--graph true|inferred]
     condfip-eval report DIR
 
 Bad input (unknown method or preset, a results folder of another version, a Sachs file with the wrong
@@ -125,6 +125,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     ecoli.add_argument("--context", type=_positive, default=400)
     ecoli.add_argument("--replicates", type=_positive, default=3)
+    ecoli.add_argument(
+        "--graph",
+        choices=("true", "inferred"),
+        default="true",
+        help="the network's graph, or the DAG the amortized graph model infers from each dataset's context rows",
+    )
     _add_common(ecoli, default_methods=",".join(METHOD_NAMES))
 
     report = commands.add_parser("report", help="one Markdown report (with PNG figures) of every run in DIR")
@@ -184,6 +190,7 @@ def _run(args: argparse.Namespace) -> str:
             model_path=args.model,
             num_context=args.context,
             replicates=args.replicates,
+            graph_source=args.graph,
             methods=args.methods,
             **_method_options(args),
         )

@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from condfip_eval.distribution import distribution_scores, sample_from_abducted_noise
 from condfip_eval.methods import METHOD_NAMES, Method
 from condfip_eval.metrics import Standardizer, mean_and_standard_error
+from condfip_eval.paper import graph_scores, inferred_graph_sentence, load_graph_inferrer
 from condfip_eval.reference import PAPER_SACHS_MMD
 from condfip_eval.results import ResultsDirectory, finished_records, read_json, write_json, write_text
 from condfip_eval.settings import MethodSettings
@@ -163,8 +164,6 @@ def run_sachs(
     ``graph_inferrer`` (data -> (probabilities, dag)) replaces condfip's ``infer_graph`` with
     ``graph_source="inferred"`` (tests pass a stub).
     """
-    from condfip_eval.paper import graph_scores, load_graph_inferrer
-
     if settings.graph_source not in ("true", "inferred"):
         raise ValueError(f"graph_source must be 'true' or 'inferred', got {settings.graph_source!r}")
     frame = load_sachs(settings.data_path)
@@ -269,21 +268,8 @@ def write_sachs_tables(folder: Path) -> Path:
     transform = "log-transformed values" if log_transform else "raw values (no log transform)"
     graph = "Consensus graph of Sachs et al. (2005), 17 edges."
     if inferred:
-        scored = {
-            r["replicate"]: r["graph_scores"]
-            for document in documents
-            for r in document["replicates"]
-            if "graph_scores" in r
-        }
-        means = {
-            key: np.mean([s[key] for s in scored.values() if key in s]) if scored else float("nan")
-            for key in ("shd", "f1", "auroc", "auprc")
-        }
-        graph = (
-            "Graph: inferred from each split's context rows by the amortized graph model (condfip.graph), the "
-            f"same DAG for every method; against the 17-edge consensus graph of Sachs et al. (2005), mean over "
-            f"{len(scored)} splits: SHD {means['shd']:.1f}, F1 {means['f1']:.2f}, AUROC {means['auroc']:.3f}, "
-            f"AUPRC {means['auprc']:.3f}."
+        graph = inferred_graph_sentence(
+            documents, "the 17-edge consensus graph of Sachs et al. (2005)", unit="split"
         )
     text = "\n".join(
         [
