@@ -13,7 +13,7 @@ Members are chosen by two scores. Two thirds of them are the nodes of largest ab
 ``j`` given all other columns (from a ridge-regularized inverse of the correlation matrix, defined even with fewer
 rows than columns): a node's parents, children and its children's other parents (its Markov blanket) have
 nonzero partial correlation with it. The rest are the nodes of largest absolute correlation not already in,
-which catches nonlinear dependences that a linear partial correlation misses. On the scm-gen grid at d = 100
+which catches dependences that partial correlations miss on nonlinear SCMs. On the scm-gen grid at d = 100
 (BENCHMARKS.md, "Graph inference") this mix matched partial correlation alone on linear SCMs and beat it on
 RFF ones (AUROC 0.848 against 0.809).
 
