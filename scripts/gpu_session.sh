@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Every GPU check the open issues ask for, as ONE command on one H200 (the device tool lends 15 minutes in all,
 # at most 10 per command, and returns at most 8 files of 16 MiB from $OUT). Parts, in order, each with its own
-# time limit and all under one deadline (TOTAL_S, default 540 s), each run whatever the others did:
+# time limit and all under one deadline (TOTAL_S, default 575 s), each run whatever the others did:
 #   1. dag-attention: the GPU test suite (#3)                         packages/dag-attention/benchmarks/gpu_check.sh
-#   2. condfip: train `base`, both stages, bfloat16 (#4)               packages/condfip/scripts/gpu_train.sh
-#   3. condfip: inference speed of `small` on the GPU beside DoWhy (#5) packages/condfip/benchmarks/bench_inference.py
-#   4. dag-attention: the benchmark grid (#3)                          (gpu_check.sh's second half)
+#   2. dag-attention: the benchmark grid, the issue's target cases first (bf16, e = 32, d = 20 and 100) (#3)
+#   3. condfip: train `base`, both stages, bfloat16 (#4)               packages/condfip/scripts/gpu_train.sh
+#   4. condfip: inference speed of `small` on the GPU beside DoWhy, d = 20 first (#5)
+#                                                                      packages/condfip/benchmarks/bench_inference.py
 # If the Triton tests fail, parts 2-4 run with DAG_ATTENTION_BACKEND=reference and the report says so.
 #
 #   OUT=/path bash scripts/gpu_session.sh           # on the device: $OUT is set for you
@@ -33,13 +34,14 @@ OUT=${OUT:?set OUT to the output directory}
 PYTHON=${PYTHON:-$(command -v python3 || command -v python)}
 WORK=${WORK:-$(mktemp -d /tmp/gpu-session.XXXXXX)}
 DRY_RUN=${DRY_RUN:-0}
-TOTAL_S=${TOTAL_S:-540}
-PACK_RESERVE_S=${PACK_RESERVE_S:-25}
-DAG_TESTS_S=${DAG_TESTS_S:-110}
-ENCODER_MINUTES=${ENCODER_MINUTES:-1.6}
-DECODER_MINUTES=${DECODER_MINUTES:-2.1}
-INFER_S=${INFER_S:-70}
+TOTAL_S=${TOTAL_S:-575}        # the device command's limit is 600 s
+PACK_RESERVE_S=${PACK_RESERVE_S:-20}
+DAG_TESTS_S=${DAG_TESTS_S:-140}    # first-call Triton compiles of every tested variant
 DAG_BENCH_S=${DAG_BENCH_S:-100}
+ENCODER_MINUTES=${ENCODER_MINUTES:-1.4}
+DECODER_MINUTES=${DECODER_MINUTES:-1.8}
+TRAIN_S=${TRAIN_S:-300}          # hard limit of part 3 (both stages, their start-up and the bf16 copy)
+INFER_S=${INFER_S:-60}
 started=$SECONDS
 mkdir -p "$OUT" "$WORK"
 report="$WORK/report.md"
@@ -92,11 +94,13 @@ if [ "$DRY_RUN" = 1 ]; then  # tiny shapes and models so that the whole script r
   echo '{"dim": 8, "num_heads": 2, "mlp_dim": 16, "encoder_pairs": 1, "embedding_pairs": 1, "decoder_blocks": 1, "num_anchor_rows": 16}' >"$WORK/tiny.json"
   train_env=(CONFIG="$WORK/tiny.json" WORKERS=1 BATCH=2 SAMPLES=64 CHECKPOINT_EVERY=3 SHARD_MIB=0.005)
   infer_args=(--sizes 10 --repeats 1 --batch-datasets 2 --memory-rows 1000 --dowhy-max-nodes 10)
+  bench_args=""
   ENCODER_MINUTES=0.1 DECODER_MINUTES=0.1 DAG_TESTS_S=${DRY_DAG_TESTS_S:-40} DAG_BENCH_S=40
 else
   dag_mode=()
   train_env=()
-  infer_args=(--sizes 10 20 50 100 --repeats 3 --batch-datasets 64 --memory-rows 1000 100000 --dowhy-max-nodes 50)
+  infer_args=(--sizes 20 10 50 100 --repeats 3 --batch-datasets 64 --memory-rows 1000 100000 --dowhy-max-nodes 50)
+  bench_args="--dtypes bf16 fp32 --head-dims 32 64 --nodes 20 100 10 50 200"  # the issue's targets first
 fi
 
 # ----- 1. dag-attention GPU tests ---------------------------------------------------------------------------
@@ -115,11 +119,20 @@ if [ $tests_status != 0 ]; then
   note "Triton tests did not pass: parts 2-4 use DAG_ATTENTION_BACKEND=reference"
 fi
 
-# ----- 2. train base ----------------------------------------------------------------------------------------
+# ----- 2. dag-attention benchmark, the target cases first --------------------------------------------------
 note ""
-note "## 2. train base: encoder $ENCODER_MINUTES min, decoder $DECODER_MINUTES min (hard limit $(limit 330) s)"
+bench_s=$(limit "$DAG_BENCH_S")
+note "## 2. dag-attention benchmark (limit $bench_s s)"
+mkdir -p "$WORK/dag-bench"
+OUT="$WORK/dag-bench" PARTS=bench BENCH_LIMIT_S="$bench_s" BENCH_BUDGET_S=$((bench_s > 25 ? bench_s - 20 : 5)) \
+  SWEEP=0 BENCH_ARGS="$bench_args" PYTHON="$PYTHON" bash packages/dag-attention/benchmarks/gpu_check.sh "${dag_mode[@]}" >"$WORK/dag-bench/run.log" 2>&1
+[ -f "$WORK/dag-bench/bench.md" ] && cat "$WORK/dag-bench/bench.md" >>"$report" || tail -n 20 "$WORK/dag-bench/run.log" >>"$report"
+
+# ----- 3. train base ----------------------------------------------------------------------------------------
+note ""
+note "## 3. train base: encoder $ENCODER_MINUTES min, decoder $DECODER_MINUTES min (hard limit $(limit "$TRAIN_S") s)"
 env "${train_env[@]}" OUT="$WORK/train" PYTHON="$PYTHON" ENCODER_MINUTES="$ENCODER_MINUTES" \
-  DECODER_MINUTES="$DECODER_MINUTES" timeout --kill-after=10 "$(limit 330)" \
+  DECODER_MINUTES="$DECODER_MINUTES" timeout --kill-after=10 "$(limit "$TRAIN_S")" \
   bash packages/condfip/scripts/gpu_train.sh >"$WORK/train.log" 2>&1
 train_status=$?
 note "status: $(status_of $train_status)"
@@ -130,19 +143,10 @@ for stage in encoder model; do
 done
 tail -n 5 "$WORK/train.log" | sed 's/^/    /' >>"$report"
 
-# ----- 3. inference speed -----------------------------------------------------------------------------------
+# ----- 4. inference speed -----------------------------------------------------------------------------------
 note ""
-note "## 3. inference benchmark, small on the GPU (limit $(limit "$INFER_S") s)"
+note "## 4. inference benchmark, small on the GPU (limit $(limit "$INFER_S") s)"
 timeout --kill-after=10 "$(limit "$INFER_S")" "$PYTHON" packages/condfip/benchmarks/bench_inference.py \
   --model small --threads 16 "${infer_args[@]}" --json "$WORK/inference.json" >"$WORK/inference.txt" 2>&1
 note "status: $(status_of $?)"
 sed 's/^/    /' "$WORK/inference.txt" | tail -n 40 >>"$report"
-
-# ----- 4. dag-attention benchmark ---------------------------------------------------------------------------
-note ""
-bench_s=$(limit "$DAG_BENCH_S")
-note "## 4. dag-attention benchmark (limit $bench_s s)"
-mkdir -p "$WORK/dag-bench"
-OUT="$WORK/dag-bench" PARTS=bench BENCH_LIMIT_S="$bench_s" BENCH_BUDGET_S=$((bench_s > 25 ? bench_s - 20 : 5)) \
-  SWEEP=0 PYTHON="$PYTHON" bash packages/dag-attention/benchmarks/gpu_check.sh "${dag_mode[@]}" >"$WORK/dag-bench/run.log" 2>&1
-[ -f "$WORK/dag-bench/bench.md" ] && cat "$WORK/dag-bench/bench.md" >>"$report" || tail -n 20 "$WORK/dag-bench/run.log" >>"$report"

@@ -9,7 +9,8 @@
 # Exit status: 0 when the tests pass (the benchmark only reports), 1 otherwise, 2 for a bad argument.
 # Settings for a longer session (scripts/gpu_session.sh): PARTS ("tests bench": run one or both), time limits
 # in seconds TESTS_LIMIT_S (210 on a GPU, 1200 in the interpreter), BENCH_LIMIT_S (250; 600), BENCH_BUDGET_S
-# (200: later benchmark cases are skipped past it), SWEEP (1: also time the tile shapes; GPU only).
+# (200: later benchmark cases are skipped past it), SWEEP (1: also time the tile shapes; GPU only), BENCH_ARGS
+# (more options for bench_dag_attention.py, e.g. the order of the cases).
 set -uo pipefail
 PARTS=${PARTS:-tests bench}
 BENCH_BUDGET_S=${BENCH_BUDGET_S:-200}
@@ -86,7 +87,8 @@ fi
 if [[ " $PARTS " == *" bench "* ]]; then
   sweep=(); [ "$SWEEP" = 1 ] && sweep=(--sweep)
   log "benchmark, mode $mode: B=4 S=400 H=8, d in {10,20,50,100,200}, e in {32,64}, fp32 and bf16, sweep $SWEEP (limit $BENCH_LIMIT_S s)"
-  timeout "$BENCH_LIMIT_S" "$python" "$here/bench_dag_attention.py" "${bench[@]}" "${sweep[@]}" \
+  read -r -a extra <<<"${BENCH_ARGS:-}"
+  timeout "$BENCH_LIMIT_S" "$python" "$here/bench_dag_attention.py" "${bench[@]}" "${sweep[@]}" "${extra[@]}" \
     --time-budget "$BENCH_BUDGET_S" --json "$out/bench.json" --markdown "$out/bench.md" 2>&1 | tee "$out/bench.txt"
   bench_status=${PIPESTATUS[0]}
 fi
