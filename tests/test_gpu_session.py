@@ -51,9 +51,9 @@ def test_gpu_session_dry_run_returns_the_report_logs_and_sharded_weights(tmp_pat
     report = (out / "report.md").read_text()
     for heading in (
         "## 1. dag-attention tests",
-        "## 2. train base",
-        "## 3. inference",
-        "## 4. dag-attention",
+        "## 2. dag-attention benchmark",
+        "## 3. train base",
+        "## 4. inference",
     ):
         assert heading in report
     assert report.count("status: passed") >= 2  # training and the inference benchmark
