@@ -15,6 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from condfip.model.decoder import ConditionalDecoder
+from condfip.model.prepared_decoder import PreparedDecoder, prepare_decoder
+
 DEFAULT_TOKENS_PER_CHUNK = (
     16_384  # rows per chunk = this // d; activations and sample attention scale with it
 )
@@ -63,9 +66,12 @@ class DecoderRunner:
         self.dtype = model_dtype(model)
         # topological levels of the graph (level 0: roots); None: no sweep, full fixed-point iterations
         self.levels = levels
+        self.prepared = _prepared_decoder(model, parents, embedding)
 
     def _mechanisms(self, z: torch.Tensor, nodes: torch.Tensor | None = None) -> torch.Tensor:
         """z: [m, d] float64 on device -> F_hat(z) [m, d] float64 (or [m, k] for the indices ``nodes``)."""
+        if self.prepared is not None:
+            return self.prepared(z, nodes).to(torch.float64)
         out = self.model.mechanisms(z.to(self.dtype)[None], self.parents, self.embedding, nodes)  # [1, m, .]
         return out[0].to(torch.float64)
 
@@ -173,6 +179,18 @@ class DecoderRunner:
                     z[:, nodes] = values
             out[rows] = z.cpu().numpy()
         return out
+
+
+def _prepared_decoder(model: Any, parents: torch.Tensor, embedding: Any) -> PreparedDecoder | None:
+    """The decoder prepared for this dataset (``condfip.model.prepared_decoder``) when the model is a Cond-FiP
+    network in float32 or float64; None otherwise (any other model runs through its own ``mechanisms``)."""
+    decoder = getattr(model, "decoder", None)
+    if not isinstance(decoder, ConditionalDecoder) or model_dtype(model) not in (
+        torch.float32,
+        torch.float64,
+    ):
+        return None
+    return prepare_decoder(decoder, parents, embedding)
 
 
 class EncoderAbduction:

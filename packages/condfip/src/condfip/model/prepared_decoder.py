@@ -1,0 +1,274 @@
+"""The decoder of one inferred dataset, prepared for inference: the same ``F_hat`` as ``ConditionalDecoder``, with
+everything that depends only on the dataset embedding computed once, and attention over parents turned into
+matrix products against fixed per-dataset matrices.
+
+Axis legend: m rows, k query nodes, j key nodes (parents), h heads, f head dim, e model dim.
+
+Why this is exact algebra. A key node's value embedding ``LN(z_j C_j + P_j)`` depends on the row only through
+one scalar, z_j: it equals ``r_j(z_j) (z_j U_j + V_j) + beta`` with ``U = gamma * (C - mean C)``,
+``V = gamma * (P - mean P)`` and ``r_j = 1 / sqrt(var_j(z_j) + eps)``, where the variance over the embedding is
+a quadratic in z_j (without the value norm: ``r = 1``, ``U = C``, ``V = P``, ``beta = 0``). So each block's keys
+and values are ``r (z KU_j + KV_j) + kc`` with per-node vectors ``KU, KV`` and a constant ``kc``. A score
+``q_i . k_j`` is then ``r_j (z_j q_i.KU_j + q_i.KV_j) + q_i.kc``, and the three dot products of every parent
+come out of one product of the query rows with a fixed matrix (the query projection folded in). The weighted
+sum of values, folded with the output projection, is likewise one product with a fixed matrix. No per-row
+keys or values are ever formed, and the tiny per-row matrix products of generic attention disappear.
+The first block's queries are the node positions, the same for every row, so its scores are per node.
+
+Results agree with ``ConditionalDecoder`` to float32 rounding (tested), not bit for bit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+from condfip.model.decoder import ConditionalDecoder
+from condfip.model.embedding import DatasetEmbedding
+from condfip.model.layers import AdaLNBlock
+
+
+@dataclass
+class _ValueFactors:
+    """The value embedding of node j for scalar z: ``r_j(z) * (z * U_j + V_j) + beta``."""
+
+    u: torch.Tensor  # [d, e]
+    v: torch.Tensor  # [d, e]
+    beta: torch.Tensor  # [e]
+    # r_j(z) = 1 / sqrt(a_j z^2 + 2 b_j z + c_j + eps); None without the value norm (r = 1)
+    quadratic: tuple[torch.Tensor, torch.Tensor, torch.Tensor, float] | None
+
+
+def _value_factors(decoder: ConditionalDecoder, embedding: DatasetEmbedding) -> _ValueFactors:
+    scale, position = embedding.scale[0].double(), embedding.position[0].double()  # [d, e]
+    norm = decoder.value_norm
+    if not isinstance(norm, torch.nn.LayerNorm):
+        zero = torch.zeros(scale.shape[-1], dtype=torch.float64, device=scale.device)
+        return _ValueFactors(scale, position, zero, None)
+    centered_scale = scale - scale.mean(dim=-1, keepdim=True)  # [d, e]
+    centered_position = position - position.mean(dim=-1, keepdim=True)
+    a = (centered_scale**2).mean(dim=-1)  # [d]
+    b = (centered_scale * centered_position).mean(dim=-1)
+    c = (centered_position**2).mean(dim=-1)
+    gamma = norm.weight.double() if norm.weight is not None else torch.ones_like(scale[0])
+    beta = norm.bias.double() if norm.bias is not None else torch.zeros_like(scale[0])
+    return _ValueFactors(gamma * centered_scale, gamma * centered_position, beta, (a, b, c, norm.eps))
+
+
+@dataclass
+class _ParentIndex:
+    """The parents of a set of query nodes, padded to the largest in-degree among them."""
+
+    nodes: torch.Tensor  # [k] query node indices
+    parents: torch.Tensor  # [k, p] parent node indices (padding: 0)
+    padding: torch.Tensor  # [k, 1, 1, p] float: 0 for a parent, -inf for padding
+
+    @classmethod
+    def build(cls, mask: torch.Tensor, nodes: torch.Tensor, dtype: torch.dtype) -> _ParentIndex:
+        """mask: [d, d] bool, mask[i, j] for j -> i."""
+        query_mask = mask[nodes]  # [k, d]
+        width = max(int(query_mask.sum(dim=1).max()), 1) if nodes.numel() else 1
+        # stable sort puts every row's parents first, in node order
+        order = torch.sort(query_mask.to(torch.int8), dim=1, descending=True, stable=True).indices
+        parents = order[:, :width]  # [k, p]
+        real = torch.gather(query_mask, 1, parents)  # [k, p]
+        parents = parents.masked_fill(~real, 0)
+        padding = torch.zeros(real.shape, dtype=dtype, device=mask.device).masked_fill(~real, float("-inf"))
+        return cls(nodes, parents, padding[:, None, None, :])
+
+
+class _PreparedBlock:
+    """One ``AdaLNBlock`` with its modulation and its key/value algebra precomputed for one dataset."""
+
+    def __init__(
+        self, block: AdaLNBlock, condition: torch.Tensor, factors: _ValueFactors, dtype: torch.dtype
+    ) -> None:
+        attention = block.attention
+        self.block = block
+        self.dtype = dtype
+        h, e = attention.num_heads, attention.dim
+        self.num_heads = h
+        modulation = rearrange(block.modulation(condition), "d (six e) -> six d 1 e", six=6)  # [6, d, 1, e]
+        self.shift_attn, self.scale_attn, self.gate_attn = modulation[0], modulation[1], modulation[2]
+        self.shift_mlp, self.scale_mlp, self.gate_mlp = modulation[3], modulation[4], modulation[5]
+        w_kv, b_kv = attention.to_kv.weight.double(), _bias(attention.to_kv, 2 * e)  # [2e, e], [2e]
+        w_k, w_v, b_k, b_v = w_kv[:e], w_kv[e:], b_kv[:e], b_kv[e:]
+        w_q = rearrange(attention.to_q.weight.double(), "(h f) e -> e h f", h=h)  # [e, h, f]
+        b_q = rearrange(_bias(attention.to_q, e), "(h f) -> h f", h=h)
+        w_o = rearrange(attention.to_out.weight.double(), "e (h f) -> h f e", h=h)  # [h, f, e]
+        score_scale = (e // h) ** -0.5
+        per_head = "d (h f) -> d h f"
+        # keys of node j for scalar z: r (z key_u_j + key_v_j) + key_c; values likewise
+        key_u = rearrange(factors.u @ w_k.T, per_head, h=h)  # [d, h, f]
+        key_v = rearrange(factors.v @ w_k.T, per_head, h=h)
+        key_c = rearrange(factors.beta @ w_k.T + b_k, "(h f) -> h f", h=h)  # [h, f]
+        value_u = rearrange(factors.u @ w_v.T, per_head, h=h)
+        value_v = rearrange(factors.v @ w_v.T, per_head, h=h)
+        value_c = rearrange(factors.beta @ w_v.T + b_v, "(h f) -> h f", h=h)
+        # query state -> q . key_u_j (per head and node j), with the query projection folded in
+        self.score_u = score_scale * torch.einsum("ehf,jhf->jeh", w_q, key_u)  # [d, e, h]
+        self.score_v = score_scale * torch.einsum("ehf,jhf->jeh", w_q, key_v)
+        self.score_c = score_scale * torch.einsum("ehf,hf->eh", w_q, key_c)  # [e, h]
+        self.bias_u = score_scale * torch.einsum("hf,jhf->jh", b_q, key_u)  # [d, h]
+        self.bias_v = score_scale * torch.einsum("hf,jhf->jh", b_q, key_v)
+        self.bias_c = score_scale * torch.einsum("hf,hf->h", b_q, key_c)  # [h]
+        # attention weight of node j -> its value, through the output projection
+        self.output_u = torch.einsum("jhf,hfe->jhe", value_u, w_o)  # [d, h, e]
+        self.output_v = torch.einsum("jhf,hfe->jhe", value_v, w_o)
+        self.output_c = torch.einsum("hf,hfe->he", value_c, w_o)  # [h, e]
+        self.output_bias = _bias(attention.to_out, e).to(dtype)  # [e]
+        self._matrices: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+
+    def matrices(self, index: _ParentIndex) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per query node, the fixed matrices over its own parents (built once per node set):
+        scores [k, e, 2hp + h], score bias [k, 1, 2hp + h], outputs [k, 2hp + h, e]."""
+        cache_key = tuple(index.nodes.tolist())
+        if cache_key not in self._matrices:
+            parents, k = index.parents, index.parents.shape[0]
+            gathered_scores = "k p e h -> k e (h p)"
+            scores = torch.cat(
+                [
+                    rearrange(self.score_u[parents], gathered_scores),
+                    rearrange(self.score_v[parents], gathered_scores),
+                    self.score_c.expand(k, -1, -1),
+                ],
+                dim=2,
+            )
+            bias = torch.cat(
+                [
+                    rearrange(self.bias_u[parents], "k p h -> k (h p)"),
+                    rearrange(self.bias_v[parents], "k p h -> k (h p)"),
+                    self.bias_c.expand(k, -1),
+                ],
+                dim=1,
+            )
+            gathered_outputs = "k p h e -> k (h p) e"
+            outputs = torch.cat(
+                [
+                    rearrange(self.output_u[parents], gathered_outputs),
+                    rearrange(self.output_v[parents], gathered_outputs),
+                    self.output_c.expand(k, -1, -1),
+                ],
+                dim=1,
+            )
+            self._matrices[cache_key] = (
+                scores.to(self.dtype),
+                bias[:, None, :].to(self.dtype),
+                outputs.to(self.dtype),
+            )
+        return self._matrices[cache_key]
+
+    def __call__(
+        self, h: torch.Tensor, index: _ParentIndex, z: torch.Tensor, r: torch.Tensor
+    ) -> torch.Tensor:
+        """h: [k, m or 1, e] query states of ``index.nodes``; z, r: [k, m, 1, p] the values of each query
+        node's parents and their norm factor -> [k, m, e]."""
+        heads, width = self.num_heads, index.parents.shape[1]
+        nodes = index.nodes
+        query = F.layer_norm(h, h.shape[-1:]) * (1 + self.scale_attn[nodes]) + self.shift_attn[nodes]
+        score_matrix, score_bias, output_matrix = self.matrices(index)
+        parts = torch.baddbmm(score_bias, query, score_matrix)  # [k, m or 1, 2hp + h]
+        along_u, along_v, constant = parts.split([heads * width, heads * width, heads], dim=-1)
+        along_u = rearrange(along_u, "k m (h p) -> k m h p", h=heads)
+        along_v = rearrange(along_v, "k m (h p) -> k m h p", h=heads)
+        rz = r * z
+        scores = rz * along_u + r * along_v + (constant[..., None] + index.padding)  # [k, m, h, p]
+        row_max = scores.amax(dim=-1, keepdim=True)  # [k, m, h, 1]; -inf for a root
+        row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
+        weights = torch.exp(scores - row_max)
+        weights = weights / torch.maximum(weights.sum(dim=-1, keepdim=True), torch.exp(-row_max))
+        mixed = torch.cat(
+            [
+                rearrange(weights * rz, "k m h p -> k m (h p)"),
+                rearrange(weights * r, "k m h p -> k m (h p)"),
+                weights.sum(dim=-1),
+            ],
+            dim=-1,
+        )  # [k, m, 2hp + h]
+        attention = torch.bmm(mixed, output_matrix) + self.output_bias  # [k, m, e]
+        h = h + self.gate_attn[nodes] * attention
+        hidden = F.layer_norm(h, h.shape[-1:]) * (1 + self.scale_mlp[nodes]) + self.shift_mlp[nodes]
+        return h + self.gate_mlp[nodes] * self.block.mlp(hidden)
+
+
+def _bias(linear: torch.nn.Linear, size: int) -> torch.Tensor:
+    if linear.bias is None:
+        return torch.zeros(size, dtype=torch.float64, device=linear.weight.device)
+    return linear.bias.double()
+
+
+class PreparedDecoder:
+    """``F_hat`` of one dataset: ``ConditionalDecoder(z, parents, embedding, nodes)`` for a batch of one.
+
+    Built once per inferred dataset (``prepare_decoder``); a call then costs, per block, two batched matrix
+    products of the query rows with fixed matrices and elementwise work over each node's parents. Runs in
+    float32 (float64 for a float64 model).
+    """
+
+    def __init__(
+        self, decoder: ConditionalDecoder, parents: torch.Tensor, embedding: DatasetEmbedding
+    ) -> None:
+        parameter = next(decoder.parameters())
+        self.dtype = torch.float64 if parameter.dtype == torch.float64 else torch.float32
+        self.decoder = decoder
+        self.parents = parents.reshape(parents.shape[-2:]).bool()  # [d, d]
+        with torch.inference_mode():
+            factors = _value_factors(decoder, embedding)
+            self.quadratic = None
+            if factors.quadratic is not None:
+                a, b, c, eps = factors.quadratic
+                self.quadratic = (
+                    a.to(self.dtype)[:, None],
+                    b.to(self.dtype)[:, None],
+                    c.to(self.dtype)[:, None],
+                    eps,
+                )
+            condition = embedding.condition[0].to(parameter.dtype)  # [d, e]
+            self.blocks = [_PreparedBlock(block, condition, factors, self.dtype) for block in decoder.blocks]
+            self.position = embedding.position[0].to(self.dtype)[:, None, :]  # [d, 1, e]: initial queries
+        self._indices: dict[tuple[int, ...], _ParentIndex] = {}
+
+    def _parent_index(self, nodes: torch.Tensor) -> _ParentIndex:
+        cache_key = tuple(nodes.tolist())
+        if cache_key not in self._indices:
+            self._indices[cache_key] = _ParentIndex.build(self.parents, nodes, self.dtype)
+        return self._indices[cache_key]
+
+    def _norm_scale(self, values: torch.Tensor) -> torch.Tensor:
+        """values: [d, m] -> r(values): [d, m], the value norm's factor of every node and row."""
+        if self.quadratic is None:
+            return torch.ones_like(values)
+        a, b, c, eps = self.quadratic
+        return torch.rsqrt(((a * values + 2 * b) * values + c).clamp_min(0) + eps)
+
+    @torch.inference_mode()
+    def __call__(self, z: torch.Tensor, nodes: torch.Tensor | None = None) -> torch.Tensor:
+        """z: [m, d] -> F_hat(z): [m, d], or [m, k] for the node indices ``nodes`` ([k]) only."""
+        if nodes is None:
+            nodes = torch.arange(self.parents.shape[0], device=z.device)
+        index = self._parent_index(nodes)
+        values = z.to(self.dtype).T  # [d, m]
+        r = self._norm_scale(values)  # [d, m]
+        gather = "k p m -> k m 1 p"
+        z_parents = rearrange(values[index.parents], gather)  # [k, m, 1, p]
+        r_parents = rearrange(r[index.parents], gather)
+        h = self.position[nodes]  # [k, 1, e]: the same queries for every row
+        for block in self.blocks:
+            h = block(h, index, z_parents, r_parents)
+        h = h.expand(-1, z.shape[0], -1)  # [k, m, e]
+        return self.decoder.out(self.decoder.out_norm(h))[..., 0].T  # [m, k]
+
+
+def prepare_decoder(
+    decoder: ConditionalDecoder, parents: torch.Tensor, embedding: DatasetEmbedding
+) -> PreparedDecoder:
+    """Prepare ``decoder`` for the dataset with this ``parents`` mask ([1, d, d] or [d, d]) and ``embedding``
+    (a batch of one)."""
+    if embedding.position.shape[0] != 1:
+        raise ValueError(
+            f"prepare_decoder takes the embedding of one dataset, got {embedding.position.shape[0]}"
+        )
+    return PreparedDecoder(decoder, parents, embedding)
