@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from condfip.model import CondFiPConfig, CondFiPModel, fixed_point_generate, longest_path_length
+from condfip.model.anchors import anchor_indices, gather_rows
 from dag_attention import parents_from_adjacency
 from scm_gen import sample_scm
 
@@ -100,6 +101,38 @@ def test_chunked_embedding_equals_one_shot(
         strict=True,
     ):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def embedding_by_definition(
+    model: CondFiPModel, context: torch.Tensor, parents: torch.Tensor, real_rows: list[int]
+) -> torch.Tensor:
+    """The condition of each dataset from the max over the features of every real row, each computed by the
+    full row pass (anchors included), one dataset at a time."""
+    conditions = []
+    for b, n in enumerate(real_rows):
+        x, p = context[b : b + 1, :n], parents[b : b + 1]
+        indices, _ = anchor_indices(n, model.config.num_anchor_rows, None, 1, x.device)
+        states, anchor_tokens = model.encoder.anchor_states(gather_rows(x, indices), p, None)
+        head_states, _ = model.embedding_head.anchor_states(anchor_tokens, p, None)
+        features = model.embedding_head.row_features(
+            model.encoder.tokens(x, p, states, None), p, head_states, None
+        )
+        conditions.append(model.embedding_head.finish(features.amax(dim=1)).condition)
+    return torch.cat(conditions)
+
+
+def test_embedding_is_the_max_over_every_row(model: CondFiPModel, generator: torch.Generator) -> None:
+    """The anchors' features come from their own pass (not run again with the other rows): same max."""
+    context = torch.randn(2, 70, 5, generator=generator)
+    parents = random_dag(2, 5, generator)
+    expected = embedding_by_definition(model, context, parents, [70, 70])
+    for chunk_size in (None, 11):
+        actual = model.embed(context, parents, chunk_size=chunk_size).condition
+        torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
+    mask = torch.arange(70)[None, :] < torch.tensor([[70], [33]])  # the second dataset is padded
+    expected = embedding_by_definition(model, context, parents, [70, 33])
+    actual = model.embed(context, parents, sample_mask=mask, chunk_size=16).condition
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_padding_rows_are_ignored(model: CondFiPModel, generator: torch.Generator) -> None:

@@ -86,19 +86,32 @@ class CondFiPModel(nn.Module):
     ) -> DatasetEmbedding:
         """context: [b, n, d] -> embedding, the max over rows computed chunk by chunk (bounded memory).
 
-        Every row attends only to the anchor rows, so the result does not depend on ``chunk_size``.
+        Every row attends only to the anchor rows, so the result does not depend on ``chunk_size``. The anchor
+        rows' features come out of the anchors' own pass; when every dataset has the same anchors (no padding)
+        those rows are not run a second time.
         """
-        encoder_states, anchor_tokens, anchor_mask = self._encoder_anchors(context, parents, sample_mask)
-        head_states = self.embedding_head.anchor_states(anchor_tokens, parents, anchor_mask)
-        pooled = None
-        for start, part in _row_chunks_with_start(context, chunk_size):
+        indices, anchor_mask = anchor_indices(
+            context.shape[1], self.config.num_anchor_rows, sample_mask, context.shape[0], context.device
+        )
+        encoder_states, anchor_tokens = self.encoder.anchor_states(
+            gather_rows(context, indices), parents, anchor_mask
+        )
+        head_states, anchor_features = self.embedding_head.anchor_states(anchor_tokens, parents, anchor_mask)
+        if anchor_mask is not None:  # datasets with fewer real rows than anchors: those slots never win
+            anchor_features = anchor_features.masked_fill(~anchor_mask[:, :, None, None], float("-inf"))
+        pooled = anchor_features.amax(dim=1)  # [b, d, e]
+        rows, row_mask = context, sample_mask
+        if sample_mask is None:  # the same anchor rows in every dataset: pool the other rows only
+            others = torch.ones(context.shape[1], dtype=torch.bool, device=context.device)
+            others[indices[0]] = False
+            rows = context[:, others]
+        for start, part in _row_chunks_with_start(rows, chunk_size):
             tokens = self.encoder.tokens(part, parents, encoder_states, anchor_mask)
             features = self.embedding_head.row_features(tokens, parents, head_states, anchor_mask)
-            if sample_mask is not None:  # padding rows never win the max
-                real = sample_mask[:, start : start + part.shape[1], None, None]  # [b, n, 1, 1]
+            if row_mask is not None:  # padding rows never win the max
+                real = row_mask[:, start : start + part.shape[1], None, None]  # [b, n, 1, 1]
                 features = features.masked_fill(~real, float("-inf"))
-            chunk_max = features.amax(dim=1)  # [b, d, e]
-            pooled = chunk_max if pooled is None else torch.maximum(pooled, chunk_max)
+            pooled = torch.maximum(pooled, features.amax(dim=1))
         return self.embedding_head.finish(pooled)
 
     # ----- decoder: the mechanisms -----------------------------------------------------------------------

@@ -41,9 +41,11 @@ class EmbeddingHead(nn.Module):
 
     def anchor_states(
         self, anchor_tokens: torch.Tensor, parents: torch.Tensor, anchor_mask: torch.Tensor | None
-    ) -> list[torch.Tensor]:
-        """anchor_tokens: the anchors' encoder tokens [b, m, d, e] -> per-block anchor states."""
-        return self.stack.anchor_states(self.projection(anchor_tokens), parents, anchor_mask)
+    ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """anchor_tokens: the anchors' encoder tokens [b, m, d, e] -> (per-block anchor states, the anchors'
+        normalized features [b, m, d, e], as ``row_features`` gives them)."""
+        states, output = self.stack.anchor_states(self.projection(anchor_tokens), parents, anchor_mask)
+        return states, self.norm(output)
 
     def row_features(
         self,

@@ -30,9 +30,7 @@ class DatasetEncoder(nn.Module):
         self, anchors: torch.Tensor, parents: torch.Tensor, anchor_mask: torch.Tensor | None
     ) -> tuple[list[torch.Tensor], torch.Tensor]:
         """anchors: [b, m, d] -> (per-block anchor states, the anchors' output tokens [b, m, d, e])."""
-        tokens = self.embed_values(anchors)
-        states = self.stack.anchor_states(tokens, parents, anchor_mask)
-        return states, self.stack(tokens, parents, states, anchor_mask)
+        return self.stack.anchor_states(self.embed_values(anchors), parents, anchor_mask)
 
     def tokens(
         self,
