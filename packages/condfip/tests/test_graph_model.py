@@ -16,6 +16,7 @@ from condfip.graph import GraphModel, GraphModelConfig, load_graph_model
 from condfip.graph.objective import acyclicity, acyclicity_weight, edge_cross_entropy, graph_loss
 from condfip.graph.statistics import NUM_PAIR_FEATURES
 from condfip.model import CondFiPConfig, CondFiPModel
+from condfip.model.anchors import anchor_indices, gather_rows
 from condfip.pretrained import shipped_checkpoints
 
 TINY = GraphModelConfig(
@@ -69,6 +70,19 @@ def test_chunks_of_rows_give_the_same_logits(generator: torch.Generator) -> None
     )
     with pytest.raises(ValueError, match="chunk_size must be a positive"):
         model.edge_logits(data, chunk_size=0)
+
+
+def test_node_features_are_the_max_over_every_row(generator: torch.Generator) -> None:
+    """The anchors' features come from their own pass (not run again with the other rows): same max."""
+    model = tiny_model()
+    data = torch.randn(2, 50, 5, generator=generator)
+    indices, _ = anchor_indices(50, TINY.num_anchor_rows, None, 2, data.device)
+    states, _ = model.stack.anchor_states(model._embed(gather_rows(data, indices)), None, None)
+    every_row = model.norm(model.stack(model._embed(data), None, states, None))  # [b, n, d, e]
+    for chunk_size in (None, 9):
+        torch.testing.assert_close(
+            model.node_features(data, chunk_size=chunk_size), every_row.amax(dim=1), rtol=1e-5, atol=1e-5
+        )
 
 
 def test_padded_rows_and_nodes_change_nothing(generator: torch.Generator) -> None:

@@ -74,14 +74,15 @@ class GraphStack(nn.Module):
 
     def anchor_states(
         self, anchors: torch.Tensor, node_mask: torch.Tensor | None, anchor_mask: torch.Tensor | None
-    ) -> list[torch.Tensor]:
-        """anchors: [b, m, d, e] -> the input of every sample block, each [b, m, d, e]."""
+    ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """anchors: [b, m, d, e] -> (the input of every sample block, each [b, m, d, e]; the anchors' output
+        [b, m, d, e], which is what ``forward`` gives for the anchor rows)."""
         states = []
         x = anchors
         for sample_block, node_block in zip(self.sample_blocks, self.node_blocks, strict=True):
             states.append(x)
             x = node_block(sample_block(x, x, anchor_mask), node_mask)
-        return states
+        return states, x
 
     def forward(
         self,

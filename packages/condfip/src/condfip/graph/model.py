@@ -89,17 +89,24 @@ class GraphModel(nn.Module):
         b, n, _ = data.shape
         indices, anchor_mask = anchor_indices(n, self.config.num_anchor_rows, sample_mask, b, data.device)
         anchors = self._embed(gather_rows(data, indices))  # [b, m, d, e]
-        states = self.stack.anchor_states(anchors, node_mask, anchor_mask)
-        step = n if chunk_size is None else chunk_size
-        pooled = None
-        for start in range(0, n, max(step, 1)):
-            part = data[:, start : start + step]  # [b, n', d]
+        states, anchor_output = self.stack.anchor_states(anchors, node_mask, anchor_mask)
+        anchor_features = self.norm(anchor_output)  # the anchors' features come out of their own pass
+        if anchor_mask is not None:  # datasets with fewer real rows than anchors: those slots never win
+            anchor_features = anchor_features.masked_fill(~anchor_mask[:, :, None, None], float("-inf"))
+        pooled = anchor_features.amax(dim=1)  # [b, d, e]
+        rows, row_mask = data, sample_mask
+        if sample_mask is None:  # the same anchor rows in every dataset: pool the other rows only
+            others = torch.ones(n, dtype=torch.bool, device=data.device)
+            others[indices[0]] = False
+            rows = data[:, others]
+        step = rows.shape[1] if chunk_size is None else chunk_size
+        for start in range(0, rows.shape[1], max(step, 1)):
+            part = rows[:, start : start + step]  # [b, n', d]
             features = self.norm(self.stack(self._embed(part), node_mask, states, anchor_mask))
-            if sample_mask is not None:  # padding rows never win the max
-                real = sample_mask[:, start : start + step, None, None]  # [b, n', 1, 1]
+            if row_mask is not None:  # padding rows never win the max
+                real = row_mask[:, start : start + step, None, None]  # [b, n', 1, 1]
                 features = features.masked_fill(~real, float("-inf"))
-            chunk_max = features.amax(dim=1)  # [b, d, e]
-            pooled = chunk_max if pooled is None else torch.maximum(pooled, chunk_max)
+            pooled = torch.maximum(pooled, features.amax(dim=1))
         return pooled
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
