@@ -10,6 +10,7 @@ Axis legend: b datasets (always 1 here), m rows, d nodes, k intervened nodes.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,10 @@ import torch
 
 from condfip.model.decoder import ConditionalDecoder
 from condfip.model.prepared_decoder import PreparedDecoder, prepare_decoder
+from condfip.model.readout import Readout
 
+MAX_READOUT_ROWS = 10_000  # rows a readout refit uses at most (evenly spaced); beyond, the fit barely changes
+FEW_READOUT_ROWS = 50  # below this, a refitted readout often did worse than the trained one (TRAINING.md)
 DEFAULT_TOKENS_PER_CHUNK = (
     16_384  # rows per chunk = this // d; activations and sample attention scale with it
 )
@@ -74,6 +78,26 @@ class DecoderRunner:
             return self.prepared(z, nodes).to(torch.float64)
         out = self.model.mechanisms(z.to(self.dtype)[None], self.parents, self.embedding, nodes)  # [1, m, .]
         return out[0].to(torch.float64)
+
+    @torch.inference_mode()
+    def refit_readout(self, data: np.ndarray) -> Readout:
+        """Refit the readout of ``F_hat`` per node on standardized rows [n, d] (``condfip.model.readout``); every
+        later call of this runner uses it. At most ``MAX_READOUT_ROWS`` rows, evenly spaced, enter the fit."""
+        if self.prepared is None:
+            raise ValueError(
+                "refit_readout needs a Cond-FiP network in float32 or float64; this model runs through its own "
+                "mechanisms. Load the checkpoint in float32, or infer without refit_readout"
+            )
+        if data.shape[0] < FEW_READOUT_ROWS:
+            warnings.warn(
+                f"refit_readout on {data.shape[0]} rows: below {FEW_READOUT_ROWS} rows the refitted readout was "
+                "often less accurate than the trained one; consider refit_readout=False",
+                stacklevel=4,
+            )
+        rows = data
+        if data.shape[0] > MAX_READOUT_ROWS:
+            rows = data[np.linspace(0, data.shape[0] - 1, MAX_READOUT_ROWS).round().astype(np.int64)]
+        return self.prepared.refit_readout(torch.as_tensor(rows, device=self.device), self.chunk_rows)
 
     @torch.inference_mode()
     def generate(

@@ -155,10 +155,14 @@ class CondFiP:
             context, names, index, adjacency, standardization, standardization.data_to_standard(context)
         )
 
-    def _inferred(self, prepared: _Prepared, parents: torch.Tensor, embedding: Any) -> InferredSCM:
+    def _inferred(
+        self, prepared: _Prepared, parents: torch.Tensor, embedding: Any, refit_readout: bool
+    ) -> InferredSCM:
         chunk_rows = rows_per_chunk(self.chunk_size, len(prepared.columns))
         levels = topological_levels(prepared.adjacency) if _evaluates_node_subsets(self.model) else None
         runner = DecoderRunner(self.model, parents, embedding, self.device, chunk_rows, levels)
+        if refit_readout:
+            runner.refit_readout(prepared.standard)
         encoder = None
         if EncoderAbduction.available(self.model):
             encoder = EncoderAbduction(self.model, parents, prepared.standard, self.device, chunk_rows)
@@ -184,6 +188,7 @@ class CondFiP:
         *,
         columns: Sequence[Hashable] | None = None,
         chunk_size: int | None = None,
+        refit_readout: bool = False,
     ) -> InferredSCM:
         """Infer the SCM behind ``data`` given its causal ``graph``, zero-shot.
 
@@ -193,7 +198,13 @@ class CondFiP:
         DAG of ``condfip.graph.infer_graph`` at the graph model's default threshold (``graph_model`` of this object; for
         another threshold or known edges, call ``infer_graph`` and pass its DAG). ``scm.graph`` shows it.
         The data are standardized per column inside; all results come back in the user's units.
+
+        ``refit_readout=True`` goes one step beyond the paper's zero-shot method: the decoder's last layer is
+        refitted per node on these rows (ridge regression of each column on the decoder's features of its
+        parents, penalty chosen by leave-one-out; ``condfip.model.readout``). It takes milliseconds and, on the
+        validation set, roughly halves the generation error (condfip's TRAINING.md, "Refitting the readout").
         """
+        _check_flag(refit_readout, "refit_readout")
         prepared = self._prepare(data, graph, columns)
         chunk = rows_per_chunk(
             chunk_size if chunk_size is not None else self.chunk_size, len(prepared.columns)
@@ -201,7 +212,7 @@ class CondFiP:
         parents = self._parents(prepared.adjacency)
         context = torch.as_tensor(prepared.standard, dtype=model_dtype(self.model), device=self.device)[None]
         embedding = self.model.embed(context, parents, chunk_size=chunk)  # [1, n, d] -> fields [1, d, e]
-        return self._inferred(prepared, parents, embedding)
+        return self._inferred(prepared, parents, embedding, refit_readout)
 
     @torch.inference_mode()
     def infer_batch(
@@ -210,6 +221,7 @@ class CondFiP:
         *,
         batch_size: int | None = None,
         chunk_size: int | None = None,
+        refit_readout: bool = False,
     ) -> list[InferredSCM]:
         """``infer`` for many ``(data, graph)`` pairs of any sizes and node counts, in padded batches.
 
@@ -217,7 +229,9 @@ class CondFiP:
         nodes have no parents and no children. Returns the SCMs in the order given; equal to one-by-one
         ``infer`` up to float rounding. ``batch_size`` (datasets per forward pass) defaults to 16 on CUDA
         and 1 on the CPU, where bigger batches measured slower (BENCHMARKS.md, "Inference").
+        ``refit_readout``: as in ``infer``, for every dataset.
         """
+        _check_flag(refit_readout, "refit_readout")
         if batch_size is None:
             batch_size = 16 if self.device.type == "cuda" else 1
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -253,15 +267,20 @@ class CondFiP:
             embedding = self.model.embed(
                 context.to(self.device),
                 parents.to(self.device),
-                sample_mask=sample_mask.to(self.device),
+                sample_mask=None if bool(sample_mask.all()) else sample_mask.to(self.device),
                 chunk_size=chunk,
             )
             for b, (p, original) in enumerate(zip(group, order[start : start + batch_size], strict=True)):
                 d = len(p.columns)
                 results[original] = self._inferred(
-                    p, self._parents(p.adjacency), _slice_embedding(embedding, b, d)
+                    p, self._parents(p.adjacency), _slice_embedding(embedding, b, d), refit_readout
                 )
         return results  # type: ignore[return-value]
+
+
+def _check_flag(value: object, name: str) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
 
 
 def _evaluates_node_subsets(model: Any) -> bool:

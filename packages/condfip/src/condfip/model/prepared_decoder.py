@@ -29,6 +29,7 @@ from einops import rearrange
 from condfip.model.decoder import ConditionalDecoder
 from condfip.model.embedding import DatasetEmbedding
 from condfip.model.layers import AdaLNBlock
+from condfip.model.readout import Readout, fit_readout
 
 
 @dataclass
@@ -230,6 +231,7 @@ class PreparedDecoder:
             self.blocks = [_PreparedBlock(block, condition, factors, self.dtype) for block in decoder.blocks]
             self.position = embedding.position[0].to(self.dtype)[:, None, :]  # [d, 1, e]: initial queries
         self._indices: dict[tuple[int, ...], _ParentIndex] = {}
+        self.readout: tuple[torch.Tensor, torch.Tensor] | None = None  # per-node weights [d, f], bias [d]
 
     def _parent_index(self, nodes: torch.Tensor) -> _ParentIndex:
         cache_key = tuple(nodes.tolist())
@@ -244,9 +246,8 @@ class PreparedDecoder:
         a, b, c, eps = self.quadratic
         return torch.rsqrt(((a * values + 2 * b) * values + c).clamp_min(0) + eps)
 
-    @torch.inference_mode()
-    def __call__(self, z: torch.Tensor, nodes: torch.Tensor | None = None) -> torch.Tensor:
-        """z: [m, d] -> F_hat(z): [m, d], or [m, k] for the node indices ``nodes`` ([k]) only."""
+    def _states(self, z: torch.Tensor, nodes: torch.Tensor | None) -> list[torch.Tensor]:
+        """z: [m, d] -> the query states after every block, each [k, m or 1, e] (1: no node reads a value)."""
         if nodes is None:
             nodes = torch.arange(self.parents.shape[0], device=z.device)
         index = self._parent_index(nodes)
@@ -256,10 +257,57 @@ class PreparedDecoder:
         z_parents = rearrange(values[index.parents], gather)  # [k, m, 1, p]
         r_parents = rearrange(r[index.parents], gather)
         h = self.position[nodes]  # [k, 1, e]: the same queries for every row
+        states = []
         for block in self.blocks:
             h = block(h, index, z_parents, r_parents)
-        h = h.expand(-1, z.shape[0], -1)  # [k, m, e]
+            states.append(h)
+        return states
+
+    @torch.inference_mode()
+    def features(self, z: torch.Tensor, nodes: torch.Tensor | None = None) -> torch.Tensor:
+        """z: [m, d] -> the readout features of each node: its states after every block, normalized by the
+        output norm and concatenated, [m, d, blocks * e] (or [m, k, .] for ``nodes``). They depend only on the
+        values of the node's parents."""
+        states = [self.decoder.out_norm(h.expand(-1, z.shape[0], -1)) for h in self._states(z, nodes)]
+        return torch.cat(states, dim=-1).transpose(0, 1)  # [m, k, f]
+
+    @torch.inference_mode()
+    def __call__(self, z: torch.Tensor, nodes: torch.Tensor | None = None) -> torch.Tensor:
+        """z: [m, d] -> F_hat(z): [m, d], or [m, k] for the node indices ``nodes`` ([k]) only."""
+        if self.readout is not None:
+            weights, bias = self.readout
+            index = slice(None) if nodes is None else nodes
+            features = self.features(z, nodes).double()  # [m, k, f]; float64 sums: no row-count rounding
+            return (torch.einsum("mkf,kf->mk", features, weights[index]) + bias[index]).to(self.dtype)
+        h = self._states(z, nodes)[-1].expand(-1, z.shape[0], -1)  # [k, m, e]
         return self.decoder.out(self.decoder.out_norm(h))[..., 0].T  # [m, k]
+
+    def prior_readout(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The trained readout as weights over ``features`` ([d, blocks * e], zero but on the last block) and
+        a bias per node ([d]), in float64."""
+        d, e = self.parents.shape[0], self.position.shape[-1]
+        device = self.position.device
+        weights = torch.zeros(d, len(self.blocks) * e, dtype=torch.float64, device=device)
+        weights[:, -e:] = self.decoder.out.weight[0].double()
+        return weights, self.decoder.out.bias.double().expand(d)
+
+    def refit_readout(self, rows: torch.Tensor, chunk_rows: int = 1024) -> Readout:
+        """Refit the readout per node on standardized rows [n, d] (``condfip.model.readout``) and use it from
+        now on; the features run in chunks of ``chunk_rows`` rows, twice."""
+
+        def chunks():
+            for start in range(0, rows.shape[0], chunk_rows):
+                z = rows[start : start + chunk_rows]  # [m, d]
+                yield self.features(z), z
+
+        readout = fit_readout(chunks, *self.prior_readout())
+        self.set_readout(readout)
+        return readout
+
+    def set_readout(self, readout: Readout | None) -> None:
+        """Use per-node readout weights over ``features`` (``condfip.model.readout``), or the trained readout
+        again with None."""
+        self.readout = None if readout is None else (readout.weights.double(), readout.bias.double())
 
 
 def prepare_decoder(
