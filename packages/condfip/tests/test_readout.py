@@ -84,11 +84,13 @@ def test_features_that_never_vary_move_only_along_themselves(generator: torch.Ge
     features = torch.randn(1, 2, 4, generator=generator, dtype=torch.float64).expand(30, -1, -1)
     targets = torch.randn(30, 2, generator=generator, dtype=torch.float64)
     prior, prior_bias = torch.randn(2, 4, generator=generator, dtype=torch.float64), torch.zeros(2)
-    readout = fit_readout(chunked(features, targets, 7), prior, prior_bias, grid=(1e-6,))
-    prediction = (features[0] * readout.weights).sum(-1) + readout.bias
+    unpenalized = fit_readout(chunked(features, targets, 7), prior, prior_bias, grid=(1e-6,))
+    prediction = (features[0] * unpenalized.weights).sum(-1) + unpenalized.bias
     torch.testing.assert_close(prediction, targets.mean(0), rtol=0, atol=1e-6)
-    for readout in (readout, fit_readout(chunked(features, targets, 7), prior, prior_bias)):
-        shift = readout.weights - prior  # [2, 4]: a multiple of the constant features, the bias the same multiple
+    for readout in (unpenalized, fit_readout(chunked(features, targets, 7), prior, prior_bias)):
+        shift = (
+            readout.weights - prior
+        )  # [2, 4]: a multiple of the constant features, the bias the same multiple
         torch.testing.assert_close(shift, readout.bias[:, None] * features[0], rtol=1e-6, atol=1e-9)
 
 
