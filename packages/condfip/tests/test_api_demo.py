@@ -88,7 +88,29 @@ def test_oracle_scores_zero_and_the_report_lists_every_task():
     for line in ("noise", "generation", "interventional", "counterfactual", "seconds"):
         assert re.search(rf"^  {line} +\d+\.\d{{3}} +\d+\.\d{{3}}$", table, flags=re.MULTILINE), table
     assert "Cond-FiP (zero-shot)" in table and "linear ANM (fitted)" in table
+    assert (
+        report.refit is None and "refit" not in table
+    )  # the oracle is no Cond-FiP network: nothing to refit
     assert scm.columns == [f"x{j}" for j in range(6)]
+
+
+def test_the_refit_column_scores_the_refitted_model():
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_api_inference import tiny_model
+
+    dataset = scm_gen.make_benchmark_dataset(
+        "in", "linear", 5, num_context=120, num_query=40, num_interventional=40, seed=4
+    )
+    model = CondFiP(tiny_model(), device="cpu")
+    report, _ = run_demo(model, dataset)
+    refitted = model.infer(dataset.context_data, dataset.adjacency, refit_readout=True)
+    std = dataset.context_data.std(axis=0)
+    expected = standardized_rmse(refitted.noise(dataset.query_data).to_numpy(), dataset.query_noise, std)
+    assert report.refit is not None and report.refit.noise == pytest.approx(expected, rel=1e-9)
+    table = report.table()
+    assert re.search(r"^  generation +\d+\.\d{3} +\d+\.\d{3} +\d+\.\d{3}$", table, flags=re.MULTILINE), table
+    assert "Cond-FiP + refit readout" in table
+    assert run_demo(model, dataset, refit_readout=False)[0].refit is None
 
 
 def test_demo_with_an_inferred_graph_gives_it_to_both_methods():
@@ -165,7 +187,8 @@ def test_demo_command_prints_the_table(model_folder, capsys):
     assert main(demo_argv(model_folder)) == 0
     first = capsys.readouterr().out
     assert "d = 5, 60 context rows, seed 4" in first and "rerun with --seed 4" in first
-    assert re.search(r"^  interventional +\d+\.\d{3} +\d+\.\d{3}$", first, flags=re.MULTILINE)
+    # three methods: Cond-FiP, Cond-FiP + refit readout, the linear baseline
+    assert re.search(r"^  interventional +\d+\.\d{3} +\d+\.\d{3} +\d+\.\d{3}$", first, flags=re.MULTILINE)
     main(demo_argv(model_folder))
     second = capsys.readouterr().out
     scores = [line for line in first.splitlines() if line.startswith("  ") and "seconds" not in line]
@@ -183,8 +206,9 @@ def test_demo_command_with_an_inferred_graph(model_folder, tmp_path, capsys):
     assert re.search(
         r"Graph: inferred zero-shot .* \d+ edges \(\d+ true\), SHD \d+, F1 \d\.\d\d, AUROC", out
     ), out
-    assert main(demo_argv(model_folder)) == 0
-    assert "Graph: the true one" in capsys.readouterr().out
+    assert main(demo_argv(model_folder, "--no-refit-readout")) == 0
+    out = capsys.readouterr().out
+    assert "Graph: the true one" in out and "refit" not in out
 
 
 def test_demo_plot_without_matplotlib_says_how_to_install(model_folder, tmp_path, capsys, monkeypatch):

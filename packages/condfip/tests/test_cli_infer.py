@@ -99,6 +99,20 @@ def test_interventional_samples_and_noise(files, tmp_path):
     np.testing.assert_allclose(written.to_numpy(), expected.to_numpy(), rtol=1e-12)
 
 
+def test_refit_readout_matches_the_python_api(files, tmp_path):
+    out, noise_out = tmp_path / "samples.csv", tmp_path / "noise.csv"
+    argv = infer(
+        files, "--num-samples", "20", "--seed", "4", "--refit-readout", "--noise-out", str(noise_out)
+    )
+    assert main([*argv, "--out", str(out)]) == 0
+    data = pd.read_csv(files["data"])
+    scm = CondFiP.from_pretrained(files["model"]).infer(data, files["adjacency"], refit_readout=True)
+    np.testing.assert_allclose(pd.read_csv(out).to_numpy(), scm.sample(20, seed=4).to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(pd.read_csv(noise_out).to_numpy(), scm.noise().to_numpy(), rtol=1e-12)
+    _, zero_shot = python_api(files)
+    assert not np.allclose(pd.read_csv(noise_out).to_numpy(), zero_shot.noise().to_numpy())
+
+
 def test_counterfactuals_of_the_data_rows(files, tmp_path):
     out = tmp_path / "cf.csv"
     assert main(infer(files, "--counterfactual", "--intervene", "blood pressure=0.5", "--out", str(out))) == 0

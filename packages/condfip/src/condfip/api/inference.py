@@ -132,6 +132,16 @@ class CondFiP:
         """The most nodes the checkpoint supports, or None when it has no limit."""
         return getattr(self.config, "max_nodes", None)
 
+    @property
+    def can_refit_readout(self) -> bool:
+        """Whether ``infer(..., refit_readout=True)`` works with this model: a Cond-FiP network in float32 or
+        float64."""
+        from condfip.model.decoder import ConditionalDecoder
+
+        decoder = getattr(self.model, "decoder", None)
+        dtype = model_dtype(self.model)
+        return isinstance(decoder, ConditionalDecoder) and dtype in (torch.float32, torch.float64)
+
     def __repr__(self) -> str:
         return f"CondFiP(config={self.config!r}, device={str(self.device)!r})"
 
