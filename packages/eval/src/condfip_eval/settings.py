@@ -59,5 +59,6 @@ class MethodSettings:
             "fip": {"steps": self.fip_steps, "seed": self.seed},
             "dowhy": {"quality": self.dowhy_quality},
             "condfip": {"model": self.condfip_weights},
+            "condfip-refit": {"model": self.condfip_weights},
         }
         return make_method(name, **{**defaults.get(name, {}), **self.method_options.get(name, {})})

@@ -17,6 +17,7 @@ __all__ = ["format_mean_error", "markdown_table", "summarize_records", "paper_ta
 COLUMN_LABELS = tuple(COLUMNS.values())
 DISPLAY_NAMES = {
     "condfip": "Cond-FiP",
+    "condfip-refit": "Cond-FiP + refit",
     "fip": "FiP",
     "dowhy": "DoWhy",
     "linear": "Linear ANM",

@@ -1,6 +1,7 @@
 """Methods compared by the benchmark, behind one interface (see :mod:`condfip_eval.methods.base`).
 
-``make_method(name, **options)`` builds one by name: "condfip", "fip", "dowhy", "linear", "nonlinear".
+``make_method(name, **options)`` builds one by name: "condfip", "condfip-refit" (Cond-FiP with its readout
+refitted on the context rows), "fip", "dowhy", "linear", "nonlinear".
 Heavy or optional dependencies (torch models, DoWhy, pretrained weights) load only when that method is built.
 """
 
@@ -23,7 +24,7 @@ __all__ = [
     "topological_order",
 ]
 
-METHOD_NAMES = ("condfip", "fip", "dowhy", "linear", "nonlinear")
+METHOD_NAMES = ("condfip", "condfip-refit", "fip", "dowhy", "linear", "nonlinear")
 
 
 def make_method(name: str, **options: Any) -> Method:
@@ -44,4 +45,8 @@ def make_method(name: str, **options: Any) -> Method:
         from condfip_eval.methods.condfip_method import CondFiPMethod
 
         return CondFiPMethod(**options)
+    if name == "condfip-refit":
+        from condfip_eval.methods.condfip_method import CondFiPRefitMethod
+
+        return CondFiPRefitMethod(**options)
     raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHOD_NAMES)}")
