@@ -95,6 +95,7 @@ def test_encoder_then_decoder_writes_checkpoints_and_logs(tmp_path: Path) -> Non
         options(tmp_path / "dec", stage="decoder", config=decoder_config, encoder_checkpoint=tmp_path / "enc")
     )
     assert "in/rff/interventional" in figures and "out/linear/generation" in figures
+    assert "in/rff/generation_refit" in figures and "out/linear/interventional_refit" in figures
     lines = (tmp_path / "dec" / "validation.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [2, 4]
     config = json.loads((tmp_path / "dec" / "config.json").read_text())

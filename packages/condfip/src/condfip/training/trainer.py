@@ -193,7 +193,8 @@ class CondFiPStage:
         return build_validation_set(datasets_per_cell=options.validation_datasets)
 
     def evaluate(self, model: nn.Module, cells: list) -> dict[str, float]:
-        return evaluate(model, cells, stage=self.name)
+        # the decoder stage also logs the figures with the readout refitted on each context (`*_refit`)
+        return evaluate(model, cells, stage=self.name, refit_readout=self.name == "decoder")
 
 
 @dataclass
