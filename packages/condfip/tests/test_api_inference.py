@@ -18,6 +18,7 @@ from torch import nn
 import scm_gen
 from condfip import CondFiP, InferredSCM
 from condfip.model import CondFiPConfig, CondFiPModel, DatasetEmbedding
+from condfip.model.readout import PENALTY_GRID
 
 TINY = CondFiPConfig(
     dim=16, num_heads=2, mlp_dim=32, encoder_pairs=1, embedding_pairs=1, decoder_blocks=2, num_anchor_rows=32
@@ -377,6 +378,17 @@ def test_refit_readout_in_batches_equals_one_by_one(scm_and_rows):
         np.testing.assert_allclose(
             scm_batched.noise().to_numpy(), alone.noise().to_numpy(), rtol=1e-4, atol=1e-4
         )
+
+
+def test_readout_penalty_and_repr(scm_and_rows):
+    scm, context, _, _ = scm_and_rows
+    api = CondFiP(tiny_model(), device="cpu")
+    refitted, zero_shot = (api.infer(context, scm.adjacency, refit_readout=flag) for flag in (True, False))
+    penalty = refitted.readout_penalty
+    assert list(penalty.index) == refitted.columns and (penalty > 0).all()
+    assert penalty.isin(PENALTY_GRID).all()
+    assert zero_shot.readout_penalty is None
+    assert "refit_readout=True" in repr(refitted) and "refit" not in repr(zero_shot)
 
 
 def test_refit_readout_on_few_rows_warns(scm_and_rows):

@@ -71,6 +71,7 @@ class DecoderRunner:
         # topological levels of the graph (level 0: roots); None: no sweep, full fixed-point iterations
         self.levels = levels
         self.prepared = _prepared_decoder(model, parents, embedding)
+        self.readout: Readout | None = None  # the refitted readout, when refit_readout ran
 
     def _mechanisms(self, z: torch.Tensor, nodes: torch.Tensor | None = None) -> torch.Tensor:
         """z: [m, d] float64 on device -> F_hat(z) [m, d] float64 (or [m, k] for the indices ``nodes``)."""
@@ -97,7 +98,8 @@ class DecoderRunner:
         rows = data
         if data.shape[0] > MAX_READOUT_ROWS:
             rows = data[np.linspace(0, data.shape[0] - 1, MAX_READOUT_ROWS).round().astype(np.int64)]
-        return self.prepared.refit_readout(torch.as_tensor(rows, device=self.device), self.chunk_rows)
+        self.readout = self.prepared.refit_readout(torch.as_tensor(rows, device=self.device), self.chunk_rows)
+        return self.readout
 
     @torch.inference_mode()
     def generate(

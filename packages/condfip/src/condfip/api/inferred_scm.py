@@ -82,10 +82,20 @@ class InferredSCM:
         """Per-column standard deviation of the context (the standardization's scale)."""
         return pd.Series(self._standardization.std, index=self._columns)
 
+    @property
+    def readout_penalty(self) -> pd.Series | None:
+        """With ``refit_readout=True``: the ridge penalty that leave-one-out chose for each column's readout
+        (large: the trained readout kept; small: the rows decided); None when the readout was not refitted."""
+        readout = getattr(self._runner, "readout", None)
+        if readout is None:
+            return None
+        return pd.Series(readout.penalty.cpu().numpy(), index=self._columns)
+
     def __repr__(self) -> str:
+        refit = ", refit_readout=True" if self.readout_penalty is not None else ""
         return (
             f"InferredSCM(num_nodes={len(self._columns)}, num_edges={int(self._adjacency.sum())}, "
-            f"context_rows={self._context.shape[0]}, columns={self._columns[:6]!r}"
+            f"context_rows={self._context.shape[0]}{refit}, columns={self._columns[:6]!r}"
             f"{'...' if len(self._columns) > 6 else ''})"
         )
 
