@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from condfip.model.readout import fit_readout
+from condfip.model.readout import fit_readout, fit_readout_with_penalty
 
 
 def chunked(features: torch.Tensor, targets: torch.Tensor, size: int):
@@ -100,3 +100,24 @@ def test_too_few_rows(generator: torch.Generator) -> None:
         fit_readout(chunked(features, torch.zeros(1, 2), 1), torch.zeros(2, 3), torch.zeros(2))
     with pytest.raises(ValueError, match="at least 2 rows, got 0"):
         fit_readout(chunked(features[:0], torch.zeros(0, 2), 1), torch.zeros(2, 3), torch.zeros(2))
+
+
+def test_the_batched_fixed_penalty_fit_equals_the_grid_fit_and_is_differentiable(
+    generator: torch.Generator,
+) -> None:
+    features = torch.randn(2, 40, 3, 4, generator=generator, dtype=torch.float64, requires_grad=True)
+    targets = torch.randn(2, 40, 3, generator=generator, dtype=torch.float64)
+    prior, prior_bias = torch.randn(4, generator=generator, dtype=torch.float64), torch.tensor(0.3)
+    weights, bias = fit_readout_with_penalty(features, targets, prior, prior_bias, 0.5)
+    assert weights.shape == (2, 3, 4) and bias.shape == (2, 3)
+    for b in range(2):
+        one = fit_readout(
+            chunked(features[b].detach(), targets[b], 16),
+            prior.expand(3, -1),
+            prior_bias.expand(3),
+            grid=(0.5,),
+        )
+        torch.testing.assert_close(weights[b].detach(), one.weights, rtol=1e-9, atol=1e-9)
+        torch.testing.assert_close(bias[b].detach(), one.bias, rtol=1e-9, atol=1e-9)
+    (weights.sum() + bias.sum()).backward()
+    assert features.grad is not None and torch.isfinite(features.grad).all() and features.grad.abs().sum() > 0

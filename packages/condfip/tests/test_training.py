@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import socket
 import subprocess
@@ -96,6 +97,16 @@ def test_encoder_then_decoder_writes_checkpoints_and_logs(tmp_path: Path) -> Non
     )
     assert "in/rff/interventional" in figures and "out/linear/generation" in figures
     assert "in/rff/generation_refit" in figures and "out/linear/interventional_refit" in figures
+    refit_run = options(
+        tmp_path / "dec-refit",
+        stage="decoder",
+        config=decoder_config,
+        encoder_checkpoint=tmp_path / "enc",
+        refit_weight=1.0,
+    )
+    assert math.isfinite(train(refit_run)["in/linear/generation"])
+    recipe = json.loads((tmp_path / "dec-refit" / "config.json").read_text())["training"]
+    assert recipe["refit_weight"] == 1.0
     lines = (tmp_path / "dec" / "validation.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [2, 4]
     config = json.loads((tmp_path / "dec" / "config.json").read_text())
@@ -237,6 +248,8 @@ def test_rollout_loss_adds_the_generation_error() -> None:
     assert with_rollout > plain
     with pytest.raises(ValueError, match="--rollout-weight must be >= 0"):
         options(Path("unused"), rollout_weight=-1.0).validate()
+    with pytest.raises(ValueError, match="--refit-weight must be >= 0, got -0.5"):
+        options(Path("unused"), refit_weight=-0.5).validate()
 
 
 def test_resume_a_run_written_before_config_fields_were_added(tmp_path: Path) -> None:

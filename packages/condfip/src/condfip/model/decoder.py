@@ -33,11 +33,15 @@ class ConditionalDecoder(nn.Module):
         parents: torch.Tensor,
         embedding: DatasetEmbedding,
         nodes: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+        *,
+        return_features: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """z: [b, n, d] -> F_hat(z): [b, n, d], or [b, n, k] for the query nodes ``nodes`` ([k] indices) only.
 
         Output ``i`` reads only the values of ``i``'s parents, so a subset of nodes is evaluated from the
         value embeddings of their parents alone (the same numbers as the full call, at a fraction of its cost).
+        ``return_features``: also return the readout features, the states after every block through the output
+        norm, concatenated: [b, n, d or k, blocks * e] (``condfip.model.readout``).
         """
         scale, position, condition = embedding.scale, embedding.position, embedding.condition  # [b, d, e]
         if nodes is not None:
@@ -55,6 +59,10 @@ class ConditionalDecoder(nn.Module):
             + rearrange(key_position, "b d e -> b 1 d e")
         )  # [b, n, d_keys, e]
         h = rearrange(position, "b d e -> b 1 d e").expand(-1, z.shape[1], -1, -1)  # queries: node positions
+        features = []
         for block in self.blocks:
             h = block(h, values, parents, condition)
-        return rearrange(self.out(self.out_norm(h)), "b n d 1 -> b n d")
+            if return_features:
+                features.append(self.out_norm(h))
+        out = rearrange(self.out(self.out_norm(h)), "b n d 1 -> b n d")
+        return (out, torch.cat(features, dim=-1)) if return_features else out

@@ -106,3 +106,24 @@ def _moments(chunks: FeatureChunks) -> tuple[int, torch.Tensor, torch.Tensor]:
     if scatter is None:
         raise ValueError("refitting the readout needs at least 2 rows, got 0")
     return count, scatter, cross
+
+
+def fit_readout_with_penalty(
+    features: torch.Tensor,
+    targets: torch.Tensor,
+    prior_weights: torch.Tensor,
+    prior_bias: torch.Tensor,
+    penalty: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same ridge with one fixed penalty, batched over datasets and differentiable (for training the decoder
+    with a refitted readout): features [b, n, d, f], targets [b, n, d], prior_weights [f], prior_bias [] ->
+    weights [b, d, f], bias [b, d], in float64."""
+    x = _with_constant(features)  # [b, n, d, f + 1]
+    prior = torch.cat([prior_weights.double(), prior_bias.double().reshape(1)])  # [f + 1]
+    residual = targets.double() - x @ prior  # [b, n, d]
+    identity = torch.eye(x.shape[-1], dtype=torch.float64, device=x.device)
+    scatter = torch.einsum("bndf,bndg->bdfg", x, x) + penalty * identity  # [b, d, f + 1, f + 1]
+    cross = torch.einsum("bndf,bnd->bdf", x, residual)  # [b, d, f + 1]
+    factor = torch.linalg.cholesky(scatter.contiguous())  # positive definite: the penalty is > 0
+    weights = prior + torch.cholesky_solve(cross.unsqueeze(-1), factor).squeeze(-1)  # [b, d, f + 1]
+    return weights[..., :-1], weights[..., -1]

@@ -88,6 +88,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--rollout-rows", type=int, default=64, help="decoder stage: query rows per dataset of that loss"
     )
     parser.add_argument(
+        "--refit-weight",
+        type=float,
+        default=0.0,
+        help="decoder stage: weight of a loss with the readout refitted on the context rows (a ridge, as "
+        "refit_readout at inference); 0 = off",
+    )
+    parser.add_argument(
         "--init",
         type=Path,
         help="start from the weights of this checkpoint folder (same architecture; fresh optimizer and "
@@ -125,6 +132,7 @@ def options_from_args(args: argparse.Namespace) -> TrainingOptions:
         acyclicity_weight=args.acyclicity_weight,
         rollout_weight=args.rollout_weight,
         rollout_rows=args.rollout_rows,
+        refit_weight=args.refit_weight,
         init_from=args.init,
         pairs_only=args.pairs_only,
     )

@@ -35,6 +35,7 @@ from condfip.checkpoint import (
     write_json,
 )
 from condfip.model import CondFiPConfig, CondFiPModel, fixed_point_generate
+from condfip.model.readout import fit_readout_with_penalty
 from condfip.training.data import StreamSpec, training_loader
 from condfip.training.ema import WeightAverage
 from condfip.training.schedule import learning_rate, learning_rate_by_time
@@ -80,6 +81,7 @@ class TrainingOptions:
     acyclicity_weight: float = 1.0  # graph stage: final weight of the acyclicity penalty
     rollout_weight: float = 0.0  # decoder stage: weight of the generation (rollout) loss, 0 = off
     rollout_rows: int = 64  # decoder stage: query rows per dataset the rollout loss generates
+    refit_weight: float = 0.0  # decoder stage: weight of the loss with the readout refitted on the context
     init_from: Path | None = None  # start from this checkpoint's weights (same architecture); not on --resume
     pairs_only: bool = False  # graph stage: train only the pair-statistics head and the edge bias
 
@@ -103,6 +105,8 @@ class TrainingOptions:
             )
         if self.pairs_only and self.stage != "graph":
             raise ValueError("--pairs-only applies to the graph stage only; drop it")
+        if self.refit_weight < 0:
+            raise ValueError(f"--refit-weight must be >= 0, got {self.refit_weight}")
         if self.rollout_weight < 0 or self.rollout_rows < 1:
             raise ValueError(
                 f"--rollout-weight must be >= 0 and --rollout-rows >= 1, got {self.rollout_weight} and "
@@ -117,6 +121,8 @@ class TrainingOptions:
             keys += ("acyclicity_weight",)
         if self.stage == "decoder" and self.rollout_weight > 0:
             keys += ("rollout_weight", "rollout_rows")
+        if self.stage == "decoder" and self.refit_weight > 0:
+            keys += ("refit_weight",)
         if self.pairs_only:
             keys += ("pairs_only",)
         if self.schedule_by_time:
@@ -128,6 +134,9 @@ class TrainingOptions:
         return {**values, **self.extra}
 
 
+REFIT_TRAINING_PENALTY = 0.1  # ridge penalty of the training loss with a refitted readout (--refit-weight)
+
+
 def rmse_per_row(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """[b, n, d] -> scalar: mean over rows of sqrt(mean over nodes of squared error)."""
     return ((prediction.float() - target.float()) ** 2).mean(dim=-1).add(1e-12).sqrt().mean()
@@ -137,13 +146,20 @@ class StageLoss(nn.Module):
     """The loss of one stage as a module's forward, so DistributedDataParallel can wrap it."""
 
     def __init__(
-        self, model: CondFiPModel, stage: str, *, rollout_weight: float = 0.0, rollout_rows: int = 64
+        self,
+        model: CondFiPModel,
+        stage: str,
+        *,
+        rollout_weight: float = 0.0,
+        rollout_rows: int = 64,
+        refit_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.model = model
         self.stage = stage
         self.rollout_weight = rollout_weight
         self.rollout_rows = rollout_rows
+        self.refit_weight = refit_weight
 
     def forward(
         self, data: torch.Tensor, noise: torch.Tensor, parents: torch.Tensor, step: int = 0
@@ -155,7 +171,10 @@ class StageLoss(nn.Module):
         half = data.shape[1] // 2
         embedding = self.model.embed(data[:, :half], parents, chunk_size=None)
         query = data[:, half:]
-        loss = rmse_per_row(self.model.mechanisms(query, parents, embedding), target[:, half:])
+        if self.refit_weight > 0:
+            loss = self._with_refit_loss(data[:, :half], query, target[:, half:], parents, embedding)
+        else:
+            loss = rmse_per_row(self.model.mechanisms(query, parents, embedding), target[:, half:])
         if self.rollout_weight > 0:
             # generation from the true noise through F_hat itself: trains F_hat on its own outputs upstream
             rows = slice(half, half + self.rollout_rows)
@@ -166,6 +185,30 @@ class StageLoss(nn.Module):
             generated = fixed_point_generate(mechanisms, noise[:, rows], parents)  # [b, rollout_rows, d]
             loss = loss + self.rollout_weight * rmse_per_row(generated, data[:, rows])
         return loss
+
+    def _with_refit_loss(
+        self,
+        context: torch.Tensor,
+        query: torch.Tensor,
+        query_target: torch.Tensor,
+        parents: torch.Tensor,
+        embedding: Any,
+    ) -> torch.Tensor:
+        """The one-step loss plus ``refit_weight`` times the one-step loss of the readout refitted on the
+        context rows (a ridge with penalty ``REFIT_TRAINING_PENALTY``, as ``refit_readout`` at inference fits
+        it), so that the decoder's block states learn to be good features for a per-dataset readout."""
+        decoder = self.model.decoder
+        _, context_features = decoder(context, parents, embedding, return_features=True)
+        prediction, query_features = decoder(query, parents, embedding, return_features=True)
+        e = decoder.out.weight.shape[1]
+        prior = torch.cat([decoder.out.weight.new_zeros(query_features.shape[-1] - e), decoder.out.weight[0]])
+        weights, bias = fit_readout_with_penalty(
+            context_features, context, prior, decoder.out.bias[0], REFIT_TRAINING_PENALTY
+        )
+        refitted = torch.einsum("bndf,bdf->bnd", query_features.double(), weights) + bias[:, None]
+        return rmse_per_row(prediction, query_target) + self.refit_weight * rmse_per_row(
+            refitted, query_target
+        )
 
 
 class CondFiPStage:
@@ -186,7 +229,11 @@ class CondFiPStage:
 
     def loss_module(self, model: nn.Module, options: TrainingOptions) -> nn.Module:
         return StageLoss(
-            model, self.name, rollout_weight=options.rollout_weight, rollout_rows=options.rollout_rows
+            model,
+            self.name,
+            rollout_weight=options.rollout_weight,
+            rollout_rows=options.rollout_rows,
+            refit_weight=options.refit_weight,
         )
 
     def validation_set(self, options: TrainingOptions) -> list:
