@@ -61,7 +61,9 @@ def test_chunk_size_does_not_matter(generator: torch.Generator, solver: str) -> 
     features = torch.randn(50, 4, 6, generator=generator)
     targets = torch.randn(50, 4, generator=generator)
     prior, prior_bias = torch.randn(4, 6, generator=generator), torch.randn(4, generator=generator)
-    one, many = (fit_readout(chunked(features, targets, size), prior, prior_bias, solver=solver) for size in (50, 7))
+    one, many = (
+        fit_readout(chunked(features, targets, size), prior, prior_bias, solver=solver) for size in (50, 7)
+    )
     torch.testing.assert_close(one.weights, many.weights, rtol=1e-9, atol=1e-9)
     torch.testing.assert_close(one.held_out_errors, many.held_out_errors, rtol=1e-9, atol=1e-12)
 
@@ -92,7 +94,10 @@ def test_features_that_never_vary_move_only_along_themselves(generator: torch.Ge
     unpenalized = fit_readout(chunked(features, targets, 7), prior, prior_bias, grid=(1e-6,), solver=solver)
     prediction = (features[0] * unpenalized.weights).sum(-1) + unpenalized.bias
     torch.testing.assert_close(prediction, targets.mean(0), rtol=0, atol=1e-6)
-    for readout in (unpenalized, fit_readout(chunked(features, targets, 7), prior, prior_bias, solver=solver)):
+    for readout in (
+        unpenalized,
+        fit_readout(chunked(features, targets, 7), prior, prior_bias, solver=solver),
+    ):
         shift = (
             readout.weights - prior
         )  # [2, 4]: a multiple of the constant features, the bias the same multiple
@@ -105,7 +110,9 @@ def test_too_few_rows(generator: torch.Generator, solver: str) -> None:
     with pytest.raises(ValueError, match="at least 2 rows, got 1"):
         fit_readout(chunked(features, torch.zeros(1, 2), 1), torch.zeros(2, 3), torch.zeros(2), solver=solver)
     with pytest.raises(ValueError, match="at least 2 rows, got 0"):
-        fit_readout(chunked(features[:0], torch.zeros(0, 2), 1), torch.zeros(2, 3), torch.zeros(2), solver=solver)
+        fit_readout(
+            chunked(features[:0], torch.zeros(0, 2), 1), torch.zeros(2, 3), torch.zeros(2), solver=solver
+        )
 
 
 def test_the_batched_fixed_penalty_fit_equals_the_grid_fit_and_is_differentiable(
@@ -136,10 +143,13 @@ def test_the_primal_and_dual_solvers_give_the_same_readout(generator: torch.Gene
     targets = features[..., :4].sum(-1) ** 2 + torch.randn(rows, 3, generator=generator, dtype=torch.float64)
     prior, prior_bias = torch.randn(3, 30, generator=generator, dtype=torch.float64), torch.randn(3)
     fits = {
-        solver: fit_readout(chunked(features, targets, 8), prior, prior_bias, solver=solver) for solver in SOLVERS
+        solver: fit_readout(chunked(features, targets, 8), prior, prior_bias, solver=solver)
+        for solver in SOLVERS
     }
     for solver in ("dual", "auto"):
-        torch.testing.assert_close(fits[solver].held_out_errors, fits["primal"].held_out_errors, rtol=1e-7, atol=0)
+        torch.testing.assert_close(
+            fits[solver].held_out_errors, fits["primal"].held_out_errors, rtol=1e-7, atol=0
+        )
         torch.testing.assert_close(fits[solver].penalty, fits["primal"].penalty, rtol=0, atol=0)
         torch.testing.assert_close(fits[solver].weights, fits["primal"].weights, rtol=1e-7, atol=1e-9)
         torch.testing.assert_close(fits[solver].bias, fits["primal"].bias, rtol=1e-7, atol=1e-9)

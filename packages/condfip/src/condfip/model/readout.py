@@ -69,7 +69,7 @@ def fit_readout(
         raise ValueError(f"refitting the readout needs at least 2 rows, got {moments.count}")
     penalties = torch.tensor(grid, dtype=torch.float64, device=prior.device)  # [l]
     if moments.rows is not None:
-        x, y = (torch.cat(parts) for parts in zip(*moments.rows))  # [n, d, f + 1], [n, d]
+        x, y = _stacked(moments.rows)  # [n, d, f + 1], [n, d]
         shift, errors = _dual_fit(x, y - torch.einsum("ndf,df->nd", x, prior), penalties)
     else:
         shift, errors = _primal_fit(chunks, prior, moments.scatter, moments.cross, penalties)
@@ -106,11 +106,16 @@ class _Moments:
             if self.keep_rows is None or self.count <= self.keep_rows:
                 return
             kept, self.rows = self.rows, None  # too many rows: the primal fit's moments from here on
-            x, y = (torch.cat(parts) for parts in zip(*kept))
+            x, y = _stacked(kept)
         scatter = torch.einsum("mdf,mdh->dfh", x, x)
         cross = torch.einsum("mdf,md->df", x, y)
         self.scatter = scatter if self.scatter is None else self.scatter + scatter
         self.cross = cross if self.cross is None else self.cross + cross
+
+
+def _stacked(rows: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Chunks of (x [m, d, f + 1], y [m, d]) -> all rows (x [n, d, f + 1], y [n, d])."""
+    return torch.cat([x for x, _ in rows]), torch.cat([y for _, y in rows])
 
 
 def _primal_fit(
