@@ -109,6 +109,27 @@ def test_oracle_model_reproduces_scm_gen_exactly(mechanism):
     )
 
 
+def test_oracle_average_causal_effect_is_the_mean_counterfactual_difference():
+    rng = np.random.default_rng(5)
+    scm = scm_gen.sample_scm("in", "rff", 8, rng=rng, graph="er")
+    context, _ = scm.sample(200, rng)
+    query, _ = scm.sample(50, rng)
+    inferred = CondFiP(OracleModel(scm, context.mean(axis=0), context.std(axis=0)), device="cpu").infer(
+        context, scm.adjacency
+    )
+    node = int(scm.topological_order[0])
+    target = max(descendants(scm.adjacency, node))
+    names = inferred.columns
+    effect = inferred.average_causal_effect(
+        names[target], {names[node]: 1.0}, {names[node]: -1.0}, data=query
+    )
+    expected = (
+        scm.counterfactual(query, {node: 1.0})[:, target] - scm.counterfactual(query, {node: -1.0})[:, target]
+    ).mean()
+    assert abs(expected) > 1e-3
+    np.testing.assert_allclose(effect, expected, rtol=1e-9, atol=1e-12)
+
+
 def test_oracle_fresh_samples_follow_the_scm():
     rng = np.random.default_rng(3)
     scm = scm_gen.sample_scm("in", "linear", 5, rng=rng, graph="er")
@@ -176,6 +197,62 @@ def test_callable_sees_the_value_without_intervention(inferred):
     shifted = inferred.interventional_samples({"x0": lambda current: current + 10.0}, n=30, seed=5)
     observational = inferred.sample(30, seed=5)
     np.testing.assert_allclose(shifted["x0"].to_numpy(), observational["x0"].to_numpy() + 10.0, rtol=1e-12)
+
+
+def test_average_causal_effect_is_the_difference_of_interventional_means(inferred, scm_and_rows):
+    scm, _, query, _ = scm_and_rows
+    node = int(scm.topological_order[0])
+    target = max(descendants(scm.adjacency, node))
+    name, target_name = inferred.columns[node], inferred.columns[target]
+    shift = {name: lambda current: current + 1.0}
+    # fresh rows: the same seed gives both arms the noise that sample / interventional_samples draw
+    effect = inferred.average_causal_effect(target_name, shift, {}, n=300, seed=2)
+    shifted = inferred.interventional_samples(shift, n=300, seed=2)[target_name].mean()
+    observational = inferred.sample(300, seed=2)[target_name].mean()
+    np.testing.assert_allclose(effect, shifted - observational, rtol=1e-12, atol=1e-12)
+    assert effect != 0.0
+    # given rows: the mean of their counterfactual differences
+    on_rows = inferred.average_causal_effect(target_name, {name: 0.5}, {}, data=query)
+    counterfactual = inferred.counterfactual_samples({name: 0.5}, query)[target_name].to_numpy()
+    np.testing.assert_allclose(on_rows, (counterfactual - query[:, target]).mean(), rtol=1e-9, atol=1e-12)
+    # the default is 10,000 fresh rows
+    assert inferred.average_causal_effect(
+        target_name, {name: 0.5}, {}, seed=4
+    ) == inferred.average_causal_effect(target_name, {name: 0.5}, {}, n=10_000, seed=4)
+
+
+def test_average_causal_effect_is_zero_on_non_descendants_and_for_equal_arms(inferred, scm_and_rows):
+    scm, _, query, _ = scm_and_rows
+    # a node with descendants and non-descendants: the arms differ on the first, not on the second
+    node = next(
+        int(j)
+        for j in scm.topological_order
+        if 0 < len(descendants(scm.adjacency, int(j))) < scm.num_nodes - 1
+    )
+    below = descendants(scm.adjacency, node)
+    others = [j for j in range(scm.num_nodes) if j != node and j not in below]
+    name = inferred.columns[node]
+    assert (
+        inferred.average_causal_effect(inferred.columns[min(below)], {name: 3.0}, {name: -3.0}, n=50) != 0.0
+    )
+    for target in others:
+        assert (
+            inferred.average_causal_effect(inferred.columns[target], {name: 3.0}, {name: -3.0}, n=50) == 0.0
+        )
+    first = inferred.columns[int(scm.topological_order[0])]
+    assert inferred.average_causal_effect("x5", {first: 2.0}, {first: 2.0}, data=query) == 0.0
+
+
+def test_average_causal_effect_errors(inferred, scm_and_rows):
+    _, _, query, _ = scm_and_rows
+    with pytest.raises(ValueError, match="unknown target 'y'; choose one of the columns"):
+        inferred.average_causal_effect("y", {"x0": 1.0}, {"x0": 0.0})
+    with pytest.raises(ValueError, match="not both"):
+        inferred.average_causal_effect("x1", {"x0": 1.0}, {"x0": 0.0}, n=10, data=query)
+    with pytest.raises(ValueError, match="intervention on unknown node 'z'"):
+        inferred.average_causal_effect("x1", {"z": 1.0}, {})
+    with pytest.raises(ValueError, match="n must be a positive int"):
+        inferred.average_causal_effect("x1", {"x0": 1.0}, {}, n=0)
 
 
 def test_same_seed_same_rows_and_different_seed_different_rows(inferred):
