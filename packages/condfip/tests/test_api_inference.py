@@ -17,6 +17,7 @@ from torch import nn
 
 import scm_gen
 from condfip import CondFiP, InferredSCM
+from condfip.api.engine import CUDA_TOKENS_PER_CHUNK, DEFAULT_TOKENS_PER_CHUNK, rows_per_chunk
 from condfip.model import CondFiPConfig, CondFiPModel, DatasetEmbedding
 from condfip.model.readout import PENALTY_GRID
 
@@ -405,6 +406,14 @@ def test_noise_of_rows_does_not_depend_on_the_other_rows(inferred, scm_and_rows)
     np.testing.assert_allclose(
         inferred.noise(query[5:9]).to_numpy(), inferred.noise(query).to_numpy()[5:9], rtol=1e-5, atol=1e-6
     )  # float32 rounding differs with the number of rows
+
+
+def test_default_chunks_are_larger_on_cuda():
+    assert rows_per_chunk(None, 20) == DEFAULT_TOKENS_PER_CHUNK // 20
+    assert rows_per_chunk(None, 20, torch.device("cpu")) == DEFAULT_TOKENS_PER_CHUNK // 20
+    assert rows_per_chunk(None, 20, torch.device("cuda:1")) == CUDA_TOKENS_PER_CHUNK // 20
+    assert rows_per_chunk(None, 10_000) == 64  # at least 64 rows
+    assert rows_per_chunk(300, 20, torch.device("cuda")) == 300
 
 
 def test_device_auto_is_cpu_without_cuda():

@@ -23,8 +23,9 @@ from condfip.model.readout import Readout
 MAX_READOUT_ROWS = 10_000  # rows a readout refit uses at most (evenly spaced); beyond, the fit barely changes
 FEW_READOUT_ROWS = 50  # below this, a refitted readout often did worse than the trained one (TRAINING.md)
 DEFAULT_TOKENS_PER_CHUNK = (
-    16_384  # rows per chunk = this // d; activations and sample attention scale with it
+    16_384  # CPU: rows per chunk = this // d; activations and sample attention scale with it
 )
+CUDA_TOKENS_PER_CHUNK = 65_536  # CUDA: fewer, larger chunks (a GPU call costs launches, not arithmetic)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -37,9 +38,16 @@ def resolve_device(device: str | torch.device) -> torch.device:
         raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from None
 
 
-def rows_per_chunk(chunk_size: int | None, num_nodes: int) -> int:
+def rows_per_chunk(chunk_size: int | None, num_nodes: int, device: torch.device | None = None) -> int:
+    """``chunk_size`` checked, or by default ``DEFAULT_TOKENS_PER_CHUNK // num_nodes`` rows
+    (``CUDA_TOKENS_PER_CHUNK`` on a CUDA ``device``), at least 64."""
     if chunk_size is None:
-        return max(64, DEFAULT_TOKENS_PER_CHUNK // max(num_nodes, 1))
+        tokens = (
+            CUDA_TOKENS_PER_CHUNK
+            if device is not None and device.type == "cuda"
+            else DEFAULT_TOKENS_PER_CHUNK
+        )
+        return max(64, tokens // max(num_nodes, 1))
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive int (rows per chunk) or None, got {chunk_size!r}")
     return chunk_size

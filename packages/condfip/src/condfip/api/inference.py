@@ -50,7 +50,7 @@ class CondFiP:
     """A Cond-FiP network wrapped for users: tables and graphs in, inferred SCMs (``InferredSCM``) out.
 
     ``device="auto"`` runs on CUDA when available. ``chunk_size`` (rows per chunk, default: 16,384
-    values / d) bounds memory for any context size: the dataset embedding and every decoder pass run on
+    values / d on the CPU, 65,536 / d on CUDA) bounds memory for any context size: the dataset embedding and every decoder pass run on
     chunks of rows. ``graph_model`` infers the graph when ``infer`` is given ``graph="infer"``: a
     ``condfip.graph.GraphModel`` or a shipped name, folder or Hub repo id (loaded on first use).
     """
@@ -168,7 +168,7 @@ class CondFiP:
     def _inferred(
         self, prepared: _Prepared, parents: torch.Tensor, embedding: Any, refit_readout: bool
     ) -> InferredSCM:
-        chunk_rows = rows_per_chunk(self.chunk_size, len(prepared.columns))
+        chunk_rows = rows_per_chunk(self.chunk_size, len(prepared.columns), self.device)
         levels = topological_levels(prepared.adjacency) if _evaluates_node_subsets(self.model) else None
         runner = DecoderRunner(self.model, parents, embedding, self.device, chunk_rows, levels)
         if refit_readout:
@@ -217,7 +217,7 @@ class CondFiP:
         _check_flag(refit_readout, "refit_readout")
         prepared = self._prepare(data, graph, columns)
         chunk = rows_per_chunk(
-            chunk_size if chunk_size is not None else self.chunk_size, len(prepared.columns)
+            chunk_size if chunk_size is not None else self.chunk_size, len(prepared.columns), self.device
         )
         parents = self._parents(prepared.adjacency)
         context = torch.as_tensor(prepared.standard, dtype=model_dtype(self.model), device=self.device)[None]
@@ -273,7 +273,9 @@ class CondFiP:
                 context[b, :n, :d] = torch.as_tensor(p.standard, dtype=dtype)
                 sample_mask[b, :n] = True
                 parents[b, :d, :d] = torch.as_tensor(p.adjacency.T != 0)
-            chunk = rows_per_chunk(chunk_size if chunk_size is not None else self.chunk_size, num_nodes)
+            chunk = rows_per_chunk(
+                chunk_size if chunk_size is not None else self.chunk_size, num_nodes, self.device
+            )
             embedding = self.model.embed(
                 context.to(self.device),
                 parents.to(self.device),

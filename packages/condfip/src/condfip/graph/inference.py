@@ -145,7 +145,9 @@ def edge_probabilities(
     d = standardized.shape[1]
     dtype = next(model.parameters()).dtype
     data = torch.as_tensor(standardized, dtype=dtype, device=device)[None]  # [1, n, d]
-    probabilities = model.edge_probabilities(data, chunk_size=rows_per_chunk(chunk_size, d))  # [1, d, d]
+    probabilities = model.edge_probabilities(
+        data, chunk_size=rows_per_chunk(chunk_size, d, torch.device(device))
+    )  # [1, d, d]
     return probabilities[0].double().cpu().numpy()
 
 

@@ -88,7 +88,7 @@ def local_edge_logits(
         batch = members[start : start + TABLES_PER_BATCH]  # [t, k]
         tables = data[:, torch.as_tensor(batch, device=device)].permute(1, 0, 2)  # [t, n, k]
         logits = model.edge_logits(
-            tables, chunk_size=rows_per_chunk(chunk_size, size * len(batch))
+            tables, chunk_size=rows_per_chunk(chunk_size, size * len(batch), torch.device(device))
         )  # [t, k, k]
         logits = logits.double().cpu().numpy()
         centres, others = batch[:, :1], batch[:, 1:]  # [t, 1], [t, k - 1]
