@@ -122,6 +122,22 @@ class _PreparedBlock:
         self.output_c = torch.einsum("hf,hfe->he", value_c, w_o)  # [h, e]
         self.output_bias = _bias(attention.to_out, e).to(dtype)  # [e]
         self._matrices: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        self._modulations: dict[tuple[int, ...], tuple[torch.Tensor, ...]] = {}
+
+    def modulations(self, nodes: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The adaLN shift, 1 + scale and gate of attention and MLP for the query ``nodes``, each [k, 1, e]
+        (gathered once per node set)."""
+        cache_key = tuple(nodes.tolist())
+        if cache_key not in self._modulations:
+            self._modulations[cache_key] = (
+                self.shift_attn[nodes],
+                1 + self.scale_attn[nodes],
+                self.gate_attn[nodes],
+                self.shift_mlp[nodes],
+                1 + self.scale_mlp[nodes],
+                self.gate_mlp[nodes],
+            )
+        return self._modulations[cache_key]
 
     def matrices(self, index: _ParentIndex) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per query node, the fixed matrices over its own parents (built once per node set):
@@ -163,24 +179,23 @@ class _PreparedBlock:
         return self._matrices[cache_key]
 
     def __call__(
-        self, h: torch.Tensor, index: _ParentIndex, z: torch.Tensor, r: torch.Tensor
+        self, h: torch.Tensor, index: _ParentIndex, rz: torch.Tensor, r: torch.Tensor
     ) -> torch.Tensor:
-        """h: [k, m or 1, e] query states of ``index.nodes``; z, r: [k, m, 1, p] the values of each query
-        node's parents and their norm factor -> [k, m, e]."""
+        """h: [k, m or 1, e] query states of ``index.nodes``; rz, r: [k, m, 1, p] the values of each query
+        node's parents times their norm factor, and that factor -> [k, m, e]."""
         heads, width = self.num_heads, index.parents.shape[1]
-        nodes = index.nodes
-        query = F.layer_norm(h, h.shape[-1:]) * (1 + self.scale_attn[nodes]) + self.shift_attn[nodes]
+        shift_attn, scale_attn, gate_attn, shift_mlp, scale_mlp, gate_mlp = self.modulations(index.nodes)
+        query = F.layer_norm(h, h.shape[-1:]) * scale_attn + shift_attn
         score_matrix, score_bias, output_matrix = self.matrices(index)
         parts = torch.baddbmm(score_bias, query, score_matrix)  # [k, m or 1, 2hp + h]
         along_u, along_v, constant = parts.split([heads * width, heads * width, heads], dim=-1)
         along_u = rearrange(along_u, "k m (h p) -> k m h p", h=heads)
         along_v = rearrange(along_v, "k m (h p) -> k m h p", h=heads)
-        rz = r * z
         scores = rz * along_u + r * along_v + (constant[..., None] + index.padding)  # [k, m, h, p]
-        row_max = scores.amax(dim=-1, keepdim=True)  # [k, m, h, 1]; -inf for a root
-        row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
-        weights = torch.exp(scores - row_max)
-        weights = weights / torch.maximum(weights.sum(dim=-1, keepdim=True), torch.exp(-row_max))
+        # exp(s) / max(sum exp(s), 1), shifted by max(row max, 0): finite for a root (every score -inf)
+        shift = scores.amax(dim=-1, keepdim=True).clamp_min(0.0)  # [k, m, h, 1]
+        weights = torch.exp(scores - shift)
+        weights = weights / torch.maximum(weights.sum(dim=-1, keepdim=True), torch.exp(-shift))
         mixed = torch.cat(
             [
                 rearrange(weights * rz, "k m h p -> k m (h p)"),
@@ -190,9 +205,9 @@ class _PreparedBlock:
             dim=-1,
         )  # [k, m, 2hp + h]
         attention = torch.bmm(mixed, output_matrix) + self.output_bias  # [k, m, e]
-        h = h + self.gate_attn[nodes] * attention
-        hidden = F.layer_norm(h, h.shape[-1:]) * (1 + self.scale_mlp[nodes]) + self.shift_mlp[nodes]
-        return h + self.gate_mlp[nodes] * self.block.mlp(hidden)
+        h = h + gate_attn * attention
+        hidden = F.layer_norm(h, h.shape[-1:]) * scale_mlp + shift_mlp
+        return h + gate_mlp * self.block.mlp(hidden)
 
 
 def _bias(linear: torch.nn.Linear, size: int) -> torch.Tensor:
@@ -256,10 +271,11 @@ class PreparedDecoder:
         gather = "k p m -> k m 1 p"
         z_parents = rearrange(values[index.parents], gather)  # [k, m, 1, p]
         r_parents = rearrange(r[index.parents], gather)
+        rz_parents = r_parents * z_parents
         h = self.position[nodes]  # [k, 1, e]: the same queries for every row
         states = []
         for block in self.blocks:
-            h = block(h, index, z_parents, r_parents)
+            h = block(h, index, rz_parents, r_parents)
             states.append(h)
         return states
 
