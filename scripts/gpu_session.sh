@@ -7,6 +7,7 @@
 #   3. condfip: train `base`, both stages, bfloat16 (#4)               packages/condfip/scripts/gpu_train.sh
 #   4. condfip: inference speed of `small` on the GPU beside DoWhy, d = 20 first (#5)
 #                                                                      packages/condfip/benchmarks/bench_inference.py
+#   5. condfip: its CUDA tests (the API and the prepared decoder on CUDA against the CPU) (#5)
 # If the Triton tests fail, parts 2-4 run with DAG_ATTENTION_BACKEND=reference and the report says so.
 #
 #   OUT=/path bash scripts/gpu_session.sh           # on the device: $OUT is set for you
@@ -42,6 +43,7 @@ ENCODER_MINUTES=${ENCODER_MINUTES:-1.4}
 DECODER_MINUTES=${DECODER_MINUTES:-1.8}
 TRAIN_S=${TRAIN_S:-300}          # hard limit of part 3 (both stages, their start-up and the bf16 copy)
 INFER_S=${INFER_S:-60}
+CONDFIP_TESTS_S=${CONDFIP_TESTS_S:-40}
 started=$SECONDS
 mkdir -p "$OUT" "$WORK"
 report="$WORK/report.md"
@@ -54,6 +56,9 @@ if compgen -G ".whl/*.whl" >/dev/null; then
 fi
 
 left() { echo $((TOTAL_S - PACK_RESERVE_S - (SECONDS - started))); }  # seconds before packing must start
+# run a command for at most $1 seconds; with under 5 seconds left, do not start it (exit 124), since
+# `timeout 0` would mean no limit at all
+bounded() { local seconds=$1; shift; [ "$seconds" -ge 5 ] || return 124; timeout --kill-after=10 "$seconds" "$@"; }
 limit() { local want=$1 remaining; remaining=$(left); [ "$remaining" -lt "$want" ] && want=$remaining; echo $((want > 0 ? want : 0)); }
 note() { echo "$*" | tee -a "$report"; }
 status_of() { case $1 in 0) echo passed ;; 124|137) echo "stopped at its time limit" ;; *) echo "failed (exit $1)" ;; esac; }
@@ -131,8 +136,8 @@ OUT="$WORK/dag-bench" PARTS=bench BENCH_LIMIT_S="$bench_s" BENCH_BUDGET_S=$((ben
 # ----- 3. train base ----------------------------------------------------------------------------------------
 note ""
 note "## 3. train base: encoder $ENCODER_MINUTES min, decoder $DECODER_MINUTES min (hard limit $(limit "$TRAIN_S") s)"
-env "${train_env[@]}" OUT="$WORK/train" PYTHON="$PYTHON" ENCODER_MINUTES="$ENCODER_MINUTES" \
-  DECODER_MINUTES="$DECODER_MINUTES" timeout --kill-after=10 "$(limit "$TRAIN_S")" \
+bounded "$(limit "$TRAIN_S")" env "${train_env[@]}" OUT="$WORK/train" PYTHON="$PYTHON" \
+  ENCODER_MINUTES="$ENCODER_MINUTES" DECODER_MINUTES="$DECODER_MINUTES" \
   bash packages/condfip/scripts/gpu_train.sh >"$WORK/train.log" 2>&1
 train_status=$?
 note "status: $(status_of $train_status)"
@@ -146,7 +151,15 @@ tail -n 5 "$WORK/train.log" | sed 's/^/    /' >>"$report"
 # ----- 4. inference speed -----------------------------------------------------------------------------------
 note ""
 note "## 4. inference benchmark, small on the GPU (limit $(limit "$INFER_S") s)"
-timeout --kill-after=10 "$(limit "$INFER_S")" "$PYTHON" packages/condfip/benchmarks/bench_inference.py \
+bounded "$(limit "$INFER_S")" "$PYTHON" packages/condfip/benchmarks/bench_inference.py \
   --model small --threads 16 "${infer_args[@]}" --json "$WORK/inference.json" >"$WORK/inference.txt" 2>&1
 note "status: $(status_of $?)"
 sed 's/^/    /' "$WORK/inference.txt" | tail -n 40 >>"$report"
+
+# ----- 5. condfip CUDA tests --------------------------------------------------------------------------------
+note ""
+note "## 5. condfip CUDA tests (limit $(limit "$CONDFIP_TESTS_S") s)"
+bounded "$(limit "$CONDFIP_TESTS_S")" "$PYTHON" -m pytest -q -m gpu -p no:cacheprovider packages/condfip/tests \
+  >"$WORK/condfip-tests.txt" 2>&1
+note "status: $(status_of $?)"
+tail -n 15 "$WORK/condfip-tests.txt" 2>/dev/null | sed 's/^/    /' >>"$report"

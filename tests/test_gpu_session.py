@@ -54,6 +54,7 @@ def test_gpu_session_dry_run_returns_the_report_logs_and_sharded_weights(tmp_pat
         "## 2. dag-attention benchmark",
         "## 3. train base",
         "## 4. inference",
+        "## 5. condfip CUDA tests",
     ):
         assert heading in report
     assert report.count("status: passed") >= 2  # training and the inference benchmark

@@ -425,12 +425,22 @@ def test_device_auto_is_cpu_without_cuda():
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda_matches_cpu(scm_and_rows):
+@pytest.mark.parametrize("refit_readout", [False, True], ids=["trained-readout", "refit-readout"])
+def test_cuda_matches_cpu(scm_and_rows, refit_readout):
     scm, context, query, _ = scm_and_rows
-    on_cpu = CondFiP(tiny_model(), device="cpu").infer(context, scm.adjacency)
-    on_gpu = CondFiP(tiny_model(), device="cuda").infer(context, scm.adjacency)
+    on_cpu, on_gpu = (
+        CondFiP(tiny_model(), device=device).infer(context, scm.adjacency, refit_readout=refit_readout)
+        for device in ("cpu", "cuda")
+    )
+    assert on_gpu._runner.prepared is not None  # the prepared decoder runs on CUDA too
     np.testing.assert_allclose(
         on_gpu.noise(query).to_numpy(), on_cpu.noise(query).to_numpy(), rtol=1e-3, atol=1e-3
+    )
+    np.testing.assert_allclose(
+        on_gpu.counterfactual_samples({"x0": 0.5}, query).to_numpy(),
+        on_cpu.counterfactual_samples({"x0": 0.5}, query).to_numpy(),
+        rtol=1e-3,
+        atol=1e-3,
     )
     pd.testing.assert_frame_equal(
         on_gpu.interventional_samples({"x0": 0.5}, n=20, seed=1),
