@@ -1,6 +1,6 @@
 """Inference speed and memory of the condfip API (figures go to packages/condfip/BENCHMARKS.md, "Inference").
 
-    python packages/condfip/benchmarks/bench_inference.py [--model small] [--dowhy-python PATH]
+    python packages/condfip/benchmarks/bench_inference.py [--model small|random:base] [--dowhy-python PATH]
         [--device auto|cpu|cuda] [--json out.json]
 
 1. For d in {10, 20, 50, 100} with 400 context rows (scm-gen P_IN, RFF): seconds to ``infer`` and then draw
@@ -151,12 +151,26 @@ def _status_mib(field: str) -> float:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def memory_child(model_name: str, num_context: int, device: str) -> None:
+def load_model(name: str, device: str):
+    """A shipped name or checkpoint folder, or ``random:CONFIG`` (a named configuration with random weights:
+    speed does not depend on the weights, so this times e.g. ``base`` before its weights exist)."""
     import torch
 
     from condfip import CondFiP
+    from condfip.model import CondFiPConfig, CondFiPModel
 
-    model = CondFiP.from_pretrained(model_name, device=device)
+    if name.startswith("random:"):
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            network = CondFiPModel(CondFiPConfig.named(name.removeprefix("random:")))
+        return CondFiP(network, device=device)
+    return CondFiP.from_pretrained(name, device=device)
+
+
+def memory_child(model_name: str, num_context: int, device: str) -> None:
+    import torch
+
+    model = load_model(model_name, device)
     data = dataset(20, num_context=num_context)
     cuda = model.device.type == "cuda"
     if cuda:
@@ -194,7 +208,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", default="small", help="shipped name or checkpoint folder")
+    parser.add_argument(
+        "--model",
+        default="small",
+        help="shipped name, checkpoint folder, or random:CONFIG (e.g. random:base, random weights)",
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 20, 50, 100])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-datasets", type=int, default=64)
@@ -219,9 +237,7 @@ def main() -> None:
         memory_child(args.model, args.memory_child, args.device)
         return
 
-    from condfip import CondFiP
-
-    model = CondFiP.from_pretrained(args.model, device=args.device)
+    model = load_model(args.model, args.device)
     device_name = torch.cuda.get_device_name(model.device) if model.device.type == "cuda" else "cpu"
     results: dict = {"model": args.model, "device": device_name, "torch": torch.__version__, "generate": {}}
     print(
