@@ -1,4 +1,4 @@
-"""``condfip infer`` end to end on small CSV files, and its one-line errors (exit code 2)."""
+"""``condfip infer`` and ``condfip effect`` end to end on small CSV files, and their one-line errors (exit code 2)."""
 
 from __future__ import annotations
 
@@ -134,10 +134,10 @@ def test_graph_csv_formats_agree(files, tmp_path, graph_file):
     assert reference.read_bytes() == other.read_bytes()
 
 
-def _bad(tmp_path, capsys, argv, expected: str) -> None:
+def _bad(tmp_path, capsys, argv, expected: str, *, with_out: bool = True) -> None:
     out = tmp_path / "out.csv"
     with pytest.raises(SystemExit) as stopped:
-        code = main([*argv, "--out", str(out)])
+        code = main([*argv, "--out", str(out)] if with_out else argv)
         raise SystemExit(code)
     assert stopped.value.code == 2
     error = capsys.readouterr().err
@@ -213,6 +213,48 @@ def test_bad_files(files, tmp_path, capsys):
     ]
     for argv, expected in cases:
         _bad(work, capsys, argv, expected)
+
+
+def effect(files, *extra: str) -> list[str]:
+    return ["effect", *infer(files)[1:], "--target", "risk", *extra]
+
+
+@pytest.mark.parametrize("refit", [False, True], ids=["zero-shot", "refit-readout"])
+def test_effect_prints_the_python_api_figure(files, capsys, refit):
+    flags = ["--refit-readout"] if refit else []
+    argv = effect(files, "--alternative", "dose=1", "--reference", "dose=-1", "--num-samples", "500", *flags)
+    assert main([*argv, "--seed", "3"]) == 0
+    printed = capsys.readouterr()
+    data = pd.read_csv(files["data"])
+    scm = CondFiP.from_pretrained(files["model"]).infer(data, files["adjacency"], refit_readout=refit)
+    expected = scm.average_causal_effect("risk", {"dose": 1.0}, {"dose": -1.0}, n=500, seed=3)
+    assert float(printed.out) == pytest.approx(expected, rel=1e-5)
+    assert "average causal effect on risk of do(dose = 1) against do(dose = -1) (500 fresh rows, seed 3)" in (
+        printed.err
+    )
+
+
+def test_effect_on_the_data_rows_against_no_intervention(files, capsys):
+    assert main(effect(files, "--alternative", "age=0.5", "--alternative", "dose=2", "--on-data")) == 0
+    printed = capsys.readouterr()
+    data, scm = python_api(files)
+    expected = scm.average_causal_effect("risk", {"age": 0.5, "dose": 2.0}, {}, data=data)
+    assert float(printed.out) == pytest.approx(expected, rel=1e-5)
+    assert "of do(age = 0.5, dose = 2) against no intervention (the 60 data rows' noise)" in printed.err
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (["--alternative", "dose=1", "--target", "height"], "--target 'height' is not a column of --data"),
+        (["--alternative", "dose=1", "--on-data", "--num-samples", "9"], "does not apply to --on-data"),
+        (["--alternative", "dose=1", "--alternative", "dose=2"], "--alternative names a node twice"),
+        (["--alternative", "dose=1", "--reference", "weight=2"], "unknown node 'weight'"),
+        ([], "the following arguments are required: --alternative"),
+    ],
+)
+def test_effect_bad_options(files, tmp_path, capsys, change, expected):
+    _bad(tmp_path, capsys, effect(files, *change), expected, with_out=False)
 
 
 def test_console_entry_point_end_to_end(files, tmp_path):

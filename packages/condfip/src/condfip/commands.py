@@ -1,4 +1,4 @@
-"""The ``condfip infer`` and ``condfip demo`` commands (registered on the top-level ``condfip`` parser).
+"""The ``condfip infer``, ``condfip effect`` and ``condfip demo`` commands (registered on the top-level ``condfip`` parser).
 
 Bad input ends with one line on stderr and exit code 2; outputs are written to a temporary file and renamed.
 """
@@ -63,8 +63,32 @@ def _intervention(text: str) -> tuple[str, float]:
     return name, number
 
 
+def _add_model_inputs(parser: argparse.ArgumentParser) -> None:
+    """The options of every command that infers an SCM from a CSV table and a graph."""
+    parser.add_argument("--data", required=True, type=Path, help="CSV with a header row; numeric columns")
+    parser.add_argument(
+        "--graph",
+        required=True,
+        type=Path,
+        help="adjacency CSV with header, or source,target CSV; 'infer' to infer it (a file named infer: give its full path)",
+    )
+    parser.add_argument(
+        "--graph-model",
+        default="graph-small",
+        help="with --graph infer: the graph model (name, folder, repo id)",
+    )
+    parser.add_argument("--model", default="small", help="shipped name, checkpoint folder or Hub repo id")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
+    parser.add_argument(
+        "--refit-readout",
+        action="store_true",
+        help="refit the decoder's readout per node on the data rows (more accurate with 50 rows or more; "
+        "a step beyond zero-shot, see the README)",
+    )
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``infer`` and ``demo`` to the ``condfip`` command line."""
+    """Add ``infer``, ``effect`` and ``demo`` to the ``condfip`` command line."""
     infer = subparsers.add_parser(
         "infer",
         help="infer the SCM of a CSV table zero-shot and write samples, interventions or counterfactuals",
@@ -77,18 +101,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "the amortized graph model (as `condfip graph` does, at the model's default threshold)."
         ),
     )
-    infer.add_argument("--data", required=True, type=Path, help="CSV with a header row; numeric columns")
-    infer.add_argument(
-        "--graph",
-        required=True,
-        type=Path,
-        help="adjacency CSV with header, or source,target CSV; 'infer' to infer it (a file named infer: give its full path)",
-    )
-    infer.add_argument(
-        "--graph-model",
-        default="graph-small",
-        help="with --graph infer: the graph model (name, folder, repo id)",
-    )
+    _add_model_inputs(infer)
     infer.add_argument("--num-samples", type=_positive_int, help="rows to draw (not with --counterfactual)")
     infer.add_argument(
         "--intervene",
@@ -106,17 +119,51 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--seed", type=_non_negative_int, default=0, help="seed of the fresh noise (default 0)"
     )
     infer.add_argument("--out", required=True, type=Path, help="output CSV")
-    infer.add_argument("--model", default="small", help="shipped name, checkpoint folder or Hub repo id")
-    infer.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
     infer.add_argument("--noise-model", choices=("empirical", "gaussian"), default="empirical")
-    infer.add_argument(
-        "--refit-readout",
-        action="store_true",
-        help="refit the decoder's readout per node on the data rows (more accurate with 50 rows or more; "
-        "a step beyond zero-shot, see the README)",
-    )
     infer.set_defaults(handler=run_infer)
     _one_line_errors(infer)
+
+    effect = subparsers.add_parser(
+        "effect",
+        help="the average causal effect on a column of one intervention against another",
+        description=(
+            "Infer the SCM behind --data given its causal --graph (as `condfip infer` does) and print "
+            "E[TARGET | do(--alternative)] - E[TARGET | do(--reference)], both arms through the same noise: "
+            "--num-samples fresh rows, or with --on-data the abducted noise of the data rows. Without "
+            "--reference the reference is the observational mean."
+        ),
+    )
+    _add_model_inputs(effect)
+    effect.add_argument("--target", required=True, help="the column whose mean is compared")
+    effect.add_argument(
+        "--alternative",
+        action="append",
+        type=_intervention,
+        required=True,
+        metavar="NAME=VALUE",
+        help="do(NAME = VALUE) in the alternative arm (repeat for several nodes)",
+    )
+    effect.add_argument(
+        "--reference",
+        action="append",
+        type=_intervention,
+        default=[],
+        metavar="NAME=VALUE",
+        help="do(NAME = VALUE) in the reference arm (default: no intervention)",
+    )
+    effect.add_argument(
+        "--num-samples",
+        type=_positive_int,
+        help="fresh rows of noise for both arms (default 10,000; not with --on-data)",
+    )
+    effect.add_argument(
+        "--on-data", action="store_true", help="use the data rows' abducted noise (their counterfactuals)"
+    )
+    effect.add_argument(
+        "--seed", type=_non_negative_int, default=0, help="seed of the fresh noise (default 0)"
+    )
+    effect.set_defaults(handler=run_effect)
+    _one_line_errors(effect)
 
     demo = subparsers.add_parser(
         "demo",
@@ -195,15 +242,34 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
         raise ValueError(f"cannot write {str(path)!r}: {error.strerror or error}") from None
 
 
-def run_infer(args: argparse.Namespace) -> int:
+def _infer(args: argparse.Namespace, data: pd.DataFrame, interventions: list[dict]) -> object:
+    """The InferredSCM of ``data`` and ``--graph``; the table, graph and ``interventions`` are checked before
+    the model loads, so bad input fails fast."""
     from condfip.api.graphs import adjacency_from_user
     from condfip.api.inference import CondFiP
     from condfip.api.inputs import context_from_user
     from condfip.api.interventions import check_interventions
 
-    interventions = dict(args.intervene)
-    if len(interventions) != len(args.intervene):
-        raise ValueError("--intervene names a node twice; give each node once")
+    infer_graph = str(args.graph) == "infer"
+    graph = "infer" if infer_graph else read_graph_csv(args.graph)
+    _, columns, _ = context_from_user(data)
+    if not infer_graph:
+        adjacency_from_user(graph, columns)
+    for arm in interventions:
+        check_interventions(arm, columns)
+    model = CondFiP.from_pretrained(args.model, device=args.device, graph_model=args.graph_model)
+    return model.infer(data, graph, refit_readout=args.refit_readout)
+
+
+def _arm(pairs: list[tuple[str, float]], option: str) -> dict[str, float]:
+    arm = dict(pairs)
+    if len(arm) != len(pairs):
+        raise ValueError(f"{option} names a node twice; give each node once")
+    return arm
+
+
+def run_infer(args: argparse.Namespace) -> int:
+    interventions = _arm(args.intervene, "--intervene")
     if args.counterfactual:
         if not interventions:
             raise ValueError("--counterfactual needs at least one --intervene NAME=VALUE")
@@ -214,14 +280,7 @@ def run_infer(args: argparse.Namespace) -> int:
     elif args.num_samples is None:
         raise ValueError("--num-samples N is required (rows to draw), unless --counterfactual is given")
     data = _read_csv(args.data, "--data")
-    infer_graph = str(args.graph) == "infer"
-    graph = "infer" if infer_graph else read_graph_csv(args.graph)
-    _, columns, _ = context_from_user(data)  # cheap checks first: bad input fails before the model loads
-    if not infer_graph:
-        adjacency_from_user(graph, columns)
-    check_interventions(interventions, columns)
-    model = CondFiP.from_pretrained(args.model, device=args.device, graph_model=args.graph_model)
-    scm = model.infer(data, graph, refit_readout=args.refit_readout)
+    scm = _infer(args, data, [interventions])
     if args.counterfactual:
         result = scm.counterfactual_samples(interventions, data)
         what = f"{len(result)} counterfactual rows"
@@ -239,6 +298,43 @@ def run_infer(args: argparse.Namespace) -> int:
     print(
         f"wrote {what} to {args.out}"
         + (f" and the abducted noise to {args.noise_out}" if args.noise_out else "")
+    )
+    return 0
+
+
+def run_effect(args: argparse.Namespace) -> int:
+    alternative, reference = _arm(args.alternative, "--alternative"), _arm(args.reference, "--reference")
+    if args.on_data and args.num_samples is not None:
+        raise ValueError("--num-samples does not apply to --on-data (the data rows' noise is used)")
+    from condfip.api.inferred_scm import DEFAULT_EFFECT_SAMPLES
+
+    data = _read_csv(args.data, "--data")
+    if args.target not in data.columns:
+        raise ValueError(
+            f"--target {args.target!r} is not a column of --data; choose one of {list(data.columns)!r}"
+        )
+    scm = _infer(args, data, [alternative, reference])
+    if args.on_data:
+        effect = scm.average_causal_effect(args.target, alternative, reference, data=data)
+        rows = f"the {len(data)} data rows' noise"
+    else:
+        effect = scm.average_causal_effect(
+            args.target, alternative, reference, n=args.num_samples, seed=args.seed
+        )
+        rows = f"{args.num_samples or DEFAULT_EFFECT_SAMPLES:,} fresh rows, seed {args.seed}"
+
+    def arm_text(arm: dict[str, float]) -> str:
+        return (
+            "do(" + ", ".join(f"{name} = {value:g}" for name, value in arm.items()) + ")"
+            if arm
+            else "no intervention"
+        )
+
+    print(f"{effect:.6g}")
+    print(
+        f"average causal effect on {args.target} of {arm_text(alternative)} against {arm_text(reference)} "
+        f"({rows})",
+        file=sys.stderr,
     )
     return 0
 
