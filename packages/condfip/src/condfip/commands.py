@@ -63,8 +63,8 @@ def _intervention(text: str) -> tuple[str, float]:
     return name, number
 
 
-def _add_model_inputs(parser: argparse.ArgumentParser) -> None:
-    """The options of every command that infers an SCM from a CSV table and a graph."""
+def _add_inference_options(parser: argparse.ArgumentParser) -> None:
+    """The options of every command that infers an SCM from a CSV table and a graph, then draws noise."""
     parser.add_argument("--data", required=True, type=Path, help="CSV with a header row; numeric columns")
     parser.add_argument(
         "--graph",
@@ -85,6 +85,28 @@ def _add_model_inputs(parser: argparse.ArgumentParser) -> None:
         help="refit the decoder's readout per node on the data rows (more accurate with 50 rows or more; "
         "a step beyond zero-shot, see the README)",
     )
+    parser.add_argument(
+        "--seed", type=_non_negative_int, default=0, help="seed of the fresh noise (default 0)"
+    )
+    parser.add_argument(
+        "--noise-model",
+        choices=("empirical", "gaussian"),
+        default="empirical",
+        help="fresh noise per node: inverse empirical CDF of the abducted noise (default) or a fitted normal",
+    )
+
+
+def _add_interventions(parser: argparse.ArgumentParser, flag: str, help: str, required: bool = False) -> None:
+    """A repeatable NAME=VALUE option, collected as a list of (name, value) pairs."""
+    parser.add_argument(
+        flag,
+        action="append",
+        type=_intervention,
+        default=None if required else [],
+        required=required,
+        metavar="NAME=VALUE",
+        help=help,
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -101,25 +123,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "the amortized graph model (as `condfip graph` does, at the model's default threshold)."
         ),
     )
-    _add_model_inputs(infer)
+    _add_inference_options(infer)
     infer.add_argument("--num-samples", type=_positive_int, help="rows to draw (not with --counterfactual)")
-    infer.add_argument(
-        "--intervene",
-        action="append",
-        type=_intervention,
-        default=[],
-        metavar="NAME=VALUE",
-        help="do(NAME = VALUE)",
-    )
+    _add_interventions(infer, "--intervene", "do(NAME = VALUE)")
     infer.add_argument(
         "--counterfactual", action="store_true", help="counterfactuals of the data rows under --intervene"
     )
     infer.add_argument("--noise-out", type=Path, help="also write the abducted noise of the data rows here")
-    infer.add_argument(
-        "--seed", type=_non_negative_int, default=0, help="seed of the fresh noise (default 0)"
-    )
     infer.add_argument("--out", required=True, type=Path, help="output CSV")
-    infer.add_argument("--noise-model", choices=("empirical", "gaussian"), default="empirical")
     infer.set_defaults(handler=run_infer)
     _one_line_errors(infer)
 
@@ -133,23 +144,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "--reference the reference is the observational mean."
         ),
     )
-    _add_model_inputs(effect)
+    _add_inference_options(effect)
     effect.add_argument("--target", required=True, help="the column whose mean is compared")
-    effect.add_argument(
+    _add_interventions(
+        effect,
         "--alternative",
-        action="append",
-        type=_intervention,
+        "do(NAME = VALUE) in the alternative arm (repeat for several nodes)",
         required=True,
-        metavar="NAME=VALUE",
-        help="do(NAME = VALUE) in the alternative arm (repeat for several nodes)",
     )
-    effect.add_argument(
-        "--reference",
-        action="append",
-        type=_intervention,
-        default=[],
-        metavar="NAME=VALUE",
-        help="do(NAME = VALUE) in the reference arm (default: no intervention)",
+    _add_interventions(
+        effect, "--reference", "do(NAME = VALUE) in the reference arm (default: no intervention)"
     )
     effect.add_argument(
         "--num-samples",
@@ -158,9 +162,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     effect.add_argument(
         "--on-data", action="store_true", help="use the data rows' abducted noise (their counterfactuals)"
-    )
-    effect.add_argument(
-        "--seed", type=_non_negative_int, default=0, help="seed of the fresh noise (default 0)"
     )
     effect.set_defaults(handler=run_effect)
     _one_line_errors(effect)
@@ -319,7 +320,12 @@ def run_effect(args: argparse.Namespace) -> int:
         rows = f"the {len(data)} data rows' noise"
     else:
         effect = scm.average_causal_effect(
-            args.target, alternative, reference, n=args.num_samples, seed=args.seed
+            args.target,
+            alternative,
+            reference,
+            n=args.num_samples,
+            seed=args.seed,
+            noise_model=args.noise_model,
         )
         rows = f"{args.num_samples or DEFAULT_EFFECT_SAMPLES:,} fresh rows, seed {args.seed}"
 
