@@ -84,6 +84,11 @@ class InferredSCM:
         return pd.Series(self._standardization.std, index=self._columns)
 
     @property
+    def data(self) -> pd.DataFrame:
+        """The rows this SCM was inferred from (a copy), with their index."""
+        return self._frame(self._context.copy(), self._context_index)
+
+    @property
     def readout_penalty(self) -> pd.Series | None:
         """With ``refit_readout=True``: the ridge penalty that leave-one-out chose for each column's readout
         (large: the trained readout kept; small: the rows decided); None when the readout was not refitted."""

@@ -1,0 +1,105 @@
+"""``CondFiP.bootstrap``: each resample is an inference on rows drawn with replacement; results, intervals, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import scm_gen
+from condfip import BootstrapResult, CondFiP
+from condfip.model import CondFiPConfig, CondFiPModel
+
+TINY = CondFiPConfig(
+    dim=16, num_heads=2, mlp_dim=32, encoder_pairs=1, embedding_pairs=1, decoder_blocks=2, num_anchor_rows=32
+)
+
+
+@pytest.fixture(scope="module")
+def setup():
+    generator = torch.Generator().manual_seed(1)
+    with torch.random.fork_rng():
+        torch.manual_seed(1)
+        network = CondFiPModel(TINY)
+    with torch.no_grad():  # every parameter perturbed: the default init zeroes gates
+        for parameter in network.parameters():
+            parameter.add_(0.3 * torch.randn(parameter.shape, generator=generator))
+    rng = np.random.default_rng(3)
+    scm = scm_gen.sample_scm("in", "rff", 5, rng=rng, graph="er")
+    names = ["a", "b", "c", "d", "e"]
+    table = pd.DataFrame(scm.sample(80, rng)[0], columns=names)
+    query = pd.DataFrame(scm.sample(10, rng)[0], columns=names)
+    return CondFiP(network, device="cpu"), table, scm.adjacency, query
+
+
+def mean_prediction(query):
+    return lambda scm: scm.predict(query).to_numpy().mean()
+
+
+def test_each_resample_is_an_inference_on_resampled_rows(setup):
+    model, table, adjacency, query = setup
+    result = model.bootstrap(table, adjacency, mean_prediction(query), num_bootstraps=5, seed=11)
+    assert isinstance(result, BootstrapResult) and result.samples.shape == (5,)
+    assert result.estimate == pytest.approx(mean_prediction(query)(model.infer(table, adjacency)), rel=1e-12)
+    rows = np.random.default_rng(11).integers(0, len(table), size=(5, len(table)))
+    for b in (0, 4):
+        again = model.infer(table.iloc[rows[b]].reset_index(drop=True), adjacency)
+        assert result.samples[b] == pytest.approx(mean_prediction(query)(again), rel=1e-9)
+    assert np.unique(result.samples).size == 5  # the resamples differ
+
+
+def test_same_seed_same_samples_in_batches_or_not(setup):
+    model, table, adjacency, query = setup
+    first = model.bootstrap(table, adjacency, mean_prediction(query), num_bootstraps=6, seed=2)
+    batched = model.bootstrap(
+        table, adjacency, mean_prediction(query), num_bootstraps=6, seed=2, batch_size=4
+    )
+    np.testing.assert_allclose(batched.samples, first.samples, rtol=1e-5)
+    other = model.bootstrap(table, adjacency, mean_prediction(query), num_bootstraps=6, seed=3)
+    assert not np.allclose(other.samples, first.samples)
+
+
+def test_series_statistics_keep_their_labels_and_intervals_are_percentiles(setup):
+    model, table, adjacency, _ = setup
+    result = model.bootstrap(
+        table, adjacency, lambda scm: scm.sample(200, seed=0).mean(), num_bootstraps=8, seed=0
+    )
+    assert isinstance(result.estimate, pd.Series) and list(result.estimate.index) == ["a", "b", "c", "d", "e"]
+    assert result.samples.shape == (8, 5)
+    lower, upper = result.interval(0.8)
+    assert list(lower.index) == list(upper.index) == ["a", "b", "c", "d", "e"]
+    np.testing.assert_allclose(lower.to_numpy(), np.quantile(result.samples, 0.1, axis=0))
+    np.testing.assert_allclose(upper.to_numpy(), np.quantile(result.samples, 0.9, axis=0))
+    assert (lower <= upper).all()
+    np.testing.assert_allclose(result.standard_error.to_numpy(), result.samples.std(axis=0, ddof=1))
+
+
+def test_an_inferred_graph_is_inferred_once_from_all_rows(setup):
+    model, table, _, _ = setup
+    full = model.infer(table, "infer")
+    edges = float(full.adjacency.sum())
+    result = model.bootstrap(table, "infer", lambda scm: scm.adjacency.sum(), num_bootstraps=3, seed=0)
+    assert result.estimate == edges
+    np.testing.assert_array_equal(result.samples, edges)
+
+
+def test_bad_arguments(setup):
+    model, table, adjacency, query = setup
+    with pytest.raises(ValueError, match="num_bootstraps must be an int >= 2, got 1"):
+        model.bootstrap(table, adjacency, mean_prediction(query), num_bootstraps=1)
+    with pytest.raises(ValueError, match="statistic must be a callable"):
+        model.bootstrap(table, adjacency, 3.0)
+    with pytest.raises(ValueError, match="must give a number, an array or a Series"):
+        model.bootstrap(table, adjacency, lambda scm: {"a": 1}, num_bootstraps=2)
+    with pytest.raises(ValueError, match="must give finite numbers"):
+        model.bootstrap(table, adjacency, lambda scm: float("nan"), num_bootstraps=2)
+    calls = iter(range(100))
+    with pytest.raises(ValueError, match=r"returned shape \(2,\) on a resample and \(\) on all rows"):
+        model.bootstrap(
+            table, adjacency, lambda scm: 1.0 if next(calls) == 0 else [1.0, 2.0], num_bootstraps=2
+        )
+    result = model.bootstrap(table, adjacency, mean_prediction(query), num_bootstraps=2)
+    for level in (0.0, 1.0, 1.5, True):
+        with pytest.raises(ValueError, match="level must be a number strictly between 0 and 1"):
+            result.interval(level)
