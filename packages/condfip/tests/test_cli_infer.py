@@ -216,41 +216,74 @@ def test_bad_files(files, tmp_path, capsys):
 
 
 def effect(files, *extra: str) -> list[str]:
-    return ["effect", *infer(files)[1:], "--target", "risk", *extra]
+    return ["effect", *infer(files)[1:], "--target", "dose", *extra]
 
 
 @pytest.mark.parametrize("refit", [False, True], ids=["zero-shot", "refit-readout"])
 def test_effect_prints_the_python_api_figure(files, capsys, refit):
     flags = ["--refit-readout"] if refit else []
-    argv = effect(files, "--alternative", "dose=1", "--reference", "dose=-1", "--num-samples", "500", *flags)
+    argv = effect(files, "--alternative", "age=1", "--reference", "age=-1", "--num-samples", "500", *flags)
     assert main([*argv, "--seed", "3"]) == 0
     printed = capsys.readouterr()
     data = pd.read_csv(files["data"])
     scm = CondFiP.from_pretrained(files["model"]).infer(data, files["adjacency"], refit_readout=refit)
-    expected = scm.average_causal_effect("risk", {"dose": 1.0}, {"dose": -1.0}, n=500, seed=3)
+    expected = scm.average_causal_effect("dose", {"age": 1.0}, {"age": -1.0}, n=500, seed=3)
+    assert abs(expected) > 1e-6  # dose descends from age
     assert float(printed.out) == pytest.approx(expected, rel=1e-5)
-    assert "average causal effect on risk of do(dose = 1) against do(dose = -1) (500 fresh rows, seed 3)" in (
+    assert "average causal effect on dose of do(age = 1) against do(age = -1) (500 fresh rows, seed 3)" in (
         printed.err
     )
 
 
 def test_effect_on_the_data_rows_against_no_intervention(files, capsys):
-    assert main(effect(files, "--alternative", "age=0.5", "--alternative", "dose=2", "--on-data")) == 0
+    assert (
+        main(effect(files, "--alternative", "age=0.5", "--alternative", "blood pressure=2", "--on-data")) == 0
+    )
     printed = capsys.readouterr()
     data, scm = python_api(files)
-    expected = scm.average_causal_effect("risk", {"age": 0.5, "dose": 2.0}, {}, data=data)
+    expected = scm.average_causal_effect("dose", {"age": 0.5, "blood pressure": 2.0}, {}, data=data)
+    assert abs(expected) > 1e-6
     assert float(printed.out) == pytest.approx(expected, rel=1e-5)
-    assert "of do(age = 0.5, dose = 2) against no intervention (the 60 data rows' noise)" in printed.err
+    assert (
+        "of do(age = 0.5, blood pressure = 2) against no intervention (the 60 data rows' noise)"
+        in printed.err
+    )
+
+
+@pytest.mark.parametrize("on_data", [False, True], ids=["fresh-rows", "on-data"])
+def test_effect_with_a_bootstrap_interval_matches_the_python_api(files, capsys, on_data):
+    rows = ["--on-data"] if on_data else ["--num-samples", "300"]
+    argv = effect(files, "--alternative", "age=1", *rows, "--bootstrap", "4", "--level", "0.8", "--seed", "5")
+    assert main(argv) == 0
+    printed = capsys.readouterr()
+    estimate, lower, upper = (float(value) for value in printed.out.split())
+    data = pd.read_csv(files["data"])
+    model = CondFiP.from_pretrained(files["model"])
+
+    def statistic(scm):
+        if on_data:
+            return scm.average_causal_effect("dose", {"age": 1.0}, {}, data=scm.data)
+        return scm.average_causal_effect("dose", {"age": 1.0}, {}, n=300, seed=5)
+
+    result = model.bootstrap(data, files["adjacency"], statistic, num_bootstraps=4, seed=5)
+    expected_lower, expected_upper = result.interval(0.8)
+    assert (estimate, lower, upper) == pytest.approx(
+        (result.estimate, expected_lower, expected_upper), rel=1e-5
+    )
+    assert lower < upper
+    assert "the 80% percentile interval over 4 resamples of the rows" in printed.err
 
 
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        (["--alternative", "dose=1", "--target", "height"], "--target 'height' is not a column of --data"),
-        (["--alternative", "dose=1", "--on-data", "--num-samples", "9"], "does not apply to --on-data"),
-        (["--alternative", "dose=1", "--alternative", "dose=2"], "--alternative names a node twice"),
-        (["--alternative", "dose=1", "--reference", "weight=2"], "unknown node 'weight'"),
+        (["--alternative", "age=1", "--target", "height"], "--target 'height' is not a column of --data"),
+        (["--alternative", "age=1", "--on-data", "--num-samples", "9"], "does not apply to --on-data"),
+        (["--alternative", "age=1", "--alternative", "age=2"], "--alternative names a node twice"),
+        (["--alternative", "age=1", "--reference", "weight=2"], "unknown node 'weight'"),
         ([], "the following arguments are required: --alternative"),
+        (["--alternative", "age=1", "--bootstrap", "1"], "expected an integer >= 2, got '1'"),
+        (["--alternative", "age=1", "--bootstrap", "5", "--level", "95"], "strictly between 0 and 1"),
     ],
 )
 def test_effect_bad_options(files, tmp_path, capsys, change, expected):

@@ -9,6 +9,7 @@ import argparse
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
@@ -30,23 +31,33 @@ def _one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     return parser
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def _int_at_least(minimum: int, what: str) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum``; ``what`` names it in the error ("a positive integer")."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
+_positive_int = _int_at_least(1, "a positive integer")
+_non_negative_int = _int_at_least(0, "a non-negative integer")
+_at_least_two = _int_at_least(2, "an integer >= 2")
+
+
+def _level(text: str) -> float:
     try:
-        value = int(text)
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number strictly between 0 and 1, got {text!r}")
     return value
 
 
@@ -163,6 +174,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     effect.add_argument(
         "--on-data", action="store_true", help="use the data rows' abducted noise (their counterfactuals)"
     )
+    effect.add_argument(
+        "--bootstrap",
+        type=_at_least_two,
+        metavar="N",
+        help="also infer on N resamples of the rows and print 'estimate lower upper' (a percentile interval)",
+    )
+    effect.add_argument(
+        "--level", type=_level, default=0.95, help="with --bootstrap: the interval's level (default 0.95)"
+    )
     effect.set_defaults(handler=run_effect)
     _one_line_errors(effect)
 
@@ -243,9 +263,11 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
         raise ValueError(f"cannot write {str(path)!r}: {error.strerror or error}") from None
 
 
-def _infer(args: argparse.Namespace, data: pd.DataFrame, interventions: list[dict]) -> object:
-    """The InferredSCM of ``data`` and ``--graph``; the table, graph and ``interventions`` are checked before
-    the model loads, so bad input fails fast."""
+def _model_and_graph(
+    args: argparse.Namespace, data: pd.DataFrame, interventions: list[dict]
+) -> tuple[object, object]:
+    """The model of ``--model`` and the graph of ``--graph`` (``"infer"`` or what the CSV holds); the table,
+    graph and ``interventions`` are checked before the model loads, so bad input fails fast."""
     from condfip.api.graphs import adjacency_from_user
     from condfip.api.inference import CondFiP
     from condfip.api.inputs import context_from_user
@@ -259,6 +281,12 @@ def _infer(args: argparse.Namespace, data: pd.DataFrame, interventions: list[dic
     for arm in interventions:
         check_interventions(arm, columns)
     model = CondFiP.from_pretrained(args.model, device=args.device, graph_model=args.graph_model)
+    return model, graph
+
+
+def _infer(args: argparse.Namespace, data: pd.DataFrame, interventions: list[dict]) -> object:
+    """The InferredSCM of ``data`` and ``--graph``, inputs checked first (``_model_and_graph``)."""
+    model, graph = _model_and_graph(args, data, interventions)
     return model.infer(data, graph, refit_readout=args.refit_readout)
 
 
@@ -314,12 +342,12 @@ def run_effect(args: argparse.Namespace) -> int:
         raise ValueError(
             f"--target {args.target!r} is not a column of --data; choose one of {list(data.columns)!r}"
         )
-    scm = _infer(args, data, [alternative, reference])
-    if args.on_data:
-        effect = scm.average_causal_effect(args.target, alternative, reference, data=data)
-        rows = f"the {len(data)} data rows' noise"
-    else:
-        effect = scm.average_causal_effect(
+    model, graph = _model_and_graph(args, data, [alternative, reference])
+
+    def statistic(scm) -> float:
+        if args.on_data:  # the rows the SCM was inferred from: the data, or a resample of them
+            return scm.average_causal_effect(args.target, alternative, reference, data=scm.data)
+        return scm.average_causal_effect(
             args.target,
             alternative,
             reference,
@@ -327,7 +355,25 @@ def run_effect(args: argparse.Namespace) -> int:
             seed=args.seed,
             noise_model=args.noise_model,
         )
+
+    if args.on_data:
+        rows = f"the {len(data)} data rows' noise"
+    else:
         rows = f"{args.num_samples or DEFAULT_EFFECT_SAMPLES:,} fresh rows, seed {args.seed}"
+    if args.bootstrap is None:
+        printed = f"{statistic(model.infer(data, graph, refit_readout=args.refit_readout)):.6g}"
+    else:
+        result = model.bootstrap(
+            data,
+            graph,
+            statistic,
+            num_bootstraps=args.bootstrap,
+            seed=args.seed,
+            refit_readout=args.refit_readout,
+        )
+        lower, upper = result.interval(args.level)
+        printed = f"{result.estimate:.6g} {lower:.6g} {upper:.6g}"
+        rows += f"; then the {args.level:.0%} percentile interval over {args.bootstrap} resamples of the rows"
 
     def arm_text(arm: dict[str, float]) -> str:
         return (
@@ -336,7 +382,7 @@ def run_effect(args: argparse.Namespace) -> int:
             else "no intervention"
         )
 
-    print(f"{effect:.6g}")
+    print(printed)
     print(
         f"average causal effect on {args.target} of {arm_text(alternative)} against {arm_text(reference)} "
         f"({rows})",
