@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from condfip.api.bootstrap import BootstrapResult, bootstrap
+from condfip.api.bootstrap import bootstrap
 from condfip.api.engine import DecoderRunner, EncoderAbduction, model_dtype, resolve_device, rows_per_chunk
 from condfip.api.graphs import adjacency_from_user, topological_levels
 from condfip.api.inferred_scm import InferredSCM
@@ -290,33 +290,8 @@ class CondFiP:
                 )
         return results  # type: ignore[return-value]
 
-    def bootstrap(
-        self,
-        data: object,
-        graph: object,
-        statistic: Callable[[InferredSCM], Any],
-        *,
-        num_bootstraps: int = 100,
-        seed: int | np.random.Generator | None = None,
-        columns: Sequence[Hashable] | None = None,
-        refit_readout: bool = False,
-        batch_size: int | None = None,
-    ) -> BootstrapResult:
-        """``statistic(scm)`` on the SCM inferred from ``data`` and on ``num_bootstraps`` SCMs inferred from
-        resampled rows; ``.interval(0.95)`` and ``.standard_error`` of the result describe its spread. E.g.
-        ``model.bootstrap(table, graph, lambda scm: scm.average_causal_effect("y", {"x": 1}, {"x": 0}, seed=0))``.
-        The graph stays fixed (``"infer"``: inferred once, from all rows). See ``condfip.api.bootstrap``."""
-        return bootstrap(
-            self,
-            data,
-            graph,
-            statistic,
-            num_bootstraps=num_bootstraps,
-            seed=seed,
-            columns=columns,
-            refit_readout=refit_readout,
-            batch_size=batch_size,
-        )
+    # model.bootstrap(data, graph, statistic, ...): condfip.api.bootstrap.bootstrap with this model
+    bootstrap = bootstrap
 
 
 def _check_flag(value: object, name: str) -> None:
