@@ -99,6 +99,11 @@ def test_bad_arguments(setup):
         model.bootstrap(
             table, adjacency, lambda scm: 1.0 if next(calls) == 0 else [1.0, 2.0], num_bootstraps=2
         )
+    rare = table.assign(
+        e=np.where(np.arange(len(table)) == 0, 1.0, 0.0)
+    )  # one row differs: resamples miss it
+    with pytest.raises(ValueError, match="a resample of the rows cannot be inferred: .*'e'.* constant"):
+        model.bootstrap(rare, adjacency, mean_prediction(query), num_bootstraps=20, seed=0)
     result = model.bootstrap(table, adjacency, mean_prediction(query), num_bootstraps=2)
     for level in (0.0, 1.0, 1.5, True):
         with pytest.raises(ValueError, match="level must be a number strictly between 0 and 1"):

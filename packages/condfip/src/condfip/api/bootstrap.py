@@ -84,7 +84,11 @@ def bootstrap(
             (pd.DataFrame(table[indices], columns=full.columns), full.adjacency)
             for indices in rows[start : start + RESAMPLES_AT_ONCE]
         ]
-        for scm in model.infer_batch(resampled, batch_size=batch_size, refit_readout=refit_readout):
+        try:
+            scms = model.infer_batch(resampled, batch_size=batch_size, refit_readout=refit_readout)
+        except ValueError as error:  # e.g. a column with few distinct values is constant in a resample
+            raise ValueError(f"a resample of the rows cannot be inferred: {error}") from None
+        for scm in scms:
             value = np.asarray(_values(statistic(scm), "statistic(scm) on a resample"), dtype=np.float64)
             if value.shape != np.shape(estimate):
                 raise ValueError(
