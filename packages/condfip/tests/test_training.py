@@ -283,3 +283,32 @@ def test_init_continues_an_encoder_from_its_checkpoint(tmp_path: Path) -> None:
                 init_from=tmp_path / "first",
             )
         )
+
+
+def test_encoder_weight_trains_the_encoder_with_its_own_loss(tmp_path: Path) -> None:
+    from condfip.model import CondFiPModel
+    from condfip.training.trainer import StageLoss, rmse_per_row
+
+    torch.manual_seed(0)
+    model = CondFiPModel(TINY)
+    generator = torch.Generator().manual_seed(2)
+    data, noise = torch.randn(2, 12, 4, generator=generator), torch.randn(2, 12, 4, generator=generator)
+    parents = torch.zeros(2, 4, 4, dtype=torch.bool)
+    parents[:, 2, 0] = parents[:, 3, 2] = True
+    plain = StageLoss(model, "decoder")(data, noise, parents)
+    with_encoder = StageLoss(model, "decoder", encoder_weight=0.25)(data, noise, parents)
+    encoder_loss = rmse_per_row(model.predict_mechanisms_encoder(data[:, :6], parents), (data - noise)[:, :6])
+    torch.testing.assert_close(with_encoder, plain + 0.25 * encoder_loss)
+
+    train(options(tmp_path / "enc"))
+    train(options(tmp_path / "dec", stage="decoder", encoder_checkpoint=tmp_path / "enc", encoder_weight=1.0))
+    enc = load_file(str(tmp_path / "enc" / "model.safetensors"))
+    dec = load_file(str(tmp_path / "dec" / "model.safetensors"))
+    moved = [name for name in enc if name.startswith("encoder.") and not torch.equal(enc[name], dec[name])]
+    assert moved, "the encoder stayed frozen"
+    recipe = json.loads((tmp_path / "dec" / "config.json").read_text())["training"]
+    assert recipe["encoder_weight"] == 1.0
+    with pytest.raises(ValueError, match="--encoder-weight must be >= 0, got -1.0"):
+        options(Path("unused"), stage="decoder", encoder_checkpoint=tmp_path, encoder_weight=-1.0).validate()
+    with pytest.raises(ValueError, match="--encoder-weight applies to the decoder stage only"):
+        options(Path("unused"), encoder_weight=1.0).validate()

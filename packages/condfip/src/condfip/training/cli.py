@@ -95,6 +95,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "refit_readout at inference); 0 = off",
     )
     parser.add_argument(
+        "--encoder-weight",
+        type=float,
+        default=0.0,
+        help="decoder stage: also train the encoder, with this weight on its own noise-prediction loss over "
+        "the context rows; 0 = the encoder stays frozen (the paper's recipe)",
+    )
+    parser.add_argument(
         "--init",
         type=Path,
         help="start from the weights of this checkpoint folder (same architecture; fresh optimizer and "
@@ -133,6 +140,7 @@ def options_from_args(args: argparse.Namespace) -> TrainingOptions:
         rollout_weight=args.rollout_weight,
         rollout_rows=args.rollout_rows,
         refit_weight=args.refit_weight,
+        encoder_weight=args.encoder_weight,
         init_from=args.init,
         pairs_only=args.pairs_only,
     )

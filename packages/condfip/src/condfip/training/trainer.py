@@ -82,6 +82,7 @@ class TrainingOptions:
     rollout_weight: float = 0.0  # decoder stage: weight of the generation (rollout) loss, 0 = off
     rollout_rows: int = 64  # decoder stage: query rows per dataset the rollout loss generates
     refit_weight: float = 0.0  # decoder stage: weight of the loss with the readout refitted on the context
+    encoder_weight: float = 0.0  # decoder stage: > 0 trains the encoder too, with this weight on its own loss
     init_from: Path | None = None  # start from this checkpoint's weights (same architecture); not on --resume
     pairs_only: bool = False  # graph stage: train only the pair-statistics head and the edge bias
 
@@ -107,6 +108,10 @@ class TrainingOptions:
             raise ValueError("--pairs-only applies to the graph stage only; drop it")
         if self.refit_weight < 0:
             raise ValueError(f"--refit-weight must be >= 0, got {self.refit_weight}")
+        if self.encoder_weight < 0:
+            raise ValueError(f"--encoder-weight must be >= 0, got {self.encoder_weight}")
+        if self.encoder_weight > 0 and self.stage != "decoder":
+            raise ValueError("--encoder-weight applies to the decoder stage only; drop it")
         if self.rollout_weight < 0 or self.rollout_rows < 1:
             raise ValueError(
                 f"--rollout-weight must be >= 0 and --rollout-rows >= 1, got {self.rollout_weight} and "
@@ -123,6 +128,8 @@ class TrainingOptions:
             keys += ("rollout_weight", "rollout_rows")
         if self.stage == "decoder" and self.refit_weight > 0:
             keys += ("refit_weight",)
+        if self.stage == "decoder" and self.encoder_weight > 0:
+            keys += ("encoder_weight",)
         if self.pairs_only:
             keys += ("pairs_only",)
         if self.schedule_by_time:
@@ -153,6 +160,7 @@ class StageLoss(nn.Module):
         rollout_weight: float = 0.0,
         rollout_rows: int = 64,
         refit_weight: float = 0.0,
+        encoder_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.model = model
@@ -160,6 +168,7 @@ class StageLoss(nn.Module):
         self.rollout_weight = rollout_weight
         self.rollout_rows = rollout_rows
         self.refit_weight = refit_weight
+        self.encoder_weight = encoder_weight
 
     def forward(
         self, data: torch.Tensor, noise: torch.Tensor, parents: torch.Tensor, step: int = 0
@@ -184,6 +193,10 @@ class StageLoss(nn.Module):
 
             generated = fixed_point_generate(mechanisms, noise[:, rows], parents)  # [b, rollout_rows, d]
             loss = loss + self.rollout_weight * rmse_per_row(generated, data[:, rows])
+        if self.encoder_weight > 0:
+            # the unfrozen encoder keeps its own task (its noise is the API's amortized abduction)
+            predicted = self.model.predict_mechanisms_encoder(data[:, :half], parents)
+            loss = loss + self.encoder_weight * rmse_per_row(predicted, target[:, :half])
         return loss
 
     def _with_refit_loss(
@@ -234,6 +247,7 @@ class CondFiPStage:
             rollout_weight=options.rollout_weight,
             rollout_rows=options.rollout_rows,
             refit_weight=options.refit_weight,
+            encoder_weight=options.encoder_weight,
         )
 
     def validation_set(self, options: TrainingOptions) -> list:
@@ -283,8 +297,11 @@ def build_model(options: TrainingOptions, device: torch.device) -> CondFiPModel:
                 "pass a --config with the same encoder sizes"
             )
         model.encoder.load_state_dict(encoder.encoder.state_dict())
+    trainable = TRAINABLE[options.stage]
+    if options.stage == "decoder" and options.encoder_weight > 0:
+        trainable += ("encoder",)
     for name, parameter in model.named_parameters():
-        parameter.requires_grad_(name.split(".")[0] in TRAINABLE[options.stage])
+        parameter.requires_grad_(name.split(".")[0] in trainable)
     return model.to(device)
 
 
