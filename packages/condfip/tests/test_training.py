@@ -285,6 +285,26 @@ def test_init_continues_an_encoder_from_its_checkpoint(tmp_path: Path) -> None:
         )
 
 
+def test_init_grows_a_row_summary_from_zero(tmp_path: Path) -> None:
+    train(options(tmp_path / "first"))
+    grown = dataclasses.replace(TINY, summary_width=6, summary_statistics="max")
+    train(options(tmp_path / "second", config=grown, init_from=tmp_path / "first", lr=0.0, min_lr=0.0))
+    first = load_file(str(tmp_path / "first" / "model.safetensors"))
+    second = load_file(str(tmp_path / "second" / "model.safetensors"))
+    added = sorted(set(second) - set(first))
+    assert added == [
+        f"embedding_head.summary.{layer}.{kind}"
+        for layer in ("features.0", "out")
+        for kind in ("bias", "weight")
+    ]
+    assert not second["embedding_head.summary.out.weight"].any()  # the projection starts (and stays) at zero
+    for name in first:
+        torch.testing.assert_close(second[name], first[name], rtol=0, atol=0, msg=name)
+    with pytest.raises(ValueError, match="or that config with a summary_width added"):
+        other = dataclasses.replace(grown, decoder_blocks=2)
+        train(options(tmp_path / "third", config=other, init_from=tmp_path / "first"))
+
+
 def test_encoder_weight_trains_the_encoder_with_its_own_loss(tmp_path: Path) -> None:
     from condfip.model import CondFiPModel
     from condfip.training.trainer import StageLoss, rmse_per_row

@@ -97,9 +97,9 @@ class CondFiPModel(nn.Module):
             gather_rows(context, indices), parents, anchor_mask
         )
         head_states, anchor_features = self.embedding_head.anchor_states(anchor_tokens, parents, anchor_mask)
-        if anchor_mask is not None:  # datasets with fewer real rows than anchors: those slots never win
-            anchor_features = anchor_features.masked_fill(~anchor_mask[:, :, None, None], float("-inf"))
-        pooled = anchor_features.amax(dim=1)  # [b, d, e]
+        pool = self.embedding_head.new_pool()
+        # with padding, every row (anchors included) comes again below: the anchors count in the maxima only
+        pool.add(anchor_features, anchor_mask, in_mean=sample_mask is None)
         rows, row_mask = context, sample_mask
         if sample_mask is None:  # the same anchor rows in every dataset: pool the other rows only
             others = torch.ones(context.shape[1], dtype=torch.bool, device=context.device)
@@ -108,11 +108,9 @@ class CondFiPModel(nn.Module):
         for start, part in _row_chunks_with_start(rows, chunk_size):
             tokens = self.encoder.tokens(part, parents, encoder_states, anchor_mask)
             features = self.embedding_head.row_features(tokens, parents, head_states, anchor_mask)
-            if row_mask is not None:  # padding rows never win the max
-                real = row_mask[:, start : start + part.shape[1], None, None]  # [b, n, 1, 1]
-                features = features.masked_fill(~real, float("-inf"))
-            pooled = torch.maximum(pooled, features.amax(dim=1))
-        return self.embedding_head.finish(pooled)
+            real = None if row_mask is None else row_mask[:, start : start + part.shape[1]]  # [b, n]
+            pool.add(features, real)
+        return self.embedding_head.finish(pool.result())
 
     # ----- decoder: the mechanisms -----------------------------------------------------------------------
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+SUMMARY_STATISTICS = {"max": ("max",), "mean": ("mean",), "max+mean": ("max", "mean")}
+
 
 @dataclass(frozen=True)
 class CondFiPConfig:
@@ -31,6 +33,11 @@ class CondFiPConfig:
     decoder_value_norm: bool = (
         True  # LayerNorm on the value embedding z * C + P (the first small model had it)
     )
+    # Extra statistics of the dataset embedding (``condfip.model.pooling``): a feature map of this width per row
+    # and node, pooled over rows by ``summary_statistics`` and added to the max-pooled embedding through a
+    # projection that starts at zero. 0: the paper's max-pool alone.
+    summary_width: int = 0
+    summary_statistics: str = "max+mean"
 
     def __post_init__(self) -> None:
         for name in ("dim", "num_heads", "mlp_dim", "decoder_blocks", "num_anchor_rows"):
@@ -39,6 +46,13 @@ class CondFiPConfig:
         for name in ("encoder_pairs", "embedding_pairs"):
             if getattr(self, name) < 0:
                 raise ValueError(f"CondFiPConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if self.summary_width < 0:
+            raise ValueError(f"CondFiPConfig.summary_width must be >= 0, got {self.summary_width}")
+        if self.summary_statistics not in SUMMARY_STATISTICS:
+            raise ValueError(
+                f"CondFiPConfig.summary_statistics must be one of {sorted(SUMMARY_STATISTICS)}, "
+                f"got {self.summary_statistics!r}"
+            )
         if self.decoder_mlp_dim is not None and self.decoder_mlp_dim < 1:
             raise ValueError(
                 f"CondFiPConfig.decoder_mlp_dim must be >= 1 or None, got {self.decoder_mlp_dim}"

@@ -1,5 +1,7 @@
 """The dataset embedding: encoder tokens -> more alternating blocks -> max over rows -> (C, P, c).
 
+The pooling over rows (max, and optionally wider statistics) is in ``condfip.model.pooling``.
+
 Axis legend: b datasets, n rows, d nodes, e embedding.
 """
 
@@ -12,6 +14,7 @@ from torch import nn
 
 from condfip.model.config import CondFiPConfig
 from condfip.model.layers import AlternatingStack
+from condfip.model.pooling import RowPool, RowSummary
 
 
 @dataclass
@@ -38,6 +41,11 @@ class EmbeddingHead(nn.Module):
         self.to_scale = nn.Sequential(nn.Linear(config.dim, config.dim), nn.LayerNorm(config.dim))
         self.to_position = nn.Sequential(nn.Linear(config.dim, config.dim), nn.LayerNorm(config.dim))
         self.to_condition = nn.Sequential(nn.Linear(config.dim, config.dim), nn.LayerNorm(config.dim))
+        self.summary = RowSummary(config) if config.summary_width else None
+
+    def new_pool(self) -> RowPool:
+        """An empty accumulator for ``row_features`` over rows; ``finish(pool.result())`` gives the embedding."""
+        return RowPool(self.summary)
 
     def anchor_states(
         self, anchor_tokens: torch.Tensor, parents: torch.Tensor, anchor_mask: torch.Tensor | None
@@ -58,5 +66,5 @@ class EmbeddingHead(nn.Module):
         return self.norm(self.stack(self.projection(tokens), parents, anchor_states, anchor_mask))
 
     def finish(self, pooled: torch.Tensor) -> DatasetEmbedding:
-        """pooled: [b, d, e] max over rows -> the embedding."""
+        """pooled: [b, d, e] pooled over rows (``RowPool.result``) -> the embedding."""
         return DatasetEmbedding(self.to_scale(pooled), self.to_position(pooled), self.to_condition(pooled))

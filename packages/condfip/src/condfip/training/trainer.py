@@ -17,7 +17,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -455,21 +455,40 @@ def train(options: TrainingOptions) -> dict[str, float]:
 
 def initialize_from(model: nn.Module, options: TrainingOptions) -> None:
     """Load the weights of the checkpoint ``options.init_from`` into ``model``: a new run (fresh optimizer and
-    schedule) that starts where another one ended. The checkpoint must have this run's architecture."""
+    schedule) that starts where another one ended. The checkpoint must have this run's architecture, or this
+    run's without the embedding's row summary (``summary_width`` 0): a summary then grows from zero, so the
+    run starts with the checkpoint's outputs."""
     from condfip.graph.checkpoint import GRAPH_MODEL_TYPE
 
     directory = Path(options.init_from)
     model_type = GRAPH_MODEL_TYPE if options.stage == "graph" else MODEL_TYPE
     stored = read_config(directory, model_type=model_type)
-    if not _same_architecture(stored["architecture"], options.config):
+    grows_summary = _grows_summary(stored["architecture"], options.config)
+    if not (grows_summary or _same_architecture(stored["architecture"], options.config)):
         raise ValueError(
             f"--init {directory} has the architecture {stored['architecture']}, but this run asks for "
-            f"{options.config.to_dict()}; pass the --config it was trained with"
+            f"{options.config.to_dict()}; pass the --config it was trained with (or that config with a "
+            "summary_width added)"
         )
     tensors, weights_path = read_checkpoint_weights(directory)
     expected = model.state_dict()
+    if grows_summary:  # the summary's tensors keep their initialization (a zero projection)
+        expected = {name: t for name, t in expected.items() if not name.startswith(SUMMARY_PREFIX)}
     check_tensors(expected, tensors, weights_path)
-    model.load_state_dict({name: tensor.to(expected[name].dtype) for name, tensor in tensors.items()})
+    model.load_state_dict(
+        {name: tensor.to(expected[name].dtype) for name, tensor in tensors.items()}, strict=not grows_summary
+    )
+
+
+SUMMARY_PREFIX = "embedding_head.summary."
+
+
+def _grows_summary(stored: Any, config: Any) -> bool:
+    """Whether ``config`` is the stored architecture with a row summary added to the dataset embedding."""
+    if not isinstance(config, CondFiPConfig) or config.summary_width == 0:
+        return False
+    without = replace(config, summary_width=0, summary_statistics="max+mean")
+    return _same_architecture(stored, without)
 
 
 def _same_architecture(stored: Any, config: Any) -> bool:
