@@ -104,8 +104,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--init",
         type=Path,
-        help="start from the weights of this checkpoint folder (same architecture; fresh optimizer and "
-        "schedule); ignored with --resume",
+        help="start from the weights of this checkpoint folder (same architecture, or the same without the "
+        "embedding's summary_width, which then grows from zero; fresh optimizer and schedule); ignored with "
+        "--resume",
     )
     parser.add_argument(
         "--pairs-only",
