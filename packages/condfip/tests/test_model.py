@@ -168,7 +168,9 @@ def test_summary_pools_the_max_and_mean_of_wider_row_features(generator: torch.G
     torch.testing.assert_close(pool.result(), torch.stack(expected))
 
 
-def test_a_summary_starts_at_zero_so_a_grown_model_starts_as_the_plain_one(generator: torch.Generator) -> None:
+def test_a_summary_starts_at_zero_so_a_grown_model_starts_as_the_plain_one(
+    generator: torch.Generator,
+) -> None:
     plain, grown = CondFiPModel(TINY).eval(), CondFiPModel(TINY_SUMMARY).eval()
     missing, unexpected = grown.load_state_dict(plain.state_dict(), strict=False)
     assert unexpected == [] and all(name.startswith("embedding_head.summary.") for name in missing)
