@@ -128,3 +128,42 @@ def test_context_with_other_nodes_than_the_queries():
     square_parents[:, :2, 2:] = parents
     expected = module(square_x, square_parents, context=square_context)[:, :, :2]
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_float64_layer_computes_in_float64_on_the_reference_path():
+    module = _module(dim=8, heads=2).to(torch.float64)
+    generator = torch.Generator().manual_seed(6)
+    x = torch.randn(2, 3, 5, 8, generator=generator, dtype=torch.float64)
+    parents = make_parents("random", 2, 5, generator=generator)
+    out = module(x, parents)
+    assert out.dtype == torch.float64
+    with torch.no_grad():
+        q = module.to_q(x).reshape(2, 3, 5, 2, 4).transpose(2, 3)  # [b, s, h, d, e]
+        k, v = module.to_kv(x).reshape(2, 3, 5, 2, 2, 4).permute(3, 0, 1, 4, 2, 5)  # [2, b, s, h, d, e]
+        heads = brute_force(q, k, v, parents, 1 / math.sqrt(4))  # float64 throughout
+        expected = module.to_out(heads.transpose(2, 3).reshape(2, 3, 5, 8))
+    # a handful of float64 operations per entry: agreement to float64 rounding, far below float32's
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+    assert DAGAttention(8, 2, backend="auto").to(torch.float64)(x, parents).dtype == torch.float64
+
+
+def test_input_dtype_other_than_the_parameters_is_a_clear_error():
+    module = _module(dim=8, heads=2)  # float32 parameters
+    parents = torch.zeros(1, 4, 4, dtype=torch.bool)
+    with pytest.raises(
+        ValueError,
+        match=r"x has dtype torch.float64 but the layer's parameters are torch.float32; convert one of them: "
+        r"layer.to\(torch.float64\)",
+    ):
+        module(torch.zeros(1, 2, 4, 8, dtype=torch.float64), parents)
+    with pytest.raises(ValueError, match=r"context has dtype torch.float16"):
+        module(torch.zeros(1, 2, 4, 8), parents, context=torch.zeros(1, 2, 4, 8, dtype=torch.float16))
+
+
+def test_autocast_inputs_in_another_dtype_are_accepted():
+    module = _module(dim=8, heads=2)  # float32 parameters
+    parents = make_parents("chain", 1, 4, generator=torch.Generator().manual_seed(7))
+    x = torch.randn(1, 2, 4, 8, generator=torch.Generator().manual_seed(8)).to(torch.bfloat16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = module(x, parents)
+    assert out.shape == (1, 2, 4, 8) and out.dtype == torch.bfloat16

@@ -227,6 +227,37 @@ def test_parents_from_adjacency_transposes_the_project_convention():
         parents_from_adjacency(torch.zeros(3, 2))
 
 
+@pytest.mark.parametrize(
+    ("adjacency", "message"),
+    [
+        ("abc", "got a str"),
+        (b"ab", "got a bytes"),
+        ([["a", "b"], ["c", "d"]], "got list that torch cannot read as numbers"),
+        ({"edges": 1}, "got dict that torch cannot read as numbers"),
+    ],
+)
+def test_parents_from_adjacency_refuses_what_is_not_numbers(adjacency, message):
+    with pytest.raises(ValueError, match=message):
+        parents_from_adjacency(adjacency)
+
+
+def test_a_nan_adjacency_entry_is_an_error_not_an_edge():
+    adjacency = torch.zeros(2, 3, 3, dtype=torch.float64)
+    adjacency[1, 0, 2] = float("nan")
+    with pytest.raises(ValueError, match=r"NaN entry at index \(1, 0, 2\); use 1 for an edge, 0 for none"):
+        parents_from_adjacency(adjacency)
+    import numpy as np
+
+    with pytest.raises(ValueError, match=r"NaN entry at index \(0, 1\)"):
+        parents_from_adjacency(np.array([[0.0, np.nan], [0.0, 0.0]]))
+    # infinities, booleans and plain lists are still read as "nonzero = edge"
+    assert parents_from_adjacency([[0, 1], [0, 0]]).tolist() == [[False, False], [True, False]]
+    assert parents_from_adjacency(np.array([[False, True], [False, False]])).tolist() == [
+        [False, False],
+        [True, False],
+    ]
+
+
 # ----- the rectangular form: a subset of query nodes against the keys of the nodes they read ------------------
 
 

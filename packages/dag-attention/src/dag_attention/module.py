@@ -57,7 +57,29 @@ class DAGAttention(nn.Module):
                 f"DAGAttention: context must have the shape of x, {tuple(x.shape)}, except perhaps its number of "
                 f"nodes (axis 2), got {shape}"
             )
+        self._check_dtype(x, "x")
+        if context is not x:
+            self._check_dtype(context, "context")
         q = rearrange(self.to_q(x), "b s d (h e) -> b s h d e", h=self.num_heads)
         k, v = rearrange(self.to_kv(context), "b s d (two h e) -> two b s h d e", two=2, h=self.num_heads)
         out = dag_attention(q, k, v, parents, backend=self.backend)  # [b, s, h, d, e]
         return self.to_out(rearrange(out, "b s h d e -> b s d (h e)"))
+
+    def _check_dtype(self, t: torch.Tensor, name: str) -> None:
+        """Inputs in the dtype of the parameters (autocast, which casts the projections itself, excepted)."""
+        weight_dtype = self.to_q.weight.dtype
+        if t.dtype == weight_dtype or _autocast_enabled(t.device.type):
+            return
+        raise ValueError(
+            f"DAGAttention: {name} has dtype {t.dtype} but the layer's parameters are {weight_dtype}; convert "
+            f"one of them: layer.to({t.dtype}) (float64 runs on the reference backend) or {name}.to({weight_dtype})"
+        )
+
+
+def _autocast_enabled(device_type: str) -> bool:
+    try:
+        return bool(torch.is_autocast_enabled(device_type))
+    except TypeError:  # torch < 2.4 takes no device type
+        if device_type == "cpu":
+            return bool(torch.is_autocast_cpu_enabled())
+        return bool(torch.is_autocast_enabled())

@@ -12,14 +12,32 @@ from dag_attention.reference import dag_attention_reference
 def parents_from_adjacency(adjacency: torch.Tensor) -> torch.Tensor:
     """Parent mask from an adjacency in the project's convention (``adjacency[..., i, j] = 1`` for ``i -> j``).
 
-    adjacency: [..., d, d] of any dtype (nonzero = edge). Returns a bool tensor of the same shape with
-    ``parents[..., i, j]`` true when ``j -> i`` (the transpose), the mask ``dag_attention`` takes.
+    adjacency: [..., d, d], a tensor, array or nested sequence of numbers or booleans (nonzero = edge).
+    Returns a bool tensor of the same shape with ``parents[..., i, j]`` true when ``j -> i`` (the
+    transpose), the mask ``dag_attention`` takes. Raises ``ValueError`` for anything that is not numbers
+    (a string, objects), for a wrong shape, and for a NaN entry (neither an edge nor its absence).
     """
     if not isinstance(adjacency, torch.Tensor):
-        adjacency = torch.as_tensor(adjacency)
+        if isinstance(adjacency, str | bytes):
+            raise ValueError(
+                f"parents_from_adjacency: adjacency must be numbers [..., d, d] (a tensor, array or nested "
+                f"lists), got a {type(adjacency).__name__}"
+            )
+        try:
+            adjacency = torch.as_tensor(adjacency)
+        except (TypeError, ValueError, RuntimeError) as error:
+            raise ValueError(
+                f"parents_from_adjacency: adjacency must be numbers [..., d, d] (a tensor, array or nested "
+                f"lists), got {type(adjacency).__name__} that torch cannot read as numbers ({error})"
+            ) from None
     if adjacency.dim() < 2 or adjacency.shape[-1] != adjacency.shape[-2]:
         raise ValueError(
             f"parents_from_adjacency: adjacency must have shape [..., d, d], got {tuple(adjacency.shape)}"
+        )
+    if (adjacency.is_floating_point() or adjacency.is_complex()) and bool(torch.isnan(adjacency).any()):
+        where = tuple(int(i) for i in torch.nonzero(torch.isnan(adjacency))[0])
+        raise ValueError(
+            f"parents_from_adjacency: adjacency has a NaN entry at index {where}; use 1 for an edge, 0 for none"
         )
     return adjacency.transpose(-1, -2) != 0
 
