@@ -53,10 +53,26 @@ def _test_package(session: nox.Session, package: str) -> None:
         _pytest(session, tests)
 
 
+def _dowhy_tests(session: nox.Session) -> None:
+    # DoWhy pins its scipy releases: condfip.dowhy is tested in an environment of its own, with the real DoWhy.
+    session.install(TORCH)
+    session.install("packages/scm-gen", "packages/dag-attention", "packages/condfip[test,dowhy]")
+    _pytest(session, "packages/condfip/tests/test_dowhy.py")
+
+
 @nox.session(python="3.11")
-@nox.parametrize("package", [*PACKAGES, "all"])
+def dowhy(session: nox.Session) -> None:
+    """condfip.dowhy against the real DoWhy (also run by ``nox -s tests``)."""
+    _dowhy_tests(session)
+
+
+@nox.session(python="3.11")
+@nox.parametrize("package", [*PACKAGES, "dowhy", "all"])
 def tests(session: nox.Session, package: str) -> None:
-    """Each package alone, then all packages together plus the cross-package tests."""
+    """Each package alone, condfip.dowhy with DoWhy, then all packages together plus the cross-package tests."""
+    if package == "dowhy":
+        _dowhy_tests(session)
+        return
     if package != "all":
         _install(session, package)
         _test_package(session, package)
