@@ -230,7 +230,9 @@ def assign_causal_mechanisms(
     table = data[nodes]
     scm = condfip_model.infer(table, graph, **infer_options)
     inferred = _Inferred(scm, table.to_numpy(dtype=np.float64), condfip_model, dict(infer_options))
-    frozen_graph = nx.DiGraph(graph)
+    frozen_graph = nx.DiGraph()  # the structure alone: DoWhy keeps its mechanisms on the graph's nodes
+    frozen_graph.add_nodes_from(nodes)
+    frozen_graph.add_edges_from(graph.edges)
     for node in nodes:
         parents = get_ordered_predecessors(graph, node)
         if not parents:
