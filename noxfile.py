@@ -60,7 +60,7 @@ def _dowhy_tests(session: nox.Session) -> None:
     _pytest(session, "packages/condfip/tests/test_dowhy.py")
 
 
-@nox.session(python="3.11")
+@nox.session(python="3.11", default=False)  # a plain ``nox`` runs it once, as tests(package='dowhy')
 def dowhy(session: nox.Session) -> None:
     """condfip.dowhy against the real DoWhy (also run by ``nox -s tests``)."""
     _dowhy_tests(session)
