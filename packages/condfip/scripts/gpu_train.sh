@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Train the `base` Cond-FiP model on one GPU (target: one H200, both stages in under 9 minutes of wall
-# time, bfloat16 autocast, data produced by worker processes on the machine's cores) and write the
-# checkpoint, its validation log and a bfloat16 copy of the weights to $OUT/ship, sharded under the device
-# tool's 16 MiB return limit (base is ~20 MiB in bfloat16). Each stage's learning rate decays over its time
-# limit (--schedule-by-time): how many steps fit is not known in advance.
+# Train the `base` Cond-FiP model on one CUDA machine: the encoder stage, then the decoder stage, each ending
+# after its time limit with the learning rate decayed over that limit (--schedule-by-time: how many steps fit is
+# not known in advance); bfloat16 autocast; training data made by worker processes on the machine's cores.
+# Writes both run folders ($OUT/encoder, $OUT/model: weights, training state, logs) and $OUT/ship, a bfloat16
+# copy of the weights in shards of at most SHARD_MIB MiB (the loader casts back to float32).
 #
-#   OUT=/path bash packages/condfip/scripts/gpu_train.sh
+#   OUT=/path bash packages/condfip/scripts/gpu_train.sh            # MINUTES per stage, default 30
 #
 # CPU dry run with tiny settings:
+#   echo '{"dim": 8, "num_heads": 2, "mlp_dim": 16, "encoder_pairs": 1, "embedding_pairs": 1,
+#          "decoder_blocks": 1, "num_anchor_rows": 16}' > /tmp/tiny.json
 #   OUT=/tmp/gpu-dry CONFIG=/tmp/tiny.json STEPS=4 MINUTES=1 WORKERS=1 BATCH=2 SAMPLES=64 \
 #     bash packages/condfip/scripts/gpu_train.sh
 set -euo pipefail
@@ -16,11 +18,11 @@ cd "$(dirname "$0")/../../.."
 OUT=${OUT:?set OUT to the output directory}
 CONFIG=${CONFIG:-base}
 STEPS=${STEPS:-100000}        # per stage, a cap: the time limits below end each stage (and drive its schedule)
-MINUTES=${MINUTES:-3.9}       # per stage: two stages plus setup and validation stay under 9 minutes
+MINUTES=${MINUTES:-30}        # per stage
 ENCODER_MINUTES=${ENCODER_MINUTES:-$MINUTES}
 DECODER_MINUTES=${DECODER_MINUTES:-$MINUTES}
-SHARD_MIB=${SHARD_MIB:-15}
-WORKERS=${WORKERS:-14}
+SHARD_MIB=${SHARD_MIB:-15}    # largest weight shard of the bfloat16 copy
+WORKERS=${WORKERS:-$(( $(nproc) > 2 ? $(nproc) - 2 : 1 ))}   # data worker processes: the cores but two
 BATCH=${BATCH:-16}
 SAMPLES=${SAMPLES:-400}
 CHECKPOINT_EVERY=${CHECKPOINT_EVERY:-500}
@@ -28,7 +30,7 @@ CHECKPOINT_EVERY=${CHECKPOINT_EVERY:-500}
 PYTHON=${PYTHON:-python}
 python() { command "$PYTHON" "$@"; }  # PYTHON=python3 where plain python is absent
 if ! python -c "import condfip, scm_gen, dag_attention" 2>/dev/null; then
-  # this checkout's sources, no install (a GPU machine may have no network)
+  # this checkout's sources, nothing installed
   export PYTHONPATH="$PWD/packages/scm-gen/src:$PWD/packages/dag-attention/src:$PWD/packages/condfip/src${PYTHONPATH:+:$PYTHONPATH}"
 fi
 python - <<'PY'
@@ -48,7 +50,7 @@ python -m condfip.train decoder "${common[@]}" --time-limit "$DECODER_MINUTES" -
   --out "$OUT/model" 2>&1 | tee "$OUT/decoder.log"
 echo "wall seconds: $(( $(date +%s) - start ))" | tee "$OUT/wall.txt"
 
-# bfloat16 copy of the weights for shipping, in shards under the return limit (the loader casts back to float32)
+# bfloat16 copy of the weights for shipping, in shards of at most SHARD_MIB (the loader casts back to float32)
 python - "$OUT" "$SHARD_MIB" <<'PY'
 import shutil, sys
 from pathlib import Path

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Train the `base` graph model (condfip.graph, AVICI-style) on one GPU (target: one H200, training under 8
-# minutes of wall time, bfloat16 autocast, fresh P_IN SCMs with 10-30 nodes produced by worker processes on the
-# machine's cores), score it on the scm-gen test grid, and write the checkpoint, its logs and the benchmark
-# table to $OUT ($OUT/ship holds what to commit: model.safetensors + config.json, ~7 MB in float32).
-# Two phases, as for the shipped small model (TRAINING.md): the pair-statistics head alone (--pairs-only,
-# PAIR_MINUTES), then the whole model from it (--init, MINUTES); then the calibrated default threshold.
+# Train the `base` graph model (AVICI-style, with pair statistics) on one CUDA machine, bfloat16 autocast, on fresh
+# P_IN SCMs with 10-30 nodes made by worker processes on the machine's cores; then calibrate its default edge
+# threshold and score it on the scm-gen test grid. Writes the run folders, logs and the benchmark table to $OUT;
+# $OUT/ship holds what ships (model.safetensors + config.json, about 7 MB in float32).
+# Two phases, as for the shipped graph-small (TRAINING.md): the pair-statistics head alone (--pairs-only,
+# PAIR_MINUTES), then the whole model from it (--init, MINUTES).
 #
 #   OUT=/path bash packages/condfip/scripts/gpu_train_graph.sh
 #
@@ -19,10 +19,10 @@ cd "$(dirname "$0")/../../.."
 OUT=${OUT:?set OUT to the output directory}
 CONFIG=${CONFIG:-base}
 STEPS=${STEPS:-6000}          # the schedule's length; the time limit below may end the run first
-MINUTES=${MINUTES:-8}
+MINUTES=${MINUTES:-30}
 PAIR_STEPS=${PAIR_STEPS:-6000}
-PAIR_MINUTES=${PAIR_MINUTES:-2}
-WORKERS=${WORKERS:-14}
+PAIR_MINUTES=${PAIR_MINUTES:-10}
+WORKERS=${WORKERS:-$(( $(nproc) > 2 ? $(nproc) - 2 : 1 ))}   # data worker processes: the cores but two
 BATCH=${BATCH:-32}
 SAMPLES=${SAMPLES:-200}
 NODES=${NODES:-10-30}
@@ -32,8 +32,11 @@ CHECKPOINT_EVERY=${CHECKPOINT_EVERY:-500}
 BENCH_NODES=${BENCH_NODES:-10 20 50 100}
 BENCH_SCMS=${BENCH_SCMS:-3}
 
+PYTHON=${PYTHON:-python}
+python() { command "$PYTHON" "$@"; }  # PYTHON=python3 where plain python is absent
 if ! python -c "import condfip, scm_gen, dag_attention" 2>/dev/null; then
-  python -m pip install --quiet ./packages/scm-gen ./packages/dag-attention ./packages/condfip
+  # this checkout's sources, nothing installed
+  export PYTHONPATH="$PWD/packages/scm-gen/src:$PWD/packages/dag-attention/src:$PWD/packages/condfip/src${PYTHONPATH:+:$PYTHONPATH}"
 fi
 python - <<'PY'
 import torch
