@@ -15,13 +15,11 @@ def test_dowhy_quality_is_checked():
 def test_missing_dowhy_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "dowhy", None)  # makes "import dowhy" fail
     assert not dowhy_available()
-    with pytest.raises(ImportError, match=r"condfip-eval\[dowhy\]"):
+    with pytest.raises(ImportError, match=r"pip install dowhy \(or pip install './packages/eval\[dowhy\]'"):
         DoWhyGCM()
 
 
-@pytest.mark.skipif(
-    not dowhy_available(), reason="optional extra condfip-eval[dowhy] (tested in its own venv)"
-)
+@pytest.mark.skipif(not dowhy_available(), reason="optional extra dowhy (tested in its own venv)")
 def test_dowhy_gcm_round_trip_interventions_and_counterfactuals(toy):
     context, _ = toy.sample(200, nonlinear=False, seed=0)
     query, true_noise = toy.sample(50, nonlinear=False, seed=1)

@@ -104,7 +104,9 @@ def test_pgmpy_file_found_through_metadata(tmp_path, monkeypatch):
         raise metadata.PackageNotFoundError(name)
 
     monkeypatch.setattr(metadata, "distribution", missing)
-    with pytest.raises(FileNotFoundError, match=r"condfip-eval\[ecoli70\]"):
+    with pytest.raises(
+        FileNotFoundError, match=r"pip install pgmpy \(or pip install './packages/eval\[ecoli70\]'"
+    ):
         load_linear_gaussian_network()
 
 
@@ -113,3 +115,23 @@ def test_malformed_file_is_refused(tmp_path):
     bad.write_text('{"nodes": ["a"], "arcs": []}')
     with pytest.raises(ValueError, match="not a linear-Gaussian network"):
         load_linear_gaussian_network(bad)
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (bytes(range(256)) * 8, "it is not UTF-8 text"),
+        (b"a,b,c\n1,2,3\n", "it is not JSON (Expecting value at line 1 column 1)"),
+        (b'{"nodes": ["a"], "cpds": {}, "arcs": []}', "missing entry 'a'"),
+        (b'{"nodes": 3}', "malformed entry (TypeError"),
+        (b"[]", "malformed entry (TypeError"),
+    ],
+)
+def test_garbage_file_gets_one_short_line_naming_it(tmp_path, content, reason):
+    bad = tmp_path / "garbage.csv"
+    bad.write_bytes(content)
+    with pytest.raises(ValueError) as caught:
+        load_linear_gaussian_network(bad)
+    message = str(caught.value)
+    assert message.startswith(f"{bad} is not a linear-Gaussian network in pgmpy's JSON format: ")
+    assert reason in message and "\n" not in message and len(message) < 300 + len(str(bad))

@@ -39,7 +39,11 @@ def test_make_method_rejects_unknown_names():
     with pytest.raises(ValueError, match="unknown method 'magic'"):
         make_method("magic")
     assert make_method("linear").name == "linear"
-    assert set(METHOD_NAMES) == {"condfip", "condfip-refit", "fip", "dowhy", "linear", "nonlinear"}
+    assert set(METHOD_NAMES) == {"condfip", "condfip-zero-shot", "fip", "dowhy", "linear", "nonlinear"}
+    with pytest.raises(
+        ValueError, match="'condfip-refit' no longer exists: 'condfip' runs the Cond-FiP API's"
+    ):
+        make_method("condfip-refit")
 
 
 def test_fit_validates_graph_and_rows(toy):

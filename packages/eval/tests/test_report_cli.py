@@ -9,9 +9,9 @@ from condfip_eval.cli import main
 from condfip_eval.paper import PaperSettings, run_paper
 from condfip_eval.report import write_report
 from condfip_eval.results import ResultsDirError
-from condfip_eval.sachs import SachsSettings, run_sachs
+from condfip_eval.sachs import SachsSettings, run_sachs, shipped_data_file
 
-DATA = Path(__file__).parent / "data" / "sachs_cd3cd28.csv"
+DATA = shipped_data_file()
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,8 @@ def test_report_refuses_other_versions(tmp_path):
             ["paper", "--nodes", "5", "--methods", "condfip", "--weights", "NO_SUCH_WEIGHTS", "--out", "X"],
             "NO_SUCH_WEIGHTS",
         ),
-        (["paper", "--nodes", "5", "--methods", "linear,dowhy", "--out", "X"], "condfip-eval[dowhy]"),
+        (["paper", "--nodes", "5", "--methods", "linear,dowhy", "--out", "X"], "pip install dowhy"),
+        (["paper", "--methods", "condfip-refit", "--out", "X"], "'condfip-refit' no longer exists"),
     ],
 )
 def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys, monkeypatch, argv, message):

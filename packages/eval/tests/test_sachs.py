@@ -1,70 +1,81 @@
+import hashlib
 import json
-from importlib import metadata
-from pathlib import Path
 
 import networkx as nx
 import numpy as np
 import pytest
 
 from condfip_eval.cli import main
-from condfip_eval.sachs import SACHS_COLUMNS, SachsSettings, load_sachs, run_sachs, sachs_adjacency
+from condfip_eval.sachs import (
+    SACHS_COLUMNS,
+    SachsSettings,
+    consensus_graph,
+    load_sachs,
+    run_sachs,
+    sachs_adjacency,
+    shipped_data_file,
+)
 
-DATA = Path(__file__).parent / "data" / "sachs_cd3cd28.csv"
+DATA = shipped_data_file()
 
 
 def test_consensus_graph_has_17_edges_and_no_cycle():
     adjacency = sachs_adjacency()
     assert adjacency.sum() == 17
-    graph = nx.DiGraph(
-        [(SACHS_COLUMNS[i], SACHS_COLUMNS[j]) for i, j in zip(*np.nonzero(adjacency), strict=True)]
-    )
-    assert nx.is_directed_acyclic_graph(graph)
+    graph = consensus_graph()
+    assert isinstance(graph, nx.DiGraph) and tuple(graph.nodes) == SACHS_COLUMNS
+    assert nx.is_directed_acyclic_graph(graph) and graph.number_of_edges() == 17
     assert (
         graph.has_edge("PKC", "PKA") and graph.has_edge("PIP3", "PIP2") and not graph.has_edge("PIP2", "PIP3")
     )
     assert set(graph.predecessors("pmek")) == {"PKC", "PKA", "praf"}
+    # the DiGraph and the adjacency describe one graph
+    np.testing.assert_array_equal(nx.to_numpy_array(graph, nodelist=SACHS_COLUMNS, dtype=np.int8), adjacency)
 
 
-def test_load_the_test_copy():
-    frame = load_sachs(DATA)
+def test_shipped_rows_are_the_documented_file():
+    assert hashlib.sha256(DATA.read_bytes()).hexdigest() == (
+        "b2871db41f666ccc0837810bd39bd5c7cb92c7dbd746ed3d8ff8472f7f8c334d"  # data/SOURCES.md
+    )
+    frame = load_sachs()
     assert frame.shape == (853, 11) and tuple(frame.columns) == SACHS_COLUMNS
     assert frame.iloc[0].tolist()[:3] == [26.4, 13.2, 8.82]
+    assert (frame.dtypes == np.float64).all() and (frame.to_numpy() > 0).all()
+    assert load_sachs(DATA).equals(frame)
 
 
 def test_wrong_columns_are_named(tmp_path):
     bad = tmp_path / "bad.csv"
-    load_sachs(DATA).rename(columns={"PKA": "pka"}).to_csv(bad, index=False)
+    load_sachs().rename(columns={"PKA": "pka"}).to_csv(bad, index=False)
     with pytest.raises(ValueError, match=r"missing \['PKA'\], unexpected \['pka'\]"):
         load_sachs(bad)
 
 
-class _FakeDistribution:
-    version = "0.6.0"
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (bytes(range(256)) * 8, "it is not UTF-8 text"),
+        (b"", "it is empty"),
+        (b'a,b\n1,2,3,4\n"unterminated', "Error tokenizing data"),
+    ],
+)
+def test_garbage_file_is_named(tmp_path, content, reason):
+    bad = tmp_path / "garbage.csv"
+    bad.write_bytes(content)
+    with pytest.raises(ValueError) as caught:
+        load_sachs(bad)
+    message = str(caught.value)
+    assert (
+        message.startswith(f"Sachs data file {bad} is not a CSV with the columns praf,") and reason in message
+    )
+    assert "\n" not in message
 
-    def __init__(self, root):
-        self.root = root
 
-    def locate_file(self, path):
-        return self.root / path
-
-
-def test_default_source_is_cdt_file_rows_0_to_852(tmp_path, monkeypatch):
-    target = tmp_path / "cdt/data/resources/cyto_full_data.csv"
-    target.parent.mkdir(parents=True)
-    lines = DATA.read_text().splitlines()
-    target.write_text("\n".join(lines + lines[1:4]) + "\n")  # three more rows, like the later conditions
-    monkeypatch.setattr(metadata, "distribution", lambda name: _FakeDistribution(tmp_path))
-    frame = load_sachs()
-    assert frame.shape == (853, 11)
-
-
-def test_missing_cdt_says_what_to_install(monkeypatch):
-    def missing(name):
-        raise metadata.PackageNotFoundError(name)
-
-    monkeypatch.setattr(metadata, "distribution", missing)
-    with pytest.raises(FileNotFoundError, match=r"condfip-eval\[sachs\]"):
-        load_sachs()
+def test_a_folder_or_a_missing_file_is_named(tmp_path):
+    with pytest.raises(ValueError, match=f"Sachs data file {tmp_path} is not a file"):
+        load_sachs(tmp_path)
+    with pytest.raises(FileNotFoundError, match="missing.csv does not exist"):
+        load_sachs(tmp_path / "missing.csv")
 
 
 def test_run_scores_methods_and_the_floor(tmp_path):
@@ -118,7 +129,7 @@ def test_inferred_graph_run_gives_every_method_the_inferred_dag(tmp_path):
 
 def test_cli_wrong_columns_is_one_line_exit_2(tmp_path, capsys):
     bad = tmp_path / "bad.csv"
-    load_sachs(DATA).iloc[:, :10].to_csv(bad, index=False)
+    load_sachs().iloc[:, :10].to_csv(bad, index=False)
     assert main(["sachs", "--data", str(bad), "--methods", "linear", "--out", str(tmp_path / "out")]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "missing ['pjnk']" in error

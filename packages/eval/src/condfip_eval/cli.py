@@ -1,13 +1,16 @@
-"""``condfip-eval``: the benchmark runs and the report.
+"""``condfip-eval``: the benchmark runs, the report and the published tables.
 
     condfip-eval paper --nodes 10 20 50 100 --context 400 --methods condfip,fip,dowhy,linear,nonlinear --out DIR
     condfip-eval csuite --out DIR
     condfip-eval sachs --out DIR [--data FILE.csv] [--log] [--graph true|inferred]
     condfip-eval ecoli70 --out DIR [--graph true|inferred]
     condfip-eval report DIR
+    condfip-eval publish DIR DEST
 
+Without ``--methods`` a run uses every method installed here and says on stderr which it skipped and why.
 Bad input (unknown method or preset, a results folder of another version, a Sachs file with the wrong
-columns, ...) prints one line to stderr and exits with code 2.
+columns, bad weights, an output folder that cannot be written, ...) prints one line to stderr and exits with
+code 2, having written nothing.
 """
 
 from __future__ import annotations
@@ -17,9 +20,12 @@ import sys
 from collections.abc import Sequence
 
 from condfip_eval import __version__
-from condfip_eval.methods import METHOD_NAMES
+from condfip_eval.methods import METHOD_NAMES, missing_dependency, unknown_method_message
 
 __all__ = ["main"]
+
+DEFAULT_FIP_STEPS = 2000
+QUICK_FIP_STEPS = 200
 
 
 class UsageError(Exception):
@@ -35,9 +41,7 @@ def _methods(text: str) -> tuple[str, ...]:
     names = tuple(name.strip() for name in text.split(",") if name.strip())
     unknown = [name for name in names if name not in METHOD_NAMES]
     if unknown:
-        raise argparse.ArgumentTypeError(
-            f"unknown method {unknown[0]!r}; choose from {','.join(METHOD_NAMES)}"
-        )
+        raise argparse.ArgumentTypeError(unknown_method_message(unknown[0]))
     if not names:
         raise argparse.ArgumentTypeError("no method given; choose from " + ",".join(METHOD_NAMES))
     return names
@@ -53,26 +57,32 @@ def _positive(text: str) -> int:
     return value
 
 
-def _add_common(parser: argparse.ArgumentParser, *, default_methods: str) -> None:
+def _add_common(parser: argparse.ArgumentParser, *, quick: bool = False) -> None:
     parser.add_argument("--out", required=True, help="results folder (created; resumed when it exists)")
     parser.add_argument(
         "--methods",
         type=_methods,
-        default=_methods(default_methods),
-        help=f"comma-separated, from {','.join(METHOD_NAMES)}",
+        default=None,
+        help=f"comma-separated, from {','.join(METHOD_NAMES)} (default: all of them that are installed; "
+        "the others are named on stderr with the reason)",
     )
     parser.add_argument(
         "--weights", default="small", help="Cond-FiP weights: shipped name, local folder or Hub id"
     )
-    parser.add_argument(
-        "--fip-steps",
-        type=_positive,
-        default=None,
-        help="FiP training steps (default 2000; 200 with --quick)",
-    )
+    steps = f"default {DEFAULT_FIP_STEPS}" + (f"; {QUICK_FIP_STEPS} with --quick" if quick else "")
+    parser.add_argument("--fip-steps", type=_positive, default=None, help=f"FiP training steps ({steps})")
     parser.add_argument("--dowhy-quality", choices=("GOOD", "BETTER", "BEST"), default="GOOD")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _graph_option(parser: argparse.ArgumentParser, truth: str) -> None:
+    parser.add_argument(
+        "--graph",
+        choices=("true", "inferred"),
+        default="true",
+        help=f"{truth}, or the DAG the amortized graph model infers from each dataset's context rows",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -91,33 +101,30 @@ def _parser() -> argparse.ArgumentParser:
     paper.add_argument(
         "--context", type=_positive, default=400, help="context rows per dataset (400, 100, 50)"
     )
-    paper.add_argument("--graph", choices=("true", "inferred"), default="true")
+    _graph_option(paper, "the true graph")
     paper.add_argument(
         "--quick", action="store_true", help="d = 10 unless --nodes, one SCM per graph family, 200 FiP steps"
     )
-    _add_common(paper, default_methods=",".join(METHOD_NAMES))
+    _add_common(paper, quick=True)
 
     csuite = commands.add_parser("csuite", help="the CSuite datasets and their Gaussian-mixture variants")
     csuite.add_argument("--datasets", default=None, help="comma-separated CSuite names (default: all)")
     csuite.add_argument("--replicates", type=_positive, default=3, help="datasets per CSuite model")
-    _add_common(csuite, default_methods=",".join(METHOD_NAMES))
+    _add_common(csuite)
 
     sachs = commands.add_parser(
         "sachs", help="Sachs protein signalling (CD3/CD28, 853 rows), MMD to held-out rows"
     )
     sachs.add_argument(
-        "--data", default=None, help="a CSV with the 11 Sachs columns (default: the cdt wheel's file)"
+        "--data",
+        default=None,
+        help="a CSV with the 11 Sachs columns (default: the copy shipped with condfip-eval)",
     )
     sachs.add_argument("--log", action="store_true", help="log-transform the (positive, heavy-tailed) values")
     sachs.add_argument("--context", type=_positive, default=400)
     sachs.add_argument("--replicates", type=_positive, default=5, help="random context/held-out splits")
-    sachs.add_argument(
-        "--graph",
-        choices=("true", "inferred"),
-        default="true",
-        help="the consensus graph, or the DAG the amortized graph model infers from each split's context rows",
-    )
-    _add_common(sachs, default_methods=",".join(METHOD_NAMES))
+    _graph_option(sachs, "the consensus graph")
+    _add_common(sachs)
 
     ecoli = commands.add_parser("ecoli70", help="the linear-Gaussian ecoli70 network (pgmpy's parameters)")
     ecoli.add_argument(
@@ -125,22 +132,32 @@ def _parser() -> argparse.ArgumentParser:
     )
     ecoli.add_argument("--context", type=_positive, default=400)
     ecoli.add_argument("--replicates", type=_positive, default=3)
-    ecoli.add_argument(
-        "--graph",
-        choices=("true", "inferred"),
-        default="true",
-        help="the network's graph, or the DAG the amortized graph model infers from each dataset's context rows",
-    )
-    _add_common(ecoli, default_methods=",".join(METHOD_NAMES))
+    _graph_option(ecoli, "the network's graph")
+    _add_common(ecoli)
 
     report = commands.add_parser("report", help="one Markdown report (with PNG figures) of every run in DIR")
     report.add_argument("directory")
     report.add_argument("--no-figures", action="store_true", help="tables only (no matplotlib needed)")
+
+    publish = commands.add_parser(
+        "publish",
+        help="the tables of every run in DIR, with a manifest, into DEST/<run kind>/ (no per-dataset files)",
+    )
+    publish.add_argument("directory", help="a results folder written by the run commands")
+    publish.add_argument("destination", help="for example packages/eval/results")
     return parser
 
 
 def _method_options(args: argparse.Namespace) -> dict:
+    """Settings shared by every run; without --methods, every installed method (the others in ``skipped``,
+    named on stderr once the run has passed its checks)."""
+    methods, skipped = args.methods, {}
+    if methods is None:
+        skipped = {name: reason for name in METHOD_NAMES if (reason := missing_dependency(name)) is not None}
+        methods = tuple(name for name in METHOD_NAMES if name not in skipped)
     return {
+        "methods": methods,
+        "skipped": skipped,
         "fip_steps": args.fip_steps,
         "dowhy_quality": args.dowhy_quality,
         "condfip_weights": args.weights,
@@ -155,7 +172,6 @@ def _run(args: argparse.Namespace) -> str:
         settings = PaperSettings(
             node_counts=None if args.nodes is None else tuple(args.nodes),
             num_context=args.context,
-            methods=args.methods,
             graph_source=args.graph,
             quick=args.quick,
             **_method_options(args),
@@ -167,9 +183,7 @@ def _run(args: argparse.Namespace) -> str:
         names = (
             None if args.datasets is None else tuple(n.strip() for n in args.datasets.split(",") if n.strip())
         )
-        settings = CSuiteSettings(
-            names=names, methods=args.methods, replicates=args.replicates, **_method_options(args)
-        )
+        settings = CSuiteSettings(names=names, replicates=args.replicates, **_method_options(args))
         return str(run_csuite(settings, args.out, progress=not args.no_progress))
     if args.command == "sachs":
         from condfip_eval.sachs import SachsSettings, run_sachs
@@ -178,8 +192,8 @@ def _run(args: argparse.Namespace) -> str:
             data_path=args.data,
             log_transform=args.log,
             num_context=args.context,
+            replicates=args.replicates,
             graph_source=args.graph,
-            methods=args.methods,
             **_method_options(args),
         )
         return str(run_sachs(settings, args.out, progress=not args.no_progress))
@@ -191,22 +205,36 @@ def _run(args: argparse.Namespace) -> str:
             num_context=args.context,
             replicates=args.replicates,
             graph_source=args.graph,
-            methods=args.methods,
             **_method_options(args),
         )
         return str(run_ecoli70(settings, args.out, progress=not args.no_progress))
-    from condfip_eval.report import write_report
+    if args.command == "publish":
+        from condfip_eval.publish import publish
 
-    return str(write_report(args.directory, figures=not args.no_figures))
+        return "\n".join(str(folder) for folder in publish(args.directory, args.destination))
+    from condfip_eval.report import MATPLOTLIB_HINT, matplotlib_available, write_report
+
+    figures = not args.no_figures
+    path = write_report(args.directory, figures=figures)
+    if figures and not matplotlib_available():
+        print(f"condfip-eval: {MATPLOTLIB_HINT}", file=sys.stderr)
+    return str(path)
+
+
+def _one_line(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.filename is not None:
+        text = f"{error.strerror or type(error).__name__}: {error.filename}"
+    else:
+        text = str(error) or type(error).__name__
+    return " ".join(text.split())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         print(_run(args))
-    except (UsageError, ValueError, ImportError, FileNotFoundError) as error:
-        message = " ".join(str(error).split())  # one line
-        print(f"condfip-eval: error: {message}", file=sys.stderr)
+    except (UsageError, ValueError, ImportError, OSError) as error:
+        print(f"condfip-eval: error: {_one_line(error)}", file=sys.stderr)
         return 2
     return 0
 

@@ -17,11 +17,17 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from condfip_eval.methods import METHOD_NAMES, Method
+from condfip_eval.methods import Method
 from condfip_eval.results import ResultsDirectory, finished_records, read_json, write_json, write_text
 from condfip_eval.scoring import TASK_TITLES, TASKS, score_dataset
 from condfip_eval.settings import MethodSettings
-from condfip_eval.tables import display_name, format_mean_error, markdown_table, summarize_records
+from condfip_eval.tables import (
+    display_name,
+    format_mean_error,
+    markdown_table,
+    ordered_methods,
+    summarize_records,
+)
 
 __all__ = ["CSuiteSettings", "csuite_names", "run_csuite"]
 
@@ -74,7 +80,8 @@ def run_csuite(
     from scm_gen.csuite import make_csuite_dataset
 
     out = Path(out)
-    ResultsDirectory(out).open_run("csuite", settings.protocol())
+    directory = ResultsDirectory(out)
+    directory.check_run("csuite", settings.protocol())  # nothing is written before every check passed
     folder = out / "csuite" / f"context-{settings.num_context}"
 
     def path_of(method: str, name: str) -> Path:
@@ -86,7 +93,7 @@ def run_csuite(
         for name in settings.names
     }
     remaining = sum(settings.replicates - len(found) for found in records.values())
-    built = settings.build_methods(methods, needed=remaining > 0)
+    built = settings.start_run(directory, "csuite", settings.protocol(), methods, needed=remaining > 0)
     bar = tqdm(
         total=max(remaining, 0),
         desc="csuite",
@@ -133,7 +140,7 @@ def write_csuite_tables(folder: Path) -> Path:
         summaries.setdefault(document["dataset"], {})[document["method"]] = summarize_records(
             document["datasets"], TASKS
         )
-    methods = [m for m in METHOD_NAMES if any(m in by_method for by_method in summaries.values())]
+    methods = ordered_methods(m for by_method in summaries.values() for m in by_method)
     parts = [
         "# CSuite",
         "",

@@ -1,6 +1,6 @@
 """ecoli70: the linear-Gaussian gene network of Opgen-Rhein and Strimmer (2007), 46 nodes, 70 edges.
 
-Parameters as shipped by ``pgmpy`` (optional extra ``condfip-eval[ecoli70]``) in
+Parameters as shipped by ``pgmpy`` (optional extra ``ecoli70``) in
 ``pgmpy/utils/example_models/ecoli70.json`` (bnlearn's network repository), located through package metadata and
 read as plain JSON without importing pgmpy; a user may pass a file of the same format. Each node is
 ``x_j = intercept_j + sum_i w_ij x_i + N(0, variance_j)``.
@@ -26,14 +26,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from condfip_eval.distribution import distribution_scores, sample_from_abducted_noise
-from condfip_eval.methods import METHOD_NAMES, Method
+from condfip_eval.methods import Method
 from condfip_eval.methods.base import generate_in_order
 from condfip_eval.metrics import Standardizer, mean_and_standard_error
 from condfip_eval.paper import graph_scores, inferred_graph_sentence, load_graph_inferrer
 from condfip_eval.results import ResultsDirectory, finished_records, read_json, write_json, write_text
 from condfip_eval.scoring import TASKS, score_fitted
 from condfip_eval.settings import MethodSettings
-from condfip_eval.tables import display_name, format_mean_error, markdown_table
+from condfip_eval.tables import display_name, format_mean_error, markdown_table, ordered_methods
 from scm_gen import BenchmarkDataset
 
 __all__ = ["Ecoli70Settings", "LinearGaussianNetwork", "load_linear_gaussian_network", "run_ecoli70"]
@@ -70,8 +70,8 @@ def pgmpy_ecoli70_file() -> Path:
         distribution = metadata.distribution("pgmpy")
     except metadata.PackageNotFoundError:
         raise FileNotFoundError(
-            "the ecoli70 parameters are read from the 'pgmpy' package: pip install 'condfip-eval[ecoli70]', "
-            "or pass --model FILE.json"
+            "the ecoli70 parameters are read from the 'pgmpy' package: pip install pgmpy (or pip install "
+            "'./packages/eval[ecoli70]' in a clone of the repository), or pass --model FILE.json"
         ) from None
     path = Path(distribution.locate_file(PGMPY_FILE))
     if not path.is_file():
@@ -81,12 +81,43 @@ def pgmpy_ecoli70_file() -> Path:
     return path
 
 
-def load_linear_gaussian_network(path: str | Path | None = None) -> LinearGaussianNetwork:
-    """Parse a linear-Gaussian network in pgmpy's JSON format (``nodes``, ``arcs``, ``cpds``)."""
-    source = pgmpy_ecoli70_file() if path is None else Path(path)
+MAX_FILE_BYTES = 64 * 2**20  # a larger "network file" is refused before it is read
+
+
+def _not_a_network(source: Path, reason: str) -> ValueError:
+    reason = " ".join(reason.split())
+    reason = reason if len(reason) <= 160 else reason[:157] + "..."
+    return ValueError(f"{source} is not a linear-Gaussian network in pgmpy's JSON format: {reason}")
+
+
+def _read_document(source: Path) -> Any:
+    if not source.exists():
+        raise FileNotFoundError(f"network file {source} does not exist")
+    if not source.is_file():
+        raise _not_a_network(source, "it is not a file")
+    if source.stat().st_size > MAX_FILE_BYTES:
+        raise _not_a_network(
+            source, f"it is {source.stat().st_size / 2**20:.0f} MiB (at most {MAX_FILE_BYTES // 2**20})"
+        )
     try:
-        document = json.loads(Path(source).read_text(encoding="utf-8"))
-        nodes = tuple(document["nodes"])
+        return json.loads(source.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise _not_a_network(source, "it is not UTF-8 text") from None
+    except json.JSONDecodeError as error:
+        raise _not_a_network(
+            source, f"it is not JSON ({error.msg} at line {error.lineno} column {error.colno})"
+        ) from None
+
+
+def load_linear_gaussian_network(path: str | Path | None = None) -> LinearGaussianNetwork:
+    """Parse a linear-Gaussian network in pgmpy's JSON format (``nodes``, ``arcs``, ``cpds``).
+
+    Every error names the file and says what is wrong in one short line (never the file's content).
+    """
+    source = pgmpy_ecoli70_file() if path is None else Path(path)
+    document = _read_document(source)
+    try:
+        nodes = tuple(str(node) for node in document["nodes"])
         cpds = document["cpds"]
         index = {name: position for position, name in enumerate(nodes)}
         d = len(nodes)
@@ -99,10 +130,14 @@ def load_linear_gaussian_network(path: str | Path | None = None) -> LinearGaussi
                 weights[index[parent], j] = float(coefficients[parent][0])
             noise_std[j] = math.sqrt(float(cpd["variance"][0]))
         arcs = {(index[a], index[b]) for a, b in document["arcs"]}
-    except (OSError, KeyError, TypeError, ValueError, IndexError) as error:
-        raise ValueError(
-            f"{source} is not a linear-Gaussian network in pgmpy's JSON format ({error!r})"
-        ) from None
+    except KeyError as error:
+        raise _not_a_network(source, f"missing entry {str(error.args[0])[:60]!r}") from None
+    except (TypeError, ValueError, IndexError, AttributeError) as error:
+        raise _not_a_network(source, f"malformed entry ({type(error).__name__}: {error})") from None
+    if d == 0:
+        raise _not_a_network(source, "it has no nodes")
+    if not (np.isfinite(weights).all() and np.isfinite(intercepts).all() and np.isfinite(noise_std).all()):
+        raise _not_a_network(source, "a coefficient or variance is not a finite number")
     adjacency = np.zeros((d, d), dtype=np.int8)
     for parent, child in arcs:
         adjacency[parent, child] = 1
@@ -175,14 +210,23 @@ def run_ecoli70(
         raise ValueError(f"graph_source must be 'true' or 'inferred', got {settings.graph_source!r}")
     network = load_linear_gaussian_network(settings.model_path)
     out = Path(out)
-    ResultsDirectory(out).open_run("ecoli70", settings.protocol())
+    directory = ResultsDirectory(out)
+    directory.check_run("ecoli70", settings.protocol())  # nothing is written before every check passed
     suffix = "" if settings.graph_source == "true" else "-inferred-graph"
     folder = out / "ecoli70" / f"context-{settings.num_context}{suffix}"
-    if settings.graph_source == "inferred" and graph_inferrer is None:
+    default_graph_model = settings.graph_source == "inferred" and graph_inferrer is None
+    if default_graph_model:
         graph_inferrer = load_graph_inferrer()
     records = {name: finished_records(folder / f"{name}.json", "replicates") for name in settings.methods}
     remaining = sum(settings.replicates - len(found) for found in records.values())
-    built = settings.build_methods(methods, needed=remaining > 0)
+    built = settings.start_run(
+        directory,
+        "ecoli70",
+        settings.protocol(),
+        methods,
+        needed=remaining > 0,
+        graph_model=default_graph_model,
+    )
     bar = tqdm(
         total=max(remaining, 0),
         desc="ecoli70",
@@ -229,10 +273,8 @@ def run_ecoli70(
 
 
 def write_ecoli70_tables(folder: Path) -> Path:
-    order = {name: position for position, name in enumerate(METHOD_NAMES)}
-    documents = sorted(
-        (read_json(p) for p in folder.glob("*.json")), key=lambda d: order.get(d["method"], 99)
-    )
+    by_method = {document["method"]: document for document in map(read_json, folder.glob("*.json"))}
+    documents = [by_method[name] for name in ordered_methods(by_method)]
     rows = []
     for document in documents:
         ok = [r for r in document["replicates"] if "error" not in r]

@@ -1,4 +1,4 @@
-"""The paper's test grid (DESIGN section 5.2): node counts x {LIN, RFF} x {IN, OUT}, 3 SCMs per graph family.
+"""The paper's test grid: node counts x {LIN, RFF} x {IN, OUT}, 3 SCMs per graph family.
 
 Every dataset comes from ``scm_gen.make_benchmark_dataset(preset, mechanism, d, graph=family, seed=seed,
 index=index)``. The index of a dataset is its position in the canonical grid (presets in, out; mechanisms

@@ -27,12 +27,18 @@ from condfip_eval.grid import (
     cell_specs,
     paper_cells,
 )
-from condfip_eval.methods import METHOD_NAMES, Method
+from condfip_eval.methods import Method
 from condfip_eval.metrics import auprc, auroc, edge_f1, structural_hamming_distance
 from condfip_eval.results import ResultsDirectory, finished_records, read_json, write_json, write_text
 from condfip_eval.scoring import TASK_TITLES, TASKS, score_dataset
 from condfip_eval.settings import MethodSettings
-from condfip_eval.tables import markdown_table, paper_task_table, paper_time_table, summarize_records
+from condfip_eval.tables import (
+    markdown_table,
+    ordered_methods,
+    paper_task_table,
+    paper_time_table,
+    summarize_records,
+)
 
 __all__ = ["GRAPH_SOURCES", "PaperSettings", "run_paper", "write_paper_tables"]
 
@@ -177,9 +183,10 @@ def run_paper(
     """
     out = Path(out)
     directory = ResultsDirectory(out)
-    directory.open_run("paper", settings.protocol())
+    directory.check_run("paper", settings.protocol())  # nothing is written before every check passed
     folder = _run_folder(out, settings.graph_source, settings.num_context)
-    if settings.graph_source == "inferred" and graph_inferrer is None:
+    default_graph_model = settings.graph_source == "inferred" and graph_inferrer is None
+    if default_graph_model:
         graph_inferrer = load_graph_inferrer()
 
     cells = paper_cells(tuple(settings.node_counts))
@@ -198,7 +205,14 @@ def run_paper(
         remaining += sum(len(specs) - len(found) for found in records.values())
         plan.append((cell, specs, records))
 
-    built = settings.build_methods(methods, needed=remaining > 0)
+    built = settings.start_run(
+        directory,
+        "paper",
+        settings.protocol(),
+        methods,
+        needed=remaining > 0,
+        graph_model=default_graph_model,
+    )
     bar = tqdm(
         total=remaining, desc="paper", unit="fit", disable=not progress, file=sys.stderr, dynamic_ncols=True
     )
@@ -248,11 +262,11 @@ def run_paper(
 
 
 def collect_summaries(folder: Path) -> dict[str, dict[int, dict[str, dict[str, Any]]]]:
-    """``summaries[method][d][column]`` from every cell file under one run folder (methods in METHOD_NAMES order)."""
+    """``summaries[method][d][column]`` from every cell file under one run folder (methods in table order)."""
     summaries: dict[str, dict[int, dict[str, dict[str, Any]]]] = {}
     paths = sorted(folder.glob("*/*.json"))
-    order = {name: position for position, name in enumerate(METHOD_NAMES)}
-    for path in sorted(paths, key=lambda p: (order.get(p.parent.name, len(order)), p.parent.name)):
+    order = {name: position for position, name in enumerate(ordered_methods(p.parent.name for p in paths))}
+    for path in sorted(paths, key=lambda p: order[p.parent.name]):
         document = read_json(path)
         cell = document["cell"]
         by_nodes = summaries.setdefault(document["method"], {}).setdefault(cell["num_nodes"], {})

@@ -1,7 +1,7 @@
-"""Numbers published in the Cond-FiP paper (Mahajan et al., arXiv 2410.06128), as quoted in DESIGN section 6.
+"""Numbers published in the Cond-FiP paper (Mahajan et al., arXiv 2410.06128), shown next to ours.
 
 RMSE in standardized units; columns LIN-IN, RFF-IN, LIN-OUT, RFF-OUT. Shown in extra table rows, marked
-"(paper)", next to what our runs measure. Only the numbers quoted in DESIGN are here; other cells stay empty.
+"(paper)", next to what our runs measure. Only a selection of the paper's cells is here; other cells stay empty.
 """
 
 from __future__ import annotations
@@ -54,5 +54,5 @@ PAPER_SACHS_MMD = {"Cond-FiP": 0.013, "DoWhy": 0.015, "FiP": 0.015}
 
 
 def paper_rows(task: str, num_context: int) -> dict[str, dict[int, dict[str, float]]]:
-    """Reference rows for one table (empty when the paper's numbers are not quoted in DESIGN)."""
+    """Reference rows for one table (empty when none of the paper's numbers for it are recorded here)."""
     return PAPER_RMSE.get((task, num_context), {})

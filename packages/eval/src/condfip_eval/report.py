@@ -1,7 +1,8 @@
 """``condfip-eval report DIR``: one Markdown report of every run in a results folder, with PNG figures.
 
 The tables are rebuilt from the JSON result files (so the report always matches them). Figures need
-matplotlib (optional extra ``condfip-eval[plot]``); without it the report says so and holds the tables only:
+matplotlib (optional extra ``plot``); without it the report says so (as does the command) and holds the tables
+only:
 
 - per paper run and task: grouped bars (one group per cell, one bar per method) with standard-error bars;
 - per paper run: true vs generated interventional marginals of one node in the first dataset of each cell;
@@ -10,19 +11,17 @@ matplotlib (optional extra ``condfip-eval[plot]``); without it the report says s
 
 from __future__ import annotations
 
-import os
+import io
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from condfip_eval.grid import COLUMNS
-from condfip_eval.methods import METHOD_NAMES
-from condfip_eval.results import ResultsDirectory, read_json, write_text
+from condfip_eval.results import ResultsDirectory, read_json, write_bytes, write_text
 from condfip_eval.scoring import TASK_TITLES, TASKS
-from condfip_eval.tables import display_name
+from condfip_eval.tables import display_name, ordered_methods
 
-__all__ = ["write_report"]
+__all__ = ["MATPLOTLIB_HINT", "matplotlib_available", "write_report"]
 
 
 def _demote(markdown: str) -> str:
@@ -33,6 +32,17 @@ def _demote(markdown: str) -> str:
 def _paper_folders(root: Path) -> list[Path]:
     folders = [p for p in (root / "paper").glob("graph-*/context-*") if p.is_dir()]
     return sorted(folders, key=lambda p: (p.parent.name != "graph-true", -int(p.name.split("-")[1])))
+
+
+MATPLOTLIB_HINT = (
+    "figures skipped: matplotlib is not installed; pip install matplotlib (or pip install './packages/eval[plot]' "
+    "in a clone of the repository) and run the report again"
+)
+
+
+def matplotlib_available() -> bool:
+    """Whether the report can draw its figures here."""
+    return _load_pyplot() is not None
 
 
 def _load_pyplot():
@@ -47,14 +57,9 @@ def _load_pyplot():
 
 
 def _save(figure, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(handle)
-    try:
-        figure.savefig(temporary, dpi=120, bbox_inches="tight")
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+    write_bytes(path, buffer.getvalue())
 
 
 def _cell_documents(folder: Path) -> list[dict[str, Any]]:
@@ -64,7 +69,7 @@ def _cell_documents(folder: Path) -> list[dict[str, Any]]:
 def _task_bars(plt, documents: list[dict[str, Any]], task: str, title: str, path: Path) -> None:
     from condfip_eval.tables import summarize_records
 
-    methods = [m for m in METHOD_NAMES if any(d["method"] == m for d in documents)]
+    methods = ordered_methods(d["method"] for d in documents)
     cells = sorted(
         {(d["cell"]["num_nodes"], d["cell"]["column"]) for d in documents},
         key=lambda c: (c[0], list(COLUMNS.values()).index(c[1])),
@@ -112,7 +117,7 @@ def _marginals(plt, documents: list[dict[str, Any]], title: str, path: Path) -> 
     for axis, key in zip(axes[0], keys, strict=True):
         samples = by_cell[key]
         first = next(iter(samples.values()))
-        methods = [m for m in METHOD_NAMES if m in samples]
+        methods = ordered_methods(samples)
         pooled = np.concatenate([first["true"][0], *(samples[m]["generated"][0] for m in methods)])
         bins = np.histogram_bin_edges(pooled[np.isfinite(pooled)], bins=30)
         axis.hist(first["true"][0], bins=bins, density=True, color="0.75", label="true")
@@ -140,7 +145,8 @@ def _sachs_bars(plt, folder: Path, path: Path) -> None:
 
     documents = [read_json(p) for p in sorted(folder.glob("*.json"))]
     floor = [d for d in documents if d["method"] == "floor"]
-    methods = [d for m in METHOD_NAMES for d in documents if d["method"] == m]
+    by_method = {d["method"]: d for d in documents if d["method"] != "floor"}
+    methods = [by_method[name] for name in ordered_methods(by_method)]
     figure, axes = plt.subplots(figsize=(6, 3.5))
     for index, document in enumerate(methods):
         values = [r["mmd2"] for r in document["replicates"] if "error" not in r]
@@ -185,7 +191,7 @@ def write_report(directory: str | Path, *, figures: bool = True) -> Path:
         ],
     ]
     if figures and plt is None:
-        parts += ["", "_Figures skipped: matplotlib is not installed (pip install 'condfip-eval[plot]')._"]
+        parts += ["", f"_{MATPLOTLIB_HINT[0].upper()}{MATPLOTLIB_HINT[1:]}._"]
 
     for folder in _paper_folders(root):
         graph_source, num_context = folder.parent.name.split("-", 1)[1], int(folder.name.split("-")[1])

@@ -1,5 +1,9 @@
-"""A results directory: a manifest naming the version and protocol of each run kind, and JSON files written
-atomically (temporary file, then rename), so an interrupted run leaves only whole files and can resume.
+"""A results directory: a manifest naming the version, protocol and environment of each run kind, and files
+written atomically (temporary file, then rename), so an interrupted run leaves only whole files and can resume.
+
+Files and folders get the permissions the umask gives (``0o666`` and ``0o777`` before the umask), like any
+file a shell command writes. An OS error while writing (read-only folder, full disk) names the target file,
+never a temporary one.
 """
 
 from __future__ import annotations
@@ -7,13 +11,21 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any
 
 from condfip_eval import __version__
 
-__all__ = ["ResultsDirError", "ResultsDirectory", "finished_records", "read_json", "write_json", "write_text"]
+__all__ = [
+    "ResultsDirError",
+    "ResultsDirectory",
+    "finished_records",
+    "read_json",
+    "write_bytes",
+    "write_json",
+    "write_text",
+]
 
 MANIFEST = "manifest.json"
 
@@ -33,18 +45,30 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically."""
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically, with the permissions the umask gives a new file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, str(path.parent)) from error
+    temporary = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    try:
+        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
         os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise OSError(error.errno, error.strerror, str(path)) from error
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    write_bytes(path, text.encode("utf-8"))
 
 
 def write_json(path: Path, value: Any) -> None:
@@ -55,20 +79,44 @@ def finished_records(path: Path, key: str) -> list[dict[str, Any]]:
     """The records under ``key`` of a result file that ended without an error (failed ones are retried)."""
     if not Path(path).exists():
         return []
-    return [record for record in read_json(path)[key] if "error" not in record]
+    document = read_json(path)
+    if not isinstance(document, dict) or not isinstance(document.get(key), list):
+        raise ResultsDirError(f"{path} is not a condfip-eval result file (no {key!r} list); move it away")
+    return [record for record in document[key] if "error" not in record]
 
 
 def read_json(path: Path) -> Any:
-    with open(path, encoding="utf-8") as file:
-        return json.load(file)
+    """The JSON document in ``path``; a file that is not JSON is a ``ResultsDirError`` naming it."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            return json.load(file)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        reason = error.msg if isinstance(error, json.JSONDecodeError) else "not UTF-8 text"
+        raise ResultsDirError(
+            f"{path} is not a JSON file ({reason}); move it away or use another folder"
+        ) from None
+
+
+def _merge_versions(recorded: dict[str, list[str]], current: dict[str, str]) -> dict[str, list[str]]:
+    """Every version seen per package (one folder may be filled from several environments)."""
+    merged = {name: list(versions) for name, versions in recorded.items()}
+    for name, version in current.items():
+        seen = merged.setdefault(name, [])
+        if version not in seen:
+            seen.append(version)
+    return dict(sorted(merged.items()))
 
 
 class ResultsDirectory:
     """The folder of one or more runs (``paper``, ``csuite``, ``sachs``, ``ecoli70``) of this version.
 
-    Opening it for a run kind checks the manifest: a folder written by another ``condfip-eval`` version, or by
-    the same kind of run with another protocol (for example ``--quick`` against a full run), is refused with
+    ``check_run`` validates a run against the manifest without writing anything; ``open_run`` then records
+    it. A folder written by another ``condfip-eval`` version, by the same kind of run with another protocol
+    (for example ``--quick`` against a full run), or with other weights under the same name is refused with
     ``ResultsDirError``.
+
+    Manifest: ``condfip_eval_version``; ``runs[kind]`` the protocol; ``environment[kind]`` every version of
+    each package that wrote into the run; ``weights[name]`` the sha256 of the weights used under that name.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -78,16 +126,34 @@ class ResultsDirectory:
     def manifest_path(self) -> Path:
         return self.path / MANIFEST
 
+    def _check_folder(self) -> None:
+        if self.path.exists() and not self.path.is_dir():
+            raise ResultsDirError(
+                f"{self.path} is a file, not a folder; give --out a folder (new or of results)"
+            )
+        for parent in self.path.parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise ResultsDirError(
+                        f"{parent} is a file, so {self.path} cannot be created; use another --out"
+                    )
+                break
+
     def manifest(self) -> dict[str, Any] | None:
+        self._check_folder()
         if not self.manifest_path.exists():
             return None
         try:
             manifest = read_json(self.manifest_path)
-        except (OSError, json.JSONDecodeError) as error:
+        except OSError as error:
             raise ResultsDirError(
-                f"{self.manifest_path} is unreadable ({error}); use another --out"
+                f"{self.manifest_path} is unreadable ({error.strerror}); use another --out"
             ) from error
-        if not isinstance(manifest, dict) or "condfip_eval_version" not in manifest:
+        if (
+            not isinstance(manifest, dict)
+            or "condfip_eval_version" not in manifest
+            or not isinstance(manifest.get("runs"), dict)
+        ):
             raise ResultsDirError(f"{self.manifest_path} is not a condfip-eval manifest; use another --out")
         return manifest
 
@@ -106,8 +172,10 @@ class ResultsDirectory:
                 f"{__version__}; use a new --out folder"
             )
 
-    def open_run(self, kind: str, protocol: dict[str, Any]) -> None:
-        """Record (or check) the protocol of run ``kind``; creates the folder and manifest when missing."""
+    def check_run(
+        self, kind: str, protocol: dict[str, Any], weights: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """The manifest that ``open_run`` would write, after every check; writes nothing."""
         manifest = self.manifest()
         if manifest is None:
             if self.path.exists() and any(self.path.iterdir()):
@@ -125,5 +193,38 @@ class ResultsDirectory:
             raise ResultsDirError(
                 f"{self.path} holds a {kind} run with other settings ({', '.join(changed)}); use a new --out folder"
             )
-        manifest["runs"][kind] = protocol
-        write_json(self.manifest_path, manifest)
+        known = manifest.get("weights", {})
+        for name, digest in (weights or {}).items():
+            if known.get(name) not in (None, digest):
+                raise ResultsDirError(
+                    f"{self.path} holds results of other weights named {name!r} (sha256 {known[name][:16]}..., "
+                    f"these are {digest[:16]}...); use a new --out folder"
+                )
+        return {**manifest, "runs": {**manifest["runs"], kind: protocol}}
+
+    def open_run(
+        self,
+        kind: str,
+        protocol: dict[str, Any],
+        *,
+        environment: dict[str, str] | None = None,
+        weights: dict[str, str] | None = None,
+    ) -> None:
+        """Record (or check) the protocol of run ``kind``, the package versions of ``environment`` and the
+        ``weights`` hashes; creates the folder and manifest when missing. Nothing is left when it fails."""
+        manifest = self.check_run(kind, protocol, weights)
+        environments = manifest.get("environment", {})
+        manifest["environment"] = {
+            **environments,
+            kind: _merge_versions(environments.get(kind, {}), environment or {}),
+        }
+        if weights:
+            manifest["weights"] = dict(sorted({**manifest.get("weights", {}), **weights}.items()))
+        missing = [folder for folder in (self.path, *self.path.parents) if not folder.exists()]
+        try:
+            write_json(self.manifest_path, manifest)
+        except BaseException:
+            for folder in missing:  # the folders this call created, deepest first, while empty
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
+            raise

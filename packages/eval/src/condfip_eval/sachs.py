@@ -1,11 +1,13 @@
 """Sachs protein signalling: the observational CD3/CD28 condition (853 rows, 11 proteins) and its consensus DAG.
 
+    from condfip_eval.sachs import consensus_graph, load_sachs
+    data = load_sachs()                  # DataFrame [853, 11], raw concentrations
+    graph = consensus_graph()            # networkx DiGraph over the 11 columns, 17 edges
+
 Data: K. Sachs, O. Perez, D. Pe'er, D. A. Lauffenburger, G. P. Nolan, "Causal protein-signaling networks
 derived from multiparameter single-cell data", Science 308(5721):523-529 (2005), condition 1 ("CD3, CD28").
-By default the rows are read from the file shipped in the ``cdt`` wheel (optional extra
-``condfip-eval[sachs]``), ``cdt/data/resources/cyto_full_data.csv``, located through package metadata and read
-as a plain CSV without importing cdt; its rows 0-852 are this condition (later rows are eight intervention
-conditions). A user may pass their own CSV with the same 11 columns instead.
+The rows ship with this package (``condfip_eval/data/sachs_cd3cd28.csv``, see ``data/SOURCES.md`` there); a
+user may pass their own CSV with the same 11 columns instead.
 
 Graph: the 17-edge consensus network of Sachs et al. (2005) as in bnlearn's ``sachs`` network (cdt's own
 18-edge target file has a cycle and is not used).
@@ -23,32 +25,36 @@ DAG's SHD, F1, AUROC and AUPRC against the consensus graph, and the run has its 
 
 from __future__ import annotations
 
+import codecs
 import sys
 from dataclasses import dataclass
-from importlib import metadata
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import networkx as nx
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from condfip_eval.distribution import distribution_scores, sample_from_abducted_noise
-from condfip_eval.methods import METHOD_NAMES, Method
+from condfip_eval.methods import Method
 from condfip_eval.metrics import Standardizer, mean_and_standard_error
 from condfip_eval.paper import graph_scores, inferred_graph_sentence, load_graph_inferrer
 from condfip_eval.reference import PAPER_SACHS_MMD
 from condfip_eval.results import ResultsDirectory, finished_records, read_json, write_json, write_text
 from condfip_eval.settings import MethodSettings
-from condfip_eval.tables import display_name, format_mean_error, markdown_table
+from condfip_eval.tables import display_name, format_mean_error, markdown_table, ordered_methods
 
 __all__ = [
     "SACHS_COLUMNS",
     "SACHS_CONSENSUS_EDGES",
     "SachsSettings",
+    "consensus_graph",
     "load_sachs",
     "run_sachs",
     "sachs_adjacency",
+    "shipped_data_file",
 ]
 
 SACHS_COLUMNS = ("praf", "pmek", "plcg", "PIP2", "PIP3", "p44/42", "pakts473", "PKA", "PKC", "P38", "pjnk")
@@ -72,8 +78,8 @@ SACHS_CONSENSUS_EDGES = (
     ("plcg", "PIP2"),
     ("PIP3", "PIP2"),
 )
-CDT_FILE = "cdt/data/resources/cyto_full_data.csv"
-CD3CD28_ROWS = 853
+SHIPPED_FILE = "sachs_cd3cd28.csv"
+MAX_FILE_BYTES = 256 * 2**20  # a larger "Sachs file" is refused before it is read
 
 
 def sachs_adjacency() -> np.ndarray:
@@ -84,43 +90,74 @@ def sachs_adjacency() -> np.ndarray:
     return adjacency
 
 
-def cdt_data_file() -> Path:
-    """The Sachs file inside the installed ``cdt`` distribution (found through its metadata, not imported)."""
-    try:
-        distribution = metadata.distribution("cdt")
-    except metadata.PackageNotFoundError:
-        raise FileNotFoundError(
-            "the Sachs data are read from the 'cdt' package: pip install 'condfip-eval[sachs]', or pass --data FILE.csv"
-        ) from None
-    path = Path(distribution.locate_file(CDT_FILE))
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"the installed cdt {distribution.version} has no {CDT_FILE}; pass --data FILE.csv"
+def consensus_graph() -> nx.DiGraph:
+    """The 17-edge consensus DAG of Sachs et al. (2005) as a networkx DiGraph whose nodes are the 11 columns of
+    :func:`load_sachs` (in that order), ready for ``CondFiP.infer(load_sachs(), consensus_graph())``."""
+    graph = nx.DiGraph()
+    graph.add_nodes_from(SACHS_COLUMNS)
+    graph.add_edges_from(SACHS_CONSENSUS_EDGES)
+    return graph
+
+
+def shipped_data_file() -> Path:
+    """The CSV of the 853 CD3/CD28 rows shipped inside this package."""
+    return Path(str(resources.files("condfip_eval") / "data" / SHIPPED_FILE))
+
+
+def _read_csv(source: Path) -> pd.DataFrame:
+    """A CSV as a DataFrame; a file that is not one is a ValueError naming it."""
+    if not source.exists():
+        raise FileNotFoundError(f"Sachs data file {source} does not exist")
+    if not source.is_file():
+        raise ValueError(
+            f"Sachs data file {source} is not a file; pass a CSV with the columns {','.join(SACHS_COLUMNS)}"
         )
-    return path
+    if source.stat().st_size > MAX_FILE_BYTES:
+        raise ValueError(
+            f"Sachs data file {source} is {source.stat().st_size / 2**20:.0f} MiB, more than a table of 11 "
+            f"columns needs ({MAX_FILE_BYTES // 2**20} MiB at most); is it the right file?"
+        )
+    with open(source, "rb") as file:
+        head = file.read(1 << 16)
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(
+            head, final=False
+        )  # a cut character at the end is fine
+        if b"\0" in head:
+            raise UnicodeDecodeError("utf-8", head, head.index(b"\0"), head.index(b"\0") + 1, "NUL byte")
+        return pd.read_csv(source)
+    except UnicodeDecodeError:
+        reason = "it is not UTF-8 text"
+    except pd.errors.EmptyDataError:
+        reason = "it is empty"
+    except (pd.errors.ParserError, ValueError) as error:
+        reason = " ".join(str(error).split())[:200]
+    raise ValueError(
+        f"Sachs data file {source} is not a CSV with the columns {','.join(SACHS_COLUMNS)}: {reason}"
+    ) from None
 
 
 def load_sachs(path: str | Path | None = None) -> pd.DataFrame:
-    """The observational CD3/CD28 rows as a DataFrame with columns ``SACHS_COLUMNS`` (in that order).
+    """The observational CD3/CD28 rows as a DataFrame [853, 11] with columns ``SACHS_COLUMNS`` (in that order),
+    raw concentrations in float64.
 
-    ``path=None`` reads rows 0-852 of cdt's file; a user's CSV is read whole and must hold the 11 columns
-    (any order; other columns are an error so that a wrong file cannot pass unnoticed).
+    ``path=None`` reads the copy shipped with this package; a user's CSV is read whole and must hold exactly
+    the 11 columns (any order; other columns are an error so that a wrong file cannot pass unnoticed) and
+    finite numbers only. Every error names the file.
     """
-    source = cdt_data_file() if path is None else Path(path)
-    if not source.is_file():
-        raise FileNotFoundError(f"Sachs data file {source} does not exist")
-    frame = pd.read_csv(source)
+    source = shipped_data_file() if path is None else Path(path)
+    frame = _read_csv(source)
     missing = [name for name in SACHS_COLUMNS if name not in frame.columns]
-    extra = [str(name) for name in frame.columns if name not in SACHS_COLUMNS]
+    extra = [str(name)[:40] for name in frame.columns if name not in SACHS_COLUMNS]
     if missing or extra:
         raise ValueError(
             f"Sachs file {source} must have exactly the columns {','.join(SACHS_COLUMNS)}; "
-            f"missing {missing or 'none'}, unexpected {extra or 'none'}"
+            f"missing {missing or 'none'}, unexpected {extra[:5] or 'none'}{' ...' if len(extra) > 5 else ''}"
         )
     frame = frame[list(SACHS_COLUMNS)]
-    if path is None:
-        frame = frame.iloc[:CD3CD28_ROWS]
     values = frame.to_numpy()
+    if len(frame) == 0:
+        raise ValueError(f"Sachs file {source} has no rows")
     if not np.issubdtype(values.dtype, np.number) or not np.isfinite(values.astype(float)).all():
         raise ValueError(f"Sachs file {source} must hold finite numbers only")
     return frame.astype(np.float64).reset_index(drop=True)
@@ -177,16 +214,25 @@ def run_sachs(
             f"context must be between 2 and {values.shape[0] - 2} rows; got {settings.num_context}"
         )
     out = Path(out)
-    ResultsDirectory(out).open_run("sachs", settings.protocol())
+    directory = ResultsDirectory(out)
+    directory.check_run("sachs", settings.protocol())  # nothing is written before every check passed
     folder = _folder(out, settings)
     consensus = sachs_adjacency()
-    if settings.graph_source == "inferred" and graph_inferrer is None:
+    default_graph_model = settings.graph_source == "inferred" and graph_inferrer is None
+    if default_graph_model:
         graph_inferrer = load_graph_inferrer()
 
     names = ["floor", *settings.methods]
     records = {name: finished_records(folder / f"{name}.json", "replicates") for name in names}
     remaining = sum(settings.replicates - len(found) for found in records.values())
-    built = settings.build_methods(methods, needed=remaining > 0)
+    built = settings.start_run(
+        directory,
+        "sachs",
+        settings.protocol(),
+        methods,
+        needed=remaining > 0,
+        graph_model=default_graph_model,
+    )
     bar = tqdm(
         total=max(remaining, 0),
         desc="sachs",
@@ -243,10 +289,9 @@ def run_sachs(
 
 def write_sachs_tables(folder: Path) -> Path:
     """``tables.md`` of one Sachs run folder from its method files."""
-    order = {name: position for position, name in enumerate(("floor", *METHOD_NAMES))}
-    documents = sorted(
-        (read_json(p) for p in folder.glob("*.json")), key=lambda d: order.get(d["method"], 99)
-    )
+    by_method = {document["method"]: document for document in map(read_json, folder.glob("*.json"))}
+    floor = [by_method.pop("floor")] if "floor" in by_method else []
+    documents = floor + [by_method[name] for name in ordered_methods(by_method)]
     log_transform = documents[0]["log_transform"] if documents else False
     inferred = bool(documents) and documents[0].get("graph_source", "true") == "inferred"
     rows = []

@@ -1,4 +1,4 @@
-"""The four tasks of the protocol scored on one benchmark dataset (DESIGN section 6).
+"""The four tasks of the protocol scored on one benchmark dataset (docs/ARCHITECTURE.md, "Evaluation protocol").
 
 All RMSEs are in standardized units: data ``(x - m) / s`` and noise ``n / s`` with the per-column mean m and
 std s of the dataset's observational rows (context and query together).

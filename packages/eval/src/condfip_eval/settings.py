@@ -1,14 +1,33 @@
-"""Settings every run shares: which methods, how to build them, the seed."""
+"""Settings every run shares: which methods, how to build them, the seed; and what a run records of them."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import inspect
+import sys
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from condfip_eval.methods import METHOD_NAMES, Method, make_method
+from condfip_eval.methods import METHOD_NAMES, Method, make_method, unknown_method_message
+from condfip_eval.provenance import package_versions, weights_sha256
+from condfip_eval.results import ResultsDirectory
 
-__all__ = ["MethodSettings"]
+__all__ = ["CONDFIP_METHODS", "MethodSettings", "graph_model_name"]
+
+CONDFIP_METHODS = ("condfip", "condfip-zero-shot")  # built on one shared CondFiP of ``condfip_weights``
+
+
+def graph_model_name() -> str | None:
+    """The weights ``condfip.infer_graph`` uses by default (its ``model`` keyword), or None if it has none."""
+    try:
+        from condfip import infer_graph
+    except ImportError:
+        return None
+    try:
+        default = inspect.signature(infer_graph).parameters["model"].default
+    except (KeyError, TypeError, ValueError):
+        return None
+    return default if isinstance(default, str) else None
 
 
 @dataclass
@@ -22,13 +41,17 @@ class MethodSettings:
     dowhy_quality: str = "GOOD"
     condfip_weights: str = "small"
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    skipped: dict[str, str] = field(
+        default_factory=dict
+    )  # method -> why it is left out; said when a run starts
 
     def __post_init__(self) -> None:
         self.methods = tuple(self.methods)
         unknown = [name for name in self.methods if name not in METHOD_NAMES]
-        if unknown or not self.methods:
-            shown = repr(unknown[0]) if unknown else "(none)"
-            raise ValueError(f"unknown method {shown}; choose from {', '.join(METHOD_NAMES)}")
+        if unknown:
+            raise ValueError(unknown_method_message(unknown[0]))
+        if not self.methods:
+            raise ValueError(f"no method given; choose from {', '.join(METHOD_NAMES)}")
         if self.fip_steps is None:
             self.fip_steps = 200 if self.quick else 2000
 
@@ -40,10 +63,48 @@ class MethodSettings:
             "condfip_weights": self.condfip_weights,
         }
 
+    def weights_hashes(self, built_here: Iterable[str], *, graph_model: bool = False) -> dict[str, str]:
+        """sha256 of the weights files of the methods in ``built_here`` (built from these settings) and, with
+        ``graph_model``, of condfip's default graph model, by the names they were given (local files only)."""
+        names = []
+        built_here = set(built_here)
+        if any(
+            name in built_here and "model" not in self.method_options.get(name, {})
+            for name in CONDFIP_METHODS
+        ):
+            names.append(self.condfip_weights)
+        if graph_model and (graph := graph_model_name()) is not None:
+            names.append(graph)
+        hashes = {name: weights_sha256(name) for name in names}
+        return {name: digest for name, digest in hashes.items() if digest is not None}
+
+    def start_run(
+        self,
+        directory: ResultsDirectory,
+        kind: str,
+        protocol: dict[str, Any],
+        given: Mapping[str, Method] | None,
+        *,
+        needed: bool,
+        graph_model: bool = False,
+    ) -> dict[str, Method]:
+        """Check the folder, build the methods (loading weights), then record the run in the manifest: a run
+        that fails before its first result leaves the folder as it was."""
+        directory.check_run(kind, protocol)
+        built = self.build_methods(given, needed=needed)
+        weights = self.weights_hashes(
+            [name for name in built if name not in (given or {})], graph_model=graph_model
+        )
+        directory.open_run(kind, protocol, environment=package_versions(), weights=weights)
+        for name, reason in self.skipped.items():
+            print(f"condfip-eval: skipping method {name}: {reason}", file=sys.stderr)
+        return built
+
     def build_methods(
         self, given: Mapping[str, Method] | None = None, *, needed: bool = True
     ) -> dict[str, Method]:
-        """Every method of the run, built before any work so that a missing extra or weights fail at once.
+        """Every method of the run, built before any work so that a missing extra or bad weights fail at once
+        (and before anything is written).
 
         ``given`` supplies ready-built methods by name; nothing is built when ``needed`` is false.
         """
@@ -51,14 +112,19 @@ class MethodSettings:
         if needed:
             for name in self.methods:
                 if name not in built:
-                    built[name] = self.build_method(name)
+                    built[name] = self.build_method(name, built)
         return built
 
-    def build_method(self, name: str) -> Method:
+    def build_method(self, name: str, built: Mapping[str, Method] | None = None) -> Method:
+        """Method ``name`` with the run's options; the Cond-FiP methods share the model of one already in
+        ``built`` (the weights load once)."""
         defaults: dict[str, dict[str, Any]] = {
             "fip": {"steps": self.fip_steps, "seed": self.seed},
             "dowhy": {"quality": self.dowhy_quality},
-            "condfip": {"model": self.condfip_weights},
-            "condfip-refit": {"model": self.condfip_weights},
         }
+        if name in CONDFIP_METHODS:
+            shared = [
+                m.model for n, m in (built or {}).items() if n in CONDFIP_METHODS and hasattr(m, "model")
+            ]
+            defaults[name] = {"model": shared[0] if shared else self.condfip_weights}
         return make_method(name, **{**defaults.get(name, {}), **self.method_options.get(name, {})})

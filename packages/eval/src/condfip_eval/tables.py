@@ -12,21 +12,37 @@ from condfip_eval.grid import COLUMNS
 from condfip_eval.metrics import mean_and_standard_error
 from condfip_eval.reference import paper_rows
 
-__all__ = ["format_mean_error", "markdown_table", "summarize_records", "paper_task_table", "paper_time_table"]
+__all__ = [
+    "display_name",
+    "format_mean_error",
+    "markdown_table",
+    "ordered_methods",
+    "paper_task_table",
+    "paper_time_table",
+    "summarize_records",
+]
 
 COLUMN_LABELS = tuple(COLUMNS.values())
 DISPLAY_NAMES = {
     "condfip": "Cond-FiP",
-    "condfip-refit": "Cond-FiP + refit",
+    "condfip-zero-shot": "Cond-FiP zero-shot",
+    "condfip-refit": "Cond-FiP + refit",  # condfip-eval 0.1.0's infer(refit_readout=True), in older folders
     "fip": "FiP",
     "dowhy": "DoWhy",
     "linear": "Linear ANM",
     "nonlinear": "Kernel ANM",
 }
+TABLE_ORDER = ("condfip", "condfip-zero-shot", "condfip-refit", "fip", "dowhy", "linear", "nonlinear")
 
 
 def display_name(method: str) -> str:
     return DISPLAY_NAMES.get(method, method)
+
+
+def ordered_methods(names: Iterable[str]) -> list[str]:
+    """Method names in table order (known ones first, in ``TABLE_ORDER``, then the others sorted)."""
+    order = {name: position for position, name in enumerate(TABLE_ORDER)}
+    return sorted(set(names), key=lambda name: (order.get(name, len(order)), name))
 
 
 def format_mean_error(mean: float | None, error: float | None, *, digits: int = 3) -> str:

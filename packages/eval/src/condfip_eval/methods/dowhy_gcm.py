@@ -1,4 +1,4 @@
-"""DoWhy-GCM (optional extra ``condfip-eval[dowhy]``): an invertible SCM with automatically assigned mechanisms.
+"""DoWhy-GCM (optional extra ``dowhy``): an invertible SCM with automatically assigned mechanisms.
 
 ``gcm.auto.assign_causal_mechanisms`` picks, per non-root node, the additive-noise regression with the
 smallest error among its candidates (quality ``GOOD`` by default); ``gcm.fit`` fits them on the context rows.
@@ -35,8 +35,8 @@ def _import_gcm():
         from dowhy import gcm
     except ImportError as error:
         raise ImportError(
-            "the 'dowhy' method needs DoWhy: pip install 'condfip-eval[dowhy]' (in its own environment: "
-            "DoWhy pins older scipy releases)"
+            "the 'dowhy' method needs DoWhy: pip install dowhy (or pip install './packages/eval[dowhy]' in a "
+            "clone of the repository), best in its own environment: DoWhy pins older scipy releases"
         ) from error
     return gcm
 
