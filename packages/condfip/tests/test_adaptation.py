@@ -1,0 +1,177 @@
+"""The closed-form adaptation (``condfip.model.adaptation``) against least squares, a direct ridge and brute
+force, on synthetic features (no network)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from condfip.model.adaptation import ParentBasis, evaluate, fit_adaptation
+
+D = 5  # nodes: 0, 1 roots; 2 <- 0; 3 <- 0, 1; 4 <- 2, 3
+EDGES = [(0, 2), (0, 3), (1, 3), (2, 4), (3, 4)]
+F = 6  # decoder features
+
+
+def _parents() -> torch.Tensor:
+    parents = torch.zeros(D, D, dtype=torch.bool)  # parents[i, j]: j -> i
+    for source, target in EDGES:
+        parents[target, source] = True
+    return parents
+
+
+def _decoder_features(z: torch.Tensor, projection: torch.Tensor, parents: torch.Tensor) -> torch.Tensor:
+    """A stand-in for the decoder's features: a fixed nonlinear map of each node's parents. [m, d, f]."""
+    masked = z[:, None, :] * parents[None].double()  # [m, d, d]
+    return torch.tanh(torch.einsum("mdj,jf->mdf", masked, projection))
+
+
+def _linear_data(rows: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = np.random.default_rng(seed)
+    z = np.zeros((rows, D))
+    noise = generator.normal(size=(rows, D)) * 0.5
+    z[:, 0] = noise[:, 0]
+    z[:, 1] = noise[:, 1]
+    z[:, 2] = 1.5 * z[:, 0] + noise[:, 2]
+    z[:, 3] = -z[:, 0] + 0.7 * z[:, 1] + noise[:, 3]
+    z[:, 4] = 0.5 * z[:, 2] - 1.2 * z[:, 3] + 0.3 + noise[:, 4]
+    return torch.as_tensor(z), torch.as_tensor(noise)
+
+
+def _fit(z: torch.Tensor, *, decoder: bool = True, chunk: int = 97, **options):
+    parents = _parents()
+    basis = ParentBasis(parents, seed=3)
+    projection = torch.randn(D, F, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+
+    def features(rows: torch.Tensor) -> torch.Tensor:
+        out = _decoder_features(rows, projection, parents)
+        return out if decoder else torch.zeros_like(out)
+
+    def chunks():
+        for start in range(0, z.shape[0], chunk):
+            rows = z[start : start + chunk]
+            yield features(rows), basis(rows), rows
+
+    prior_weights = torch.full((D, F), 0.1, dtype=torch.float64)
+    prior_bias = torch.zeros(D, dtype=torch.float64)
+    adaptation = fit_adaptation(chunks, prior_weights, prior_bias, basis, **options)
+    return adaptation, basis, features
+
+
+def _least_squares(z: torch.Tensor) -> np.ndarray:
+    """Per node, the least-squares fit of its column on a constant and its parents: [n, d]."""
+    x = z.numpy()
+    fitted = np.empty_like(x)
+    parents = _parents().numpy()
+    for node in range(D):
+        design = np.column_stack([np.ones(len(x)), x[:, parents[node]]])
+        coefficients, *_ = np.linalg.lstsq(design, x[:, node], rcond=None)
+        fitted[:, node] = design @ coefficients
+    return fitted
+
+
+def test_linear_mechanisms_with_many_rows_match_least_squares():
+    z, _ = _linear_data(20_000, seed=0)
+    adaptation, basis, features = _fit(z, chunk=4096)
+    assert not bool(adaptation.full_basis.any())  # the evidence keeps the linear model everywhere
+    fitted = evaluate(adaptation, features(z), basis(z)).numpy()
+    np.testing.assert_allclose(fitted, _least_squares(z), rtol=0, atol=1e-6)
+
+
+def test_nonlinear_mechanism_keeps_the_full_basis_and_beats_least_squares():
+    z, noise = _linear_data(600, seed=1)
+    z[:, 4] = torch.sin(2 * z[:, 2]) * 2 + z[:, 3] ** 2 + noise[:, 4] * 0.2
+    adaptation, basis, features = _fit(z)
+    assert bool(adaptation.full_basis[4])
+    fitted = evaluate(adaptation, features(z), basis(z))[:, 4]
+    adapted_error = float(((z[:, 4] - fitted) ** 2).mean())
+    linear_error = float(((z[:, 4].numpy() - _least_squares(z)[:, 4]) ** 2).mean())
+    assert adapted_error < 0.25 * linear_error
+
+
+def test_without_decoder_features_equals_a_direct_ridge_on_the_parent_basis():
+    """With the decoder block switched off (zero features), the fit is a ridge regression on [1, parents,
+    Fourier features] with the chosen penalties: solve it directly."""
+    z, noise = _linear_data(300, seed=2)
+    z[:, 4] = torch.tanh(z[:, 2]) * 2 - z[:, 3] * z[:, 2] + noise[:, 4] * 0.3
+    adaptation, basis, features = _fit(z, decoder=False)
+    p = basis.max_parents
+    for node in range(2, D):
+        penalties = adaptation.penalties[node]  # reduced: [1, parents (p), zero-shot, decoder (k), Fourier]
+        k = penalties.numel() - 1 - p - 1 - (basis.size - p)
+        keep = torch.cat([penalties[: 1 + p], penalties[2 + p + k :]])  # the zero-feature columns drop out
+        design = torch.cat([torch.ones(len(z), 1, dtype=torch.float64), basis(z)[:, node]], dim=1)
+        scatter = design.T @ design
+        jitter = 1e-10 * float(
+            torch.diagonal(scatter).max().clamp_min(1.0)
+        )  # the fit's guard, as in the module
+        system = scatter + torch.diag(keep) + jitter * torch.eye(len(keep), dtype=torch.float64)
+        weights = torch.linalg.solve(system, design.T @ z[:, node])
+        direct = design @ weights
+        adapted = evaluate(adaptation, features(z), basis(z))[:, node]
+        # two float64 solves of the same system (conditioned up to ~1e10 by the jitter's bound)
+        np.testing.assert_allclose(adapted.numpy(), direct.numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_held_out_errors_match_brute_force():
+    """The exact leave-one-out residuals of the final ridge (penalties fixed) equal refitting without each row."""
+    z, noise = _linear_data(60, seed=4)
+    z[:, 4] = torch.sin(z[:, 2]) + noise[:, 4]
+    adaptation, basis, features = _fit(z, chunk=17)
+    for node in (2, 4):
+        full = torch.cat(
+            [torch.ones(len(z), 1, dtype=torch.float64), features(z)[:, node], basis(z)[:, node]], 1
+        )
+        design = full @ adaptation.reduction[node]  # [n, r]
+        penalty = torch.diag(adaptation.penalties[node])
+        squares = []
+        for row in range(len(z)):
+            keep = torch.arange(len(z)) != row
+            x, y = design[keep], z[keep, node]
+            scatter = design.T @ design  # the fit's jitter is relative to the full scatter's diagonal
+            jitter = 1e-10 * float(torch.diagonal(scatter).max().clamp_min(1.0))
+            system = x.T @ x + penalty + jitter * torch.eye(design.shape[1], dtype=torch.float64)
+            weights = torch.linalg.solve(system, x.T @ y)
+            squares.append(float((z[row, node] - design[row] @ weights) ** 2))
+        # float64 solves of systems conditioned up to ~1e10 (the jitter's bound): agreement to 1e-6 relative
+        np.testing.assert_allclose(float(adaptation.held_out_errors[node]), np.mean(squares), rtol=1e-6)
+
+
+def test_evidence_margin_zero_still_fits_and_roots_are_constant():
+    z, _ = _linear_data(200, seed=5)
+    adaptation, basis, features = _fit(z, evidence_margin=0.0)
+    fitted = evaluate(adaptation, features(z), basis(z))
+    for root in (0, 1):
+        assert torch.allclose(fitted[:, root], z[:, root].mean().expand(len(z)), atol=1e-9)
+
+
+def test_fewer_than_two_rows_is_an_error():
+    z, _ = _linear_data(1, seed=6)
+    with pytest.raises(ValueError, match="at least 2 rows"):
+        _fit(z)
+
+
+def test_constant_and_collinear_parents_stay_finite():
+    z, _ = _linear_data(100, seed=7)
+    z[:, 0] = 1.0  # a constant root: node 2's only parent is constant
+    z[:, 1] = z[:, 0] * 2  # collinear parents of node 3
+    adaptation, basis, features = _fit(z)
+    fitted = evaluate(adaptation, features(z), basis(z))
+    assert torch.isfinite(fitted).all()
+    assert torch.isfinite(adaptation.held_out_errors).all()
+
+
+def test_each_node_reads_only_its_parents():
+    z, _ = _linear_data(200, seed=8)
+    adaptation, basis, features = _fit(z)
+    point = z[:3].clone().requires_grad_(True)
+    with torch.enable_grad():
+        out = evaluate(adaptation, features(point), basis(point))
+        for node in range(D):
+            (gradient,) = torch.autograd.grad(out[:, node].sum(), point, retain_graph=True)
+            reads = gradient.abs().sum(0) > 0
+            allowed = _parents()[node]
+            assert not bool((reads & ~allowed).any()), (
+                f"node {node} reads {reads.nonzero().flatten().tolist()}"
+            )
