@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from scm_gen._checks import check_int
+from scm_gen.limits import MAX_NODES, MAX_SEED, check_dataset_request
 from scm_gen.scm import SCM
 
 
@@ -58,6 +60,7 @@ def make_benchmark_dataset(
     num_nodes: int,
     *,
     graph: Any = None,
+    families: Sequence[str] | None = None,
     num_context: int = 400,
     num_query: int = 400,
     num_interventional: int = 400,
@@ -66,8 +69,9 @@ def make_benchmark_dataset(
 ) -> BenchmarkDataset:
     """Dataset `index` of a run seeded `seed`: everything is drawn from `SeedSequence(seed, spawn_key=(index,))`.
 
-    The SCM comes from `sample_scm(preset, mechanism, num_nodes, graph=graph)`; one node, drawn uniformly,
-    is intervened on with a value from `U(q10, q90)` of its observational rows.
+    The SCM comes from `sample_scm(preset, mechanism, num_nodes, graph=graph, families=families)`; one node,
+    drawn uniformly, is intervened on with a value from `U(q10, q90)` of its observational rows. Requests
+    whose estimated memory exceeds the machine's are refused before anything is drawn (`scm_gen.limits`).
     """
     from scm_gen import __version__
     from scm_gen.presets import sample_scm
@@ -75,10 +79,12 @@ def make_benchmark_dataset(
     num_context = check_int("num_context", num_context, minimum=1)
     num_query = check_int("num_query", num_query, minimum=0)
     num_interventional = check_int("num_interventional", num_interventional, minimum=0)
-    seed = check_int("seed", seed, minimum=0)
-    index = check_int("index", index, minimum=0)
+    seed = check_int("seed", seed, minimum=0, maximum=MAX_SEED)
+    index = check_int("index", index, minimum=0, maximum=MAX_SEED)
+    num_nodes = check_int("num_nodes", num_nodes, minimum=1, maximum=MAX_NODES)
+    check_dataset_request(num_nodes, num_context + num_query, num_query, num_interventional)
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
-    scm = sample_scm(preset, mechanism, num_nodes, rng=rng, graph=graph)
+    scm = sample_scm(preset, mechanism, num_nodes, rng=rng, graph=graph, families=families)
     metadata = {
         **scm.metadata,
         "num_nodes": scm.num_nodes,
@@ -109,6 +115,7 @@ def sample_benchmark_dataset(
     num_context = check_int("num_context", num_context, minimum=1)
     num_query = check_int("num_query", num_query, minimum=0)
     num_interventional = check_int("num_interventional", num_interventional, minimum=0)
+    check_dataset_request(scm.num_nodes, num_context + num_query, num_query, num_interventional)
     data, noise = scm.sample(num_context + num_query, rng)
     node = int(rng.integers(scm.num_nodes))
     value = scm.sample_intervention_value(node, rng, reference=data)

@@ -1,20 +1,54 @@
 """The `scm-gen` command line: generate, grid, csuite, push, info.
 
-Every bad parameter ends the command with one line on stderr and exit status 2.
+Every bad parameter, oversized request and file-system or network error ends the command with one line on
+stderr and exit status 2. SIGINT, SIGTERM and SIGHUP end the worker processes and remove the partial output
+(exit status 128 + the signal's number).
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import NoReturn
 
 from scm_gen._checks import check_int
 from scm_gen.graphs import GRAPH_KINDS
-from scm_gen.mechanisms import MECHANISM_KINDS
+from scm_gen.mechanisms import MECHANISM_KINDS, NODE_FAMILIES
 
 EXIT_USAGE = 2
+HANDLED_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+_MESSAGE_LIMIT = 500  # characters of an error message
+
+
+class Interrupted(KeyboardInterrupt):
+    """A handled signal, raised in the main thread so that every `finally` and `except` cleans up."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextmanager
+def _signals_raise() -> Iterator[None]:
+    """Turn the first SIGINT, SIGTERM or SIGHUP into `Interrupted`; later ones wait for the cleanup."""
+    raised = []
+
+    def handler(signum: int, frame) -> None:
+        if not raised:
+            raised.append(signum)
+            raise Interrupted(signum)
+
+    previous = {signum: signal.signal(signum, handler) for signum in HANDLED_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,6 +63,10 @@ def _int_list(text: str) -> tuple[int, ...]:
         return tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+
+
+def _name_list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 def _add_sizes(parser: argparse.ArgumentParser, *, context: int, query: int) -> None:
@@ -57,6 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--preset", default="in", help="in (P_IN) or out (P_OUT)")
     generate.add_argument("--mechanism", default="rff", help=f"one of {', '.join(MECHANISM_KINDS)}")
     generate.add_argument(
+        "--families",
+        type=_name_list,
+        default=None,
+        help=f"mixed only: what the nodes draw from, comma-separated (default: the preset's); "
+        f"{', '.join(NODE_FAMILIES)}",
+    )
+    generate.add_argument(
         "--graph", default=None, help=f"graph family (default: the preset's); {', '.join(GRAPH_KINDS)}"
     )
     generate.add_argument("--nodes", type=int, default=20, help="nodes per SCM")
@@ -75,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--nodes", type=_int_list, default=(10, 20, 50, 100), help="node counts, e.g. 10,20,50,100"
     )
     grid.add_argument("--scms-per-graph", type=int, default=3, help="SCMs per graph family and cell")
+    grid.add_argument(
+        "--mechanisms",
+        type=_name_list,
+        default=("linear", "rff"),
+        help=f"mechanisms, comma-separated (default linear,rff: the paper's grid); {', '.join(MECHANISM_KINDS)}",
+    )
     _add_sizes(grid, context=400, query=400)
     _add_run(grid)
 
@@ -96,13 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _generator_config(args: argparse.Namespace, **extra) -> dict:
     keep = {
-        k: v for k, v in vars(args).items() if k not in ("out", "quiet", "num_proc", "token", "shard_size")
+        k: list(v) if isinstance(v, tuple) else v
+        for k, v in vars(args).items()
+        if k not in ("out", "quiet", "num_proc", "token", "shard_size")
+        and not (k == "families" and v is None)
     }
-    return {
-        **keep,
-        **extra,
-        "nodes": list(keep["nodes"]) if isinstance(keep.get("nodes"), tuple) else keep.get("nodes"),
-    }
+    return {**keep, **extra}
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -125,6 +175,7 @@ def _run(args: argparse.Namespace) -> int:
             num_interventional=args.interventions,
             seed=args.seed,
             graph=args.graph,
+            families=args.families,
         )
         title, split = f"scm-gen {args.preset.upper()} {args.mechanism} d={args.nodes}", "train"
     elif args.command == "grid":
@@ -135,6 +186,7 @@ def _run(args: argparse.Namespace) -> int:
             num_interventional=args.interventions,
             node_counts=args.nodes,
             scms_per_graph=args.scms_per_graph,
+            mechanisms=args.mechanisms,
         )
         title, split = "Cond-FiP test grid (scm-gen)", "test"
     elif args.command == "csuite":
@@ -182,6 +234,20 @@ def _print_info(directory: str) -> None:
         print("  ".join(str(row[c]).ljust(widths[c]) for c in columns))
 
 
+def _one_line(text: str) -> str:
+    """`text` on one line, at most `_MESSAGE_LIMIT` characters."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= _MESSAGE_LIMIT else line[: _MESSAGE_LIMIT - 3] + "..."
+
+
+def _os_error_message(error: OSError) -> str:
+    """`[Errno 28] No space left on device: '/out/x'` or, for errors without a number, their text."""
+    if error.errno is not None and error.strerror:
+        where = f": {str(error.filename)!r}" if error.filename is not None else ""
+        return f"{error.strerror} (errno {error.errno}){where}"
+    return str(error) or type(error).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `scm-gen`; returns the exit status."""
     try:
@@ -189,13 +255,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as stop:  # usage errors (one line, status 2) and --help (status 0)
         return int(stop.code or 0)
     try:
-        return _run(args)
+        with _signals_raise():
+            return _run(args)
     except ValueError as error:
-        print(f"scm-gen: error: {error}", file=sys.stderr)
+        print(f"scm-gen: error: {_one_line(error)}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("scm-gen: interrupted; no output was written", file=sys.stderr)
-        return 130
+    except OSError as error:  # read-only or full disk, output path under a file, Hub unreachable, ...
+        print(f"scm-gen: error: {_one_line(_os_error_message(error))}", file=sys.stderr)
+        return EXIT_USAGE
+    except MemoryError:
+        print("scm-gen: error: out of memory; use fewer rows, nodes or processes", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt as stop:
+        signum = stop.signum if isinstance(stop, Interrupted) else signal.SIGINT
+        name = signal.Signals(signum).name
+        print(f"scm-gen: interrupted ({name}); no output was written", file=sys.stderr)
+        return 128 + int(signum)
 
 
 if __name__ == "__main__":

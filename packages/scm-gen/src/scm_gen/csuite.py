@@ -16,6 +16,7 @@ import numpy as np
 
 from scm_gen._checks import check_choice, check_int
 from scm_gen.benchmark import BenchmarkDataset, sample_benchmark_dataset
+from scm_gen.limits import MAX_SEED
 from scm_gen.mechanisms import FunctionalMechanisms
 from scm_gen.noise import NoiseModel
 from scm_gen.scm import SCM
@@ -218,8 +219,8 @@ def make_csuite_dataset(
     from scm_gen import __version__
 
     scm = csuite_scm(name)
-    seed = check_int("seed", seed, minimum=0)
-    index = check_int("index", index, minimum=0)
+    seed = check_int("seed", seed, minimum=0, maximum=MAX_SEED)
+    index = check_int("index", index, minimum=0, maximum=MAX_SEED)
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
     metadata = {
         **scm.metadata,

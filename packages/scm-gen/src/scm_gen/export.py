@@ -17,20 +17,29 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import re
 import shutil
-import uuid
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 from datasets import Features, List, Value
 
 from scm_gen._checks import check_choice, check_int
 from scm_gen.benchmark import BenchmarkDataset
-from scm_gen.parquet_io import shard_task, table_to_datasets, write_shard
+from scm_gen.limits import (
+    check_dataset_request,
+    check_disk,
+    check_memory,
+    dataset_bytes,
+    format_bytes,
+)
+from scm_gen.parquet_io import matrix_cells, row_group_size, table_to_datasets, write_shard
 from scm_gen.specs import DatasetSpec
+from scm_gen.staging import make_staging_directory, remove_dead_staging
+from scm_gen.workers import init_worker, shard_job
 
 EXPORT_FORMAT_VERSION = 1
 CONFIG_FILE = "scm_gen.json"
@@ -77,8 +86,12 @@ def export_benchmark(
     """Write `specs` as a Hugging Face dataset directory at `out` (which must not exist yet).
 
     Everything goes to a temporary sibling directory first and is renamed to `out` only when complete; on any
-    error or interruption the temporary directory is removed. `generator` (JSON-friendly) is recorded in the
-    card and in `scm_gen.json`; `num_proc` only changes the speed, never the bytes written.
+    error or interruption (KeyboardInterrupt, or a signal turned into an exception by the caller) the worker
+    processes are terminated and the temporary directory is removed. Leftovers of runs that were killed
+    outright are removed from `out`'s folder first (`scm_gen.staging`). A request whose estimated size
+    exceeds the free disk space, or whose estimated memory exceeds the machine's, is refused before anything
+    is written. `generator` (JSON-friendly) is recorded in the card and in `scm_gen.json`; `num_proc` only
+    changes the speed, never the bytes written.
     """
     from scm_gen import __version__
 
@@ -95,10 +108,11 @@ def export_benchmark(
     configs: dict[str, list[DatasetSpec]] = {}
     for spec in specs:
         configs.setdefault(spec.config, []).append(spec)
+    _check_resources(specs, out, num_proc)
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
+    remove_dead_staging(out.parent)
+    staging = make_staging_directory(out)
     try:
         tasks = []
         for config, members in configs.items():
@@ -114,6 +128,7 @@ def export_benchmark(
             "title": title,
             "split": split,
             "generator": generator,
+            "mechanisms": sorted({spec.mechanism for spec in specs if spec.mechanism is not None}),
             "configs": {
                 config: {
                     "num_datasets": len(members),
@@ -140,35 +155,102 @@ def export_benchmark(
     return out
 
 
+def _check_resources(specs: Sequence[DatasetSpec], out: Path, num_proc: int) -> None:
+    """Refuse exports that cannot fit on disk, or whose generation cannot fit in memory."""
+    sizes: dict[tuple[int, int, int, int], int] = {}
+    for spec in specs:
+        key = (spec.num_nodes, spec.num_context + spec.num_query, spec.num_query, spec.num_interventional)
+        sizes[key] = sizes.get(key, 0) + 1
+    for key in sizes:
+        check_dataset_request(*key)
+    total = sum(dataset_bytes(*key) * count for key, count in sizes.items())
+    check_disk(total, out, f"this export ({len(specs)} datasets)")
+    largest = max(sizes, key=lambda key: dataset_bytes(*key))
+    group = row_group_size(max(matrix_cells(key[0], key[1], key[3]) for key in sizes))
+    per_worker = (2 * group + 3) * dataset_bytes(*largest)  # a pending row group, its Arrow copy, generation
+    check_memory(
+        per_worker * num_proc,
+        f"generating with {num_proc} process(es) ({format_bytes(per_worker)} each)",
+        hint="use fewer processes (--num-proc), rows or nodes",
+    )
+
+
+def _progress_columns() -> int | None:
+    """The terminal's width for the progress bar; 80 when the terminal does not report one (tqdm would
+    otherwise draw an empty bar)."""
+    import sys
+
+    try:
+        columns = os.get_terminal_size(sys.stderr.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        return 80
+    return columns if columns > 0 else 80
+
+
 def _run_tasks(tasks: list, *, num_proc: int, progress: bool, total: int) -> None:
     from tqdm.auto import tqdm
 
-    with tqdm(total=total, unit="dataset", disable=not progress, desc="generating") as bar:
+    columns = _progress_columns() if progress else None
+    with tqdm(total=total, unit="dataset", disable=not progress, desc="generating", ncols=columns) as bar:
         if num_proc == 1:
             for specs, path in tasks:
                 write_shard(specs, path, SCHEMA, on_dataset=lambda: bar.update(1))
             return
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=num_proc, mp_context=context) as pool:
-            futures = [pool.submit(shard_task, specs, path, SCHEMA) for specs, path in tasks]
-            try:
-                for future in as_completed(futures):
-                    bar.update(future.result())
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
+        pool = context.Pool(
+            processes=min(num_proc, len(tasks)), initializer=init_worker, initargs=(os.getpid(),)
+        )
+        try:
+            jobs = [(specs, path, SCHEMA) for specs, path in tasks]
+            for count in pool.imap_unordered(shard_job, jobs):
+                bar.update(count)
+            pool.close()
+        except BaseException:
+            pool.terminate()  # SIGTERM to every worker, then wait for them
+            raise
+        finally:
+            pool.join()
 
 
 # --------------------------------------------------------------------------------------------------- reading
 
 
+_SUMMARY_KEYS = {"title": str, "split": str, "scm_gen_version": str, "configs": dict}
+_CONFIG_LISTS = ("num_nodes", "num_context", "num_query", "num_interventional")
+
+
 def read_summary(directory: str | os.PathLike) -> dict[str, Any]:
-    """The `scm_gen.json` of an export directory."""
+    """The `scm_gen.json` of an export directory (checked: a malformed file is a `ValueError` naming it)."""
     path = Path(directory) / CONFIG_FILE
     if not path.is_file():
         raise ValueError(f"directory={str(directory)!r} is not an scm-gen export (no {CONFIG_FILE} inside)")
-    return json.loads(path.read_text())
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{str(path)!r} is not valid JSON ({error}); export the data again") from None
+    problem = _summary_problem(summary)
+    if problem:
+        raise ValueError(f"{str(path)!r} is not an scm-gen summary: {problem}; export the data again")
+    return summary
+
+
+def _summary_problem(summary: Any) -> str | None:
+    if not isinstance(summary, dict):
+        return f"it holds a {type(summary).__name__}, not an object"
+    for key, kind in _SUMMARY_KEYS.items():
+        if not isinstance(summary.get(key), kind):
+            return f"{key!r} is missing or not a {kind.__name__}"
+    for config, facts in summary["configs"].items():
+        if not isinstance(facts, dict) or not all(isinstance(facts.get(key), list) for key in _CONFIG_LISTS):
+            return f"config {config!r} lacks one of the lists {', '.join(_CONFIG_LISTS)}"
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", config):
+            return f"config name {config!r} is not a plain name"
+    return None
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key that orders the numbers inside names by value: `d10 < d20 < d100`."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
 
 
 def shard_paths(directory: str | os.PathLike, config: str | None = None) -> list[Path]:
@@ -200,15 +282,17 @@ def load_hf_dataset(directory: str | os.PathLike, config: str | None = None, *, 
 
 
 def summary_rows(directory: str | os.PathLike) -> list[dict[str, Any]]:
-    """One row per config: counts read from the Parquet footers, sizes from the files."""
+    """One row per config, in natural order (`d10` before `d100`): counts read from the Parquet footers, sizes
+    from the files."""
     summary = read_summary(directory)
     rows = []
-    for config, facts in summary["configs"].items():
+    for config in sorted(summary["configs"], key=natural_key):
+        facts = summary["configs"][config]
         paths = shard_paths(directory, config)
         rows.append(
             {
                 "config": config,
-                "datasets": sum(pq.ParquetFile(p).metadata.num_rows for p in paths),
+                "datasets": sum(_num_rows(p) for p in paths),
                 "nodes": ",".join(map(str, facts["num_nodes"])),
                 "context": ",".join(map(str, facts["num_context"])),
                 "query": ",".join(map(str, facts["num_query"])),
@@ -218,3 +302,10 @@ def summary_rows(directory: str | os.PathLike) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _num_rows(path: Path) -> int:
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except (pa.ArrowException, OSError) as error:
+        raise ValueError(f"{str(path)!r} is not a readable Parquet file ({error})") from None

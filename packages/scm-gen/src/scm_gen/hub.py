@@ -12,6 +12,10 @@ from scm_gen.export import read_summary
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
+class HubError(OSError):
+    """The Hub could not be reached, or it refused the repository or the upload."""
+
+
 def push_to_hub(
     directory: str | os.PathLike,
     repo_id: str,
@@ -24,7 +28,8 @@ def push_to_hub(
     """Upload an export directory as the dataset repository `repo_id` ("owner/name"); returns its URL.
 
     `api` is a `huggingface_hub.HfApi` (made from `token` when None); anything with the same `create_repo`
-    and `upload_folder` methods works, which is how the tests run without a network.
+    and `upload_folder` methods works, which is how the tests run without a network. Network, offline-mode
+    and authentication failures raise `HubError` (an `OSError`) with the Hub client's message.
     """
     if not isinstance(repo_id, str) or not _REPO_ID.match(repo_id):
         raise ValueError(f"repo={repo_id!r} must look like OWNER/NAME (letters, digits, '.', '_', '-')")
@@ -35,11 +40,18 @@ def push_to_hub(
         from huggingface_hub import HfApi
 
         api = HfApi(token=token)
-    api.create_repo(repo_id=repo_id, repo_type="dataset", private=private, exist_ok=True)
-    api.upload_folder(
-        folder_path=str(directory),
-        repo_id=repo_id,
-        repo_type="dataset",
-        commit_message=commit_message or f"Upload {summary['title']} (scm-gen {summary['scm_gen_version']})",
-    )
+    try:
+        api.create_repo(repo_id=repo_id, repo_type="dataset", private=private, exist_ok=True)
+        api.upload_folder(
+            folder_path=str(directory),
+            repo_id=repo_id,
+            repo_type="dataset",
+            commit_message=commit_message
+            or f"Upload {summary['title']} (scm-gen {summary['scm_gen_version']})",
+        )
+    except Exception as error:  # the client's errors differ between versions (requests, httpx, its own)
+        raise HubError(
+            f"could not push {str(directory)!r} to the Hugging Face Hub dataset {repo_id!r}: "
+            f"{type(error).__name__}: {error}"
+        ) from error
     return f"https://huggingface.co/datasets/{repo_id}"

@@ -13,6 +13,9 @@ Families (DESIGN section 5.1):
 - heteroscedastic RFF: `X_j = f_j(x_pa) + s_j(x_pa) N_j` with `s_j = 0.1 + softplus(g_j(x_pa))` and `g_j` a
   second RFF function (length scale as `f_j`, output scale 1, no bias).
 
+Further families (random networks, polynomials, products, their heteroscedastic variants and mixed SCMs)
+standardize their inputs and outputs on reference rows of the SCM: see `scm_gen.calibrated`.
+
 The RFF features are evaluated in float32 (numpy's float64 cosine is not vectorized and would dominate the
 cost); the function `F` is *defined* as this computation, and the result is returned in float64.
 """
@@ -25,7 +28,12 @@ import numpy as np
 
 from scm_gen._checks import check_int, check_range
 
-MECHANISM_KINDS = ("linear", "rff", "rff_hetero")
+# Calibrated families (`scm_gen.calibrated`): each also comes as `<name>_hetero`; `mixed` draws one per node.
+CALIBRATED_KINDS = ("nn_tanh", "nn_sigmoid", "nn_relu", "polynomial", "multiplicative")
+HETERO_CALIBRATED_KINDS = tuple(f"{kind}_hetero" for kind in CALIBRATED_KINDS)
+MECHANISM_KINDS = ("linear", "rff", "rff_hetero", *CALIBRATED_KINDS, *HETERO_CALIBRATED_KINDS, "mixed")
+# What the nodes of a mixed SCM may draw (`linear` and `rff` there are calibrated like the other families).
+NODE_FAMILIES = ("linear", "rff", *CALIBRATED_KINDS, "rff_hetero", *HETERO_CALIBRATED_KINDS)
 NUM_RANDOM_FEATURES = 100
 HETERO_SCALE_FLOOR = 0.1
 

@@ -15,8 +15,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from scm_gen.benchmark import BenchmarkDataset
+from scm_gen.limits import MAX_MATRIX_CELLS
 
-ROWS_PER_ROW_GROUP = 32  # datasets held in memory before they are written
+ROWS_PER_ROW_GROUP = 32  # datasets held in memory before they are written (fewer for very large datasets)
 MATRIX_COLUMNS = ("data", "noise", "interventional_data", "interventional_noise", "counterfactual_data")
 # Random doubles barely compress and dictionary-encoding them is slow: snappy, dictionaries for labels only.
 WRITE_OPTIONS = {
@@ -64,27 +65,36 @@ def datasets_to_table(datasets: Sequence[BenchmarkDataset], schema: pa.Schema) -
     return pa.Table.from_arrays([columns[name] for name in schema.names], schema=schema)
 
 
+def matrix_cells(num_nodes: int, num_rows: int, num_interventional: int) -> int:
+    """Values in the largest matrix of one dataset (rows, interventional rows or adjacency)."""
+    return max(num_rows, num_interventional, num_nodes) * num_nodes
+
+
+def row_group_size(cells: int) -> int:
+    """Datasets per row group for datasets of at most `cells` values per matrix: `ROWS_PER_ROW_GROUP`, fewer
+    when a group's column would exceed the 32-bit offsets of Arrow lists (`MAX_MATRIX_CELLS` values)."""
+    return max(1, min(ROWS_PER_ROW_GROUP, MAX_MATRIX_CELLS // max(cells, 1)))
+
+
 def write_shard(
     specs: Sequence[Any], path: str, schema: pa.Schema, on_dataset: Callable[[], None] | None = None
 ) -> int:
     """Generate the datasets of `specs` in order and stream them into one Parquet file; returns the count."""
     pending: list[BenchmarkDataset] = []
+    group_size = row_group_size(
+        max(matrix_cells(s.num_nodes, s.num_context + s.num_query, s.num_interventional) for s in specs)
+    )
     with pq.ParquetWriter(path, schema, **WRITE_OPTIONS) as writer:
         for spec in specs:
             pending.append(spec.build())
             if on_dataset is not None:
                 on_dataset()
-            if len(pending) == ROWS_PER_ROW_GROUP:
+            if len(pending) == group_size:
                 writer.write_table(datasets_to_table(pending, schema))
                 pending = []
         if pending:
             writer.write_table(datasets_to_table(pending, schema))
     return len(specs)
-
-
-def shard_task(specs: Sequence[Any], path: str, schema: pa.Schema) -> int:
-    """`write_shard` for a worker process (a top-level function, so it can be pickled)."""
-    return write_shard(specs, path, schema)
 
 
 def _matrices(column: pa.ListArray, dtype: type) -> list[np.ndarray]:

@@ -14,6 +14,7 @@ import numpy as np
 
 from scm_gen._checks import check_finite_array, check_int
 from scm_gen.graphs import topological_order, validate_adjacency
+from scm_gen.limits import check_memory
 from scm_gen.mechanisms import Mechanisms
 from scm_gen.noise import NoiseModel
 
@@ -59,6 +60,11 @@ class SCM:
     def sample_noise(self, num_samples: int, rng: np.random.Generator) -> np.ndarray:
         """Fresh noise rows `[n, d]` float64."""
         num_samples = check_int("num_samples", num_samples, minimum=1)
+        check_memory(  # the noise, the rows and one working copy, float64
+            24 * num_samples * self.num_nodes,
+            f"{num_samples} rows x {self.num_nodes} nodes",
+            hint="draw fewer rows at a time",
+        )
         return self.noise_model.draw(num_samples, rng)
 
     def generate(self, noise: np.ndarray, interventions: Interventions | None = None) -> np.ndarray:

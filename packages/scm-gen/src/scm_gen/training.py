@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from scm_gen._checks import check_choice, check_int
+from scm_gen.limits import MAX_NODES, check_matrix, check_memory
 from scm_gen.mechanisms import MECHANISM_KINDS
 from scm_gen.presets import PRESETS, sample_scm
 from scm_gen.standardization import standardize
@@ -47,7 +48,8 @@ def make_training_batch(
     """Batch `batch_index` of the stream, or the shard `(rank, world)` of it: datasets `j % world == rank`.
 
     Every dataset of a batch has the same number of nodes, drawn from `node_counts`; each draws its mechanism
-    from `mechanisms` and its SCM from `preset`.
+    from `mechanisms` (any of `MECHANISM_KINDS`; for the heteroscedastic ones `target` is not `F(X)`) and its
+    SCM from `preset`.
     """
     batch_index = check_int("batch_index", batch_index, minimum=0)
     batch_size = check_int("batch_size", batch_size, minimum=1)
@@ -57,7 +59,8 @@ def make_training_batch(
     if not node_counts:
         raise ValueError("node_counts=() is empty; give at least one node count, e.g. (20,)")
     for count in node_counts:
-        check_int("node_counts entry", count, minimum=1)
+        check_int("node_counts entry", count, minimum=1, maximum=MAX_NODES)
+        check_matrix(num_samples, count, "training rows")
     check_choice("preset", preset, PRESETS)
     mechanisms = tuple(mechanisms)
     if not mechanisms:
@@ -65,6 +68,13 @@ def make_training_batch(
     for mechanism in mechanisms:
         check_choice("mechanism", mechanism, MECHANISM_KINDS)
     rank, world = _check_shard(shard)
+    # float32 data and noise of the whole shard, plus the float64 working copies of one dataset
+    cells = num_samples * max(node_counts)
+    check_memory(
+        8 * cells * len(range(rank, batch_size, world)) + 64 * cells,
+        f"a training batch of {batch_size} x {num_samples} rows x {max(node_counts)} nodes",
+        hint="use a smaller batch, fewer samples or fewer nodes",
+    )
 
     batch_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(batch_index,)))
     num_nodes = int(node_counts[batch_rng.integers(len(node_counts))])
