@@ -133,3 +133,13 @@ def test_cli_wrong_columns_is_one_line_exit_2(tmp_path, capsys):
     assert main(["sachs", "--data", str(bad), "--methods", "linear", "--out", str(tmp_path / "out")]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "missing ['pjnk']" in error
+
+
+def test_readme_example_infers_an_scm_over_the_sachs_columns():
+    from condfip import CondFiP
+
+    data = load_sachs()
+    scm = CondFiP.from_pretrained("small").infer(data, consensus_graph())
+    samples = scm.generate(scm.noise(data.iloc[:50]))
+    assert list(samples.columns) == list(SACHS_COLUMNS) and samples.shape == (50, 11)
+    assert np.isfinite(samples.to_numpy()).all()
