@@ -7,9 +7,11 @@ nonzero entries of column `j`.
 __version__ = "0.1.0"
 
 from scm_gen.benchmark import BenchmarkDataset, make_benchmark_dataset, sample_benchmark_dataset
+from scm_gen.calibrated import CalibratedMechanisms
 from scm_gen.graphs import GRAPH_KINDS, sample_graph, topological_order, validate_adjacency
 from scm_gen.mechanisms import (
     MECHANISM_KINDS,
+    NODE_FAMILIES,
     HeteroscedasticRFFMechanisms,
     LinearMechanisms,
     Mechanisms,
@@ -24,10 +26,12 @@ from scm_gen.training import TrainingBatch, make_training_batch, training_batche
 __all__ = [
     "GRAPH_KINDS",
     "MECHANISM_KINDS",
+    "NODE_FAMILIES",
     "NOISE_KINDS",
     "PRESETS",
     "SCM",
     "BenchmarkDataset",
+    "CalibratedMechanisms",
     "HeteroscedasticRFFMechanisms",
     "LinearMechanisms",
     "Mechanisms",

@@ -60,6 +60,46 @@ FIELDS = """\
 """
 
 
+# What each mechanism family is, for the card of an export that holds it.
+MECHANISM_DESCRIPTIONS = {
+    "linear": "`f_j = b_j + sum_i W_ij x_i`, weights `+-U(preset range)`, bias `U(-3, 3)`",
+    "rff": "random Fourier features of the raw parents, `M = 100`, length and output scale from the preset",
+    "rff_hetero": "RFF location plus noise scaled by `0.1 + softplus(g_j(x_pa))`, `g_j` a second RFF function",
+    "nn_tanh": "a random one-hidden-layer tanh network of the standardized parents",
+    "nn_sigmoid": "a random one-hidden-layer sigmoid network of the standardized parents",
+    "nn_relu": "a random one-hidden-layer ReLU network of the standardized parents",
+    "polynomial": "a random polynomial of degree 2 or 3 (squares, cubes and interactions) of the standardized, "
+    "soft-clipped parents",
+    "multiplicative": "a product of positive parent effects `prod_i exp(a_i v_i)` of the standardized, "
+    "soft-clipped parents",
+    "mixed": "every node draws its own family from a list (default: linear, RFF, the three networks, "
+    "polynomial, multiplicative; `families` in the generator configuration when given); the draws are in "
+    "`metadata.node_families`",
+}
+for _name in ("nn_tanh", "nn_sigmoid", "nn_relu", "polynomial", "multiplicative"):
+    MECHANISM_DESCRIPTIONS[f"{_name}_hetero"] = (
+        f"as `{_name}`, with noise scaled by `0.1 + softplus(3 tanh(g_j / 3))`, `g_j` a second function of the "
+        "same family"
+    )
+CALIBRATION_NOTE = (
+    "The network, polynomial, multiplicative and mixed families are *calibrated*: the parents enter "
+    "standardized by their mean and standard deviation, and each node's signal is scaled to mean `b_j ~ "
+    "U(-3, 3)` and standard deviation `o_j ~ U(preset range)`, all measured once on 512 reference rows of "
+    "the SCM (`scm_gen.calibrated`)."
+)
+
+
+def _mechanism_section(mechanisms: list[str]) -> str:
+    """A table of the mechanism families of an export (empty for CSuite-only exports)."""
+    known = [name for name in mechanisms if name in MECHANISM_DESCRIPTIONS]
+    if not known:
+        return ""
+    rows = "\n".join(f"| `{name}` | {MECHANISM_DESCRIPTIONS[name]} |" for name in known)
+    calibrated = any(name not in ("linear", "rff", "rff_hetero") for name in known)
+    note = f"\n\n{CALIBRATION_NOTE}" if calibrated else ""
+    return f"\n## Mechanisms\n\n| mechanism | `f_j` |\n|---|---|\n{rows}{note}\n"
+
+
 def dataset_card(summary: dict[str, Any]) -> str:
     """README.md text for an export described by its `scm_gen.json` summary."""
     split = summary["split"]
@@ -98,7 +138,8 @@ model inference (Cond-FiP). One example (row) is one dataset drawn from one SCM.
 - **Units**: the data are **not standardized** (raw units). Models in this project standardize per dataset:
   `X <- (X - m) / s` and `N <- N / s` with `m`, `s` the mean and standard deviation of the observational rows
   (`scm_gen.standardize`).
-- **Noise**: additive, `X_j = f_j(X_pa(j)) + N_j`, except mechanism `rff_hetero` (`X_j = f_j + s_j(X_pa) N_j`).
+- **Noise**: additive, `X_j = f_j(X_pa(j)) + N_j`, except the heteroscedastic mechanisms `rff_hetero` and
+  `*_hetero` (`X_j = f_j + s_j(X_pa) N_j`).
 
 ## Configs
 
@@ -108,15 +149,15 @@ Split `{split}` in every config. Dataset `index` of a config with run seed `seed
 | config | datasets | nodes | context rows | query rows | interventional rows | seed | indices |
 |---|---|---|---|---|---|---|---|
 {table}
-
+{_mechanism_section(summary.get("mechanisms", []))}
 ## Columns
 
 {FIELDS}
 ## How the data were made
 
 Graphs, mechanisms and noise follow the presets of Cond-FiP (P_IN: Erdos-Renyi and scale-free graphs, Gaussian
-noise; P_OUT: Watts-Strogatz and stochastic-block-model graphs, Laplace noise; linear or random-Fourier-feature
-mechanisms). CSuite configs are hand-written SCMs with the graphs and character of the CSuite datasets.
+noise; P_OUT: Watts-Strogatz and stochastic-block-model graphs, Laplace noise; the mechanisms above). CSuite
+configs are hand-written SCMs with the graphs and character of the CSuite datasets.
 Reproduce any dataset with `scm_gen.make_benchmark_dataset(preset, mechanism, num_nodes, seed=seed,
 index=index, ...)` (or `scm_gen.csuite.make_csuite_dataset`). Generator configuration:
 
