@@ -200,3 +200,32 @@ def test_shipped_sachs_rows_are_the_default(tmp_path):
         json.loads((folder / relative).read_text())["replicates"] for folder in (out, with_file)
     )
     assert default[0]["mmd2"] == given[0]["mmd2"] and default[0]["energy"] == given[0]["energy"]
+
+
+@pytest.mark.skipif(
+    not hasattr(__import__("signal"), "SIGTERM") or sys.platform == "win32", reason="POSIX signals"
+)
+def test_sigterm_while_writing_leaves_no_partial_file(tmp_path):
+    """SIGTERM arrives while the first result file is being written (just before its rename)."""
+    out = tmp_path / "run"
+    script = (
+        "import os, signal, sys\n"
+        "real_replace = os.replace\n"
+        "def replace(source, target):\n"
+        "    if str(target).endswith('.json') and 'manifest' not in str(target):\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    return real_replace(source, target)\n"
+        "os.replace = replace\n"
+        "from condfip_eval.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, *QUICK_LINEAR, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 128 + 15, done.stderr
+    assert "Traceback" not in done.stderr
+    files = [path.relative_to(out).as_posix() for path in out.rglob("*") if not path.is_dir()]
+    assert files == ["manifest.json"]  # written before the signal; no temporary or partial file

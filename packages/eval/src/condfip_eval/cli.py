@@ -16,7 +16,9 @@ code 2, having written nothing.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from condfip_eval import __version__
@@ -229,13 +231,26 @@ def _one_line(error: BaseException) -> str:
     return " ".join(text.split())
 
 
+def _exit_on_signal(number: int, frame: object) -> None:
+    """SIGTERM and SIGHUP end the run as Ctrl-C does: the file being written is removed, finished ones stay."""
+    raise SystemExit(128 + number)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for name in ("SIGTERM", "SIGHUP"):
+            if hasattr(signal, name):
+                previous[name] = signal.signal(getattr(signal, name), _exit_on_signal)
     try:
         args = _parser().parse_args(argv)
         print(_run(args))
     except (UsageError, ValueError, ImportError, OSError) as error:
         print(f"condfip-eval: error: {_one_line(error)}", file=sys.stderr)
         return 2
+    finally:
+        for name, handler in previous.items():
+            signal.signal(getattr(signal, name), handler)
     return 0
 
 
