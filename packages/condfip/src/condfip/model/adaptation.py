@@ -35,7 +35,11 @@ LENGTH_SCALES = (0.5, 2.0)  # times sqrt(number of parents), on standardized par
 NUM_DIRECTIONS = 16  # principal directions of the decoder's features kept per node
 EVIDENCE_MARGIN = 3.0  # nats the full basis must gain over the linear model to be kept
 LINEAR_ROWS_PER_FEATURE = 4
-ITERATIONS = 30
+ITERATIONS = 30  # at most; the fixed point stops once no group's log precision moves by more than TOLERANCE
+TOLERANCE = 1e-3
+KEPT_BASIS_BYTES = (
+    64 * 2**20
+)  # rows' basis kept from the first pass (instead of a second pass) up to this size
 MAX_LOG_PRECISION = 25.0  # a group at this precision is pruned
 FIXED_PRECISION = 1e-8  # the "precision" of an unpenalized column
 
@@ -150,8 +154,22 @@ def fit_adaptation(
     2 rows.
     """
     moments = _Moments()
+    kept: list[tuple[torch.Tensor, torch.Tensor]] | None = []  # the rows' basis, while it is small
     for features, values, targets in chunks():
-        moments.add(_full_basis(features, values), targets.double())
+        x, y = _full_basis(features, values), targets.double()
+        moments.add(x, y)
+        if kept is not None:
+            kept.append((x, y))
+            if sum(a.numel() + b.numel() for a, b in kept) * 8 > KEPT_BASIS_BYTES:
+                kept = None
+
+    def basis_rows() -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+        if kept is not None:
+            yield from kept
+            return
+        for features, values, targets in chunks():
+            yield _full_basis(features, values), targets.double()
+
     if moments.count < 2:
         raise ValueError(f"adapting to the rows needs at least 2 rows, got {moments.count}")
     n = moments.count
@@ -184,7 +202,7 @@ def fit_adaptation(
     factor = torch.linalg.cholesky(system)
     reduced = torch.cholesky_solve(cross[..., None], factor)[..., 0]  # [d, r]
     weights = torch.einsum("dqr,dr->dq", reduce, reduced)  # [d, q]: over (1, decoder features, basis)
-    leverage, held_out = _held_out(chunks, reduce, factor, reduced)
+    leverage, held_out = _held_out(basis_rows, reduce, factor, reduced)
     return Adaptation(
         decoder_weights=weights[:, 1 : 1 + f],
         basis_weights=weights[:, 1 + f : 1 + f + q_basis],
@@ -322,9 +340,13 @@ def _group_evidence(
             break
         used = determined @ member  # [d, g]
         size = (mean**2) @ member  # [d, g]
-        log_precision = torch.log(used.clamp_min(1e-12) / size.clamp_min(1e-300)).clamp(
+        updated = torch.log(used.clamp_min(1e-12) / size.clamp_min(1e-300)).clamp(
             -MAX_LOG_PRECISION, MAX_LOG_PRECISION
         )
+        settled = bool(((updated - log_precision).abs() <= TOLERANCE).all())
+        log_precision = updated
+        if settled:
+            break
     precision = _column_precision(log_precision, groups, fixed, excluded)
     system = beta[:, None, None] * (scatter + jitter) + torch.diag_embed(precision)
     factor = torch.linalg.cholesky(system)
@@ -355,17 +377,20 @@ def _column_precision(
 
 
 def _held_out(
-    chunks: AdaptationChunks, reduce: torch.Tensor, factor: torch.Tensor, weights: torch.Tensor
+    rows: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]],
+    reduce: torch.Tensor,
+    factor: torch.Tensor,
+    weights: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed leverage [d] and summed squared exact leave-one-out residual [d] of the final ridge (penalties
     fixed), from a second pass over the rows."""
     leverage_sum = torch.zeros(weights.shape[0], dtype=torch.float64, device=weights.device)
     held_out_sum = torch.zeros_like(leverage_sum)
-    for features, values, targets in chunks():
-        x = torch.einsum("mdq,dqr->mdr", _full_basis(features, values), reduce)  # [m, d, r]
+    for full, targets in rows():
+        x = torch.einsum("mdq,dqr->mdr", full, reduce)  # [m, d, r]
         solved = torch.cholesky_solve(x.permute(1, 2, 0), factor)  # [d, r, m]
         leverage = torch.einsum("mdr,drm->md", x, solved)  # [m, d]
-        residual = targets.double() - torch.einsum("mdr,dr->md", x, weights)
+        residual = targets - torch.einsum("mdr,dr->md", x, weights)
         held = residual / (1.0 - leverage).clamp_min(1e-12)
         leverage_sum += leverage.sum(0)
         held_out_sum += (held**2).sum(0)
