@@ -122,3 +122,82 @@ def test_grid_and_csuite_commands_write_their_configs(tmp_path):
         == 0
     )
     assert len(list((tmp_path / "csuite" / "data").iterdir())) == 9
+
+
+def test_info_lists_configs_in_natural_order(tmp_path, capsys):
+    args = ["grid", "--nodes", "10,2,3", "--scms-per-graph", "1", "--context", "2", "--query", "1"]
+    assert (
+        main(
+            [*args, "--interventions", "0", "--mechanisms", "linear", "--quiet", "--out", str(tmp_path / "g")]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "g")]) == 0
+    configs = [line.split()[0] for line in capsys.readouterr().out.splitlines()[2:]]
+    assert configs == [f"{p}_linear_d{d}_ctx2" for p in ("in", "out") for d in (2, 3, 10)]
+
+
+def test_generate_and_grid_take_the_new_families(tmp_path):
+    from scm_gen.export import iter_benchmark, read_summary
+
+    out = tmp_path / "mixed"
+    assert (
+        main(
+            [
+                "generate",
+                *SMALL,
+                "--mechanism",
+                "mixed",
+                "--families",
+                "nn_relu,polynomial",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    summary = read_summary(out)
+    assert summary["generator"]["families"] == ["nn_relu", "polynomial"]
+    assert summary["mechanisms"] == ["mixed"]
+    for dataset in iter_benchmark(out):
+        assert set(dataset.metadata["node_families"]) <= {"nn_relu", "polynomial"}
+    grid = tmp_path / "grid"
+    args = [
+        "grid",
+        "--nodes",
+        "3",
+        "--scms-per-graph",
+        "1",
+        "--context",
+        "2",
+        "--query",
+        "1",
+        "--interventions",
+        "0",
+    ]
+    assert main([*args, "--mechanisms", "nn_tanh,multiplicative_hetero", "--quiet", "--out", str(grid)]) == 0
+    assert sorted(p.name for p in (grid / "data").iterdir()) == [
+        "in_multiplicative_hetero_d3_ctx2",
+        "in_nn_tanh_d3_ctx2",
+        "out_multiplicative_hetero_d3_ctx2",
+        "out_nn_tanh_d3_ctx2",
+    ]
+    assert read_summary(grid)["mechanisms"] == ["multiplicative_hetero", "nn_tanh"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["generate", "--mechanism", "rff", "--families", "linear"], "only for mechanism 'mixed'"),
+        (["generate", "--mechanism", "mixed", "--families", "cubic"], "family='cubic'"),
+        (["grid", "--mechanisms", "linear,linear"], "twice"),
+        (["grid", "--mechanisms", "quadratic"], "mechanism='quadratic'"),
+        (["grid", "--mechanisms", ","], "non-empty"),
+    ],
+)
+def test_bad_family_options_are_one_line(argv, message, tmp_path, capsys):
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and message in captured.err
+    assert not (tmp_path / "out").exists()

@@ -157,7 +157,6 @@ def _generator_config(args: argparse.Namespace, **extra) -> dict:
 
 def _run(args: argparse.Namespace) -> int:
     from scm_gen import specs as lists
-    from scm_gen.export import export_benchmark
 
     progress = not args.quiet and sys.stderr.isatty() if hasattr(args, "quiet") else False
     if args.command == "generate":
@@ -206,6 +205,8 @@ def _run(args: argparse.Namespace) -> int:
     else:
         _print_info(args.directory)
         return 0
+    from scm_gen.export import export_benchmark  # imports `datasets`: only once the request is checked
+
     out = export_benchmark(
         specs,
         args.out,

@@ -175,23 +175,26 @@ def _check_resources(specs: Sequence[DatasetSpec], out: Path, num_proc: int) -> 
     )
 
 
-def _progress_columns() -> int | None:
-    """The terminal's width for the progress bar; 80 when the terminal does not report one (tqdm would
-    otherwise draw an empty bar)."""
+def _terminal_size() -> tuple[int | None, int | None]:
+    """Columns and rows for the progress bar: None (tqdm measures the terminal itself) unless the terminal on
+    stderr reports no size, as pseudo-terminals of CI runners and some multiplexers do; then 80 x 24 (tqdm
+    would otherwise draw nothing)."""
     import sys
 
     try:
-        columns = os.get_terminal_size(sys.stderr.fileno()).columns
+        size = os.get_terminal_size(sys.stderr.fileno())
     except (OSError, ValueError, AttributeError):
-        return 80
-    return columns if columns > 0 else 80
+        return 80, 24
+    return (None, None) if size.columns > 0 and size.lines > 0 else (80, 24)
 
 
 def _run_tasks(tasks: list, *, num_proc: int, progress: bool, total: int) -> None:
     from tqdm.auto import tqdm
 
-    columns = _progress_columns() if progress else None
-    with tqdm(total=total, unit="dataset", disable=not progress, desc="generating", ncols=columns) as bar:
+    columns, rows = _terminal_size() if progress else (None, None)
+    with tqdm(
+        total=total, unit="dataset", disable=not progress, desc="generating", ncols=columns, nrows=rows
+    ) as bar:
         if num_proc == 1:
             for specs, path in tasks:
                 write_shard(specs, path, SCHEMA, on_dataset=lambda: bar.update(1))
