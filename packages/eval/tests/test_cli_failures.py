@@ -85,17 +85,20 @@ def test_read_only_output_folder(tmp_path):
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_FSIZE with SIGXFSZ ignored, as on Linux")
-def test_full_disk_leaves_nothing(tmp_path):
-    """A file size limit makes the first write fail as a full disk does (EFBIG instead of ENOSPC)."""
+@pytest.mark.parametrize(("limit", "failing"), [(64, "manifest.json"), (8192, "in_linear_d5.json")])
+def test_full_disk_leaves_nothing(tmp_path, limit, failing):
+    """A file size limit makes a write fail as a full disk does (EFBIG instead of ENOSPC): the manifest's
+    (about 600 bytes) or, once it is written, the first result's (about 20 kB)."""
     import resource
 
     def limit_file_size():
-        resource.setrlimit(resource.RLIMIT_FSIZE, (64, 64))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
     out = tmp_path / "new" / "run"
     done = _run(*QUICK_LINEAR, "--out", str(out), preexec_fn=limit_file_size)
-    _one_error_line(done, "File too large", str(out / "manifest.json"))
-    assert _files(tmp_path) == []  # not even the folders it created
+    error = _one_error_line(done, "File too large: ")
+    assert error.rstrip().endswith(failing)
+    assert _files(tmp_path) == []  # not even the manifest or the folders it created
 
 
 def test_bad_weights_leave_the_folder_as_it_was(tmp_path):
@@ -110,6 +113,22 @@ def test_bad_weights_leave_the_folder_as_it_was(tmp_path):
     done = _run(*QUICK_LINEAR, "--out", str(out))  # the corrected rerun (default weights) is accepted
     assert done.returncode == 0, done.stderr
     assert "manifest.json" in _files(out)
+
+
+def test_a_run_refused_at_its_first_dataset_leaves_nothing(tmp_path):
+    out = tmp_path / "run"
+    too_many_rows = [
+        "paper",
+        "--nodes",
+        "5",
+        "--context",
+        "100000000000",
+        "--methods",
+        "linear",
+        "--no-progress",
+    ]
+    _one_error_line(_run(*too_many_rows, "--out", str(out)), "rows")
+    assert not out.exists()
 
 
 def test_garbage_ecoli70_model_is_named_in_one_short_line(tmp_path):
@@ -227,5 +246,4 @@ def test_sigterm_while_writing_leaves_no_partial_file(tmp_path):
     )
     assert done.returncode == 128 + 15, done.stderr
     assert "Traceback" not in done.stderr
-    files = [path.relative_to(out).as_posix() for path in out.rglob("*") if not path.is_dir()]
-    assert files == ["manifest.json"]  # written before the signal; no temporary or partial file
+    assert not out.exists()  # the first result and the manifest written with it are undone, folders too

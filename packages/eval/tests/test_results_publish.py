@@ -75,7 +75,10 @@ def test_a_condfip_run_records_the_hash_of_its_weights(tmp_path):
     import condfip
 
     settings = PaperSettings(node_counts=(5,), methods=("condfip-zero-shot",), scms_per_graph=1)
-    settings.start_run(ResultsDirectory(tmp_path), "paper", settings.protocol(), None, needed=True)
+    directory = ResultsDirectory(tmp_path)
+    settings.start_run(directory, "paper", settings.protocol(), None, needed=True)
+    assert not (tmp_path / "manifest.json").exists()  # written with the first result
+    directory.write_result(tmp_path / "paper" / "result.json", {"datasets": []})
     shipped = [p for p in Path(condfip.__file__).parent.rglob("small/model.safetensors")]
     assert len(shipped) == 1
     digest = hashlib.sha256(shipped[0].read_bytes()).hexdigest()

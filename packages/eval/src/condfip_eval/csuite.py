@@ -18,7 +18,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from condfip_eval.methods import Method
-from condfip_eval.results import ResultsDirectory, finished_records, read_json, write_json, write_text
+from condfip_eval.results import ResultsDirectory, finished_records, read_json, write_text
 from condfip_eval.scoring import TASK_TITLES, TASKS, score_dataset
 from condfip_eval.settings import MethodSettings
 from condfip_eval.tables import (
@@ -127,7 +127,7 @@ def run_csuite(
                     tqdm.write(f"{method} failed on {name} #{replicate}: {record['error']}", file=sys.stderr)
                 records[(method, name)].append(record)
                 document = {"method": method, "dataset": name, "datasets": records[(method, name)]}
-                write_json(path_of(method, name), document)
+                directory.write_result(path_of(method, name), document)
                 bar.update(1)
     bar.close()
     return write_csuite_tables(folder)

@@ -30,7 +30,7 @@ from condfip_eval.methods import Method
 from condfip_eval.methods.base import generate_in_order
 from condfip_eval.metrics import Standardizer, mean_and_standard_error
 from condfip_eval.paper import graph_scores, inferred_graph_sentence, load_graph_inferrer
-from condfip_eval.results import ResultsDirectory, finished_records, read_json, write_json, write_text
+from condfip_eval.results import ResultsDirectory, finished_records, read_json, write_text
 from condfip_eval.scoring import TASKS, score_fitted
 from condfip_eval.settings import MethodSettings
 from condfip_eval.tables import display_name, format_mean_error, markdown_table, ordered_methods
@@ -266,7 +266,7 @@ def run_ecoli70(
                 record["graph_scores"] = inferred
             records[name].append(record)
             document = {"method": name, "graph_source": settings.graph_source, "replicates": records[name]}
-            write_json(folder / f"{name}.json", document)
+            directory.write_result(folder / f"{name}.json", document)
             bar.update(1)
     bar.close()
     return write_ecoli70_tables(folder)

@@ -29,7 +29,7 @@ from condfip_eval.grid import (
 )
 from condfip_eval.methods import Method
 from condfip_eval.metrics import auprc, auroc, edge_f1, structural_hamming_distance
-from condfip_eval.results import ResultsDirectory, finished_records, read_json, write_json, write_text
+from condfip_eval.results import ResultsDirectory, finished_records, read_json, write_text
 from condfip_eval.scoring import TASK_TITLES, TASKS, score_dataset
 from condfip_eval.settings import MethodSettings
 from condfip_eval.tables import (
@@ -249,14 +249,14 @@ def run_paper(
                     record["graph_scores"] = inferred
                 records[name].append(record)
                 records[name].sort(key=lambda r: r["index"])
-                write_json(
+                directory.write_result(
                     _cell_path(folder, name, cell), _cell_document(name, cell, settings, specs, records[name])
                 )
                 bar.update(1)
         for name in settings.methods:  # refresh summaries of cells that were already complete
             path = _cell_path(folder, name, cell)
             if not path.exists():
-                write_json(path, _cell_document(name, cell, settings, specs, records[name]))
+                directory.write_result(path, _cell_document(name, cell, settings, specs, records[name]))
     bar.close()
     return write_paper_tables(out, settings.graph_source, settings.num_context)
 

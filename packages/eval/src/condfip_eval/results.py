@@ -121,6 +121,7 @@ class ResultsDirectory:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._pending: dict[str, Any] | None = None  # a manifest that the first result will write
 
     @property
     def manifest_path(self) -> Path:
@@ -209,9 +210,14 @@ class ResultsDirectory:
         *,
         environment: dict[str, str] | None = None,
         weights: dict[str, str] | None = None,
+        defer: bool = False,
     ) -> None:
         """Record (or check) the protocol of run ``kind``, the package versions of ``environment`` and the
-        ``weights`` hashes; creates the folder and manifest when missing. Nothing is left when it fails."""
+        ``weights`` hashes; creates the folder and manifest when missing. Nothing is left when it fails.
+
+        ``defer``: write the manifest together with the first result (:meth:`write_result`), so that a run that
+        fails before its first result leaves the folder as it was.
+        """
         manifest = self.check_run(kind, protocol, weights)
         environments = manifest.get("environment", {})
         manifest["environment"] = {
@@ -220,6 +226,9 @@ class ResultsDirectory:
         }
         if weights:
             manifest["weights"] = dict(sorted({**manifest.get("weights", {}), **weights}.items()))
+        if defer:
+            self._pending = manifest
+            return
         missing = [folder for folder in (self.path, *self.path.parents) if not folder.exists()]
         try:
             write_json(self.manifest_path, manifest)
@@ -228,3 +237,26 @@ class ResultsDirectory:
                 if folder.is_dir() and not any(folder.iterdir()):
                     folder.rmdir()
             raise
+
+    def write_result(self, path: Path, value: Any) -> None:
+        """Write one result file (JSON, atomically); the first one also writes the manifest of a deferred
+        ``open_run``, and if either write fails both are undone (the folder is left as it was)."""
+        if self._pending is None:
+            write_json(path, value)
+            return
+        path = Path(path)
+        previous = self.manifest_path.read_bytes() if self.manifest_path.exists() else None
+        missing = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]
+        try:
+            write_json(self.manifest_path, self._pending)
+            write_json(path, value)
+        except BaseException:
+            if previous is None:
+                self.manifest_path.unlink(missing_ok=True)
+            else:
+                write_bytes(self.manifest_path, previous)
+            for folder in missing:  # deepest first, while empty
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
+            raise
+        self._pending = None

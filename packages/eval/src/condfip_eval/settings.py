@@ -88,14 +88,15 @@ class MethodSettings:
         needed: bool,
         graph_model: bool = False,
     ) -> dict[str, Method]:
-        """Check the folder, build the methods (loading weights), then record the run in the manifest: a run
-        that fails before its first result leaves the folder as it was."""
+        """Check the folder, build the methods (loading weights), then record the run in the manifest, which is
+        written with the first result (``directory.write_result``): a run that fails before it leaves the folder
+        as it was."""
         directory.check_run(kind, protocol)
         built = self.build_methods(given, needed=needed)
         weights = self.weights_hashes(
             [name for name in built if name not in (given or {})], graph_model=graph_model
         )
-        directory.open_run(kind, protocol, environment=package_versions(), weights=weights)
+        directory.open_run(kind, protocol, environment=package_versions(), weights=weights, defer=True)
         for name, reason in self.skipped.items():
             print(f"condfip-eval: skipping method {name}: {reason}", file=sys.stderr)
         return built
