@@ -120,9 +120,8 @@ def _read_csv(source: Path) -> pd.DataFrame:
     with open(source, "rb") as file:
         head = file.read(1 << 16)
     try:
-        codecs.getincrementaldecoder("utf-8")().decode(
-            head, final=False
-        )  # a cut character at the end is fine
+        # a character cut at the end of the first 64 KiB is fine
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
         if b"\0" in head:
             raise UnicodeDecodeError("utf-8", head, head.index(b"\0"), head.index(b"\0") + 1, "NUL byte")
         return pd.read_csv(source)

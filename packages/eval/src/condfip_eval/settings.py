@@ -41,9 +41,8 @@ class MethodSettings:
     dowhy_quality: str = "GOOD"
     condfip_weights: str = "small"
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
-    skipped: dict[str, str] = field(
-        default_factory=dict
-    )  # method -> why it is left out; said when a run starts
+    # methods left out of ``methods`` (name -> why), named on stderr when a run starts
+    skipped: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.methods = tuple(self.methods)
