@@ -223,7 +223,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _print_info(directory: str) -> None:
-    from scm_gen.export import read_summary, summary_rows
+    from scm_gen.summary import read_summary, summary_rows
 
     summary = read_summary(directory)
     rows = summary_rows(directory)

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from scm_gen.export import read_summary
+from scm_gen.summary import read_summary
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
