@@ -48,9 +48,9 @@ def partial_correlations(data: np.ndarray) -> np.ndarray:
 
 
 def run_cell(model, specs, threshold: float, neighborhood: int | str | None) -> dict:
-    from condfip.graph import infer_graph
-    from condfip.graph.metrics import auprc, auroc
-    from condfip.graph.validation import score_graph
+    from condfip import infer_graph
+    from condfip.core.graph_scores import auprc, auroc
+    from condfip.training.graph_validation import score_graph
 
     keys = ("shd", "f1", "auroc", "auprc", "empty_shd", "partial_auroc", "partial_auprc")
     scores: dict[str, list[float]] = {key: [] for key in keys}

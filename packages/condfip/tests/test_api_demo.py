@@ -18,8 +18,8 @@ from condfip import CondFiP
 from condfip.cli import main
 from condfip.demo import LinearANM, run_demo, standardized_rmse
 from condfip.demo.run import with_informative_intervention
+from condfip.io import shipped_checkpoints
 from condfip.model import CondFiPConfig, CondFiPModel, DatasetEmbedding
-from condfip.pretrained import shipped_checkpoints
 
 TINY = CondFiPConfig(
     dim=8, num_heads=2, mlp_dim=16, encoder_pairs=1, embedding_pairs=1, decoder_blocks=1, num_anchor_rows=16
@@ -117,7 +117,7 @@ def test_demo_with_an_inferred_graph_gives_it_to_both_methods():
     sys.path.insert(0, str(Path(__file__).parent))
     from test_graph_model import tiny_model
 
-    from condfip.graph import infer_graph
+    from condfip import infer_graph
 
     dataset = scm_gen.make_benchmark_dataset(
         "in", "linear", 6, num_context=100, num_query=50, num_interventional=50, seed=2

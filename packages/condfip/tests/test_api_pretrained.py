@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-import condfip.pretrained.registry as registry
+import condfip
+import condfip.io.pretrained as registry
 from condfip import CondFiP
+from condfip.io import resolve_checkpoint, shipped_checkpoints
 from condfip.model import CondFiPConfig, CondFiPModel
-from condfip.pretrained import resolve_checkpoint, shipped_checkpoints
 
 TINY = CondFiPConfig(
     dim=8, num_heads=2, mlp_dim=16, encoder_pairs=1, embedding_pairs=1, decoder_blocks=1, num_anchor_rows=16
@@ -70,7 +71,7 @@ def test_shipped_names_come_from_the_registry_folder(saved, tmp_path, monkeypatc
 
 def test_shipped_root_is_inside_the_installed_package():
     root = registry.shipped_root()
-    assert (root / "__init__.py").is_file() and root.name == "pretrained"
+    assert root == Path(condfip.__file__).parent / "pretrained"
     for name, folder in shipped_checkpoints().items():  # whatever is shipped must load
         assert CondFiP.from_pretrained(name, device="cpu").model is not None, folder
 

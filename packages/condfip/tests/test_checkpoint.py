@@ -55,11 +55,11 @@ def test_wrong_model_type(saved) -> None:
 
 
 def test_missing_files(tmp_path: Path, saved) -> None:
-    with pytest.raises(ValueError, match="config.json is missing"):
+    with pytest.raises(ValueError, match="is not a shipped checkpoint .*, an existing folder"):
         CondFiPModel.from_pretrained(tmp_path / "nowhere")
     _, directory = saved
     (directory / "model.safetensors").unlink()
-    with pytest.raises(ValueError, match="model.safetensors is missing"):
+    with pytest.raises(ValueError, match=r"lacks \['model.safetensors'\]"):
         CondFiPModel.from_pretrained(directory)
 
 
@@ -131,12 +131,12 @@ def _weight_bytes(model: CondFiPModel) -> int:
 
 
 def test_sharded_round_trip_is_bit_exact(saved, tmp_path: Path) -> None:
-    from condfip.checkpoint import INDEX_NAME, save_model
+    from condfip.io.checkpoint import INDEX_NAME
 
     model, _ = saved
     limit = _weight_bytes(model) // 3 + 1
     folder = tmp_path / "sharded"
-    save_model(model, folder, max_shard_bytes=limit)
+    model.save_pretrained(folder, max_shard_bytes=limit)
     shards = sorted(p.name for p in folder.glob("model-*.safetensors"))
     assert len(shards) >= 3 and not (folder / "model.safetensors").exists()
     assert shards[0] == f"model-00001-of-{len(shards):05d}.safetensors"
@@ -154,20 +154,19 @@ def test_sharded_round_trip_is_bit_exact(saved, tmp_path: Path) -> None:
         assert torch.equal(loaded.state_dict()[name], tensor), name
     # the user API and the shipped-name registry take a sharded folder as a checkpoint
     from condfip import CondFiP
-    from condfip.pretrained import shipped_checkpoints
+    from condfip.io import shipped_checkpoints
 
     assert CondFiP.from_pretrained(folder, device="cpu").model.config == model.config
     assert shipped_checkpoints(tmp_path) == {"sharded": folder}
     # saving again in one file removes the shards and the index (never both forms)
-    save_model(model, folder)
+    model.save_pretrained(folder)
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
 
 
 def test_bfloat16_storage_loads_as_float32(saved, tmp_path: Path) -> None:
-    from condfip.checkpoint import save_model
 
     model, _ = saved
-    save_model(model, tmp_path / "bf16", dtype=torch.bfloat16, max_shard_bytes=_weight_bytes(model) // 4)
+    model.save_pretrained(tmp_path / "bf16", dtype=torch.bfloat16, max_shard_bytes=_weight_bytes(model) // 4)
     loaded = CondFiPModel.from_pretrained(tmp_path / "bf16")
     for name, tensor in model.state_dict().items():
         assert loaded.state_dict()[name].dtype == tensor.dtype
@@ -175,11 +174,11 @@ def test_bfloat16_storage_loads_as_float32(saved, tmp_path: Path) -> None:
 
 
 def test_bad_shards_are_refused(saved, tmp_path: Path) -> None:
-    from condfip.checkpoint import INDEX_NAME, save_model
+    from condfip.io.checkpoint import INDEX_NAME
 
     model, _ = saved
     folder = tmp_path / "sharded"
-    save_model(model, folder, max_shard_bytes=_weight_bytes(model) // 2 + 1)
+    model.save_pretrained(folder, max_shard_bytes=_weight_bytes(model) // 2 + 1)
     index_path = folder / INDEX_NAME
     index = json.loads(index_path.read_text())
 
@@ -209,4 +208,4 @@ def test_bad_shards_are_refused(saved, tmp_path: Path) -> None:
         CondFiPModel.from_pretrained(folder)
 
     with pytest.raises(ValueError, match="max_shard_bytes must be a positive number of bytes"):
-        save_model(model, tmp_path / "bad", max_shard_bytes=0)
+        model.save_pretrained(tmp_path / "bad", max_shard_bytes=0)

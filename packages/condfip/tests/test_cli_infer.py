@@ -277,7 +277,7 @@ def test_effect_with_a_bootstrap_interval_matches_the_python_api(files, capsys, 
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        (["--alternative", "age=1", "--target", "height"], "--target 'height' is not a column of --data"),
+        (["--alternative", "age=1", "--target", "height"], "unknown target 'height'"),
         (["--alternative", "age=1", "--on-data", "--num-samples", "9"], "does not apply to --on-data"),
         (["--alternative", "age=1", "--alternative", "age=2"], "--alternative names a node twice"),
         (["--alternative", "age=1", "--reference", "weight=2"], "unknown node 'weight'"),

@@ -14,10 +14,10 @@ import torch
 
 import condfip
 import scm_gen
-from condfip import CondFiP
+from condfip import CondFiP, infer_graph
 from condfip.cli import main
-from condfip.commands import read_graph_csv
-from condfip.graph import dag_from_probabilities, infer_graph
+from condfip.cli.inputs import read_graph_csv
+from condfip.core.dag_rule import dag_from_probabilities
 from condfip.model import CondFiPConfig, CondFiPModel
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -96,7 +96,7 @@ def test_bad_options_are_refused(table, graph_model) -> None:
     with pytest.raises(ValueError, match="required names node 'height', which is neither a column name"):
         infer_graph(table, model=graph_model, required=[("age", "height")])
     with pytest.raises(
-        ValueError, match=r"forbidden\[0\] is 'age'; every entry must be a \(source, target\)"
+        ValueError, match=r"forbidden edge list entry 0 is 'age'; every entry must be a \(source, target\)"
     ):
         infer_graph(table, model=graph_model, forbidden=["age"])
     with pytest.raises(ValueError, match="edge 0 -> 1 is both required and forbidden"):

@@ -12,16 +12,17 @@ import pandas as pd
 import pytest
 
 import scm_gen
+from condfip import infer_graph
 from condfip.cli import main
-from condfip.commands import read_graph_csv
-from condfip.graph import dag_from_probabilities, infer_graph, load_graph_model
-from condfip.graph.calibration import (
+from condfip.cli.inputs import read_graph_csv
+from condfip.core.dag_rule import dag_from_probabilities
+from condfip.graph import GraphModel
+from condfip.training.calibration import (
     CANDIDATE_THRESHOLDS,
     best_f1_threshold,
     calibrate_threshold,
     write_calibration,
 )
-from condfip.graph.calibration import main as calibration_main
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_graph_model import tiny_model  # noqa: E402
@@ -51,7 +52,7 @@ def calibrated(tmp_path: Path) -> Path:
 
 
 def test_calibration_is_stored_and_becomes_the_default(calibrated: Path) -> None:
-    model = load_graph_model(calibrated)
+    model = GraphModel.from_pretrained(calibrated)
     assert model.default_threshold == 0.5 and model.inference == {}
     inference = calibrate_threshold(model, datasets_per_cell=2)
     assert inference["threshold"] in CANDIDATE_THRESHOLDS
@@ -64,7 +65,7 @@ def test_calibration_is_stored_and_becomes_the_default(calibrated: Path) -> None
     write_calibration(calibrated, {**inference, "threshold": 0.35})
     config = json.loads((calibrated / "config.json").read_text())
     assert config["inference"]["threshold"] == 0.35 and config["training"] == {"node_counts": [4, 5, 6]}
-    reloaded = load_graph_model(calibrated)
+    reloaded = GraphModel.from_pretrained(calibrated)
     assert reloaded.default_threshold == 0.35
 
     # infer_graph without a threshold uses it, and save_pretrained keeps it
@@ -76,7 +77,7 @@ def test_calibration_is_stored_and_becomes_the_default(calibrated: Path) -> None
     _, at_half = infer_graph(table, model=reloaded, device="cpu", threshold=0.5)
     np.testing.assert_array_equal(at_half, dag_from_probabilities(probabilities, threshold=0.5))
     reloaded.save_pretrained(calibrated.parent / "copy")
-    assert load_graph_model(calibrated.parent / "copy").default_threshold == 0.35
+    assert GraphModel.from_pretrained(calibrated.parent / "copy").default_threshold == 0.35
 
 
 def test_the_graph_command_uses_the_stored_threshold(calibrated: Path, tmp_path: Path) -> None:
@@ -100,20 +101,18 @@ def test_invalid_inference_sections_are_refused(calibrated: Path) -> None:
         with pytest.raises(
             ValueError, match="has an invalid 'inference' section .* must be a number in \\[0, 1\\]"
         ):
-            load_graph_model(calibrated)
+            GraphModel.from_pretrained(calibrated)
 
 
 def test_calibration_command(calibrated: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    assert calibration_main([str(calibrated), "--datasets-per-cell", "1"]) == 0
+    assert main(["calibrate", str(calibrated), "--datasets-per-cell", "1"]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert load_graph_model(calibrated).default_threshold == printed["threshold"]
+    assert GraphModel.from_pretrained(calibrated).default_threshold == printed["threshold"]
     (tmp_path / "empty").mkdir()
     for folder, message in (
         ("nowhere", "is not a folder; pass the folder of a graph model checkpoint"),
         ("empty", "lacks ['config.json', 'model.safetensors']; a checkpoint is a folder"),
     ):
-        with pytest.raises(SystemExit) as stop:
-            calibration_main([str(tmp_path / folder)])
-        assert stop.value.code == 2
+        assert main(["calibrate", str(tmp_path / folder)]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], err

@@ -12,12 +12,12 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from condfip.graph import GraphModel, GraphModelConfig, load_graph_model
-from condfip.graph.objective import acyclicity, acyclicity_weight, edge_cross_entropy, graph_loss
+from condfip.graph import GraphModel, GraphModelConfig
 from condfip.graph.statistics import NUM_PAIR_FEATURES
+from condfip.io import shipped_checkpoints
 from condfip.model import CondFiPConfig, CondFiPModel
-from condfip.model.anchors import anchor_indices, gather_rows
-from condfip.pretrained import shipped_checkpoints
+from condfip.nn.anchors import anchor_indices, gather_rows
+from condfip.training.graph_objective import acyclicity, acyclicity_weight, edge_cross_entropy, graph_loss
 
 TINY = GraphModelConfig(
     dim=8, num_heads=2, mlp_dim=16, num_layers=2, num_anchor_rows=16, pair_statistics=True, pair_mlp_dim=8
@@ -234,7 +234,7 @@ def test_checkpoints_of_the_other_kind_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="model_type 'graph', expected 'condfip'"):
         CondFiPModel.from_pretrained(tmp_path / "graph")
     with pytest.raises(ValueError, match="model_type 'condfip', expected 'graph'"):
-        load_graph_model(tmp_path / "condfip")
+        GraphModel.from_pretrained(tmp_path / "condfip")
 
 
 def test_corrupted_graph_checkpoints_are_refused(tmp_path: Path) -> None:
@@ -243,12 +243,12 @@ def test_corrupted_graph_checkpoints_are_refused(tmp_path: Path) -> None:
     del tensors["edge_bias"]
     save_file(tensors, str(tmp_path / "model.safetensors"))
     with pytest.raises(ValueError, match=r"missing tensors edge_bias"):
-        load_graph_model(tmp_path)
+        GraphModel.from_pretrained(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     config["format_version"] = 99
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match="format_version 99"):
-        load_graph_model(tmp_path)
+        GraphModel.from_pretrained(tmp_path)
 
 
 def test_shipped_checkpoints_are_listed_by_kind(tmp_path: Path) -> None:
@@ -280,9 +280,9 @@ def test_unknown_graph_config() -> None:
 def test_the_default_graph_model_loads_or_says_how_to_get_one() -> None:
     shipped = shipped_checkpoints(model_type="graph")
     for name in shipped:  # whatever is shipped must load
-        assert load_graph_model(name).trained_max_nodes is not None
+        assert GraphModel.from_pretrained(name).trained_max_nodes is not None
     if "graph-small" not in shipped:
         with pytest.raises(
             ValueError, match="'graph-small' is not shipped.*condfip train graph.*--graph-model DIR"
         ):
-            load_graph_model()
+            GraphModel.from_pretrained()

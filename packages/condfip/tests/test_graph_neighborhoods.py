@@ -12,9 +12,9 @@ import pytest
 import torch
 
 import scm_gen
-from condfip.graph import infer_graph
-from condfip.graph.inference import resolve_neighborhood
-from condfip.graph.neighborhoods import local_edge_logits, neighborhoods, relatedness
+from condfip import infer_graph
+from condfip.api.graph_inference import resolve_neighborhood
+from condfip.api.neighborhoods import local_edge_logits, neighborhoods, relatedness
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_graph_model import tiny_model  # noqa: E402
@@ -52,7 +52,7 @@ def test_relatedness_is_the_absolute_partial_correlation(table, monkeypatch) -> 
     assert scores.shape == (NUM_NODES, NUM_NODES) and (np.diagonal(scores) == 0).all()
     np.testing.assert_allclose(scores, scores.T, atol=1e-12)
     assert np.isfinite(relatedness(table[:5])).all()  # fewer rows than columns: the ridge keeps it defined
-    monkeypatch.setattr("condfip.graph.neighborhoods.RELATEDNESS_RIDGE", 0.0)  # exact without the ridge
+    monkeypatch.setattr("condfip.api.neighborhoods.RELATEDNESS_RIDGE", 0.0)  # exact without the ridge
     exact = relatedness(table)
     for i, j in [(0, 1), (2, 7), (3, 8), (5, 6)]:
         assert exact[i, j] == pytest.approx(abs(brute_force_partial_correlation(table, i, j)), abs=1e-9)

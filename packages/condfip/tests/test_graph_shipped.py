@@ -8,18 +8,18 @@ import pandas as pd
 import pytest
 
 import scm_gen
-from condfip import CondFiP
-from condfip.graph import DEFAULT_GRAPH_MODEL, infer_graph, load_graph_model
-from condfip.graph.metrics import auroc
-from condfip.pretrained import shipped_checkpoints
+from condfip import CondFiP, infer_graph
+from condfip.core.graph_scores import auroc
+from condfip.graph import DEFAULT_GRAPH_MODEL, GraphModel
+from condfip.io import shipped_checkpoints
 
 
 def test_graph_small_is_shipped_and_loads_by_name() -> None:
     assert DEFAULT_GRAPH_MODEL == "graph-small"
     assert "graph-small" in shipped_checkpoints(model_type="graph")
-    model = load_graph_model()
+    model = GraphModel.from_pretrained()
     assert model.config.pair_statistics and model.trained_max_nodes == 30
-    # a calibrated default threshold (condfip.graph.calibration), not the uncalibrated 0.5
+    # a calibrated default threshold (condfip.training.calibration), not the uncalibrated 0.5
     assert model.inference["calibration"]["node_counts"] == [10, 20, 30]
     assert 0.0 < model.default_threshold < 0.5
 
@@ -33,7 +33,7 @@ def test_shipped_graph_model_ranks_true_edges_high(mechanism: str) -> None:
         )
         probabilities, dag = infer_graph(dataset.data, device="cpu")
         assert probabilities.shape == (12, 12) and dag.shape == (12, 12)
-        threshold = load_graph_model().default_threshold
+        threshold = GraphModel.from_pretrained().default_threshold
         # every DAG edge is above the default threshold
         assert ((probabilities > threshold) | (dag == 0)).all()
         scores.append(auroc(dataset.adjacency, probabilities))

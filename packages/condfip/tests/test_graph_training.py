@@ -12,18 +12,26 @@ import torch
 from safetensors.torch import load_file
 
 from condfip.cli import main
-from condfip.graph import GraphModel, GraphModelConfig, load_graph_model
+from condfip.graph import GraphModel, GraphModelConfig
 from condfip.model import CondFiPConfig
-from condfip.training import TrainingOptions, train
+from condfip.training.loop import train
+from condfip.training.options import EncoderOptions, GraphOptions, TrainingOptions
 
 TINY = GraphModelConfig(dim=8, num_heads=2, mlp_dim=16, num_layers=1, num_anchor_rows=16)
 PAIRS = dataclasses.replace(TINY, pair_statistics=True, pair_mlp_dim=8)
 
 
-def options(out: Path, **changes) -> TrainingOptions:
+def options(out: Path, config: object = TINY, stage: str = "graph", **changes) -> TrainingOptions:
+    """A short graph run; ``acyclicity_weight`` and ``pairs_only`` go to the stage's options."""
+    if stage == "encoder":
+        stage_options = EncoderOptions(config)
+    else:
+        stage_options = GraphOptions(
+            config,
+            acyclicity_weight=changes.pop("acyclicity_weight", 0.5),
+            pairs_only=changes.pop("pairs_only", False),
+        )
     values = dict(
-        stage="graph",
-        config=TINY,
         out=out,
         steps=4,
         batch_size=2,
@@ -35,10 +43,9 @@ def options(out: Path, **changes) -> TrainingOptions:
         validation_datasets=1,
         workers=0,
         progress=False,
-        acyclicity_weight=0.5,
     )
     values.update(changes)
-    return TrainingOptions(**values)
+    return TrainingOptions(stage=stage_options, **values)
 
 
 def test_graph_stage_writes_a_loadable_checkpoint_and_logs(tmp_path: Path) -> None:
@@ -51,7 +58,7 @@ def test_graph_stage_writes_a_loadable_checkpoint_and_logs(tmp_path: Path) -> No
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["model_type"] == "graph"
     assert config["training"]["stage"] == "graph" and config["training"]["acyclicity_weight"] == 0.5
-    model = load_graph_model(tmp_path)
+    model = GraphModel.from_pretrained(tmp_path)
     assert model.config == TINY and model.trained_max_nodes == 6
 
 
@@ -76,8 +83,6 @@ def test_graph_stage_bad_options(tmp_path: Path) -> None:
         ValueError, match="the encoder stage trains a Cond-FiP network and needs a CondFiPConfig"
     ):
         train(options(tmp_path, stage="encoder"))
-    with pytest.raises(ValueError, match="--encoder does not apply to the graph stage"):
-        train(options(tmp_path, encoder_checkpoint=tmp_path))
     with pytest.raises(ValueError, match="--acyclicity-weight must be >= 0, got -1"):
         train(options(tmp_path, acyclicity_weight=-1.0))
 
@@ -94,7 +99,7 @@ def test_graph_stage_cli_bad_options_exit_2(tmp_path: Path, capsys: pytest.Captu
 
 def test_pairs_only_trains_the_pair_head_and_the_bias_alone(tmp_path: Path) -> None:
     train(options(tmp_path, config=PAIRS, pairs_only=True))
-    trained = load_graph_model(tmp_path).state_dict()
+    trained = GraphModel.from_pretrained(tmp_path).state_dict()
     with torch.random.fork_rng():
         torch.manual_seed(0)  # the run's seed: the same initialization
         initial = GraphModel(PAIRS).state_dict()
@@ -125,5 +130,5 @@ def test_init_starts_from_a_checkpoint(tmp_path: Path) -> None:
 def test_pairs_only_needs_the_graph_stage_and_the_pair_channel(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="--pairs-only needs a config with pair_statistics on"):
         train(options(tmp_path, pairs_only=True))
-    with pytest.raises(ValueError, match="--pairs-only applies to the graph stage only"):
-        train(options(tmp_path, stage="encoder", config=CondFiPConfig(dim=8, num_heads=2), pairs_only=True))
+    argv = ["train", "encoder", "--steps", "2", "--out", str(tmp_path), "--pairs-only"]
+    assert main(argv) == 2  # the message: test_training.py, test_flags_of_another_stage_are_refused

@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from condfip.model import CondFiPConfig, CondFiPModel, fixed_point_generate, longest_path_length
-from condfip.model.anchors import anchor_indices, gather_rows
+from condfip.model import CondFiPConfig, CondFiPModel, fixed_point_generate
+from condfip.model.fixed_point import longest_path_of_batch
+from condfip.nn.anchors import anchor_indices, gather_rows
 from dag_attention import parents_from_adjacency
 from scm_gen import sample_scm
 
 TINY = CondFiPConfig(
     dim=16, num_heads=2, mlp_dim=32, encoder_pairs=1, embedding_pairs=1, decoder_blocks=2, num_anchor_rows=24
 )
-TINY_SUMMARY = dataclasses.replace(TINY, summary_width=12)  # max and mean of wider row features too
 
 
 def random_dag(batch: int, nodes: int, generator: torch.Generator, p: float = 0.4) -> torch.Tensor:
@@ -27,10 +27,10 @@ def random_dag(batch: int, nodes: int, generator: torch.Generator, p: float = 0.
     return parents_from_adjacency(adjacency)
 
 
-@pytest.fixture(params=[TINY, TINY_SUMMARY], ids=["max-pool", "summary"])
-def model(generator: torch.Generator, request: pytest.FixtureRequest) -> CondFiPModel:
+@pytest.fixture
+def model(generator: torch.Generator) -> CondFiPModel:
     torch.manual_seed(0)
-    model = CondFiPModel(request.param).eval()
+    model = CondFiPModel(TINY).eval()
     with torch.no_grad():  # the adaLN gates start at zero; give them values so every path is exercised
         for parameter in model.parameters():
             parameter.add_(0.1 * torch.randn(parameter.shape, generator=generator))
@@ -109,8 +109,8 @@ def test_chunked_embedding_equals_one_shot(
 def embedding_by_definition(
     model: CondFiPModel, context: torch.Tensor, parents: torch.Tensor, real_rows: list[int]
 ) -> torch.Tensor:
-    """The condition of each dataset from the features of every real row pooled at once (max, and the summary's
-    max and mean), each computed by the full row pass (anchors included), one dataset at a time."""
+    """The condition of each dataset from the max over the features of every real row at once, each computed
+    by the full row pass (anchors included), one dataset at a time."""
     conditions = []
     for b, n in enumerate(real_rows):
         x, p = context[b : b + 1, :n], parents[b : b + 1]
@@ -120,9 +120,7 @@ def embedding_by_definition(
         features = model.embedding_head.row_features(
             model.encoder.tokens(x, p, states, None), p, head_states, None
         )
-        pool = model.embedding_head.new_pool()
-        pool.add(features, None)
-        conditions.append(model.embedding_head.finish(pool.result()).condition)
+        conditions.append(model.embedding_head.finish(features.amax(dim=1)).condition)
     return torch.cat(conditions)
 
 
@@ -150,40 +148,6 @@ def test_padding_rows_are_ignored(model: CondFiPModel, generator: torch.Generato
     noise_plain = model.predict_noise(context, parents)
     noise_masked = model.predict_noise(padded, parents, mask)[:, :15]
     torch.testing.assert_close(noise_plain, noise_masked, rtol=1e-5, atol=1e-5)
-
-
-def test_summary_pools_the_max_and_mean_of_wider_row_features(generator: torch.Generator) -> None:
-    model = CondFiPModel(TINY_SUMMARY).eval()
-    features = torch.randn(2, 9, 3, TINY.dim, generator=generator)  # [b, n, d, e]
-    real = torch.arange(9)[None, :] < torch.tensor([[9], [4]])  # the second dataset has 4 real rows
-    pool = model.embedding_head.new_pool()
-    pool.add(features[:, :5], real[:, :5])
-    pool.add(features[:, 5:], real[:, 5:])
-    summary = model.embedding_head.summary
-    expected = []
-    for b, n in enumerate((9, 4)):
-        wide = summary.features(features[b, :n])  # [n, d, w]
-        statistics = torch.cat([wide.amax(dim=0), wide.mean(dim=0)], dim=-1)  # [d, 2w]
-        expected.append(features[b, :n].amax(dim=0) + summary.out(statistics))
-    torch.testing.assert_close(pool.result(), torch.stack(expected))
-
-
-def test_a_summary_starts_at_zero_so_a_grown_model_starts_as_the_plain_one(
-    generator: torch.Generator,
-) -> None:
-    plain, grown = CondFiPModel(TINY).eval(), CondFiPModel(TINY_SUMMARY).eval()
-    missing, unexpected = grown.load_state_dict(plain.state_dict(), strict=False)
-    assert unexpected == [] and all(name.startswith("embedding_head.summary.") for name in missing)
-    context = torch.randn(2, 40, 4, generator=generator)
-    parents = random_dag(2, 4, generator)
-    torch.testing.assert_close(grown.embed(context, parents).scale, plain.embed(context, parents).scale)
-
-
-def test_config_rejects_bad_summaries() -> None:
-    with pytest.raises(ValueError, match="summary_width must be >= 0"):
-        dataclasses.replace(TINY, summary_width=-1)
-    with pytest.raises(ValueError, match="summary_statistics must be one of"):
-        dataclasses.replace(TINY, summary_statistics="median")
 
 
 def test_chunked_noise_prediction_equals_one_shot(model: CondFiPModel, generator: torch.Generator) -> None:
@@ -229,10 +193,13 @@ def test_longest_path_iterations_match_d_iterations(model: CondFiPModel, generat
     torch.testing.assert_close(short, full, rtol=1e-6, atol=1e-6)
 
 
-def test_longest_path_length() -> None:
+def test_longest_path_of_a_batch() -> None:
     chain = parents_from_adjacency(torch.diag(torch.ones(4), 1))[None]  # 0 -> 1 -> 2 -> 3 -> 4
-    assert longest_path_length(chain) == 4
-    assert longest_path_length(torch.zeros(1, 3, 3, dtype=torch.bool)) == 0
+    assert longest_path_of_batch(chain) == 4
+    assert longest_path_of_batch(torch.zeros(1, 3, 3, dtype=torch.bool)) == 0
+    two = torch.zeros(2, 5, 5, dtype=torch.bool)
+    two[1] = chain[0]
+    assert longest_path_of_batch(two) == 4  # the longest path of any dataset in the batch
 
 
 def test_config_rejects_bad_sizes() -> None:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from condfip.api.engine import DecoderRunner
-from condfip.api.graphs import topological_levels
+from condfip.core.dags import topological_levels
 from condfip.model import CondFiPConfig, CondFiPModel
 from condfip.model.prepared_decoder import prepare_decoder
 from dag_attention import parents_from_adjacency

@@ -18,7 +18,8 @@ from safetensors.torch import load_file
 from condfip.cli import main
 from condfip.graph import GraphModelConfig
 from condfip.model import CondFiPConfig
-from condfip.training import TrainingOptions, train
+from condfip.training.loop import train
+from condfip.training.options import DecoderOptions, EncoderOptions, GraphOptions, TrainingOptions
 from condfip.training.schedule import learning_rate, learning_rate_by_time
 
 TINY = CondFiPConfig(
@@ -26,10 +27,15 @@ TINY = CondFiPConfig(
 )
 
 
-def options(out: Path, stage: str = "encoder", **changes) -> TrainingOptions:
+STAGE_OPTIONS = {"encoder": EncoderOptions, "decoder": DecoderOptions, "graph": GraphOptions}
+
+
+def options(out: Path, stage: str = "encoder", config: object = TINY, **changes) -> TrainingOptions:
+    """A short run; ``changes`` set fields of the loop's options or of the stage's (``encoder``, ...)."""
+    stage_class = STAGE_OPTIONS[stage]
+    names = {field.name for field in dataclasses.fields(stage_class)}
+    stage_values = {name: changes.pop(name) for name in list(changes) if name in names}
     values = dict(
-        stage=stage,
-        config=TINY,
         out=out,
         steps=4,
         batch_size=2,
@@ -43,7 +49,7 @@ def options(out: Path, stage: str = "encoder", **changes) -> TrainingOptions:
         progress=False,
     )
     values.update(changes)
-    return TrainingOptions(**values)
+    return TrainingOptions(stage=stage_class(config, **stage_values), **values)
 
 
 def raw_weights(run: Path) -> dict[str, torch.Tensor]:
@@ -93,7 +99,7 @@ def test_encoder_then_decoder_writes_checkpoints_and_logs(tmp_path: Path) -> Non
     # the decoder run may size its decoder differently: only the encoder's sizes must match
     decoder_config = dataclasses.replace(TINY, decoder_blocks=2, decoder_mlp_dim=24, decoder_value_norm=False)
     figures = train(
-        options(tmp_path / "dec", stage="decoder", config=decoder_config, encoder_checkpoint=tmp_path / "enc")
+        options(tmp_path / "dec", stage="decoder", config=decoder_config, encoder=tmp_path / "enc")
     )
     assert "in/rff/interventional" in figures and "out/linear/generation" in figures
     assert "in/rff/generation_refit" in figures and "out/linear/interventional_refit" in figures
@@ -101,7 +107,7 @@ def test_encoder_then_decoder_writes_checkpoints_and_logs(tmp_path: Path) -> Non
         tmp_path / "dec-refit",
         stage="decoder",
         config=decoder_config,
-        encoder_checkpoint=tmp_path / "enc",
+        encoder=tmp_path / "enc",
         refit_weight=1.0,
     )
     assert math.isfinite(train(refit_run)["in/linear/generation"])
@@ -144,12 +150,21 @@ def test_decoder_refuses_an_encoder_of_other_sizes(tmp_path: Path) -> None:
     train(options(tmp_path / "enc", steps=2))
     wider = dataclasses.replace(TINY, mlp_dim=32)
     with pytest.raises(ValueError, match=r"has encoder sizes .*'mlp_dim': 16.* asks for .*'mlp_dim': 32"):
-        train(options(tmp_path / "dec", stage="decoder", config=wider, encoder_checkpoint=tmp_path / "enc"))
+        train(options(tmp_path / "dec", stage="decoder", config=wider, encoder=tmp_path / "enc"))
 
 
-def test_decoder_needs_encoder(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="--encoder"):
-        train(options(tmp_path, stage="decoder"))
+def test_flags_of_another_stage_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    common = ["--steps", "2", "--out", str(tmp_path)]
+    for argv, message in (
+        (["decoder"], "the decoder stage needs --encoder DIR"),
+        (["encoder", "--encoder-weight", "1"], "--encoder-weight applies to the decoder stage only"),
+        (["encoder", "--pairs-only"], "--pairs-only applies to the graph stage only"),
+        (["graph", "--encoder", str(tmp_path)], "--encoder does not apply to the graph stage"),
+    ):
+        assert main(["train", *argv, *common]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_cli_bad_options_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -229,7 +244,7 @@ def test_two_process_ddp_equals_single_process(tmp_path: Path) -> None:
 
 def test_rollout_loss_adds_the_generation_error() -> None:
     from condfip.model import CondFiPModel, fixed_point_generate
-    from condfip.training.trainer import StageLoss, rmse_per_row
+    from condfip.training.condfip_stage import CondFiPLoss, rmse_per_row
 
     torch.manual_seed(0)
     model = CondFiPModel(TINY)
@@ -237,8 +252,8 @@ def test_rollout_loss_adds_the_generation_error() -> None:
     data, noise = torch.randn(2, 12, 4, generator=generator), torch.randn(2, 12, 4, generator=generator)
     parents = torch.zeros(2, 4, 4, dtype=torch.bool)
     parents[:, 1, 0] = parents[:, 2, 1] = parents[:, 3, 0] = True
-    plain = StageLoss(model, "decoder")(data, noise, parents)
-    with_rollout = StageLoss(model, "decoder", rollout_weight=0.5, rollout_rows=3)(data, noise, parents)
+    plain = CondFiPLoss(model, "decoder")(data, noise, parents)
+    with_rollout = CondFiPLoss(model, "decoder", rollout_weight=0.5, rollout_rows=3)(data, noise, parents)
     embedding = model.embed(data[:, :6], parents, chunk_size=None)
     generated = fixed_point_generate(
         lambda z: model.mechanisms(z, parents, embedding), noise[:, 6:9], parents
@@ -247,9 +262,9 @@ def test_rollout_loss_adds_the_generation_error() -> None:
     torch.testing.assert_close(with_rollout, expected)
     assert with_rollout > plain
     with pytest.raises(ValueError, match="--rollout-weight must be >= 0"):
-        options(Path("unused"), rollout_weight=-1.0).validate()
+        options(Path("unused"), stage="decoder", encoder=Path("unused"), rollout_weight=-1.0).validate()
     with pytest.raises(ValueError, match="--refit-weight must be >= 0, got -0.5"):
-        options(Path("unused"), refit_weight=-0.5).validate()
+        options(Path("unused"), stage="decoder", encoder=Path("unused"), refit_weight=-0.5).validate()
 
 
 def test_resume_a_run_written_before_config_fields_were_added(tmp_path: Path) -> None:
@@ -285,29 +300,16 @@ def test_init_continues_an_encoder_from_its_checkpoint(tmp_path: Path) -> None:
         )
 
 
-def test_init_grows_a_row_summary_from_zero(tmp_path: Path) -> None:
-    train(options(tmp_path / "first"))
-    grown = dataclasses.replace(TINY, summary_width=6, summary_statistics="max")
-    train(options(tmp_path / "second", config=grown, init_from=tmp_path / "first", lr=0.0, min_lr=0.0))
-    first = load_file(str(tmp_path / "first" / "model.safetensors"))
-    second = load_file(str(tmp_path / "second" / "model.safetensors"))
-    added = sorted(set(second) - set(first))
-    assert added == [
-        f"embedding_head.summary.{layer}.{kind}"
-        for layer in ("features.0", "out")
-        for kind in ("bias", "weight")
-    ]
-    assert not second["embedding_head.summary.out.weight"].any()  # the projection starts (and stays) at zero
-    for name in first:
-        torch.testing.assert_close(second[name], first[name], rtol=0, atol=0, msg=name)
-    with pytest.raises(ValueError, match="or that config with a summary_width added"):
-        other = dataclasses.replace(grown, decoder_blocks=2)
-        train(options(tmp_path / "third", config=other, init_from=tmp_path / "first"))
+def test_init_refuses_another_architecture(tmp_path: Path) -> None:
+    train(options(tmp_path / "first", steps=2))
+    other = dataclasses.replace(TINY, decoder_blocks=2)
+    with pytest.raises(ValueError, match="pass the --config it was trained with"):
+        train(options(tmp_path / "second", config=other, init_from=tmp_path / "first"))
 
 
 def test_encoder_weight_trains_the_encoder_with_its_own_loss(tmp_path: Path) -> None:
     from condfip.model import CondFiPModel
-    from condfip.training.trainer import StageLoss, rmse_per_row
+    from condfip.training.condfip_stage import CondFiPLoss, rmse_per_row
 
     torch.manual_seed(0)
     model = CondFiPModel(TINY)
@@ -315,13 +317,13 @@ def test_encoder_weight_trains_the_encoder_with_its_own_loss(tmp_path: Path) -> 
     data, noise = torch.randn(2, 12, 4, generator=generator), torch.randn(2, 12, 4, generator=generator)
     parents = torch.zeros(2, 4, 4, dtype=torch.bool)
     parents[:, 2, 0] = parents[:, 3, 2] = True
-    plain = StageLoss(model, "decoder")(data, noise, parents)
-    with_encoder = StageLoss(model, "decoder", encoder_weight=0.25)(data, noise, parents)
+    plain = CondFiPLoss(model, "decoder")(data, noise, parents)
+    with_encoder = CondFiPLoss(model, "decoder", encoder_weight=0.25)(data, noise, parents)
     encoder_loss = rmse_per_row(model.predict_mechanisms_encoder(data[:, :6], parents), (data - noise)[:, :6])
     torch.testing.assert_close(with_encoder, plain + 0.25 * encoder_loss)
 
     train(options(tmp_path / "enc"))
-    train(options(tmp_path / "dec", stage="decoder", encoder_checkpoint=tmp_path / "enc", encoder_weight=1.0))
+    train(options(tmp_path / "dec", stage="decoder", encoder=tmp_path / "enc", encoder_weight=1.0))
     enc = load_file(str(tmp_path / "enc" / "model.safetensors"))
     dec = load_file(str(tmp_path / "dec" / "model.safetensors"))
     moved = [name for name in enc if name.startswith("encoder.") and not torch.equal(enc[name], dec[name])]
@@ -329,6 +331,4 @@ def test_encoder_weight_trains_the_encoder_with_its_own_loss(tmp_path: Path) -> 
     recipe = json.loads((tmp_path / "dec" / "config.json").read_text())["training"]
     assert recipe["encoder_weight"] == 1.0
     with pytest.raises(ValueError, match="--encoder-weight must be >= 0, got -1.0"):
-        options(Path("unused"), stage="decoder", encoder_checkpoint=tmp_path, encoder_weight=-1.0).validate()
-    with pytest.raises(ValueError, match="--encoder-weight applies to the decoder stage only"):
-        options(Path("unused"), encoder_weight=1.0).validate()
+        options(Path("unused"), stage="decoder", encoder=tmp_path, encoder_weight=-1.0).validate()

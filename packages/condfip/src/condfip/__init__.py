@@ -6,8 +6,7 @@
 >>> probabilities, dag = infer_graph(data)   # no graph? the amortized graph model (or graph="infer")
 """
 
-from condfip.api import BootstrapResult, CondFiP, InferredSCM
-from condfip.graph import infer_graph
+from condfip._version import __version__
+from condfip.api import BootstrapResult, CondFiP, InferredSCM, infer_graph
 
-__version__ = "0.1.0"
 __all__ = ["BootstrapResult", "CondFiP", "InferredSCM", "__version__", "infer_graph"]

@@ -7,9 +7,9 @@ the graph and the pretrained network; it does not measure the network's own bias
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,10 +17,8 @@ import pandas as pd
 from condfip.api.inferred_scm import InferredSCM
 from condfip.api.sampling import make_generator
 
-if TYPE_CHECKING:
-    from condfip.api.inference import CondFiP
-
 Statistic = Callable[[InferredSCM], Any]
+InferResamples = Callable[[list[tuple[pd.DataFrame, np.ndarray]]], list[InferredSCM]]
 RESAMPLES_AT_ONCE = 64  # SCMs inferred (and held) at a time
 
 
@@ -52,27 +50,17 @@ class BootstrapResult:
         return float(values) if values.ndim == 0 else values
 
 
-def bootstrap(
-    model: CondFiP,
-    data: object,
-    graph: object,
+def bootstrap_statistic(
+    full: InferredSCM,
+    infer_resamples: InferResamples,
     statistic: Statistic,
     *,
-    num_bootstraps: int = 100,
+    num_bootstraps: int,
     seed: int | np.random.Generator | None = None,
-    columns: Sequence[Hashable] | None = None,
-    refit_readout: bool = False,
-    batch_size: int | None = None,
 ) -> BootstrapResult:
-    """``statistic(scm)`` for the SCM inferred from ``data`` and for ``num_bootstraps`` SCMs inferred from rows
-    drawn with replacement (``seed`` fixes the draws). The graph is fixed: ``graph="infer"`` infers it once,
-    from all rows. The statistic returns a number, an array or a Series of fixed shape; give it its own seed
-    when it samples, so that the resamples differ only by their rows."""
-    if isinstance(num_bootstraps, bool) or not isinstance(num_bootstraps, int) or num_bootstraps < 2:
-        raise ValueError(f"num_bootstraps must be an int >= 2, got {num_bootstraps!r}")
-    if not callable(statistic):
-        raise ValueError(f"statistic must be a callable of the inferred SCM, got {type(statistic).__name__}")
-    full = model.infer(data, graph, columns=columns, refit_readout=refit_readout)
+    """``statistic`` of the SCM ``full`` inferred from all rows and of the SCMs that ``infer_resamples`` infers
+    from ``num_bootstraps`` resamples of its rows (drawn with replacement, ``seed`` fixes the draws), given as
+    (rows, the same adjacency) pairs."""
     estimate = _values(statistic(full), "statistic(scm)")
     index = estimate.index if isinstance(estimate, pd.Series) else None
     table = full.data.to_numpy()  # [n, d] in the SCM's column order
@@ -85,7 +73,7 @@ def bootstrap(
             for indices in rows[start : start + RESAMPLES_AT_ONCE]
         ]
         try:
-            scms = model.infer_batch(resampled, batch_size=batch_size, refit_readout=refit_readout)
+            scms = infer_resamples(resampled)
         except ValueError as error:  # e.g. a column with few distinct values is constant in a resample
             raise ValueError(f"a resample of the rows cannot be inferred: {error}") from None
         for scm in scms:

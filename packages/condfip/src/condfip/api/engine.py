@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from condfip.model.decoder import ConditionalDecoder
+from condfip.model.fixed_point import fixed_point_generate
 from condfip.model.prepared_decoder import PreparedDecoder, prepare_decoder
 from condfip.model.readout import Readout
 
@@ -91,7 +92,11 @@ class DecoderRunner:
     @torch.inference_mode()
     def refit_readout(self, data: np.ndarray) -> Readout:
         """Refit the readout of ``F_hat`` per node on standardized rows [n, d] (``condfip.model.readout``); every
-        later call of this runner uses it. At most ``MAX_READOUT_ROWS`` rows, evenly spaced, enter the fit."""
+        later call of this runner uses it. At most ``MAX_READOUT_ROWS`` rows, evenly spaced, enter the fit.
+
+        From here on the decoder runs in float64: the refitted per-node weights can be large, and they would
+        turn the float32 rounding of the features (which depends on how many rows a call holds) into errors
+        that differ from row to row; in float64 each row's result does not depend on the others."""
         if self.prepared is None:
             raise ValueError(
                 "refit_readout needs a Cond-FiP network in float32 or float64; this model runs through its own "
@@ -106,6 +111,7 @@ class DecoderRunner:
         rows = data
         if data.shape[0] > MAX_READOUT_ROWS:
             rows = data[np.linspace(0, data.shape[0] - 1, MAX_READOUT_ROWS).round().astype(np.int64)]
+        self.prepared = prepare_decoder(self.model.decoder, self.parents, self.embedding, dtype=torch.float64)
         self.readout = self.prepared.refit_readout(torch.as_tensor(rows, device=self.device), self.chunk_rows)
         return self.readout
 
@@ -192,26 +198,32 @@ class DecoderRunner:
 
         noise: [m, d]; clamp_nodes: [k] int; clamp_values: [m, k]; returns z [m, d] after ``num_iterations``.
         """
+        nodes = None if clamp_nodes is None or clamp_nodes.size == 0 else torch.as_tensor(clamp_nodes)
+        intervened = None
+        if nodes is not None:
+            intervened = torch.zeros(1, noise.shape[1], dtype=torch.bool, device=self.device)  # [1, d]
+            intervened[0, nodes] = True
+
+        def mechanisms(z: torch.Tensor) -> torch.Tensor:
+            return self._mechanisms(z[0])[None]  # [1, m, d]
+
         out = np.empty_like(noise)
-        nodes = (
-            None
-            if clamp_nodes is None or clamp_nodes.size == 0
-            else torch.as_tensor(clamp_nodes, device=self.device)
-        )
         for start in range(0, noise.shape[0], self.chunk_rows):
             rows = slice(start, start + self.chunk_rows)
-            n = torch.as_tensor(noise[rows], device=self.device)  # [m, d]
-            values = (
-                None if nodes is None else torch.as_tensor(clamp_values[rows], device=self.device)
-            )  # [m, k]
-            z = n.clone()
+            n = torch.as_tensor(noise[rows], device=self.device)[None]  # [1, m, d]
+            values = None
             if nodes is not None:
-                z[:, nodes] = values
-            for _ in range(num_iterations):
-                z = self._mechanisms(z) + n
-                if nodes is not None:
-                    z[:, nodes] = values
-            out[rows] = z.cpu().numpy()
+                values = torch.zeros_like(n)  # [1, m, d], the clamped values in their columns
+                values[0, :, nodes] = torch.as_tensor(clamp_values[rows], device=self.device)
+            z = fixed_point_generate(
+                mechanisms,
+                n,
+                self.parents,
+                intervened=intervened,
+                values=values,
+                num_iterations=num_iterations,
+            )
+            out[rows] = z[0].cpu().numpy()
         return out
 
 

@@ -15,13 +15,18 @@ import numpy as np
 import pandas as pd
 import torch
 
-from condfip.api.bootstrap import bootstrap
+from condfip.api.bootstrap import BootstrapResult, Statistic, bootstrap_statistic
 from condfip.api.engine import DecoderRunner, EncoderAbduction, model_dtype, resolve_device, rows_per_chunk
-from condfip.api.graphs import adjacency_from_user, topological_levels
+from condfip.api.graph_inference import infer_graph
+from condfip.api.graphs import adjacency_from_user
 from condfip.api.inferred_scm import InferredSCM
-from condfip.api.inputs import Standardization, context_from_user
-from condfip.pretrained.hub import push_checkpoint
-from condfip.pretrained.registry import resolve_checkpoint
+from condfip.api.tables import context_from_user
+from condfip.core.dags import topological_levels
+from condfip.core.standardization import Standardization
+from condfip.graph import DEFAULT_GRAPH_MODEL
+from condfip.io.hub import push_checkpoint
+from condfip.model import CondFiPModel
+from condfip.model.decoder import ConditionalDecoder
 
 INFER_GRAPH = "infer"  # graph="infer": the amortized graph model infers the graph from the data
 
@@ -62,7 +67,7 @@ class CondFiP:
         *,
         device: str | torch.device = "auto",
         chunk_size: int | None = None,
-        graph_model: Any = "graph-small",
+        graph_model: Any = DEFAULT_GRAPH_MODEL,
     ):
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
@@ -81,18 +86,16 @@ class CondFiP:
         revision: str | None = None,
         cache_dir: str | Path | None = None,
         local_files_only: bool = False,
-        graph_model: Any = "graph-small",
+        graph_model: Any = DEFAULT_GRAPH_MODEL,
     ) -> CondFiP:
         """Load weights shipped with the package by name (``"small"``, offline), a local folder written by
         ``save_pretrained``, or a Hugging Face Hub repo id (``"owner/name"``, through the standard cache;
         offline only a cached copy loads, otherwise a ValueError says so)."""
-        from condfip.model import CondFiPModel
-
-        folder = resolve_checkpoint(
+        model = CondFiPModel.from_pretrained(
             name_or_path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
         )
         return cls(
-            CondFiPModel.from_pretrained(folder),
+            model,
             device=device,
             chunk_size=chunk_size,
             graph_model=graph_model,
@@ -137,8 +140,6 @@ class CondFiP:
     def can_refit_readout(self) -> bool:
         """Whether ``infer(..., refit_readout=True)`` works with this model: a Cond-FiP network in float32 or
         float64."""
-        from condfip.model.decoder import ConditionalDecoder
-
         decoder = getattr(self.model, "decoder", None)
         dtype = model_dtype(self.model)
         return isinstance(decoder, ConditionalDecoder) and dtype in (torch.float32, torch.float64)
@@ -155,8 +156,6 @@ class CondFiP:
                 "use a checkpoint without that limit or fewer columns"
             )
         if isinstance(graph, str) and graph == INFER_GRAPH:
-            from condfip.graph.inference import infer_graph
-
             _, graph = infer_graph(
                 context, model=self.graph_model, columns=names, device=self.device, chunk_size=self.chunk_size
             )
@@ -206,7 +205,7 @@ class CondFiP:
         data: a DataFrame of numeric columns, or an array [n, d] (``columns`` names it; default ``x0..``).
         graph: a networkx DiGraph over the column names, an adjacency array [d, d] or DataFrame
         (``adjacency[i, j] = 1`` for ``i -> j``), or a list of ``(source, target)`` edges; or ``"infer"``: the
-        DAG of ``condfip.graph.infer_graph`` at the graph model's default threshold (``graph_model`` of this object; for
+        DAG of ``condfip.infer_graph`` at the graph model's default threshold (``graph_model`` of this object; for
         another threshold or known edges, call ``infer_graph`` and pass its DAG). ``scm.graph`` shows it.
         The data are standardized per column inside; all results come back in the user's units.
 
@@ -290,8 +289,35 @@ class CondFiP:
                 )
         return results  # type: ignore[return-value]
 
-    # model.bootstrap(data, graph, statistic, ...): condfip.api.bootstrap.bootstrap with this model
-    bootstrap = bootstrap
+    def bootstrap(
+        self,
+        data: object,
+        graph: object,
+        statistic: Statistic,
+        *,
+        num_bootstraps: int = 100,
+        seed: int | np.random.Generator | None = None,
+        columns: Sequence[Hashable] | None = None,
+        refit_readout: bool = False,
+        batch_size: int | None = None,
+    ) -> BootstrapResult:
+        """``statistic(scm)`` for the SCM inferred from ``data`` and for ``num_bootstraps`` SCMs inferred from
+        rows drawn with replacement (``seed`` fixes the draws), with percentile intervals
+        (``condfip.api.bootstrap``). The graph is fixed: ``graph="infer"`` infers it once, from all rows. The
+        statistic returns a number, an array or a Series of fixed shape; give it its own seed when it
+        samples, so that the resamples differ only by their rows."""
+        if isinstance(num_bootstraps, bool) or not isinstance(num_bootstraps, int) or num_bootstraps < 2:
+            raise ValueError(f"num_bootstraps must be an int >= 2, got {num_bootstraps!r}")
+        if not callable(statistic):
+            raise ValueError(
+                f"statistic must be a callable of the inferred SCM, got {type(statistic).__name__}"
+            )
+        full = self.infer(data, graph, columns=columns, refit_readout=refit_readout)
+
+        def infer_resamples(datasets: list[tuple[pd.DataFrame, np.ndarray]]) -> list[InferredSCM]:
+            return self.infer_batch(datasets, batch_size=batch_size, refit_readout=refit_readout)
+
+        return bootstrap_statistic(full, infer_resamples, statistic, num_bootstraps=num_bootstraps, seed=seed)
 
 
 def _check_flag(value: object, name: str) -> None:

@@ -14,10 +14,12 @@ import numpy as np
 import pandas as pd
 
 from condfip.api.engine import DecoderRunner, EncoderAbduction
-from condfip.api.graphs import digraph_from_adjacency, longest_path_length
-from condfip.api.inputs import Standardization, rows_like_context
+from condfip.api.graphs import digraph_from_adjacency
 from condfip.api.interventions import InterventionValue, check_interventions, resolve_interventions
 from condfip.api.sampling import check_num_samples, make_generator, sample_noise
+from condfip.api.tables import rows_like_context
+from condfip.core.dags import longest_path_length
+from condfip.core.standardization import Standardization
 
 Interventions = Mapping[Hashable, InterventionValue]
 DEFAULT_EFFECT_SAMPLES = 10_000  # fresh rows of average_causal_effect when neither n nor data is given

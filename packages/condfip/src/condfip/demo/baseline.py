@@ -9,6 +9,8 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 
+from condfip.core.dags import as_digraph
+
 
 class LinearANM:
     """Least-squares linear mechanisms over a known DAG (``adjacency[i, j] = 1`` for ``i -> j``)."""
@@ -17,7 +19,7 @@ class LinearANM:
         self.weights = weights  # [d, d], weights[i, j] for the edge i -> j
         self.bias = bias  # [d]
         self.adjacency = adjacency
-        self.order = list(nx.topological_sort(nx.from_numpy_array(adjacency, create_using=nx.DiGraph)))
+        self.order = list(nx.topological_sort(as_digraph(adjacency)))
 
     @classmethod
     def fit(cls, data: np.ndarray, adjacency: np.ndarray) -> LinearANM:

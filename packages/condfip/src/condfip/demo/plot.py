@@ -7,7 +7,8 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 
-from condfip.atomic import atomic_file
+from condfip.core.dags import as_digraph
+from condfip.io.atomic import atomic_file
 
 
 def plot_interventional_marginals(
@@ -23,7 +24,7 @@ def plot_interventional_marginals(
     except ImportError:
         raise ValueError("--plot needs matplotlib; install it with: pip install 'condfip[plot]'") from None
     node, value = dataset.intervention_node, dataset.intervention_value
-    graph = nx.from_numpy_array(dataset.adjacency, create_using=nx.DiGraph)
+    graph = as_digraph(dataset.adjacency)
     below = sorted(nx.descendants(graph, node))
     others = [j for j in range(dataset.num_nodes) if j != node and j not in below]
     shown = (below + others)[:max_nodes]

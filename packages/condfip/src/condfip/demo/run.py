@@ -9,7 +9,10 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 
-from condfip.api.inference import CondFiP
+from condfip.api import CondFiP
+from condfip.api import infer_graph as infer_dag
+from condfip.core.dags import as_digraph
+from condfip.core.graph_scores import auroc, edge_f1, has_edges_and_non_edges, structural_hamming_distance
 from condfip.demo.baseline import LinearANM
 
 TASKS = ("noise", "generation", "interventional", "counterfactual")
@@ -18,7 +21,7 @@ TASKS = ("noise", "generation", "interventional", "counterfactual")
 def with_informative_intervention(dataset, seed: int):
     """The dataset, intervening on a node with descendants (re-drawn from the true SCM when the drawn node has
     none: then every method's counterfactual would be exact and interventions would test nothing)."""
-    graph = nx.from_numpy_array(dataset.adjacency, create_using=nx.DiGraph)
+    graph = as_digraph(dataset.adjacency)
     if nx.descendants(graph, dataset.intervention_node) or dataset.scm is None:
         return dataset
     candidates = [node for node in range(dataset.num_nodes) if nx.descendants(graph, node)]
@@ -37,7 +40,7 @@ def with_informative_intervention(dataset, seed: int):
 
 
 def standardized_rmse(predicted: np.ndarray, truth: np.ndarray, std: np.ndarray) -> float:
-    """Mean over rows of the root mean square over nodes of ``(predicted - truth) / std`` (DESIGN section 6)."""
+    """Mean over rows of the root mean square over nodes of ``(predicted - truth) / std`` (docs/ARCHITECTURE.md, "Evaluation protocol")."""
     return float(np.mean(np.sqrt(np.mean(((predicted - truth) / std) ** 2, axis=1))))
 
 
@@ -93,18 +96,17 @@ def run_demo(
     graph_seconds = 0.0
     adjacency = dataset.adjacency
     if infer_graph:
-        from condfip.graph import infer_graph as infer_dag
-        from condfip.graph.metrics import auroc, edge_f1, structural_hamming_distance
-
         start = time.perf_counter()
         probabilities, adjacency = infer_dag(
             context, model=model.graph_model, columns=columns, device=model.device
         )
         graph_seconds = time.perf_counter() - start
+        truth = dataset.adjacency
+        ranking = f"{auroc(truth, probabilities):.3f}" if has_edges_and_non_edges(truth) else "undefined"
         graph_line = (
             f"Graph: inferred zero-shot from the context rows, given to both methods: {int(adjacency.sum())} edges "
-            f"({int(dataset.adjacency.sum())} true), SHD {structural_hamming_distance(dataset.adjacency, adjacency)}, "
-            f"F1 {edge_f1(dataset.adjacency, adjacency):.2f}, AUROC {auroc(dataset.adjacency, probabilities):.3f}"
+            f"({int(truth.sum())} true), SHD {structural_hamming_distance(truth, adjacency)}, "
+            f"F1 {edge_f1(truth, adjacency):.2f}, AUROC {ranking}"
         )
     std = context.std(axis=0)
     node, value = dataset.intervention_node, dataset.intervention_value

@@ -1,24 +1,12 @@
-"""Amortized causal-graph inference (AVICI-style): a table in, edge probabilities and a DAG out, zero-shot.
+"""The amortized graph network (AVICI-style): a table in, the probability of every edge out.
 
->>> from condfip.graph import infer_graph
->>> probabilities, dag = infer_graph(data)      # probabilities[i, j] and dag[i, j] are about i -> j
-
-The model (``GraphModel``) is trained with ``condfip train graph``; shipped weights are found by name (default
-``graph-small``, shipped inside the package), or pass a checkpoint folder as ``model=``.
+``GraphModel`` builds on the shared stack of ``condfip.nn`` with plain attention over nodes and adds a channel of
+pairwise statistics. It is trained with ``condfip train graph`` (``condfip.training.graph_stage``); the user
+function is ``condfip.infer_graph`` (``condfip.api.graph_inference``), which also turns the probabilities into
+a DAG. The shipped ``graph-small`` loads with ``GraphModel.from_pretrained()``.
 """
 
-from condfip.graph.checkpoint import DEFAULT_GRAPH_MODEL, load_graph_model
 from condfip.graph.config import NAMED_GRAPH_CONFIGS, GraphModelConfig
-from condfip.graph.dag import dag_from_probabilities
-from condfip.graph.inference import infer_graph
-from condfip.graph.model import GraphModel
+from condfip.graph.model import DEFAULT_GRAPH_MODEL, GraphModel, allowed_pairs
 
-__all__ = [
-    "DEFAULT_GRAPH_MODEL",
-    "NAMED_GRAPH_CONFIGS",
-    "GraphModel",
-    "GraphModelConfig",
-    "dag_from_probabilities",
-    "infer_graph",
-    "load_graph_model",
-]
+__all__ = ["DEFAULT_GRAPH_MODEL", "NAMED_GRAPH_CONFIGS", "GraphModel", "GraphModelConfig", "allowed_pairs"]

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import ClassVar
+
+from condfip.io.architecture import Architecture
 
 
 @dataclass(frozen=True)
-class GraphModelConfig:
+class GraphModelConfig(Architecture):
     """Sizes of the amortized structure model (AVICI-style).
 
     ``num_layers`` pairs of (attention over samples, attention over all nodes) blocks. As in the Cond-FiP
@@ -18,9 +17,9 @@ class GraphModelConfig:
     rows (all rows up to that many), so any number of rows is processed in chunks with bounded memory.
     ``edge_bias_init`` starts every edge logit there (sigmoid(-3) = 0.05: sparse graphs).
     ``pair_statistics`` adds a second channel: an MLP (``pair_mlp_layers`` hidden layers of width
-    ``pair_mlp_dim``) over the pairwise statistics of ``condfip.graph.statistics`` (correlations, partial correlations, nonlinear regression
-    evidence), whose output is added to every edge logit. Off by default so that configurations written
-    before it existed load unchanged; both named configurations turn it on.
+    ``pair_mlp_dim``) over the pairwise statistics of ``condfip.graph.statistics`` (correlations, partial
+    correlations, nonlinear regression evidence), whose output is added to every edge logit. Off by default;
+    both named configurations turn it on.
     """
 
     dim: int = 128
@@ -32,6 +31,7 @@ class GraphModelConfig:
     pair_statistics: bool = False
     pair_mlp_dim: int = 64
     pair_mlp_layers: int = 2
+    KIND: ClassVar[str] = "graph config"
 
     def __post_init__(self) -> None:
         for name in (
@@ -55,37 +55,9 @@ class GraphModelConfig:
                 f"GraphModelConfig.pair_statistics must be true or false, got {self.pair_statistics!r}"
             )
 
-    @classmethod
-    def named(cls, name: str) -> GraphModelConfig:
-        """The named configurations: ``base`` (for a GPU) and ``small`` (trains on 2 CPU cores)."""
-        if name not in NAMED_GRAPH_CONFIGS:
-            raise ValueError(
-                f"unknown graph config name {name!r}; expected one of {sorted(NAMED_GRAPH_CONFIGS)}"
-            )
-        return NAMED_GRAPH_CONFIGS[name]
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> GraphModelConfig:
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown GraphModelConfig fields {unknown}; known fields are {sorted(known)}")
-        return cls(**values)
-
-    @classmethod
-    def from_json(cls, path: str | Path) -> GraphModelConfig:
-        try:
-            values = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise ValueError(f"cannot read a GraphModelConfig from {path}: {error}") from error
-        return cls.from_dict(values.get("architecture", values))
-
 
 NAMED_GRAPH_CONFIGS: dict[str, GraphModelConfig] = {
-    # For a GPU (scripts/gpu_train_graph.sh): close to AVICI's size (width 128, 8 attention layers).
+    # For a GPU: close to AVICI's size (width 128, 8 attention layers).
     "base": GraphModelConfig(pair_statistics=True, pair_mlp_dim=256, pair_mlp_layers=3),
     # Small enough to train on two shared CPU cores (see TRAINING.md, "Graph model"). The pair-statistics
     # MLP is the wide part: trained on those features alone, 3 x 256 reached AUROC 0.913 / 0.917 (d = 20, P_IN
@@ -101,3 +73,4 @@ NAMED_GRAPH_CONFIGS: dict[str, GraphModelConfig] = {
         pair_mlp_layers=3,
     ),
 }
+GraphModelConfig.NAMED = NAMED_GRAPH_CONFIGS

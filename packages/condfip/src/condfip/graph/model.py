@@ -23,10 +23,14 @@ import torch
 from einops import einsum, rearrange
 from torch import nn
 
+from condfip.graph.attention import NodeAttention
 from condfip.graph.config import GraphModelConfig
-from condfip.graph.layers import GraphStack
 from condfip.graph.statistics import NUM_PAIR_FEATURES, pair_statistics
-from condfip.model.anchors import anchor_indices, gather_rows
+from condfip.io.registry import PretrainedModel
+from condfip.nn.layers import AlternatingStack
+from condfip.nn.pooling import max_over_rows
+
+DEFAULT_GRAPH_MODEL = "graph-small"  # the shipped graph model, loaded when no other is named
 
 
 def pair_mlp(width: int, hidden_layers: int) -> nn.Sequential:
@@ -39,14 +43,22 @@ def pair_mlp(width: int, hidden_layers: int) -> nn.Sequential:
     return nn.Sequential(*layers, nn.Linear(features, 1))
 
 
-class GraphModel(nn.Module):
+class GraphModel(nn.Module, PretrainedModel, model_type="graph"):
+    """The graph network; ``save_pretrained`` / ``from_pretrained`` (default: the shipped ``graph-small``) come
+    from ``condfip.io.registry.PretrainedModel``, with the ``"inference"`` section (the default threshold)."""
+
+    config_class = GraphModelConfig
+    default_name = DEFAULT_GRAPH_MODEL
+
     def __init__(self, config: GraphModelConfig) -> None:
         super().__init__()
         self.config = config
         self.training_recipe: dict[str, Any] = {}  # filled by from_pretrained
         self.inference: dict[str, Any] = {}  # config.json "inference": the default threshold (calibration)
         self.value_embedding = nn.Linear(1, config.dim)
-        self.stack = GraphStack(config.dim, config.num_heads, config.mlp_dim, config.num_layers)
+        self.stack = AlternatingStack(
+            config.dim, config.num_heads, config.mlp_dim, config.num_layers, node_attention=NodeAttention
+        )
         self.norm = nn.LayerNorm(config.dim)
         self.to_cause = nn.Sequential(nn.LayerNorm(config.dim), nn.Linear(config.dim, config.dim))  # u
         self.to_effect = nn.Sequential(nn.LayerNorm(config.dim), nn.Linear(config.dim, config.dim))  # v
@@ -69,7 +81,7 @@ class GraphModel(nn.Module):
     @property
     def default_threshold(self) -> float:
         """The edge threshold of the DAG rule when none is given: the calibrated one of the checkpoint
-        (``condfip.graph.calibration``), else 0.5."""
+        (``condfip.training.calibration``), else 0.5."""
         return float(self.inference.get("threshold", 0.5))
 
     def node_features(
@@ -82,32 +94,25 @@ class GraphModel(nn.Module):
     ) -> torch.Tensor:
         """data: [b, n, d] -> per-node features [b, d, e], the max over rows computed chunk by chunk.
 
-        Every row attends only to the anchor rows, so the result does not depend on ``chunk_size``.
+        Every row attends only to the anchor rows, so the result does not depend on ``chunk_size``
+        (``condfip.nn.pooling``).
         """
-        if chunk_size is not None and chunk_size < 1:
-            raise ValueError(f"chunk_size must be a positive number of rows or None, got {chunk_size}")
-        b, n, _ = data.shape
-        indices, anchor_mask = anchor_indices(n, self.config.num_anchor_rows, sample_mask, b, data.device)
-        anchors = self._embed(gather_rows(data, indices))  # [b, m, d, e]
-        states, anchor_output = self.stack.anchor_states(anchors, node_mask, anchor_mask)
-        anchor_features = self.norm(anchor_output)  # the anchors' features come out of their own pass
-        if anchor_mask is not None:  # datasets with fewer real rows than anchors: those slots never win
-            anchor_features = anchor_features.masked_fill(~anchor_mask[:, :, None, None], float("-inf"))
-        pooled = anchor_features.amax(dim=1)  # [b, d, e]
-        rows, row_mask = data, sample_mask
-        if sample_mask is None:  # the same anchor rows in every dataset: pool the other rows only
-            others = torch.ones(n, dtype=torch.bool, device=data.device)
-            others[indices[0]] = False
-            rows = data[:, others]
-        step = rows.shape[1] if chunk_size is None else chunk_size
-        for start in range(0, rows.shape[1], max(step, 1)):
-            part = rows[:, start : start + step]  # [b, n', d]
-            features = self.norm(self.stack(self._embed(part), node_mask, states, anchor_mask))
-            if row_mask is not None:  # padding rows never win the max
-                real = row_mask[:, start : start + step, None, None]  # [b, n', 1, 1]
-                features = features.masked_fill(~real, float("-inf"))
-            pooled = torch.maximum(pooled, features.amax(dim=1))
-        return pooled
+
+        def anchor_pass(anchors: torch.Tensor, anchor_mask: torch.Tensor | None) -> tuple[Any, torch.Tensor]:
+            states, output = self.stack.anchor_states(self._embed(anchors), node_mask, anchor_mask)
+            return states, self.norm(output)
+
+        def row_pass(rows: torch.Tensor, states: Any, anchor_mask: torch.Tensor | None) -> torch.Tensor:
+            return self.norm(self.stack(self._embed(rows), node_mask, states, anchor_mask))
+
+        return max_over_rows(
+            data,
+            num_anchor_rows=self.config.num_anchor_rows,
+            sample_mask=sample_mask,
+            chunk_size=chunk_size,
+            anchor_pass=anchor_pass,
+            row_pass=row_pass,
+        )
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
         """x: [b, n, d] -> [b, n, d, e]."""
@@ -169,22 +174,25 @@ class GraphModel(nn.Module):
         """``sigmoid(edge_logits)``: [b, n, d] -> [b, d, d], exactly 0 on the diagonal and for padded nodes."""
         return torch.sigmoid(self.edge_logits(data, **options))
 
-    # ----- checkpoints -----------------------------------------------------------------------------------
+    # ----- checkpoints: the "inference" section -----------------------------------------------------------
 
-    def save_pretrained(self, directory: str | Path, *, training: dict | None = None) -> None:
-        """Write ``model.safetensors`` and ``config.json`` (model_type "graph") into ``directory`` atomically."""
-        from condfip.graph.checkpoint import save_graph_model
+    def checkpoint_sections(self) -> dict[str, Any]:
+        return {"inference": self.inference} if self.inference else {}
 
-        save_graph_model(self, directory, training=training)
-
-    @classmethod
-    def from_pretrained(
-        cls, name_or_path: str | Path = "graph-small", *, map_location: str | torch.device = "cpu"
-    ) -> GraphModel:
-        """A shipped name (``"graph-small"``), a folder written by ``save_pretrained``, or a Hub repo id."""
-        from condfip.graph.checkpoint import load_graph_model
-
-        return load_graph_model(name_or_path, map_location=map_location)
+    def read_checkpoint_sections(self, config: dict[str, Any], path: Path) -> None:
+        """The checkpoint's ``"inference"`` section (its default threshold), checked; {} when it has none."""
+        inference = config.get("inference", {})
+        threshold = inference.get("threshold", 0.5) if isinstance(inference, dict) else None
+        if (
+            isinstance(threshold, bool)
+            or not isinstance(threshold, int | float)
+            or not 0.0 <= threshold <= 1.0
+        ):
+            raise ValueError(
+                f"{path} has an invalid 'inference' section {inference!r}: its 'threshold' must be a number in "
+                "[0, 1]; re-run `condfip calibrate` on the checkpoint"
+            )
+        self.inference = dict(inference)
 
 
 def allowed_pairs(

@@ -3,7 +3,7 @@
 from condfip.model.condfip_model import CondFiPModel
 from condfip.model.config import NAMED_CONFIGS, CondFiPConfig
 from condfip.model.embedding import DatasetEmbedding
-from condfip.model.fixed_point import fixed_point_generate, longest_path_length
+from condfip.model.fixed_point import fixed_point_generate
 
 __all__ = [
     "NAMED_CONFIGS",
@@ -11,5 +11,4 @@ __all__ = [
     "CondFiPModel",
     "DatasetEmbedding",
     "fixed_point_generate",
-    "longest_path_length",
 ]

@@ -11,7 +11,33 @@ from torch import nn
 
 from condfip.model.config import CondFiPConfig
 from condfip.model.embedding import DatasetEmbedding
-from condfip.model.layers import AdaLNBlock
+from condfip.nn.layers import MLP
+from dag_attention import DAGAttention
+
+
+class AdaLNBlock(nn.Module):
+    """Decoder block: DAG attention and MLP, both modulated per node by the dataset condition (DiT-style)."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_dim: int) -> None:
+        super().__init__()
+        self.norm_query = nn.LayerNorm(dim, elementwise_affine=False)
+        self.norm_mlp = nn.LayerNorm(dim, elementwise_affine=False)
+        self.attention = DAGAttention(dim, num_heads)
+        self.mlp = MLP(dim, mlp_dim)
+        self.modulation = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
+        nn.init.zeros_(self.modulation[1].weight)  # every block starts as the identity
+        nn.init.zeros_(self.modulation[1].bias)
+
+    def forward(
+        self, h: torch.Tensor, values: torch.Tensor, parents: torch.Tensor, condition: torch.Tensor
+    ) -> torch.Tensor:
+        """h: [b, n, d, e] queries; values: [b, n, d, e] keys/values; condition: [b, d, e] -> [b, n, d, e]."""
+        modulation = rearrange(self.modulation(condition), "b d (six e) -> six b 1 d e", six=6)
+        shift_attn, scale_attn, gate_attn, shift_mlp, scale_mlp, gate_mlp = modulation
+        query = self.norm_query(h) * (1 + scale_attn) + shift_attn
+        h = h + gate_attn * self.attention(query, parents, context=values)
+        hidden = self.norm_mlp(h) * (1 + scale_mlp) + shift_mlp
+        return h + gate_mlp * self.mlp(hidden)
 
 
 class ConditionalDecoder(nn.Module):

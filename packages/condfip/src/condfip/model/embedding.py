@@ -1,6 +1,6 @@
 """The dataset embedding: encoder tokens -> more alternating blocks -> max over rows -> (C, P, c).
 
-The pooling over rows (max, and optionally wider statistics) is in ``condfip.model.pooling``.
+The max over rows, computed chunk by chunk, is ``condfip.nn.pooling``.
 
 Axis legend: b datasets, n rows, d nodes, e embedding.
 """
@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from condfip.model.config import CondFiPConfig
-from condfip.model.layers import AlternatingStack
-from condfip.model.pooling import RowPool, RowSummary
+from condfip.nn.layers import AlternatingStack
+from dag_attention import DAGAttention
 
 
 @dataclass
@@ -36,16 +36,13 @@ class EmbeddingHead(nn.Module):
     def __init__(self, config: CondFiPConfig) -> None:
         super().__init__()
         self.projection = nn.Linear(config.dim, config.dim)
-        self.stack = AlternatingStack(config.dim, config.num_heads, config.mlp_dim, config.embedding_pairs)
+        self.stack = AlternatingStack(
+            config.dim, config.num_heads, config.mlp_dim, config.embedding_pairs, node_attention=DAGAttention
+        )
         self.norm = nn.LayerNorm(config.dim)
         self.to_scale = nn.Sequential(nn.Linear(config.dim, config.dim), nn.LayerNorm(config.dim))
         self.to_position = nn.Sequential(nn.Linear(config.dim, config.dim), nn.LayerNorm(config.dim))
         self.to_condition = nn.Sequential(nn.Linear(config.dim, config.dim), nn.LayerNorm(config.dim))
-        self.summary = RowSummary(config) if config.summary_width else None
-
-    def new_pool(self) -> RowPool:
-        """An empty accumulator for ``row_features`` over rows; ``finish(pool.result())`` gives the embedding."""
-        return RowPool(self.summary)
 
     def anchor_states(
         self, anchor_tokens: torch.Tensor, parents: torch.Tensor, anchor_mask: torch.Tensor | None
@@ -66,5 +63,5 @@ class EmbeddingHead(nn.Module):
         return self.norm(self.stack(self.projection(tokens), parents, anchor_states, anchor_mask))
 
     def finish(self, pooled: torch.Tensor) -> DatasetEmbedding:
-        """pooled: [b, d, e] pooled over rows (``RowPool.result``) -> the embedding."""
+        """pooled: [b, d, e], the max over rows of ``row_features`` -> the embedding."""
         return DatasetEmbedding(self.to_scale(pooled), self.to_position(pooled), self.to_condition(pooled))

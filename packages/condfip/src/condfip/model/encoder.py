@@ -11,14 +11,17 @@ from einops import rearrange
 from torch import nn
 
 from condfip.model.config import CondFiPConfig
-from condfip.model.layers import MLP, AlternatingStack
+from condfip.nn.layers import MLP, AlternatingStack
+from dag_attention import DAGAttention
 
 
 class DatasetEncoder(nn.Module):
     def __init__(self, config: CondFiPConfig) -> None:
         super().__init__()
         self.value_embedding = nn.Linear(1, config.dim)  # no node or position embedding: equivariant
-        self.stack = AlternatingStack(config.dim, config.num_heads, config.mlp_dim, config.encoder_pairs)
+        self.stack = AlternatingStack(
+            config.dim, config.num_heads, config.mlp_dim, config.encoder_pairs, node_attention=DAGAttention
+        )
         self.head_norm = nn.LayerNorm(config.dim)
         self.head = MLP(config.dim, config.mlp_dim, 1)
 

@@ -9,18 +9,13 @@ from collections.abc import Callable
 
 import torch
 
+from condfip.core.dags import longest_path_length
 
-def longest_path_length(parents: torch.Tensor) -> int:
+
+def longest_path_of_batch(parents: torch.Tensor) -> int:
     """Edges on the longest directed path of any DAG in the batch; parents: [b, d, d] bool (j -> i)."""
-    depth = torch.zeros(parents.shape[:2], dtype=torch.long, device=parents.device)  # [b, d]
-    for _ in range(parents.shape[-1]):
-        # depth_i = 1 + max over parents j of depth_j (0 for a root)
-        candidate = torch.where(parents, depth[:, None, :] + 1, torch.zeros_like(parents, dtype=torch.long))
-        new_depth = candidate.amax(dim=-1) if parents.shape[-1] else depth
-        if torch.equal(new_depth, depth):
-            break
-        depth = new_depth
-    return int(depth.max()) if depth.numel() else 0
+    adjacencies = parents.transpose(-1, -2).cpu().numpy()  # [b, d, d]: i -> j
+    return max((longest_path_length(adjacency) for adjacency in adjacencies), default=0)
 
 
 def fixed_point_generate(
@@ -39,7 +34,7 @@ def fixed_point_generate(
     point exactly for a DAG (node at depth k is final after k + 1 steps).
     """
     if num_iterations is None:
-        num_iterations = longest_path_length(parents) + 1
+        num_iterations = longest_path_of_batch(parents) + 1
     clamp = None
     if intervened is not None:
         clamp = intervened[:, None, :] if intervened.dim() == 2 else intervened  # [b, 1|n, d]

@@ -15,7 +15,9 @@ sum of values, folded with the output projection, is likewise one product with a
 keys or values are ever formed, and the tiny per-row matrix products of generic attention disappear.
 The first block's queries are the node positions, the same for every row, so its scores are per node.
 
-Results agree with ``ConditionalDecoder`` to float32 rounding (tested), not bit for bit.
+Results agree with ``ConditionalDecoder`` to float32 rounding (tested), not bit for bit. A decoder prepared in
+float64 (``dtype``) runs every step in float64, whatever the model's own dtype: what a refitted readout needs,
+whose large per-node weights would otherwise amplify the float32 rounding of the features.
 """
 
 from __future__ import annotations
@@ -26,9 +28,8 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from condfip.model.decoder import ConditionalDecoder
+from condfip.model.decoder import AdaLNBlock, ConditionalDecoder
 from condfip.model.embedding import DatasetEmbedding
-from condfip.model.layers import AdaLNBlock
 from condfip.model.readout import Readout, fit_readout
 
 
@@ -92,7 +93,9 @@ class _PreparedBlock:
         self.dtype = dtype
         h, e = attention.num_heads, attention.dim
         self.num_heads = h
-        modulation = rearrange(block.modulation(condition), "d (six e) -> six d 1 e", six=6)  # [6, d, 1, e]
+        modulation = rearrange(
+            block.modulation(condition).to(dtype), "d (six e) -> six d 1 e", six=6
+        )  # [6, d, 1, e]
         self.shift_attn, self.scale_attn, self.gate_attn = modulation[0], modulation[1], modulation[2]
         self.shift_mlp, self.scale_mlp, self.gate_mlp = modulation[3], modulation[4], modulation[5]
         w_kv, b_kv = attention.to_kv.weight.double(), _bias(attention.to_kv, 2 * e)  # [2e, e], [2e]
@@ -121,6 +124,10 @@ class _PreparedBlock:
         self.output_v = torch.einsum("jhf,hfe->jhe", value_v, w_o)
         self.output_c = torch.einsum("hf,hfe->he", value_c, w_o)  # [h, e]
         self.output_bias = _bias(attention.to_out, e).to(dtype)  # [e]
+        mlp = block.mlp
+        self.mlp_weights = tuple(
+            t.detach().to(dtype) for t in (mlp.fc1.weight, mlp.fc1.bias, mlp.fc2.weight, mlp.fc2.bias)
+        )
         self._matrices: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         self._modulations: dict[tuple[int, ...], tuple[torch.Tensor, ...]] = {}
 
@@ -207,7 +214,8 @@ class _PreparedBlock:
         attention = torch.bmm(mixed, output_matrix) + self.output_bias  # [k, m, e]
         h = h + gate_attn * attention
         hidden = F.layer_norm(h, h.shape[-1:]) * scale_mlp + shift_mlp
-        return h + gate_mlp * self.block.mlp(hidden)
+        fc1_weight, fc1_bias, fc2_weight, fc2_bias = self.mlp_weights
+        return h + gate_mlp * F.linear(F.gelu(F.linear(hidden, fc1_weight, fc1_bias)), fc2_weight, fc2_bias)
 
 
 def _bias(linear: torch.nn.Linear, size: int) -> torch.Tensor:
@@ -221,15 +229,29 @@ class PreparedDecoder:
 
     Built once per inferred dataset (``prepare_decoder``); a call then costs, per block, two batched matrix
     products of the query rows with fixed matrices and elementwise work over each node's parents. Runs in
-    float32 (float64 for a float64 model).
+    ``dtype``: by default float32 (float64 for a float64 model).
     """
 
     def __init__(
-        self, decoder: ConditionalDecoder, parents: torch.Tensor, embedding: DatasetEmbedding
+        self,
+        decoder: ConditionalDecoder,
+        parents: torch.Tensor,
+        embedding: DatasetEmbedding,
+        dtype: torch.dtype | None = None,
     ) -> None:
         parameter = next(decoder.parameters())
-        self.dtype = torch.float64 if parameter.dtype == torch.float64 else torch.float32
+        if dtype is None:
+            dtype = torch.float64 if parameter.dtype == torch.float64 else torch.float32
+        self.dtype = dtype
         self.decoder = decoder
+        norm = decoder.out_norm
+        self.out_norm = (
+            norm.normalized_shape,
+            norm.weight.detach().to(dtype),
+            norm.bias.detach().to(dtype),
+            norm.eps,
+        )
+        self.out = (decoder.out.weight.detach().to(dtype), decoder.out.bias.detach().to(dtype))
         self.parents = parents.reshape(parents.shape[-2:]).bool()  # [d, d]
         with torch.inference_mode():
             factors = _value_factors(decoder, embedding)
@@ -284,7 +306,7 @@ class PreparedDecoder:
         """z: [m, d] -> the readout features of each node: its states after every block, normalized by the
         output norm and concatenated, [m, d, blocks * e] (or [m, k, .] for ``nodes``). They depend only on the
         values of the node's parents."""
-        states = [self.decoder.out_norm(h.expand(-1, z.shape[0], -1)) for h in self._states(z, nodes)]
+        states = [self._out_norm(h.expand(-1, z.shape[0], -1)) for h in self._states(z, nodes)]
         return torch.cat(states, dim=-1).transpose(0, 1)  # [m, k, f]
 
     @torch.inference_mode()
@@ -296,7 +318,12 @@ class PreparedDecoder:
             features = self.features(z, nodes).double()  # [m, k, f]; float64 sums: no row-count rounding
             return (torch.einsum("mkf,kf->mk", features, weights[index]) + bias[index]).to(self.dtype)
         h = self._states(z, nodes)[-1].expand(-1, z.shape[0], -1)  # [k, m, e]
-        return self.decoder.out(self.decoder.out_norm(h))[..., 0].T  # [m, k]
+        return F.linear(self._out_norm(h), *self.out)[..., 0].T  # [m, k]
+
+    def _out_norm(self, h: torch.Tensor) -> torch.Tensor:
+        """The decoder's output LayerNorm in this decoder's dtype."""
+        shape, weight, bias, eps = self.out_norm
+        return F.layer_norm(h, shape, weight, bias, eps)
 
     def prior_readout(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The trained readout as weights over ``features`` ([d, blocks * e], zero but on the last block) and
@@ -327,12 +354,16 @@ class PreparedDecoder:
 
 
 def prepare_decoder(
-    decoder: ConditionalDecoder, parents: torch.Tensor, embedding: DatasetEmbedding
+    decoder: ConditionalDecoder,
+    parents: torch.Tensor,
+    embedding: DatasetEmbedding,
+    *,
+    dtype: torch.dtype | None = None,
 ) -> PreparedDecoder:
     """Prepare ``decoder`` for the dataset with this ``parents`` mask ([1, d, d] or [d, d]) and ``embedding``
-    (a batch of one)."""
+    (a batch of one), to run in ``dtype`` (default: float32, float64 for a float64 model)."""
     if embedding.position.shape[0] != 1:
         raise ValueError(
             f"prepare_decoder takes the embedding of one dataset, got {embedding.position.shape[0]}"
         )
-    return PreparedDecoder(decoder, parents, embedding)
+    return PreparedDecoder(decoder, parents, embedding, dtype)

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from condfip.atomic import atomic_directory, existing_directory
+from condfip.io.atomic import atomic_directory, existing_directory
 
 STATE_TENSORS = "training_state.safetensors"
 STATE_JSON = "training_state.json"

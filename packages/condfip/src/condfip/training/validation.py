@@ -1,21 +1,46 @@
-"""A fixed held-out set (d = 20, 400 context rows, P_IN and P_OUT, linear and RFF) and its RMSE figures.
+"""The fixed held-out SCMs of every stage (d = 20, P_IN and P_OUT, linear and RFF), and the Cond-FiP stages'
+RMSE figures on them (the graph stage's figures: ``condfip.training.graph_validation``).
 
 All figures are in standardized units (the context rows' mean and standard deviation of each dataset).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from condfip.core.standardization import Standardization
 from condfip.model import CondFiPModel, fixed_point_generate
 from condfip.model.prepared_decoder import prepare_decoder
-from scm_gen import make_benchmark_dataset
+from scm_gen import BenchmarkDataset, make_benchmark_dataset
 
 VALIDATION_SEED = 241_006_128  # fixed forever (the paper's arXiv number): figures stay comparable
 CELLS = (("in", "linear"), ("in", "rff"), ("out", "linear"), ("out", "rff"))
+
+
+def validation_cells(
+    *, datasets_per_cell: int, num_nodes: int, num_context: int, num_query: int
+) -> Iterator[tuple[str, list[BenchmarkDataset]]]:
+    """(cell name such as "in/linear", its datasets) for every cell; the same SCMs for every stage, with
+    ``num_query`` query and interventional rows beside the context."""
+    for cell_index, (preset, mechanism) in enumerate(CELLS):
+        examples = [
+            make_benchmark_dataset(
+                preset,
+                mechanism,
+                num_nodes,
+                num_context=num_context,
+                num_query=num_query,
+                num_interventional=num_query,
+                seed=VALIDATION_SEED,
+                index=cell_index * 1000 + i,
+            )
+            for i in range(datasets_per_cell)
+        ]
+        yield f"{preset}/{mechanism}", examples
 
 
 @dataclass
@@ -34,31 +59,23 @@ class ValidationCell:
 def build_validation_set(
     *, datasets_per_cell: int = 4, num_nodes: int = 20, num_context: int = 400, num_query: int = 200
 ) -> list[ValidationCell]:
-    cells = []
-    for cell_index, (preset, mechanism) in enumerate(CELLS):
-        examples = [
-            make_benchmark_dataset(
-                preset,
-                mechanism,
-                num_nodes,
-                num_context=num_context,
-                num_query=num_query,
-                num_interventional=num_query,
-                seed=VALIDATION_SEED,
-                index=cell_index * 1000 + i,
-            )
-            for i in range(datasets_per_cell)
-        ]
-        cells.append(_stack_cell(f"{preset}/{mechanism}", examples))
-    return cells
+    return [
+        _stack_cell(name, examples)
+        for name, examples in validation_cells(
+            datasets_per_cell=datasets_per_cell,
+            num_nodes=num_nodes,
+            num_context=num_context,
+            num_query=num_query,
+        )
+    ]
 
 
-def _stack_cell(name: str, examples: list) -> ValidationCell:
+def _stack_cell(name: str, examples: list[BenchmarkDataset]) -> ValidationCell:
     parts: dict[str, list[np.ndarray]] = {key: [] for key in ValidationCell.__dataclass_fields__}
     for example in examples:
         context = example.data[: example.num_context]
-        mean, std = context.mean(axis=0), context.std(axis=0)
-        std = np.where(std > 0, std, 1.0)
+        standard = Standardization.fit(context)
+        mean, std = standard.mean, standard.std
         query = example.data[example.num_context :]
         query_noise = example.noise[example.num_context :]
         d = context.shape[1]
@@ -130,7 +147,9 @@ def _refit_figures(model: CondFiPModel, name: str, c: dict, embedding) -> dict[s
     generated, intervened, decoder_noise = [], [], []
     for b in range(c["context"].shape[0]):
         parents = c["parents"][b : b + 1]
-        prepared = prepare_decoder(model.decoder, parents, embedding.index(slice(b, b + 1)))
+        prepared = prepare_decoder(
+            model.decoder, parents, embedding.index(slice(b, b + 1)), dtype=torch.float64
+        )  # in float64, as the API refits (condfip.api.engine)
         prepared.refit_readout(c["context"][b])
 
         def mechanisms(z, prepared=prepared):

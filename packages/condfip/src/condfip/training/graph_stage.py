@@ -1,8 +1,8 @@
-"""The ``graph`` stage of the shared trainer: ``condfip train graph --config small|base|FILE.json ...``.
+"""The ``graph`` stage of the training loop: ``condfip train graph --config small|base|FILE.json ...``.
 
 Every batch is a fresh set of scm-gen SCMs (the run's ``--preset``, ``--mechanisms`` and ``--nodes``; one node
-count per batch), standardized per dataset. The loss is ``condfip.graph.objective``: binary cross-entropy
-against the true adjacency plus the acyclicity penalty, whose weight grows linearly from 0 to
+count per batch), standardized per dataset. The loss is ``condfip.training.graph_objective``: binary
+cross-entropy against the true adjacency plus the acyclicity penalty, whose weight grows linearly from 0 to
 ``--acyclicity-weight`` over the run's ``--steps``.
 
 A cheap first phase, ``--pairs-only``, trains only the pair-statistics head and the edge bias on the logits
@@ -13,23 +13,17 @@ run, ``--init`` from its checkpoint, then trains the whole model. The attention 
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING
-
 import torch
 from torch import nn
 
-from condfip.graph.config import NAMED_GRAPH_CONFIGS, GraphModelConfig
-from condfip.graph.model import GraphModel
-from condfip.graph.objective import acyclicity_weight, graph_loss
-from condfip.graph.validation import (
+from condfip.graph import GraphModel
+from condfip.training.graph_objective import acyclicity_weight, graph_loss
+from condfip.training.graph_validation import (
     GraphValidationCell,
     build_graph_validation_set,
     evaluate_graph_model,
 )
-
-if TYPE_CHECKING:
-    from condfip.training.trainer import TrainingOptions
+from condfip.training.options import GraphOptions, TrainingOptions
 
 
 class GraphLoss(nn.Module):
@@ -56,28 +50,18 @@ class GraphLoss(nn.Module):
 
 
 class GraphStage:
-    name = "graph"
+    """Stage ``graph``: the graph network."""
 
-    def check_options(self, options: TrainingOptions) -> None:
-        if not isinstance(options.config, GraphModelConfig):
-            raise ValueError(
-                f"the graph stage trains the graph model and needs a GraphModelConfig "
-                f"(--config {'|'.join(sorted(NAMED_GRAPH_CONFIGS))}|FILE.json), got {type(options.config).__name__}"
-            )
-        if options.encoder_checkpoint is not None:
-            raise ValueError("--encoder does not apply to the graph stage; drop it")
-        if options.pairs_only and not options.config.pair_statistics:
-            raise ValueError(
-                "--pairs-only needs a config with pair_statistics on (both named configs have it)"
-            )
-        if options.acyclicity_weight < 0:
-            raise ValueError(f"--acyclicity-weight must be >= 0, got {options.acyclicity_weight}")
+    def __init__(self, options: GraphOptions) -> None:
+        self.options = options
 
     def build_model(self, options: TrainingOptions) -> nn.Module:
         with torch.random.fork_rng(devices=[]):  # the initialization depends on the seed only
             torch.manual_seed(options.seed)
             model = GraphModel(options.config)
-        if options.pairs_only:  # only the pair head and the bias learn; the attention channel stays as it is
+        if (
+            self.options.pairs_only
+        ):  # only the pair head and the bias learn; the attention channel stays as is
             for name, parameter in model.named_parameters():
                 parameter.requires_grad_(name == "edge_bias" or name.startswith("pair_head."))
         return model
@@ -86,8 +70,8 @@ class GraphStage:
         return GraphLoss(
             model,
             total_steps=options.steps,
-            final_weight=options.acyclicity_weight,
-            pairs_only=options.pairs_only,
+            final_weight=self.options.acyclicity_weight,
+            pairs_only=self.options.pairs_only,
         )
 
     def validation_set(self, options: TrainingOptions) -> list[GraphValidationCell]:
@@ -95,14 +79,3 @@ class GraphStage:
 
     def evaluate(self, model: nn.Module, cells: list[GraphValidationCell]) -> dict[str, float]:
         return evaluate_graph_model(model, cells)
-
-
-def parse_graph_config(value: str) -> GraphModelConfig:
-    """``--config`` of the graph stage: a named configuration or a JSON file of GraphModelConfig."""
-    if value in NAMED_GRAPH_CONFIGS:
-        return NAMED_GRAPH_CONFIGS[value]
-    if value.endswith(".json") and Path(value).is_file():
-        return GraphModelConfig.from_json(value)
-    raise ValueError(
-        f"--config must be one of {sorted(NAMED_GRAPH_CONFIGS)} or an existing JSON file, got {value!r}"
-    )

@@ -1,28 +1,22 @@
-"""``condfip train encoder|decoder|graph`` (also ``python -m condfip.train`` for torchrun)."""
+"""``condfip train encoder|decoder|graph`` (also ``python -m condfip.train`` for torchrun): the flags become
+``condfip.training.options`` and the run is ``condfip.training.loop.train``. Needs ``condfip[train]``."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
-from condfip.model import NAMED_CONFIGS, CondFiPConfig
-from condfip.training.trainer import STAGES, TrainingOptions, train
-
-
-def parse_config(value: str, stage: str = "encoder") -> Any:
-    """``--config``: a CondFiPConfig for the encoder and decoder stages, a GraphModelConfig for ``graph``."""
-    if stage == "graph":
-        from condfip.graph.training import parse_graph_config
-
-        return parse_graph_config(value)
-    if value in NAMED_CONFIGS:
-        return NAMED_CONFIGS[value]
-    if value.endswith(".json") and Path(value).is_file():
-        return CondFiPConfig.from_json(value)
-    raise ValueError(
-        f"--config must be one of {sorted(NAMED_CONFIGS)} or an existing JSON file, got {value!r}"
-    )
+from condfip.cli.inputs import requires_training_extra
+from condfip.graph import GraphModelConfig
+from condfip.model import CondFiPConfig
+from condfip.training.options import (
+    STAGES,
+    DecoderOptions,
+    EncoderOptions,
+    GraphOptions,
+    StageOptions,
+    TrainingOptions,
+)
 
 
 def parse_node_counts(values: list[str]) -> tuple[int, ...]:
@@ -104,9 +98,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--init",
         type=Path,
-        help="start from the weights of this checkpoint folder (same architecture, or the same without the "
-        "embedding's summary_width, which then grows from zero; fresh optimizer and schedule); ignored with "
-        "--resume",
+        help="start from the weights of this checkpoint folder (same architecture; fresh optimizer and "
+        "schedule); ignored with --resume",
     )
     parser.add_argument(
         "--pairs-only",
@@ -115,16 +108,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def stage_options(args: argparse.Namespace) -> StageOptions:
+    """The options of the stage ``args.stage``; flags of another stage are refused by name."""
+    if args.pairs_only and args.stage != "graph":
+        raise ValueError("--pairs-only applies to the graph stage only; drop it")
+    if args.encoder_weight != 0 and args.stage != "decoder":
+        raise ValueError("--encoder-weight applies to the decoder stage only; drop it")
+    if args.stage == "graph":
+        if args.encoder is not None:
+            raise ValueError("--encoder does not apply to the graph stage; drop it")
+        config = GraphModelConfig.from_name_or_file(args.config)
+        return GraphOptions(config, acyclicity_weight=args.acyclicity_weight, pairs_only=args.pairs_only)
+    config = CondFiPConfig.from_name_or_file(args.config)
+    if args.stage == "encoder":
+        return EncoderOptions(config)
+    if args.encoder is None:
+        raise ValueError("the decoder stage needs --encoder DIR, the checkpoint of a trained encoder")
+    return DecoderOptions(
+        config,
+        encoder=args.encoder,
+        rollout_weight=args.rollout_weight,
+        rollout_rows=args.rollout_rows,
+        refit_weight=args.refit_weight,
+        encoder_weight=args.encoder_weight,
+    )
+
+
 def options_from_args(args: argparse.Namespace) -> TrainingOptions:
     return TrainingOptions(
-        stage=args.stage,
-        config=parse_config(args.config, args.stage),
+        stage=stage_options(args),
         out=args.out,
         steps=args.steps,
         batch_size=args.batch_size,
         seed=args.seed,
         resume=args.resume,
-        encoder_checkpoint=args.encoder,
         num_samples=args.num_samples,
         node_counts=parse_node_counts(args.nodes),
         lr=args.lr,
@@ -137,18 +154,16 @@ def options_from_args(args: argparse.Namespace) -> TrainingOptions:
         stop_at=args.stop_at,
         time_limit_s=None if args.time_limit is None else 60.0 * args.time_limit,
         schedule_by_time=args.schedule_by_time,
-        acyclicity_weight=args.acyclicity_weight,
-        rollout_weight=args.rollout_weight,
-        rollout_rows=args.rollout_rows,
-        refit_weight=args.refit_weight,
-        encoder_weight=args.encoder_weight,
         init_from=args.init,
-        pairs_only=args.pairs_only,
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    train(options_from_args(args))
+    options = options_from_args(args)
+    requires_training_extra("train")
+    from condfip.training.loop import train  # needs scm-gen, checked just above
+
+    train(options)
     return 0
 
 

@@ -1,6 +1,5 @@
-"""A fixed held-out set for the graph model (d = 20, 400 rows, P_IN and P_OUT, linear and RFF) and its
-figures: AUROC and AUPRC of the probabilities, SHD and F1 of the DAG rule at threshold 0.5, and the
-cross-entropy. The SCMs are those of the Cond-FiP validation set (same seed and indices)."""
+"""The graph stage's figures on the held-out SCMs of ``condfip.training.validation`` (d = 20, 400 rows):
+AUROC and AUPRC of the probabilities, SHD and F1 of the DAG rule at threshold 0.5, and the cross-entropy."""
 
 from __future__ import annotations
 
@@ -9,12 +8,18 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from condfip.graph.dag import dag_from_probabilities
-from condfip.graph.metrics import auprc, auroc, edge_f1, structural_hamming_distance
-from condfip.graph.model import GraphModel
-from condfip.graph.objective import edge_cross_entropy
-from condfip.training.validation import CELLS, VALIDATION_SEED
-from scm_gen import make_benchmark_dataset, standardize
+from condfip.core.dag_rule import dag_from_probabilities
+from condfip.core.graph_scores import (
+    auprc,
+    auroc,
+    edge_f1,
+    has_edges_and_non_edges,
+    structural_hamming_distance,
+)
+from condfip.core.standardization import standardized
+from condfip.graph import GraphModel
+from condfip.training.graph_objective import edge_cross_entropy
+from condfip.training.validation import validation_cells
 
 
 @dataclass
@@ -28,27 +33,14 @@ def build_graph_validation_set(
     *, datasets_per_cell: int = 4, num_nodes: int = 20, num_rows: int = 400
 ) -> list[GraphValidationCell]:
     cells = []
-    for cell_index, (preset, mechanism) in enumerate(CELLS):
-        examples = [
-            make_benchmark_dataset(
-                preset,
-                mechanism,
-                num_nodes,
-                num_context=num_rows,
-                num_query=0,
-                num_interventional=0,
-                seed=VALIDATION_SEED,
-                index=cell_index * 1000 + i,
-            )
-            for i in range(datasets_per_cell)
-        ]
-        data = np.stack([standardize(example.data)[0] for example in examples])  # [b, n, d]
+    for name, examples in validation_cells(
+        datasets_per_cell=datasets_per_cell, num_nodes=num_nodes, num_context=num_rows, num_query=0
+    ):
+        data = np.stack([standardized(example.data) for example in examples])  # [b, n, d]
         adjacency = np.stack([example.adjacency for example in examples])  # [b, d, d]
         cells.append(
             GraphValidationCell(
-                f"{preset}/{mechanism}",
-                torch.from_numpy(data.astype(np.float32)),
-                torch.from_numpy(adjacency.astype(np.int8)),
+                name, torch.from_numpy(data.astype(np.float32)), torch.from_numpy(adjacency.astype(np.int8))
             )
         )
     return cells
@@ -74,9 +66,10 @@ def evaluate_graph_model(model: GraphModel, cells: list[GraphValidationCell]) ->
 def score_graph(truth: np.ndarray, probabilities: np.ndarray, *, threshold: float = 0.5) -> dict[str, float]:
     """AUROC, AUPRC (NaN for an empty or complete truth), and SHD and F1 of the DAG rule at ``threshold``."""
     dag = dag_from_probabilities(probabilities, threshold=threshold)
+    ranked = has_edges_and_non_edges(truth)
     return {
-        "auroc": auroc(truth, probabilities),
-        "auprc": auprc(truth, probabilities),
+        "auroc": auroc(truth, probabilities) if ranked else float("nan"),
+        "auprc": auprc(truth, probabilities) if ranked else float("nan"),
         "shd": float(structural_hamming_distance(truth, dag)),
         "f1": edge_f1(truth, dag),
     }

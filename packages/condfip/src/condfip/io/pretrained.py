@@ -1,4 +1,8 @@
-"""Resolving ``from_pretrained(name_or_path)``: a shipped name, a local folder, or a Hugging Face Hub repo id."""
+"""Resolving ``from_pretrained(name_or_path)``: a shipped name, a local folder, or a Hugging Face Hub repo id.
+
+A shipped checkpoint is a folder ``condfip/pretrained/<name>/`` holding ``model.safetensors`` and
+``config.json``; it is found through ``importlib.resources``, so it works offline from an installed wheel.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +11,22 @@ import re
 from importlib import resources
 from pathlib import Path
 
-CHECKPOINT_FILES = ("config.json", "model.safetensors")
-SHARDED_FILES = ("model.safetensors.index.json", "model-*-of-*.safetensors")  # in place of model.safetensors
+from condfip.io.checkpoint import CHECKPOINT_FILES, CONFIG_NAME, INDEX_NAME, SHARDED_FILES, WEIGHTS_NAME
+from condfip.io.hub import download_checkpoint
+
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def shipped_root() -> Path:
-    """The folder of this package, where shipped checkpoints live as sub-folders."""
-    return Path(str(resources.files("condfip.pretrained")))
+    """The folder inside the installed package where shipped checkpoints live as sub-folders."""
+    return Path(str(resources.files("condfip"))) / "pretrained"
 
 
 def _missing_files(folder: Path) -> list[str]:
     """The files a checkpoint folder lacks: config.json, and the weights in one file or as indexed shards."""
-    missing = [] if (folder / "config.json").is_file() else ["config.json"]
-    if not ((folder / "model.safetensors").is_file() or (folder / SHARDED_FILES[0]).is_file()):
-        missing.append("model.safetensors")
+    missing = [] if (folder / CONFIG_NAME).is_file() else [CONFIG_NAME]
+    if not ((folder / WEIGHTS_NAME).is_file() or (folder / INDEX_NAME).is_file()):
+        missing.append(WEIGHTS_NAME)
     return missing
 
 
@@ -33,7 +38,7 @@ def _model_type(folder: Path) -> str:
     """The ``model_type`` a checkpoint's config.json declares; "condfip" when it cannot be read (the loader
     then reports what is wrong with it)."""
     try:
-        config = json.loads((folder / "config.json").read_text())
+        config = json.loads((folder / CONFIG_NAME).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return "condfip"
     return str(config.get("model_type", "condfip")) if isinstance(config, dict) else "condfip"
@@ -85,8 +90,6 @@ def resolve_checkpoint(
     if folder.is_dir():
         return _check_folder(folder)
     if isinstance(name_or_path, str) and _REPO_ID.match(text) and not text.startswith((".", "/")):
-        from condfip.pretrained.hub import download_checkpoint
-
         return _check_folder(
             download_checkpoint(
                 text, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only

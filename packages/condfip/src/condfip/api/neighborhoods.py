@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from condfip.api.engine import rows_per_chunk
-from condfip.graph.model import GraphModel
+from condfip.graph import GraphModel
 
 RELATEDNESS_RIDGE = 1e-3  # on the correlation scale
 PARTIAL_SHARE = 2 / 3  # of a neighborhood's members chosen by partial correlation; the rest by correlation

@@ -1,7 +1,8 @@
-"""Checkpoints: ``model.safetensors`` + ``config.json``. Nothing is ever pickled.
+"""The checkpoint format, for any model type: ``model.safetensors`` + ``config.json``. Nothing is ever pickled.
 
-``config.json`` holds the format version, the package version, the architecture and the training recipe.
-Loading refuses an unknown format, missing or extra tensors and wrong shapes with a message naming them.
+``config.json`` holds the model type, the format version, the package version, the architecture and the
+training recipe (and further sections a model type adds, such as the graph model's ``"inference"``). Loading
+refuses an unknown format, missing or extra tensors and wrong shapes with a message naming them.
 
 Large weights may be split into shards, as Hugging Face does: ``model-00001-of-00002.safetensors``, ... and
 ``model.safetensors.index.json`` (``{"metadata": {"total_size": bytes}, "weight_map": {tensor: shard}}``), in
@@ -18,30 +19,24 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from condfip.atomic import atomic_file
-from condfip.model.condfip_model import CondFiPModel
-from condfip.model.config import CondFiPConfig
+from condfip._version import __version__
+from condfip.io.atomic import atomic_file, write_json
 
 FORMAT_VERSION = 1
-MODEL_TYPE = "condfip"
 WEIGHTS_NAME = "model.safetensors"
 INDEX_NAME = "model.safetensors.index.json"
 CONFIG_NAME = "config.json"
+CHECKPOINT_FILES = (CONFIG_NAME, WEIGHTS_NAME)
+SHARDED_FILES = (INDEX_NAME, "model-*-of-*.safetensors")  # in place of model.safetensors
 _SHARD_NAME = re.compile(r"^model-\d{5}-of-\d{5}\.safetensors$")
 
 
-def package_version() -> str:
-    from condfip import __version__
-
-    return __version__
-
-
-def save_model(
+def save_checkpoint(
     model: torch.nn.Module,
     directory: str | Path,
     *,
+    model_type: str,
     training: dict[str, Any] | None = None,
-    model_type: str = MODEL_TYPE,
     sections: dict[str, Any] | None = None,
     max_shard_bytes: int | None = None,
     dtype: torch.dtype | None = None,
@@ -66,7 +61,7 @@ def save_model(
     config = {
         "model_type": model_type,
         "format_version": FORMAT_VERSION,
-        "package_version": package_version(),
+        "package_version": __version__,
         "architecture": model.config.to_dict(),
         "training": training or {},
         **(sections or {}),
@@ -78,7 +73,7 @@ def write_weights(
     tensors: dict[str, torch.Tensor],
     directory: Path,
     *,
-    model_type: str = MODEL_TYPE,
+    model_type: str,
     max_shard_bytes: int | None = None,
 ) -> None:
     """``model.safetensors``, or shards and their index when the tensors exceed ``max_shard_bytes``; the other
@@ -118,12 +113,7 @@ def write_weights(
         path.unlink(missing_ok=True)
 
 
-def write_json(path: Path, value: Any) -> None:
-    with atomic_file(path) as temporary:
-        temporary.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
-
-
-def read_config(directory: str | Path, *, model_type: str = MODEL_TYPE) -> dict[str, Any]:
+def read_config(directory: str | Path, *, model_type: str) -> dict[str, Any]:
     """The validated ``config.json`` of a checkpoint directory holding a model of kind ``model_type``."""
     path = Path(directory) / CONFIG_NAME
     if not path.is_file():
@@ -140,7 +130,7 @@ def read_config(directory: str | Path, *, model_type: str = MODEL_TYPE) -> dict[
     if config.get("format_version") != FORMAT_VERSION:
         raise ValueError(
             f"{path} has format_version {config.get('format_version')!r}; this condfip "
-            f"({package_version()}) reads format_version {FORMAT_VERSION}: upgrade condfip or re-save it"
+            f"({__version__}) reads format_version {FORMAT_VERSION}: upgrade condfip or re-save it"
         )
     if not isinstance(config.get("architecture"), dict):
         raise ValueError(f"{path} has no 'architecture' section")
@@ -218,13 +208,10 @@ def _names(items: list[str], limit: int = 5) -> str:
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
-def load_model(directory: str | Path, *, map_location: str | torch.device = "cpu") -> CondFiPModel:
-    directory = Path(directory)
-    config = read_config(directory)
-    model = CondFiPModel(CondFiPConfig.from_dict(config["architecture"]))
+def load_weights(model: torch.nn.Module, directory: str | Path) -> None:
+    """Load a checkpoint folder's tensors into ``model``, in the model's dtypes; refuses missing, extra and
+    misshapen tensors with a message naming them."""
     tensors, weights_path = read_checkpoint_weights(directory)
     expected = model.state_dict()
     check_tensors(expected, tensors, weights_path)
     model.load_state_dict({name: tensor.to(expected[name].dtype) for name, tensor in tensors.items()})
-    model.training_recipe = config.get("training", {})
-    return model.to(map_location).eval()

@@ -13,24 +13,22 @@ import warnings
 from collections.abc import Hashable, Sequence
 from pathlib import Path
 
-import networkx as nx
 import numpy as np
-import pandas as pd
 import torch
 
 from condfip.api.engine import resolve_device, rows_per_chunk
-from condfip.api.inputs import context_from_user
-from condfip.graph.checkpoint import DEFAULT_GRAPH_MODEL, load_graph_model
-from condfip.graph.dag import dag_from_probabilities
-from condfip.graph.model import GraphModel
-from condfip.graph.neighborhoods import local_edge_logits
+from condfip.api.graphs import edges_from_user
+from condfip.api.neighborhoods import local_edge_logits
+from condfip.api.tables import context_from_user
+from condfip.core.dag_rule import dag_from_probabilities
+from condfip.graph import DEFAULT_GRAPH_MODEL, GraphModel
 
 AUTO_NEIGHBORHOOD = "auto"
 
 
 @functools.lru_cache(maxsize=4)
 def _cached_model(name_or_path: str, device: str) -> GraphModel:
-    return load_graph_model(name_or_path, map_location=device)
+    return GraphModel.from_pretrained(name_or_path, map_location=device)
 
 
 def resolve_graph_model(model: GraphModel | str | Path, device: torch.device) -> GraphModel:
@@ -43,66 +41,6 @@ def resolve_graph_model(model: GraphModel | str | Path, device: torch.device) ->
         f"model must be a GraphModel, a shipped name such as {DEFAULT_GRAPH_MODEL!r}, a checkpoint folder or a "
         f"Hub repo id, got {type(model).__name__}"
     )
-
-
-def _endpoint(node: object, columns: Sequence[Hashable], parameter: str) -> int:
-    """Column position of an edge endpoint: a column name, or an integer position when it names no column."""
-    if node in columns:
-        return list(columns).index(node)
-    if isinstance(node, int | np.integer) and not isinstance(node, bool) and 0 <= node < len(columns):
-        return int(node)
-    raise ValueError(
-        f"{parameter} names node {node!r}, which is neither a column name nor a column position "
-        f"(columns: {list(columns)!r})"
-    )
-
-
-def constraint_mask(edges: object, columns: Sequence[Hashable], parameter: str) -> np.ndarray:
-    """Known edges as a [d, d] bool mask over ``columns``.
-
-    ``edges``: None, a list of ``(source, target)`` pairs (column names, or positions for unnamed arrays), a
-    networkx DiGraph, a DataFrame with columns ``source`` and ``target``, or a [d, d] adjacency
-    (array, or DataFrame labelled by the column names) with ``adjacency[i, j] = 1`` for ``i -> j``.
-    """
-    d = len(columns)
-    mask = np.zeros((d, d), dtype=bool)
-    if edges is None:
-        return mask
-    if isinstance(edges, nx.DiGraph):
-        edges = list(edges.edges())
-    elif isinstance(edges, pd.DataFrame):
-        if list(edges.columns) == ["source", "target"]:
-            edges = list(edges.itertuples(index=False, name=None))
-        else:
-            unknown = [name for name in edges.columns if name not in columns]
-            if unknown or edges.shape != (d, d):
-                raise ValueError(
-                    f"{parameter} DataFrame must be a [d, d] adjacency labelled by the data's columns "
-                    f"{list(columns)!r} or an edge list with columns 'source' and 'target'; got shape "
-                    f"{edges.shape} with unknown labels {unknown!r}"
-                )
-            if not isinstance(edges.index, pd.RangeIndex):
-                edges = edges.loc[list(columns)]
-            edges = edges[list(columns)].to_numpy()
-    if (
-        isinstance(edges, np.ndarray)
-        and edges.ndim == 2
-        and edges.shape == (d, d)
-        and edges.dtype.kind in "biuf"
-    ):
-        return edges != 0
-    if isinstance(edges, str) or not isinstance(edges, Sequence | np.ndarray):
-        raise ValueError(
-            f"{parameter} of type {type(edges).__name__} is not understood; pass a list of (source, target) "
-            "edges, a networkx DiGraph or a [d, d] adjacency (adjacency[i, j] = 1 for i -> j)"
-        )
-    for position, edge in enumerate(list(edges)):
-        if isinstance(edge, str) or not hasattr(edge, "__len__") or len(edge) != 2:
-            raise ValueError(
-                f"{parameter}[{position}] is {edge!r}; every entry must be a (source, target) pair"
-            )
-        mask[_endpoint(edge[0], columns, parameter), _endpoint(edge[1], columns, parameter)] = True
-    return mask
 
 
 def resolve_neighborhood(neighborhood: object, num_nodes: int, trained_max_nodes: int | None) -> int | None:
@@ -135,7 +73,7 @@ def edge_probabilities(
     neighborhood_size: int | None = None,
 ) -> np.ndarray:
     """Edge probabilities [d, d] (float64, zero diagonal) of one standardized table [n, d]: from the whole
-    table, or from one neighborhood of ``neighborhood_size`` nodes per node (``condfip.graph.neighborhoods``)."""
+    table, or from one neighborhood of ``neighborhood_size`` nodes per node (``condfip.api.neighborhoods``)."""
     if neighborhood_size is not None:
         logits = local_edge_logits(
             model, standardized, neighborhood_size, device=device, chunk_size=chunk_size
@@ -168,11 +106,11 @@ def infer_graph(
     ``probabilities[i, j]`` is the model's probability of the edge ``i -> j`` (0 on the diagonal);
     ``dag[i, j] = 1`` (int8) when the DAG has ``i -> j``. Rows and columns follow the data's columns.
 
-    The DAG rule (``condfip.graph.dag_from_probabilities``), deterministic and always acyclic: start from the
+    The DAG rule (``condfip.core.dag_rule.dag_from_probabilities``), deterministic and always acyclic: start from the
     ``required`` edges; take the other edges with probability above ``threshold``, never a ``forbidden`` one, in
     decreasing probability (ties by position), skipping any edge that would close a cycle. For another rule,
     use the probabilities. ``threshold=None`` takes the model's ``default_threshold``: the one chosen for
-    the highest edge F1 on held-out SCMs (``condfip.graph.calibration``), 0.5 for an uncalibrated model.
+    the highest edge F1 on held-out SCMs (``condfip.training.calibration``), 0.5 for an uncalibrated model.
 
     data: a DataFrame of numeric columns or an array [n, d] (``columns`` names it; default ``x0, x1, ...``);
     checked as by ``CondFiP.infer`` (no NaN, no constant column, at least 2 rows) and standardized inside.
@@ -181,7 +119,7 @@ def infer_graph(
     positions), a networkx DiGraph, or a [d, d] adjacency.
     neighborhood: on more columns than the model was trained on (``"auto"``, the default), each node's edges
     are scored on a sub-table of the node and its most related columns, as many as the largest training graph
-    (``condfip.graph.neighborhoods``), which keeps the model's inputs in their training range; an int sets that
+    (``condfip.api.neighborhoods``), which keeps the model's inputs in their training range; an int sets that
     size for any table, None always scores the whole table (with a warning beyond the training range).
     """
     values, names, standardization = context_from_user(data, columns)
@@ -191,8 +129,8 @@ def infer_graph(
         raise ValueError(
             f"threshold must be a number in [0, 1] or None (the model's default), got {threshold!r}"
         )
-    must = constraint_mask(required, names, "required")
-    never = constraint_mask(forbidden, names, "forbidden")
+    must = edges_from_user(required, names, "required")
+    never = edges_from_user(forbidden, names, "forbidden")
     torch_device = resolve_device(device)
     graph_model = resolve_graph_model(model, torch_device)
     if threshold is None:

@@ -1,16 +1,16 @@
-"""Transformer pieces shared by the encoder, the dataset embedding and the decoder.
+"""Transformer pieces shared by both networks: MLP, attention over samples, the node block and the stack.
 
 Axis legend: b datasets, n rows (samples), m anchor rows, d nodes, h heads, e embedding.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import nn
-
-from dag_attention import DAGAttention
 
 
 class MLP(nn.Module):
@@ -67,36 +67,49 @@ class SampleBlock(nn.Module):
 
 
 class NodeBlock(nn.Module):
-    """Pre-LN transformer block with DAG attention over nodes (each node sees its parents)."""
+    """Pre-LN transformer block with attention over nodes; the attention is pluggable.
 
-    def __init__(self, dim: int, num_heads: int, mlp_dim: int) -> None:
+    ``attention(x, nodes)`` maps [b, n, d, e] to [b, n, d, e] given what the nodes may see: DAG attention
+    (each node sees its parents, ``nodes`` = parents [b, d, d] bool) in the Cond-FiP network, plain attention
+    over all real nodes (``nodes`` = node mask [b, d] bool or None) in the graph network.
+    """
+
+    def __init__(self, dim: int, mlp_dim: int, attention: nn.Module) -> None:
         super().__init__()
         self.norm_attention = nn.LayerNorm(dim)
-        self.attention = DAGAttention(dim, num_heads)
+        self.attention = attention
         self.norm_mlp = nn.LayerNorm(dim)
         self.mlp = MLP(dim, mlp_dim)
 
-    def forward(self, x: torch.Tensor, parents: torch.Tensor) -> torch.Tensor:
-        """x: [b, n, d, e]; parents: [b, d, d] bool."""
-        x = x + self.attention(self.norm_attention(x), parents)
+    def forward(self, x: torch.Tensor, nodes: torch.Tensor | None) -> torch.Tensor:
+        """x: [b, n, d, e]; nodes: what the node attention takes (see the class docstring)."""
+        x = x + self.attention(self.norm_attention(x), nodes)
         return x + self.mlp(self.norm_mlp(x))
 
 
+NodeAttentionFactory = Callable[[int, int], nn.Module]  # (dim, num_heads) -> attention over nodes
+
+
 class AlternatingStack(nn.Module):
-    """Pairs of (attention over samples, DAG attention over nodes) blocks.
+    """Pairs of (attention over samples, attention over nodes) blocks.
 
     Attention over samples takes its keys and values from the anchor rows. ``anchor_states`` runs the
     anchors alone (plain self-attention) and records each sample block's input; ``forward`` then runs any
     rows against those records, so rows can be processed in chunks with identical results.
+    ``node_attention(dim, num_heads)`` builds the attention over nodes of every node block.
     """
 
-    def __init__(self, dim: int, num_heads: int, mlp_dim: int, num_pairs: int) -> None:
+    def __init__(
+        self, dim: int, num_heads: int, mlp_dim: int, num_pairs: int, node_attention: NodeAttentionFactory
+    ) -> None:
         super().__init__()
         self.sample_blocks = nn.ModuleList(SampleBlock(dim, num_heads, mlp_dim) for _ in range(num_pairs))
-        self.node_blocks = nn.ModuleList(NodeBlock(dim, num_heads, mlp_dim) for _ in range(num_pairs))
+        self.node_blocks = nn.ModuleList(
+            NodeBlock(dim, mlp_dim, node_attention(dim, num_heads)) for _ in range(num_pairs)
+        )
 
     def anchor_states(
-        self, anchors: torch.Tensor, parents: torch.Tensor, anchor_mask: torch.Tensor | None
+        self, anchors: torch.Tensor, nodes: torch.Tensor | None, anchor_mask: torch.Tensor | None
     ) -> tuple[list[torch.Tensor], torch.Tensor]:
         """anchors: [b, m, d, e] -> (the input of every sample block, each [b, m, d, e]; the anchors' output
         [b, m, d, e], which is what ``forward`` gives for the anchor rows)."""
@@ -104,13 +117,13 @@ class AlternatingStack(nn.Module):
         x = anchors
         for sample_block, node_block in zip(self.sample_blocks, self.node_blocks, strict=True):
             states.append(x)
-            x = node_block(sample_block(x, x, anchor_mask), parents)
+            x = node_block(sample_block(x, x, anchor_mask), nodes)
         return states, x
 
     def forward(
         self,
         x: torch.Tensor,
-        parents: torch.Tensor,
+        nodes: torch.Tensor | None,
         anchor_states: list[torch.Tensor],
         anchor_mask: torch.Tensor | None,
     ) -> torch.Tensor:
@@ -118,30 +131,5 @@ class AlternatingStack(nn.Module):
         for sample_block, node_block, memory in zip(
             self.sample_blocks, self.node_blocks, anchor_states, strict=True
         ):
-            x = node_block(sample_block(x, memory, anchor_mask), parents)
+            x = node_block(sample_block(x, memory, anchor_mask), nodes)
         return x
-
-
-class AdaLNBlock(nn.Module):
-    """Decoder block: DAG attention and MLP, both modulated per node by the dataset condition (DiT-style)."""
-
-    def __init__(self, dim: int, num_heads: int, mlp_dim: int) -> None:
-        super().__init__()
-        self.norm_query = nn.LayerNorm(dim, elementwise_affine=False)
-        self.norm_mlp = nn.LayerNorm(dim, elementwise_affine=False)
-        self.attention = DAGAttention(dim, num_heads)
-        self.mlp = MLP(dim, mlp_dim)
-        self.modulation = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
-        nn.init.zeros_(self.modulation[1].weight)  # every block starts as the identity
-        nn.init.zeros_(self.modulation[1].bias)
-
-    def forward(
-        self, h: torch.Tensor, values: torch.Tensor, parents: torch.Tensor, condition: torch.Tensor
-    ) -> torch.Tensor:
-        """h: [b, n, d, e] queries; values: [b, n, d, e] keys/values; condition: [b, d, e] -> [b, n, d, e]."""
-        modulation = rearrange(self.modulation(condition), "b d (six e) -> six b 1 d e", six=6)
-        shift_attn, scale_attn, gate_attn, shift_mlp, scale_mlp, gate_mlp = modulation
-        query = self.norm_query(h) * (1 + scale_attn) + shift_attn
-        h = h + gate_attn * self.attention(query, parents, context=values)
-        hidden = self.norm_mlp(h) * (1 + scale_mlp) + shift_mlp
-        return h + gate_mlp * self.mlp(hidden)

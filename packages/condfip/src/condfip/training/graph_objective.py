@@ -1,4 +1,4 @@
-"""The training objective of the graph model: edge-wise binary cross-entropy plus AVICI's acyclicity penalty.
+"""The training objective of the graph network: edge-wise binary cross-entropy plus AVICI's acyclicity penalty.
 
 ``loss = BCE(logits, true adjacency) + weight(step) * h(A)`` where ``A = sigmoid(logits)`` is the expected
 adjacency (zero diagonal) and ``h(A) = (tr exp(A) - d) / d`` (NOTEARS' measure, divided by d so datasets of
@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from condfip.graph.model import allowed_pairs
+from condfip.graph import allowed_pairs
 
 
 def acyclicity_weight(step: int, *, total_steps: int, final_weight: float) -> float:

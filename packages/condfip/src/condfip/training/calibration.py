@@ -5,15 +5,11 @@ rule at 0.5 keeps too few edges. ``calibrate_threshold`` scores the DAG rule at 
 (0.05, 0.10, ..., 0.95) on fresh P_IN SCMs (linear and RFF, the training node counts, their own seed: neither
 the validation set nor the test grid) and keeps the threshold of highest mean edge F1. ``write_calibration``
 stores it in the checkpoint's ``config.json`` under ``"inference"``; ``infer_graph``, ``condfip graph`` and
-``graph="infer"`` use it when no threshold is given.
-
-    python -m condfip.graph.calibration CHECKPOINT_DIR [--datasets-per-cell 8]
+``graph="infer"`` use it when no threshold is given. On the command line: ``condfip calibrate CHECKPOINT_DIR``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,12 +17,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from condfip.checkpoint import CONFIG_NAME, read_config, write_json
-from condfip.graph.checkpoint import GRAPH_MODEL_TYPE, load_graph_model
-from condfip.graph.dag import dag_from_probabilities
-from condfip.graph.metrics import edge_f1
-from condfip.graph.model import GraphModel
-from scm_gen import make_benchmark_dataset, standardize
+from condfip.core.dag_rule import dag_from_probabilities
+from condfip.core.graph_scores import edge_f1
+from condfip.core.standardization import standardized
+from condfip.graph import GraphModel
+from condfip.io.atomic import write_json
+from condfip.io.checkpoint import CONFIG_NAME, read_config
+from scm_gen import make_benchmark_dataset
 
 CALIBRATION_SEED = 20_241_008  # its own SCMs: not the validation set's, not the test grid's
 CANDIDATE_THRESHOLDS = tuple(round(0.05 * k, 2) for k in range(1, 20))  # 0.05 ... 0.95
@@ -71,7 +68,7 @@ def calibration_set(
                 seed=CALIBRATION_SEED,
                 index=cell * 1000 + index,
             )
-            examples.append((standardize(example.data)[0], example.adjacency))
+            examples.append((standardized(example.data), example.adjacency))
     return examples
 
 
@@ -106,35 +103,19 @@ def calibrate_threshold(
 
 def write_calibration(directory: str | Path, inference: dict[str, Any]) -> None:
     """Store ``inference`` in the checkpoint's ``config.json`` (atomically; the weights are untouched)."""
-    config = read_config(directory, model_type=GRAPH_MODEL_TYPE)
+    config = read_config(directory, model_type=GraphModel.model_type)
     config["inference"] = inference
     write_json(Path(directory) / CONFIG_NAME, config)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m condfip.graph.calibration", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument(
-        "checkpoint", type=Path, help="folder of a graph model checkpoint (rewritten in place)"
-    )
-    parser.add_argument("--datasets-per-cell", type=int, default=8, help="SCMs per mechanism and node count")
-    args = parser.parse_args(argv)
-    if args.datasets_per_cell < 1:
-        parser.error(f"--datasets-per-cell must be >= 1, got {args.datasets_per_cell}")
-    if not args.checkpoint.is_dir():
-        parser.exit(
-            2, f"error: {args.checkpoint} is not a folder; pass the folder of a graph model checkpoint\n"
-        )
-    try:
-        model = load_graph_model(args.checkpoint)
-        inference = calibrate_threshold(model, datasets_per_cell=args.datasets_per_cell)
-        write_calibration(args.checkpoint, inference)
-    except ValueError as error:
-        parser.exit(2, f"error: {error}\n")
-    print(json.dumps(inference, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+def calibrate_checkpoint(directory: str | Path, *, datasets_per_cell: int = 8) -> dict[str, Any]:
+    """Choose the default threshold of the graph model checkpoint in ``directory`` and store it there;
+    returns the ``"inference"`` section written."""
+    if isinstance(datasets_per_cell, bool) or not isinstance(datasets_per_cell, int) or datasets_per_cell < 1:
+        raise ValueError(f"datasets_per_cell must be an int >= 1, got {datasets_per_cell!r}")
+    if not Path(directory).is_dir():
+        raise ValueError(f"{directory} is not a folder; pass the folder of a graph model checkpoint")
+    model = GraphModel.from_pretrained(Path(directory))
+    inference = calibrate_threshold(model, datasets_per_cell=datasets_per_cell)
+    write_calibration(directory, inference)
+    return inference

@@ -1,4 +1,4 @@
-"""Checking a user's table: numeric, finite, at least two rows, no constant column.
+"""The one parser of user tables: numeric, finite, at least two rows, no constant column.
 
 Everything here returns float64 numpy arrays in the user's units plus the column names; the errors say what
 was received and how to fix it, before anything reaches torch.
@@ -7,35 +7,11 @@ was received and how to fix it, before anything reaches torch.
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-
-@dataclass(frozen=True)
-class Standardization:
-    """Per-column ``mean`` and ``std`` of the context: ``x_std = (x - mean) / std``; noise is only scaled."""
-
-    mean: np.ndarray  # [d]
-    std: np.ndarray  # [d]
-
-    @classmethod
-    def fit(cls, data: np.ndarray) -> Standardization:
-        """Mean and (population) standard deviation over rows of ``data`` [n, d]; columns must not be constant."""
-        return cls(mean=data.mean(axis=0), std=data.std(axis=0))
-
-    def data_to_standard(self, data: np.ndarray) -> np.ndarray:
-        return (data - self.mean) / self.std
-
-    def data_from_standard(self, data: np.ndarray) -> np.ndarray:
-        return data * self.std + self.mean
-
-    def noise_to_standard(self, noise: np.ndarray) -> np.ndarray:
-        return noise / self.std
-
-    def noise_from_standard(self, noise: np.ndarray) -> np.ndarray:
-        return noise * self.std
+from condfip.core.standardization import Standardization
 
 
 def _check_columns(columns: Sequence[Hashable], parameter: str) -> list[Hashable]:

@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from condfip.pretrained.registry import CHECKPOINT_FILES, SHARDED_FILES
+from condfip.io.checkpoint import CHECKPOINT_FILES, SHARDED_FILES
 
 MODEL_CARD = """---
 library_name: condfip

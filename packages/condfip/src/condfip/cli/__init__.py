@@ -1,13 +1,16 @@
-"""The ``condfip`` command line: one line on stderr and exit code 2 for bad input, never a traceback."""
+"""The ``condfip`` command line: every command, parsed here and delegated to the API or the training loop.
+
+Commands: ``infer`` and ``effect`` (``condfip.cli.infer``), ``graph`` and ``calibrate`` (``condfip.cli.graph``),
+``demo`` (``condfip.cli.demo``) and ``train`` (``condfip.cli.train``); their shared input helpers are
+``condfip.cli.inputs``. Bad input: one line on stderr and exit code 2, never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from condfip import commands
-from condfip.graph import command as graph_command
-from condfip.training import cli as training_cli
+from condfip.cli import demo, graph, infer, train
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,9 +18,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="condfip", description="Zero-shot causal model inference (Cond-FiP)."
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
-    training_cli.register(subparsers)
-    commands.register(subparsers)
-    graph_command.register(subparsers)
+    train.register(subparsers)
+    infer.register(subparsers)
+    demo.register(subparsers)
+    graph.register(subparsers)
     return parser
 
 
@@ -32,7 +36,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"condfip {args.command}: interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

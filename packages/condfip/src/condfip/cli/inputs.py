@@ -1,0 +1,135 @@
+"""What every ``condfip`` command shares: argparse types, one-line usage errors, reading CSV tables and graphs,
+and writing CSV files atomically. Bad input is a ValueError here; ``condfip.cli.main`` prints it as one line."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import NoReturn
+
+import pandas as pd
+
+from condfip.io.atomic import atomic_file
+
+EXIT_BAD_INPUT = 2
+
+
+def one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Make argparse report a usage mistake as one line (not usage + message) with exit code 2."""
+
+    def error(message: str) -> NoReturn:
+        parser.exit(EXIT_BAD_INPUT, f"{parser.prog}: error: {message} (see {parser.prog} --help)\n")
+
+    parser.error = error  # type: ignore[method-assign]
+    return parser
+
+
+def int_at_least(minimum: int, what: str) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum``; ``what`` names it in the error ("a positive integer")."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    return parse
+
+
+positive_int = int_at_least(1, "a positive integer")
+non_negative_int = int_at_least(0, "a non-negative integer")
+at_least_two = int_at_least(2, "an integer >= 2")
+
+
+def number_between(low: float, high: float, *, open_interval: bool) -> Callable[[str], float]:
+    """An argparse type: a finite number in [low, high], or in (low, high) with ``open_interval``."""
+    interval = f"strictly between {low:g} and {high:g}" if open_interval else f"in [{low:g}, {high:g}]"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number {interval}, got {text!r}") from None
+        inside = low < value < high if open_interval else low <= value <= high
+        if not (math.isfinite(value) and inside):
+            raise argparse.ArgumentTypeError(f"expected a number {interval}, got {text!r}")
+        return value
+
+    return parse
+
+
+def read_csv(path: Path, option: str, **options) -> pd.DataFrame:
+    """``pd.read_csv`` with a one-line ValueError naming ``option`` for a missing or unreadable file."""
+    try:
+        return pd.read_csv(path, **options)
+    except FileNotFoundError:
+        raise ValueError(f"{option} {str(path)!r}: no such file") from None
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        message = " ".join(str(error).split())
+        raise ValueError(f"{option} {str(path)!r} is not a readable CSV: {message}") from None
+
+
+def read_edge_csv(path: Path, option: str) -> list[tuple[str, str]]:
+    """A CSV with the header ``source,target`` as a list of (source, target) name pairs."""
+    frame = read_csv(path, option, dtype=str, keep_default_na=False)
+    if [str(name).strip().lower() for name in frame.columns] != ["source", "target"]:
+        raise ValueError(
+            f"{option} {str(path)!r} must have the header 'source,target', got {list(frame.columns)!r}"
+        )
+    return _pairs(frame)
+
+
+def read_graph_csv(path: Path, option: str = "--graph") -> object:
+    """An edge list (header ``source,target``) as a list of pairs, or an adjacency CSV (a header row of node
+    names, an optional first column of row names) as a labelled DataFrame."""
+    raw = read_csv(path, option, dtype=str, keep_default_na=False)
+    header = [str(name).strip() for name in raw.columns]
+    if [name.lower() for name in header] == ["source", "target"]:
+        return _pairs(raw)
+    if raw.shape[1] == raw.shape[0] + 1:  # a first column of row names
+        raw = raw.set_index(raw.columns[0])
+        raw.index = [str(name).strip() for name in raw.index]
+        header = header[1:]
+    raw.columns = header
+    try:
+        return raw.apply(lambda column: pd.to_numeric(column.str.strip()))
+    except ValueError:
+        raise ValueError(
+            f"{option} {str(path)!r}: adjacency entries must be numbers (0/1); for an edge list use the header "
+            "'source,target'"
+        ) from None
+
+
+def _pairs(frame: pd.DataFrame) -> list[tuple[str, str]]:
+    return [(source.strip(), target.strip()) for source, target in frame.itertuples(index=False, name=None)]
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """Write ``frame`` (without its index) to ``path`` atomically; an OS error becomes a one-line ValueError."""
+    try:
+        with atomic_file(path) as temporary:
+            frame.to_csv(temporary, index=False)
+    except OSError as error:
+        raise ValueError(f"cannot write {str(path)!r}: {error.strerror or error}") from None
+
+
+def labelled_matrix(matrix: object, names: list[str]) -> pd.DataFrame:
+    """[d, d] -> a frame whose first column (empty header) holds the row names, then one column per node."""
+    frame = pd.DataFrame(matrix, columns=names)
+    frame.insert(0, "", names, allow_duplicates=True)
+    return frame
+
+
+def requires_training_extra(command: str) -> None:
+    """Refuse ``command`` with the install line when scm-gen (the ``condfip[train]`` extra) is missing."""
+    try:
+        import scm_gen  # noqa: F401  (an optional dependency: checked only by the commands that need it)
+    except ImportError:
+        raise ValueError(
+            f"condfip {command} needs the training extra (scm-gen): pip install 'condfip[train]'"
+        ) from None

@@ -1,0 +1,263 @@
+"""The training loop shared by every stage, in one process or under torch.distributed.
+
+What differs between stages sits behind the small ``Stage`` interface (``condfip.training.stages``); the loop,
+schedule, EMA, checkpoints, resume, DDP and logs are shared. A run writes into ``--out``: the training state
+(``state/``, for ``--resume``), the EMA model as a checkpoint, and the logs ``validation.jsonl`` and
+``train_log.jsonl``, at every ``--checkpoint-every`` steps and at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from condfip.io.checkpoint import load_weights, read_config
+from condfip.training.data import StreamSpec, training_loader
+from condfip.training.distributed import (
+    Distributed,
+    max_across_ranks,
+    pick_device,
+    setup_distributed,
+    weight_spread_across_ranks,
+)
+from condfip.training.ema import WeightAverage
+from condfip.training.options import TrainingOptions
+from condfip.training.schedule import learning_rate, learning_rate_by_time
+from condfip.training.stages import Stage, stage_for
+from condfip.training.state import load_training_state, save_training_state
+
+
+@dataclass
+class Run:
+    """What a run holds while it trains."""
+
+    options: TrainingOptions
+    stage: Stage
+    ranks: Distributed
+    device: torch.device
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    ema: WeightAverage
+    start: int  # the first step this process runs
+
+    @property
+    def trainable(self) -> list[torch.Tensor]:
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+
+def train(options: TrainingOptions) -> dict[str, float]:
+    """Run (or resume) one stage; returns the last validation figures (rank 0) or {}."""
+    run = _start(options)
+    loss_module: nn.Module = run.stage.loss_module(run.model, options)
+    if run.ranks.world_size > 1:
+        device_ids = [run.device.index] if run.device.type == "cuda" else None
+        loss_module = nn.parallel.DistributedDataParallel(loss_module, device_ids=device_ids)
+    cells = run.stage.validation_set(options) if run.ranks.is_main else []
+    last = options.steps if options.stop_at is None else min(options.stop_at, options.steps)
+    if run.start >= options.steps:
+        return {}
+    figures = _loop(run, loss_module, cells, last)
+    if run.ranks.world_size > 1:
+        torch.distributed.barrier()
+    return figures
+
+
+def _start(options: TrainingOptions) -> Run:
+    """Check the options, join the ranks, build (or restore) the model, its optimizer and its average."""
+    options.validate()
+    device_kind = "cuda" if (options.device == "auto" and torch.cuda.is_available()) else options.device
+    ranks = setup_distributed("cuda" if str(device_kind).startswith("cuda") else "cpu")
+    if options.batch_size % ranks.world_size:
+        raise ValueError(f"--batch-size {options.batch_size} must be divisible by {ranks.world_size} ranks")
+    device = pick_device(options.device, ranks.local_rank)
+    out = Path(options.out)
+    state_dir = out / "state"
+    if not options.resume and (state_dir.exists() or state_dir.with_name("state.old").exists()):
+        raise ValueError(f"{out} already holds a training run; pass --resume or choose another --out")
+    stage = stage_for(options)
+    model = stage.build_model(options).to(device)
+    if options.init_from is not None and not options.resume:  # a resumed run's state holds its weights
+        initialize_from(model, options)
+    optimizer = torch.optim.Adam(
+        [p for p in model.parameters() if p.requires_grad], lr=options.lr, betas=options.betas
+    )
+    ema = WeightAverage(model, options.ema_decay)
+    start = 0
+    if options.resume:
+
+        def check_meta(meta: dict[str, Any]) -> None:
+            if meta.get("stage") != options.stage.name or not _same_architecture(
+                meta.get("architecture"), options.config
+            ):
+                raise ValueError(f"cannot resume {out}: it was a {meta.get('stage')} run with another config")
+
+        meta = load_training_state(
+            state_dir, model=model, optimizer=optimizer, ema_shadow=ema.shadow, check_meta=check_meta
+        )
+        start = int(meta["step"])
+    return Run(options, stage, ranks, device, model, optimizer, ema, start)
+
+
+def _loop(run: Run, loss_module: nn.Module, cells: list, last: int) -> dict[str, float]:
+    """Steps ``run.start`` .. ``last - 1``, checkpointed; returns the last validation figures."""
+    options, ranks, device = run.options, run.ranks, run.device
+    spec = StreamSpec(
+        batch_size=options.batch_size // ranks.world_size,
+        num_samples=options.num_samples,
+        node_counts=tuple(options.node_counts),
+        preset=options.preset,
+        mechanisms=tuple(options.mechanisms),
+        seed=options.seed,
+        rank=ranks.rank,
+        world_size=ranks.world_size,
+    )
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    )
+    batches = iter(training_loader(spec, run.start, options.workers))
+    bar = tqdm(
+        total=options.steps,
+        initial=run.start,
+        desc=f"train {options.stage.name}",
+        disable=not (options.progress and ranks.is_main and sys.stderr.isatty()),
+        dynamic_ncols=True,
+    )
+    figures: dict[str, float] = {}
+    waited = computed = 0.0
+    run_started = time.perf_counter()
+    for step in range(run.start, last):
+        tick = time.perf_counter()
+        data, noise, parents = (t.to(device, non_blocking=True) for t in next(batches))
+        got_data = time.perf_counter()
+        for group in run.optimizer.param_groups:
+            group["lr"] = _rate(options, step, got_data - run_started, ranks, device)
+        with autocast:
+            loss = loss_module(data, noise, parents, step)
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(run.trainable, options.grad_clip)
+        run.optimizer.step()
+        run.ema.update(run.model)
+        done = time.perf_counter()
+        waited += got_data - tick
+        computed += done - got_data
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+        finished = step + 1
+        out_of_time = options.time_limit_s is not None and done - run_started > options.time_limit_s
+        at_checkpoint = (
+            finished % options.checkpoint_every == 0 or finished in (options.steps, last) or out_of_time
+        )
+        if ranks.world_size > 1:  # every rank stops at the same step
+            out_of_time = bool(max_across_ranks(float(out_of_time), device))
+            at_checkpoint = at_checkpoint or out_of_time
+        spread = weight_spread_across_ranks(run.model) if at_checkpoint and ranks.world_size > 1 else 0.0
+        if ranks.is_main and at_checkpoint:
+            elapsed = time.perf_counter() - run_started
+            log = {
+                "rank_weight_spread": spread,
+                "step": finished,
+                "loss": loss.item(),
+                "grad_norm": float(grad_norm),
+                "lr": run.optimizer.param_groups[0]["lr"],
+                "data_wait_fraction": waited / max(waited + computed, 1e-9),
+                "datasets_per_second": (finished - run.start) * options.batch_size / max(elapsed, 1e-9),
+                "elapsed_s": elapsed,
+            }
+            figures = checkpoint(run, finished, cells, log)
+            message = f"step {finished}/{options.steps} loss {loss.item():.4f} {_summary(figures)}"
+            if not bar.disable:
+                bar.write(message)
+            else:
+                print(f"[{options.stage.name}] {message}", file=sys.stderr, flush=True)
+        if out_of_time:
+            break
+    bar.close()
+    return figures
+
+
+def _rate(
+    options: TrainingOptions, step: int, elapsed: float, ranks: Distributed, device: torch.device
+) -> float:
+    """The learning rate of ``step``: by steps, or by the wall time ``elapsed`` (the same on every rank)."""
+    if not options.schedule_by_time:
+        return learning_rate(
+            step,
+            peak=options.lr,
+            warmup_steps=options.warmup_steps,
+            total_steps=options.steps,
+            floor=options.min_lr,
+        )
+    if ranks.world_size > 1:  # every rank must take the same rate: rank clocks differ
+        elapsed = max_across_ranks(elapsed, device)
+    return learning_rate_by_time(
+        step,
+        elapsed,
+        peak=options.lr,
+        warmup_steps=options.warmup_steps,
+        time_limit_s=options.time_limit_s,
+        floor=options.min_lr,
+    )
+
+
+def initialize_from(model: nn.Module, options: TrainingOptions) -> None:
+    """Load the weights of the checkpoint ``options.init_from`` into ``model``: a new run (fresh optimizer and
+    schedule) that starts where another one ended. The checkpoint must have this run's architecture."""
+    directory = Path(options.init_from)
+    stored = read_config(directory, model_type=options.stage.model_type)
+    if not _same_architecture(stored["architecture"], options.config):
+        raise ValueError(
+            f"--init {directory} has the architecture {stored['architecture']}, but this run asks for "
+            f"{options.config.to_dict()}; pass the --config it was trained with"
+        )
+    load_weights(model, directory)
+
+
+def _same_architecture(stored: Any, config: Any) -> bool:
+    """Whether a run's stored architecture is ``config``; fields added since it was written take defaults."""
+    try:
+        return type(config).from_dict(stored) == config
+    except (TypeError, ValueError):
+        return False
+
+
+def _summary(figures: dict[str, float]) -> str:
+    return " ".join(f"{key}={value:.3f}" for key, value in figures.items() if key.startswith("in/"))
+
+
+def checkpoint(run: Run, step: int, cells: list, log: dict[str, Any]) -> dict[str, float]:
+    """Save the training state and the EMA model, validate the EMA model, and append both logs."""
+    options = run.options
+    out = Path(options.out)
+    info = {
+        "step": step,
+        "stage": options.stage.name,
+        "architecture": options.config.to_dict(),
+        "recipe": options.recipe(),
+    }
+    save_training_state(
+        out / "state", model=run.model, optimizer=run.optimizer, ema_shadow=run.ema.shadow, info=info
+    )
+    averaged = copy.deepcopy(run.model)
+    averaged.load_state_dict(run.ema.averaged_state_dict(run.model))
+    averaged.eval()
+    figures = run.stage.evaluate(averaged, cells)
+    averaged.save_pretrained(out, training={**options.recipe(), "step": step, "validation": figures})
+    _append_jsonl(out / "validation.jsonl", {"step": step, "stage": options.stage.name, **figures})
+    _append_jsonl(out / "train_log.jsonl", log)
+    return figures
+
+
+def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    with path.open("a") as handle:
+        handle.write(json.dumps(record, sort_keys=True) + "\n")
