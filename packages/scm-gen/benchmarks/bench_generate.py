@@ -2,12 +2,13 @@
 
 Prints:
 1. datasets/s generating benchmark datasets (d = 20, 400 context + 400 query rows, 20 interventional rows),
-   linear and RFF, in this process (generation only);
+   for each mechanism of `--mechanisms`, in this process (generation only);
 2. datasets/s for a full export to Parquet with --num-proc 1 and 2 (process start-up included);
 3. ms per dataset of the training stream (`make_training_batch`, d = 20, n = 400);
 4. peak resident memory of an export streaming N datasets to disk, for growing N (it must stay flat).
 
 Usage: python packages/scm-gen/benchmarks/bench_generate.py [--datasets 400] [--stream 2000,20000]
+       [--mechanisms linear,rff,nn_tanh,...]
 """
 
 from __future__ import annotations
@@ -105,6 +106,11 @@ def main() -> None:
     parser.add_argument(
         "--stream", default="2000,20000", help="dataset counts for the memory run ('' to skip)"
     )
+    parser.add_argument(
+        "--mechanisms",
+        default="linear,rff,rff_hetero,nn_tanh,nn_sigmoid,nn_relu,polynomial,multiplicative,mixed",
+        help="mechanisms of the in-process generation rates (comma-separated)",
+    )
     parser.add_argument("--stream-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.stream_child:
@@ -119,11 +125,9 @@ def main() -> None:
         f"d = {NODES}, {CONTEXT} context + {QUERY} query rows, {INTERVENTIONAL} interventional rows, "
         f"{QUERY} counterfactual rows per dataset"
     )
-    for mechanism in ("linear", "rff"):
+    for mechanism in [m for m in args.mechanisms.split(",") if m]:
         wall, cpu = generation_rate(mechanism, args.datasets)
-        print(
-            f"generate {mechanism:6s} in-process            : {wall:7.1f} datasets/s, {cpu:7.1f} per CPU second"
-        )
+        print(f"generate {mechanism:14s} in-process    : {wall:7.1f} datasets/s, {cpu:7.1f} per CPU second")
     with tempfile.TemporaryDirectory() as workdir:
         for mechanism in ("linear", "rff"):
             for num_proc in (1, 2):

@@ -15,7 +15,8 @@ Families:
 - `multiplicative`: a product of positive parent effects `prod_i exp(a_i v_i)`, `|a_i| ~ U(range) / sqrt(p)`
   with a random sign (the `1 / sqrt(p)` keeps the product's spread independent of the number of parents);
 - `linear`: `sum_i w_i z_i`, `|w_i| ~ U(range)` with a random sign;
-- `rff`: `sum_m c_m cos(<w_m, z> / l + theta_m)`, `M = 100` features as in `RFFMechanisms`, `l ~ U(range)`.
+- `rff`: `sum_m c_m cos(<w_m, z> / l + theta_m)`, `M = 100` features as in `RFFMechanisms`, `l ~ U(range)`,
+  evaluated in float32 like `RFFMechanisms` (the function is defined as that computation).
 
 The soft clip (`C = 3`: identity near 0, bounded by `C`) keeps polynomials and products of values many
 standard deviations out bounded, so values stay finite through graphs of any depth.
@@ -206,7 +207,9 @@ class FourierFunction(NodeFunction):
         self.phases = np.asarray(phases, dtype=np.float64)  # [M]
         self.coefficients = np.asarray(coefficients, dtype=np.float64)  # [M]
         self.length_scale = float(length_scale)
-        self._scaled = self.frequencies / self.length_scale  # [p, M]
+        # float32 working copies, as in `RFFMechanisms`: `[w / l; theta]` `[p + 1, M]` and `c` `[M]`
+        self._weights32 = np.vstack([self.frequencies / self.length_scale, self.phases]).astype(np.float32)
+        self._coefficients32 = self.coefficients.astype(np.float32)
 
     @classmethod
     def sample(
@@ -222,6 +225,10 @@ class FourierFunction(NodeFunction):
         return cls(frequencies, phases, coefficients, rng.uniform(low, high))
 
     def __call__(self, inputs: np.ndarray) -> np.ndarray:
-        phase = inputs @ self._scaled + self.phases  # [n, M]
+        num_rows, num_parents = inputs.shape
+        augmented = np.empty((num_rows, num_parents + 1), dtype=np.float32)  # [n, p + 1]: inputs, then 1
+        augmented[:, :num_parents] = inputs
+        augmented[:, num_parents] = 1.0
+        phase = augmented @ self._weights32  # [n, M]
         np.cos(phase, out=phase)
-        return phase @ self.coefficients
+        return (phase @ self._coefficients32).astype(np.float64)
