@@ -85,7 +85,9 @@ def tests(session: nox.Session, package: str) -> None:
 
 @nox.session(python="3.11")
 def lint(session: nox.Session) -> None:
-    """Ruff over the whole tree."""
-    session.install("ruff")
+    """Ruff over the whole tree, and condfip's layering contract (.importlinter: layers, no cycles)."""
+    session.install("ruff", "import-linter")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    # import-linter reads the source, it imports nothing: the package only needs to be on the path
+    session.run("lint-imports", env={"PYTHONPATH": "packages/condfip/src"})

@@ -247,5 +247,5 @@ def test_named_base_is_the_papers_size_with_the_plain_value_embedding() -> None:
         2,
     )
     assert base.decoder_blocks == 4 and not base.decoder_value_norm
-    # a config written before the field existed reads as the first release's decoder (with the LayerNorm)
+    # a config written before the field existed reads as the default decoder (with the LayerNorm)
     assert CondFiPConfig.from_dict({"dim": 8, "num_heads": 2}).decoder_value_norm

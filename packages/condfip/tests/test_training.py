@@ -271,7 +271,7 @@ def test_resume_a_run_written_before_config_fields_were_added(tmp_path: Path) ->
     train(options(tmp_path, steps=4, stop_at=2))
     meta_path = tmp_path / "state" / "training_state.json"
     meta = json.loads(meta_path.read_text())
-    for field in ("decoder_mlp_dim", "decoder_value_norm"):  # absent from runs of the first release
+    for field in ("decoder_mlp_dim", "decoder_value_norm"):  # absent from configs written before they existed
         del meta["architecture"][field]
     meta_path.write_text(json.dumps(meta))
     train(options(tmp_path, steps=4, resume=True))

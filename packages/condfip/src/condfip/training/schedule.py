@@ -20,7 +20,7 @@ def learning_rate_by_time(
     """Rate for a run bounded by wall time: linear warm-up over the first ``warmup_steps`` steps, times a cosine
     from ``peak`` to ``floor`` over the fraction of ``time_limit_s`` elapsed (at the floor once it has passed).
 
-    For time-boxed runs (a GPU lent for minutes), where the number of steps that fit is not known in advance
+    For time-boxed runs, where the number of steps that fit in the time is not known in advance
     and a step-based schedule would stop with the rate still near its peak.
     """
     progress = min(max(elapsed_s / time_limit_s, 0.0), 1.0)
