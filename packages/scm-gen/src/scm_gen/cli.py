@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import NoReturn
@@ -43,6 +44,9 @@ def _signals_raise() -> Iterator[None]:
             raised.append(signum)
             raise Interrupted(signum)
 
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
     previous = {signum: signal.signal(signum, handler) for signum in HANDLED_SIGNALS}
     try:
         yield

@@ -55,10 +55,8 @@ class Preset:
     nn_gain: tuple[float, float] = (1.0, 3.0)
     polynomial_degree: tuple[int, int] = (2, 3)  # highest degree, inclusive
     multiplicative_exponent: tuple[float, float] = (0.5, 1.0)  # |a_i| sqrt(p) ~ U(range)
-    calibrated_rff_length_scale: tuple[float, float] = (
-        1.0,
-        2.0,
-    )  # rff nodes of mixed SCMs (standardized units)
+    # length scale of the rff nodes of mixed SCMs (their inputs are standardized)
+    calibrated_rff_length_scale: tuple[float, float] = (1.0, 2.0)
     mixed_families: tuple[str, ...] = (
         "linear",
         "rff",
@@ -103,6 +101,7 @@ PRESETS: dict[str, Preset] = {
     ),
 }
 CALIBRATION_ROWS = 512  # reference rows on which calibrated mechanisms measure their statistics
+_RAW_KINDS = ("linear", "rff", "rff_hetero")  # the paper's families: parameters act on raw values
 
 
 def sample_scm(
@@ -146,10 +145,10 @@ def sample_scm(
 
     if mechanism in _RAW_KINDS:
         mechanisms = _sample_mechanisms(config, mechanism, adjacency, rng)
-        noise = NoiseModel.sample(config.noise, num_nodes, rng, scale_range=config.noise_scale)
     else:
         mechanisms = _sample_calibrated(config, mechanism, families, adjacency, rng)
-        noise = NoiseModel.sample(config.noise, num_nodes, rng, scale_range=config.noise_scale)
+    noise = NoiseModel.sample(config.noise, num_nodes, rng, scale_range=config.noise_scale)
+    if isinstance(mechanisms, CalibratedMechanisms):  # reference rows drawn after everything else
         mechanisms.calibrate(noise.draw(CALIBRATION_ROWS, rng))
         if mechanism == "mixed":
             metadata["node_families"] = list(mechanisms.families)
@@ -202,9 +201,6 @@ def _sample_mechanisms(
     )
 
 
-_RAW_KINDS = ("linear", "rff", "rff_hetero")  # the paper's families: parameters act on raw values
-
-
 def _sample_function(config: Preset, family: str, num_parents: int, rng: np.random.Generator) -> NodeFunction:
     """One random node function of `family` (without the `_hetero` suffix) over `num_parents >= 1` parents."""
     if family.startswith("nn_"):
@@ -240,7 +236,7 @@ def _sample_calibrated(
         count = int(num_parents[node])
         base = family.removesuffix(HETERO_SUFFIX)
         functions.append(_sample_function(config, base, count, rng) if count else None)
-        hetero = count and family.endswith(HETERO_SUFFIX)
+        hetero = count > 0 and family.endswith(HETERO_SUFFIX)
         scale_functions.append(_sample_function(config, base, count, rng) if hetero else None)
     return CalibratedMechanisms(
         adjacency,
