@@ -41,6 +41,7 @@ from scm_gen.summary import CONFIG_FILE, read_summary, shard_paths, summary_rows
 from scm_gen.workers import init_worker, shard_job
 
 EXPORT_FORMAT_VERSION = 1
+WORKER_BASE_BYTES = 150 * 2**20  # resident memory of a worker process before its first dataset
 
 _MATRIX = List(List(Value("float64")))
 FEATURES = Features(
@@ -106,7 +107,8 @@ def export_benchmark(
     configs: dict[str, list[DatasetSpec]] = {}
     for spec in specs:
         configs.setdefault(spec.config, []).append(spec)
-    _check_resources(specs, out, num_proc)
+    num_tasks = sum(-(-len(members) // shard_size) for members in configs.values())
+    _check_resources(specs, out, min(num_proc, num_tasks))
 
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_dead_staging(out.parent)
@@ -153,7 +155,7 @@ def export_benchmark(
     return out
 
 
-def _check_resources(specs: Sequence[DatasetSpec], out: Path, num_proc: int) -> None:
+def _check_resources(specs: Sequence[DatasetSpec], out: Path, workers: int) -> None:
     """Refuse exports that cannot fit on disk, or whose generation cannot fit in memory."""
     sizes: dict[tuple[int, int, int, int], int] = {}
     for spec in specs:
@@ -165,10 +167,11 @@ def _check_resources(specs: Sequence[DatasetSpec], out: Path, num_proc: int) -> 
     check_disk(total, out, f"this export ({len(specs)} datasets)")
     largest = max(sizes, key=lambda key: dataset_bytes(*key))
     group = row_group_size(max(matrix_cells(key[0], key[1], key[3]) for key in sizes))
-    per_worker = (2 * group + 3) * dataset_bytes(*largest)  # a pending row group, its Arrow copy, generation
+    # a pending row group, its Arrow copy and one dataset being generated, plus the interpreter and its imports
+    per_worker = (2 * group + 3) * dataset_bytes(*largest) + WORKER_BASE_BYTES
     check_memory(
-        per_worker * num_proc,
-        f"generating with {num_proc} process(es) ({format_bytes(per_worker)} each)",
+        per_worker * workers,
+        f"generating with {workers} process(es) ({format_bytes(per_worker)} each)",
         hint="use fewer processes (--num-proc), rows or nodes",
     )
 
