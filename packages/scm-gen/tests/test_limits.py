@@ -92,6 +92,8 @@ def test_staging_left_by_dead_processes_of_this_host_is_removed(tmp_path):
 def test_worker_processes_count_in_the_memory_estimate(tmp_path, monkeypatch):
     monkeypatch.setattr(limits, "physical_memory", lambda: 2**30)
     specs = generate_specs(preset="in", mechanism="linear", num_nodes=3, num_datasets=40, num_context=4)
-    with pytest.raises(ValueError, match="generating with 10 process"):  # 10 shards of 4 datasets: ten workers
+    with pytest.raises(
+        ValueError, match="generating with 10 process"
+    ):  # 10 shards of 4 datasets: ten workers
         export_benchmark(specs, tmp_path / "out", generator={}, num_proc=64, shard_size=4)
     assert list(tmp_path.iterdir()) == []
