@@ -87,6 +87,7 @@ def test_push_without_a_network_is_one_line(export):
         (b"{not json", "is not valid JSON"),
         (b"\xff\xfe", "is not valid JSON"),
         (b"[1, 2]", "not an object"),
+        (b'{"title": "x", "split": "test", "scm_gen_version": "0", "configs": {}}', "no configs"),
         (b'{"title": "x", "split": "test", "scm_gen_version": "0", "configs": {"a": {}}}', "config 'a'"),
     ],
 )

@@ -39,6 +39,8 @@ def _summary_problem(summary: Any) -> str | None:
     for key, kind in _SUMMARY_KEYS.items():
         if not isinstance(summary.get(key), kind):
             return f"{key!r} is missing or not a {kind.__name__}"
+    if not summary["configs"]:
+        return "it lists no configs"
     for config, facts in summary["configs"].items():
         if not isinstance(facts, dict) or not all(isinstance(facts.get(key), list) for key in _CONFIG_LISTS):
             return f"config {config!r} lacks one of the lists {', '.join(_CONFIG_LISTS)}"
