@@ -19,7 +19,6 @@ import scm_gen
 from condfip import CondFiP, InferredSCM
 from condfip.api.engine import CUDA_TOKENS_PER_CHUNK, DEFAULT_TOKENS_PER_CHUNK, rows_per_chunk
 from condfip.model import CondFiPConfig, CondFiPModel, DatasetEmbedding
-from condfip.model.readout import PENALTY_GRID
 
 TINY = CondFiPConfig(
     dim=16, num_heads=2, mlp_dim=32, encoder_pairs=1, embedding_pairs=1, decoder_blocks=2, num_anchor_rows=32
@@ -68,11 +67,11 @@ def scm_and_rows():
     return scm, context, query, query_noise
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["trained-readout", "refit-readout"])
+@pytest.fixture(scope="module", params=[True, False], ids=["zero-shot", "adapted"])
 def inferred(scm_and_rows, request) -> InferredSCM:
-    """The invariants below hold with the trained readout and with the readout refitted on the context."""
+    """The invariants below hold zero-shot and adapted to the context rows (the default)."""
     scm, context, _, _ = scm_and_rows
-    return CondFiP(tiny_model()).infer(context, scm.adjacency, refit_readout=request.param)
+    return CondFiP(tiny_model()).infer(context, scm.adjacency, zero_shot=request.param)
 
 
 def descendants(adjacency: np.ndarray, node: int) -> set[int]:
@@ -153,7 +152,7 @@ def test_counterfactual_without_intervention_returns_the_rows(inferred, scm_and_
         inferred.counterfactual_samples({}, query).to_numpy(), query, rtol=1e-12, atol=1e-12
     )
     np.testing.assert_allclose(
-        inferred.generate(inferred.noise()).to_numpy(), context, rtol=1e-12, atol=1e-12
+        inferred.generate(inferred.noise(method="decoder")).to_numpy(), context, rtol=1e-12, atol=1e-12
     )
 
 
@@ -271,8 +270,8 @@ def test_same_seed_same_rows_and_different_seed_different_rows(inferred):
 
 def test_empirical_noise_stays_within_the_abducted_range(inferred):
     generated = inferred.sample(500, seed=0)
-    abducted = inferred.noise()
-    fresh_noise = inferred.noise(generated)
+    abducted = inferred.noise(method="decoder")
+    fresh_noise = inferred.noise(generated, method="decoder")
     assert (fresh_noise.min() >= abducted.min() - 1e-9).all()
     assert (fresh_noise.max() <= abducted.max() + 1e-9).all()
 
@@ -361,7 +360,7 @@ def test_longest_path_plus_one_iterations_equal_d_iterations():
     adjacency = np.zeros((8, 8), dtype=np.int8)
     adjacency[tuple(np.array(edges).T)] = 1
     rng = np.random.default_rng(0)
-    inferred = CondFiP(tiny_model()).infer(rng.normal(size=(100, 8)), adjacency)
+    inferred = CondFiP(tiny_model()).infer(rng.normal(size=(100, 8)), adjacency, zero_shot=True)
     assert inferred.num_iterations == 4
     noise = rng.normal(size=(30, 8))
     runner = inferred._runner
@@ -425,11 +424,11 @@ def test_device_auto_is_cpu_without_cuda():
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("refit_readout", [False, True], ids=["trained-readout", "refit-readout"])
-def test_cuda_matches_cpu(scm_and_rows, refit_readout):
+@pytest.mark.parametrize("zero_shot", [True, False], ids=["zero-shot", "adapted"])
+def test_cuda_matches_cpu(scm_and_rows, zero_shot):
     scm, context, query, _ = scm_and_rows
     on_cpu, on_gpu = (
-        CondFiP(tiny_model(), device=device).infer(context, scm.adjacency, refit_readout=refit_readout)
+        CondFiP(tiny_model(), device=device).infer(context, scm.adjacency, zero_shot=zero_shot)
         for device in ("cpu", "cuda")
     )
     assert on_gpu._runner.prepared is not None  # the prepared decoder runs on CUDA too
@@ -448,55 +447,99 @@ def test_cuda_matches_cpu(scm_and_rows, refit_readout):
     )
 
 
-# ------------------------------------------------------------------------------------------- readout refit
-def test_refit_readout_brings_the_noise_closer_to_the_truth():
-    """With the shipped weights, on a linear SCM: the refitted readout abducts the noise of new rows better."""
+# ---------------------------------------------------------------------------------------------- adaptation
+def _standardized_error(estimate: np.ndarray, truth: np.ndarray, std: np.ndarray) -> float:
+    return float(np.sqrt((((estimate - truth) / std) ** 2).mean()))
+
+
+@pytest.mark.parametrize("mechanism", ["linear", "rff"])
+def test_adapted_default_beats_zero_shot_on_noise_and_generation(mechanism):
+    """With the shipped weights: the default (adapted) path estimates the noise of new rows and generates them
+    from their true noise more accurately than the zero-shot path, on both training families."""
     rng = np.random.default_rng(5)
-    scm = scm_gen.sample_scm("in", "linear", 10, rng=rng, graph="er")
+    scm = scm_gen.sample_scm("in", mechanism, 10, rng=rng, graph="er")
     context, _ = scm.sample(400, rng)
     query, query_noise = scm.sample(200, rng)
     model = CondFiP.from_pretrained("small", device="cpu")
     std = context.std(axis=0)
     errors = {}
-    for refit in (False, True):
-        noise = model.infer(context, scm.adjacency, refit_readout=refit).noise(query).to_numpy()
-        errors[refit] = float(np.sqrt((((noise - query_noise) / std) ** 2).mean()))
-    assert errors[True] < 0.7 * errors[False], errors
+    for zero_shot in (True, False):
+        inferred = model.infer(context, scm.adjacency, zero_shot=zero_shot)
+        errors[zero_shot] = (
+            _standardized_error(inferred.noise(query).to_numpy(), query_noise, std),
+            _standardized_error(inferred.generate(query_noise).to_numpy(), query, std),
+        )
+    assert errors[False][0] < 0.8 * errors[True][0], errors
+    assert errors[False][1] < 0.8 * errors[True][1], errors
 
 
-def test_refit_readout_in_batches_equals_one_by_one(scm_and_rows):
+def test_adapted_linear_scm_matches_least_squares():
+    """On a linear SCM with many rows, the adapted F_hat keeps the linear model (the evidence does not insist on
+    more) and equals each column's least-squares fit on its parents."""
+    rng = np.random.default_rng(11)
+    scm = scm_gen.sample_scm("in", "linear", 6, rng=rng, graph="er")
+    context, _ = scm.sample(5_000, rng)
+    inferred = CondFiP(tiny_model(), device="cpu").infer(context, scm.adjacency)
+    assert not inferred.adaptation["full_basis"].any()
+    predicted = inferred.predict(context).to_numpy()
+    for node in range(6):
+        parents = np.flatnonzero(scm.adjacency[:, node])
+        design = np.column_stack([np.ones(len(context)), context[:, parents]])
+        coefficients, *_ = np.linalg.lstsq(design, context[:, node], rcond=None)
+        # float64 normal equations of a well-conditioned design, against lstsq: 1e-6 of the column's scale
+        np.testing.assert_allclose(
+            predicted[:, node], design @ coefficients, rtol=0, atol=1e-6 * context[:, node].std()
+        )
+
+
+def test_adapted_in_batches_equals_one_by_one(scm_and_rows):
     scm, context, query, _ = scm_and_rows
     api = CondFiP(tiny_model(), device="cpu")
     datasets = [(context, scm.adjacency), (context[:90, :4], scm.adjacency[:4, :4])]
-    batched = api.infer_batch(datasets, batch_size=2, refit_readout=True)
+    batched = api.infer_batch(datasets, batch_size=2)
     for (data, graph), scm_batched in zip(datasets, batched, strict=True):
-        alone = api.infer(data, graph, refit_readout=True)
+        alone = api.infer(data, graph)
+        # the embeddings of a padded batch and of one dataset agree to float32 rounding, and the adaptation
+        # refits on features computed from them
         np.testing.assert_allclose(
             scm_batched.noise().to_numpy(), alone.noise().to_numpy(), rtol=1e-4, atol=1e-4
         )
 
 
-def test_readout_penalty_and_repr(scm_and_rows):
+def test_adaptation_table_and_repr(scm_and_rows):
     scm, context, _, _ = scm_and_rows
     api = CondFiP(tiny_model(), device="cpu")
-    refitted, zero_shot = (api.infer(context, scm.adjacency, refit_readout=flag) for flag in (True, False))
-    penalty = refitted.readout_penalty
-    assert list(penalty.index) == refitted.columns and (penalty > 0).all()
-    assert penalty.isin(PENALTY_GRID).all()
-    assert zero_shot.readout_penalty is None
-    assert "refit_readout=True" in repr(refitted) and "refit" not in repr(zero_shot)
+    adapted, zero_shot = (api.infer(context, scm.adjacency, zero_shot=flag) for flag in (False, True))
+    table = adapted.adaptation
+    assert list(table.index) == adapted.columns
+    assert (table["noise_scale"] > 0).all() and table["encoder_noise_weight"].between(0, 1).all()
+    assert adapted.adapted and not zero_shot.adapted and zero_shot.adaptation is None
+    assert "adapted" in repr(adapted) and "zero_shot" in repr(zero_shot)
 
 
-def test_refit_readout_on_few_rows_warns(scm_and_rows):
+def test_too_few_rows_fall_back_to_zero_shot_with_a_warning(scm_and_rows):
     scm, context, _, _ = scm_and_rows
-    with pytest.warns(UserWarning, match="refit_readout on 30 rows"):
-        CondFiP(tiny_model()).infer(context[:30], scm.adjacency, refit_readout=True)
+    with pytest.warns(UserWarning, match="too few to adapt"):
+        inferred = CondFiP(tiny_model()).infer(context[:5], scm.adjacency)
+    assert not inferred.adapted
 
 
-def test_refit_readout_errors(scm_and_rows):
+def test_refit_readout_is_a_deprecated_alias(scm_and_rows):
+    scm, context, query, _ = scm_and_rows
+    api = CondFiP(tiny_model(), device="cpu")
+    with pytest.warns(DeprecationWarning, match="refit_readout is deprecated"):
+        old_default = api.infer(context, scm.adjacency, refit_readout=False)
+    assert not old_default.adapted
+    with pytest.warns(DeprecationWarning):
+        assert api.infer(context, scm.adjacency, refit_readout=True).adapted
+    with pytest.raises(ValueError, match="contradict"), pytest.warns(DeprecationWarning):
+        api.infer(context, scm.adjacency, zero_shot=True, refit_readout=True)
+
+
+def test_inference_flag_errors(scm_and_rows):
     scm, context, _, _ = scm_and_rows
-    with pytest.raises(ValueError, match="refit_readout must be True or False"):
-        CondFiP(tiny_model()).infer(context, scm.adjacency, refit_readout="yes")
+    with pytest.raises(ValueError, match="zero_shot must be True or False"):
+        CondFiP(tiny_model()).infer(context, scm.adjacency, zero_shot="yes")
     half = CondFiP(tiny_model().to(torch.bfloat16), device="cpu")
-    with pytest.raises(ValueError, match="refit_readout needs a Cond-FiP network in float32 or float64"):
-        half.infer(context, scm.adjacency, refit_readout=True)
+    with pytest.warns(UserWarning, match="cannot adapt"):
+        assert not half.infer(context, scm.adjacency).adapted

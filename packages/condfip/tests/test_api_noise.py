@@ -45,10 +45,18 @@ def test_decoder_noise_is_inverted_by_generate(fitted) -> None:
     query = pd.DataFrame(data.query_data, columns=names)
     noise = scm.noise(query, method="decoder")
     np.testing.assert_allclose(scm.generate(noise).to_numpy(), data.query_data, atol=1e-9)
-    pd.testing.assert_frame_equal(scm.noise(query), noise)  # the default
+
+
+def test_default_noise_weighs_encoder_and_adapted_abduction(fitted) -> None:
+    _, scm, data, names = fitted
+    query = pd.DataFrame(data.query_data, columns=names)
+    weight = scm.adaptation["encoder_noise_weight"].to_numpy()  # [d]
+    expected = weight * scm.noise(query, method="encoder") + (1 - weight) * scm.noise(query, method="decoder")
+    # the same float64 arithmetic, in user units scaled per column
+    pd.testing.assert_frame_equal(scm.noise(query), expected, rtol=1e-12, atol=1e-12)
 
 
 def test_unknown_noise_method(fitted) -> None:
     _, scm, _, _ = fitted
-    with pytest.raises(ValueError, match="method must be 'encoder' or 'decoder'"):
+    with pytest.raises(ValueError, match="method must be 'best', 'encoder' or 'decoder'"):
         scm.noise(method="exact")

@@ -99,14 +99,12 @@ def test_interventional_samples_and_noise(files, tmp_path):
     np.testing.assert_allclose(written.to_numpy(), expected.to_numpy(), rtol=1e-12)
 
 
-def test_refit_readout_matches_the_python_api(files, tmp_path):
+def test_zero_shot_matches_the_python_api(files, tmp_path):
     out, noise_out = tmp_path / "samples.csv", tmp_path / "noise.csv"
-    argv = infer(
-        files, "--num-samples", "20", "--seed", "4", "--refit-readout", "--noise-out", str(noise_out)
-    )
+    argv = infer(files, "--num-samples", "20", "--seed", "4", "--zero-shot", "--noise-out", str(noise_out))
     assert main([*argv, "--out", str(out)]) == 0
     data = pd.read_csv(files["data"])
-    scm = CondFiP.from_pretrained(files["model"]).infer(data, files["adjacency"], refit_readout=True)
+    scm = CondFiP.from_pretrained(files["model"]).infer(data, files["adjacency"], zero_shot=True)
     np.testing.assert_allclose(pd.read_csv(out).to_numpy(), scm.sample(20, seed=4).to_numpy(), rtol=1e-12)
     np.testing.assert_allclose(pd.read_csv(noise_out).to_numpy(), scm.noise().to_numpy(), rtol=1e-12)
     _, zero_shot = python_api(files)
@@ -219,14 +217,14 @@ def effect(files, *extra: str) -> list[str]:
     return ["effect", *infer(files)[1:], "--target", "dose", *extra]
 
 
-@pytest.mark.parametrize("refit", [False, True], ids=["zero-shot", "refit-readout"])
-def test_effect_prints_the_python_api_figure(files, capsys, refit):
-    flags = ["--refit-readout"] if refit else []
+@pytest.mark.parametrize("zero_shot", [True, False], ids=["zero-shot", "adapted"])
+def test_effect_prints_the_python_api_figure(files, capsys, zero_shot):
+    flags = ["--zero-shot"] if zero_shot else []
     argv = effect(files, "--alternative", "age=1", "--reference", "age=-1", "--num-samples", "500", *flags)
     assert main([*argv, "--seed", "3"]) == 0
     printed = capsys.readouterr()
     data = pd.read_csv(files["data"])
-    scm = CondFiP.from_pretrained(files["model"]).infer(data, files["adjacency"], refit_readout=refit)
+    scm = CondFiP.from_pretrained(files["model"]).infer(data, files["adjacency"], zero_shot=zero_shot)
     expected = scm.average_causal_effect("dose", {"age": 1.0}, {"age": -1.0}, n=500, seed=3)
     assert abs(expected) > 1e-6  # dose descends from age
     assert float(printed.out) == pytest.approx(expected, rel=1e-5)

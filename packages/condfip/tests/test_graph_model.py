@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,9 +20,19 @@ from condfip.model import CondFiPConfig, CondFiPModel
 from condfip.nn.anchors import anchor_indices, gather_rows
 from condfip.training.graph_objective import acyclicity, acyclicity_weight, edge_cross_entropy, graph_loss
 
+sys.path.insert(0, str(Path(__file__).parent))
+from rounding import assert_close, network_operations  # noqa: E402
+
 TINY = GraphModelConfig(
     dim=8, num_heads=2, mlp_dim=16, num_layers=2, num_anchor_rows=16, pair_statistics=True, pair_mlp_dim=8
 )
+# float32 roundings of TINY's logits: the alternating stack and the cause/effect heads over up to 6 nodes, and
+# the pair MLP (the pair statistics themselves are float64)
+OPERATIONS = network_operations(dim=8, mlp_dim=16, rows=16, nodes=6, blocks=2 * 2 + 2) + 3 * 16
+
+
+def same_logits(actual: torch.Tensor, expected: torch.Tensor, what: str) -> None:
+    assert_close(actual, expected, dtype=torch.float32, operations=OPERATIONS, what=what)
 
 
 def tiny_model(seed: int = 0) -> GraphModel:
@@ -59,15 +70,13 @@ def test_permuting_nodes_permutes_the_edges(num_rows: int, generator: torch.Gene
     permuted = model.edge_logits(data[:, :, permutation])
     # node k of the permuted table is node permutation[k] of the original
     expected = logits[:, permutation][:, :, permutation]
-    torch.testing.assert_close(permuted, expected, rtol=1e-5, atol=1e-5)
+    same_logits(permuted, expected, "permuted logits")
 
 
 def test_chunks_of_rows_give_the_same_logits(generator: torch.Generator) -> None:
     model = tiny_model()
     data = torch.randn(2, 45, 4, generator=generator)
-    torch.testing.assert_close(
-        model.edge_logits(data, chunk_size=7), model.edge_logits(data), rtol=1e-5, atol=1e-5
-    )
+    same_logits(model.edge_logits(data, chunk_size=7), model.edge_logits(data), "logits in chunks of 7")
     with pytest.raises(ValueError, match="chunk_size must be a positive"):
         model.edge_logits(data, chunk_size=0)
 
@@ -80,9 +89,8 @@ def test_node_features_are_the_max_over_every_row(generator: torch.Generator) ->
     states, _ = model.stack.anchor_states(model._embed(gather_rows(data, indices)), None, None)
     every_row = model.norm(model.stack(model._embed(data), None, states, None))  # [b, n, d, e]
     for chunk_size in (None, 9):
-        torch.testing.assert_close(
-            model.node_features(data, chunk_size=chunk_size), every_row.amax(dim=1), rtol=1e-5, atol=1e-5
-        )
+        actual = model.node_features(data, chunk_size=chunk_size)
+        same_logits(actual, every_row.amax(dim=1), f"node features in chunks of {chunk_size}")
 
 
 def test_padded_rows_and_nodes_change_nothing(generator: torch.Generator) -> None:
@@ -98,26 +106,42 @@ def test_padded_rows_and_nodes_change_nothing(generator: torch.Generator) -> Non
     node_mask[0, :4] = True
     node_mask[1] = True
     logits = model.edge_logits(padded, sample_mask=sample_mask, node_mask=node_mask)
-    torch.testing.assert_close(logits[0, :4, :4], model.edge_logits(data)[0], rtol=1e-5, atol=1e-5)
+    same_logits(logits[0, :4, :4], model.edge_logits(data)[0], "logits beside padding")
     assert torch.isneginf(logits[0, 4:]).all() and torch.isneginf(logits[0, :, 4:]).all()
-    torch.testing.assert_close(logits[1], model.edge_logits(padded[1:])[0], rtol=1e-5, atol=1e-5)
+    same_logits(logits[1], model.edge_logits(padded[1:])[0], "logits of the unpadded dataset")
 
 
 def test_acyclicity_is_zero_for_dags_and_exact_on_a_two_cycle(generator: torch.Generator) -> None:
     upper = torch.triu(torch.rand(3, 7, 7, generator=generator), diagonal=1)
     permutation = torch.randperm(7, generator=generator)
     dag = upper[:, permutation][:, :, permutation]  # a weighted DAG in a random node order
-    torch.testing.assert_close(acyclicity(dag), torch.zeros(3), rtol=0, atol=1e-6)
+    # matrix_exp in float32: a degree-18 Taylor/Pade evaluation with scaling and squaring over 7 x 7 products
+    matrix_exp_operations = 18 * 7
+    assert_close(
+        acyclicity(dag), torch.zeros(3), dtype=torch.float32, operations=matrix_exp_operations, what="h(DAG)"
+    )
     a, b, d = 0.6, 0.3, 4
     cycle = torch.zeros(1, d, d)
     cycle[0, 0, 1], cycle[0, 1, 0] = a, b
     # exp of [[0, a], [b, 0]] has trace 2 cosh(sqrt(ab)); the other nodes add 1 each
     expected = (2 * math.cosh(math.sqrt(a * b)) - 2) / d
-    torch.testing.assert_close(acyclicity(cycle), torch.tensor([expected]), rtol=1e-5, atol=1e-7)
+    assert_close(
+        acyclicity(cycle),
+        [expected],
+        dtype=torch.float32,
+        operations=matrix_exp_operations,
+        what="h(two-cycle)",
+    )
     padded = torch.zeros(1, d + 2, d + 2)
     padded[0, :d, :d] = cycle[0]
     mask = torch.tensor([[True] * d + [False, False]])
-    torch.testing.assert_close(acyclicity(padded, mask), acyclicity(cycle), rtol=1e-5, atol=1e-7)
+    assert_close(
+        acyclicity(padded, mask),
+        acyclicity(cycle),
+        dtype=torch.float32,
+        operations=matrix_exp_operations,
+        what="h(padded two-cycle)",
+    )
 
 
 def test_cross_entropy_counts_only_possible_edges() -> None:

@@ -16,12 +16,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from condfip.model.adaptation import Adaptation
 from condfip.model.decoder import ConditionalDecoder
 from condfip.model.fixed_point import fixed_point_generate
 from condfip.model.prepared_decoder import PreparedDecoder, prepare_decoder
 from condfip.model.readout import Readout
 
 MAX_READOUT_ROWS = 10_000  # rows a readout refit uses at most (evenly spaced); beyond, the fit barely changes
+MIN_ADAPTATION_ROWS = 10  # below this, infer falls back to the zero-shot F_hat with a warning
 FEW_READOUT_ROWS = 50  # below this, a refitted readout often did worse than the trained one (TRAINING.md)
 DEFAULT_TOKENS_PER_CHUNK = (
     16_384  # CPU: rows per chunk = this // d; activations and sample attention scale with it
@@ -81,6 +83,7 @@ class DecoderRunner:
         self.levels = levels
         self.prepared = _prepared_decoder(model, parents, embedding)
         self.readout: Readout | None = None  # the refitted readout, when refit_readout ran
+        self.adaptation: Adaptation | None = None  # the adapted F_hat, when adapt ran
 
     def _mechanisms(self, z: torch.Tensor, nodes: torch.Tensor | None = None) -> torch.Tensor:
         """z: [m, d] float64 on device -> F_hat(z) [m, d] float64 (or [m, k] for the indices ``nodes``)."""
@@ -88,6 +91,33 @@ class DecoderRunner:
             return self.prepared(z, nodes).to(torch.float64)
         out = self.model.mechanisms(z.to(self.dtype)[None], self.parents, self.embedding, nodes)  # [1, m, .]
         return out[0].to(torch.float64)
+
+    @torch.inference_mode()
+    def adapt(self, data: np.ndarray) -> Adaptation | None:
+        """Adapt ``F_hat`` per node to standardized rows [n, d] (``condfip.model.adaptation``); every later call
+        of this runner uses it. At most ``MAX_READOUT_ROWS`` rows, evenly spaced, enter the fit. With fewer than
+        ``MIN_ADAPTATION_ROWS`` rows it warns and keeps the zero-shot ``F_hat`` (returns None).
+
+        The decoder then runs in float64, so each row's result does not depend on the rows beside it (the
+        adapted weights would amplify float32 rounding, which depends on how many rows a call holds)."""
+        if self.prepared is None:
+            raise ValueError(
+                "adapting to the rows needs a Cond-FiP network in float32 or float64; this model runs through its "
+                "own mechanisms. Load the checkpoint in float32, or infer with zero_shot=True"
+            )
+        if data.shape[0] < MIN_ADAPTATION_ROWS:
+            warnings.warn(
+                f"{data.shape[0]} rows are too few to adapt to (at least {MIN_ADAPTATION_ROWS}): using the "
+                "zero-shot model, as with zero_shot=True",
+                stacklevel=4,
+            )
+            return None
+        rows = data
+        if data.shape[0] > MAX_READOUT_ROWS:
+            rows = data[np.linspace(0, data.shape[0] - 1, MAX_READOUT_ROWS).round().astype(np.int64)]
+        self.prepared = prepare_decoder(self.model.decoder, self.parents, self.embedding, dtype=torch.float64)
+        self.adaptation = self.prepared.adapt(torch.as_tensor(rows, device=self.device), self.chunk_rows)
+        return self.adaptation
 
     @torch.inference_mode()
     def refit_readout(self, data: np.ndarray) -> Readout:

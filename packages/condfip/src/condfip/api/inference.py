@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import warnings
 from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any
@@ -137,12 +138,17 @@ class CondFiP:
         return getattr(self.config, "max_nodes", None)
 
     @property
-    def can_refit_readout(self) -> bool:
-        """Whether ``infer(..., refit_readout=True)`` works with this model: a Cond-FiP network in float32 or
-        float64."""
+    def can_adapt(self) -> bool:
+        """Whether ``infer`` can adapt to the rows with this model (its default): a Cond-FiP network in float32
+        or float64. Other models infer zero-shot, with a warning."""
         decoder = getattr(self.model, "decoder", None)
         dtype = model_dtype(self.model)
         return isinstance(decoder, ConditionalDecoder) and dtype in (torch.float32, torch.float64)
+
+    @property
+    def can_refit_readout(self) -> bool:
+        """Deprecated name of ``can_adapt``."""
+        return self.can_adapt
 
     def __repr__(self) -> str:
         return f"CondFiP(config={self.config!r}, device={str(self.device)!r})"
@@ -166,13 +172,13 @@ class CondFiP:
         )
 
     def _inferred(
-        self, prepared: _Prepared, parents: torch.Tensor, embedding: Any, refit_readout: bool
+        self, prepared: _Prepared, parents: torch.Tensor, embedding: Any, adapt: bool
     ) -> InferredSCM:
         chunk_rows = rows_per_chunk(self.chunk_size, len(prepared.columns), self.device)
         levels = topological_levels(prepared.adjacency) if _evaluates_node_subsets(self.model) else None
         runner = DecoderRunner(self.model, parents, embedding, self.device, chunk_rows, levels)
-        if refit_readout:
-            runner.refit_readout(prepared.standard)
+        if adapt:
+            runner.adapt(prepared.standard)
         encoder = None
         if EncoderAbduction.available(self.model):
             encoder = EncoderAbduction(self.model, parents, prepared.standard, self.device, chunk_rows)
@@ -198,9 +204,10 @@ class CondFiP:
         *,
         columns: Sequence[Hashable] | None = None,
         chunk_size: int | None = None,
-        refit_readout: bool = False,
+        zero_shot: bool = False,
+        refit_readout: bool | None = None,
     ) -> InferredSCM:
-        """Infer the SCM behind ``data`` given its causal ``graph``, zero-shot.
+        """Infer the SCM behind ``data`` given its causal ``graph``, adapted to its rows.
 
         data: a DataFrame of numeric columns, or an array [n, d] (``columns`` names it; default ``x0..``).
         graph: a networkx DiGraph over the column names, an adjacency array [d, d] or DataFrame
@@ -209,12 +216,16 @@ class CondFiP:
         another threshold or known edges, call ``infer_graph`` and pass its DAG). ``scm.graph`` shows it.
         The data are standardized per column inside; all results come back in the user's units.
 
-        ``refit_readout=True`` goes one step beyond the paper's zero-shot method: the decoder's last layer is
-        refitted per node on these rows (ridge regression of each column on the decoder's features of its
-        parents, penalty chosen by leave-one-out; ``condfip.model.readout``). It takes milliseconds and, on the
-        validation set, roughly halves the generation error (condfip's TRAINING.md, "Refitting the readout").
+        By default the network's ``F_hat`` is adapted to these rows in closed form
+        (``condfip.model.adaptation``): per node, a regression of the column on the decoder's features of its
+        parents, the zero-shot prediction, the parents' values and a random Fourier basis of them, each group
+        weighted by its marginal likelihood, so a linear mechanism is fitted as least squares fits it and a
+        smooth one as a kernel ridge does, while with few rows the pretrained prediction dominates. With fewer
+        than ``MIN_ADAPTATION_ROWS`` (10) rows it warns and stays zero-shot. ``zero_shot=True`` is the paper's
+        method, unchanged. ``refit_readout`` is a deprecated alias: True is the default path, False is
+        ``zero_shot=True``.
         """
-        _check_flag(refit_readout, "refit_readout")
+        adapt = self._adapts(zero_shot, refit_readout)
         prepared = self._prepare(data, graph, columns)
         chunk = rows_per_chunk(
             chunk_size if chunk_size is not None else self.chunk_size, len(prepared.columns), self.device
@@ -222,7 +233,32 @@ class CondFiP:
         parents = self._parents(prepared.adjacency)
         context = torch.as_tensor(prepared.standard, dtype=model_dtype(self.model), device=self.device)[None]
         embedding = self.model.embed(context, parents, chunk_size=chunk)  # [1, n, d] -> fields [1, d, e]
-        return self._inferred(prepared, parents, embedding, refit_readout)
+        return self._inferred(prepared, parents, embedding, adapt)
+
+    def _adapts(self, zero_shot: object, refit_readout: object) -> bool:
+        """Whether inference adapts to the rows, from ``zero_shot`` and the deprecated ``refit_readout``."""
+        _check_flag(zero_shot, "zero_shot")
+        if refit_readout is not None:
+            _check_flag(refit_readout, "refit_readout")
+            warnings.warn(
+                "refit_readout is deprecated: inference adapts to the rows by default; pass zero_shot=True for "
+                "the paper's zero-shot method",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            if zero_shot and refit_readout:
+                raise ValueError(
+                    "zero_shot=True and refit_readout=True contradict each other; pass only zero_shot"
+                )
+            zero_shot = zero_shot or not refit_readout
+        if not zero_shot and not self.can_adapt:
+            warnings.warn(
+                "this model cannot adapt to the rows (it is not a Cond-FiP network in float32 or float64): "
+                "inferring zero-shot",
+                stacklevel=3,
+            )
+            return False
+        return not zero_shot
 
     @torch.inference_mode()
     def infer_batch(
@@ -231,7 +267,8 @@ class CondFiP:
         *,
         batch_size: int | None = None,
         chunk_size: int | None = None,
-        refit_readout: bool = False,
+        zero_shot: bool = False,
+        refit_readout: bool | None = None,
     ) -> list[InferredSCM]:
         """``infer`` for many ``(data, graph)`` pairs of any sizes and node counts, in padded batches.
 
@@ -239,9 +276,9 @@ class CondFiP:
         nodes have no parents and no children. Returns the SCMs in the order given; equal to one-by-one
         ``infer`` up to float rounding. ``batch_size`` (datasets per forward pass) defaults to 16 on CUDA
         and 1 on the CPU, where bigger batches measured slower (BENCHMARKS.md, "Inference").
-        ``refit_readout``: as in ``infer``, for every dataset.
+        ``zero_shot`` (and the deprecated ``refit_readout``): as in ``infer``, for every dataset.
         """
-        _check_flag(refit_readout, "refit_readout")
+        adapt = self._adapts(zero_shot, refit_readout)
         if batch_size is None:
             batch_size = 16 if self.device.type == "cuda" else 1
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -285,7 +322,7 @@ class CondFiP:
             for b, (p, original) in enumerate(zip(group, order[start : start + batch_size], strict=True)):
                 d = len(p.columns)
                 results[original] = self._inferred(
-                    p, self._parents(p.adjacency), _slice_embedding(embedding, b, d), refit_readout
+                    p, self._parents(p.adjacency), _slice_embedding(embedding, b, d), adapt
                 )
         return results  # type: ignore[return-value]
 
@@ -298,7 +335,8 @@ class CondFiP:
         num_bootstraps: int = 100,
         seed: int | np.random.Generator | None = None,
         columns: Sequence[Hashable] | None = None,
-        refit_readout: bool = False,
+        zero_shot: bool = False,
+        refit_readout: bool | None = None,
         batch_size: int | None = None,
     ) -> BootstrapResult:
         """``statistic(scm)`` for the SCM inferred from ``data`` and for ``num_bootstraps`` SCMs inferred from
@@ -312,10 +350,11 @@ class CondFiP:
             raise ValueError(
                 f"statistic must be a callable of the inferred SCM, got {type(statistic).__name__}"
             )
-        full = self.infer(data, graph, columns=columns, refit_readout=refit_readout)
+        zero_shot = not self._adapts(zero_shot, refit_readout)
+        full = self.infer(data, graph, columns=columns, zero_shot=zero_shot)
 
         def infer_resamples(datasets: list[tuple[pd.DataFrame, np.ndarray]]) -> list[InferredSCM]:
-            return self.infer_batch(datasets, batch_size=batch_size, refit_readout=refit_readout)
+            return self.infer_batch(datasets, batch_size=batch_size, zero_shot=zero_shot)
 
         return bootstrap_statistic(full, infer_resamples, statistic, num_bootstraps=num_bootstraps, seed=seed)
 

@@ -50,6 +50,7 @@ class InferredSCM:
         self._context = context  # [n, d] float64, user units
         self._context_index = context_index
         self._context_noise: np.ndarray | None = None  # [n, d] standardized, computed on first use
+        self._encoder_weight: np.ndarray | None = None  # [d], computed on first use
         self._graph = digraph_from_adjacency(adjacency, self._columns)
         self.num_iterations = longest_path_length(adjacency) + 1
         """Fixed-point iterations a generation needs: the longest path plus one, exact for a DAG. Generation runs
@@ -91,16 +92,40 @@ class InferredSCM:
         return self._frame(self._context.copy(), self._context_index)
 
     @property
+    def adapted(self) -> bool:
+        """Whether ``F_hat`` was adapted to the rows (the default of ``infer``); False for ``zero_shot=True``."""
+        return getattr(self._runner, "adaptation", None) is not None
+
+    @property
+    def adaptation(self) -> pd.DataFrame | None:
+        """Per column, what the adaptation found (None when zero-shot): ``full_basis`` (the nonlinear basis was
+        kept; False: a linear regression on the parents won the evidence), ``noise_scale`` (the fitted noise
+        standard deviation, standardized units), ``held_out_error`` (mean squared exact leave-one-out residual,
+        standardized), the prior scale of each group of the basis, and ``encoder_noise_weight`` (the weight of the
+        encoder's amortized noise in ``noise()``)."""
+        adaptation = getattr(self._runner, "adaptation", None)
+        if adaptation is None:
+            return None
+        table = {
+            "full_basis": adaptation.full_basis.cpu().numpy(),
+            "noise_scale": adaptation.noise_scale.cpu().numpy(),
+            "held_out_error": adaptation.held_out_errors.cpu().numpy(),
+        }
+        for position, group in enumerate(adaptation.GROUPS):
+            table[f"scale_{group}"] = adaptation.group_scales[:, position].cpu().numpy()
+        table["encoder_noise_weight"] = self._encoder_noise_weight()
+        return pd.DataFrame(table, index=self._columns)
+
+    @property
     def readout_penalty(self) -> pd.Series | None:
-        """With ``refit_readout=True``: the ridge penalty that leave-one-out chose for each column's readout
-        (large: the trained readout kept; small: the rows decided); None when the readout was not refitted."""
+        """Deprecated (``refit_readout``): the ridge penalty of each column's refitted readout, or None."""
         readout = getattr(self._runner, "readout", None)
         if readout is None:
             return None
         return pd.Series(readout.penalty.cpu().numpy(), index=self._columns)
 
     def __repr__(self) -> str:
-        refit = ", refit_readout=True" if self.readout_penalty is not None else ""
+        refit = ", adapted" if self.adapted else ", zero_shot"
         return (
             f"InferredSCM(num_nodes={len(self._columns)}, num_edges={int(self._adjacency.sum())}, "
             f"context_rows={self._context.shape[0]}{refit}, columns={self._columns[:6]!r}"
@@ -118,6 +143,24 @@ class InferredSCM:
 
     def _abduct_standard(self, data_std: np.ndarray) -> np.ndarray:
         return data_std - self._runner.mechanisms(data_std)
+
+    def _encoder_noise_weight(self) -> np.ndarray:
+        """Per node, the weight [d] of the encoder's amortized noise beside the adapted abduction in ``noise()``:
+        inverse-variance weights of the two estimates' errors. The adapted error variance is the posterior
+        variance of the fit at the rows (noise variance times mean leverage); the encoder's is what remains of
+        the two estimates' mean squared disagreement on the context rows (the true noise cancels in it)."""
+        if self._encoder_weight is None:
+            adaptation = self._runner.adaptation
+            if self._encoder is None or adaptation is None:
+                self._encoder_weight = np.zeros(len(self._columns))
+                return self._encoder_weight
+            context = self._standardization.data_to_standard(self._context)
+            disagreement = ((self._encoder.noise(context) - self._context_noise_standard()) ** 2).mean(axis=0)
+            adapted = (adaptation.noise_scale**2 * adaptation.mean_leverage).cpu().numpy()  # [d]
+            encoder = np.maximum(disagreement - adapted, 0.0)
+            total = adapted + encoder
+            self._encoder_weight = np.where(total > 0, adapted / np.where(total > 0, total, 1.0), 0.5)
+        return self._encoder_weight
 
     def _context_noise_standard(self) -> np.ndarray:
         if self._context_noise is None:
@@ -157,18 +200,20 @@ class InferredSCM:
         return sample_noise(self._context_noise_standard(), num_samples, rng, noise_model)
 
     # ------------------------------------------------------------------------------------------- queries
-    def noise(self, data: object | None = None, *, method: str = "decoder") -> pd.DataFrame:
-        """Abducted noise per row, in user units (scaled by the std, not centred).
+    def noise(self, data: object | None = None, *, method: str = "best") -> pd.DataFrame:
+        """Estimated noise per row, in user units (scaled by the std, not centred).
 
-        ``method="decoder"`` (default): ``X - F_hat(X)`` with the decoder's mechanisms, the noise that
-        ``generate`` maps back to exactly ``X`` (what counterfactuals use). ``method="encoder"``: the encoder's
-        amortized prediction ``X - f_hat(X_pa)``, trained for exactly this task and the more accurate estimate
-        of each row's noise (the paper's noise prediction); models without an encoder fall back to the
-        decoder. ``data=None`` gives the noise of the context rows; otherwise a DataFrame with the same columns
-        (any order) or an array [m, d] in column order.
+        ``method="best"`` (default): the most accurate estimate the model has. Adapted: per column, the
+        adapted abduction and the encoder's amortized noise weighted by their estimated errors (the encoder's
+        weighs most with few rows; ``adaptation["encoder_noise_weight"]``). Zero-shot: the encoder's prediction
+        (the paper's noise prediction). ``method="decoder"``: ``X - F_hat(X)``, the noise that ``generate`` maps
+        back to exactly ``X`` (what counterfactuals use). ``method="encoder"``: the encoder's amortized
+        prediction ``X - f_hat(X_pa)``. Models without an encoder fall back to the decoder. ``data=None`` gives
+        the noise of the context rows; otherwise a DataFrame with the same columns (any order) or an array
+        [m, d] in column order.
         """
-        if method not in ("encoder", "decoder"):
-            raise ValueError(f"method must be 'encoder' or 'decoder', got {method!r}")
+        if method not in ("best", "encoder", "decoder"):
+            raise ValueError(f"method must be 'best', 'encoder' or 'decoder', got {method!r}")
         if data is None:
             values, index = self._context, self._context_index
         else:
@@ -178,8 +223,13 @@ class InferredSCM:
                 noise_std = self._context_noise_standard()
             else:
                 noise_std = self._abduct_standard(self._standardization.data_to_standard(values))
-        else:
+        elif method == "encoder" or not self.adapted:
             noise_std = self._encoder.noise(self._standardization.data_to_standard(values))
+        else:
+            standard = self._standardization.data_to_standard(values)
+            decoder = self._context_noise_standard() if data is None else self._abduct_standard(standard)
+            weight = self._encoder_noise_weight()  # [d]
+            noise_std = weight * self._encoder.noise(standard) + (1.0 - weight) * decoder
         return self._frame(self._standardization.noise_from_standard(noise_std), index)
 
     def predict(self, data: object) -> pd.DataFrame:

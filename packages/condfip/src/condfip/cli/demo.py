@@ -54,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument(
         "--no-refit-readout",
         action="store_true",
-        help="leave out the column of Cond-FiP with its readout refitted on the context rows",
+        help="leave out the column of Cond-FiP's default path (adapted to the context rows)",
     )
     demo.set_defaults(handler=run_demo_command)
     one_line_errors(demo)

@@ -57,11 +57,11 @@ def _add_inference_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
     parser.add_argument(
-        "--refit-readout",
+        "--zero-shot",
         action="store_true",
-        help="refit the decoder's readout per node on the data rows (more accurate with 50 rows or more; "
-        "a step beyond zero-shot, see the README)",
+        help="the paper's zero-shot method: do not adapt the network to the data rows (the default adapts)",
     )
+    parser.add_argument("--refit-readout", action="store_true", help=argparse.SUPPRESS)  # the default now
     parser.add_argument(
         "--seed", type=non_negative_int, default=0, help="seed of the fresh noise (default 0)"
     )
@@ -186,7 +186,7 @@ def run_infer(args: argparse.Namespace) -> int:
         raise ValueError("--num-samples N is required (rows to draw), unless --counterfactual is given")
     data = read_csv(args.data, "--data")
     graph = _graph(args)
-    scm = _model(args).infer(data, graph, refit_readout=args.refit_readout)
+    scm = _model(args).infer(data, graph, zero_shot=args.zero_shot)
     if args.counterfactual:
         result = scm.counterfactual_samples(interventions, data)
         what = f"{len(result)} counterfactual rows"
@@ -233,7 +233,7 @@ def run_effect(args: argparse.Namespace) -> int:
     else:
         rows = f"{args.num_samples or DEFAULT_EFFECT_SAMPLES:,} fresh rows, seed {args.seed}"
     if args.bootstrap is None:
-        printed = f"{statistic(model.infer(data, graph, refit_readout=args.refit_readout)):.6g}"
+        printed = f"{statistic(model.infer(data, graph, zero_shot=args.zero_shot)):.6g}"
     else:
         result = model.bootstrap(
             data,
@@ -241,7 +241,7 @@ def run_effect(args: argparse.Namespace) -> int:
             statistic,
             num_bootstraps=args.bootstrap,
             seed=args.seed,
-            refit_readout=args.refit_readout,
+            zero_shot=args.zero_shot,
         )
         lower, upper = result.interval(args.level)
         printed = f"{result.estimate:.6g} {lower:.6g} {upper:.6g}"

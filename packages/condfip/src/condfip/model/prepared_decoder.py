@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
+from condfip.model.adaptation import Adaptation, ParentBasis, evaluate, fit_adaptation
 from condfip.model.decoder import AdaLNBlock, ConditionalDecoder
 from condfip.model.embedding import DatasetEmbedding
 from condfip.model.readout import Readout, fit_readout
@@ -269,6 +270,7 @@ class PreparedDecoder:
             self.position = embedding.position[0].to(self.dtype)[:, None, :]  # [d, 1, e]: initial queries
         self._indices: dict[tuple[int, ...], _ParentIndex] = {}
         self.readout: tuple[torch.Tensor, torch.Tensor] | None = None  # per-node weights [d, f], bias [d]
+        self.adaptation: tuple[Adaptation, ParentBasis] | None = None  # the adapted readout, when adapt() ran
 
     def _parent_index(self, nodes: torch.Tensor) -> _ParentIndex:
         cache_key = tuple(nodes.tolist())
@@ -312,6 +314,10 @@ class PreparedDecoder:
     @torch.inference_mode()
     def __call__(self, z: torch.Tensor, nodes: torch.Tensor | None = None) -> torch.Tensor:
         """z: [m, d] -> F_hat(z): [m, d], or [m, k] for the node indices ``nodes`` ([k]) only."""
+        if self.adaptation is not None:
+            adaptation, basis = self.adaptation
+            features = self.features(z, nodes)  # [m, k, f]
+            return evaluate(adaptation, features, basis(z, nodes), nodes)  # float64: the fit's precision
         if self.readout is not None:
             weights, bias = self.readout
             index = slice(None) if nodes is None else nodes
@@ -346,6 +352,20 @@ class PreparedDecoder:
         readout = fit_readout(chunks, *self.prior_readout())
         self.set_readout(readout)
         return readout
+
+    def adapt(self, rows: torch.Tensor, chunk_rows: int = 1024) -> Adaptation:
+        """Adapt ``F_hat`` per node to standardized rows [n, d] (``condfip.model.adaptation``) and use it from now
+        on; the features run in chunks of ``chunk_rows`` rows, twice."""
+        basis = ParentBasis(self.parents)
+
+        def chunks():
+            for start in range(0, rows.shape[0], chunk_rows):
+                z = rows[start : start + chunk_rows].double()  # [m, d]
+                yield self.features(z), basis(z), z
+
+        adaptation = fit_adaptation(chunks, *self.prior_readout(), basis)
+        self.adaptation = (adaptation, basis)
+        return adaptation
 
     def set_readout(self, readout: Readout | None) -> None:
         """Use per-node readout weights over ``features`` (``condfip.model.readout``), or the trained readout
