@@ -50,6 +50,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--encoder", type=Path, help="decoder stage: directory of the trained encoder")
     parser.add_argument("--nodes", nargs="+", default=["20"], help="node counts: 20, '10 20 30' or 10-30")
+    parser.add_argument(
+        "--mechanisms",
+        nargs="+",
+        default=["linear", "rff"],
+        help="mechanism families of the training SCMs, drawn uniformly per SCM (scm-gen's names; default: "
+        "linear rff, the paper's)",
+    )
     parser.add_argument("--num-samples", type=int, default=400, help="rows per training dataset")
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--warmup-steps", type=int, default=1000)
@@ -144,6 +151,7 @@ def options_from_args(args: argparse.Namespace) -> TrainingOptions:
         resume=args.resume,
         num_samples=args.num_samples,
         node_counts=parse_node_counts(args.nodes),
+        mechanisms=tuple(args.mechanisms),
         lr=args.lr,
         warmup_steps=args.warmup_steps,
         checkpoint_every=args.checkpoint_every,

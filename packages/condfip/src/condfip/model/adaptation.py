@@ -35,8 +35,8 @@ LENGTH_SCALES = (0.5, 2.0)  # times sqrt(number of parents), on standardized par
 NUM_DIRECTIONS = 16  # principal directions of the decoder's features kept per node
 EVIDENCE_MARGIN = 3.0  # nats the full basis must gain over the linear model to be kept
 LINEAR_ROWS_PER_FEATURE = 4
-ITERATIONS = 30  # at most; the fixed point stops once no group's log precision moves by more than TOLERANCE
-TOLERANCE = 1e-3
+ITERATIONS = 12  # at most; the fixed point stops once no group's log precision moves by more than TOLERANCE
+TOLERANCE = 1e-2
 KEPT_BASIS_BYTES = (
     64 * 2**20
 )  # rows' basis kept from the first pass (instead of a second pass) up to this size
