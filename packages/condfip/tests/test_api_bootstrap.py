@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,6 +13,9 @@ import torch
 import scm_gen
 from condfip import BootstrapResult, CondFiP
 from condfip.model import CondFiPConfig, CondFiPModel
+
+sys.path.insert(0, str(Path(__file__).parent))
+from rounding import assert_close, network_operations  # noqa: E402
 
 TINY = CondFiPConfig(
     dim=16, num_heads=2, mlp_dim=32, encoder_pairs=1, embedding_pairs=1, decoder_blocks=2, num_anchor_rows=32
@@ -55,7 +61,9 @@ def test_same_seed_same_samples_in_batches_or_not(setup):
     batched = model.bootstrap(
         table, adjacency, mean_prediction(query), num_bootstraps=6, seed=2, batch_size=4
     )
-    np.testing.assert_allclose(batched.samples, first.samples, rtol=1e-5)
+    # padded batches and one dataset at a time: the same float32 network on other shapes
+    operations = network_operations(dim=16, mlp_dim=32, rows=32, nodes=table.shape[1], blocks=2 * 2 + 2)
+    assert_close(batched.samples, first.samples, dtype=torch.float32, operations=operations, what="samples")
     other = model.bootstrap(table, adjacency, mean_prediction(query), num_bootstraps=6, seed=3)
     assert not np.allclose(other.samples, first.samples)
 

@@ -17,10 +17,13 @@ from safetensors.torch import load_file
 
 from condfip.cli import main
 from condfip.graph import GraphModelConfig
-from condfip.model import CondFiPConfig
+from condfip.model import CondFiPConfig, CondFiPModel
 from condfip.training.loop import train
 from condfip.training.options import DecoderOptions, EncoderOptions, GraphOptions, TrainingOptions
 from condfip.training.schedule import learning_rate, learning_rate_by_time
+
+sys.path.insert(0, str(Path(__file__).parent))
+from rounding import network_operations, tolerance  # noqa: E402
 
 TINY = CondFiPConfig(
     dim=8, num_heads=2, mlp_dim=16, encoder_pairs=1, embedding_pairs=1, decoder_blocks=1, num_anchor_rows=16
@@ -233,11 +236,53 @@ def test_two_process_ddp_equals_single_process(tmp_path: Path) -> None:
         capture_output=True,
         timeout=300,
     )
-    train(options(tmp_path / "single", steps=3, batch_size=4, node_counts=(5,), checkpoint_every=3))
+    single_run = options(tmp_path / "single", steps=3, batch_size=4, node_counts=(5,), checkpoint_every=3)
+    train(single_run)
     ddp, single = raw_weights(tmp_path / "ddp"), raw_weights(tmp_path / "single")
-    for name in single:
-        if name.startswith(("model.", "ema.")):
-            torch.testing.assert_close(ddp[name], single[name], rtol=1e-4, atol=1e-5, msg=name)
+    # What DDP promises: the gradient averaged over the ranks is the one-process gradient, up to the order in
+    # which float32 sums over the batch (4 datasets x 24 rows x 5 nodes). Adam divides each gradient by its
+    # own running scale, so a gradient that agrees to a relative 1e-3 (30 times the float32 bound of those
+    # sums) moves a weight by the same steps to within 1e-3 of each step (<= 2 lr): the tolerance below.
+    steps = [
+        learning_rate(s, peak=1e-3, warmup_steps=2, total_steps=3, floor=single_run.min_lr) for s in range(3)
+    ]
+    weight_tolerance = 2 * sum(steps) * 1e-3
+    compared = 0
+    for name, tensor in single.items():
+        if not name.startswith(("model.", "ema.")):
+            continue
+        got, want = ddp[name], tensor
+        if name.endswith("attention.to_kv.bias"):
+            # The key half of a key/value bias adds the same number to every score of a query, which softmax
+            # ignores: its true gradient is exactly zero, so Adam turns pure rounding noise into steps of up
+            # to lr. Only the value half is trained; the key half is checked by the outputs below.
+            got, want = got.chunk(2)[1], want.chunk(2)[1]
+        difference = (got.double() - want.double()).abs().max().item()
+        assert difference <= weight_tolerance, (
+            f"{name}: DDP and one process differ by {difference:.3g} (tolerance {weight_tolerance:.3g}); "
+            f"max |weight| {want.abs().max().item():.3g}"
+        )
+        compared += 1
+    assert compared > 0 and any(name.startswith("ema.") for name in single)
+    # the two trained networks compute the same function: weights within weight_tolerance move the float32
+    # outputs of this small network by about ten times that, plus its own rounding
+    trained = {}
+    for run, weights in (("ddp", ddp), ("single", single)):
+        model = CondFiPModel(TINY)
+        model.load_state_dict(
+            {name[len("model.") :]: t for name, t in weights.items() if name.startswith("model.")}
+        )
+        trained[run] = model.eval()
+    generator = torch.Generator().manual_seed(3)
+    data = torch.randn(2, 24, 5, generator=generator)
+    parents = torch.zeros(2, 5, 5, dtype=torch.bool)
+    parents[:, 1, 0] = parents[:, 3, 1] = parents[:, 4, 2] = True
+    with torch.no_grad():
+        outputs = {run: model.predict_noise(data, parents) for run, model in trained.items()}
+    operations = network_operations(dim=8, mlp_dim=16, rows=16, nodes=5, blocks=4)
+    bound = 10 * weight_tolerance + tolerance(torch.float32, operations)
+    difference = (outputs["ddp"] - outputs["single"]).abs().max().item()
+    assert difference <= bound, f"predicted noise differs by {difference:.3g} (tolerance {bound:.3g})"
     log = json.loads((tmp_path / "ddp" / "train_log.jsonl").read_text().splitlines()[-1])
     assert log["rank_weight_spread"] == 0.0
 
