@@ -51,6 +51,21 @@ def _blocked_modules(tmp_path: Path, *names: str) -> dict:
     return {"PYTHONPATH": os.pathsep.join([str(blocker), os.environ.get("PYTHONPATH", "")])}
 
 
+def test_paper_mechanisms_and_presets_choose_the_cells(tmp_path):
+    out = tmp_path / "run"
+    done = _run(*QUICK_LINEAR, "--mechanisms", "magic", "--out", str(out))
+    _one_error_line(done, "unknown mechanism 'magic'")
+    assert not out.exists()
+    done = _run(*QUICK_LINEAR, "--presets", "mid", "--out", str(out))
+    _one_error_line(done, "--presets", "mid")
+    assert not out.exists()
+    done = _run(*QUICK_LINEAR, "--mechanisms", "multiplicative", "--presets", "out", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    folder = out / "paper" / "graph-true" / "context-400"
+    assert _files(folder / "linear") == ["out_multiplicative_d5.json"]
+    assert "| method | d | multiplicative-OUT |" in (folder / "tables.md").read_text()
+
+
 def test_sachs_replicates_is_honoured(tmp_path):
     out = tmp_path / "run"
     done = _run("sachs", "--replicates", "2", "--methods", "linear", "--no-progress", "--out", str(out))

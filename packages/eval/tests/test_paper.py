@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from condfip_eval import __version__
-from condfip_eval.grid import PaperCell, cell_specs, dataset_index, paper_cells
+from condfip_eval.grid import MECHANISMS, PaperCell, cell_specs, dataset_index, paper_cells
 from condfip_eval.methods import LinearANM, Method
 from condfip_eval.methods.base import FittedSCM
 from condfip_eval.paper import PaperSettings, run_paper
@@ -107,6 +107,68 @@ def test_indices_agree_with_scm_gen_grid_export():
     for cell in paper_cells((10, 20, 50, 100)):
         for spec in cell_specs(cell):
             assert spec.index in exported[(cell.preset, cell.mechanism, cell.num_nodes, spec.graph)]
+
+
+def test_other_mechanism_families_get_their_own_cells_and_fixed_indices():
+    cells = paper_cells((20,), ("mixed", "nn_tanh"), ("in",))
+    assert [(c.mechanism, c.column) for c in cells] == [("nn_tanh", "nn_tanh-IN"), ("mixed", "mixed-IN")]
+    assert paper_cells((20,)) == paper_cells((20,), ("linear", "rff"), ("in", "out"))  # the paper's grid
+    families = [
+        dataset_index(PaperCell(d, m, p), g, r)
+        for m in MECHANISMS[2:]
+        for p in ("in", "out")
+        for d in (10, 20, 5_000)
+        for g in (0, 2)
+        for r in (0, 99)
+    ]
+    assert len(set(families)) == len(families) and min(families) >= 100_000_000
+    paper = {
+        dataset_index(PaperCell(d, m, p), 2, 99)
+        for m in ("linear", "rff")
+        for p in ("in", "out")
+        for d in (10, 5_000)
+    }
+    assert max(paper) < 100_000_000
+    with pytest.raises(ValueError, match="unknown mechanism 'magic'; choose from linear, rff"):
+        paper_cells((20,), ("magic",))
+    with pytest.raises(ValueError, match="unknown preset 'mid'"):
+        paper_cells((20,), ("linear",), ("mid",))
+    with pytest.raises(ValueError, match="no mechanism given"):
+        PaperSettings(mechanisms=())
+
+
+def test_a_family_cell_draws_that_family():
+    spec = cell_specs(PaperCell(6, "nn_relu", "out"), num_query=30, num_interventional=30, scms_per_graph=1)[
+        1
+    ]
+    dataset = spec.build()
+    assert (dataset.metadata["mechanism"], dataset.metadata["graph"]) == ("nn_relu", "sbm")
+    assert dataset.metadata["index"] == spec.index
+    result = score_dataset(Oracle(spec), dataset)  # the oracle rebuilds the same SCM from the index
+    assert all(value < 1e-8 for value in result["rmse"].values())
+
+
+def test_families_share_the_folder_and_get_their_own_tables(tmp_path):
+    run_paper(_tiny_settings(), tmp_path, progress=False)
+    tables = run_paper(
+        _tiny_settings(mechanisms=("polynomial", "nn_tanh"), presets=("in",)), tmp_path, progress=False
+    )
+    folder = tmp_path / "paper/graph-true/context-400/linear"
+    assert sorted(p.name for p in folder.glob("*.json")) == [
+        "in_linear_d6.json",
+        "in_nn_tanh_d6.json",
+        "in_polynomial_d6.json",
+        "in_rff_d6.json",
+        "out_linear_d6.json",
+        "out_rff_d6.json",
+    ]
+    text = tables.read_text()
+    paper_part, family_part = text.split("## Other mechanism families")
+    assert "| method | d | LIN-IN | RFF-IN | LIN-OUT | RFF-OUT |" in paper_part
+    assert "nn_tanh" not in paper_part
+    assert family_part.count("| method | d | nn_tanh-IN | polynomial-IN |") == len(TASKS)
+    assert re.search(r"\| Linear ANM \| 6 \| [0-9.]+ \([0-9.]+\) \| [0-9.]+ \([0-9.]+\) \|", family_part)
+    assert "(paper)" not in family_part
 
 
 def test_cells_and_specs():

@@ -1,6 +1,7 @@
 """``condfip-eval``: the benchmark runs, the report and the published tables.
 
     condfip-eval paper --nodes 10 20 50 100 --context 400 --methods condfip,fip,dowhy,linear,nonlinear --out DIR
+    condfip-eval paper --nodes 20 --mechanisms nn_tanh mixed --presets in --out DIR
     condfip-eval csuite --out DIR
     condfip-eval sachs --out DIR [--data FILE.csv] [--log] [--graph true|inferred]
     condfip-eval ecoli70 --out DIR [--graph true|inferred]
@@ -22,6 +23,7 @@ import threading
 from collections.abc import Sequence
 
 from condfip_eval import __version__
+from condfip_eval.grid import MECHANISMS, PAPER_MECHANISMS, PRESET_ORDER
 from condfip_eval.methods import METHOD_NAMES, missing_dependency, unknown_method_message
 
 __all__ = ["main"]
@@ -103,6 +105,21 @@ def _parser() -> argparse.ArgumentParser:
     paper.add_argument(
         "--context", type=_positive, default=400, help="context rows per dataset (400, 100, 50)"
     )
+    paper.add_argument(
+        "--mechanisms",
+        nargs="+",
+        default=list(PAPER_MECHANISMS),
+        metavar="MECHANISM",
+        help=f"scm-gen mechanism families, from {' '.join(MECHANISMS)} (default: the paper's linear rff)",
+    )
+    paper.add_argument(
+        "--presets",
+        nargs="+",
+        default=list(PRESET_ORDER),
+        choices=PRESET_ORDER,
+        metavar="PRESET",
+        help="scm-gen presets: in (er, sf_in, sf_out graphs), out (ws, sbm) (default: in out)",
+    )
     _graph_option(paper, "the true graph")
     paper.add_argument(
         "--quick", action="store_true", help="d = 10 unless --nodes, one SCM per graph family, 200 FiP steps"
@@ -174,6 +191,8 @@ def _run(args: argparse.Namespace) -> str:
         settings = PaperSettings(
             node_counts=None if args.nodes is None else tuple(args.nodes),
             num_context=args.context,
+            mechanisms=tuple(args.mechanisms),
+            presets=tuple(args.presets),
             graph_source=args.graph,
             quick=args.quick,
             **_method_options(args),

@@ -6,6 +6,9 @@ dataset already in it is skipped):
     DIR/manifest.json
     DIR/paper/graph-<true|inferred>/context-<n>/<method>/<preset>_<mechanism>_d<d>.json
     DIR/paper/graph-<true|inferred>/context-<n>/tables.md
+
+Cells of other mechanism families (``mechanisms``) share the folder; the tables file gives them their own
+tables after the paper's.
 """
 
 from __future__ import annotations
@@ -22,9 +25,13 @@ from tqdm.auto import tqdm
 from condfip_eval.grid import (
     CANONICAL_NODE_COUNTS,
     CANONICAL_SCMS_PER_GRAPH,
+    COLUMNS,
+    PAPER_MECHANISMS,
+    PRESET_ORDER,
     PaperCell,
     PaperDatasetSpec,
     cell_specs,
+    column_rank,
     paper_cells,
 )
 from condfip_eval.methods import Method
@@ -50,9 +57,12 @@ GraphInferrer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # data [n
 @dataclass
 class PaperSettings(MethodSettings):
     """What a ``paper`` run evaluates. ``quick``: d = 10 only (unless node counts are given), one SCM per graph
-    family, 200 FiP steps."""
+    family, 200 FiP steps. ``mechanisms`` and ``presets`` choose the cells (the paper's: linear and rff, in and
+    out); they are not part of the protocol, so runs of other families may fill the same folder."""
 
     node_counts: tuple[int, ...] | None = None  # default (10, 20, 50, 100), or (10,) when quick
+    mechanisms: tuple[str, ...] = PAPER_MECHANISMS
+    presets: tuple[str, ...] = PRESET_ORDER
     num_context: int = 400
     graph_source: str = "true"
     num_query: int = 400
@@ -70,7 +80,8 @@ class PaperSettings(MethodSettings):
         if self.node_counts is None:
             self.node_counts = (10,) if self.quick else CANONICAL_NODE_COUNTS
         self.node_counts = tuple(self.node_counts)
-        paper_cells(tuple(self.node_counts))  # validates the node counts
+        self.mechanisms, self.presets = tuple(self.mechanisms), tuple(self.presets)
+        paper_cells(self.node_counts, self.mechanisms, self.presets)  # validates the choices
 
     def protocol(self) -> dict[str, Any]:
         """The settings every resumed or added run in the same folder must share."""
@@ -189,7 +200,7 @@ def run_paper(
     if default_graph_model:
         graph_inferrer = load_graph_inferrer()
 
-    cells = paper_cells(tuple(settings.node_counts))
+    cells = paper_cells(tuple(settings.node_counts), settings.mechanisms, settings.presets)
     plan = []  # (cell, specs, {method: records})
     remaining = 0
     for cell in cells:
@@ -261,14 +272,21 @@ def run_paper(
     return write_paper_tables(out, settings.graph_source, settings.num_context)
 
 
-def collect_summaries(folder: Path) -> dict[str, dict[int, dict[str, dict[str, Any]]]]:
-    """``summaries[method][d][column]`` from every cell file under one run folder (methods in table order)."""
+def collect_summaries(
+    folder: Path, *, paper_grid: bool | None = None
+) -> dict[str, dict[int, dict[str, dict[str, Any]]]]:
+    """``summaries[method][d][column]`` from every cell file under one run folder (methods in table order).
+
+    ``paper_grid``: True keeps the paper's cells only (linear and rff mechanisms), False the other families,
+    None every cell."""
     summaries: dict[str, dict[int, dict[str, dict[str, Any]]]] = {}
     paths = sorted(folder.glob("*/*.json"))
     order = {name: position for position, name in enumerate(ordered_methods(p.parent.name for p in paths))}
     for path in sorted(paths, key=lambda p: order[p.parent.name]):
         document = read_json(path)
         cell = document["cell"]
+        if paper_grid is not None and (cell["column"] in COLUMNS.values()) != paper_grid:
+            continue
         by_nodes = summaries.setdefault(document["method"], {}).setdefault(cell["num_nodes"], {})
         summary = summarize_records(document["datasets"], TASKS)
         summary["incomplete"] = not document["complete"]
@@ -300,7 +318,8 @@ def _graph_table(folder: Path) -> str | None:
 def write_paper_tables(out: str | Path, graph_source: str, num_context: int) -> Path:
     """Write ``tables.md`` for one (graph source, context size) run folder from its cell files."""
     folder = _run_folder(Path(out), graph_source, num_context)
-    summaries = collect_summaries(folder)
+    summaries = collect_summaries(folder, paper_grid=True)
+    families = collect_summaries(folder, paper_grid=False)
     graph_text = "true graph" if graph_source == "true" else "graph inferred by the amortized graph model"
     parts = [
         f"# Paper benchmark: {num_context} context rows, {graph_text}",
@@ -311,12 +330,40 @@ def write_paper_tables(out: str | Path, graph_source: str, num_context: int) -> 
         "Mahajan et al. (arXiv 2410.06128). `*`: some datasets failed for that method (see the cell file); "
         "`+`: the cell is not finished yet (mean over the datasets done so far).",
     ]
-    for number, task in enumerate(TASKS, start=1):
-        parts += ["", f"## Table {number}. {TASK_TITLES[task]}", ""]
-        parts.append(
-            paper_task_table(task, summaries, num_context=num_context, with_reference=graph_source == "true")
+    if summaries or not families:
+        for number, task in enumerate(TASKS, start=1):
+            parts += ["", f"## Table {number}. {TASK_TITLES[task]}", ""]
+            parts.append(
+                paper_task_table(
+                    task, summaries, num_context=num_context, with_reference=graph_source == "true"
+                )
+            )
+        parts += ["", "## Time per dataset (seconds, mean over datasets)", "", paper_time_table(summaries)]
+    if families:
+        columns = sorted(
+            {column for by_nodes in families.values() for cells in by_nodes.values() for column in cells},
+            key=column_rank,
         )
-    parts += ["", "## Time per dataset (seconds, mean over datasets)", "", paper_time_table(summaries)]
+        parts += [
+            "",
+            "## Other mechanism families",
+            "",
+            "The same protocol on scm-gen's other mechanism families, one column per family and preset "
+            "(`<mechanism>-<PRESET>`); the paper has no numbers for them.",
+        ]
+        for number, task in enumerate(TASKS, start=1):
+            parts += ["", f"### Table F{number}. {TASK_TITLES[task]}", ""]
+            parts.append(
+                paper_task_table(
+                    task, families, num_context=num_context, with_reference=False, columns=columns
+                )
+            )
+        parts += [
+            "",
+            "### Time per dataset, other families (seconds, mean over datasets)",
+            "",
+            paper_time_table(families),
+        ]
     graph_table = _graph_table(folder) if graph_source == "inferred" else None
     if graph_table:
         parts += ["", "## Inferred graphs (mean over datasets)", "", graph_table]

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from condfip_eval.grid import COLUMNS
+from condfip_eval.grid import COLUMNS, column_rank
 from condfip_eval.results import ResultsDirectory, read_json, write_bytes, write_text
 from condfip_eval.scoring import TASK_TITLES, TASKS
 from condfip_eval.tables import display_name, ordered_methods
@@ -72,7 +72,7 @@ def _task_bars(plt, documents: list[dict[str, Any]], task: str, title: str, path
     methods = ordered_methods(d["method"] for d in documents)
     cells = sorted(
         {(d["cell"]["num_nodes"], d["cell"]["column"]) for d in documents},
-        key=lambda c: (c[0], list(COLUMNS.values()).index(c[1])),
+        key=lambda c: (c[0], column_rank(c[1])),
     )
     width = 0.8 / max(len(methods), 1)
     figure, axes = plt.subplots(figsize=(max(6, 1.2 * len(cells) + 2), 3.8))

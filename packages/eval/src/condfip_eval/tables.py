@@ -88,10 +88,12 @@ def paper_task_table(
     *,
     num_context: int,
     with_reference: bool = True,
+    columns: Sequence[str] = COLUMN_LABELS,
 ) -> str:
     """One task's table. ``summaries[method][d][column]`` is a cell summary from :func:`summarize_records`.
 
-    The paper's rows follow for the node counts measured here (all of them when nothing was measured yet).
+    The paper's rows follow for the node counts measured here (all of them when nothing was measured yet);
+    ``columns``: the table's columns (default the paper's four; other labels have no published rows).
     """
     rows = []
     for method, by_nodes in summaries.items():
@@ -101,10 +103,10 @@ def paper_task_table(
                 [
                     display_name(method),
                     str(num_nodes),
-                    *(_cell_text(cells.get(c), task) for c in COLUMN_LABELS),
+                    *(_cell_text(cells.get(c), task) for c in columns),
                 ]
             )
-    if with_reference:
+    if with_reference and tuple(columns) == COLUMN_LABELS:
         measured = {num_nodes for by_nodes in summaries.values() for num_nodes in by_nodes}
         for method, by_nodes in paper_rows(task, num_context).items():
             for num_nodes in sorted(by_nodes):
@@ -114,7 +116,7 @@ def paper_task_table(
                 rows.append(
                     [f"{method} (paper)", str(num_nodes), *(f"{values[c]:.2f}" for c in COLUMN_LABELS)]
                 )
-    return markdown_table(["method", "d", *COLUMN_LABELS], rows)
+    return markdown_table(["method", "d", *columns], rows)
 
 
 def paper_time_table(summaries: dict[str, dict[int, dict[str, dict[str, Any]]]]) -> str:
