@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from condfip.core.standardization import STANDARD_LIMIT
 from condfip.model.adaptation import Adaptation
 from condfip.model.decoder import ConditionalDecoder
 from condfip.model.fixed_point import fixed_point_generate
@@ -32,13 +33,49 @@ CUDA_TOKENS_PER_CHUNK = 65_536  # CUDA: fewer, larger chunks (a GPU call costs l
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` is CUDA when available, else the CPU; anything else is passed to ``torch.device``."""
+    """``"auto"`` is CUDA when available, else the CPU; anything else is passed to ``torch.device`` and must
+    exist here (a ValueError for CUDA without a CUDA build or device, or a device index beyond the count)."""
     if isinstance(device, str) and device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        resolved = torch.device(device)
     except (RuntimeError, TypeError):
         raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from None
+    check_device(resolved)
+    return resolved
+
+
+def check_device(device: torch.device) -> None:
+    """Refuse a device this machine lacks, naming what it has."""
+    if device.type == "cpu":
+        return
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            build = "a CPU-only build of torch" if torch.version.cuda is None else "no CUDA device is visible"
+            raise ValueError(f"device {str(device)!r} is not available here ({build}); use 'cpu' or 'auto'")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ValueError(
+                f"device {str(device)!r} does not exist: this machine has {count} CUDA device(s), "
+                f"cuda:0 to cuda:{count - 1}"
+            )
+        return
+    raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {str(device)!r}")
+
+
+def check_standard_range(values: np.ndarray, what: str, nodes: np.ndarray | None = None) -> None:
+    """Refuse standardized ``values`` [m, k] beyond ``STANDARD_LIMIT`` (or NaN) before they reach a network: in
+    float32 they would overflow, and 0 * inf in a masked product is NaN. ``nodes`` [k]: the column of each
+    value column (default: 0..k-1). The public API refuses such values first, in the user's units
+    (``Standardization``); this guards every other caller."""
+    outside = ~(np.abs(values) <= STANDARD_LIMIT)
+    if outside.any():
+        row, position = np.argwhere(outside)[0]
+        column = int(position if nodes is None else nodes[position])
+        raise ValueError(
+            f"{what} in column position {column} is {values[row, position]:.6g} standardized units (standard "
+            f"deviations of the context column); the network takes values within ±{STANDARD_LIMIT:g}"
+        )
 
 
 def rows_per_chunk(chunk_size: int | None, num_nodes: int, device: torch.device | None = None) -> int:
@@ -160,6 +197,9 @@ class DecoderRunner:
         longest path + 1. Without ``levels`` it runs ``fixed_point`` with d iterations.
         noise: [m, d]; clamp_nodes: [k] int; clamp_values: [m, k]; returns [m, d].
         """
+        check_standard_range(noise, "noise")
+        if clamp_values is not None:
+            check_standard_range(clamp_values, "an intervention value", clamp_nodes)
         if self.levels is None:
             return self.fixed_point(noise, noise.shape[1], clamp_nodes, clamp_values)
         clamped = np.zeros(noise.shape[1], dtype=bool)
@@ -204,6 +244,7 @@ class DecoderRunner:
         With ``levels`` it is evaluated level by level, the same computation as ``generate``'s sweep, so that
         noise abducted here and pushed back through ``generate`` returns the rows to float64 rounding.
         """
+        check_standard_range(data, "a data value")
         out = np.empty_like(data)
         levels = None if self.levels is None else self._level_tensors()
         for start in range(0, data.shape[0], self.chunk_rows):
@@ -228,6 +269,9 @@ class DecoderRunner:
 
         noise: [m, d]; clamp_nodes: [k] int; clamp_values: [m, k]; returns z [m, d] after ``num_iterations``.
         """
+        check_standard_range(noise, "noise")
+        if clamp_values is not None:
+            check_standard_range(clamp_values, "an intervention value", clamp_nodes)
         nodes = None if clamp_nodes is None or clamp_nodes.size == 0 else torch.as_tensor(clamp_nodes)
         intervened = None
         if nodes is not None:
@@ -292,6 +336,7 @@ class EncoderAbduction:
     @torch.inference_mode()
     def noise(self, data: np.ndarray) -> np.ndarray:
         """Standardized rows [m, d] -> their predicted standardized noise [m, d]."""
+        check_standard_range(data, "a data value")
         rows = torch.as_tensor(data, dtype=self.dtype, device=self.device)[None]  # [1, m, d]
         noise = self.model.predict_noise(rows, self.parents, context=self.context, chunk_size=self.chunk_rows)
         return noise[0].to(torch.float64).cpu().numpy()

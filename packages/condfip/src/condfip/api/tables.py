@@ -1,7 +1,12 @@
-"""The one parser of user tables: numeric, finite, at least two rows, no constant column.
+"""The one parser of user tables: numeric, finite, at least two rows, no constant column, a usable scale.
 
 Everything here returns float64 numpy arrays in the user's units plus the column names; the errors say what
 was received and how to fix it, before anything reaches torch.
+
+Usable scale: every context value within ``MAX_MAGNITUDE`` and every column's standard deviation at least
+``MIN_SPREAD``. Inside that range every answer is finite in float64: samples, interventions (whose values are
+bounded to ``STANDARD_LIMIT`` standard deviations, ``condfip.core.standardization``), noise and effects stay
+many orders of magnitude below float64's largest number (1.8e308) and above its smallest normal one (2.2e-308).
 """
 
 from __future__ import annotations
@@ -12,6 +17,9 @@ import numpy as np
 import pandas as pd
 
 from condfip.core.standardization import Standardization
+
+MAX_MAGNITUDE = 1e250  # largest |value| of a context column
+MIN_SPREAD = 1e-250  # smallest standard deviation of a context column
 
 
 def _check_columns(columns: Sequence[Hashable], parameter: str) -> list[Hashable]:
@@ -119,7 +127,28 @@ def context_from_user(
             f"data columns {constant!r} are constant; a constant has no causal variation to model, "
             "drop those columns (and their nodes from the graph)"
         )
-    return values, names, Standardization.fit(values)
+    standardization = Standardization.fit(values, names)
+    _check_scale(values, names, standardization)
+    return values, names, standardization
+
+
+def _check_scale(values: np.ndarray, names: Sequence[Hashable], standardization: Standardization) -> None:
+    """Refuse the first column whose magnitude or spread is outside the usable scale (module docstring)."""
+    largest = np.abs(values).max(axis=0)  # [d]
+    for j, name in enumerate(names):
+        std = float(standardization.std[j])
+        if largest[j] > MAX_MAGNITUDE or std < MIN_SPREAD:
+            found = (
+                f"values up to {largest[j]:.3g} in magnitude"
+                if largest[j] > MAX_MAGNITUDE
+                else f"a standard deviation of {std:.3g}"
+            )
+            raise ValueError(
+                f"data column {name!r} has {found}; condfip takes columns whose values stay within "
+                f"±{MAX_MAGNITUDE:g} and whose standard deviation is at least {MIN_SPREAD:g}, so that every "
+                f"answer stays finite in float64: rescale that column (e.g. divide it by {std:.3g}, its "
+                "standard deviation) and read the answers in those units"
+            )
 
 
 def rows_like_context(data: object, columns: Sequence[Hashable], *, parameter: str) -> np.ndarray:

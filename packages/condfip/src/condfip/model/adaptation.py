@@ -94,7 +94,8 @@ class ParentBasis:
             nodes = nodes.cpu()
             index, valid, frequencies, phases = index[nodes], valid[nodes], frequencies[nodes], phases[nodes]
         device = z.device
-        values = z.double()[:, index.to(device)] * valid.to(device)  # [m, k, p]
+        # padded slots are 0 whatever node 0 holds (a product with the mask would turn inf into NaN)
+        values = torch.where(valid.to(device), z.double()[:, index.to(device)], 0.0)  # [m, k, p]
         angles = torch.einsum("mkp,kpf->mkf", values, frequencies.to(device)) + phases.to(device)
         fourier = math.sqrt(2.0 / self.num_fourier) * torch.cos(angles)  # [m, k, 2M]
         return torch.cat([values, fourier], dim=-1)

@@ -84,11 +84,19 @@ class ConditionalDecoder(nn.Module):
             rearrange(z, "b n d -> b n d 1") * rearrange(scale, "b d e -> b 1 d e")
             + rearrange(key_position, "b d e -> b 1 d e")
         )  # [b, n, d_keys, e]
+        # A key whose value embedding is not finite (z beyond what float32 carries) must reach only its
+        # children: attention weighs every key, and a zero weight times inf or NaN is NaN. Such keys enter as 0,
+        # and the outputs of the nodes that read one are NaN.
+        broken = ~torch.isfinite(values).all(dim=-1)  # [b, n, d_keys]
+        values = values.masked_fill(broken[..., None], 0.0)
+        reads_broken = torch.einsum("bnj,bij->bni", broken.to(values.dtype), parents.to(values.dtype)) > 0
         h = rearrange(position, "b d e -> b 1 d e").expand(-1, z.shape[1], -1, -1)  # queries: node positions
         features = []
         for block in self.blocks:
             h = block(h, values, parents, condition)
             if return_features:
-                features.append(self.out_norm(h))
-        out = rearrange(self.out(self.out_norm(h)), "b n d 1 -> b n d")
+                features.append(self.out_norm(h).masked_fill(reads_broken[..., None], float("nan")))
+        out = rearrange(self.out(self.out_norm(h)), "b n d 1 -> b n d").masked_fill(
+            reads_broken, float("nan")
+        )
         return (out, torch.cat(features, dim=-1)) if return_features else out

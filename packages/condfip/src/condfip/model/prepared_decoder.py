@@ -68,6 +68,7 @@ class _ParentIndex:
     nodes: torch.Tensor  # [k] query node indices
     parents: torch.Tensor  # [k, p] parent node indices (padding: 0)
     padding: torch.Tensor  # [k, 1, 1, p] float: 0 for a parent, -inf for padding
+    real: torch.Tensor  # [k, 1, 1, p] bool: a parent (not padding)
 
     @classmethod
     def build(cls, mask: torch.Tensor, nodes: torch.Tensor, dtype: torch.dtype) -> _ParentIndex:
@@ -80,7 +81,7 @@ class _ParentIndex:
         real = torch.gather(query_mask, 1, parents)  # [k, p]
         parents = parents.masked_fill(~real, 0)
         padding = torch.zeros(real.shape, dtype=dtype, device=mask.device).masked_fill(~real, float("-inf"))
-        return cls(nodes, parents, padding[:, None, None, :])
+        return cls(nodes, parents, padding[:, None, None, :], real[:, None, None, :])
 
 
 class _PreparedBlock:
@@ -293,8 +294,10 @@ class PreparedDecoder:
         values = z.to(self.dtype).T  # [d, m]
         r = self._norm_scale(values)  # [d, m]
         gather = "k p m -> k m 1 p"
-        z_parents = rearrange(values[index.parents], gather)  # [k, m, 1, p]
-        r_parents = rearrange(r[index.parents], gather)
+        # padded slots read node 0: set them to 0, so that no value of a node that is not a parent (however
+        # large) enters the products below (a padded weight is 0, and 0 * inf would be NaN)
+        z_parents = torch.where(index.real, rearrange(values[index.parents], gather), 0.0)  # [k, m, 1, p]
+        r_parents = torch.where(index.real, rearrange(r[index.parents], gather), 0.0)
         rz_parents = r_parents * z_parents
         h = self.position[nodes]  # [k, 1, e]: the same queries for every row
         states = []
