@@ -230,10 +230,17 @@ def test_average_causal_effect_is_the_difference_of_interventional_means(inferre
     on_rows = inferred.average_causal_effect(target_name, {name: 0.5}, {}, data=query)
     counterfactual = inferred.counterfactual_samples({name: 0.5}, query)[target_name].to_numpy()
     np.testing.assert_allclose(on_rows, (counterfactual - query[:, target]).mean(), rtol=1e-9, atol=1e-12)
-    # the default is 10,000 fresh rows
+    # the default draws rounds of fresh rows until the standard error is reached: the first rows of one draw,
+    # from 1,000 (a loose target) to 10,000 (a target it cannot reach)
+    arm = {name: 0.5}
     assert inferred.average_causal_effect(
-        target_name, {name: 0.5}, {}, seed=4
-    ) == inferred.average_causal_effect(target_name, {name: 0.5}, {}, n=10_000, seed=4)
+        target_name, arm, {}, seed=4, standard_error=1e9
+    ) == inferred.average_causal_effect(target_name, arm, {}, n=1_000, seed=4)
+    same_in_float32(  # rounds of 1,000 and 9,000 rows against one of 10,000: other row counts per call
+        inferred.average_causal_effect(target_name, arm, {}, seed=4, standard_error=1e-12),
+        inferred.average_causal_effect(target_name, arm, {}, n=10_000, seed=4),
+        "effect",
+    )
 
 
 def test_average_causal_effect_is_zero_on_non_descendants_and_for_equal_arms(inferred, scm_and_rows):

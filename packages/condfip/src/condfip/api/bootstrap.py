@@ -1,8 +1,9 @@
 """Bootstrap intervals for any quantity of an inferred SCM: infer again on resampled rows, recompute.
 
-Inference takes milliseconds, so a hundred resamples of the context cost seconds (DoWhy-GCM refits every
-mechanism for each). The spread is the variability of the inferred answer under resampling of the rows, given
-the graph and the pretrained network; it does not measure the network's own bias.
+Each resample is one inference (no training), so a hundred resamples cost about as much as fitting DoWhy-GCM's
+automatically assigned mechanisms once (BENCHMARKS.md, "Bootstrap"). The spread is the variability of the
+inferred answer under resampling of the rows, given the graph and the pretrained network; it does not measure
+the network's own bias.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from condfip.api.inferred_scm import InferredSCM
 from condfip.api.sampling import make_generator
 
 Statistic = Callable[[InferredSCM], Any]
 InferResamples = Callable[[list[tuple[pd.DataFrame, np.ndarray]]], list[InferredSCM]]
-RESAMPLES_AT_ONCE = 64  # SCMs inferred (and held) at a time
 
 
 @dataclass(frozen=True)
@@ -57,20 +58,30 @@ def bootstrap_statistic(
     *,
     num_bootstraps: int,
     seed: int | np.random.Generator | None = None,
+    group_size: int = 1,
+    progress: bool | None = None,
 ) -> BootstrapResult:
     """``statistic`` of the SCM ``full`` inferred from all rows and of the SCMs that ``infer_resamples`` infers
     from ``num_bootstraps`` resamples of its rows (drawn with replacement, ``seed`` fixes the draws), given as
-    (rows, the same adjacency) pairs."""
+    (rows, the same adjacency) pairs, ``group_size`` at a time (each SCM is dropped once its statistic is taken).
+    ``progress``: a progress bar on stderr (None: when stderr is a terminal)."""
     estimate = _values(statistic(full), "statistic(scm)")
     index = estimate.index if isinstance(estimate, pd.Series) else None
     table = full.data.to_numpy()  # [n, d] in the SCM's column order
     rng = make_generator(seed)
     rows = rng.integers(0, len(table), size=(num_bootstraps, len(table)))  # [B, n]
     samples = []
-    for start in range(0, num_bootstraps, RESAMPLES_AT_ONCE):
+    bar = tqdm(
+        total=num_bootstraps,
+        desc="bootstrap",
+        unit="resample",
+        disable=None if progress is None else not progress,
+        leave=False,
+    )
+    for start in range(0, num_bootstraps, max(group_size, 1)):
         resampled = [
             (pd.DataFrame(table[indices], columns=full.columns), full.adjacency)
-            for indices in rows[start : start + RESAMPLES_AT_ONCE]
+            for indices in rows[start : start + max(group_size, 1)]
         ]
         try:
             scms = infer_resamples(resampled)
@@ -84,6 +95,8 @@ def bootstrap_statistic(
                     "it must return the same shape every time"
                 )
             samples.append(value)
+            bar.update(1)
+    bar.close()
     return BootstrapResult(
         estimate=estimate if index is not None else _plain(estimate),
         samples=np.stack(samples),

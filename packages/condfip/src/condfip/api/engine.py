@@ -188,6 +188,7 @@ class DecoderRunner:
         noise: np.ndarray,
         clamp_nodes: np.ndarray | None = None,
         clamp_values: np.ndarray | None = None,
+        nodes: np.ndarray | None = None,
     ) -> np.ndarray:
         """The fixed point of ``z = F_hat(z) + noise`` with ``z[:, clamp_nodes] = clamp_values``, in one sweep.
 
@@ -196,6 +197,8 @@ class DecoderRunner:
         longest path + 1 iterations (and with any more), at the cost of about one decoder pass instead of
         longest path + 1. Without ``levels`` it runs ``fixed_point`` with d iterations.
         noise: [m, d]; clamp_nodes: [k] int; clamp_values: [m, k]; returns [m, d].
+        ``nodes`` ([d] bool): generate only these nodes, which must hold the ancestors of each of them that is not
+        clamped (the other columns keep their noise); a sweep then costs only their evaluations.
         """
         check_standard_range(noise, "noise")
         if clamp_values is not None:
@@ -205,7 +208,7 @@ class DecoderRunner:
         clamped = np.zeros(noise.shape[1], dtype=bool)
         if clamp_nodes is not None:
             clamped[clamp_nodes] = True
-        levels = self._level_tensors(clamped)
+        levels = self._level_tensors(clamped if nodes is None else clamped | ~nodes)
         out = np.empty_like(noise)
         for start in range(0, noise.shape[0], self.chunk_rows):
             rows = slice(start, start + self.chunk_rows)
@@ -238,15 +241,21 @@ class DecoderRunner:
         return self._mechanisms(z, nodes)
 
     @torch.inference_mode()
-    def mechanisms(self, data: np.ndarray) -> np.ndarray:
+    def mechanisms(self, data: np.ndarray, nodes: np.ndarray | None = None) -> np.ndarray:
         """F_hat applied to standardized rows [m, d] -> [m, d].
 
         With ``levels`` it is evaluated level by level, the same computation as ``generate``'s sweep, so that
         noise abducted here and pushed back through ``generate`` returns the rows to float64 rounding.
+        ``nodes`` ([d] bool): evaluate only these nodes, each from its parents' columns of ``data``; the other
+        columns of the result are NaN (with ``levels``; without, every node is evaluated).
         """
         check_standard_range(data, "a data value")
         out = np.empty_like(data)
-        levels = None if self.levels is None else self._level_tensors()
+        levels = None
+        if self.levels is not None:
+            levels = self._level_tensors(None if nodes is None else ~nodes)
+            if nodes is not None:
+                out[:, ~nodes] = np.nan
         for start in range(0, data.shape[0], self.chunk_rows):
             rows = slice(start, start + self.chunk_rows)
             z = torch.as_tensor(data[rows], device=self.device)

@@ -21,9 +21,9 @@ from condfip.api.engine import DecoderRunner, EncoderAbduction, model_dtype, res
 from condfip.api.graph_inference import infer_graph
 from condfip.api.graphs import adjacency_from_user
 from condfip.api.inferred_scm import InferredSCM
+from condfip.api.positive import ModelUnits, PositiveColumns, check_positive, positive_mask
 from condfip.api.tables import context_from_user
 from condfip.core.dags import topological_levels
-from condfip.core.standardization import Standardization
 from condfip.graph import DEFAULT_GRAPH_MODEL
 from condfip.io.hub import push_checkpoint
 from condfip.model import CondFiPModel
@@ -40,7 +40,7 @@ class _Prepared:
     columns: list[Hashable]
     index: pd.Index
     adjacency: np.ndarray  # [d, d] int8
-    standardization: Standardization
+    units: ModelUnits  # user units <-> standardized (log of the positive columns first)
     standard: np.ndarray  # [n, d] standardized context
 
 
@@ -154,22 +154,32 @@ class CondFiP:
         return f"CondFiP(config={self.config!r}, device={str(self.device)!r})"
 
     # -------------------------------------------------------------------------------------------- inference
-    def _prepare(self, data: object, graph: object, columns: Sequence[Hashable] | None) -> _Prepared:
+    def _prepare(
+        self, data: object, graph: object, columns: Sequence[Hashable] | None, positive: object = False
+    ) -> _Prepared:
         context, names, standardization = context_from_user(data, columns)
         if self.max_nodes is not None and len(names) > self.max_nodes:
             raise ValueError(
                 f"data has {len(names)} columns but this checkpoint supports at most {self.max_nodes} nodes; "
                 "use a checkpoint without that limit or fewer columns"
             )
+        mask = positive_mask(positive, names)
+        if mask.any():
+            check_positive(context, mask, names, "data")
+            units = ModelUnits.fit(context, mask, names)
+        else:
+            units = ModelUnits(standardization, mask)
         if isinstance(graph, str) and graph == INFER_GRAPH:
             _, graph = infer_graph(
-                context, model=self.graph_model, columns=names, device=self.device, chunk_size=self.chunk_size
+                units.to_model_scale(context),
+                model=self.graph_model,
+                columns=names,
+                device=self.device,
+                chunk_size=self.chunk_size,
             )
         adjacency = adjacency_from_user(graph, names)
         index = data.index if isinstance(data, pd.DataFrame) else pd.RangeIndex(context.shape[0])
-        return _Prepared(
-            context, names, index, adjacency, standardization, standardization.data_to_standard(context)
-        )
+        return _Prepared(context, names, index, adjacency, units, units.data_to_standard(context))
 
     def _inferred(
         self, prepared: _Prepared, parents: torch.Tensor, embedding: Any, adapt: bool
@@ -187,9 +197,10 @@ class CondFiP:
             encoder=encoder,
             columns=prepared.columns,
             adjacency=prepared.adjacency,
-            standardization=prepared.standardization,
+            units=prepared.units,
             context=prepared.context,
             context_index=prepared.index,
+            context_standard=prepared.standard,
         )
 
     def _parents(self, adjacency: np.ndarray) -> torch.Tensor:
@@ -206,6 +217,7 @@ class CondFiP:
         chunk_size: int | None = None,
         zero_shot: bool = False,
         refit_readout: bool | None = None,
+        positive: PositiveColumns = False,
     ) -> InferredSCM:
         """Infer the SCM behind ``data`` given its causal ``graph``, adapted to its rows.
 
@@ -224,9 +236,15 @@ class CondFiP:
         than ``MIN_ADAPTATION_ROWS`` (10) rows it warns and stays zero-shot. ``zero_shot=True`` is the paper's
         method, unchanged. ``refit_readout`` is a deprecated alias: True is the default path, False is
         ``zero_shot=True``.
+
+        ``positive``: True, or a list of column names, for strictly positive columns (concentrations, prices,
+        counts): they are modelled on the log scale, ``log x = F_hat(parents) + noise``, and every answer
+        (samples, interventions, counterfactuals, effects, ``predict``) comes back in the user's units, so they
+        stay positive; their noise is on the log scale. A value <= 0 in such a column is a ValueError naming
+        the column and its minimum, and so is an intervention that sets it to a value <= 0.
         """
         adapt = self._adapts(zero_shot, refit_readout)
-        prepared = self._prepare(data, graph, columns)
+        prepared = self._prepare(data, graph, columns, positive)
         chunk = rows_per_chunk(
             chunk_size if chunk_size is not None else self.chunk_size, len(prepared.columns), self.device
         )
@@ -269,6 +287,7 @@ class CondFiP:
         chunk_size: int | None = None,
         zero_shot: bool = False,
         refit_readout: bool | None = None,
+        positive: PositiveColumns = False,
     ) -> list[InferredSCM]:
         """``infer`` for many ``(data, graph)`` pairs of any sizes and node counts, in padded batches.
 
@@ -276,7 +295,7 @@ class CondFiP:
         nodes have no parents and no children. Returns the SCMs in the order given; equal to one-by-one
         ``infer`` up to float rounding. ``batch_size`` (datasets per forward pass) defaults to 16 on CUDA
         and 1 on the CPU, where bigger batches measured slower (BENCHMARKS.md, "Inference").
-        ``zero_shot`` (and the deprecated ``refit_readout``): as in ``infer``, for every dataset.
+        ``zero_shot`` (and the deprecated ``refit_readout``) and ``positive``: as in ``infer``, for every dataset.
         """
         adapt = self._adapts(zero_shot, refit_readout)
         if batch_size is None:
@@ -290,7 +309,7 @@ class CondFiP:
                     f"datasets[{position}] must be a (data, graph) pair, got {type(item).__name__}"
                 )
             try:
-                prepared.append(self._prepare(item[0], item[1], None))
+                prepared.append(self._prepare(item[0], item[1], None, positive))
             except ValueError as error:
                 raise ValueError(f"datasets[{position}]: {error}") from None
         order = sorted(
@@ -338,25 +357,42 @@ class CondFiP:
         zero_shot: bool = False,
         refit_readout: bool | None = None,
         batch_size: int | None = None,
+        positive: PositiveColumns = False,
+        progress: bool | None = None,
     ) -> BootstrapResult:
         """``statistic(scm)`` for the SCM inferred from ``data`` and for ``num_bootstraps`` SCMs inferred from
         rows drawn with replacement (``seed`` fixes the draws), with percentile intervals
         (``condfip.api.bootstrap``). The graph is fixed: ``graph="infer"`` infers it once, from all rows. The
         statistic returns a number, an array or a Series of fixed shape; give it its own seed when it
-        samples, so that the resamples differ only by their rows."""
+        samples, so that the resamples differ only by their rows. ``zero_shot`` and ``positive``: as in
+        ``infer``. ``progress``: a progress bar on stderr (default: when stderr is a terminal)."""
         if isinstance(num_bootstraps, bool) or not isinstance(num_bootstraps, int) or num_bootstraps < 2:
             raise ValueError(f"num_bootstraps must be an int >= 2, got {num_bootstraps!r}")
         if not callable(statistic):
             raise ValueError(
                 f"statistic must be a callable of the inferred SCM, got {type(statistic).__name__}"
             )
+        if progress is not None and not isinstance(progress, bool):
+            raise ValueError(f"progress must be True, False or None (on a terminal), got {progress!r}")
         zero_shot = not self._adapts(zero_shot, refit_readout)
-        full = self.infer(data, graph, columns=columns, zero_shot=zero_shot)
+        full = self.infer(data, graph, columns=columns, zero_shot=zero_shot, positive=positive)
+        if batch_size is None:
+            batch_size = 16 if self.device.type == "cuda" else 1
 
         def infer_resamples(datasets: list[tuple[pd.DataFrame, np.ndarray]]) -> list[InferredSCM]:
-            return self.infer_batch(datasets, batch_size=batch_size, zero_shot=zero_shot)
+            return self.infer_batch(
+                datasets, batch_size=batch_size, zero_shot=zero_shot, positive=full.positive
+            )
 
-        return bootstrap_statistic(full, infer_resamples, statistic, num_bootstraps=num_bootstraps, seed=seed)
+        return bootstrap_statistic(
+            full,
+            infer_resamples,
+            statistic,
+            num_bootstraps=num_bootstraps,
+            seed=seed,
+            group_size=batch_size,
+            progress=progress,
+        )
 
 
 def _check_flag(value: object, name: str) -> None:

@@ -1,13 +1,17 @@
-"""The SCM inferred zero-shot for one dataset: abduction, generation, interventions, counterfactuals.
+"""The SCM inferred for one dataset: abduction, generation, interventions, counterfactuals, effects.
 
 Inside, everything is in standardized units (``x_std = (x - mean) / std`` per context column, noise scaled by
-``std`` but not centred); every method takes and returns the user's units, as DataFrames with the context's
-column names and order.
+``std`` but not centred; a positive column is logged first, ``condfip.api.positive``); every method takes and
+returns the user's units, as DataFrames with the context's column names and order.
+
+Queries about some nodes evaluate only what they need: ``predict(nodes=...)`` only those nodes, and
+``average_causal_effect`` only the target's ancestors (with the intervened nodes cut from their parents).
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+import math
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 
 import networkx as nx
 import numpy as np
@@ -16,18 +20,23 @@ import pandas as pd
 from condfip.api.engine import DecoderRunner, EncoderAbduction
 from condfip.api.graphs import digraph_from_adjacency
 from condfip.api.interventions import InterventionValue, check_interventions, resolve_interventions
+from condfip.api.positive import ModelUnits, check_positive, check_positive_values
 from condfip.api.sampling import check_num_samples, make_generator, sample_noise
 from condfip.api.tables import rows_like_context
 from condfip.core.dags import longest_path_length
-from condfip.core.standardization import Standardization
 
 Interventions = Mapping[Hashable, InterventionValue]
-DEFAULT_EFFECT_SAMPLES = 10_000  # fresh rows of average_causal_effect when neither n nor data is given
+# average_causal_effect without n or data draws fresh rows in rounds until the Monte Carlo standard error of the
+# effect reaches its target, from MIN_EFFECT_SAMPLES up to DEFAULT_EFFECT_SAMPLES rows
+DEFAULT_EFFECT_SAMPLES = 10_000
+MIN_EFFECT_SAMPLES = 1_000
+DEFAULT_EFFECT_ERROR = 0.01  # the default target standard error, times the target column's standard deviation
 
 
 class InferredSCM:
     """An additive-noise SCM ``X = F_hat(X) + N`` over the columns of a dataset, inferred without training.
 
+    Positive columns (``infer(..., positive=...)``) are additive on the log scale, ``log X = F_hat(X) + N``.
     Built by ``CondFiP.infer``; not meant to be constructed directly.
     """
 
@@ -38,19 +47,24 @@ class InferredSCM:
         encoder: EncoderAbduction | None = None,
         columns: list[Hashable],
         adjacency: np.ndarray,
-        standardization: Standardization,
+        units: ModelUnits,
         context: np.ndarray,
         context_index: pd.Index,
+        context_standard: np.ndarray | None = None,
     ) -> None:
         self._runner = runner
         self._encoder = encoder  # amortized abduction; None for models without an encoder
         self._columns = list(columns)
         self._adjacency = adjacency  # [d, d] int8, adjacency[i, j] = 1 for i -> j
-        self._standardization = standardization
+        self._units = units  # user units <-> standardized (log of the positive columns first)
         self._context = context  # [n, d] float64, user units
         self._context_index = context_index
-        self._context_noise: np.ndarray | None = None  # [n, d] standardized, computed on first use
+        self._context_standard = context_standard  # [n, d] standardized context, computed on first use
+        # [n, d] standardized abducted noise of the context, computed per node on first use (0 where unknown)
+        self._context_noise = np.zeros_like(context)
+        self._context_noise_known = np.zeros(context.shape[1], dtype=bool)  # [d]
         self._encoder_weight: np.ndarray | None = None  # [d], computed on first use
+        self._parent_lists = [np.flatnonzero(adjacency[:, j]) for j in range(adjacency.shape[1])]
         self._graph = digraph_from_adjacency(adjacency, self._columns)
         self.num_iterations = longest_path_length(adjacency) + 1
         """Fixed-point iterations a generation needs: the longest path plus one, exact for a DAG. Generation runs
@@ -78,13 +92,19 @@ class InferredSCM:
 
     @property
     def mean(self) -> pd.Series:
-        """Per-column mean of the context (the standardization's shift)."""
-        return pd.Series(self._standardization.mean, index=self._columns)
+        """Per-column mean of the context (the standardization's shift); of ``log x`` for a positive column."""
+        return pd.Series(self._units.mean, index=self._columns)
 
     @property
     def std(self) -> pd.Series:
-        """Per-column standard deviation of the context (the standardization's scale)."""
-        return pd.Series(self._standardization.std, index=self._columns)
+        """Per-column standard deviation of the context (the standardization's scale, and the unit of ``noise``);
+        of ``log x`` for a positive column."""
+        return pd.Series(self._units.std, index=self._columns)
+
+    @property
+    def positive(self) -> list[Hashable]:
+        """The columns modelled on the log scale (``infer(..., positive=...)``); empty by default."""
+        return [name for name, flag in zip(self._columns, self._units.positive, strict=True) if flag]
 
     @property
     def data(self) -> pd.DataFrame:
@@ -126,9 +146,10 @@ class InferredSCM:
 
     def __repr__(self) -> str:
         refit = ", adapted" if self.adapted else ", zero_shot"
+        positive = f", positive={len(self.positive)}" if self._units.positive.any() else ""
         return (
             f"InferredSCM(num_nodes={len(self._columns)}, num_edges={int(self._adjacency.sum())}, "
-            f"context_rows={self._context.shape[0]}{refit}, columns={self._columns[:6]!r}"
+            f"context_rows={self._context.shape[0]}{refit}{positive}, columns={self._columns[:6]!r}"
             f"{'...' if len(self._columns) > 6 else ''})"
         )
 
@@ -136,13 +157,63 @@ class InferredSCM:
     def _frame(self, values: np.ndarray, index: pd.Index | None = None) -> pd.DataFrame:
         return pd.DataFrame(values, columns=self._columns, index=index)
 
-    def _rows(self, data: object, parameter: str) -> tuple[np.ndarray, pd.Index | None]:
-        values = rows_like_context(data, self._columns, parameter=parameter)
+    def _rows(
+        self, data: object, parameter: str, *, values: bool = True
+    ) -> tuple[np.ndarray, pd.Index | None]:
+        """User rows [m, d] in column order and their index; ``values``: they are values (not noise), so a
+        positive column must be positive in them."""
+        rows = rows_like_context(data, self._columns, parameter=parameter)
+        if values:
+            check_positive(rows, self._units.positive, self._columns, parameter)
         index = data.index if isinstance(data, pd.DataFrame) else None
-        return values, index
+        return rows, index
 
-    def _abduct_standard(self, data_std: np.ndarray) -> np.ndarray:
-        return data_std - self._runner.mechanisms(data_std)
+    def _node_mask(self, nodes: object, parameter: str) -> np.ndarray:
+        """Column names -> a mask [d]."""
+        if isinstance(nodes, str) or not isinstance(nodes, Iterable):
+            raise ValueError(f"{parameter} must be a list of column names, got {nodes!r}")
+        names = list(nodes)
+        unknown = [name for name in names if name not in self._columns]
+        if unknown:
+            raise ValueError(
+                f"{parameter} names unknown column(s) {unknown!r}; choose among {self._columns!r}"
+            )
+        return np.array([name in names for name in self._columns], dtype=bool)
+
+    def _required(self, targets: Iterable[int], clamped: Iterable[int] = ()) -> np.ndarray:
+        """The nodes [d] bool whose values the ``targets`` need: themselves and their ancestors, where the
+        ``clamped`` nodes are held fixed (their own ancestors are not needed through them)."""
+        needed = np.zeros(len(self._columns), dtype=bool)
+        stop = set(clamped)
+        stack = list(targets)
+        while stack:
+            node = stack.pop()
+            if needed[node]:
+                continue
+            needed[node] = True
+            if node not in stop:
+                stack.extend(int(p) for p in self._parent_lists[node] if not needed[p])
+        return needed
+
+    def _arm_nodes(self, targets: Sequence[int], interventions: dict[int, InterventionValue]) -> np.ndarray:
+        """What generating ``targets`` under ``interventions`` needs [d]: the targets' ancestors in the intervened
+        graph, and, for a callable, the ancestors of its node without intervention (its current value)."""
+        needed = self._required(targets, interventions)
+        callables = [node for node, value in interventions.items() if callable(value)]
+        if callables:
+            needed |= self._required(callables)
+        return needed
+
+    def _standard_context(self) -> np.ndarray:
+        if self._context_standard is None:
+            self._context_standard = self._units.data_to_standard(self._context)
+        return self._context_standard
+
+    def _abduct_standard(self, data_std: np.ndarray, nodes: np.ndarray | None = None) -> np.ndarray:
+        """Standardized rows [m, d] -> their noise ``x - F_hat(x)`` [m, d]; with ``nodes`` ([d] bool) only those
+        columns are computed and the others are 0."""
+        noise = data_std - self._runner.mechanisms(data_std, nodes)
+        return noise if nodes is None else np.where(nodes, noise, 0.0)
 
     def _encoder_noise_weight(self) -> np.ndarray:
         """Per node, the weight [d] of the encoder's amortized noise beside the adapted abduction in ``noise()``:
@@ -154,7 +225,7 @@ class InferredSCM:
             if self._encoder is None or adaptation is None:
                 self._encoder_weight = np.zeros(len(self._columns))
                 return self._encoder_weight
-            context = self._standardization.data_to_standard(self._context)
+            context = self._standard_context()
             disagreement = ((self._encoder.noise(context) - self._context_noise_standard()) ** 2).mean(axis=0)
             adapted = (adaptation.noise_scale**2 * adaptation.mean_leverage).cpu().numpy()  # [d]
             encoder = np.maximum(disagreement - adapted, 0.0)
@@ -162,9 +233,15 @@ class InferredSCM:
             self._encoder_weight = np.where(total > 0, adapted / np.where(total > 0, total, 1.0), 0.5)
         return self._encoder_weight
 
-    def _context_noise_standard(self) -> np.ndarray:
-        if self._context_noise is None:
-            self._context_noise = self._abduct_standard(self._standardization.data_to_standard(self._context))
+    def _context_noise_standard(self, nodes: np.ndarray | None = None) -> np.ndarray:
+        """The abducted noise of the context [n, d] (standardized), computed once per node; with ``nodes``
+        ([d] bool) at least those columns are filled (the others may be 0)."""
+        wanted = np.ones(len(self._columns), dtype=bool) if nodes is None else nodes
+        missing = wanted & ~self._context_noise_known
+        if missing.any():
+            noise = self._abduct_standard(self._standard_context(), None if missing.all() else missing)
+            self._context_noise[:, missing] = noise[:, missing]
+            self._context_noise_known |= missing
         return self._context_noise
 
     def _generate_standard(
@@ -172,36 +249,54 @@ class InferredSCM:
         noise_std: np.ndarray,
         interventions: dict[int, InterventionValue],
         factual: np.ndarray | None = None,
+        targets: Sequence[int] | None = None,
     ) -> np.ndarray:
         """Push standardized noise [m, d] through the clamped fixed point; returns user units [m, d].
 
         ``factual`` (user units) gives callables the rows' current values; by default the rows generated
-        from the same noise without intervention.
+        from the same noise without intervention. ``targets``: only these columns are wanted, so only their
+        ancestors are generated (the other columns of the result are meaningless).
         """
-        standard = self._standardization
+        units = self._units
+        nodes = None if targets is None else self._required(targets, interventions)
         if not interventions:
-            return standard.data_from_standard(self._runner.generate(noise_std))
+            return units.data_from_standard(self._runner.generate(noise_std, nodes=nodes))
 
         def current() -> np.ndarray:
             if factual is not None:
                 return factual
-            return standard.data_from_standard(self._runner.generate(noise_std))
+            needed = None
+            if targets is not None:
+                needed = self._required(node for node, value in interventions.items() if callable(value))
+            return units.data_from_standard(self._runner.generate(noise_std, nodes=needed))
 
-        nodes, values = resolve_interventions(interventions, noise_std.shape[0], current, self._columns)
-        values_std = (values - standard.mean[nodes]) / standard.std[nodes]  # [m, k]
-        generated = standard.data_from_standard(self._runner.generate(noise_std, nodes, values_std))
-        generated[:, nodes] = values  # exactly the requested values, free of standardization rounding
+        clamped, values = resolve_interventions(interventions, noise_std.shape[0], current, self._columns)
+        for position, node in enumerate(clamped):
+            if units.positive[node]:
+                check_positive_values(values[:, position], self._columns[node])
+        values_std = units.values_to_standard(values, clamped)  # [m, k]
+        generated = units.data_from_standard(
+            self._runner.generate(noise_std, clamped, values_std, nodes=nodes)
+        )
+        generated[:, clamped] = values  # exactly the requested values, free of standardization rounding
         return generated
 
     def _fresh_noise(
-        self, num_samples: int, seed: int | np.random.Generator | None, noise_model: str
+        self,
+        num_samples: int,
+        seed: int | np.random.Generator | None,
+        noise_model: str,
+        nodes: np.ndarray | None = None,
     ) -> np.ndarray:
+        """Fresh standardized noise [num_samples, d]; with ``nodes`` ([d] bool) only those columns are drawn
+        from the context's noise (the others are 0), with the same random numbers as a full draw."""
         rng = make_generator(seed)
-        return sample_noise(self._context_noise_standard(), num_samples, rng, noise_model)
+        return sample_noise(self._context_noise_standard(nodes), num_samples, rng, noise_model)
 
     # ------------------------------------------------------------------------------------------- queries
     def noise(self, data: object | None = None, *, method: str = "best") -> pd.DataFrame:
-        """Estimated noise per row, in user units (scaled by the std, not centred).
+        """Estimated noise per row, in user units (scaled by the std, not centred; on the log scale for a
+        positive column, where ``log x = F_hat + noise``).
 
         ``method="best"`` (default): the most accurate estimate the model has. Adapted: per column, the
         adapted abduction and the encoder's amortized noise weighted by their estimated errors (the encoder's
@@ -216,39 +311,50 @@ class InferredSCM:
             raise ValueError(f"method must be 'best', 'encoder' or 'decoder', got {method!r}")
         if data is None:
             values, index = self._context, self._context_index
+            standard = self._standard_context()
         else:
             values, index = self._rows(data, "data")
+            standard = self._units.data_to_standard(values)
         if method == "decoder" or self._encoder is None:
-            if data is None:
-                noise_std = self._context_noise_standard()
-            else:
-                noise_std = self._abduct_standard(self._standardization.data_to_standard(values))
+            noise_std = self._context_noise_standard() if data is None else self._abduct_standard(standard)
         elif method == "encoder" or not self.adapted:
-            noise_std = self._encoder.noise(self._standardization.data_to_standard(values))
+            noise_std = self._encoder.noise(standard)
         else:
-            standard = self._standardization.data_to_standard(values)
             decoder = self._context_noise_standard() if data is None else self._abduct_standard(standard)
             weight = self._encoder_noise_weight()  # [d]
             noise_std = weight * self._encoder.noise(standard) + (1.0 - weight) * decoder
-        return self._frame(self._standardization.noise_from_standard(noise_std), index)
+        return self._frame(self._units.noise_from_standard(noise_std), index)
 
-    def predict(self, data: object) -> pd.DataFrame:
-        """The inferred mechanisms ``F_hat`` applied to the given rows: each node predicted from its parents."""
+    def predict(self, data: object, nodes: Sequence[Hashable] | None = None) -> pd.DataFrame:
+        """The inferred mechanisms ``F_hat`` applied to the given rows: each node predicted from its parents.
+
+        ``nodes`` (column names): evaluate only these nodes, at the cost of their own mechanisms (what a
+        per-node query such as DoWhy's needs); the result then has only their columns. The rows still hold
+        every column (a node reads only its parents', the others may be any valid value). A positive column's
+        prediction is ``exp(F_hat)``: its value at zero noise on the log scale.
+        """
         values, index = self._rows(data, "data")
-        standard = self._standardization
-        predicted = self._runner.mechanisms(standard.data_to_standard(values))
-        return self._frame(standard.data_from_standard(predicted), index)
+        units = self._units
+        mask = None if nodes is None else self._node_mask(nodes, "nodes")
+        predicted = units.data_from_standard(self._runner.mechanisms(units.data_to_standard(values), mask))
+        frame = self._frame(predicted, index)
+        return (
+            frame
+            if mask is None
+            else frame.loc[:, [c for c, keep in zip(self._columns, mask, strict=True) if keep]]
+        )
 
     def generate(self, noise: object, interventions: Interventions | None = None) -> pd.DataFrame:
-        """Rows generated from GIVEN noise (user units, e.g. from ``noise()``), optionally under interventions.
+        """Rows generated from GIVEN noise (user units, e.g. from ``noise()``; on the log scale for a positive
+        column), optionally under interventions.
 
         Computes the fixed point of ``z = F_hat(z) + n`` with intervened nodes clamped: what ``num_iterations``
         = longest path + 1 iterations of ``z <- F_hat(z) + n`` from ``z = n`` reach (exact for a DAG), run as
         one sweep over the graph's topological levels, each level evaluated from its final parents.
         """
         checked = check_interventions(interventions, self._columns)
-        values, index = self._rows(noise, "noise")
-        generated = self._generate_standard(self._standardization.noise_to_standard(values), checked)
+        values, index = self._rows(noise, "noise", values=False)
+        generated = self._generate_standard(self._units.noise_to_standard(values), checked)
         return self._frame(generated, index)
 
     def sample(
@@ -276,7 +382,8 @@ class InferredSCM:
 
         ``interventions`` maps column names to a constant, an array (one value per row) or a callable of the
         row's current value (its value without intervention). Give either ``n`` (fresh noise, drawn as in
-        ``sample``) or ``data`` (the given rows' abducted noise, i.e. counterfactuals of those rows).
+        ``sample``) or ``data`` (the given rows' abducted noise, i.e. counterfactuals of those rows). On a
+        positive column an intervention value must be > 0.
         """
         checked = check_interventions(interventions, self._columns)
         if (n is None) == (data is None):
@@ -299,15 +406,22 @@ class InferredSCM:
         seed: int | np.random.Generator | None = None,
         *,
         noise_model: str = "empirical",
+        standard_error: float | None = None,
     ) -> float:
         """``E[target | do(alternative)] - E[target | do(reference)]``, as DoWhy-GCM's ``average_causal_effect``.
 
         Interventions are given as in ``interventional_samples``; ``{}`` as an arm means no intervention (the
-        observational mean). Both arms are pushed through the same noise: ``n`` fresh rows (default
-        ``DEFAULT_EFFECT_SAMPLES``, drawn as in ``sample``, the same for the same ``seed``) or the abducted noise
-        of the given ``data`` rows (the mean of their counterfactual differences). So the difference carries no
-        sampling noise of its own: equal arms give exactly 0, and so does a target that is not a descendant of
-        the intervened nodes.
+        observational mean). Both arms are pushed through the same noise: ``n`` fresh rows (drawn as in
+        ``sample``, the same for the same ``seed``) or the abducted noise of the given ``data`` rows (the mean of
+        their counterfactual differences). So the difference carries no sampling noise of its own: equal arms
+        give exactly 0, and so does a target that is not a descendant of the intervened nodes.
+
+        Without ``n`` or ``data``, fresh rows are drawn in rounds until the Monte Carlo standard error of the
+        effect (the spread of the per-row differences over the square root of the rows) is at most
+        ``standard_error`` (target units; default ``DEFAULT_EFFECT_ERROR`` = 1 % of the target column's standard
+        deviation in the data), from ``MIN_EFFECT_SAMPLES`` (1,000) up to ``DEFAULT_EFFECT_SAMPLES`` (10,000)
+        rows; the rows drawn are the first rows of one draw with the same ``seed``. Only the target's ancestors
+        are generated.
         """
         if target not in self._columns:
             raise ValueError(f"unknown target {target!r}; choose one of the columns {self._columns!r}")
@@ -319,18 +433,57 @@ class InferredSCM:
             raise ValueError(
                 "average_causal_effect takes n (number of fresh rows) or data (rows whose noise to reuse), not both"
             )
-        factual = None
+        if standard_error is not None and (n is not None or data is not None):
+            raise ValueError(
+                "standard_error chooses the number of fresh rows; it does not apply with n or data"
+            )
+        column = self._columns.index(target)
+        needed = self._arm_nodes([column], arms[0]) | self._arm_nodes([column], arms[1])  # [d]
+
+        def arm_values(noise_std: np.ndarray, factual: np.ndarray | None = None) -> list[np.ndarray]:
+            """The target's values [m] in each arm."""
+            return [
+                self._generate_standard(noise_std, arm, factual=factual, targets=[column])[:, column]
+                for arm in arms
+            ]
+
         if data is not None:
             factual, _ = self._rows(data, "data")
-            noise_std = self._abduct_standard(self._standardization.data_to_standard(factual))
-        else:
-            num_samples = DEFAULT_EFFECT_SAMPLES if n is None else check_num_samples(n)
-            noise_std = self._fresh_noise(num_samples, seed, noise_model)
-        column = self._columns.index(target)
-        alternative, reference = (
-            self._generate_standard(noise_std, arm, factual=factual)[:, column].mean() for arm in arms
-        )
-        return float(alternative - reference)
+            noise_std = self._abduct_standard(self._units.data_to_standard(factual), needed)
+            alternative, reference = arm_values(noise_std, factual)
+            return float(alternative.mean() - reference.mean())
+        if n is not None:
+            noise_std = self._fresh_noise(check_num_samples(n), seed, noise_model, needed)
+            alternative, reference = arm_values(noise_std)
+            return float(alternative.mean() - reference.mean())
+        tolerance = self._effect_tolerance(standard_error, column)
+        rng = make_generator(seed)
+        rounds: list[tuple[np.ndarray, np.ndarray]] = []
+        drawn, size = 0, MIN_EFFECT_SAMPLES
+        while True:
+            rounds.append(tuple(arm_values(self._fresh_noise(size, rng, noise_model, needed))))
+            drawn += size
+            alternative = np.concatenate([a for a, _ in rounds])
+            reference = np.concatenate([r for _, r in rounds])
+            spread = float((alternative - reference).std(ddof=1))
+            if spread <= tolerance * math.sqrt(drawn) or drawn >= DEFAULT_EFFECT_SAMPLES:
+                return float(alternative.mean() - reference.mean())
+            wanted = math.ceil((spread / tolerance) ** 2)  # rows for the target error, from this spread
+            size = min(DEFAULT_EFFECT_SAMPLES - drawn, max(wanted - drawn, MIN_EFFECT_SAMPLES))
+
+    def _effect_tolerance(self, standard_error: object, column: int) -> float:
+        if standard_error is None:
+            return DEFAULT_EFFECT_ERROR * float(self._context[:, column].std())
+        if (
+            isinstance(standard_error, bool)
+            or not isinstance(standard_error, int | float)
+            or not math.isfinite(standard_error)
+            or standard_error <= 0
+        ):
+            raise ValueError(
+                f"standard_error must be a positive number (in the target's units), got {standard_error!r}"
+            )
+        return float(standard_error)
 
     def counterfactual_samples(self, interventions: Interventions, data: object) -> pd.DataFrame:
         """What each given row would have been under the interventions, from the row's abducted noise.
@@ -340,5 +493,5 @@ class InferredSCM:
         """
         checked = check_interventions(interventions, self._columns)
         values, index = self._rows(data, "data")
-        noise_std = self._abduct_standard(self._standardization.data_to_standard(values))
+        noise_std = self._abduct_standard(self._units.data_to_standard(values))
         return self._frame(self._generate_standard(noise_std, checked, factual=values), index)
