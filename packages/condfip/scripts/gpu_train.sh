@@ -55,12 +55,11 @@ python - "$OUT" "$SHARD_MIB" <<'PY'
 import shutil, sys
 from pathlib import Path
 import torch
-from condfip.checkpoint import save_model
 from condfip.model import CondFiPModel
 out, shard_mib = Path(sys.argv[1]), float(sys.argv[2])
 model = CondFiPModel.from_pretrained(out / "model")
-save_model(model, out / "ship", training=model.training_recipe, dtype=torch.bfloat16,
-           max_shard_bytes=int(shard_mib * 2**20))
+model.save_pretrained(out / "ship", training=model.training_recipe, dtype=torch.bfloat16,
+                      max_shard_bytes=int(shard_mib * 2**20))
 shutil.copy(out / "model" / "validation.jsonl", out / "ship_validation.jsonl")
 shutil.copy(out / "encoder" / "validation.jsonl", out / "ship_encoder_validation.jsonl")
 print("shipped", sum(p.stat().st_size for p in (out / "ship").iterdir()), "bytes in",

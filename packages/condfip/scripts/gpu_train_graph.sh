@@ -55,7 +55,7 @@ python -m condfip.train graph --config "$CONFIG" --steps "$STEPS" --batch-size "
   --checkpoint-every "$CHECKPOINT_EVERY" --workers "$WORKERS" --time-limit "$MINUTES" --quiet \
   --init "$OUT/pairs" --out "$OUT/graph" 2>&1 | tee "$OUT/graph.log"
 echo "wall seconds: $(( $(date +%s) - start ))" | tee "$OUT/wall.txt"
-python -m condfip.graph.calibration "$OUT/graph" | tee "$OUT/calibration.json"
+python -m condfip.cli calibrate "$OUT/graph" | tee "$OUT/calibration.json"
 
 # shellcheck disable=SC2086  # BENCH_NODES is a list of numbers
 python packages/condfip/benchmarks/bench_graph.py --model "$OUT/graph" --nodes $BENCH_NODES \

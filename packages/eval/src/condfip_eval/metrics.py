@@ -3,7 +3,7 @@
 - RMSE in standardized units: ``mean over rows of sqrt(mean over nodes of (prediction - target)^2)``.
 - Cell summaries: mean and standard error over the SCMs of a cell.
 - Distribution distances for real data: unbiased MMD^2 with a Gaussian kernel and the energy distance.
-- Graph scores: SHD, edge F1, AUROC and AUPRC (adjacency convention ``adjacency[i, j] = 1`` for ``i -> j``).
+- Graph scores: SHD, edge F1, AUROC and AUPRC (``condfip.core.graph_scores``; ``adjacency[i, j] = 1`` for ``i -> j``).
 """
 
 from __future__ import annotations
@@ -13,6 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+# the graph scores have one implementation, in condfip; re-exported here with the other scores
+from condfip.core.graph_scores import auprc, auroc, edge_f1, structural_hamming_distance
 
 __all__ = [
     "Standardizer",
@@ -142,114 +145,3 @@ def energy_distance(x: np.ndarray, y: np.ndarray) -> float:
     within_x = np.sqrt(_squared_distances(x, x)).mean()
     within_y = np.sqrt(_squared_distances(y, y)).mean()
     return float(max(2.0 * between - within_x - within_y, 0.0))
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Graph scores
-
-
-def _as_adjacency(name: str, value: np.ndarray, num_nodes: int | None = None) -> np.ndarray:
-    array = np.asarray(value)
-    if array.ndim != 2 or array.shape[0] != array.shape[1]:
-        raise ValueError(f"{name} must be a square adjacency [d, d]; got shape {array.shape}")
-    if num_nodes is not None and array.shape[0] != num_nodes:
-        raise ValueError(
-            f"{name} must be [{num_nodes}, {num_nodes}] like the true graph; got shape {array.shape}"
-        )
-    return array
-
-
-def _binary_adjacency(name: str, value: np.ndarray, num_nodes: int | None = None) -> np.ndarray:
-    array = _as_adjacency(name, value, num_nodes)
-    if not np.isin(array, (0, 1)).all():
-        raise ValueError(f"{name} must hold only 0 and 1; got values {np.unique(array)[:5]}")
-    return array.astype(bool)
-
-
-def structural_hamming_distance(true_adjacency: np.ndarray, predicted_adjacency: np.ndarray) -> int:
-    """Edge insertions, deletions and reversals turning the prediction into the truth; a reversal counts once.
-
-    Self-loops are ignored.
-    """
-    truth = _binary_adjacency("true_adjacency", true_adjacency)
-    predicted = _binary_adjacency("predicted_adjacency", predicted_adjacency, truth.shape[0])
-    np.fill_diagonal(truth := truth.copy(), False)
-    np.fill_diagonal(predicted := predicted.copy(), False)
-    # count node pairs {i, j} whose directed status differs: absent, i -> j, j -> i (or both)
-    differs = (truth != predicted) | (truth.T != predicted.T)
-    return int(np.triu(differs, k=1).sum())
-
-
-def edge_f1(true_adjacency: np.ndarray, predicted_adjacency: np.ndarray) -> float:
-    """F1 of the predicted directed edges against the true ones: ``2 TP / (2 TP + FP + FN)``.
-
-    Counted over off-diagonal entries; a reversed edge is one false positive and one false negative.
-    Returns 1.0 when both graphs are empty (nothing to find, nothing wrongly claimed).
-    """
-    truth = _binary_adjacency("true_adjacency", true_adjacency)
-    predicted = _binary_adjacency("predicted_adjacency", predicted_adjacency, truth.shape[0])
-    off_diagonal = ~np.eye(truth.shape[0], dtype=bool)
-    t, p = truth[off_diagonal], predicted[off_diagonal]
-    true_positive = int((t & p).sum())
-    errors = int((t != p).sum())
-    if true_positive == 0 and errors == 0:
-        return 1.0
-    return 2.0 * true_positive / (2.0 * true_positive + errors)
-
-
-def _off_diagonal_labels_and_scores(
-    true_adjacency: np.ndarray, scores: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    truth = _binary_adjacency("true_adjacency", true_adjacency)
-    score_matrix = np.asarray(_as_adjacency("scores", scores, truth.shape[0]), dtype=np.float64)
-    if not np.isfinite(score_matrix).all():
-        raise ValueError("scores must be finite")
-    off_diagonal = ~np.eye(truth.shape[0], dtype=bool)
-    labels, values = truth[off_diagonal], score_matrix[off_diagonal]
-    if labels.all() or not labels.any():
-        raise ValueError("true_adjacency must have both edges and non-edges off the diagonal for AUROC/AUPRC")
-    return labels, values
-
-
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    """Ranks 1..n, tied values sharing the mean of their ranks."""
-    order = np.argsort(values, kind="mergesort")
-    sorted_values = values[order]
-    ranks = np.empty(values.size, dtype=np.float64)
-    start = 0
-    while start < values.size:
-        stop = start
-        while stop + 1 < values.size and sorted_values[stop + 1] == sorted_values[start]:
-            stop += 1
-        ranks[order[start : stop + 1]] = 0.5 * (start + stop) + 1.0
-        start = stop + 1
-    return ranks
-
-
-def auroc(true_adjacency: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the ROC curve of edge scores over off-diagonal entries (ties count one half)."""
-    labels, values = _off_diagonal_labels_and_scores(true_adjacency, scores)
-    ranks = _average_ranks(values)
-    positives, negatives = int(labels.sum()), int((~labels).sum())
-    # Mann-Whitney U of the positives, normalized
-    u_statistic = ranks[labels].sum() - positives * (positives + 1) / 2.0
-    return float(u_statistic / (positives * negatives))
-
-
-def auprc(true_adjacency: np.ndarray, scores: np.ndarray) -> float:
-    """Average precision of edge scores over off-diagonal entries: ``sum_k (R_k - R_{k-1}) P_k``.
-
-    Thresholds run over the distinct scores from high to low; tied scores enter together.
-    """
-    labels, values = _off_diagonal_labels_and_scores(true_adjacency, scores)
-    order = np.argsort(-values, kind="mergesort")
-    sorted_values, sorted_labels = values[order], labels[order]
-    true_positives = np.cumsum(sorted_labels)
-    # the last index of each group of tied scores is a threshold
-    is_threshold = np.append(sorted_values[1:] != sorted_values[:-1], True)
-    tp = true_positives[is_threshold].astype(np.float64)
-    predicted = (np.flatnonzero(is_threshold) + 1).astype(np.float64)
-    precision = tp / predicted
-    recall = tp / labels.sum()
-    previous_recall = np.concatenate([[0.0], recall[:-1]])
-    return float(np.sum((recall - previous_recall) * precision))
