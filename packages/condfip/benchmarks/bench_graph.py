@@ -49,7 +49,7 @@ def partial_correlations(data: np.ndarray) -> np.ndarray:
 
 def run_cell(model, specs, threshold: float, neighborhood: int | str | None) -> dict:
     from condfip import infer_graph
-    from condfip.core.graph_scores import auprc, auroc
+    from condfip.core.graph_scores import auprc, auroc, has_edges_and_non_edges
     from condfip.training.graph_validation import score_graph
 
     keys = ("shd", "f1", "auroc", "auprc", "empty_shd", "partial_auroc", "partial_auprc")
@@ -73,8 +73,9 @@ def run_cell(model, specs, threshold: float, neighborhood: int | str | None) -> 
             float(dataset.adjacency.sum())
         )  # SHD of the empty graph: one per true edge
         partial = partial_correlations(dataset.context_data)
-        scores["partial_auroc"].append(auroc(dataset.adjacency, partial))
-        scores["partial_auprc"].append(auprc(dataset.adjacency, partial))
+        ranked = has_edges_and_non_edges(dataset.adjacency)  # the ranking scores are undefined otherwise
+        scores["partial_auroc"].append(auroc(dataset.adjacency, partial) if ranked else float("nan"))
+        scores["partial_auprc"].append(auprc(dataset.adjacency, partial) if ranked else float("nan"))
     return {
         "num_scms": len(specs),
         "beyond_training": beyond_training,
@@ -109,10 +110,10 @@ def main() -> None:
 
     import torch
 
-    from condfip.graph import load_graph_model
+    from condfip.graph import GraphModel
     from scm_gen.specs import GRID_NODE_COUNTS, grid_specs
 
-    model = load_graph_model(args.model)
+    model = GraphModel.from_pretrained(args.model)
     if args.threshold is None:
         args.threshold = model.default_threshold
     node_counts = tuple(sorted(set(GRID_NODE_COUNTS) | set(args.nodes)))
