@@ -1,4 +1,4 @@
-"""The local mode of graph inference: one neighborhood sub-table per node (``condfip.graph.neighborhoods``)."""
+"""The local mode of graph inference: one neighborhood sub-table per node (``condfip.api.neighborhoods``)."""
 
 from __future__ import annotations
 
