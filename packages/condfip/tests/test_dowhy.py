@@ -142,15 +142,18 @@ def test_every_node_gets_a_fitted_invertible_mechanism(graph, context, model32):
             prediction = mechanism.prediction_model
             assert isinstance(prediction, CondFiPPredictionModel)
             assert prediction.parents == get_ordered_predecessors(graph, node)
-            # the noise model holds the abducted noise of the context rows
+            # the noise model holds the abducted noise of the context rows, X - F_hat(X)
             np.testing.assert_allclose(
-                mechanism.noise_model.data.reshape(-1), scm.noise()[node].to_numpy(), rtol=0, atol=1e-12
+                mechanism.noise_model.data.reshape(-1),
+                scm.noise(method="decoder")[node].to_numpy(),
+                rtol=0,
+                atol=1e-12,
             )
 
 
 def test_noise_and_predictions_are_condfips(graph, query, model32):
     causal_model, scm = _assigned(graph, query, model32)
-    noise = scm.noise(query)
+    noise = scm.noise(query, method="decoder")  # DoWhy's additive noise: X - F_hat(X)
     predicted = scm.predict(query)
     for node in graph.nodes:
         if graph.in_degree(node) == 0:
@@ -196,7 +199,7 @@ def test_counterfactuals_equal_inferred_scm_generate(precision, graph, context, 
     node = _intervened_node(graph)
     assert nx.descendants(graph, node)
     value = float(query[node].quantile(0.8))
-    noise = scm.noise(query)
+    noise = scm.noise(query, method="decoder")  # what counterfactuals abduct
 
     got = gcm.counterfactual_samples(causal_model, {node: lambda x: value}, observed_data=query)
     expected = scm.generate(noise, {node: value})
@@ -281,7 +284,7 @@ def test_gcm_fit_on_other_rows_infers_each_mechanism_again(graph, context, query
     assert mechanism.prediction_model.inferred_scm is not scm
     np.testing.assert_allclose(
         mechanism.estimate_noise(query[node].to_numpy(), query[parents].to_numpy()).reshape(-1),
-        local.noise()[node].to_numpy(),
+        local.noise(method="decoder")[node].to_numpy(),
         rtol=0,
         atol=FLOAT64_TOL * local.std[node],
     )

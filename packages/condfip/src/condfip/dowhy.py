@@ -14,7 +14,8 @@ Cond-FiP infers the whole SCM from ``data`` and the causal model's graph at once
   inferred ``F_hat_i`` (:class:`CondFiPPredictionModel`) and whose noise model is the ``EmpiricalDistribution``
   of the abducted noise ``X_i - F_hat_i(PA_i)``.
 
-So DoWhy's noise of a node is Cond-FiP's (``InferredSCM.noise``); for a root, DoWhy's noise is the value itself.
+So DoWhy's noise of a node is Cond-FiP's abduction (``InferredSCM.noise(method="decoder")``); for a root,
+DoWhy's noise is the value itself.
 Every DoWhy tool then runs on Cond-FiP's mechanisms, and for the same noise DoWhy's counterfactual and
 interventional samples equal ``InferredSCM.generate``'s to float rounding.
 
@@ -81,7 +82,7 @@ class _Inferred:
         self.columns = scm.columns
         self.position = {name: j for j, name in enumerate(self.columns)}
         self.context = context  # [n, d] float64, user units, columns in self.columns order
-        self.fill = scm.mean.to_numpy(dtype=np.float64)  # [d] values for the columns a node does not read
+        self.fill = context.mean(axis=0)  # [d] values for the columns a node does not read
         self._context_predictions: np.ndarray | None = None  # [n, d] F_hat(context), on first use
 
     def context_predictions(self) -> np.ndarray:
@@ -94,12 +95,14 @@ class _Inferred:
         return values.shape[0] == self.context.shape[0] and np.array_equal(values, self.context[:, positions])
 
     def predict(self, node: int, parents: list[int], values: np.ndarray) -> np.ndarray:
-        """``F_hat`` of column ``node`` on rows whose parent columns ``parents`` hold ``values`` [m, k]: [m]."""
+        """``F_hat`` of column ``node`` on rows whose parent columns ``parents`` hold ``values`` [m, k]: [m].
+        Only that node's mechanism is evaluated, so a query over every node costs one pass of the network."""
         if self.is_context(values, parents):
             return self.context_predictions()[:, node].copy()
         rows = np.repeat(self.fill[None], values.shape[0], axis=0)  # [m, d]; node reads only its parents
         rows[:, parents] = values
-        return self.scm.predict(rows).to_numpy(dtype=np.float64)[:, node]
+        predicted = self.scm.predict(rows, nodes=[self.columns[node]])
+        return predicted.to_numpy(dtype=np.float64)[:, 0]
 
 
 class CondFiPPredictionModel(PredictionModel):
@@ -226,6 +229,12 @@ def assign_causal_mechanisms(
     Returns the ``InferredSCM`` behind the mechanisms, for Cond-FiP's own queries.
     """
     graph, nodes = _check_inputs(causal_model, data)
+    if infer_options.get("positive", False) is not False:
+        raise ValueError(
+            "positive= is not supported in DoWhy mechanisms (DoWhy's AdditiveNoiseModel adds the noise in the "
+            "data's units); transform the columns (e.g. np.log) before assigning, or use condfip's own "
+            "InferredSCM"
+        )
     condfip_model = _resolve_model(model)
     table = data[nodes]
     scm = condfip_model.infer(table, graph, **infer_options)

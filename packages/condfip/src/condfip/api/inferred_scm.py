@@ -195,6 +195,17 @@ class InferredSCM:
                 stack.extend(int(p) for p in self._parent_lists[node] if not needed[p])
         return needed
 
+    def _required_by(self, sources: Iterable[int]) -> np.ndarray:
+        """The ``sources`` and their descendants [d] bool: the nodes whose values an intervention on them moves."""
+        reached = np.zeros(len(self._columns), dtype=bool)
+        stack = list(sources)
+        while stack:
+            node = stack.pop()
+            if not reached[node]:
+                reached[node] = True
+                stack.extend(int(c) for c in np.flatnonzero(self._adjacency[node]) if not reached[c])
+        return reached
+
     def _arm_nodes(self, targets: Sequence[int], interventions: dict[int, InterventionValue]) -> np.ndarray:
         """What generating ``targets`` under ``interventions`` needs [d]: the targets' ancestors in the intervened
         graph, and, for a callable, the ancestors of its node without intervention (its current value)."""
@@ -250,17 +261,27 @@ class InferredSCM:
         interventions: dict[int, InterventionValue],
         factual: np.ndarray | None = None,
         targets: Sequence[int] | None = None,
+        fixed: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> np.ndarray:
         """Push standardized noise [m, d] through the clamped fixed point; returns user units [m, d].
 
         ``factual`` (user units) gives callables the rows' current values; by default the rows generated
         from the same noise without intervention. ``targets``: only these columns are wanted, so only their
-        ancestors are generated (the other columns of the result are meaningless).
+        ancestors are generated (the other columns of the result are meaningless). ``fixed``: nodes [j] whose
+        standardized values [m, j] are already known from the same noise (none of them descends from an
+        intervened node); they are held at those values instead of being generated again.
         """
         units = self._units
-        nodes = None if targets is None else self._required(targets, interventions)
+        fixed_nodes, fixed_values = fixed if fixed is not None else (np.zeros(0, np.int64), None)
+        nodes = None
+        if targets is not None:
+            nodes = self._required(targets, [*interventions, *fixed_nodes.tolist()])
         if not interventions:
-            return units.data_from_standard(self._runner.generate(noise_std, nodes=nodes))
+            if fixed is None:
+                return units.data_from_standard(self._runner.generate(noise_std, nodes=nodes))
+            return units.data_from_standard(
+                self._runner.generate(noise_std, fixed_nodes, fixed_values, nodes)
+            )
 
         def current() -> np.ndarray:
             if factual is not None:
@@ -275,8 +296,13 @@ class InferredSCM:
             if units.positive[node]:
                 check_positive_values(values[:, position], self._columns[node])
         values_std = units.values_to_standard(values, clamped)  # [m, k]
+        if fixed is not None:
+            clamped_std = np.concatenate([clamped, fixed_nodes])
+            values_std = np.concatenate([values_std, fixed_values], axis=1)  # [m, k + j]
+        else:
+            clamped_std = clamped
         generated = units.data_from_standard(
-            self._runner.generate(noise_std, clamped, values_std, nodes=nodes)
+            self._runner.generate(noise_std, clamped_std, values_std, nodes=nodes)
         )
         generated[:, clamped] = values  # exactly the requested values, free of standardization rounding
         return generated
@@ -439,17 +465,28 @@ class InferredSCM:
             )
         column = self._columns.index(target)
         needed = self._arm_nodes([column], arms[0]) | self._arm_nodes([column], arms[1])  # [d]
+        # the needed nodes that no intervention reaches take the same values in both arms: generated once
+        shared = needed & ~self._required_by([*arms[0], *arms[1]])
 
         def arm_values(noise_std: np.ndarray, factual: np.ndarray | None = None) -> list[np.ndarray]:
             """The target's values [m] in each arm."""
+            fixed = None
+            if shared.any():
+                fixed_nodes = np.flatnonzero(shared)
+                fixed = (fixed_nodes, self._runner.generate(noise_std, nodes=shared)[:, fixed_nodes])
             return [
-                self._generate_standard(noise_std, arm, factual=factual, targets=[column])[:, column]
+                self._generate_standard(noise_std, arm, factual=factual, targets=[column], fixed=fixed)[
+                    :, column
+                ]
                 for arm in arms
             ]
 
         if data is not None:
             factual, _ = self._rows(data, "data")
-            noise_std = self._abduct_standard(self._units.data_to_standard(factual), needed)
+            if factual.shape == self._context.shape and np.array_equal(factual, self._context):
+                noise_std = self._context_noise_standard(needed)  # the context's own rows: known noise
+            else:
+                noise_std = self._abduct_standard(self._units.data_to_standard(factual), needed)
             alternative, reference = arm_values(noise_std, factual)
             return float(alternative.mean() - reference.mean())
         if n is not None:

@@ -117,7 +117,7 @@ class ModelUnits:
     def values_to_standard(
         self, values: np.ndarray, nodes: np.ndarray, *, parameter: str = "intervention on"
     ) -> np.ndarray:
-        """Values [m, k] of the columns ``nodes`` [k] (user units, positive where their column is) -> standardized."""
+        """Values [m, k] of the columns ``nodes`` [k] (user units; positive in a positive column) -> standardized."""
         positive = self.positive[nodes]
         if positive.any():
             values = np.array(values, dtype=np.float64, copy=True)
