@@ -175,3 +175,19 @@ def test_each_node_reads_only_its_parents():
             assert not bool((reads & ~allowed).any()), (
                 f"node {node} reads {reads.nonzero().flatten().tolist()}"
             )
+
+
+def test_beyond_the_rows_range_the_nonlinear_part_stays_flat():
+    """Fourier inputs are clamped to the fitted rows' range; the parents' values too for the nodes that kept the
+    nonlinear basis, while a linear node extrapolates linearly."""
+    parents = _parents()
+    lower, upper = -torch.ones(D, dtype=torch.float64), torch.ones(D, dtype=torch.float64)
+    basis = ParentBasis(parents, seed=3, bounds=(lower, upper))
+    basis.clamp_linear = torch.tensor([False, False, False, False, True])
+    at_bound = torch.ones(1, D, dtype=torch.float64)
+    beyond = torch.full((1, D), 5.0, dtype=torch.float64)
+    inside, outside = basis(at_bound), basis(beyond)
+    p = basis.max_parents
+    torch.testing.assert_close(outside[:, :, p:], inside[:, :, p:], rtol=0, atol=0)  # Fourier: flat
+    torch.testing.assert_close(outside[:, 4], inside[:, 4], rtol=0, atol=0)  # node 4: flat entirely
+    assert torch.equal(outside[0, 3, :2], torch.tensor([5.0, 5.0], dtype=torch.float64))  # node 3: linear

@@ -50,7 +50,10 @@ class ParentBasis:
     """The parents' values and their random Fourier features, per node: ``z [m, d] -> [m, k, p + 2M]``.
 
     Padded parent slots are 0. The Fourier frequencies are drawn once from ``seed`` (a ``torch.Generator``), so
-    the basis is a fixed function of the parents' values.
+    the basis is a fixed function of the parents' values. ``bounds`` (lowest and highest value of every column
+    [d], from the rows the fit sees) clamps the Fourier features' inputs: outside the rows' range the nonlinear
+    part stays flat instead of extrapolating a wave it never saw, while the parents' values themselves (the
+    linear part) are not clamped.
     """
 
     def __init__(
@@ -60,6 +63,7 @@ class ParentBasis:
         num_fourier: int = NUM_FOURIER,
         length_scales: tuple[float, ...] = LENGTH_SCALES,
         seed: int = 0,
+        bounds: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> None:
         parents = parents.reshape(parents.shape[-2:]).bool().cpu()  # [d, d]: parents[i, j] for j -> i
         d = parents.shape[0]
@@ -82,6 +86,11 @@ class ParentBasis:
         self.phases = torch.cat([phases] * len(length_scales), dim=-1)  # [d, 2M]
         self.num_fourier = num_fourier
         self.num_scales = len(length_scales)
+        self.bounds = None if bounds is None else (bounds[0].double().cpu(), bounds[1].double().cpu())
+        # nodes [d] whose parents' values are clamped to ``bounds`` in the linear part too: set after a fit to the
+        # nodes that kept the nonlinear basis, so that a nonlinear mechanism stays flat beyond the rows' range
+        # (as a kernel regression does) while a linear one extrapolates linearly
+        self.clamp_linear: torch.Tensor | None = None
 
     @property
     def size(self) -> int:
@@ -96,8 +105,15 @@ class ParentBasis:
         device = z.device
         # padded slots are 0 whatever node 0 holds (a product with the mask would turn inf into NaN)
         values = torch.where(valid.to(device), z.double()[:, index.to(device)], 0.0)  # [m, k, p]
-        angles = torch.einsum("mkp,kpf->mkf", values, frequencies.to(device)) + phases.to(device)
+        inside = values
+        if self.bounds is not None:
+            lower, upper = (bound[index].to(device) for bound in self.bounds)  # [k, p]
+            inside = torch.where(valid.to(device), torch.minimum(torch.maximum(values, lower), upper), 0.0)
+        angles = torch.einsum("mkp,kpf->mkf", inside, frequencies.to(device)) + phases.to(device)
         fourier = math.sqrt(2.0 / self.num_fourier) * torch.cos(angles)  # [m, k, 2M]
+        if self.clamp_linear is not None:
+            clamp = self.clamp_linear if nodes is None else self.clamp_linear[nodes]
+            values = torch.where(clamp.to(device)[None, :, None], inside, values)
         return torch.cat([values, fourier], dim=-1)
 
 

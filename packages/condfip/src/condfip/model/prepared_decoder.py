@@ -359,7 +359,7 @@ class PreparedDecoder:
     def adapt(self, rows: torch.Tensor, chunk_rows: int = 1024) -> Adaptation:
         """Adapt ``F_hat`` per node to standardized rows [n, d] (``condfip.model.adaptation``) and use it from now
         on; the features run in chunks of ``chunk_rows`` rows, twice."""
-        basis = ParentBasis(self.parents)
+        basis = ParentBasis(self.parents, bounds=(rows.amin(dim=0), rows.amax(dim=0)))
 
         def chunks():
             for start in range(0, rows.shape[0], chunk_rows):
@@ -367,6 +367,7 @@ class PreparedDecoder:
                 yield self.features(z), basis(z), z
 
         adaptation = fit_adaptation(chunks, *self.prior_readout(), basis)
+        basis.clamp_linear = adaptation.full_basis.cpu()  # the fitted rows lie inside: the fit is unchanged
         self.adaptation = (adaptation, basis)
         return adaptation
 
