@@ -21,11 +21,9 @@ from condfip.model.adaptation import Adaptation
 from condfip.model.decoder import ConditionalDecoder
 from condfip.model.fixed_point import fixed_point_generate
 from condfip.model.prepared_decoder import PreparedDecoder, prepare_decoder
-from condfip.model.readout import Readout
 
-MAX_READOUT_ROWS = 10_000  # rows a readout refit uses at most (evenly spaced); beyond, the fit barely changes
+MAX_ADAPTATION_ROWS = 10_000  # rows a readout refit uses at most (evenly spaced); beyond, the fit barely changes
 MIN_ADAPTATION_ROWS = 10  # below this, infer falls back to the zero-shot F_hat with a warning
-FEW_READOUT_ROWS = 50  # below this, a refitted readout often did worse than the trained one (TRAINING.md)
 DEFAULT_TOKENS_PER_CHUNK = (
     16_384  # CPU: rows per chunk = this // d; activations and sample attention scale with it
 )
@@ -119,7 +117,6 @@ class DecoderRunner:
         # topological levels of the graph (level 0: roots); None: no sweep, full fixed-point iterations
         self.levels = levels
         self.prepared = _prepared_decoder(model, parents, embedding)
-        self.readout: Readout | None = None  # the refitted readout, when refit_readout ran
         self.adaptation: Adaptation | None = None  # the adapted F_hat, when adapt ran
 
     def _mechanisms(self, z: torch.Tensor, nodes: torch.Tensor | None = None) -> torch.Tensor:
@@ -132,7 +129,7 @@ class DecoderRunner:
     @torch.inference_mode()
     def adapt(self, data: np.ndarray) -> Adaptation | None:
         """Adapt ``F_hat`` per node to standardized rows [n, d] (``condfip.model.adaptation``); every later call
-        of this runner uses it. At most ``MAX_READOUT_ROWS`` rows, evenly spaced, enter the fit. With fewer than
+        of this runner uses it. At most ``MAX_ADAPTATION_ROWS`` rows, evenly spaced, enter the fit. With fewer than
         ``MIN_ADAPTATION_ROWS`` rows it warns and keeps the zero-shot ``F_hat`` (returns None).
 
         The decoder then runs in float64, so each row's result does not depend on the rows beside it (the
@@ -150,37 +147,11 @@ class DecoderRunner:
             )
             return None
         rows = data
-        if data.shape[0] > MAX_READOUT_ROWS:
-            rows = data[np.linspace(0, data.shape[0] - 1, MAX_READOUT_ROWS).round().astype(np.int64)]
+        if data.shape[0] > MAX_ADAPTATION_ROWS:
+            rows = data[np.linspace(0, data.shape[0] - 1, MAX_ADAPTATION_ROWS).round().astype(np.int64)]
         self.prepared = prepare_decoder(self.model.decoder, self.parents, self.embedding, dtype=torch.float64)
         self.adaptation = self.prepared.adapt(torch.as_tensor(rows, device=self.device), self.chunk_rows)
         return self.adaptation
-
-    @torch.inference_mode()
-    def refit_readout(self, data: np.ndarray) -> Readout:
-        """Refit the readout of ``F_hat`` per node on standardized rows [n, d] (``condfip.model.readout``); every
-        later call of this runner uses it. At most ``MAX_READOUT_ROWS`` rows, evenly spaced, enter the fit.
-
-        From here on the decoder runs in float64: the refitted per-node weights can be large, and they would
-        turn the float32 rounding of the features (which depends on how many rows a call holds) into errors
-        that differ from row to row; in float64 each row's result does not depend on the others."""
-        if self.prepared is None:
-            raise ValueError(
-                "refit_readout needs a Cond-FiP network in float32 or float64; this model runs through its own "
-                "mechanisms. Load the checkpoint in float32, or infer without refit_readout"
-            )
-        if data.shape[0] < FEW_READOUT_ROWS:
-            warnings.warn(
-                f"refit_readout on {data.shape[0]} rows: below {FEW_READOUT_ROWS} rows the refitted readout was "
-                "often less accurate than the trained one; consider refit_readout=False",
-                stacklevel=4,
-            )
-        rows = data
-        if data.shape[0] > MAX_READOUT_ROWS:
-            rows = data[np.linspace(0, data.shape[0] - 1, MAX_READOUT_ROWS).round().astype(np.int64)]
-        self.prepared = prepare_decoder(self.model.decoder, self.parents, self.embedding, dtype=torch.float64)
-        self.readout = self.prepared.refit_readout(torch.as_tensor(rows, device=self.device), self.chunk_rows)
-        return self.readout
 
     @torch.inference_mode()
     def generate(

@@ -136,14 +136,6 @@ class InferredSCM:
         table["encoder_noise_weight"] = self._encoder_noise_weight()
         return pd.DataFrame(table, index=self._columns)
 
-    @property
-    def readout_penalty(self) -> pd.Series | None:
-        """Deprecated (``refit_readout``): the ridge penalty of each column's refitted readout, or None."""
-        readout = getattr(self._runner, "readout", None)
-        if readout is None:
-            return None
-        return pd.Series(readout.penalty.cpu().numpy(), index=self._columns)
-
     def __repr__(self) -> str:
         refit = ", adapted" if self.adapted else ", zero_shot"
         positive = f", positive={len(self.positive)}" if self._units.positive.any() else ""
