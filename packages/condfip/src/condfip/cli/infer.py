@@ -63,6 +63,13 @@ def _add_inference_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--refit-readout", action="store_true", help=argparse.SUPPRESS)  # the default now
     parser.add_argument(
+        "--positive",
+        nargs="*",
+        metavar="COL",
+        help="strictly positive columns (concentrations, prices), modelled on the log scale; answers stay in "
+        "the data's units. Without names: every column",
+    )
+    parser.add_argument(
         "--seed", type=non_negative_int, default=0, help="seed of the fresh noise (default 0)"
     )
     parser.add_argument(
@@ -166,6 +173,11 @@ def _graph(args: argparse.Namespace) -> object:
     return "infer" if str(args.graph) == "infer" else read_graph_csv(args.graph)
 
 
+def _positive(args: argparse.Namespace) -> bool | list[str]:
+    """``--positive``: absent is False, without names every column (True), else the named columns."""
+    return False if args.positive is None else (args.positive or True)
+
+
 def _arm(pairs: list[tuple[str, float]], option: str) -> dict[str, float]:
     arm = dict(pairs)
     if len(arm) != len(pairs):
@@ -186,7 +198,7 @@ def run_infer(args: argparse.Namespace) -> int:
         raise ValueError("--num-samples N is required (rows to draw), unless --counterfactual is given")
     data = read_csv(args.data, "--data")
     graph = _graph(args)
-    scm = _model(args).infer(data, graph, zero_shot=args.zero_shot)
+    scm = _model(args).infer(data, graph, zero_shot=args.zero_shot, positive=_positive(args))
     if args.counterfactual:
         result = scm.counterfactual_samples(interventions, data)
         what = f"{len(result)} counterfactual rows"
@@ -233,7 +245,8 @@ def run_effect(args: argparse.Namespace) -> int:
     else:
         rows = f"{args.num_samples or DEFAULT_EFFECT_SAMPLES:,} fresh rows, seed {args.seed}"
     if args.bootstrap is None:
-        printed = f"{statistic(model.infer(data, graph, zero_shot=args.zero_shot)):.6g}"
+        scm = model.infer(data, graph, zero_shot=args.zero_shot, positive=_positive(args))
+        printed = f"{statistic(scm):.6g}"
     else:
         result = model.bootstrap(
             data,
@@ -242,6 +255,7 @@ def run_effect(args: argparse.Namespace) -> int:
             num_bootstraps=args.bootstrap,
             seed=args.seed,
             zero_shot=args.zero_shot,
+            positive=_positive(args),
         )
         lower, upper = result.interval(args.level)
         printed = f"{result.estimate:.6g} {lower:.6g} {upper:.6g}"
