@@ -43,7 +43,8 @@ def plot_interventional_marginals(
         truth, inferred = dataset.interventional_data[:, j], sampled[:, j]
         bins = np.histogram_bin_edges(np.concatenate([truth, inferred]), bins=30)
         axis.hist(truth, bins=bins, alpha=0.5, density=True, label="true SCM")
-        axis.hist(inferred, bins=bins, alpha=0.5, density=True, label="Cond-FiP")
+        label = "Cond-FiP (default)" if getattr(scm, "adapted", False) else "Cond-FiP (zero-shot)"
+        axis.hist(inferred, bins=bins, alpha=0.5, density=True, label=label)
         axis.set_title(f"{columns[j]}{' (descendant)' if j in below else ''}", fontsize=9)
         axis.tick_params(labelsize=7)
     axes[0][0].legend(fontsize=7)
