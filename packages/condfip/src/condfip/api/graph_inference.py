@@ -152,5 +152,7 @@ def infer_graph(
         chunk_size=chunk_size,
         neighborhood_size=neighborhood_size,
     )
-    dag = dag_from_probabilities(probabilities, threshold=threshold, required=must, forbidden=never)
+    dag = dag_from_probabilities(
+        probabilities, threshold=threshold, required=must, forbidden=never, names=names
+    )
     return probabilities, dag

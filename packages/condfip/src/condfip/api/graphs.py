@@ -146,11 +146,22 @@ def _from_adjacency_array(graph: object, columns: Sequence[Hashable], parameter:
             f"{parameter} adjacency is {array.shape[0]}x{array.shape[1]} but the data has {len(columns)} columns; "
             "give one row and one column per data column, in the same order"
         )
-    if not (array.dtype == np.bool_ or np.issubdtype(array.dtype, np.number)):
-        raise ValueError(f"{parameter} adjacency has dtype {array.dtype}; use 0/1 (or booleans)")
-    if not np.isfinite(array.astype(np.float64)).all():
-        raise ValueError(f"{parameter} adjacency has NaN or infinite entries; use 0/1 (or booleans)")
-    return (array != 0).astype(np.int8)
+    if array.dtype == np.bool_:
+        return array.astype(np.int8)
+    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+        raise ValueError(
+            f"{parameter} adjacency has dtype {array.dtype}; entries must be 0 or 1 (or booleans), "
+            "adjacency[i, j] = 1 for the edge i -> j"
+        )
+    not_binary = ~np.isin(array, (0, 1))  # NaN is neither
+    if not_binary.any():
+        i, j = np.argwhere(not_binary)[0]
+        raise ValueError(
+            f"{parameter} adjacency entry [{columns[i]!r}, {columns[j]!r}] (row {i}, column {j}) is "
+            f"{array[i, j].item()!r}; entries must be 0 or 1 (or booleans), adjacency[i, j] = 1 for the edge "
+            f"i -> j ({int(not_binary.sum())} of {array.size} entries are not)"
+        )
+    return array.astype(np.int8)
 
 
 def _from_adjacency_frame(frame: pd.DataFrame, columns: Sequence[Hashable], parameter: str) -> np.ndarray:

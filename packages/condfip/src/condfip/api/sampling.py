@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from condfip.core.limits import check_memory, table_bytes
+
 NOISE_MODELS = ("empirical", "gaussian")
+# Peak float64 tables [n, d] while n rows are drawn, generated and returned (measured: about 7, with the draw's
+# intermediates, the user-unit copy, the DataFrame and a CSV written from it)
+SAMPLE_COPIES = 8
 
 
 def make_generator(seed: int | np.random.Generator | None) -> np.random.Generator:
@@ -27,10 +32,21 @@ def check_num_samples(num_samples: object, parameter: str = "n") -> int:
     return int(num_samples)
 
 
+def check_sample_memory(num_samples: int, num_nodes: int, parameter: str = "n") -> None:
+    """Refuse drawing ``num_samples`` rows of ``num_nodes`` columns when they cannot fit in memory."""
+    check_memory(
+        table_bytes(num_samples, num_nodes, SAMPLE_COPIES),
+        f"drawing {parameter}={num_samples:,} rows of {num_nodes} columns",
+        hint="draw fewer rows at a time (several calls with different seeds)",
+    )
+
+
 def sample_noise(
     abducted: np.ndarray, num_samples: int, rng: np.random.Generator, noise_model: str = "empirical"
 ) -> np.ndarray:
-    """``num_samples`` rows of fresh noise [num_samples, d] shaped like ``abducted`` [n, d] column by column."""
+    """``num_samples`` rows of fresh noise [num_samples, d] shaped like ``abducted`` [n, d] column by column;
+    refused before drawing when the rows cannot fit in memory (``check_sample_memory``)."""
+    check_sample_memory(num_samples, abducted.shape[1])
     if noise_model == "empirical":
         ordered = np.sort(abducted, axis=0)  # [n, d]
         num_rows = ordered.shape[0]

@@ -4,6 +4,7 @@ baseline (``condfip.demo``). Needs the ``condfip[train]`` extra (scm-gen draws t
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 import time
 from pathlib import Path
@@ -11,7 +12,14 @@ from pathlib import Path
 import numpy as np
 
 from condfip.api import CondFiP
-from condfip.cli.inputs import non_negative_int, one_line_errors, positive_int, requires_training_extra
+from condfip.api.tables import check_context_memory
+from condfip.cli.inputs import (
+    non_negative_int,
+    one_line_errors,
+    os_errors,
+    positive_int,
+    requires_training_extra,
+)
 from condfip.demo.plot import plot_interventional_marginals
 from condfip.demo.run import run_demo, with_informative_intervention
 from condfip.graph import DEFAULT_GRAPH_MODEL
@@ -64,6 +72,11 @@ def run_demo_command(args: argparse.Namespace) -> int:
     requires_training_extra("demo")
     import scm_gen  # an optional dependency, checked just above
 
+    if args.plot is not None and importlib.util.find_spec("matplotlib") is None:
+        raise ValueError("--plot needs matplotlib; install it with: pip install 'condfip[plot]'")
+    check_context_memory(
+        args.num_context, args.num_nodes, "the demo's inference from", "use a smaller --num-context"
+    )
     seed = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
     start = time.perf_counter()
     model = CondFiP.from_pretrained(args.model, device=args.device, graph_model=args.graph_model)
@@ -80,6 +93,8 @@ def run_demo_command(args: argparse.Namespace) -> int:
         f"(weights {args.model!r} loaded in {load_seconds:.2f} s on {model.device}; rerun with --seed {seed})"
     )
     if args.plot is not None:
-        print(f"plot written to {plot_interventional_marginals(dataset, scm, args.plot, seed=seed)}")
+        with os_errors(f"cannot write the plot {str(args.plot)!r}"):
+            written = plot_interventional_marginals(dataset, scm, args.plot, seed=seed)
+        print(f"plot written to {written}")
     sys.stdout.flush()
     return 0

@@ -18,7 +18,7 @@ from condfip.cli.inputs import (
     number_between,
     one_line_errors,
     positive_int,
-    read_csv,
+    read_data_csv,
     read_edge_csv,
     requires_training_extra,
     write_csv,
@@ -94,7 +94,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_graph(args: argparse.Namespace) -> int:
-    data = read_csv(args.data, "--data")
+    data = read_data_csv(args.data)
     required = read_edge_csv(args.required, "--required") if args.required else None
     forbidden = read_edge_csv(args.forbidden, "--forbidden") if args.forbidden else None
     probabilities, dag = infer_graph(

@@ -11,13 +11,14 @@ from pathlib import Path
 
 from condfip.api import CondFiP
 from condfip.api.inferred_scm import DEFAULT_EFFECT_SAMPLES
+from condfip.api.sampling import check_sample_memory
 from condfip.cli.inputs import (
     at_least_two,
     non_negative_int,
     number_between,
     one_line_errors,
     positive_int,
-    read_csv,
+    read_data_csv,
     read_graph_csv,
     write_csv,
 )
@@ -196,7 +197,9 @@ def run_infer(args: argparse.Namespace) -> int:
             )
     elif args.num_samples is None:
         raise ValueError("--num-samples N is required (rows to draw), unless --counterfactual is given")
-    data = read_csv(args.data, "--data")
+    data = read_data_csv(args.data)
+    if args.num_samples is not None:
+        check_sample_memory(args.num_samples, data.shape[1], "--num-samples")
     graph = _graph(args)
     scm = _model(args).infer(data, graph, zero_shot=args.zero_shot, positive=_positive(args))
     if args.counterfactual:
@@ -224,7 +227,9 @@ def run_effect(args: argparse.Namespace) -> int:
     alternative, reference = _arm(args.alternative, "--alternative"), _arm(args.reference, "--reference")
     if args.on_data and args.num_samples is not None:
         raise ValueError("--num-samples does not apply to --on-data (the data rows' noise is used)")
-    data = read_csv(args.data, "--data")
+    data = read_data_csv(args.data)
+    if args.num_samples is not None:
+        check_sample_memory(args.num_samples, data.shape[1], "--num-samples")
     graph = _graph(args)
     model = _model(args)
 

@@ -4,11 +4,14 @@ and writing CSV files atomically. Bad input is a ValueError here; ``condfip.cli.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import csv
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn
 
+import numpy as np
 import pandas as pd
 
 from condfip.io.atomic import atomic_file
@@ -64,14 +67,37 @@ def number_between(low: float, high: float, *, open_interval: bool) -> Callable[
 
 
 def read_csv(path: Path, option: str, **options) -> pd.DataFrame:
-    """``pd.read_csv`` with a one-line ValueError naming ``option`` for a missing or unreadable file."""
+    """``pd.read_csv`` with a one-line ValueError naming ``option`` for a missing or unreadable file and for a
+    header that names a column twice (pandas would silently rename the second one ``name.1``)."""
     try:
-        return pd.read_csv(path, **options)
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            header = next(csv.reader(handle), [])
+        frame = pd.read_csv(path, **options)
     except FileNotFoundError:
         raise ValueError(f"{option} {str(path)!r}: no such file") from None
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+    except IsADirectoryError:
+        raise ValueError(f"{option} {str(path)!r} is a directory, not a CSV file") from None
+    except (OSError, csv.Error, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         message = " ".join(str(error).split())
         raise ValueError(f"{option} {str(path)!r} is not a readable CSV: {message}") from None
+    duplicates = sorted({name for name in header if header.count(name) > 1})
+    if duplicates:
+        raise ValueError(
+            f"{option} {str(path)!r} names the columns {duplicates} more than once; every column needs its "
+            "own name"
+        )
+    return frame
+
+
+def read_data_csv(path: Path, option: str = "--data") -> pd.DataFrame:
+    """A table of numeric columns with a header row (``read_csv``); a file with a header but no rows is refused."""
+    frame = read_csv(path, option)
+    if frame.shape[0] == 0:
+        raise ValueError(
+            f"{option} {str(path)!r} has a header row ({', '.join(map(str, frame.columns[:5]))}"
+            f"{', ...' if frame.shape[1] > 5 else ''}) but no data rows"
+        )
+    return frame
 
 
 def read_edge_csv(path: Path, option: str) -> list[tuple[str, str]]:
@@ -86,36 +112,69 @@ def read_edge_csv(path: Path, option: str) -> list[tuple[str, str]]:
 
 def read_graph_csv(path: Path, option: str = "--graph") -> object:
     """An edge list (header ``source,target``) as a list of pairs, or an adjacency CSV (a header row of node
-    names, an optional first column of row names) as a labelled DataFrame."""
+    names, an optional first column of row names) as a labelled square DataFrame of numbers."""
     raw = read_csv(path, option, dtype=str, keep_default_na=False)
     header = [str(name).strip() for name in raw.columns]
     if [name.lower() for name in header] == ["source", "target"]:
         return _pairs(raw)
-    if raw.shape[1] == raw.shape[0] + 1:  # a first column of row names
+    if _has_row_names(raw):
         raw = raw.set_index(raw.columns[0])
         raw.index = [str(name).strip() for name in raw.index]
         header = header[1:]
-    raw.columns = header
-    try:
-        return raw.apply(lambda column: pd.to_numeric(column.str.strip()))
-    except ValueError:
+    if raw.shape[0] != raw.shape[1]:
         raise ValueError(
-            f"{option} {str(path)!r}: adjacency entries must be numbers (0/1); for an edge list use the header "
+            f"{option} {str(path)!r}: an adjacency CSV must be square (one row per node, in the order of the header "
+            f"of node names, with an optional first column of row names), got {raw.shape[0]} rows for "
+            f"{raw.shape[1]} nodes; for an edge list use the header 'source,target'"
+        )
+    raw.columns = header
+    numbers = raw.apply(lambda column: pd.to_numeric(column.str.strip(), errors="coerce"))
+    blank = raw.apply(lambda column: column.str.strip() == "")
+    bad = numbers.isna() & ~blank  # text that is not a number (an empty cell stays NaN: the API names it)
+    if bad.to_numpy().any():
+        row, column = (int(k[0]) for k in np.nonzero(bad.to_numpy()))
+        raise ValueError(
+            f"{option} {str(path)!r}: adjacency entry [{raw.index[row]!r}, {header[column]!r}] is "
+            f"{raw.iat[row, column]!r}, not a number (entries are 0 or 1); for an edge list use the header "
             "'source,target'"
-        ) from None
+        )
+    return numbers
+
+
+def _has_row_names(raw: pd.DataFrame) -> bool:
+    """Whether the first column of an adjacency CSV holds row names: its header is empty (as ``condfip graph``
+    writes it), or it has one more column than rows and its first column is not numeric."""
+    first = str(raw.columns[0])
+    if first == "" or first.startswith("Unnamed: "):
+        return True
+    if raw.shape[1] != raw.shape[0] + 1:
+        return False
+    return bool(pd.to_numeric(raw.iloc[:, 0].str.strip(), errors="coerce").isna().all())
 
 
 def _pairs(frame: pd.DataFrame) -> list[tuple[str, str]]:
     return [(source.strip(), target.strip()) for source, target in frame.itertuples(index=False, name=None)]
 
 
+@contextlib.contextmanager
+def os_errors(what: str) -> Iterator[None]:
+    """Turn an OSError raised inside (a read-only folder, a full disk, a file where a folder is expected) into a
+    one-line ValueError: ``"<what>: <reason> (<path>)"``, the path left out when it is a temporary name
+    (``condfip.io.atomic``) or named by ``what``. Every command writes through this."""
+    try:
+        yield
+    except OSError as error:
+        reason = error.strerror or str(error)
+        name = str(error.filename or "")
+        hidden = not name or name.endswith(".tmp") or name in what
+        raise ValueError(f"{what}: {reason}" + ("" if hidden else f" ({name})")) from None
+
+
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
     """Write ``frame`` (without its index) to ``path`` atomically; an OS error becomes a one-line ValueError."""
-    try:
+    with os_errors(f"cannot write {str(path)!r}"):
         with atomic_file(path) as temporary:
             frame.to_csv(temporary, index=False)
-    except OSError as error:
-        raise ValueError(f"cannot write {str(path)!r}: {error.strerror or error}") from None
 
 
 def labelled_matrix(matrix: object, names: list[str]) -> pd.DataFrame:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from condfip.cli.inputs import requires_training_extra
+from condfip.cli.inputs import one_line_errors, os_errors, requires_training_extra
 from condfip.graph import GraphModelConfig
 from condfip.model import CondFiPConfig
 from condfip.training.options import (
@@ -171,7 +171,8 @@ def run(args: argparse.Namespace) -> int:
     requires_training_extra("train")
     from condfip.training.loop import train  # needs scm-gen, checked just above
 
-    train(options)
+    with os_errors(f"cannot write the training run in {str(options.out)!r}"):
+        train(options)
     return 0
 
 
@@ -179,3 +180,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("train", help="train the encoder, the decoder or the graph model")
     add_arguments(parser)
     parser.set_defaults(handler=run)
+    one_line_errors(parser)

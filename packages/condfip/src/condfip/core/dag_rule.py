@@ -14,6 +14,8 @@ ties, both directions of a pair, cycles of certain edges). Of two opposite edges
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
+
 import numpy as np
 
 
@@ -35,6 +37,11 @@ def _check_mask(mask: object, num_nodes: int, parameter: str) -> np.ndarray:
             f"{parameter} must be a [d, d] adjacency with d = {num_nodes} (adjacency[i, j] = 1 for i -> j), "
             f"got shape {array.shape}"
         )
+    if array.dtype != np.bool_:
+        if not np.issubdtype(array.dtype, np.number) or not np.isin(array, (0, 1)).all():
+            raise ValueError(
+                f"{parameter} must hold only 0 and 1 (or booleans); adjacency[i, j] = 1 for i -> j"
+            )
     return array != 0
 
 
@@ -44,15 +51,23 @@ def dag_from_probabilities(
     threshold: float = 0.5,
     required: object = None,
     forbidden: object = None,
+    names: Sequence[Hashable] | None = None,
 ) -> np.ndarray:
     """The DAG [d, d] (int8, ``dag[i, j] = 1`` for ``i -> j``) built from edge probabilities by the rule above.
 
     probabilities: [d, d], ``probabilities[i, j]`` for the edge ``i -> j`` (the diagonal is ignored).
     threshold: an edge is a candidate when its probability is strictly above it (0 <= threshold <= 1).
     required / forbidden: [d, d] adjacency masks of edges that must be / must not be in the result.
+    names: the node names that messages use (default: the positions 0..d-1).
     """
     values = _check_probabilities(probabilities)
     num_nodes = values.shape[0]
+    if names is not None and len(names) != num_nodes:
+        raise ValueError(f"names has {len(names)} entries for {num_nodes} nodes; give one name per node")
+
+    def name(node: int) -> str:
+        return str(int(node)) if names is None else repr(names[int(node)])
+
     if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}")
     must = _check_mask(required, num_nodes, "required")
@@ -60,17 +75,20 @@ def dag_from_probabilities(
     both = np.argwhere(must & never)
     if both.size:
         i, j = both[0]
-        raise ValueError(f"edge {i} -> {j} is both required and forbidden; remove it from one of them")
+        raise ValueError(
+            f"edge {name(i)} -> {name(j)} is both required and forbidden; remove it from one of them"
+        )
     if np.diagonal(must).any():
         node = int(np.flatnonzero(np.diagonal(must))[0])
-        raise ValueError(f"required has a self-loop on node {node}; a DAG has none, remove it")
+        raise ValueError(f"required has a self-loop on node {name(node)}; a DAG has none, remove it")
 
     dag = np.zeros((num_nodes, num_nodes), dtype=bool)
     reach = np.eye(num_nodes, dtype=bool)  # reach[a, b]: a path a -> ... -> b exists (a reaches itself)
     for i, j in np.argwhere(must):  # row-major order
         if reach[j, i]:
             raise ValueError(
-                f"required edges contain a cycle through {i} -> {j}; required edges must form a DAG"
+                f"required edges contain a cycle through {name(i)} -> {name(j)}; required edges must form a "
+                "DAG, remove one edge of the cycle"
             )
         _add_edge(dag, reach, i, j)
 

@@ -1,10 +1,17 @@
-"""Writing files and directories so that a crash never leaves a half-written one behind."""
+"""Writing files and directories so that a crash never leaves a half-written one behind.
+
+A file or directory is written under a temporary name beside its target, ``.<name>.<pid>.<random>.tmp``, and
+renamed into place when complete. An exception, Ctrl-C, or SIGTERM/SIGHUP (which ``condfip.cli`` turns into an
+exception) removes the temporary; after SIGKILL, which nothing can intercept, the next write of the same name
+removes the temporaries whose process is gone. Files get the permissions the umask gives, as with ``open``.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -17,7 +24,8 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temporaries(path)
+    handle, temporary = tempfile.mkstemp(prefix=_prefix(path), suffix=".tmp", dir=path.parent)
     os.close(handle)
     temporary = Path(temporary)
     try:
@@ -40,6 +48,45 @@ def _umask() -> int:
     return current
 
 
+def _prefix(path: Path) -> str:
+    """The start of this process's temporary names for ``path``: ``.<name>.<pid>.``."""
+    return f".{path.name}.{os.getpid()}."
+
+
+def _process_exists(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # another user's process, or the platform cannot tell: keep its files
+    return True
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Remove the temporaries of ``path`` (files or directories) left by processes that no longer run, e.g.
+    after SIGKILL; returns what was removed. Temporaries of running processes are kept."""
+    path = Path(path)
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.(\d+)\.[^.]+\.tmp$")
+    removed = []
+    try:
+        entries = list(path.parent.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        match = pattern.match(entry.name)
+        if match is None or _process_exists(int(match.group(1))):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_directory(path: str | Path) -> Iterator[Path]:
     """Yield a fresh temporary directory; on success it takes the place of ``path`` (old content removed).
@@ -49,9 +96,11 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    remove_stale_temporaries(path)
+    temporary = Path(tempfile.mkdtemp(prefix=_prefix(path), suffix=".tmp", dir=path.parent))
     previous = path.with_name(path.name + ".old")
     try:
+        os.chmod(temporary, 0o777 & ~_umask())  # mkdtemp creates 0700; give the folder the usual permissions
         yield temporary
         if path.exists():
             shutil.rmtree(previous, ignore_errors=True)

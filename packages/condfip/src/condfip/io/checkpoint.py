@@ -85,7 +85,7 @@ def write_weights(
     stale = sorted(path for path in directory.iterdir() if _SHARD_NAME.match(path.name))
     if max_shard_bytes is None or total <= max_shard_bytes:
         with atomic_file(directory / WEIGHTS_NAME) as temporary:
-            save_file(tensors, str(temporary), metadata=metadata)
+            save_safetensors(tensors, temporary, metadata)
         stale.append(directory / INDEX_NAME)
     else:
         shards: list[dict[str, torch.Tensor]] = [{}]
@@ -103,7 +103,7 @@ def write_weights(
         names = [f"model-{k + 1:05d}-of-{len(shards):05d}.safetensors" for k in range(len(shards))]
         for shard, file_name in zip(shards, names, strict=True):
             with atomic_file(directory / file_name) as temporary:
-                save_file(shard, str(temporary), metadata=metadata)
+                save_safetensors(shard, temporary, metadata)
         weight_map = {
             name: file_name for shard, file_name in zip(shards, names, strict=True) for name in shard
         }
@@ -111,6 +111,27 @@ def write_weights(
         stale = [path for path in stale if path.name not in names] + [directory / WEIGHTS_NAME]
     for path in stale:
         path.unlink(missing_ok=True)
+
+
+def save_safetensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
+    """``safetensors.torch.save_file`` with the bytes a function of the tensors and metadata alone.
+
+    safetensors writes the metadata from a hash map, whose key order changes from process to process; the
+    header is rewritten in place with sorted metadata keys (the same bytes in another order, so its length and
+    the tensor offsets do not change)."""
+    save_file(tensors, str(path), metadata=metadata)
+    with open(path, "r+b") as handle:
+        size = int.from_bytes(handle.read(8), "little")
+        header = handle.read(size)
+        entries = json.loads(header)
+        if "__metadata__" in entries:
+            entries["__metadata__"] = dict(sorted(entries["__metadata__"].items()))
+        canonical = json.dumps(entries, separators=(",", ":"), ensure_ascii=False).encode()
+        canonical += b" " * (size - len(canonical))  # safetensors pads its header with spaces
+        if len(canonical) != size:
+            raise AssertionError(f"the rewritten safetensors header of {path} changed its length")
+        handle.seek(8)
+        handle.write(canonical)
 
 
 def read_config(directory: str | Path, *, model_type: str) -> dict[str, Any]:
@@ -134,6 +155,8 @@ def read_config(directory: str | Path, *, model_type: str) -> dict[str, Any]:
         )
     if not isinstance(config.get("architecture"), dict):
         raise ValueError(f"{path} has no 'architecture' section")
+    if not isinstance(config.get("training", {}), dict):
+        raise ValueError(f"{path} has a 'training' section that is not a JSON object; re-save the checkpoint")
     return config
 
 
@@ -208,10 +231,43 @@ def _names(items: list[str], limit: int = 5) -> str:
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
+def check_values(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor], source: Path) -> None:
+    """Refuse tensors of another kind than the model's (an integer tensor for float weights, or the reverse)
+    and floating-point tensors holding NaN or infinities, naming them."""
+    wrong_kind = [
+        f"{name} ({str(found[name].dtype).removeprefix('torch.')}, expected "
+        f"{str(tensor.dtype).removeprefix('torch.')})"
+        for name, tensor in expected.items()
+        if _kind(found[name].dtype) != _kind(tensor.dtype)
+    ]
+    if wrong_kind:
+        raise ValueError(
+            f"{source} holds tensors of the wrong type: {_names(wrong_kind)}; the file is corrupted or was not "
+            "written for this model, re-save the checkpoint"
+        )
+    broken = [
+        name
+        for name, tensor in found.items()
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
+    ]
+    if broken:
+        raise ValueError(
+            f"{source} holds NaN or infinite values in {_names(sorted(broken))}; a trained network has finite "
+            "weights: the file is corrupted, or the run that wrote it diverged"
+        )
+
+
+def _kind(dtype: torch.dtype) -> str:
+    if dtype == torch.bool:
+        return "bool"
+    return "float" if dtype.is_floating_point else "complex" if dtype.is_complex else "integer"
+
+
 def load_weights(model: torch.nn.Module, directory: str | Path) -> None:
     """Load a checkpoint folder's tensors into ``model``, in the model's dtypes; refuses missing, extra and
-    misshapen tensors with a message naming them."""
+    misshapen tensors, tensors of the wrong kind and non-finite values with a message naming them."""
     tensors, weights_path = read_checkpoint_weights(directory)
     expected = model.state_dict()
     check_tensors(expected, tensors, weights_path)
+    check_values(expected, tensors, weights_path)
     model.load_state_dict({name: tensor.to(expected[name].dtype) for name, tensor in tensors.items()})

@@ -8,11 +8,13 @@ checkpoint``) and builds the registered class from its ``architecture``. This mo
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 
+from condfip.core.limits import check_memory, format_bytes
 from condfip.io.architecture import Architecture
 from condfip.io.checkpoint import CONFIG_NAME, load_weights, read_config, save_checkpoint
 from condfip.io.pretrained import resolve_checkpoint
@@ -89,6 +91,35 @@ class PretrainedModel:
         )
 
 
+# Bytes a network takes while it is built and loaded, per byte of its parameters: the module itself and the
+# tensors read from the checkpoint before they are copied in
+LOAD_COPIES = 2
+
+
+def parameter_bytes(model_class: type, config: Any) -> float:
+    """Bytes of the parameters and buffers of ``model_class(config)``, counted on the meta device (nothing is
+    allocated); infinite when their sizes overflow a 64-bit count."""
+    try:
+        with torch.device("meta"):
+            model = model_class(config)
+    except RuntimeError:  # "Storage size calculation overflowed": more elements than an int64 counts
+        return math.inf
+    return float(sum(tensor.numel() * tensor.element_size() for tensor in model.state_dict().values()))
+
+
+def check_model_memory(model_class: type, config: Any, what: str) -> None:
+    """Refuse to build a network whose parameters cannot fit in this machine's memory, with their estimate."""
+    needed = parameter_bytes(model_class, config)
+    hint = "check its architecture sizes (a wrong dim or mlp_dim?)"
+    if math.isinf(needed):
+        raise ValueError(f"{what} would have more than 2^63 parameter values, far beyond any memory; {hint}")
+    check_memory(
+        LOAD_COPIES * needed,
+        f"{what} ({model_class.__name__} with {format_bytes(needed)} of parameters)",
+        hint=hint,
+    )
+
+
 def load_model(
     name_or_path: str | Path,
     *,
@@ -111,7 +142,13 @@ def load_model(
     )
     config = read_config(directory, model_type=model_type)
     model_class = MODEL_TYPES[model_type]
-    model = model_class(model_class.config_class.from_dict(config["architecture"]))  # type: ignore[call-arg]
+    config_path = Path(directory) / CONFIG_NAME
+    try:
+        architecture = model_class.config_class.from_dict(config["architecture"], complete=True)
+    except ValueError as error:
+        raise ValueError(f"{config_path}: {error}") from None
+    check_model_memory(model_class, architecture, f"the network that {config_path} describes")
+    model = model_class(architecture)  # type: ignore[call-arg]
     load_weights(model, directory)
     model.training_recipe = dict(config.get("training", {}))
     model.read_checkpoint_sections(config, Path(directory) / CONFIG_NAME)

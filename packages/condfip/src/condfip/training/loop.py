@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +86,8 @@ def _start(options: TrainingOptions) -> Run:
     state_dir = out / "state"
     if not options.resume and (state_dir.exists() or state_dir.with_name("state.old").exists()):
         raise ValueError(f"{out} already holds a training run; pass --resume or choose another --out")
+    if ranks.is_main:
+        _check_writable(out)
     stage = stage_for(options)
     model = stage.build_model(options).to(device)
     if options.init_from is not None and not options.resume:  # a resumed run's state holds its weights
@@ -96,15 +100,28 @@ def _start(options: TrainingOptions) -> Run:
     if options.resume:
 
         def check_meta(meta: dict[str, Any]) -> None:
-            if meta.get("stage") != options.stage.name or not _same_architecture(
-                meta.get("architecture"), options.config
-            ):
-                raise ValueError(f"cannot resume {out}: it was a {meta.get('stage')} run with another config")
+            stage = meta.get("stage")
+            if stage != options.stage.name:
+                raise ValueError(
+                    f"cannot resume {out}: it holds a run of the {stage!r} stage, not of the "
+                    f"{options.stage.name!r} stage; resume it as 'condfip train {stage} --resume', or choose "
+                    "another --out"
+                )
+            if not _same_architecture(meta.get("architecture"), options.config):
+                raise ValueError(
+                    f"cannot resume {out}: its run has the architecture {meta.get('architecture')}, not the "
+                    f"--config given now ({options.config.to_dict()}); pass the --config it was started with"
+                )
 
         meta = load_training_state(
             state_dir, model=model, optimizer=optimizer, ema_shadow=ema.shadow, check_meta=check_meta
         )
         start = int(meta["step"])
+        if options.stop_at is not None and options.stop_at <= start:
+            raise ValueError(
+                f"--stop-at {options.stop_at} is not after the step the run in {out} reached ({start}); "
+                "give a later step, or leave --stop-at out to run to --steps"
+            )
     return Run(options, stage, ranks, device, model, optimizer, ema, start)
 
 
@@ -259,5 +276,25 @@ def checkpoint(run: Run, step: int, cells: list, log: dict[str, Any]) -> dict[st
 
 
 def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
-    with path.open("a") as handle:
-        handle.write(json.dumps(record, sort_keys=True) + "\n")
+    """Append one JSON line; a failed write (a full disk) is cut back, so the log never holds half a line."""
+    data = (json.dumps(record, sort_keys=True) + "\n").encode()
+    handle = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        end = os.lseek(handle, 0, os.SEEK_END)
+        try:
+            written = 0
+            while written < len(data):
+                written += os.write(handle, data[written:])
+        except OSError:
+            os.ftruncate(handle, end)
+            raise
+    finally:
+        os.close(handle)
+
+
+def _check_writable(out: Path) -> None:
+    """Create the run folder and write a probe file into it, so that a read-only or missing place is refused
+    before any step (an OSError, which the command reports in one line)."""
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=out):
+        pass

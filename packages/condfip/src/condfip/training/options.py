@@ -6,10 +6,12 @@ the graph network (``condfip.training.graph_stage``). Messages name the ``condfi
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from condfip.api.engine import resolve_device
 from condfip.graph import NAMED_GRAPH_CONFIGS, GraphModelConfig
 from condfip.model import CondFiPConfig
 
@@ -59,15 +61,10 @@ class DecoderOptions:
 
     def validate(self) -> None:
         _check_config(self.name, self.config, CondFiPConfig)
-        if self.refit_weight < 0:
-            raise ValueError(f"--refit-weight must be >= 0, got {self.refit_weight}")
-        if self.encoder_weight < 0:
-            raise ValueError(f"--encoder-weight must be >= 0, got {self.encoder_weight}")
-        if self.rollout_weight < 0 or self.rollout_rows < 1:
-            raise ValueError(
-                f"--rollout-weight must be >= 0 and --rollout-rows >= 1, got {self.rollout_weight} and "
-                f"{self.rollout_rows}"
-            )
+        _check_weight("--refit-weight", self.refit_weight)
+        _check_weight("--encoder-weight", self.encoder_weight)
+        _check_weight("--rollout-weight", self.rollout_weight)
+        _check_int("rollout_rows", self.rollout_rows, minimum=1)
 
     def recipe(self) -> dict[str, Any]:
         keys = ("rollout_weight", "rollout_rows") if self.rollout_weight > 0 else ()
@@ -93,8 +90,7 @@ class GraphOptions:
             raise ValueError(
                 "--pairs-only needs a config with pair_statistics on (both named configs have it)"
             )
-        if self.acyclicity_weight < 0:
-            raise ValueError(f"--acyclicity-weight must be >= 0, got {self.acyclicity_weight}")
+        _check_weight("--acyclicity-weight", self.acyclicity_weight)
 
     def recipe(self) -> dict[str, Any]:
         return {
@@ -104,6 +100,25 @@ class GraphOptions:
 
 
 StageOptions = EncoderOptions | DecoderOptions | GraphOptions
+
+
+def _check_int(name: str, value: object, *, minimum: int, why: str = "") -> None:
+    """An option that must be an int >= ``minimum``; the message names its ``condfip train`` flag."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        meaning = f" ({why})" if why else ""
+        raise ValueError(
+            f"--{name.replace('_', '-')} must be an integer >= {minimum}{meaning}, got {value!r}"
+        )
+
+
+def _check_weight(flag: str, value: object) -> None:
+    """A loss weight: a finite number >= 0 (NaN and infinities are refused)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not (math.isfinite(value) and value >= 0)
+    ):
+        raise ValueError(f"{flag} must be a finite number >= 0, got {value!r}")
 
 
 @dataclass
@@ -148,9 +163,25 @@ class TrainingOptions:
             raise ValueError(
                 f"stage must be EncoderOptions, DecoderOptions or GraphOptions, got {type(self.stage).__name__}"
             )
-        for name in ("steps", "batch_size", "num_samples", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        for name in ("steps", "batch_size", "num_samples", "checkpoint_every", "validation_datasets"):
+            _check_int(name, getattr(self, name), minimum=1)
+        for name in ("seed", "warmup_steps", "workers"):
+            _check_int(name, getattr(self, name), minimum=0)
+        if self.stop_at is not None:
+            _check_int("stop_at", self.stop_at, minimum=1, why="the step after which this process ends")
+        if self.time_limit_s is not None and not (math.isfinite(self.time_limit_s) and self.time_limit_s > 0):
+            raise ValueError(
+                f"--time-limit must be a positive number of minutes, got {self.time_limit_s / 60:g}"
+            )
+        for name in ("lr", "min_lr", "ema_decay", "grad_clip"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value!r}")
+        if not self.lr > 0:
+            raise ValueError(f"--lr must be > 0, got {self.lr!r}")
+        if Path(self.out).exists() and not Path(self.out).is_dir():
+            raise ValueError(f"--out {str(self.out)!r} is a file; give a folder for the run")
+        resolve_device(self.device)
         if isinstance(self.stage, DecoderOptions) and self.num_samples < 4:
             raise ValueError(f"--num-samples must be >= 4 to split context and query, got {self.num_samples}")
         if self.schedule_by_time and (self.time_limit_s is None or self.time_limit_s <= 0):
