@@ -116,3 +116,43 @@ def test_bad_arguments(setup):
     for level in (0.0, 1.0, 1.5, True):
         with pytest.raises(ValueError, match="level must be a number strictly between 0 and 1"):
             result.interval(level)
+
+
+def test_interval_covers_the_effect_of_a_linear_scm():
+    """a -> b -> c, linear-Gaussian: the effect of do(a = 1) against do(a = 0) on c is the product of the two
+    coefficients. With 300 rows the adapted path is a least-squares fit of each node on its parents, and the
+    bootstrap interval of the effect (from the rows' own noise) holds the truth and is not vacuous."""
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=300)
+    b = 0.8 * a + 0.5 * rng.normal(size=300)
+    c = -1.5 * b + 0.5 * rng.normal(size=300)
+    table = pd.DataFrame({"a": a, "b": b, "c": c})
+    truth = 0.8 * -1.5
+    generator = torch.Generator().manual_seed(4)
+    with torch.random.fork_rng():
+        torch.manual_seed(4)
+        network = CondFiPModel(TINY)
+    with torch.no_grad():
+        for parameter in network.parameters():
+            parameter.add_(0.3 * torch.randn(parameter.shape, generator=generator))
+    model = CondFiP(network, device="cpu")
+
+    def effect(scm):
+        return scm.average_causal_effect("c", {"a": 1.0}, {"a": 0.0}, data=scm.data)
+
+    result = model.bootstrap(table, [("a", "b"), ("b", "c")], effect, num_bootstraps=40, seed=0)
+    lower, upper = result.interval(0.95)
+    assert lower <= truth <= upper, (lower, truth, upper)
+    assert lower <= result.estimate <= upper
+    # sampling error of a product of two least-squares slopes on 300 rows: a few hundredths
+    assert 0.01 < result.standard_error < 0.2 and upper - lower < 0.5
+
+
+def test_progress_bar_only_when_asked_or_on_a_terminal(setup, capsys):
+    model, table, adjacency, query = setup
+    model.bootstrap(table, adjacency, mean_prediction(query), num_bootstraps=3, seed=0)
+    assert capsys.readouterr().err == ""  # stderr is not a terminal here
+    model.bootstrap(table, adjacency, mean_prediction(query), num_bootstraps=3, seed=0, progress=True)
+    assert "bootstrap" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="progress must be True, False or None"):
+        model.bootstrap(table, adjacency, mean_prediction(query), num_bootstraps=3, progress="yes")
