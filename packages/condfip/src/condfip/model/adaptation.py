@@ -196,7 +196,7 @@ def fit_adaptation(
     reduce, groups = _reduction(
         moments, prior_weights.double(), prior_bias.double(), f, basis, num_directions
     )
-    scatter = torch.einsum("dqr,dqs,dst->drt", reduce, moments.scatter, reduce)  # [d, r, r]
+    scatter = reduce.transpose(1, 2) @ moments.scatter @ reduce  # [d, r, r]
     cross = torch.einsum("dqr,dq->dr", reduce, moments.cross)  # [d, r]
     squares = moments.squares  # [d]
     # the parents' values are unpenalized when there are enough rows for least squares
@@ -250,7 +250,10 @@ class _Moments:
     def add(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """x: [m, d, q], y: [m, d], float64."""
         self.count += x.shape[0]
-        parts = (torch.einsum("mdq,mds->dqs", x, x), torch.einsum("mdq,md->dq", x, y), (y * y).sum(dim=0))
+        by_node = x.transpose(0, 1)  # [d, m, q]: batched matrix products are BLAS calls, unlike the einsum
+        scatter = by_node.transpose(1, 2) @ by_node  # [d, q, q]
+        cross = (by_node.transpose(1, 2) @ y.T[:, :, None])[..., 0]  # [d, q]
+        parts = (scatter, cross, (y * y).sum(dim=0))
         if self.scatter is None:
             self.scatter, self.cross, self.squares = parts
         else:
@@ -404,7 +407,7 @@ def _held_out(
     leverage_sum = torch.zeros(weights.shape[0], dtype=torch.float64, device=weights.device)
     held_out_sum = torch.zeros_like(leverage_sum)
     for full, targets in rows():
-        x = torch.einsum("mdq,dqr->mdr", full, reduce)  # [m, d, r]
+        x = (full.transpose(0, 1) @ reduce).transpose(0, 1)  # [m, d, r]
         solved = torch.cholesky_solve(x.permute(1, 2, 0), factor)  # [d, r, m]
         leverage = torch.einsum("mdr,drm->md", x, solved)  # [m, d]
         residual = targets - torch.einsum("mdr,dr->md", x, weights)
