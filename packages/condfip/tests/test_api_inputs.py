@@ -151,7 +151,9 @@ def test_other_graph_mistakes(model, frame):
         model.infer(frame, nx.Graph([("a", "b")]))
     with pytest.raises(ValueError, match="entry 1 is 'bc'"):
         model.infer(frame, [("a", "b"), "bc"])
-    with pytest.raises(ValueError, match="NaN or infinite entries"):
+    with pytest.raises(
+        ValueError, match=r"entry \['a', 'a'\] \(row 0, column 0\) is nan; entries must be 0 or 1"
+    ):
         model.infer(frame, np.full((3, 3), np.nan))
     with pytest.raises(ValueError, match="type str is not understood"):
         model.infer(frame, "a -> b")

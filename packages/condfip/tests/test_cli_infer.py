@@ -181,7 +181,10 @@ def test_bad_files(files, tmp_path, capsys):
         ),
         (infer(files, "--num-samples", "3", graph=folder / "missing.csv"), "missing.csv': no such file"),
         (infer(files, "--num-samples", "3", graph=folder / "empty.csv"), "is not a readable CSV"),
-        (infer(files, "--num-samples", "3", graph=folder / "words.csv"), "adjacency entries must be numbers"),
+        (
+            infer(files, "--num-samples", "3", graph=folder / "words.csv"),
+            "adjacency entry ['age', 'age'] is 'no', not a number",
+        ),
         (
             [
                 "infer",

@@ -104,7 +104,7 @@ def test_bad_options_are_refused(table, graph_model) -> None:
         ValueError, match=r"forbidden edge list entry 0 is 'age'; every entry must be a \(source, target\)"
     ):
         infer_graph(table, model=graph_model, forbidden=["age"])
-    with pytest.raises(ValueError, match="edge 0 -> 1 is both required and forbidden"):
+    with pytest.raises(ValueError, match="edge 'age' -> 'dose' is both required and forbidden"):
         infer_graph(table, model=graph_model, required=[("age", "dose")], forbidden=[("age", "dose")])
     with pytest.raises(ValueError, match="model must be a GraphModel, a shipped name"):
         infer_graph(table, model=42)

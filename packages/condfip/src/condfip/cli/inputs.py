@@ -117,7 +117,8 @@ def read_graph_csv(path: Path, option: str = "--graph") -> object:
     header = [str(name).strip() for name in raw.columns]
     if [name.lower() for name in header] == ["source", "target"]:
         return _pairs(raw)
-    if _has_row_names(raw):
+    named_rows = _has_row_names(raw)
+    if named_rows:
         raw = raw.set_index(raw.columns[0])
         raw.index = [str(name).strip() for name in raw.index]
         header = header[1:]
@@ -128,6 +129,8 @@ def read_graph_csv(path: Path, option: str = "--graph") -> object:
             f"{raw.shape[1]} nodes; for an edge list use the header 'source,target'"
         )
     raw.columns = header
+    if not named_rows:
+        raw.index = header  # rows follow the header's order
     numbers = raw.apply(lambda column: pd.to_numeric(column.str.strip(), errors="coerce"))
     blank = raw.apply(lambda column: column.str.strip() == "")
     bad = numbers.isna() & ~blank  # text that is not a number (an empty cell stays NaN: the API names it)

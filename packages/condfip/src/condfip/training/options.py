@@ -118,7 +118,7 @@ def _check_weight(flag: str, value: object) -> None:
         or not isinstance(value, int | float)
         or not (math.isfinite(value) and value >= 0)
     ):
-        raise ValueError(f"{flag} must be a finite number >= 0, got {value!r}")
+        raise ValueError(f"{flag} must be >= 0, got {value!r}; give a finite number >= 0")
 
 
 @dataclass
@@ -177,8 +177,6 @@ class TrainingOptions:
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value!r}")
-        if not self.lr > 0:
-            raise ValueError(f"--lr must be > 0, got {self.lr!r}")
         if Path(self.out).exists() and not Path(self.out).is_dir():
             raise ValueError(f"--out {str(self.out)!r} is a file; give a folder for the run")
         resolve_device(self.device)
