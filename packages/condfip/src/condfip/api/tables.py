@@ -43,6 +43,12 @@ def _check_numeric_frame(frame: pd.DataFrame, parameter: str) -> np.ndarray:
                 f"{parameter} column {name!r} is boolean; a causal model needs real-valued columns "
                 f"(convert it with data[{name!r}].astype(float) if 0/1 is meant, or drop it)"
             )
+        if not pd.api.types.is_numeric_dtype(dtype) and frame.shape[0] == 0:
+            # what a CSV with a header only reads as: say that, not "dtype object"
+            raise ValueError(
+                f"{parameter} has columns {list(frame.columns)[:5]!r}{'...' if frame.shape[1] > 5 else ''} but no "
+                "rows; pass a table with data rows"
+            )
         if not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_complex_dtype(dtype):
             raise ValueError(
                 f"{parameter} column {name!r} has dtype {dtype}, not a real number; "
