@@ -16,6 +16,7 @@ import numpy as np
 
 # the graph scores have one implementation, in condfip; re-exported here with the other scores
 from condfip.core.graph_scores import auprc, auroc, edge_f1, structural_hamming_distance
+from condfip.core.standardization import Standardization
 
 __all__ = [
     "Standardizer",
@@ -39,27 +40,22 @@ def _as_matrix(name: str, value: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class Standardizer:
-    """Per-column location and scale of a dataset's observational rows.
+class Standardizer(Standardization):
+    """Per-column location and scale of a dataset's observational rows (``condfip.core.standardization``).
 
     Data are mapped to ``(x - mean) / std``; noise only to ``noise / std`` (noise is scaled, not centred).
     A column with zero spread keeps scale 1.
     """
 
-    mean: np.ndarray  # [d]
-    std: np.ndarray  # [d]
-
     @classmethod
     def fit(cls, observational: np.ndarray) -> Standardizer:
-        data = _as_matrix("observational", observational)
-        std = data.std(axis=0)
-        return cls(mean=data.mean(axis=0), std=np.where(std > 0, std, 1.0))
+        return super().fit(_as_matrix("observational", observational))
 
     def data(self, x: np.ndarray) -> np.ndarray:
-        return (np.asarray(x, dtype=np.float64) - self.mean) / self.std
+        return self.data_to_standard(np.asarray(x, dtype=np.float64))
 
     def noise(self, noise: np.ndarray) -> np.ndarray:
-        return np.asarray(noise, dtype=np.float64) / self.std
+        return self.noise_to_standard(np.asarray(noise, dtype=np.float64))
 
 
 def rmse(prediction: np.ndarray, target: np.ndarray) -> float:

@@ -19,7 +19,10 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 
+import networkx as nx
 import numpy as np
+
+from condfip.core.dags import as_digraph
 
 Interventions = Mapping[int, "float | np.ndarray"]
 
@@ -37,22 +40,12 @@ def topological_order(adjacency: np.ndarray) -> np.ndarray:
 
     Raises ``ValueError`` naming a node on a cycle when the graph is not acyclic.
     """
-    graph = np.asarray(adjacency) != 0
-    num_nodes = graph.shape[0]
-    in_degree = graph.sum(axis=0).astype(int)
-    ready = sorted(np.flatnonzero(in_degree == 0).tolist())
     order: list[int] = []
-    while ready:
-        node = ready.pop(0)
-        order.append(node)
-        for child in np.flatnonzero(graph[node]).tolist():
-            in_degree[child] -= 1
-            if in_degree[child] == 0:
-                ready.append(child)
-        ready.sort()
-    if len(order) != num_nodes:
-        stuck = sorted(set(range(num_nodes)) - set(order))
-        raise ValueError(f"adjacency must be acyclic; nodes {stuck[:5]} lie on or after a cycle")
+    try:
+        order.extend(nx.lexicographical_topological_sort(as_digraph(adjacency)))
+    except nx.NetworkXUnfeasible:
+        stuck = sorted(set(range(np.shape(adjacency)[0])) - set(order))
+        raise ValueError(f"adjacency must be acyclic; nodes {stuck[:5]} lie on or after a cycle") from None
     return np.asarray(order, dtype=np.int64)
 
 

@@ -22,19 +22,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from condfip_eval.methods.base import FittedSCM, Method, topological_order
+from condfip.core.dags import longest_path_length
+from condfip.core.standardization import Standardization
+from condfip.model.fixed_point import fixed_point_generate
+from condfip_eval.methods.base import FittedSCM, Method
 from dag_attention import DAGAttention, parents_from_adjacency
 
-__all__ = ["FiPNetwork", "PerDatasetFiP"]
-
-
-def longest_path_length(adjacency: np.ndarray) -> int:
-    """Number of edges on the longest directed path of a DAG."""
-    depth = np.zeros(adjacency.shape[0], dtype=np.int64)
-    for node in topological_order(adjacency).tolist():
-        children = np.flatnonzero(adjacency[node])
-        depth[children] = np.maximum(depth[children], depth[node] + 1)
-    return int(depth.max(initial=0))
+__all__ = ["FiPNetwork", "PerDatasetFiP", "longest_path_length"]
 
 
 class FiPNetwork(nn.Module):
@@ -65,36 +59,46 @@ class FiPNetwork(nn.Module):
 
 class _FittedFiP(FittedSCM):
     def __init__(
-        self, adjacency: np.ndarray, network: FiPNetwork, mean: np.ndarray, std: np.ndarray, device
+        self, adjacency: np.ndarray, network: FiPNetwork, standardization: Standardization, device
     ) -> None:
         super().__init__(adjacency)
         self.network = network.eval()
-        self.mean, self.std = mean, std
+        self.standardization = standardization
+        self.mean, self.std = standardization.mean, standardization.std
         self.device = device
         self.parents = parents_from_adjacency(torch.as_tensor(adjacency)[None]).to(device)  # [1, d, d]
         self.num_iterations = longest_path_length(adjacency) + 1
 
     @torch.no_grad()
+    def _predict_tensor(self, z: torch.Tensor) -> torch.Tensor:
+        """F_hat of standardized rows [1, n, d] float64 on the CPU, in standardized units (same shape)."""
+        rows = z.to(device=self.device, dtype=torch.float32)  # [1, n, d]
+        return self.network(rows, self.parents).double().cpu()
+
     def _predict(self, z: np.ndarray) -> np.ndarray:
         """F_hat of standardized rows [n, d], in standardized units."""
-        rows = torch.as_tensor(z, dtype=torch.float32, device=self.device)[None]  # [1, n, d]
-        return self.network(rows, self.parents)[0].double().cpu().numpy()
+        return self._predict_tensor(torch.as_tensor(z, dtype=torch.float64)[None])[0].numpy()
 
     def _noise(self, x: np.ndarray) -> np.ndarray:
-        z = (x - self.mean) / self.std
+        z = self.standardization.data_to_standard(x)
         return (z - self._predict(z)) * self.std  # noise is scaled, not centred
 
     def _generate(self, noise: np.ndarray, interventions: dict[int, np.ndarray]) -> np.ndarray:
-        n = noise / self.std
-        clamp = {node: (values - self.mean[node]) / self.std[node] for node, values in interventions.items()}
-        z = n.copy()
-        for node, values in clamp.items():
-            z[:, node] = values
-        for _ in range(self.num_iterations):
-            z = self._predict(z) + n
-            for node, values in clamp.items():
-                z[:, node] = values
-        return z * self.std + self.mean
+        n = torch.as_tensor(self.standardization.noise_to_standard(noise))[None]  # [1, n, d] float64
+        intervened = torch.zeros(n.shape, dtype=torch.bool)  # [1, n, d]
+        values = torch.zeros(n.shape, dtype=torch.float64)  # [1, n, d], standardized
+        for node, given in interventions.items():
+            intervened[0, :, node] = True
+            values[0, :, node] = torch.as_tensor((given - self.mean[node]) / self.std[node])
+        z = fixed_point_generate(
+            self._predict_tensor,
+            n,
+            self.parents.cpu(),
+            intervened=intervened if interventions else None,
+            values=values,
+            num_iterations=self.num_iterations,
+        )
+        return self.standardization.data_from_standard(z[0].numpy())
 
 
 class PerDatasetFiP(Method):
@@ -133,12 +137,10 @@ class PerDatasetFiP(Method):
         self.last_losses: list[float] = []
 
     def _fit(self, context: np.ndarray, adjacency: np.ndarray) -> FittedSCM:
-        mean = context.mean(axis=0)
-        std = context.std(axis=0)
-        std = np.where(std > 0, std, 1.0)
-        rows = torch.as_tensor((context - mean) / std, dtype=torch.float32, device=self.device)[
-            None
-        ]  # [1, n, d]
+        standardization = Standardization.fit(context)
+        rows = torch.as_tensor(
+            standardization.data_to_standard(context), dtype=torch.float32, device=self.device
+        )[None]  # [1, n, d]
         parents = parents_from_adjacency(torch.as_tensor(adjacency)[None]).to(self.device)  # [1, d, d]
 
         generator = torch.Generator().manual_seed(self.seed)
@@ -157,4 +159,4 @@ class PerDatasetFiP(Method):
             optimizer.step()
             losses.append(float(loss.detach()))
         self.last_losses = losses
-        return _FittedFiP(adjacency, network, mean, std, self.device)
+        return _FittedFiP(adjacency, network, standardization, self.device)
