@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import secrets
 from pathlib import Path
 from typing import Any
 
+from condfip.io.atomic import atomic_file
 from condfip_eval import __version__
 
 __all__ = [
@@ -46,24 +45,18 @@ def _finite(value: Any) -> Any:
 
 
 def write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically, with the permissions the umask gives a new file."""
+    """Write ``data`` to ``path`` atomically (``condfip.io.atomic``), with the permissions the umask gives a
+    new file; an OS error names ``path`` (or its folder when that cannot be created), never the temporary."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise OSError(error.errno, error.strerror, str(path.parent)) from error
-    temporary = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     try:
-        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-        os.replace(temporary, path)
+        with atomic_file(path) as temporary:
+            temporary.write_bytes(data)
     except OSError as error:
-        temporary.unlink(missing_ok=True)
         raise OSError(error.errno, error.strerror, str(path)) from error
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 def write_text(path: Path, text: str) -> None:
