@@ -28,6 +28,7 @@ __all__ = [
     "median_heuristic_bandwidth",
     "mmd_squared",
     "rmse",
+    "squared_distances",
     "structural_hamming_distance",
 ]
 
@@ -86,7 +87,7 @@ def mean_and_standard_error(values: Sequence[float]) -> tuple[float, float]:
 # Distribution distances
 
 
-def _squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pairwise squared Euclidean distances [n, m], clipped at 0 against rounding."""
     squared = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
     return np.maximum(squared, 0.0)
@@ -95,7 +96,7 @@ def _squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def median_heuristic_bandwidth(x: np.ndarray, y: np.ndarray) -> float:
     """Median of the pairwise Euclidean distances between distinct rows of the pooled sample."""
     pooled = np.concatenate([_as_matrix("x", x), _as_matrix("y", y)])
-    distances = np.sqrt(_squared_distances(pooled, pooled))
+    distances = np.sqrt(squared_distances(pooled, pooled))
     upper = distances[np.triu_indices(pooled.shape[0], k=1)]
     median = float(np.median(upper))
     return median if median > 0 else 1.0
@@ -117,9 +118,9 @@ def mmd_squared(x: np.ndarray, y: np.ndarray, *, bandwidth: float | None = None)
     if not bandwidth > 0:
         raise ValueError(f"bandwidth must be positive; got {bandwidth}")
     gamma = 1.0 / (2.0 * bandwidth**2)
-    k_xx = np.exp(-gamma * _squared_distances(x, x))
-    k_yy = np.exp(-gamma * _squared_distances(y, y))
-    k_xy = np.exp(-gamma * _squared_distances(x, y))
+    k_xx = np.exp(-gamma * squared_distances(x, x))
+    k_yy = np.exp(-gamma * squared_distances(y, y))
+    k_xy = np.exp(-gamma * squared_distances(x, y))
     n, m = x.shape[0], y.shape[0]
     within_x = (k_xx.sum() - np.trace(k_xx)) / (n * (n - 1))
     within_y = (k_yy.sum() - np.trace(k_yy)) / (m * (m - 1))
@@ -137,7 +138,7 @@ def energy_distance(x: np.ndarray, y: np.ndarray) -> float:
         raise ValueError(f"x and y must have the same number of columns; got {x.shape[1]} and {y.shape[1]}")
     if x.shape[0] == 0 or y.shape[0] == 0:
         raise ValueError(f"x and y need at least 1 row each; got {x.shape[0]} and {y.shape[0]}")
-    between = np.sqrt(_squared_distances(x, y)).mean()
-    within_x = np.sqrt(_squared_distances(x, x)).mean()
-    within_y = np.sqrt(_squared_distances(y, y)).mean()
+    between = np.sqrt(squared_distances(x, y)).mean()
+    within_x = np.sqrt(squared_distances(x, x)).mean()
+    within_y = np.sqrt(squared_distances(y, y)).mean()
     return float(max(2.0 * between - within_x - within_y, 0.0))
