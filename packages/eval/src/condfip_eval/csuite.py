@@ -10,15 +10,13 @@ per task with rows CSuite dataset and columns method.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from condfip_eval.methods import Method
 from condfip_eval.results import ResultsDirectory, finished_records, read_json, write_text
+from condfip_eval.runs import progress_bar, record_failure
 from condfip_eval.scoring import TASK_TITLES, TASKS, score_dataset
 from condfip_eval.settings import MethodSettings
 from condfip_eval.tables import (
@@ -94,14 +92,7 @@ def run_csuite(
     }
     remaining = sum(settings.replicates - len(found) for found in records.values())
     built = settings.start_run(directory, "csuite", settings.protocol(), methods, needed=remaining > 0)
-    bar = tqdm(
-        total=max(remaining, 0),
-        desc="csuite",
-        unit="fit",
-        disable=not progress,
-        file=sys.stderr,
-        dynamic_ncols=True,
-    )
+    bar = progress_bar("csuite", remaining, progress=progress)
     for name in settings.names:
         for replicate in range(settings.replicates):
             waiting = [
@@ -123,8 +114,7 @@ def run_csuite(
                 try:
                     record.update(score_dataset(built[method], dataset))
                 except Exception as error:  # recorded, the run goes on
-                    record["error"] = f"{type(error).__name__}: {error}"
-                    tqdm.write(f"{method} failed on {name} #{replicate}: {record['error']}", file=sys.stderr)
+                    record_failure(record, error, f"{method} failed on {name} #{replicate}")
                 records[(method, name)].append(record)
                 document = {"method": method, "dataset": name, "datasets": records[(method, name)]}
                 directory.write_result(path_of(method, name), document)

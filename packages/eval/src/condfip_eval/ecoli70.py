@@ -16,21 +16,20 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from condfip_eval.distribution import distribution_scores, sample_from_abducted_noise
 from condfip_eval.methods import Method
 from condfip_eval.methods.base import generate_in_order
 from condfip_eval.metrics import Standardizer, mean_and_standard_error
-from condfip_eval.paper import graph_scores, inferred_graph_sentence, load_graph_inferrer
+from condfip_eval.paper import inferred_graph_sentence
 from condfip_eval.results import ResultsDirectory, finished_records, read_json, write_text
+from condfip_eval.runs import graph_for, progress_bar, record_failure, resolve_graph_inferrer
 from condfip_eval.scoring import TASKS, score_fitted
 from condfip_eval.settings import MethodSettings
 from condfip_eval.tables import display_name, format_mean_error, markdown_table, ordered_methods
@@ -214,9 +213,7 @@ def run_ecoli70(
     directory.check_run("ecoli70", settings.protocol())  # nothing is written before every check passed
     suffix = "" if settings.graph_source == "true" else "-inferred-graph"
     folder = out / "ecoli70" / f"context-{settings.num_context}{suffix}"
-    default_graph_model = settings.graph_source == "inferred" and graph_inferrer is None
-    if default_graph_model:
-        graph_inferrer = load_graph_inferrer()
+    graph_inferrer, default_graph_model = resolve_graph_inferrer(settings.graph_source, graph_inferrer)
     records = {name: finished_records(folder / f"{name}.json", "replicates") for name in settings.methods}
     remaining = sum(settings.replicates - len(found) for found in records.values())
     built = settings.start_run(
@@ -227,14 +224,7 @@ def run_ecoli70(
         needed=remaining > 0,
         graph_model=default_graph_model,
     )
-    bar = tqdm(
-        total=max(remaining, 0),
-        desc="ecoli70",
-        unit="fit",
-        disable=not progress,
-        file=sys.stderr,
-        dynamic_ncols=True,
-    )
+    bar = progress_bar("ecoli70", remaining, progress=progress)
     for replicate in range(settings.replicates):
         waiting = [n for n in settings.methods if not any(r["replicate"] == replicate for r in records[n])]
         if not waiting:
@@ -243,11 +233,7 @@ def run_ecoli70(
             network, num_context=settings.num_context, seed=settings.seed, replicate=replicate
         )
         standardizer = Standardizer.fit(dataset.context_data)
-        adjacency, inferred = dataset.adjacency, None
-        if graph_inferrer is not None:
-            probabilities, dag = graph_inferrer(dataset.context_data)
-            adjacency = np.asarray(dag)
-            inferred = graph_scores(dataset.adjacency, np.asarray(probabilities), adjacency)
+        adjacency, inferred = graph_for(dataset.adjacency, dataset.context_data, graph_inferrer)
         for name in waiting:
             bar.set_postfix_str(f"{name} replicate {replicate}")
             record: dict[str, Any] = {"replicate": replicate}
@@ -258,10 +244,7 @@ def run_ecoli70(
                 generated = sample_from_abducted_noise(fitted, dataset.context_data, dataset.num_query, rng)
                 record.update(distribution_scores(generated, dataset.query_data, standardizer))
             except Exception as error:  # recorded, the run goes on
-                record["error"] = f"{type(error).__name__}: {error}"
-                tqdm.write(
-                    f"{name} failed on ecoli70 replicate {replicate}: {record['error']}", file=sys.stderr
-                )
+                record_failure(record, error, f"{name} failed on ecoli70 replicate {replicate}")
             if inferred is not None:
                 record["graph_scores"] = inferred
             records[name].append(record)

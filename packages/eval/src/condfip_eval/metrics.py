@@ -15,7 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 
 # the graph scores have one implementation, in condfip; re-exported here with the other scores
-from condfip.core.graph_scores import auprc, auroc, edge_f1, structural_hamming_distance
+from condfip.core.graph_scores import (
+    auprc,
+    auroc,
+    edge_f1,
+    has_edges_and_non_edges,
+    structural_hamming_distance,
+)
 from condfip.core.standardization import Standardization
 
 __all__ = [
@@ -24,6 +30,7 @@ __all__ = [
     "auroc",
     "edge_f1",
     "energy_distance",
+    "has_edges_and_non_edges",
     "mean_and_standard_error",
     "median_heuristic_bandwidth",
     "mmd_squared",

@@ -13,14 +13,12 @@ tables after the paper's.
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from condfip_eval.grid import (
     CANONICAL_NODE_COUNTS,
@@ -35,8 +33,16 @@ from condfip_eval.grid import (
     paper_cells,
 )
 from condfip_eval.methods import Method
-from condfip_eval.metrics import auprc, auroc, edge_f1, structural_hamming_distance
 from condfip_eval.results import ResultsDirectory, finished_records, read_json, write_text
+from condfip_eval.runs import (
+    GraphInferrer,
+    graph_for,
+    progress_bar,
+    record_failure,
+    resolve_graph_inferrer,
+)
+from condfip_eval.runs import graph_scores as graph_scores  # importable from here too
+from condfip_eval.runs import load_graph_inferrer as load_graph_inferrer
 from condfip_eval.scoring import TASK_TITLES, TASKS, score_dataset
 from condfip_eval.settings import MethodSettings
 from condfip_eval.tables import (
@@ -51,7 +57,6 @@ __all__ = ["GRAPH_SOURCES", "PaperSettings", "run_paper", "write_paper_tables"]
 
 GRAPH_SOURCES = ("true", "inferred")
 SAMPLES_KEPT = 200  # interventional rows kept (first dataset of each cell) for the report's marginal plots
-GraphInferrer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # data [n, d] -> (probabilities, dag)
 
 
 @dataclass
@@ -91,37 +96,6 @@ class PaperSettings(MethodSettings):
             "num_interventional": self.num_interventional,
             "scms_per_graph": self.scms_per_graph,
         }
-
-
-def load_graph_inferrer() -> GraphInferrer:
-    """The amortized graph model of the condfip package: ``infer_graph(data) -> (probabilities, dag)``."""
-    import importlib
-
-    import condfip
-
-    for module_name in ("condfip.graph", "condfip"):
-        try:
-            inferrer = getattr(importlib.import_module(module_name), "infer_graph", None)
-        except ImportError:
-            inferrer = None
-        if inferrer is not None:
-            return inferrer
-    raise ValueError(
-        "--graph inferred needs the amortized graph model (condfip.graph.infer_graph), which this condfip "
-        f"version ({condfip.__version__}) does not provide; use --graph true"
-    )
-
-
-def graph_scores(true_adjacency: np.ndarray, probabilities: np.ndarray, dag: np.ndarray) -> dict[str, float]:
-    scores: dict[str, float] = {
-        "shd": float(structural_hamming_distance(true_adjacency, dag)),
-        "f1": edge_f1(true_adjacency, dag),
-    }
-    off_diagonal = ~np.eye(true_adjacency.shape[0], dtype=bool)
-    if 0 < true_adjacency[off_diagonal].sum() < off_diagonal.sum():
-        scores["auroc"] = auroc(true_adjacency, probabilities)
-        scores["auprc"] = auprc(true_adjacency, probabilities)
-    return scores
 
 
 def mean_graph_scores(documents: list[dict[str, Any]]) -> tuple[int, dict[str, float]]:
@@ -196,9 +170,7 @@ def run_paper(
     directory = ResultsDirectory(out)
     directory.check_run("paper", settings.protocol())  # nothing is written before every check passed
     folder = _run_folder(out, settings.graph_source, settings.num_context)
-    default_graph_model = settings.graph_source == "inferred" and graph_inferrer is None
-    if default_graph_model:
-        graph_inferrer = load_graph_inferrer()
+    graph_inferrer, default_graph_model = resolve_graph_inferrer(settings.graph_source, graph_inferrer)
 
     cells = paper_cells(tuple(settings.node_counts), settings.mechanisms, settings.presets)
     plan = []  # (cell, specs, {method: records})
@@ -224,9 +196,7 @@ def run_paper(
         needed=remaining > 0,
         graph_model=default_graph_model,
     )
-    bar = tqdm(
-        total=remaining, desc="paper", unit="fit", disable=not progress, file=sys.stderr, dynamic_ncols=True
-    )
+    bar = progress_bar("paper", remaining, progress=progress)
     for cell, specs, records in plan:
         for spec in specs:
             waiting = [
@@ -235,11 +205,7 @@ def run_paper(
             if not waiting:
                 continue
             dataset = spec.build()
-            adjacency, inferred = dataset.adjacency, None
-            if graph_inferrer is not None:
-                probabilities, adjacency = graph_inferrer(dataset.context_data)
-                adjacency = np.asarray(adjacency)
-                inferred = graph_scores(dataset.adjacency, np.asarray(probabilities), adjacency)
+            adjacency, inferred = graph_for(dataset.adjacency, dataset.context_data, graph_inferrer)
             for name in waiting:
                 bar.set_postfix_str(f"{name} {cell.key} {spec.graph}#{spec.replicate}")
                 record: dict[str, Any] = {
@@ -251,11 +217,7 @@ def run_paper(
                     keep = SAMPLES_KEPT if spec.replicate == 0 and spec.graph == specs[0].graph else 0
                     record.update(score_dataset(built[name], dataset, adjacency, keep_samples=keep))
                 except Exception as error:  # recorded, shown as '*' in the tables; the run goes on
-                    record["error"] = f"{type(error).__name__}: {error}"
-                    tqdm.write(
-                        f"{name} failed on {cell.key} dataset {spec.index}: {record['error']}",
-                        file=sys.stderr,
-                    )
+                    record_failure(record, error, f"{name} failed on {cell.key} dataset {spec.index}")
                 if inferred is not None:
                     record["graph_scores"] = inferred
                 records[name].append(record)

@@ -26,7 +26,6 @@ DAG's SHD, F1, AUROC and AUPRC against the consensus graph, and the run has its 
 from __future__ import annotations
 
 import codecs
-import sys
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -35,14 +34,14 @@ from typing import Any
 import networkx as nx
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from condfip_eval.distribution import distribution_scores, sample_from_abducted_noise
 from condfip_eval.methods import Method
 from condfip_eval.metrics import Standardizer, mean_and_standard_error
-from condfip_eval.paper import graph_scores, inferred_graph_sentence, load_graph_inferrer
+from condfip_eval.paper import inferred_graph_sentence
 from condfip_eval.reference import PAPER_SACHS_MMD
 from condfip_eval.results import ResultsDirectory, finished_records, read_json, write_text
+from condfip_eval.runs import graph_for, progress_bar, record_failure, resolve_graph_inferrer
 from condfip_eval.settings import MethodSettings
 from condfip_eval.tables import display_name, format_mean_error, markdown_table, ordered_methods
 
@@ -217,9 +216,7 @@ def run_sachs(
     directory.check_run("sachs", settings.protocol())  # nothing is written before every check passed
     folder = _folder(out, settings)
     consensus = sachs_adjacency()
-    default_graph_model = settings.graph_source == "inferred" and graph_inferrer is None
-    if default_graph_model:
-        graph_inferrer = load_graph_inferrer()
+    graph_inferrer, default_graph_model = resolve_graph_inferrer(settings.graph_source, graph_inferrer)
 
     names = ["floor", *settings.methods]
     records = {name: finished_records(folder / f"{name}.json", "replicates") for name in names}
@@ -232,27 +229,16 @@ def run_sachs(
         needed=remaining > 0,
         graph_model=default_graph_model,
     )
-    bar = tqdm(
-        total=max(remaining, 0),
-        desc="sachs",
-        unit="fit",
-        disable=not progress,
-        file=sys.stderr,
-        dynamic_ncols=True,
-    )
+    bar = progress_bar("sachs", remaining, progress=progress)
     for replicate in range(settings.replicates):
         context_rows, held_out_rows = _split(values.shape[0], settings.num_context, settings.seed, replicate)
         context, held_out = values[context_rows], values[held_out_rows]
         standardizer = Standardizer.fit(context)
-        adjacency, inferred = consensus, None
         waiting = [n for n in names if not any(r["replicate"] == replicate for r in records[n])]
-        if graph_inferrer is not None and waiting:
-            probabilities, dag = graph_inferrer(context)
-            adjacency = np.asarray(dag)
-            inferred = graph_scores(consensus, np.asarray(probabilities), adjacency)
-        for name in names:
-            if name not in waiting:
-                continue
+        if not waiting:
+            continue
+        adjacency, inferred = graph_for(consensus, context, graph_inferrer)
+        for name in waiting:
             bar.set_postfix_str(f"{name} split {replicate}")
             record: dict[str, Any] = {"replicate": replicate}
             if name == "floor":
@@ -269,10 +255,7 @@ def run_sachs(
                     if inferred is not None:
                         record["graph_scores"] = inferred
                 except Exception as error:  # recorded, the run goes on
-                    record["error"] = f"{type(error).__name__}: {error}"
-                    tqdm.write(
-                        f"{name} failed on Sachs split {replicate}: {record['error']}", file=sys.stderr
-                    )
+                    record_failure(record, error, f"{name} failed on Sachs split {replicate}")
             records[name].append(record)
             document = {
                 "method": name,
