@@ -171,8 +171,15 @@ def run(args: argparse.Namespace) -> int:
     requires_training_extra("train")
     from condfip.training.loop import train  # needs scm-gen, checked just above
 
-    with os_errors(f"cannot write the training run in {str(options.out)!r}"):
-        train(options)
+    out = Path(options.out)
+    created = not out.exists()
+    try:
+        with os_errors(f"cannot write the training run in {str(out)!r}"):
+            train(options)
+    except BaseException:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # a run that failed before its first checkpoint leaves no empty folder behind
+        raise
     return 0
 
 

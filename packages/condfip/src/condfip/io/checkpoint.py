@@ -12,11 +12,13 @@ place of ``model.safetensors`` (``save_model(max_shard_bytes=)``). A folder hold
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from condfip._version import __version__
@@ -113,13 +115,19 @@ def write_weights(
         path.unlink(missing_ok=True)
 
 
-def save_safetensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
-    """``safetensors.torch.save_file`` with the bytes a function of the tensors and metadata alone.
+def save_safetensors(
+    tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None
+) -> None:
+    """``safetensors.torch.save_file`` with the bytes a function of the tensors and metadata alone, and its I/O
+    failures (a full disk) raised as ``OSError``.
 
     safetensors writes the metadata from a hash map, whose key order changes from process to process; the
     header is rewritten in place with sorted metadata keys (the same bytes in another order, so its length and
     the tensor offsets do not change)."""
-    save_file(tensors, str(path), metadata=metadata)
+    try:
+        save_file(tensors, str(path), metadata=metadata)
+    except SafetensorError as error:
+        raise _as_os_error(error, path) from None
     with open(path, "r+b") as handle:
         size = int.from_bytes(handle.read(8), "little")
         header = handle.read(size)
@@ -132,6 +140,16 @@ def save_safetensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dic
             raise AssertionError(f"the rewritten safetensors header of {path} changed its length")
         handle.seek(8)
         handle.write(canonical)
+
+
+def _as_os_error(error: Exception, path: Path) -> Exception:
+    """safetensors reports a failed write as ``SafetensorError("... I/O error: <reason> (os error N)")``: the
+    OSError it stands for, or the error itself when it is not an I/O failure."""
+    found = re.search(r"I/O error: .*\(os error (\d+)\)", str(error))
+    if found is None:
+        return error
+    number = int(found.group(1))
+    return OSError(number, os.strerror(number), str(path))
 
 
 def read_config(directory: str | Path, *, model_type: str) -> dict[str, Any]:

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from condfip.io.atomic import atomic_directory, existing_directory
+from condfip.io.checkpoint import save_safetensors
 
 STATE_TENSORS = "training_state.safetensors"
 STATE_JSON = "training_state.json"
@@ -38,7 +39,7 @@ def save_training_state(
     tensors["rng.torch"] = torch.get_rng_state()
     meta = {**info, "format_version": STATE_FORMAT_VERSION, "optimizer_groups": optimizer_groups}
     with atomic_directory(directory) as temporary:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(temporary / STATE_TENSORS))
+        save_safetensors({k: v.contiguous() for k, v in tensors.items()}, temporary / STATE_TENSORS)
         (temporary / STATE_JSON).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
 

@@ -1,0 +1,304 @@
+"""Every ``condfip`` command fails cleanly: bad input, absurd sizes, missing devices and file-system faults give
+exit code 2 and exactly one line on stderr, never a traceback, and leave no file behind; SIGTERM while writing
+leaves nothing either, and what SIGKILL leaves is removed by the next run.
+
+Process-level behaviour (exit codes, signals, resource limits) runs through the real entry point,
+``python -m condfip.cli``, in subprocesses; the other messages call ``condfip.cli.main`` in this process."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from condfip.cli import main
+from condfip.model import CondFiPConfig, CondFiPModel
+
+TINY = CondFiPConfig(
+    dim=8, num_heads=2, mlp_dim=16, encoder_pairs=1, embedding_pairs=1, decoder_blocks=1, num_anchor_rows=16
+)
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+TRAIN_SMALL = ["--steps", "1", "--batch-size", "2", "--num-samples", "24", "--nodes", "4", "--workers", "0"]
+TRAIN_SMALL += ["--validation-datasets", "1", "--warmup-steps", "1", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("reliability-cli")
+    generator = torch.Generator().manual_seed(1)
+    with torch.random.fork_rng():
+        torch.manual_seed(1)
+        model = CondFiPModel(TINY)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.3 * torch.randn(parameter.shape, generator=generator))
+    model.save_pretrained(folder / "model")
+    (folder / "tiny.json").write_text(json.dumps(TINY.to_dict()))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 4))
+    x[:, 1] += x[:, 0]
+    x[:, 3] += x[:, 1] - x[:, 2]
+    pd.DataFrame(x, columns=list("abcd")).to_csv(folder / "data.csv", index=False)
+    (folder / "edges.csv").write_text("source,target\na,b\nb,d\nc,d\n")
+    (folder / "duplicate.csv").write_text("a,b,a\n1,2,3\n4,5,7\n")
+    (folder / "header.csv").write_text("a,b,c,d\n")
+    (folder / "non_square.csv").write_text("a,b,c,d\n0,1,0,0\n0,0,0,1\n")
+    (folder / "nan.csv").write_text(",a,b,c,d\na,0,1,,0\nb,0,0,0,1\nc,0,0,0,1\nd,0,0,0,0\n")
+    (folder / "half.csv").write_text(",a,b,c,d\na,0,0.5,0,0\nb,0,0,0,1\nc,0,0,0,1\nd,0,0,0,0\n")
+    (folder / "required.csv").write_text("source,target\nd,a\n")
+    (folder / "a_file").write_text("not a folder")
+    return {name: folder / name for name in ("model", "tiny.json", "data.csv", "edges.csv")} | {
+        "folder": folder
+    }
+
+
+def _infer(files, out: Path, *extra: str, data: str = "data.csv", graph: str = "edges.csv") -> list[str]:
+    folder = files["folder"]
+    return ["infer", "--data", str(folder / data), "--graph", str(folder / graph), "--model", str(files["model"]),
+            "--device", "cpu", "--out", str(out), *extra]  # fmt: skip
+
+
+def _run(argv: list[str], limit_bytes: int | None = None) -> subprocess.CompletedProcess:
+    """``python -m condfip.cli ARGV``; ``limit_bytes`` caps the size of any file it writes (RLIMIT_FSIZE, with
+    SIGXFSZ ignored: a write beyond it fails with EFBIG, as on a full disk)."""
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+
+    return subprocess.run(
+        [sys.executable, "-m", "condfip.cli", *argv],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=300,
+        preexec_fn=limit if limit_bytes is not None else None,
+    )
+
+
+def _assert_clean_failure(
+    result: subprocess.CompletedProcess, expected: str, folder: Path, before: set
+) -> None:
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+    assert expected in result.stderr, result.stderr
+    assert set(folder.iterdir()) == before, sorted(set(folder.iterdir()) ^ before)  # nothing written or left
+
+
+def test_through_the_entry_point_failures_are_one_line_exit_2_and_leave_nothing(files, tmp_path) -> None:
+    folder = files["folder"]
+    out = tmp_path / "out"
+    out.mkdir()
+    cases = [
+        (_infer(files, out / "s.csv", "--num-samples", "100000000000"), "needs about", None),
+        # a full disk: the samples, or the first checkpoint of a run, cannot be written
+        (_infer(files, out / "s.csv", "--num-samples", "20000"), "cannot write", 65536),
+        (
+            [
+                "train",
+                "encoder",
+                "--out",
+                str(out / "run"),
+                "--config",
+                str(files["tiny.json"]),
+                *TRAIN_SMALL,
+            ],
+            "cannot write the training run",
+            4096,
+        ),  # fmt: skip
+    ]
+    before = set(folder.iterdir())
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda case: _run(case[0], case[2]), cases))
+    for (argv, expected, _), result in zip(cases, results, strict=True):
+        _assert_clean_failure(result, expected, folder, before)
+        assert list(out.iterdir()) == [], (argv, sorted(out.iterdir()))
+
+
+def _temporaries(folder: Path) -> list[Path]:
+    return sorted(folder.glob(".*.tmp"))
+
+
+def _start_writing(files, out: Path) -> subprocess.Popen:
+    """``condfip infer`` writing a CSV of about 25 MB; returns once its temporary file is being written."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "condfip.cli", *_infer(files, out, "--num-samples", "300000")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    deadline = time.monotonic() + 240
+    while not any(path.stat().st_size > 0 for path in _temporaries(out.parent) if path.exists()):
+        assert process.poll() is None, process.communicate()[1]
+        assert time.monotonic() < deadline, "the temporary file never appeared"
+        time.sleep(0.02)
+    return process
+
+
+def test_sigterm_while_writing_leaves_nothing(files, tmp_path) -> None:
+    out = tmp_path / "samples.csv"
+    process = _start_writing(files, out)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    assert stderr == "condfip infer: stopped by SIGTERM\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sigterm_and_sighup_unwind_through_the_writers(files, tmp_path, capsys, monkeypatch) -> None:
+    """The handlers ``main`` installs turn either signal into an exception while a CSV is being written: the
+    temporary file is removed, the exit code is 128 + the signal, and the previous handlers come back."""
+    import condfip.cli.infer as infer_command
+
+    real_write = infer_command.write_csv
+    for stop in (signal.SIGTERM, signal.SIGHUP):
+        previous = signal.getsignal(stop)
+
+        def write_and_stop(frame, path, stop=stop):
+            def signal_while_writing(*args, **kwargs):
+                assert len(_temporaries(tmp_path)) == 1  # the temporary file exists when the signal comes
+                os.kill(os.getpid(), stop)
+
+            monkeypatch.setattr(frame, "to_csv", signal_while_writing)
+            real_write(frame, path)
+
+        monkeypatch.setattr(infer_command, "write_csv", write_and_stop)
+        assert main(_infer(files, tmp_path / "s.csv", "--num-samples", "5")) == 128 + stop
+        assert capsys.readouterr().err == f"condfip infer: stopped by {stop.name}\n"
+        assert list(tmp_path.iterdir()) == []
+        assert signal.getsignal(stop) == previous
+
+
+def test_what_sigkill_leaves_is_removed_by_the_next_run(files, tmp_path) -> None:
+    out = tmp_path / "samples.csv"
+    process = _start_writing(files, out)
+    process.kill()
+    process.wait(timeout=60)
+    assert len(_temporaries(tmp_path)) == 1 and not out.exists()  # SIGKILL cannot be intercepted
+    assert main(_infer(files, out, "--num-samples", "5")) == 0
+    assert _temporaries(tmp_path) == [] and len(pd.read_csv(out)) == 5
+
+
+# --------------------------------------------------------------------------------------- messages (in process)
+def _bad(argv: list[str], expected: str, capsys, folder: Path) -> None:
+    before = set(folder.iterdir())
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and expected in error, error
+    assert set(folder.iterdir()) == before
+
+
+@pytest.mark.parametrize(
+    ("data", "graph", "expected"),
+    [
+        ("header.csv", "edges.csv", "has a header row (a, b, c, d) but no data rows"),
+        ("duplicate.csv", "edges.csv", "names the columns ['a'] more than once"),
+        ("data.csv", "non_square.csv", "an adjacency CSV must be square (one row per node"),
+        (
+            "data.csv",
+            "nan.csv",
+            "adjacency entry ['a', 'c'] (row 0, column 2) is nan; entries must be 0 or 1",
+        ),
+        (
+            "data.csv",
+            "half.csv",
+            "adjacency entry ['a', 'b'] (row 0, column 1) is 0.5; entries must be 0 or 1",
+        ),
+    ],
+)
+def test_bad_tables_and_graphs_are_named(files, tmp_path, capsys, data, graph, expected) -> None:
+    _bad(
+        _infer(files, tmp_path / "s.csv", "--num-samples", "5", data=data, graph=graph),
+        expected,
+        capsys,
+        tmp_path,
+    )
+
+
+def test_known_edge_errors_name_columns(files, tmp_path, capsys) -> None:
+    folder = files["folder"]
+    argv = ["graph", "--data", str(files["data.csv"]), "--out", str(tmp_path / "g.csv"), "--required",
+            str(folder / "required.csv"), "--forbidden", str(folder / "required.csv")]  # fmt: skip
+    _bad(argv, "edge 'd' -> 'a' is both required and forbidden", capsys, tmp_path)
+
+
+def test_interventions_beyond_the_range_are_refused(files, tmp_path, capsys) -> None:
+    argv = _infer(files, tmp_path / "s.csv", "--num-samples", "5", "--intervene", "a=1e40")
+    _bad(argv, "intervention on column 'a': 1e+40 is outside the range the network takes", capsys, tmp_path)
+
+
+def test_demo_plot_without_matplotlib_fails_before_the_demo(files, tmp_path, capsys, monkeypatch) -> None:
+    import condfip.cli.demo as demo_command
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a)
+    )
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the demo ran before --plot was checked")
+
+    monkeypatch.setattr(demo_command, "run_demo", must_not_run)
+    monkeypatch.setattr(demo_command.CondFiP, "from_pretrained", must_not_run)
+    argv = ["demo", "--num-nodes", "4", "--model", str(files["model"]), "--plot", str(tmp_path / "p.png")]
+    _bad(argv, "--plot needs matplotlib; install it with: pip install 'condfip[plot]'", capsys, tmp_path)
+
+
+def test_sizes_devices_and_places_are_checked_before_any_work(files, tmp_path, capsys) -> None:
+    folder = files["folder"]
+    train = ["train", "encoder", "--out", str(tmp_path / "run"), *TRAIN_SMALL]
+    demo = ["demo", "--num-context", "1000000000", "--model", str(files["model"])]
+    _bad(demo, "the demo's inference from 1,000,000,000 rows of 20 columns needs about", capsys, tmp_path)
+    _bad([*train, "--stop-at", "0"], "--stop-at must be an integer >= 1", capsys, tmp_path)
+    _bad(
+        [*train, "--time-limit", "nan"], "--time-limit must be a positive number of minutes", capsys, tmp_path
+    )
+    _bad(
+        [*train, "--time-limit", "-1"], "--time-limit must be a positive number of minutes", capsys, tmp_path
+    )
+    _bad([*train, "--out", str(folder / "a_file")], "is a file; give a folder for the run", capsys, tmp_path)
+    _bad([*train, "--out", str(folder / "a_file" / "run")], "Not a directory", capsys, tmp_path)
+    if not torch.cuda.is_available():
+        _bad([*train, "--device", "cuda"], "device 'cuda' is not available here", capsys, tmp_path)
+        infer = _infer(files, tmp_path / "s.csv", "--num-samples", "5", "--device", "cuda")
+        _bad(infer, "device 'cuda' is not available here", capsys, tmp_path)
+
+
+def test_training_flags_and_resume_are_checked(files, tmp_path, capsys) -> None:
+    run = tmp_path / "run"
+    config = ["--config", str(files["tiny.json"])]
+    _bad(
+        ["train", "encoder", "--out", str(run), "--lr", "nan", *TRAIN_SMALL], "--lr must be", capsys, tmp_path
+    )
+    _bad(
+        ["train", "encoder", "--out", str(run), "--steps", "0"],
+        "--steps must be an integer >= 1",
+        capsys,
+        tmp_path,
+    )
+    assert main(["train", "encoder", "--out", str(run), *config, *TRAIN_SMALL]) == 0
+    capsys.readouterr()
+    graph_config = tmp_path / "graph.json"
+    graph_config.write_text(json.dumps({"dim": 8, "num_heads": 2, "mlp_dim": 16, "num_layers": 1}))
+    expected = (
+        "it holds a run of the 'encoder' stage, not of the 'graph' stage; resume it as 'condfip train encoder"
+    )
+    before = set(run.iterdir())
+    argv = ["train", "graph", "--out", str(run), "--resume", "--config", str(graph_config), *TRAIN_SMALL]
+    _bad(argv, expected, capsys, tmp_path)
+    assert set(run.iterdir()) == before
+    _bad(["train", "encoder", "--out", str(run), "--resume", "--stop-at", "1", *config, *TRAIN_SMALL],
+         "--stop-at 1 is not after the step the run", capsys, tmp_path)  # fmt: skip
