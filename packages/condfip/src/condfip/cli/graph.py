@@ -17,6 +17,7 @@ from condfip.cli.inputs import (
     labelled_matrix,
     number_between,
     one_line_errors,
+    os_errors,
     positive_int,
     read_data_csv,
     read_edge_csv,
@@ -121,6 +122,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
     requires_training_extra("calibrate")
     from condfip.training.calibration import calibrate_checkpoint  # needs scm-gen, checked just above
 
-    inference = calibrate_checkpoint(args.checkpoint, datasets_per_cell=args.datasets_per_cell)
+    with os_errors(f"cannot update the checkpoint {str(args.checkpoint)!r}"):
+        inference = calibrate_checkpoint(args.checkpoint, datasets_per_cell=args.datasets_per_cell)
     print(json.dumps(inference, indent=2))
     return 0
