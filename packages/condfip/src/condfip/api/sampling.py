@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from condfip.core.limits import check_memory, table_bytes
+from condfip.io.memory import check_memory, table_bytes
 
 NOISE_MODELS = ("empirical", "gaussian")
 # Peak float64 tables [n, d] while n rows are drawn, generated and returned (measured: about 7, with the draw's

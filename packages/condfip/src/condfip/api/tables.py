@@ -16,7 +16,7 @@ from collections.abc import Hashable, Sequence
 import numpy as np
 import pandas as pd
 
-from condfip.core.limits import check_memory, table_bytes
+from condfip.io.memory import check_memory, table_bytes
 from condfip.core.standardization import Standardization
 
 MAX_MAGNITUDE = 1e250  # largest |value| of a context column

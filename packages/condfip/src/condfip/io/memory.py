@@ -1,5 +1,6 @@
-"""Memory estimates checked before work starts: a request that cannot fit in this machine's physical memory is
-refused with its estimate, before anything is allocated."""
+"""The machine's memory, checked before work starts: a request (rows to draw, a context to infer from, a
+network to build from a checkpoint) whose estimate exceeds the physical memory is refused with that estimate,
+before anything is allocated."""
 
 from __future__ import annotations
 
