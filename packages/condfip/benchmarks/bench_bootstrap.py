@@ -123,7 +123,9 @@ def main() -> None:
             table, graph, statistic, num_bootstraps=args.resamples, seed=0, progress=False
         )
         lower, upper = result.interval()
-        print(f"Cond-FiP effect from {name} (adapted): {result.estimate:.3f}, 95 % interval [{lower:.3f}, {upper:.3f}]")
+        print(
+            f"Cond-FiP effect from {name} (adapted): {result.estimate:.3f}, 95 % interval [{lower:.3f}, {upper:.3f}]"
+        )
     rows = 10_000
     single = {
         "Cond-FiP effect, 10,000 fresh rows": lambda: scm.average_causal_effect(
