@@ -36,6 +36,20 @@ def _row_offsets(b, row, node, num_heads, stride_b, stride_s, stride_h, stride_d
 
 
 @triton.jit
+def _load_tile(ptr, b, row, node, num_heads, stride_b, stride_s, stride_h, stride_d, offs_e, mask):
+    """[len(row), len(offs_e)] elements of the positions (b, row, node) of one tensor; 0 outside ``mask``."""
+    offsets = _row_offsets(b, row, node, num_heads, stride_b, stride_s, stride_h, stride_d)
+    return tl.load(ptr + offsets[:, None] + offs_e[None, :], mask=mask, other=0.0)
+
+
+@triton.jit
+def _store_tile(ptr, value, b, row, node, num_heads, stride_b, stride_s, stride_h, stride_d, offs_e, mask):
+    """Store ``value`` [len(row), len(offs_e)] (cast to the tensor's dtype) at the positions (b, row, node)."""
+    offsets = _row_offsets(b, row, node, num_heads, stride_b, stride_s, stride_h, stride_d)
+    tl.store(ptr + offsets[:, None] + offs_e[None, :], value.to(ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
 def _parent_tile(parents_ptr, b, node_i, node_j, same_row, num_nodes, par_sb, par_si, par_sj):
     """[len(node_i), len(node_j)] bool: node_j is a parent of node_i and both positions are in the same row."""
     inside = (node_i < num_nodes)[:, None] & (node_j < num_nodes)[None, :]
@@ -65,8 +79,8 @@ def _forward_kernel(
     offs_e = tl.arange(0, BLOCK_E)
     valid_e = offs_e < head_dim
 
-    q_off = _row_offsets(b, row_m, node_m, num_heads, q_sb, q_ss, q_sh, q_sd)
-    q = tl.load(q_ptr + q_off[:, None] + offs_e[None, :], mask=valid_m[:, None] & valid_e[None, :], other=0.0)
+    valid_me = valid_m[:, None] & valid_e[None, :]
+    q = _load_tile(q_ptr, b, row_m, node_m, num_heads, q_sb, q_ss, q_sh, q_sd, offs_e, valid_me)
 
     offs_n = tl.arange(0, PACK * BLOCK_N)  # [N] packed (row, key node) positions
     row_n = first_row + offs_n // BLOCK_N
@@ -80,10 +94,8 @@ def _forward_kernel(
         allowed = _parent_tile(parents_ptr, b, node_m, node_n, same_row, num_nodes, par_sb, par_si, par_sj)
         if tl.max(allowed.to(tl.int32)) > 0:  # skip key blocks that hold no parent of these query nodes
             valid_n = ((row_n < num_rows) & (node_n < num_nodes))[:, None] & valid_e[None, :]
-            k_off = _row_offsets(b, row_n, node_n, num_heads, k_sb, k_ss, k_sh, k_sd)
-            v_off = _row_offsets(b, row_n, node_n, num_heads, v_sb, v_ss, v_sh, v_sd)
-            k = tl.load(k_ptr + k_off[:, None] + offs_e[None, :], mask=valid_n, other=0.0)
-            v = tl.load(v_ptr + v_off[:, None] + offs_e[None, :], mask=valid_n, other=0.0)
+            k = _load_tile(k_ptr, b, row_n, node_n, num_heads, k_sb, k_ss, k_sh, k_sd, offs_e, valid_n)
+            v = _load_tile(v_ptr, b, row_n, node_n, num_heads, v_sb, v_ss, v_sh, v_sd, offs_e, valid_n)
             scores = tl.dot(q, tl.trans(k), input_precision=PRECISION) * qk_scale  # [M, N], log2 units
             scores = tl.where(allowed, scores, float("-inf"))
             m_new = tl.maximum(m_i, tl.max(scores, 1))  # finite: m_i starts at 0
@@ -95,12 +107,7 @@ def _forward_kernel(
 
     denominator = tl.maximum(l_i, tl.exp2(-m_i))  # the clip: max(sum exp(s), 1) in units of exp2(m_i)
     out = acc / denominator[:, None]
-    o_off = _row_offsets(b, row_m, node_m, num_heads, o_sb, o_ss, o_sh, o_sd)
-    tl.store(
-        o_ptr + o_off[:, None] + offs_e[None, :],
-        out.to(o_ptr.dtype.element_ty),
-        mask=valid_m[:, None] & valid_e[None, :],
-    )
+    _store_tile(o_ptr, out, b, row_m, node_m, num_heads, o_sb, o_ss, o_sh, o_sd, offs_e, valid_me)
     stat_off = (b * num_rows + row_m) * num_nodes + node_m
     tl.store(lse_ptr + stat_off, m_i + tl.log2(denominator), mask=valid_m)
 
@@ -132,14 +139,10 @@ def _backward_single_block_kernel(
     same_row = (offs // BLOCK_D)[:, None] == (offs // BLOCK_D)[None, :]
     allowed = _parent_tile(parents_ptr, b, node, node, same_row, num_nodes, par_sb, par_si, par_sj)
 
-    q_off = _row_offsets(b, row, node, num_heads, q_sb, q_ss, q_sh, q_sd)
-    k_off = _row_offsets(b, row, node, num_heads, k_sb, k_ss, k_sh, k_sd)
-    v_off = _row_offsets(b, row, node, num_heads, v_sb, v_ss, v_sh, v_sd)
-    do_off = _row_offsets(b, row, node, num_heads, do_sb, do_ss, do_sh, do_sd)
-    q = tl.load(q_ptr + q_off[:, None] + offs_e[None, :], mask=valid_2d, other=0.0)
-    k = tl.load(k_ptr + k_off[:, None] + offs_e[None, :], mask=valid_2d, other=0.0)
-    v = tl.load(v_ptr + v_off[:, None] + offs_e[None, :], mask=valid_2d, other=0.0)
-    do = tl.load(do_ptr + do_off[:, None] + offs_e[None, :], mask=valid_2d, other=0.0)
+    q = _load_tile(q_ptr, b, row, node, num_heads, q_sb, q_ss, q_sh, q_sd, offs_e, valid_2d)
+    k = _load_tile(k_ptr, b, row, node, num_heads, k_sb, k_ss, k_sh, k_sd, offs_e, valid_2d)
+    v = _load_tile(v_ptr, b, row, node, num_heads, v_sb, v_ss, v_sh, v_sd, offs_e, valid_2d)
+    do = _load_tile(do_ptr, b, row, node, num_heads, do_sb, do_ss, do_sh, do_sd, offs_e, valid_2d)
     lse = tl.load(lse_ptr + (b * num_rows + row) * num_nodes + node, mask=valid, other=0.0)
 
     scores = tl.dot(q, tl.trans(k), input_precision=PRECISION) * qk_scale  # [M, M], log2 units
@@ -151,12 +154,9 @@ def _backward_single_block_kernel(
     dq = tl.dot(ds.to(k.dtype), k, input_precision=PRECISION) * scale
     dk = tl.dot(tl.trans(ds).to(q.dtype), q, input_precision=PRECISION) * scale
     dv = tl.dot(tl.trans(w).to(do.dtype), do, input_precision=PRECISION)
-    dq_off = _row_offsets(b, row, node, num_heads, dq_sb, dq_ss, dq_sh, dq_sd)
-    dk_off = _row_offsets(b, row, node, num_heads, dk_sb, dk_ss, dk_sh, dk_sd)
-    dv_off = _row_offsets(b, row, node, num_heads, dv_sb, dv_ss, dv_sh, dv_sd)
-    tl.store(dq_ptr + dq_off[:, None] + offs_e[None, :], dq.to(dq_ptr.dtype.element_ty), mask=valid_2d)
-    tl.store(dk_ptr + dk_off[:, None] + offs_e[None, :], dk.to(dk_ptr.dtype.element_ty), mask=valid_2d)
-    tl.store(dv_ptr + dv_off[:, None] + offs_e[None, :], dv.to(dv_ptr.dtype.element_ty), mask=valid_2d)
+    _store_tile(dq_ptr, dq, b, row, node, num_heads, dq_sb, dq_ss, dq_sh, dq_sd, offs_e, valid_2d)
+    _store_tile(dk_ptr, dk, b, row, node, num_heads, dk_sb, dk_ss, dk_sh, dk_sd, offs_e, valid_2d)
+    _store_tile(dv_ptr, dv, b, row, node, num_heads, dv_sb, dv_ss, dv_sh, dv_sd, offs_e, valid_2d)
 
 
 @triton.jit
@@ -185,12 +185,9 @@ def _backward_dq_kernel(
     valid_e = offs_e < head_dim
     valid_me = valid_m[:, None] & valid_e[None, :]
 
-    q_off = _row_offsets(b, row_m, node_m, num_heads, q_sb, q_ss, q_sh, q_sd)
-    o_off = _row_offsets(b, row_m, node_m, num_heads, o_sb, o_ss, o_sh, o_sd)
-    do_off = _row_offsets(b, row_m, node_m, num_heads, do_sb, do_ss, do_sh, do_sd)
-    q = tl.load(q_ptr + q_off[:, None] + offs_e[None, :], mask=valid_me, other=0.0)
-    o = tl.load(o_ptr + o_off[:, None] + offs_e[None, :], mask=valid_me, other=0.0)
-    do = tl.load(do_ptr + do_off[:, None] + offs_e[None, :], mask=valid_me, other=0.0)
+    q = _load_tile(q_ptr, b, row_m, node_m, num_heads, q_sb, q_ss, q_sh, q_sd, offs_e, valid_me)
+    o = _load_tile(o_ptr, b, row_m, node_m, num_heads, o_sb, o_ss, o_sh, o_sd, offs_e, valid_me)
+    do = _load_tile(do_ptr, b, row_m, node_m, num_heads, do_sb, do_ss, do_sh, do_sd, offs_e, valid_me)
     stat_off = (b * num_rows + row_m) * num_nodes + node_m
     lse = tl.load(lse_ptr + stat_off, mask=valid_m, other=0.0)
     delta = tl.sum(do.to(tl.float32) * o.to(tl.float32), 1) * (lse > 0).to(tl.float32)
@@ -205,19 +202,14 @@ def _backward_dq_kernel(
         allowed = _parent_tile(parents_ptr, b, node_m, node_n, same_row, num_nodes, par_sb, par_si, par_sj)
         if tl.max(allowed.to(tl.int32)) > 0:
             valid_n = ((row_n < num_rows) & (node_n < num_nodes))[:, None] & valid_e[None, :]
-            k_off = _row_offsets(b, row_n, node_n, num_heads, k_sb, k_ss, k_sh, k_sd)
-            v_off = _row_offsets(b, row_n, node_n, num_heads, v_sb, v_ss, v_sh, v_sd)
-            k = tl.load(k_ptr + k_off[:, None] + offs_e[None, :], mask=valid_n, other=0.0)
-            v = tl.load(v_ptr + v_off[:, None] + offs_e[None, :], mask=valid_n, other=0.0)
+            k = _load_tile(k_ptr, b, row_n, node_n, num_heads, k_sb, k_ss, k_sh, k_sd, offs_e, valid_n)
+            v = _load_tile(v_ptr, b, row_n, node_n, num_heads, v_sb, v_ss, v_sh, v_sd, offs_e, valid_n)
             scores = tl.dot(q, tl.trans(k), input_precision=PRECISION) * qk_scale
             w = tl.exp2(tl.where(allowed, scores - lse[:, None], float("-inf")))
             dp = tl.dot(do, tl.trans(v), input_precision=PRECISION)
             ds = w * (dp - delta[:, None])
             dq += tl.dot(ds.to(k.dtype), k, input_precision=PRECISION)
-    dq_off = _row_offsets(b, row_m, node_m, num_heads, dq_sb, dq_ss, dq_sh, dq_sd)
-    tl.store(
-        dq_ptr + dq_off[:, None] + offs_e[None, :], (dq * scale).to(dq_ptr.dtype.element_ty), mask=valid_me
-    )
+    _store_tile(dq_ptr, dq * scale, b, row_m, node_m, num_heads, dq_sb, dq_ss, dq_sh, dq_sd, offs_e, valid_me)
 
 
 @triton.jit
@@ -246,10 +238,8 @@ def _backward_dkdv_kernel(
     valid_e = offs_e < head_dim
     valid_ne = valid_n[:, None] & valid_e[None, :]
 
-    k_off = _row_offsets(b, row_n, node_n, num_heads, k_sb, k_ss, k_sh, k_sd)
-    v_off = _row_offsets(b, row_n, node_n, num_heads, v_sb, v_ss, v_sh, v_sd)
-    k = tl.load(k_ptr + k_off[:, None] + offs_e[None, :], mask=valid_ne, other=0.0)
-    v = tl.load(v_ptr + v_off[:, None] + offs_e[None, :], mask=valid_ne, other=0.0)
+    k = _load_tile(k_ptr, b, row_n, node_n, num_heads, k_sb, k_ss, k_sh, k_sd, offs_e, valid_ne)
+    v = _load_tile(v_ptr, b, row_n, node_n, num_heads, v_sb, v_ss, v_sh, v_sd, offs_e, valid_ne)
 
     offs_m = tl.arange(0, PACK * BLOCK_M)
     row_m = first_row + offs_m // BLOCK_M
@@ -263,10 +253,8 @@ def _backward_dkdv_kernel(
         if tl.max(allowed.to(tl.int32)) > 0:
             valid_m = (row_m < num_rows) & (node_m < num_nodes)
             valid_me = valid_m[:, None] & valid_e[None, :]
-            q_off = _row_offsets(b, row_m, node_m, num_heads, q_sb, q_ss, q_sh, q_sd)
-            do_off = _row_offsets(b, row_m, node_m, num_heads, do_sb, do_ss, do_sh, do_sd)
-            q = tl.load(q_ptr + q_off[:, None] + offs_e[None, :], mask=valid_me, other=0.0)
-            do = tl.load(do_ptr + do_off[:, None] + offs_e[None, :], mask=valid_me, other=0.0)
+            q = _load_tile(q_ptr, b, row_m, node_m, num_heads, q_sb, q_ss, q_sh, q_sd, offs_e, valid_me)
+            do = _load_tile(do_ptr, b, row_m, node_m, num_heads, do_sb, do_ss, do_sh, do_sd, offs_e, valid_me)
             stat_off = (b * num_rows + row_m) * num_nodes + node_m
             lse = tl.load(lse_ptr + stat_off, mask=valid_m, other=0.0)
             delta = tl.load(delta_ptr + stat_off, mask=valid_m, other=0.0)
@@ -276,9 +264,5 @@ def _backward_dkdv_kernel(
             ds_t = w_t * (dp_t - delta[None, :])
             dv += tl.dot(w_t.to(do.dtype), do, input_precision=PRECISION)
             dk += tl.dot(ds_t.to(q.dtype), q, input_precision=PRECISION)
-    dk_off = _row_offsets(b, row_n, node_n, num_heads, dk_sb, dk_ss, dk_sh, dk_sd)
-    dv_off = _row_offsets(b, row_n, node_n, num_heads, dv_sb, dv_ss, dv_sh, dv_sd)
-    tl.store(
-        dk_ptr + dk_off[:, None] + offs_e[None, :], (dk * scale).to(dk_ptr.dtype.element_ty), mask=valid_ne
-    )
-    tl.store(dv_ptr + dv_off[:, None] + offs_e[None, :], dv.to(dv_ptr.dtype.element_ty), mask=valid_ne)
+    _store_tile(dk_ptr, dk * scale, b, row_n, node_n, num_heads, dk_sb, dk_ss, dk_sh, dk_sd, offs_e, valid_ne)
+    _store_tile(dv_ptr, dv, b, row_n, node_n, num_heads, dv_sb, dv_ss, dv_sh, dv_sd, offs_e, valid_ne)
