@@ -1,4 +1,4 @@
-"""Scores of the evaluation protocol (DESIGN section 6), in plain numpy.
+"""Scores of the evaluation protocol (docs/ARCHITECTURE.md, "Evaluation protocol"), in plain numpy.
 
 - RMSE in standardized units: ``mean over rows of sqrt(mean over nodes of (prediction - target)^2)``.
 - Cell summaries: mean and standard error over the SCMs of a cell.

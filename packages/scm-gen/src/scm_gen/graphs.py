@@ -5,7 +5,7 @@ of column `j`. Every sampler builds the graph over nodes in some acyclic "arriva
 later to earlier nodes, i.e. a strictly lower-triangular matrix) and then relabels the nodes with a random
 permutation, so node indices carry no information about the causal order.
 
-Families (DESIGN section 5.1):
+Families (docs/ARCHITECTURE.md, "Data families"):
 
 - `er`: Erdos-Renyi, `edges_per_node = k` expected edges per node, `p = min(k d / (d (d - 1) / 2), 0.99)`.
 - `sf_in`, `sf_out`: Barabasi-Albert preferential attachment (`m = k` edges per new node, attach power 1);

@@ -5,7 +5,7 @@ parents' values (`[n, p] -> [n]`, vectorized over rows); `combine` turns parent 
 into the node's value and `invert` recovers the noise. The SCM calls exactly these functions both when it
 generates data and when it evaluates `F(x)`, so `X == F(X) + N` holds bit for bit for additive noise.
 
-Families (DESIGN section 5.1):
+Families (docs/ARCHITECTURE.md, "Data families"):
 
 - linear: `f_j = b_j + sum_i W_ij x_i`;
 - random Fourier features (RFF): `f_j = b_j + o_j sqrt(2 / M) sum_m c_m cos(<w_m, x_pa(j)> / l_j + theta_m)`

@@ -1,4 +1,4 @@
-"""The benchmark presets P_IN and P_OUT (DESIGN section 5.2) and `sample_scm`."""
+"""The benchmark presets P_IN and P_OUT (docs/ARCHITECTURE.md, "Data families") and `sample_scm`."""
 
 from __future__ import annotations
 

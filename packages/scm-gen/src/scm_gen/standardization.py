@@ -1,4 +1,4 @@
-"""Per-dataset standardization (DESIGN section 3): `X <- (X - m) / s`, `N <- N / s` (scaled, not centred)."""
+"""Per-dataset standardization (docs/ARCHITECTURE.md, "Conventions"): `X <- (X - m) / s`, `N <- N / s` (scaled, not centred)."""
 
 from __future__ import annotations
 

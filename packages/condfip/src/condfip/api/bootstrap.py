@@ -1,7 +1,7 @@
 """Bootstrap intervals for any quantity of an inferred SCM: infer again on resampled rows, recompute.
 
 Each resample is one inference (no training), so a hundred resamples cost about as much as fitting DoWhy-GCM's
-automatically assigned mechanisms once (BENCHMARKS.md, "Bootstrap"). The spread is the variability of the
+automatically assigned mechanisms once (BENCHMARKS.md, "Bootstrap on Sachs, and DoWhy queries"). The spread is the variability of the
 inferred answer under resampling of the rows, given the graph and the pretrained network; it does not measure
 the network's own bias.
 """

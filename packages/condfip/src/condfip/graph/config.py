@@ -59,9 +59,9 @@ class GraphModelConfig(Architecture):
 NAMED_GRAPH_CONFIGS: dict[str, GraphModelConfig] = {
     # For a GPU: close to AVICI's size (width 128, 8 attention layers).
     "base": GraphModelConfig(pair_statistics=True, pair_mlp_dim=256, pair_mlp_layers=3),
-    # Small enough to train on two shared CPU cores (see TRAINING.md, "Graph model"). The pair-statistics
+    # Small enough to train on two shared CPU cores (see TRAINING.md, "`graph-small`"). The pair-statistics
     # MLP is the wide part: trained on those features alone, 3 x 256 reached AUROC 0.913 / 0.917 (d = 20, P_IN
-    # grid, linear / RFF) after 6,000 steps, and 2 x 64 0.898 / 0.881 after 2,000 (TRAINING.md).
+    # grid, linear / RFF) after 6,000 steps, and 2 x 64 0.898 / 0.881 after 2,000 (TRAINING.md, "Tried, did not help").
     "small": GraphModelConfig(
         dim=32,
         num_heads=4,

@@ -53,9 +53,9 @@ class CondFiPConfig(Architecture):
 NAMED_CONFIGS: dict[str, CondFiPConfig] = {
     # The reference size of the paper (docs/ARCHITECTURE.md, "Dataset encoder" and "Conditional decoder"), with
     # the paper's value embedding z * C + P (no LayerNorm on it: in a 400-step comparison at the small size it
-    # learned slightly faster, TRAINING.md).
+    # learned slightly faster, TRAINING.md, "Tried, did not help").
     "base": CondFiPConfig(decoder_value_norm=False),
-    # Small enough for about two hours of training on two CPU cores (see TRAINING.md for the reasoning).
+    # Small enough for about two hours of training on two CPU cores (TRAINING.md, "Configurations").
     "small": CondFiPConfig(
         dim=64,
         num_heads=4,
