@@ -156,3 +156,7 @@ def test_progress_bar_only_when_asked_or_on_a_terminal(setup, capsys):
     assert "bootstrap" in capsys.readouterr().err
     with pytest.raises(ValueError, match="progress must be True, False or None"):
         model.bootstrap(table, adjacency, mean_prediction(query), num_bootstraps=3, progress="yes")
+    model.infer_batch([(table, adjacency)] * 3)
+    assert capsys.readouterr().err == ""
+    model.infer_batch([(table, adjacency)] * 3, progress=True)
+    assert "infer_batch" in capsys.readouterr().err

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from condfip.api.bootstrap import BootstrapResult, Statistic, bootstrap_statistic
 from condfip.api.engine import DecoderRunner, EncoderAbduction, model_dtype, resolve_device, rows_per_chunk
@@ -288,6 +289,7 @@ class CondFiP:
         zero_shot: bool = False,
         refit_readout: bool | None = None,
         positive: PositiveColumns = False,
+        progress: bool | None = None,
     ) -> list[InferredSCM]:
         """``infer`` for many ``(data, graph)`` pairs of any sizes and node counts, in padded batches.
 
@@ -296,6 +298,7 @@ class CondFiP:
         ``infer`` up to float rounding. ``batch_size`` (datasets per forward pass) defaults to 16 on CUDA
         and 1 on the CPU, where bigger batches measured slower (BENCHMARKS.md, "Inference").
         ``zero_shot`` (and the deprecated ``refit_readout``) and ``positive``: as in ``infer``, for every dataset.
+        ``progress``: a progress bar on stderr (default: for more than one batch, when stderr is a terminal).
         """
         adapt = self._adapts(zero_shot, refit_readout)
         if batch_size is None:
@@ -317,6 +320,15 @@ class CondFiP:
         )
         results: list[InferredSCM | None] = [None] * len(prepared)
         dtype = model_dtype(self.model)
+        if progress is None and len(prepared) <= batch_size:
+            progress = False
+        bar = tqdm(
+            total=len(prepared),
+            desc="infer_batch",
+            unit="dataset",
+            disable=None if progress is None else not progress,
+            leave=False,
+        )
         for start in range(0, len(order), batch_size):
             group = [prepared[i] for i in order[start : start + batch_size]]
             num_rows = max(p.context.shape[0] for p in group)
@@ -343,6 +355,8 @@ class CondFiP:
                 results[original] = self._inferred(
                     p, self._parents(p.adjacency), _slice_embedding(embedding, b, d), adapt
                 )
+            bar.update(len(group))
+        bar.close()
         return results  # type: ignore[return-value]
 
     def bootstrap(
@@ -381,7 +395,7 @@ class CondFiP:
 
         def infer_resamples(datasets: list[tuple[pd.DataFrame, np.ndarray]]) -> list[InferredSCM]:
             return self.infer_batch(
-                datasets, batch_size=batch_size, zero_shot=zero_shot, positive=full.positive
+                datasets, batch_size=batch_size, zero_shot=zero_shot, positive=full.positive, progress=False
             )
 
         return bootstrap_statistic(
