@@ -485,6 +485,11 @@ class InferredSCM:
             noise_std = self._fresh_noise(check_num_samples(n), seed, noise_model, needed)
             alternative, reference = arm_values(noise_std)
             return float(alternative.mean() - reference.mean())
+        if any(isinstance(value, np.ndarray) for arm in arms for value in arm.values()):
+            raise ValueError(
+                "an intervention given as an array (one value per row) needs n (that many fresh rows) or data; "
+                "without them the number of fresh rows follows the standard error"
+            )
         tolerance = self._effect_tolerance(standard_error, column)
         rng = make_generator(seed)
         rounds: list[tuple[np.ndarray, np.ndarray]] = []
