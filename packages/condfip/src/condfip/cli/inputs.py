@@ -169,7 +169,7 @@ def os_errors(what: str) -> Iterator[None]:
     except OSError as error:
         reason = error.strerror or str(error)
         name = str(error.filename or "")
-        hidden = not name or name.endswith(".tmp") or name in what
+        hidden = not name or name in what or any(part.endswith(".tmp") for part in Path(name).parts)
         raise ValueError(f"{what}: {reason}" + ("" if hidden else f" ({name})")) from None
 
 

@@ -9,6 +9,7 @@ removes the temporaries whose process is gone. Files get the permissions the uma
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -23,7 +24,7 @@ from typing import Any
 def atomic_file(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(path)
     remove_stale_temporaries(path)
     handle, temporary = tempfile.mkstemp(prefix=_prefix(path), suffix=".tmp", dir=path.parent)
     os.close(handle)
@@ -40,6 +41,17 @@ def write_json(path: str | Path, value: Any) -> None:
     """``value`` as indented JSON with sorted keys, written atomically."""
     with atomic_file(path) as temporary:
         temporary.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
+
+
+def _make_parent(path: Path) -> None:
+    """Create the folder of ``path``; a file in its place is the OSError "Not a directory" (``mkdir`` would
+    report "File exists", which misleads)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        parents = (path.parent, *path.parent.parents)
+        blocking = next((p for p in parents if p.exists() and not p.is_dir()), path.parent)
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(blocking)) from None
 
 
 def _umask() -> int:
@@ -95,7 +107,7 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     :func:`existing_directory` returns.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(path)
     remove_stale_temporaries(path)
     temporary = Path(tempfile.mkdtemp(prefix=_prefix(path), suffix=".tmp", dir=path.parent))
     previous = path.with_name(path.name + ".old")

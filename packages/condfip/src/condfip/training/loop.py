@@ -24,6 +24,7 @@ from torch import nn
 from tqdm import tqdm
 
 from condfip.io.checkpoint import load_weights, read_config
+from condfip.io.registry import MODEL_TYPES, check_model_memory
 from condfip.training.data import StreamSpec, training_loader
 from condfip.training.distributed import (
     Distributed,
@@ -89,6 +90,7 @@ def _start(options: TrainingOptions) -> Run:
     if ranks.is_main:
         _check_writable(out)
     stage = stage_for(options)
+    check_model_memory(MODEL_TYPES[options.stage.model_type], options.config, "the network of this --config")
     model = stage.build_model(options).to(device)
     if options.init_from is not None and not options.resume:  # a resumed run's state holds its weights
         initialize_from(model, options)
