@@ -60,9 +60,11 @@ class InferredSCM:
         self._context = context  # [n, d] float64, user units
         self._context_index = context_index
         self._context_standard = context_standard  # [n, d] standardized context, computed on first use
-        # [n, d] standardized abducted noise of the context, computed per node on first use (0 where unknown)
-        self._context_noise = np.zeros_like(context)
-        self._context_noise_known = np.zeros(context.shape[1], dtype=bool)  # [d]
+        # [n, d] standardized abducted noise of the context: of every node in one pass, on first use; and, for
+        # queries that need a few nodes, of those nodes alone (0 where not computed)
+        self._context_noise: np.ndarray | None = None
+        self._some_context_noise = np.zeros_like(context)
+        self._some_context_noise_known = np.zeros(context.shape[1], dtype=bool)  # [d]
         self._encoder_weight: np.ndarray | None = None  # [d], computed on first use
         self._parent_lists = [np.flatnonzero(adjacency[:, j]) for j in range(adjacency.shape[1])]
         self._graph = digraph_from_adjacency(adjacency, self._columns)
@@ -237,15 +239,21 @@ class InferredSCM:
         return self._encoder_weight
 
     def _context_noise_standard(self, nodes: np.ndarray | None = None) -> np.ndarray:
-        """The abducted noise of the context [n, d] (standardized), computed once per node; with ``nodes``
-        ([d] bool) at least those columns are filled (the others may be 0)."""
-        wanted = np.ones(len(self._columns), dtype=bool) if nodes is None else nodes
-        missing = wanted & ~self._context_noise_known
+        """The abducted noise of the context [n, d] (standardized), computed once. With ``nodes`` ([d] bool),
+        unless every node's is known, only those columns are computed (once per node; the others may be 0).
+        Every node's comes from one pass, the same node sets per call as ``generate``'s, so that it maps back
+        to the rows exactly, whatever the network's dtype."""
+        if self._context_noise is not None:
+            return self._context_noise
+        if nodes is None:
+            self._context_noise = self._abduct_standard(self._standard_context())
+            return self._context_noise
+        missing = nodes & ~self._some_context_noise_known
         if missing.any():
-            noise = self._abduct_standard(self._standard_context(), None if missing.all() else missing)
-            self._context_noise[:, missing] = noise[:, missing]
-            self._context_noise_known |= missing
-        return self._context_noise
+            noise = self._abduct_standard(self._standard_context(), missing)
+            self._some_context_noise[:, missing] = noise[:, missing]
+            self._some_context_noise_known |= missing
+        return self._some_context_noise
 
     def _generate_standard(
         self,
