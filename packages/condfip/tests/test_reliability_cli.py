@@ -271,6 +271,10 @@ def test_sizes_devices_and_places_are_checked_before_any_work(files, tmp_path, c
     )
     _bad([*train, "--out", str(folder / "a_file")], "is a file; give a folder for the run", capsys, tmp_path)
     _bad([*train, "--out", str(folder / "a_file" / "run")], "Not a directory", capsys, tmp_path)
+    huge = tmp_path / "huge.json"
+    huge.write_text(json.dumps({"dim": 2**17, "mlp_dim": 2**17, "num_heads": 1}))
+    _bad([*train, "--config", str(huge)], "TiB of parameters) needs about", capsys, tmp_path)
+    huge.unlink()
     if not torch.cuda.is_available():
         _bad([*train, "--device", "cuda"], "device 'cuda' is not available here", capsys, tmp_path)
         infer = _infer(files, tmp_path / "s.csv", "--num-samples", "5", "--device", "cuda")
