@@ -288,3 +288,32 @@ def test_unknown_devices_are_value_errors() -> None:
     for device in ("tpu", "gpu", "cuda:x", 3.5):
         with pytest.raises(ValueError, match="device must be 'auto', 'cpu', 'cuda' or 'cuda:N'"):
             CondFiP(tiny_model(), device=device)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_cuda_index_beyond_the_devices_is_a_value_error() -> None:
+    count = torch.cuda.device_count()
+    with pytest.raises(ValueError, match=f"does not exist: this machine has {count} CUDA device"):
+        CondFiP(tiny_model(), device=f"cuda:{count}")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_masked_node_never_leaks_on_cuda(frame) -> None:
+    """The plain decoder on CUDA (the fused DAG-attention kernels) and the API at the edge of the range."""
+    model = tiny_model(3).cuda()
+    parents, _ = _chain_and_isolated()
+    parents = parents.cuda()
+    generator = torch.Generator(device="cuda").manual_seed(0)
+    embedding = model.embed(torch.randn(1, 40, 4, generator=generator, device="cuda"), parents)
+    z = torch.randn(1, 6, 4, generator=generator, device="cuda")
+    z_extreme, z_zero = z.clone(), z.clone()
+    z_extreme[..., 0], z_zero[..., 0] = float("inf"), 0.0
+    with torch.no_grad():
+        plain = model.decoder(z_extreme, parents, embedding)[0]
+        reference = model.decoder(z_zero, parents, embedding)[0]
+    assert torch.isfinite(plain[:, [2, 3]]).all()
+    assert_close(plain[:, [2, 3]], reference[:, [2, 3]], dtype=torch.float32, operations=DECODER_OPERATIONS)
+    scm = CondFiP(tiny_model(), device="cuda").infer(frame, EDGES)
+    edge = float(scm.mean["a"] + 0.999 * STANDARD_LIMIT * scm.std["a"])
+    assert np.isfinite(scm.interventional_samples({"a": edge}, n=50, seed=0).to_numpy()).all()
+    assert scm.average_causal_effect("c", {"a": edge}, {}, n=100, seed=0) == 0.0
