@@ -258,3 +258,14 @@ def test_cli_positive(setup, tmp_path, capsys):
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "positive names unknown column(s) ['zz']" in error
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_a_generated_value_beyond_float64_is_refused_not_inf():
+    """exp of a log-scale value above ~709.8 is inf: refused with the column's name."""
+    from condfip.api.positive import ModelUnits
+
+    context = np.exp(np.random.default_rng(0).normal(size=(50, 2)))
+    units = ModelUnits.fit(context, np.array([True, False]), ["a", "b"])
+    standard = np.array([[1e3, 0.0]])  # standardized log value far beyond the data
+    with pytest.raises(ValueError, match="positive column 'a'"):
+        units.data_from_standard(standard)

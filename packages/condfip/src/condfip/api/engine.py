@@ -22,7 +22,9 @@ from condfip.model.decoder import ConditionalDecoder
 from condfip.model.fixed_point import fixed_point_generate
 from condfip.model.prepared_decoder import PreparedDecoder, prepare_decoder
 
-MAX_ADAPTATION_ROWS = 10_000  # rows a readout refit uses at most (evenly spaced); beyond, the fit barely changes
+MAX_ADAPTATION_ROWS = (
+    10_000  # rows a readout refit uses at most (evenly spaced); beyond, the fit barely changes
+)
 MIN_ADAPTATION_ROWS = 10  # below this, infer falls back to the zero-shot F_hat with a warning
 DEFAULT_TOKENS_PER_CHUNK = (
     16_384  # CPU: rows per chunk = this // d; activations and sample attention scale with it
@@ -179,18 +181,22 @@ class DecoderRunner:
         clamped = np.zeros(noise.shape[1], dtype=bool)
         if clamp_nodes is not None:
             clamped[clamp_nodes] = True
-        levels = self._level_tensors(clamped if nodes is None else clamped | ~nodes)
+        # clamped nodes are evaluated with their level and then overwritten, so every other node is computed in
+        # the same batch as without the intervention: a non-descendant keeps its value to the last bit
+        levels = self._level_tensors(None if nodes is None else ~nodes)
+        clamp_index = None if not clamped.any() else torch.as_tensor(clamp_nodes, device=self.device)
         out = np.empty_like(noise)
         for start in range(0, noise.shape[0], self.chunk_rows):
             rows = slice(start, start + self.chunk_rows)
             z = torch.as_tensor(noise[rows], device=self.device).clone()  # [m, d]
-            if clamp_nodes is not None and clamp_nodes.size:
-                z[:, torch.as_tensor(clamp_nodes, device=self.device)] = torch.as_tensor(
-                    clamp_values[rows], device=self.device
-                )
+            values = None if clamp_index is None else torch.as_tensor(clamp_values[rows], device=self.device)
+            if values is not None:
+                z[:, clamp_index] = values
             n = torch.as_tensor(noise[rows], device=self.device)  # [m, d]
-            for nodes, roots in levels:
-                z[:, nodes] = self._level_mechanisms(z, nodes, roots) + n[:, nodes]
+            for level, roots in levels:
+                z[:, level] = self._level_mechanisms(z, level, roots) + n[:, level]
+                if values is not None:
+                    z[:, clamp_index] = values
             out[rows] = z.cpu().numpy()
         return out
 

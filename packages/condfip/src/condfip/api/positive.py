@@ -19,6 +19,8 @@ import pandas as pd
 
 from condfip.core.standardization import Standardization
 
+LARGEST_LOG = float(np.log(np.finfo(np.float64).max))  # about 709.8: exp of more is inf
+
 PositiveColumns = bool | Sequence[Hashable]
 
 
@@ -111,7 +113,18 @@ class ModelUnits:
     def data_from_standard(self, data: np.ndarray) -> np.ndarray:
         values = self.standardization.data_from_standard(data)
         if self.positive.any():
-            values[:, self.positive] = np.exp(values[:, self.positive])
+            logs = values[:, self.positive]
+            too_large = logs > LARGEST_LOG
+            if too_large.any():
+                index = int(np.flatnonzero(self.positive)[np.argmax(too_large.any(axis=0))])
+                names = self.standardization.columns
+                column = names[index] if names is not None else f"number {index}"
+                raise ValueError(
+                    f"a value of the positive column {column!r} would be exp({float(logs.max()):.4g}), beyond "
+                    "float64: the interventions push it outside what the model on the log scale can represent; "
+                    "choose values closer to the data"
+                )
+            values[:, self.positive] = np.exp(logs)
         return values
 
     def values_to_standard(

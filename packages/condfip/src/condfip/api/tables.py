@@ -16,8 +16,8 @@ from collections.abc import Hashable, Sequence
 import numpy as np
 import pandas as pd
 
-from condfip.io.memory import check_memory, table_bytes
 from condfip.core.standardization import Standardization
+from condfip.io.memory import check_memory, table_bytes
 
 MAX_MAGNITUDE = 1e250  # largest |value| of a context column
 MIN_SPREAD = 1e-250  # smallest standard deviation of a context column

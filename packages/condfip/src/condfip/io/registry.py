@@ -14,9 +14,9 @@ from typing import Any, ClassVar
 
 import torch
 
-from condfip.io.memory import check_memory, format_bytes
 from condfip.io.architecture import Architecture
 from condfip.io.checkpoint import CONFIG_NAME, load_weights, read_config, save_checkpoint
+from condfip.io.memory import check_memory, format_bytes
 from condfip.io.pretrained import resolve_checkpoint
 
 MODEL_TYPES: dict[str, type[PretrainedModel]] = {}
