@@ -291,6 +291,8 @@ class PreparedDecoder:
         if nodes is None:
             nodes = torch.arange(self.parents.shape[0], device=z.device)
         index = self._parent_index(nodes)
+        if not bool(index.real.any()):
+            z = z[:1]  # no node reads a value: one row stands for all, the same in every row exactly
         values = z.to(self.dtype).T  # [d, m]
         r = self._norm_scale(values)  # [d, m]
         gather = "k p m -> k m 1 p"
@@ -311,7 +313,8 @@ class PreparedDecoder:
         """z: [m, d] -> the readout features of each node: its states after every block, normalized by the
         output norm and concatenated, [m, d, blocks * e] (or [m, k, .] for ``nodes``). They depend only on the
         values of the node's parents."""
-        states = [self._out_norm(h.expand(-1, z.shape[0], -1)) for h in self._states(z, nodes)]
+        # normalize before broadcasting: nodes that read no value get one row, the same for every row exactly
+        states = [self._out_norm(h).expand(-1, z.shape[0], -1) for h in self._states(z, nodes)]
         return torch.cat(states, dim=-1).transpose(0, 1)  # [m, k, f]
 
     @torch.inference_mode()
@@ -326,8 +329,9 @@ class PreparedDecoder:
             index = slice(None) if nodes is None else nodes
             features = self.features(z, nodes).double()  # [m, k, f]; float64 sums: no row-count rounding
             return (torch.einsum("mkf,kf->mk", features, weights[index]) + bias[index]).to(self.dtype)
-        h = self._states(z, nodes)[-1].expand(-1, z.shape[0], -1)  # [k, m, e]
-        return F.linear(self._out_norm(h), *self.out)[..., 0].T  # [m, k]
+        h = self._states(z, nodes)[-1]  # [k, m or 1, e]
+        # the readout before broadcasting: nodes that read no value get one number, the same in every row exactly
+        return F.linear(self._out_norm(h), *self.out)[..., 0].expand(-1, z.shape[0]).T  # [m, k]
 
     def _out_norm(self, h: torch.Tensor) -> torch.Tensor:
         """The decoder's output LayerNorm in this decoder's dtype."""
