@@ -101,7 +101,8 @@ PYTHON_EDITS: dict[tuple[str, str], str] = {
     ("packages/scm-gen/README.md", "    ...  # forever"): "    break",
 }
 
-ASSIGNMENT = re.compile(r"(export\s+)?([A-Za-z_]\w*=[^\s$()]*(\$[A-Za-z_]\w*[^\s$()]*)*\s*)+")
+_VALUE = r'("[^"$()]*(\$[A-Za-z_]\w*[^"$()]*)*"|[^\s$()"]*(\$[A-Za-z_]\w*[^\s$()"]*)*)'
+ASSIGNMENT = re.compile(rf"(export\s+)?([A-Za-z_]\w*={_VALUE}\s*)+")  # NAME=value or NAME="more words"
 
 # --- the READMEs ---------------------------------------------------------------------------------------------
 
