@@ -7,32 +7,21 @@ weights keeps it fast; its answers are meaningless, but finiteness must hold for
 
 from __future__ import annotations
 
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from condfip import CondFiP, infer_graph
 from condfip.core.standardization import STANDARD_LIMIT
-from condfip.model import CondFiPConfig, CondFiPModel
 
-TINY = CondFiPConfig(
-    dim=16, num_heads=2, mlp_dim=32, encoder_pairs=1, embedding_pairs=1, decoder_blocks=2, num_anchor_rows=32
-)
+sys.path.insert(0, str(Path(__file__).parent))
+from test_reliability_inputs import tiny_model  # noqa: E402
+
 NUM_CASES = 40
-
-
-def tiny_model(seed: int) -> CondFiPModel:
-    generator = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        model = CondFiPModel(TINY)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.add_(0.3 * torch.randn(parameter.shape, generator=generator))
-    return model
 
 
 def random_case(rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:
