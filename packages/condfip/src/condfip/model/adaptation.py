@@ -7,19 +7,28 @@ Per node ``i``, ``F_hat_i(z) = x_i(z) . w_i`` over a basis ``x_i`` of functions 
   squares fits it; a penalized group otherwise);
 - the pretrained network's own prediction ``F_zero_shot_i`` (the trained readout of the decoder's features);
 - the decoder's features of the parents, compressed to their ``num_directions`` principal directions;
-- random Fourier features of the parents at two length scales (``ParentBasis``): a kernel-ridge basis.
+- random Fourier features of the parents at one length scale, chosen per node among ``LENGTH_SCALES``
+  (``ParentBasis``): a kernel-ridge basis with a Gaussian kernel.
 
 Each penalized group ``k`` has a Gaussian prior ``w_k ~ N(0, 1 / alpha_k)``; the precisions and the noise level
 are chosen per node by maximizing the marginal likelihood (evidence) with MacKay's fixed point (group automatic
-relevance determination): a group the data do not need gets an infinite precision and drops out. A node keeps
-the full basis only when its evidence beats the linear model's by ``evidence_margin`` nats, so the simpler model
-wins until the data insist. With few rows the data cannot move the pretrained group's weight far from what its
-prediction explains; with many rows the data decide.
+relevance determination): a group the data do not need gets an infinite precision and drops out. The Fourier
+length scale is the one whose fit has the highest evidence, and a node keeps the nonlinear basis only when its
+evidence beats the linear model's by ``evidence_margin`` nats, so the simpler model wins until the data insist.
+With few rows the data cannot move the pretrained group's weight far from what its prediction explains; with
+many rows the data decide.
+
+The Fourier block is large (``NUM_FOURIER`` columns) and has one precision, so each fixed-point step works in
+the eigenbasis of its scatter, where that block is diagonal: the posterior is solved through the Schur
+complement on the small block (constant, parents, zero-shot, decoder directions), at a cost linear in the
+Fourier block's size per step. The final fit is one direct solve of the chosen model.
 
 Everything is computed from moments accumulated chunk by chunk (memory flat in the number of rows), in float64.
-``chunks()`` is called twice: the second pass gives the exact leave-one-out residuals of the final fit.
+``chunks()`` is called up to three times with the same rows (once while they fit in ``KEPT_ROWS_BYTES``): the
+decoder's principal directions, the moments of the reduced basis, the exact leave-one-out residuals.
 
-Axis legend: m rows, d nodes, f decoder features, q full basis, r reduced basis, g groups.
+Axis legend: m rows, d nodes, f decoder features, p parent slots, a small block, M Fourier features per scale,
+s length scales, r reduced basis of one model (a + M), g groups.
 """
 
 from __future__ import annotations
@@ -30,30 +39,31 @@ from dataclasses import dataclass
 
 import torch
 
-NUM_FOURIER = 50  # random Fourier features per length scale
+NUM_FOURIER = 200  # random Fourier features per length scale
 LENGTH_SCALES = (0.5, 2.0)  # times sqrt(number of parents), on standardized parents
 NUM_DIRECTIONS = 16  # principal directions of the decoder's features kept per node
-EVIDENCE_MARGIN = 3.0  # nats the full basis must gain over the linear model to be kept
+EVIDENCE_MARGIN = 3.0  # nats the nonlinear basis must gain over the linear model to be kept
 LINEAR_ROWS_PER_FEATURE = 4
 ITERATIONS = 12  # at most; the fixed point stops once no group's log precision moves by more than TOLERANCE
 TOLERANCE = 1e-2
-KEPT_BASIS_BYTES = (
-    64 * 2**20
-)  # rows' basis kept from the first pass (instead of a second pass) up to this size
+KEPT_ROWS_BYTES = (
+    256 * 2**20
+)  # the rows' features kept from the first pass (instead of new passes) up to this
 MAX_LOG_PRECISION = 25.0  # a group at this precision is pruned
 FIXED_PRECISION = 1e-8  # the "precision" of an unpenalized column
+GROUPS = ("parents", "zero_shot", "decoder", "fourier")
 
 AdaptationChunks = Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]
 
 
 class ParentBasis:
-    """The parents' values and their random Fourier features, per node: ``z [m, d] -> [m, k, p + 2M]``.
+    """The parents' values and their random Fourier features, per node: ``z [m, d] -> [m, k, p + sM]``.
 
     Padded parent slots are 0. The Fourier frequencies are drawn once from ``seed`` (a ``torch.Generator``), so
     the basis is a fixed function of the parents' values. ``bounds`` (lowest and highest value of every column
     [d], from the rows the fit sees) clamps the Fourier features' inputs: outside the rows' range the nonlinear
     part stays flat instead of extrapolating a wave it never saw, while the parents' values themselves (the
-    linear part) are not clamped.
+    linear part) are not clamped. ``with_scale`` keeps one length scale per node (what a fit chose).
     """
 
     def __init__(
@@ -82,8 +92,8 @@ class ParentBasis:
         self.index, self.valid = index, valid
         self.frequencies = torch.cat(
             [frequencies / (scale * width)[:, None, None] for scale in length_scales], dim=-1
-        )  # [d, p, 2M]
-        self.phases = torch.cat([phases] * len(length_scales), dim=-1)  # [d, 2M]
+        )  # [d, p, sM]
+        self.phases = torch.cat([phases] * len(length_scales), dim=-1)  # [d, sM]
         self.num_fourier = num_fourier
         self.num_scales = len(length_scales)
         self.bounds = None if bounds is None else (bounds[0].double().cpu(), bounds[1].double().cpu())
@@ -96,8 +106,20 @@ class ParentBasis:
     def size(self) -> int:
         return self.max_parents + self.num_fourier * self.num_scales
 
+    def with_scale(self, scale: torch.Tensor) -> ParentBasis:
+        """The same basis with only the Fourier features of length scale ``scale[i]`` for node ``i`` ([d] long)."""
+        chosen = object.__new__(ParentBasis)
+        chosen.__dict__.update(self.__dict__)
+        columns = scale.cpu()[:, None] * self.num_fourier + torch.arange(self.num_fourier)  # [d, M]
+        chosen.frequencies = torch.gather(
+            self.frequencies, 2, columns[:, None, :].expand(-1, self.max_parents, -1)
+        )  # [d, p, M]
+        chosen.phases = torch.gather(self.phases, 1, columns)  # [d, M]
+        chosen.num_scales = 1
+        return chosen
+
     def __call__(self, z: torch.Tensor, nodes: torch.Tensor | None = None) -> torch.Tensor:
-        """z: [m, d] float64 -> [m, k, p + 2M] (k = d, or the indices ``nodes``)."""
+        """z: [m, d] float64 -> [m, k, p + sM] (k = d, or the indices ``nodes``)."""
         index, valid, frequencies, phases = self.index, self.valid, self.frequencies, self.phases
         if nodes is not None:
             nodes = nodes.cpu()
@@ -110,7 +132,7 @@ class ParentBasis:
             lower, upper = (bound[index].to(device) for bound in self.bounds)  # [k, p]
             inside = torch.where(valid.to(device), torch.minimum(torch.maximum(values, lower), upper), 0.0)
         angles = torch.einsum("mkp,kpf->mkf", inside, frequencies.to(device)) + phases.to(device)
-        fourier = math.sqrt(2.0 / self.num_fourier) * torch.cos(angles)  # [m, k, 2M]
+        fourier = math.sqrt(2.0 / self.num_fourier) * torch.cos(angles)  # [m, k, sM]
         if self.clamp_linear is not None:
             clamp = self.clamp_linear if nodes is None else self.clamp_linear[nodes]
             values = torch.where(clamp.to(device)[None, :, None], inside, values)
@@ -120,22 +142,26 @@ class ParentBasis:
 @dataclass
 class Adaptation:
     """The adapted readout: ``F_hat[:, i] = decoder_features[:, i] @ decoder_weights[i] + basis[:, i] @
-    basis_weights[i] + bias[i]``, in float64, and what the fit found per node."""
+    basis_weights[i] + bias[i]`` over the basis ``ParentBasis.with_scale(scale)``, in float64, and what the fit
+    found per node."""
 
     decoder_weights: torch.Tensor  # [d, f]
-    basis_weights: torch.Tensor  # [d, p + 2M]
+    basis_weights: (
+        torch.Tensor
+    )  # [d, p + M]: over the parents' values and the chosen scale's Fourier features
     bias: torch.Tensor  # [d]
-    full_basis: torch.Tensor  # [d] bool: the full basis was kept (False: the linear model)
+    scale: torch.Tensor  # [d] long: the Fourier length scale of each node (an index into LENGTH_SCALES)
+    full_basis: torch.Tensor  # [d] bool: the nonlinear basis was kept (False: the linear model)
     noise_scale: torch.Tensor  # [d]: the fitted noise standard deviation
     group_scales: torch.Tensor  # [d, g]: prior standard deviation of each penalized group (0: pruned)
     mean_leverage: torch.Tensor  # [d]: mean diagonal of the hat matrix over the fitted rows
     held_out_errors: torch.Tensor  # [d]: mean squared exact leave-one-out residual
     penalties: torch.Tensor  # [d, r]: the ridge penalty of every column of the reduced basis
-    reduction: (
-        torch.Tensor
-    )  # [d, 1 + f + q, r]: the full basis (1, decoder features, parent basis) -> reduced
+    directions: torch.Tensor  # [d, f, k]: the decoder's principal directions
+    prior: tuple[torch.Tensor, torch.Tensor]  # the trained readout: weights [d, f], bias [d]
+    parent_slots: int  # p
 
-    GROUPS = ("parents", "zero_shot", "decoder", "fourier_short", "fourier_long")
+    GROUPS = GROUPS
 
 
 def evaluate(
@@ -144,13 +170,25 @@ def evaluate(
     basis: torch.Tensor,
     nodes: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The adapted ``F_hat`` of the nodes ``nodes`` (all when None): features [m, k, f], basis [m, k, q] -> [m, k]."""
+    """The adapted ``F_hat`` of the nodes ``nodes`` (all when None): features [m, k, f], basis [m, k, p + M]
+    (``ParentBasis.with_scale(adaptation.scale)``) -> [m, k]."""
     index = slice(None) if nodes is None else nodes
     return (
         torch.einsum("mkf,kf->mk", decoder_features.double(), adaptation.decoder_weights[index])
         + torch.einsum("mkq,kq->mk", basis.double(), adaptation.basis_weights[index])
         + adaptation.bias[index]
     )
+
+
+def reduced_design(
+    adaptation: Adaptation, decoder_features: torch.Tensor, basis: torch.Tensor
+) -> torch.Tensor:
+    """The rows of the fitted regression, [m, d, r] = (1, parents, zero-shot prediction, decoder directions,
+    Fourier features), from features [m, d, f] and the chosen basis [m, d, p + M]; ``penalties`` are per column
+    of it."""
+    p = adaptation.parent_slots
+    small = _small_block(decoder_features, basis[..., :p], *adaptation.prior, adaptation.directions)
+    return torch.cat([small, basis.double()[..., p:]], dim=-1)
 
 
 def fit_adaptation(
@@ -165,150 +203,244 @@ def fit_adaptation(
 ) -> Adaptation:
     """Fit the adapted readout of every node (module docstring).
 
-    ``chunks()`` yields ``(decoder_features [m, d, f], basis [m, d, q], targets [m, d])`` over the rows and is
-    called twice with the same rows. ``prior_weights`` [d, f] and ``prior_bias`` [d] are the trained readout
-    over the decoder's features (its prediction is the zero-shot ``F_hat``). Raises ValueError with fewer than
-    2 rows.
+    ``chunks()`` yields ``(decoder_features [m, d, f], basis [m, d, p + sM], targets [m, d])`` over the rows and
+    is called up to three times with the same rows. ``prior_weights`` [d, f] and ``prior_bias`` [d] are the
+    trained readout over the decoder's features (its prediction is the zero-shot ``F_hat``). Raises ValueError
+    with fewer than 2 rows.
     """
-    moments = _Moments()
-    kept: list[tuple[torch.Tensor, torch.Tensor]] | None = []  # the rows' basis, while it is small
-    for features, values, targets in chunks():
-        x, y = _full_basis(features, values), targets.double()
-        moments.add(x, y)
-        if kept is not None:
-            kept.append((x, y))
-            if sum(a.numel() + b.numel() for a, b in kept) * 8 > KEPT_BASIS_BYTES:
-                kept = None
-
-    def basis_rows() -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
-        if kept is not None:
-            yield from kept
-            return
-        for features, values, targets in chunks():
-            yield _full_basis(features, values), targets.double()
-
-    if moments.count < 2:
-        raise ValueError(f"adapting to the rows needs at least 2 rows, got {moments.count}")
-    n = moments.count
-    f = prior_weights.shape[1]
-    q_basis = basis.size
-    counts = basis.valid.sum(dim=1).to(moments.scatter.device)  # [d] parents per node
-    reduce, groups = _reduction(
-        moments, prior_weights.double(), prior_bias.double(), f, basis, num_directions
-    )
-    scatter = reduce.transpose(1, 2) @ moments.scatter @ reduce  # [d, r, r]
-    cross = torch.einsum("dqr,dq->dr", reduce, moments.cross)  # [d, r]
-    squares = moments.squares  # [d]
-    # the parents' values are unpenalized when there are enough rows for least squares
-    enough = n >= LINEAR_ROWS_PER_FEATURE * (counts + 2)  # [d]
-    fixed = torch.zeros(scatter.shape[:2], dtype=torch.bool, device=scatter.device)  # [d, r]
+    prior_weights, prior_bias = prior_weights.detach().double(), prior_bias.detach().double()
+    rows = _Rows(chunks)
+    n, directions = _principal_directions(rows, num_directions)
+    if n < 2:
+        raise ValueError(f"adapting to the rows needs at least 2 rows, got {n}")
+    p, num_fourier, num_scales = basis.max_parents, basis.num_fourier, basis.num_scales
+    moments = _ScaleMoments(p, num_fourier, num_scales)
+    for features, values, targets in rows():
+        moments.add(
+            _small_block(features, values[..., :p], prior_weights, prior_bias, directions), values, targets
+        )
+    d, a = moments.cross_small.shape
+    device = moments.cross_small.device
+    k = directions.shape[-1]
+    groups = torch.cat(
+        [torch.tensor([-1]), torch.zeros(p, dtype=torch.long), torch.tensor([1]), torch.full((k,), 2)]
+    ).to(device)  # [a]: -1 the constant, then the group of every small-block column
+    counts = basis.valid.sum(dim=1).to(device)  # [d] parents per node
+    enough = n >= LINEAR_ROWS_PER_FEATURE * (counts + 2)  # [d]: the parents' values are unpenalized
+    fixed = torch.zeros(d, a, dtype=torch.bool, device=device)
     fixed[:, 0] = True
-    linear = groups == 0  # [r]
-    fixed[:, linear] = enough[:, None]
+    fixed[:, 1 : 1 + p] = enough[:, None]
     unused = torch.zeros_like(fixed)
-    unused[:, : 1 + basis.max_parents] = ~torch.cat(
-        [torch.ones(len(counts), 1, dtype=torch.bool, device=counts.device), basis.valid.to(counts.device)], 1
-    )
-    full = _group_evidence(scatter, cross, squares, n, groups, fixed, unused, iterations, keep=None)
-    linear_only = _group_evidence(scatter, cross, squares, n, groups, fixed, unused, 1, keep=linear)
-    use_full = full.log_evidence > linear_only.log_evidence + evidence_margin  # [d]
-    penalties = torch.where(use_full[:, None], full.penalties, linear_only.penalties)  # [d, r]
-    noise_scale = torch.where(use_full, full.noise_scale, linear_only.noise_scale)
-    group_scales = torch.where(use_full[:, None], full.group_scales, linear_only.group_scales)
-    system = scatter + torch.diag_embed(penalties) + _jitter(scatter)
-    factor = torch.linalg.cholesky(system)
-    reduced = torch.cholesky_solve(cross[..., None], factor)[..., 0]  # [d, r]
-    weights = torch.einsum("dqr,dr->dq", reduce, reduced)  # [d, q]: over (1, decoder features, basis)
-    leverage, held_out = _held_out(basis_rows, reduce, factor, reduced)
-    return Adaptation(
-        decoder_weights=weights[:, 1 : 1 + f],
-        basis_weights=weights[:, 1 + f : 1 + f + q_basis],
-        bias=weights[:, 0],
+    unused[:, 1 : 1 + p] = ~basis.valid.to(device)
+
+    # the Fourier block of every scale in the eigenbasis of its scatter: [s, d, M], [s, d, M, M]
+    eigenvalues, eigenvectors = torch.linalg.eigh(moments.scatter_fourier)
+    eigenvalues = eigenvalues.clamp_min(0.0)
+    rotated_cross = eigenvectors.transpose(-1, -2) @ moments.cross_fourier[..., None]  # [s, d, M, 1]
+    coupling = moments.scatter_between @ eigenvectors  # [s, d, a, M]
+    # one model per scale (nonlinear groups free), and the linear model (only the parents' group)
+    linear_columns = groups <= 0  # [a]
+    models = [(scale, None) for scale in range(num_scales)] + [(0, linear_columns)]
+    fits = [
+        _schur_evidence(
+            moments.scatter_small,
+            coupling[scale],
+            eigenvalues[scale],
+            moments.cross_small,
+            rotated_cross[scale, ..., 0],
+            moments.squares,
+            n,
+            groups,
+            fixed,
+            unused if keep is None else unused | (~keep[None, :] & ~fixed),
+            fourier_excluded=keep is not None,
+            iterations=iterations if keep is None else 1,
+        )
+        for scale, keep in models
+    ]
+    nonlinear = torch.stack([fit.log_evidence for fit in fits[:-1]])  # [s, d]
+    best_evidence, scale = nonlinear.max(dim=0)  # [d]
+    use_full = best_evidence > fits[-1].log_evidence + evidence_margin  # [d]
+    nodes = torch.arange(d, device=device)
+
+    def chosen(name: str) -> torch.Tensor:
+        nonlinear_value = torch.stack([getattr(fit, name) for fit in fits[:-1]])[scale, nodes]
+        linear_value = getattr(fits[-1], name)
+        mask = use_full.reshape(-1, *([1] * (linear_value.dim() - 1)))
+        return torch.where(mask, nonlinear_value, linear_value)
+
+    penalties = chosen("penalties")  # [d, a + M]
+    scale = torch.where(use_full, scale, 0)
+    system = moments.reduced_scatter(scale)  # [d, r, r]
+    cross = moments.reduced_cross(scale)  # [d, r]
+    factor = torch.linalg.cholesky(system + torch.diag_embed(penalties) + _jitter(system))
+    weights = torch.cholesky_solve(cross[..., None], factor)[..., 0]  # [d, r]
+    adaptation = Adaptation(
+        decoder_weights=weights[:, 1 + p, None] * prior_weights
+        + torch.einsum("dfk,dk->df", directions, weights[:, 2 + p : a]),
+        basis_weights=torch.cat([weights[:, 1 : 1 + p], weights[:, a:]], dim=1),
+        bias=weights[:, 0] + weights[:, 1 + p] * prior_bias,
+        scale=scale,
         full_basis=use_full,
-        noise_scale=noise_scale,
-        group_scales=group_scales,
-        mean_leverage=leverage / n,
-        held_out_errors=held_out / n,
+        noise_scale=chosen("noise_scale"),
+        group_scales=chosen("group_scales"),
+        mean_leverage=torch.zeros(d, dtype=torch.float64, device=device),
+        held_out_errors=torch.zeros(d, dtype=torch.float64, device=device),
         penalties=penalties,
-        reduction=reduce,
+        directions=directions,
+        prior=(prior_weights, prior_bias),
+        parent_slots=p,
     )
+    leverage, held_out = _held_out(rows, adaptation, num_fourier, factor, weights)
+    adaptation.mean_leverage, adaptation.held_out_errors = leverage / n, held_out / n
+    return adaptation
 
 
-def _full_basis(features: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """(decoder features [m, d, f], parent basis [m, d, q]) -> [m, d, 1 + f + q] float64, a constant first."""
-    constant = torch.ones(*features.shape[:2], 1, dtype=torch.float64, device=features.device)
-    return torch.cat([constant, features.double(), values.double()], dim=-1)
+class _Rows:
+    """``chunks()`` as float64, with the rows kept from the first pass while they fit in ``KEPT_ROWS_BYTES``."""
+
+    def __init__(self, chunks: AdaptationChunks) -> None:
+        self.chunks = chunks
+        self.kept: list[tuple[torch.Tensor, ...]] | None = None
+        self.passes = 0
+
+    def __call__(self) -> Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        if self.kept is not None:
+            yield from self.kept
+            return
+        keep: list[tuple[torch.Tensor, ...]] | None = [] if self.passes == 0 else None
+        self.passes += 1
+        size = 0
+        for part in self.chunks():
+            part = tuple(t.double() for t in part)
+            if keep is not None:
+                size += sum(t.numel() for t in part) * 8
+                keep = keep if size <= KEPT_ROWS_BYTES else None
+                if keep is not None:
+                    keep.append(part)
+            yield part
+        self.kept = keep
 
 
-class _Moments:
-    """Row count, scatter [d, q, q], cross moments [d, q] and squared targets [d], chunk by chunk."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.scatter = self.cross = self.squares = None
-
-    def add(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        """x: [m, d, q], y: [m, d], float64."""
-        self.count += x.shape[0]
-        by_node = x.transpose(0, 1)  # [d, m, q]: batched matrix products are BLAS calls, unlike the einsum
-        scatter = by_node.transpose(1, 2) @ by_node  # [d, q, q]
-        cross = (by_node.transpose(1, 2) @ y.T[:, :, None])[..., 0]  # [d, q]
-        parts = (scatter, cross, (y * y).sum(dim=0))
-        if self.scatter is None:
-            self.scatter, self.cross, self.squares = parts
-        else:
-            self.scatter += parts[0]
-            self.cross += parts[1]
-            self.squares += parts[2]
+def _principal_directions(rows: _Rows, num_directions: int) -> tuple[int, torch.Tensor]:
+    """The row count and the ``num_directions`` principal directions of the decoder's centred features per node,
+    [d, f, k]."""
+    count, total, scatter = 0, None, None
+    for features, _, _ in rows():
+        by_node = features.transpose(0, 1)  # [d, m, f]: batched products are BLAS calls, unlike the einsum
+        part = (by_node.sum(dim=1), by_node.transpose(1, 2) @ by_node)
+        count += features.shape[0]
+        total = part[0] if total is None else total + part[0]
+        scatter = part[1] if scatter is None else scatter + part[1]
+    if count == 0:
+        return 0, torch.zeros(0)
+    mean = total / count  # [d, f]
+    centred = scatter - count * mean[:, :, None] * mean[:, None, :]
+    return count, _leading_eigenvectors(centred, min(num_directions, centred.shape[-1]))
 
 
-def _reduction(
-    moments: _Moments,
+def _leading_eigenvectors(
+    matrix: torch.Tensor, k: int, oversampling: int = 8, power_steps: int = 4
+) -> torch.Tensor:
+    """The ``k`` leading eigenvectors of symmetric positive semi-definite matrices [d, f, f] -> [d, f, k], by
+    subspace iteration from a fixed random start (a full eigendecomposition when f is small): the decoder's
+    principal directions need the leading subspace, not the whole spectrum."""
+    size = matrix.shape[-1]
+    width = k + oversampling
+    if size <= 2 * width:
+        return torch.linalg.eigh(matrix)[1][:, :, size - k :]
+    start = torch.randn(size, width, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    subspace = matrix @ start.to(matrix.device)  # [d, f, k + o]
+    for _ in range(power_steps):
+        subspace = matrix @ torch.linalg.qr(subspace).Q
+    basis = torch.linalg.qr(subspace).Q  # [d, f, k + o]
+    _, vectors = torch.linalg.eigh(basis.transpose(1, 2) @ matrix @ basis)  # ascending
+    return basis @ vectors[:, :, -k:]
+
+
+def _small_block(
+    features: torch.Tensor,
+    parent_values: torch.Tensor,
     prior_weights: torch.Tensor,
     prior_bias: torch.Tensor,
-    f: int,
-    basis: ParentBasis,
-    num_directions: int,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The linear map from the full basis (1, decoder features, parents, Fourier) [q] to the reduced one
-    (1, parents, zero-shot prediction, decoder directions, Fourier) [r], per node: [d, q, r]; and the group of
-    every reduced column [r] (-1: the constant, 0: parents, 1: zero-shot, 2: decoder, 3 + s: Fourier scale s)."""
-    d, q = moments.cross.shape
-    device = moments.cross.device
-    p, fourier = basis.max_parents, basis.num_fourier
-    k = min(num_directions, f)
-    # principal directions of the decoder's features, centred (from the moments)
-    mean = moments.scatter[:, 0, 1 : 1 + f] / moments.count  # [d, f]
-    centred = moments.scatter[:, 1 : 1 + f, 1 : 1 + f] - moments.count * mean[:, :, None] * mean[:, None, :]
-    _, vectors = torch.linalg.eigh(centred)  # ascending
-    directions = vectors[:, :, -k:]  # [d, f, k]
-    r = 1 + p + 1 + k + fourier * basis.num_scales
-    reduce = torch.zeros(d, q, r, dtype=torch.float64, device=device)
-    reduce[:, 0, 0] = 1.0
-    parents = slice(1 + f, 1 + f + p)
-    reduce[:, parents, 1 : 1 + p] = torch.eye(p, dtype=torch.float64, device=device)
-    reduce[:, 1 : 1 + f, 1 + p] = prior_weights  # the zero-shot prediction: trained readout ...
-    reduce[:, 0, 1 + p] = prior_bias  # ... plus its bias
-    reduce[:, 1 : 1 + f, 2 + p : 2 + p + k] = directions
-    reduce[:, 1 + f + p :, 2 + p + k :] = torch.eye(
-        fourier * basis.num_scales, dtype=torch.float64, device=device
-    )
-    groups = torch.cat(
-        [
-            torch.tensor([-1]),
-            torch.zeros(p, dtype=torch.long),
-            torch.tensor([1]),
-            torch.full((k,), 2),
-            torch.arange(basis.num_scales).repeat_interleave(fourier) + 3,
+    directions: torch.Tensor,
+) -> torch.Tensor:
+    """[m, d, a] = (1, parents' values [p], zero-shot prediction, decoder directions [k]), float64."""
+    features = features.double()
+    constant = torch.ones(*features.shape[:2], 1, dtype=torch.float64, device=features.device)
+    zero_shot = torch.einsum("mdf,df->md", features, prior_weights) + prior_bias  # [m, d]
+    projected = (features.transpose(0, 1) @ directions).transpose(0, 1)  # [m, d, k]
+    return torch.cat([constant, parent_values.double(), zero_shot[..., None], projected], dim=-1)
+
+
+class _ScaleMoments:
+    """Moments of the small block and of each scale's Fourier block, chunk by chunk: scatter_small [d, a, a],
+    scatter_between [s, d, a, M], scatter_fourier [s, d, M, M], cross_small [d, a], cross_fourier [s, d, M],
+    squares [d]."""
+
+    def __init__(self, parent_slots: int, num_fourier: int, num_scales: int) -> None:
+        self.p, self.num_fourier, self.num_scales = parent_slots, num_fourier, num_scales
+        self.parts: list[torch.Tensor] | None = None
+
+    def add(self, small: torch.Tensor, values: torch.Tensor, targets: torch.Tensor) -> None:
+        """small [m, d, a], values [m, d, p + sM], targets [m, d], float64."""
+        by_node = small.transpose(0, 1)  # [d, m, a]
+        y = targets.T[:, :, None]  # [d, m, 1]
+        fourier = values[..., self.p :].transpose(0, 1)  # [d, m, sM]
+        fourier = fourier.reshape(*fourier.shape[:2], self.num_scales, self.num_fourier).permute(2, 0, 1, 3)
+        parts = [
+            by_node.transpose(1, 2) @ by_node,
+            by_node.transpose(1, 2)[None] @ fourier,
+            fourier.transpose(2, 3) @ fourier,
+            (by_node.transpose(1, 2) @ y)[..., 0],
+            (fourier.transpose(2, 3) @ y[None])[..., 0],
+            (targets * targets).sum(dim=0),
         ]
-    ).to(device)
-    return reduce, groups
+        self.parts = (
+            parts if self.parts is None else [old + new for old, new in zip(self.parts, parts, strict=True)]
+        )
+
+    @property
+    def scatter_small(self) -> torch.Tensor:
+        return self.parts[0]
+
+    @property
+    def scatter_between(self) -> torch.Tensor:
+        return self.parts[1]
+
+    @property
+    def scatter_fourier(self) -> torch.Tensor:
+        return self.parts[2]
+
+    @property
+    def cross_small(self) -> torch.Tensor:
+        return self.parts[3]
+
+    @property
+    def cross_fourier(self) -> torch.Tensor:
+        return self.parts[4]
+
+    @property
+    def squares(self) -> torch.Tensor:
+        return self.parts[5]
+
+    def reduced_scatter(self, scale: torch.Tensor) -> torch.Tensor:
+        """The scatter of (small block, Fourier block of ``scale[i]``) per node i: [d, r, r]."""
+        nodes = torch.arange(scale.shape[0], device=scale.device)
+        between = self.scatter_between[scale, nodes]  # [d, a, M]
+        top = torch.cat([self.scatter_small, between], dim=2)
+        bottom = torch.cat([between.transpose(1, 2), self.scatter_fourier[scale, nodes]], dim=2)
+        return torch.cat([top, bottom], dim=1)
+
+    def reduced_cross(self, scale: torch.Tensor) -> torch.Tensor:
+        nodes = torch.arange(scale.shape[0], device=scale.device)
+        return torch.cat([self.cross_small, self.cross_fourier[scale, nodes]], dim=1)  # [d, r]
 
 
 @dataclass
 class _Evidence:
     log_evidence: torch.Tensor  # [d]
-    penalties: torch.Tensor  # [d, r]: ridge penalty per column (precision / noise precision)
+    penalties: torch.Tensor  # [d, a + M]: ridge penalty per column (precision / noise precision)
     noise_scale: torch.Tensor  # [d]
     group_scales: torch.Tensor  # [d, g]
 
@@ -320,46 +452,98 @@ def _jitter(scatter: torch.Tensor) -> torch.Tensor:
     return (1e-10 * scale)[:, None, None] * torch.eye(size, dtype=scatter.dtype, device=scatter.device)
 
 
-def _group_evidence(
+def _schur_evidence(
     scatter: torch.Tensor,
+    coupling: torch.Tensor,
+    eigenvalues: torch.Tensor,
     cross: torch.Tensor,
+    rotated_cross: torch.Tensor,
     squares: torch.Tensor,
     n: int,
     groups: torch.Tensor,
     fixed: torch.Tensor,
-    unused: torch.Tensor,
+    excluded: torch.Tensor,
+    *,
+    fourier_excluded: bool,
     iterations: int,
-    keep: torch.Tensor | None,
 ) -> _Evidence:
-    """MacKay's fixed point for the precision of every penalized group and the noise precision, per node, then
-    the log evidence of the result. ``fixed`` columns are unpenalized; ``unused`` columns (padded parents) and,
-    when ``keep`` is given, the penalized columns outside it are held out of the model."""
-    d, r = cross.shape
+    """MacKay's fixed point for the precision of every penalized group and the noise precision of one model per
+    node, then its log evidence.
+
+    The model's columns are the small block (scatter [d, a, a], cross moments [d, a]) and the Fourier block in
+    its scatter's eigenbasis (eigenvalues [d, M], coupling to the small block [d, a, M], cross moments [d, M]).
+    ``fixed`` small columns [d, a] are unpenalized; ``excluded`` ones (padded parents, or groups outside the
+    model) and, with ``fourier_excluded``, the Fourier block are held out at the pruning precision. The
+    posterior is solved through the Schur complement on the small block: the Fourier block is diagonal there.
+    """
+    d, a = cross.shape
     device = cross.device
-    num_groups = int(groups.max()) + 1
-    member = torch.stack([groups == g for g in range(num_groups)], dim=1).double()  # [r, g]
-    excluded = unused.clone()
-    if keep is not None:
-        excluded |= ~keep[None, :] & ~fixed
+    num_groups = len(GROUPS)
+    member = torch.stack([groups == g for g in range(num_groups - 1)], dim=1).double()  # [a, g - 1]
+    pruned = math.exp(MAX_LOG_PRECISION)
+    top = torch.maximum(torch.diagonal(scatter, dim1=-2, dim2=-1).amax(-1), eigenvalues.amax(-1))
+    jitter = 1e-10 * top.clamp_min(1.0)  # [d]: as ``_jitter`` on the model's whole scatter
+    scatter_jittered = scatter + jitter[:, None, None] * torch.eye(a, dtype=scatter.dtype, device=device)
+    eigenvalues_jittered = eigenvalues + jitter[:, None]
     log_precision = torch.zeros(d, num_groups, dtype=torch.float64, device=device)
     beta = n / squares.clamp_min(1e-12)  # [d]
-    jitter = _jitter(scatter)
-    for _ in range(max(iterations, 1)):
-        precision = _column_precision(log_precision, groups, fixed, excluded)  # [d, r]
-        system = beta[:, None, None] * (scatter + jitter) + torch.diag_embed(precision)
-        factor = torch.linalg.cholesky(system)
-        inverse = torch.cholesky_inverse(factor)
-        mean = beta[:, None] * torch.cholesky_solve(cross[..., None], factor)[..., 0]  # [d, r]
-        determined = 1.0 - precision * torch.diagonal(inverse, dim1=-2, dim2=-1)  # [d, r]
-        determined = torch.where(excluded, 0.0, determined.clamp(0.0, 1.0))
-        residual = squares - 2 * (mean * cross).sum(-1) + torch.einsum("dr,drs,ds->d", mean, scatter, mean)
-        beta = ((n - determined.sum(-1)).clamp_min(1.0) / residual.clamp_min(1e-12 * squares + 1e-300)).clamp(
-            max=1e12
+
+    def posterior(log_precision: torch.Tensor, beta: torch.Tensor):
+        small_precision = torch.exp(log_precision[:, groups.clamp_min(0)])  # [d, a]
+        small_precision = torch.where(fixed, FIXED_PRECISION, small_precision)
+        small_precision = torch.where(excluded, pruned, small_precision)
+        fourier_precision = (
+            torch.full_like(beta, pruned) if fourier_excluded else torch.exp(log_precision[:, -1])
         )
+        diagonal = beta[:, None] * eigenvalues_jittered + fourier_precision[:, None]  # [d, M]
+        scaled = coupling / diagonal[:, None, :]  # [d, a, M]
+        schur = (
+            beta[:, None, None] * scatter_jittered
+            + torch.diag_embed(small_precision)
+            - beta[:, None, None] ** 2 * (scaled @ coupling.transpose(1, 2))
+        )
+        factor = torch.linalg.cholesky(schur)
+        target_small, target_fourier = beta[:, None] * cross, beta[:, None] * rotated_cross
+        right = target_small - beta[:, None] * (scaled @ target_fourier[..., None])[..., 0]
+        mean_small = torch.cholesky_solve(right[..., None], factor)[..., 0]  # [d, a]
+        mean_fourier = (
+            target_fourier - beta[:, None] * (coupling.transpose(1, 2) @ mean_small[..., None])[..., 0]
+        ) / diagonal  # [d, M]
+        residual = (
+            squares
+            - 2 * ((mean_small * cross).sum(-1) + (mean_fourier * rotated_cross).sum(-1))
+            + torch.einsum("da,dab,db->d", mean_small, scatter, mean_small)
+            + 2 * torch.einsum("da,dam,dm->d", mean_small, coupling, mean_fourier)
+            + (eigenvalues * mean_fourier**2).sum(-1)
+        ).clamp_min(1e-12 * squares + 1e-300)
+        return (
+            small_precision,
+            fourier_precision,
+            diagonal,
+            scaled,
+            factor,
+            mean_small,
+            mean_fourier,
+            residual,
+        )
+
+    for _ in range(max(iterations, 1)):
+        small_precision, fourier_precision, diagonal, scaled, factor, mean_small, mean_fourier, residual = (
+            posterior(log_precision, beta)
+        )
+        inverse = torch.cholesky_inverse(factor)  # [d, a, a]: the posterior covariance of the small block
+        variance_small = torch.diagonal(inverse, dim1=-2, dim2=-1)
+        variance_fourier = 1 / diagonal + beta[:, None] ** 2 * (scaled * (inverse @ scaled)).sum(1)  # [d, M]
+        determined_small = torch.where(excluded, 0.0, (1 - small_precision * variance_small).clamp(0, 1))
+        determined_fourier = (1 - fourier_precision[:, None] * variance_fourier).clamp(0, 1)
+        if fourier_excluded:
+            determined_fourier = torch.zeros_like(determined_fourier)
+        determined = determined_small.sum(-1) + determined_fourier.sum(-1)
+        beta = ((n - determined).clamp_min(1.0) / residual).clamp(max=1e12)
         if iterations <= 1:
             break
-        used = determined @ member  # [d, g]
-        size = (mean**2) @ member  # [d, g]
+        used = torch.cat([determined_small @ member, determined_fourier.sum(-1, keepdim=True)], dim=1)
+        size = torch.cat([(mean_small**2) @ member, (mean_fourier**2).sum(-1, keepdim=True)], dim=1)
         updated = torch.log(used.clamp_min(1e-12) / size.clamp_min(1e-300)).clamp(
             -MAX_LOG_PRECISION, MAX_LOG_PRECISION
         )
@@ -367,47 +551,47 @@ def _group_evidence(
         log_precision = updated
         if settled:
             break
-    precision = _column_precision(log_precision, groups, fixed, excluded)
-    system = beta[:, None, None] * (scatter + jitter) + torch.diag_embed(precision)
-    factor = torch.linalg.cholesky(system)
-    mean = beta[:, None] * torch.cholesky_solve(cross[..., None], factor)[..., 0]
-    log_det = 2 * torch.log(torch.diagonal(factor, dim1=-2, dim2=-1)).sum(-1)
-    residual = squares - 2 * (mean * cross).sum(-1) + torch.einsum("dr,drs,ds->d", mean, scatter, mean)
-    quadratic = beta * residual + (precision * mean**2).sum(-1)
-    log_evidence = -0.5 * (
-        n * math.log(2 * math.pi) - n * torch.log(beta) - torch.log(precision).sum(-1) + log_det + quadratic
+    small_precision, fourier_precision, diagonal, _, factor, mean_small, mean_fourier, residual = posterior(
+        log_precision, beta
     )
+    num_fourier = eigenvalues.shape[-1]
+    log_det = 2 * torch.log(torch.diagonal(factor, dim1=-2, dim2=-1)).sum(-1) + torch.log(diagonal).sum(-1)
+    log_prior = torch.log(small_precision).sum(-1) + num_fourier * torch.log(fourier_precision)
+    quadratic = (
+        beta * residual
+        + (small_precision * mean_small**2).sum(-1)
+        + fourier_precision * (mean_fourier**2).sum(-1)
+    )
+    log_evidence = -0.5 * (n * math.log(2 * math.pi) - n * torch.log(beta) - log_prior + log_det + quadratic)
+    if fourier_excluded:
+        log_precision[:, -1] = MAX_LOG_PRECISION
     scales = torch.where(log_precision >= MAX_LOG_PRECISION, 0.0, torch.exp(-0.5 * log_precision))  # [d, g]
+    held_out_groups = ((~excluded).double() @ member) == 0  # [d, g - 1]: no column of the group in the model
+    scales[:, :-1] = torch.where(held_out_groups, 0.0, scales[:, :-1])
+    penalties = torch.cat([small_precision, fourier_precision[:, None].expand(-1, num_fourier)], dim=1)
     return _Evidence(
         log_evidence=log_evidence,
-        penalties=precision / beta[:, None],
+        penalties=penalties / beta[:, None],
         noise_scale=beta.rsqrt(),
         group_scales=scales,
     )
 
 
-def _column_precision(
-    log_precision: torch.Tensor, groups: torch.Tensor, fixed: torch.Tensor, excluded: torch.Tensor
-) -> torch.Tensor:
-    """The prior precision of every column [d, r] from its group's [d, g]; unpenalized columns get
-    ``FIXED_PRECISION``, excluded ones the pruning precision."""
-    precision = torch.exp(log_precision[:, groups.clamp_min(0)])  # [d, r]
-    precision = torch.where(fixed, FIXED_PRECISION, precision)
-    return torch.where(excluded, math.exp(MAX_LOG_PRECISION), precision)
-
-
 def _held_out(
-    rows: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]],
-    reduce: torch.Tensor,
+    rows: _Rows,
+    adaptation: Adaptation,
+    num_fourier: int,
     factor: torch.Tensor,
     weights: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed leverage [d] and summed squared exact leave-one-out residual [d] of the final ridge (penalties
-    fixed), from a second pass over the rows."""
+    fixed), from another pass over the rows."""
     leverage_sum = torch.zeros(weights.shape[0], dtype=torch.float64, device=weights.device)
     held_out_sum = torch.zeros_like(leverage_sum)
-    for full, targets in rows():
-        x = (full.transpose(0, 1) @ reduce).transpose(0, 1)  # [m, d, r]
+    p = adaptation.parent_slots
+    for features, values, targets in rows():
+        chosen = _chosen_columns(values, adaptation.scale, p, num_fourier)
+        x = reduced_design(adaptation, features, chosen)  # [m, d, r]
         solved = torch.cholesky_solve(x.permute(1, 2, 0), factor)  # [d, r, m]
         leverage = torch.einsum("mdr,drm->md", x, solved)  # [m, d]
         residual = targets - torch.einsum("mdr,dr->md", x, weights)
@@ -415,3 +599,15 @@ def _held_out(
         leverage_sum += leverage.sum(0)
         held_out_sum += (held**2).sum(0)
     return leverage_sum, held_out_sum
+
+
+def _chosen_columns(values: torch.Tensor, scale: torch.Tensor, p: int, num_fourier: int) -> torch.Tensor:
+    """The parents' values and the chosen scale's Fourier features [m, d, p + M] out of all scales' [m, d, p + sM]."""
+    columns = torch.cat(
+        [
+            torch.arange(p, device=values.device).expand(scale.shape[0], -1),
+            p + scale[:, None] * num_fourier + torch.arange(num_fourier, device=values.device),
+        ],
+        dim=1,
+    )  # [d, p + M]
+    return torch.gather(values, 2, columns[None].expand(values.shape[0], -1, -1))

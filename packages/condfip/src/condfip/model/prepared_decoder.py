@@ -362,7 +362,7 @@ class PreparedDecoder:
 
     def adapt(self, rows: torch.Tensor, chunk_rows: int = 1024) -> Adaptation:
         """Adapt ``F_hat`` per node to standardized rows [n, d] (``condfip.model.adaptation``) and use it from now
-        on; the features run in chunks of ``chunk_rows`` rows, twice."""
+        on; the features run in chunks of ``chunk_rows`` rows, up to three times."""
         basis = ParentBasis(self.parents, bounds=(rows.amin(dim=0), rows.amax(dim=0)))
 
         def chunks():
@@ -371,8 +371,9 @@ class PreparedDecoder:
                 yield self.features(z), basis(z), z
 
         adaptation = fit_adaptation(chunks, *self.prior_readout(), basis)
-        basis.clamp_linear = adaptation.full_basis.cpu()  # the fitted rows lie inside: the fit is unchanged
-        self.adaptation = (adaptation, basis)
+        chosen = basis.with_scale(adaptation.scale)  # each node's chosen length scale only
+        chosen.clamp_linear = adaptation.full_basis.cpu()  # the fitted rows lie inside: the fit is unchanged
+        self.adaptation = (adaptation, chosen)
         return adaptation
 
     def set_readout(self, readout: Readout | None) -> None:
