@@ -163,6 +163,11 @@ class Adaptation:
 
     GROUPS = GROUPS
 
+    @property
+    def reads_decoder(self) -> torch.Tensor:
+        """[d] bool: the node's ``F_hat`` uses the decoder's features (the zero-shot or decoder group was kept)."""
+        return (self.decoder_weights != 0).any(dim=1)
+
 
 def evaluate(
     adaptation: Adaptation,
@@ -270,10 +275,14 @@ def fit_adaptation(
         return torch.where(mask, nonlinear_value, linear_value)
 
     penalties = chosen("penalties")  # [d, a + M]
+    active = ~chosen("pruned")  # [d, r]: columns in the model (pruned ones get a weight of exactly 0)
     scale = torch.where(use_full, scale, 0)
     system = moments.reduced_scatter(scale)  # [d, r, r]
-    cross = moments.reduced_cross(scale)  # [d, r]
-    factor = torch.linalg.cholesky(system + torch.diag_embed(penalties) + _jitter(system))
+    system = system + torch.diag_embed(penalties) + _jitter(system)
+    both = active[:, :, None] & active[:, None, :]
+    system = torch.where(both, system, torch.diag_embed((~active).double()))  # pruned: an identity row
+    cross = torch.where(active, moments.reduced_cross(scale), 0.0)  # [d, r]
+    factor = torch.linalg.cholesky(system)
     weights = torch.cholesky_solve(cross[..., None], factor)[..., 0]  # [d, r]
     adaptation = Adaptation(
         decoder_weights=weights[:, 1 + p, None] * prior_weights
@@ -291,7 +300,7 @@ def fit_adaptation(
         prior=(prior_weights, prior_bias),
         parent_slots=p,
     )
-    leverage, held_out = _held_out(rows, adaptation, num_fourier, factor, weights)
+    leverage, held_out = _held_out(rows, adaptation, num_fourier, factor, weights, active)
     adaptation.mean_leverage, adaptation.held_out_errors = leverage / n, held_out / n
     return adaptation
 
@@ -441,6 +450,7 @@ class _ScaleMoments:
 class _Evidence:
     log_evidence: torch.Tensor  # [d]
     penalties: torch.Tensor  # [d, a + M]: ridge penalty per column (precision / noise precision)
+    pruned: torch.Tensor  # [d, a + M] bool: the column is out of the model (at the pruning precision)
     noise_scale: torch.Tensor  # [d]
     group_scales: torch.Tensor  # [d, g]
 
@@ -480,7 +490,7 @@ def _schur_evidence(
     device = cross.device
     num_groups = len(GROUPS)
     member = torch.stack([groups == g for g in range(num_groups - 1)], dim=1).double()  # [a, g - 1]
-    pruned = math.exp(MAX_LOG_PRECISION)
+    pruning = math.exp(MAX_LOG_PRECISION)
     top = torch.maximum(torch.diagonal(scatter, dim1=-2, dim2=-1).amax(-1), eigenvalues.amax(-1))
     jitter = 1e-10 * top.clamp_min(1.0)  # [d]: as ``_jitter`` on the model's whole scatter
     scatter_jittered = scatter + jitter[:, None, None] * torch.eye(a, dtype=scatter.dtype, device=device)
@@ -491,9 +501,9 @@ def _schur_evidence(
     def posterior(log_precision: torch.Tensor, beta: torch.Tensor):
         small_precision = torch.exp(log_precision[:, groups.clamp_min(0)])  # [d, a]
         small_precision = torch.where(fixed, FIXED_PRECISION, small_precision)
-        small_precision = torch.where(excluded, pruned, small_precision)
+        small_precision = torch.where(excluded, pruning, small_precision)
         fourier_precision = (
-            torch.full_like(beta, pruned) if fourier_excluded else torch.exp(log_precision[:, -1])
+            torch.full_like(beta, pruning) if fourier_excluded else torch.exp(log_precision[:, -1])
         )
         diagonal = beta[:, None] * eigenvalues_jittered + fourier_precision[:, None]  # [d, M]
         scaled = coupling / diagonal[:, None, :]  # [d, a, M]
@@ -572,6 +582,7 @@ def _schur_evidence(
     return _Evidence(
         log_evidence=log_evidence,
         penalties=penalties / beta[:, None],
+        pruned=penalties >= pruning * (1 - 1e-9),
         noise_scale=beta.rsqrt(),
         group_scales=scales,
     )
@@ -583,6 +594,7 @@ def _held_out(
     num_fourier: int,
     factor: torch.Tensor,
     weights: torch.Tensor,
+    active: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed leverage [d] and summed squared exact leave-one-out residual [d] of the final ridge (penalties
     fixed), from another pass over the rows."""
@@ -591,7 +603,7 @@ def _held_out(
     p = adaptation.parent_slots
     for features, values, targets in rows():
         chosen = _chosen_columns(values, adaptation.scale, p, num_fourier)
-        x = reduced_design(adaptation, features, chosen)  # [m, d, r]
+        x = torch.where(active, reduced_design(adaptation, features, chosen), 0.0)  # [m, d, r]
         solved = torch.cholesky_solve(x.permute(1, 2, 0), factor)  # [d, r, m]
         leverage = torch.einsum("mdr,drm->md", x, solved)  # [m, d]
         residual = targets - torch.einsum("mdr,dr->md", x, weights)

@@ -321,9 +321,7 @@ class PreparedDecoder:
     def __call__(self, z: torch.Tensor, nodes: torch.Tensor | None = None) -> torch.Tensor:
         """z: [m, d] -> F_hat(z): [m, d], or [m, k] for the node indices ``nodes`` ([k]) only."""
         if self.adaptation is not None:
-            adaptation, basis = self.adaptation
-            features = self.features(z, nodes)  # [m, k, f]
-            return evaluate(adaptation, features, basis(z, nodes), nodes)  # float64: the fit's precision
+            return self._adapted(z, nodes)
         if self.readout is not None:
             weights, bias = self.readout
             index = slice(None) if nodes is None else nodes
@@ -332,6 +330,27 @@ class PreparedDecoder:
         h = self._states(z, nodes)[-1]  # [k, m or 1, e]
         # the readout before broadcasting: nodes that read no value get one number, the same in every row exactly
         return F.linear(self._out_norm(h), *self.out)[..., 0].expand(-1, z.shape[0]).T  # [m, k]
+
+    def _adapted(self, z: torch.Tensor, nodes: torch.Tensor | None) -> torch.Tensor:
+        """The adapted ``F_hat`` [m, k] in float64 (the fit's precision). The network runs only for the nodes whose
+        fit kept the zero-shot or decoder group; the others read their parents' basis alone."""
+        adaptation, basis = self.adaptation
+        if nodes is None:
+            nodes = torch.arange(self.parents.shape[0], device=z.device)
+        reads = adaptation.reads_decoder[nodes]  # [k]
+        if bool(reads.all()):
+            return evaluate(adaptation, self.features(z, nodes), basis(z, nodes), nodes)
+        values = torch.zeros(z.shape[0], nodes.shape[0], dtype=torch.float64, device=z.device)  # [m, k]
+        if bool(reads.any()):
+            values[:, reads] = evaluate(
+                adaptation, self.features(z, nodes[reads]), basis(z, nodes[reads]), nodes[reads]
+            )
+        alone = nodes[~reads]
+        values[:, ~reads] = (
+            torch.einsum("mkq,kq->mk", basis(z, alone), adaptation.basis_weights[alone])
+            + adaptation.bias[alone]
+        )
+        return values
 
     def _out_norm(self, h: torch.Tensor) -> torch.Tensor:
         """The decoder's output LayerNorm in this decoder's dtype."""
