@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from condfip.demo import KernelANM as DemoKernelANM
 from condfip_eval.methods import (
     METHOD_NAMES,
     KernelANM,
@@ -95,6 +96,36 @@ def test_kernel_anm_beats_linear_on_a_nonlinear_scm(toy):
     linear_error = rmse(LinearANM().fit(context, toy.ADJACENCY).noise(query), true_noise)
     assert kernel_error < 0.1
     assert kernel_error < 0.5 * linear_error
+
+
+def test_kernel_anm_is_condfips_kernel_regression(toy):
+    """One implementation: the benchmark's kernel baseline answers with condfip.demo.KernelANM's regressions."""
+    context, _ = toy.sample(150, nonlinear=True, seed=7)
+    query, true_noise = toy.sample(40, nonlinear=True, seed=8)
+    options = {"bandwidth_factors": (0.7, 1.5), "ridges": (1e-3, 1e-2, 1e-1)}
+    fitted = KernelANM(**options).fit(context, toy.ADJACENCY)
+    reference = DemoKernelANM.fit(context, toy.ADJACENCY, **options)
+    np.testing.assert_array_equal(fitted.noise(query), reference.noise(query))
+    np.testing.assert_array_equal(
+        fitted.generate(true_noise, {0: 0.5}), reference.generate(true_noise, {0: 0.5})
+    )
+    # node 2 (parents 0 and 1) by hand: Gaussian kernel on the standardized parents, ridge solve, prediction
+    regression = reference.regressions[2]
+    mean, std = context[:, :2].mean(axis=0), context[:, :2].std(axis=0)
+    z, q = (context[:, :2] - mean) / std, (query[:, :2] - mean) / std
+    median = np.sqrt(np.median(((z[:, None] - z[None]) ** 2).sum(axis=2)[np.triu_indices(150, k=1)]))
+    assert regression.ridge in options["ridges"]
+    assert min(abs(regression.bandwidth / median - f) for f in options["bandwidth_factors"]) < 1e-12
+
+    def gram(a, b):
+        return np.exp(-((a[:, None] - b[None]) ** 2).sum(axis=2) / (2 * regression.bandwidth**2))
+
+    system = gram(z, z) + regression.ridge * np.eye(150)
+    weights = np.linalg.solve(system, context[:, 2] - context[:, 2].mean())
+    predicted = context[:, 2].mean() + gram(q, z) @ weights
+    # the same solve with the kernel rounded differently: error at most eps x condition number x |weights|
+    tolerance = 100 * np.finfo(np.float64).eps * np.linalg.cond(system) * np.abs(weights).sum()
+    np.testing.assert_allclose(fitted.noise(query)[:, 2], query[:, 2] - predicted, rtol=0, atol=tolerance)
 
 
 def test_kernel_anm_rejects_bad_options():

@@ -24,6 +24,9 @@ from condfip.core.graph_scores import (
 )
 from condfip.core.standardization import Standardization
 
+# pairwise distances have one implementation, beside the kernel regression that needs them in condfip
+from condfip.demo.baseline import squared_distances
+
 __all__ = [
     "Standardizer",
     "auprc",
@@ -92,12 +95,6 @@ def mean_and_standard_error(values: Sequence[float]) -> tuple[float, float]:
 
 # ---------------------------------------------------------------------------------------------------------------
 # Distribution distances
-
-
-def squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise squared Euclidean distances [n, m], clipped at 0 against rounding."""
-    squared = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
-    return np.maximum(squared, 0.0)
 
 
 def median_heuristic_bandwidth(x: np.ndarray, y: np.ndarray) -> float:
