@@ -29,6 +29,9 @@ Interventions = Mapping[Hashable, InterventionValue]
 # average_causal_effect without n or data draws fresh rows in rounds until the Monte Carlo standard error of the
 # effect reaches its target, from MIN_EFFECT_SAMPLES up to DEFAULT_EFFECT_SAMPLES rows
 DEFAULT_EFFECT_SAMPLES = 10_000
+ENCODER_ERROR_FLOOR = (
+    0.25  # the encoder noise's error variance is taken as at least this share of the adapted one
+)
 MIN_EFFECT_SAMPLES = 1_000
 DEFAULT_EFFECT_ERROR = 0.01  # the default target standard error, times the target column's standard deviation
 
@@ -222,9 +225,11 @@ class InferredSCM:
 
     def _encoder_noise_weight(self) -> np.ndarray:
         """Per node, the weight [d] of the encoder's amortized noise beside the adapted abduction in ``noise()``:
-        inverse-variance weights of the two estimates' errors. The adapted error variance is the posterior
-        variance of the fit at the rows (noise variance times mean leverage); the encoder's is what remains of
-        the two estimates' mean squared disagreement on the context rows (the true noise cancels in it)."""
+        inverse-variance weights of the two estimates' errors. The adapted error variance is what the exact
+        leave-one-out error adds to the fitted noise variance, at least the fit's posterior variance at the rows
+        (noise variance times mean leverage); the encoder's is what remains of the two estimates' mean squared
+        disagreement on the context rows (the true noise cancels in it), at least a quarter of the adapted one
+        (the two errors can be correlated, which the disagreement cannot tell apart from a small encoder error)."""
         if self._encoder_weight is None:
             adaptation = self._runner.adaptation
             if self._encoder is None or adaptation is None:
@@ -232,8 +237,10 @@ class InferredSCM:
                 return self._encoder_weight
             context = self._standard_context()
             disagreement = ((self._encoder.noise(context) - self._context_noise_standard()) ** 2).mean(axis=0)
-            adapted = (adaptation.noise_scale**2 * adaptation.mean_leverage).cpu().numpy()  # [d]
-            encoder = np.maximum(disagreement - adapted, 0.0)
+            variance = (adaptation.noise_scale**2).cpu().numpy()  # [d]
+            posterior = variance * adaptation.mean_leverage.cpu().numpy()
+            adapted = np.maximum(adaptation.held_out_errors.cpu().numpy() - variance, posterior)
+            encoder = np.maximum(disagreement - adapted, ENCODER_ERROR_FLOOR * adapted)
             total = adapted + encoder
             self._encoder_weight = np.where(total > 0, adapted / np.where(total > 0, total, 1.0), 0.5)
         return self._encoder_weight
