@@ -256,7 +256,7 @@ def test_demo_with_an_inferred_graph_gives_it_to_both_methods():
         f"{int(dataset.adjacency.sum())} in the true graph, {int(((dag != 0) & (dataset.adjacency != 0)).sum())} "
         "correct" in report.description
     )
-    assert "Graph: the true one, given to both methods" in true_report.description
+    assert "Graph: the true one, given to every method" in true_report.description
 
 
 def test_demo_intervenes_on_a_node_with_descendants():

@@ -197,7 +197,7 @@ def test_graph_small_computes_what_it_shipped_with(graph_small: GraphModel) -> N
 DEMO_HEADER = [
     "Fresh SCM from scm-gen: preset IN, rff mechanisms, er graph, d = 20, 400 context rows, seed 7",
     "Intervention: do(x17 = -7.681); 400 query rows, 400 interventional rows",
-    "Graph: the true one, given to both methods",
+    "Graph: the true one, given to every method",
 ]
 DEMO_SCORES = {  # task -> (Cond-FiP zero-shot, linear ANM fitted), printed to 3 decimals
     "noise": ("0.145", "0.662"),

@@ -103,7 +103,7 @@ def run_demo(
     """
     columns = [f"x{j}" for j in range(dataset.num_nodes)]
     context, query = dataset.context_data, dataset.query_data
-    graph_line = "Graph: the true one, given to both methods"
+    graph_line = "Graph: the true one, given to every method"
     graph_seconds = 0.0
     adjacency = dataset.adjacency
     if infer_graph:
