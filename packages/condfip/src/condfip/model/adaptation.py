@@ -245,8 +245,13 @@ def fit_adaptation(
     unused[:, 1 : 1 + p] = ~basis.valid.to(device)
 
     # the Fourier block of every scale in the eigenbasis of its scatter: [s, d, M], [s, d, M, M]
-    eigenvalues, eigenvectors = torch.linalg.eigh(moments.scatter_fourier)
-    eigenvalues = eigenvalues.clamp_min(0.0)
+    # (a root's Fourier features are constants: its block is left empty, so the fit prunes it)
+    has_parents = counts > 0  # [d]
+    eigenvalues = torch.zeros(moments.cross_fourier.shape, dtype=torch.float64, device=device)  # [s, d, M]
+    eigenvectors = torch.zeros_like(moments.scatter_fourier)  # [s, d, M, M]
+    if bool(has_parents.any()):
+        values, vectors = torch.linalg.eigh(moments.scatter_fourier[:, has_parents])
+        eigenvalues[:, has_parents], eigenvectors[:, has_parents] = values.clamp_min(0.0), vectors
     rotated_cross = eigenvectors.transpose(-1, -2) @ moments.cross_fourier[..., None]  # [s, d, M, 1]
     coupling = moments.scatter_between @ eigenvectors  # [s, d, a, M]
     # one model per scale (nonlinear groups free), and the linear model (only the parents' group)
