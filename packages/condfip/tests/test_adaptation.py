@@ -231,7 +231,9 @@ def test_schur_evidence_equals_the_gaussian_marginal_likelihood():
         covariance = design @ torch.diag(1 / precision) @ design.T + torch.eye(n, dtype=torch.float64) / beta
         expected = torch.distributions.MultivariateNormal(torch.zeros(n, dtype=torch.float64), covariance)
         # both float64; the only difference is the fit's 1e-10 relative jitter on the scatter
-        np.testing.assert_allclose(float(fit.log_evidence[node]), float(expected.log_prob(y[node])), rtol=1e-7)
+        np.testing.assert_allclose(
+            float(fit.log_evidence[node]), float(expected.log_prob(y[node])), rtol=1e-7
+        )
 
 
 def test_each_node_keeps_the_length_scale_with_the_higher_evidence():
@@ -256,4 +258,5 @@ def test_the_evidence_margin_grows_one_nat_per_doubling_of_the_rows_beyond_100()
     z[:, 4] = z[:, 4] + 0.05 * torch.sin(3 * z[:, 2])  # a faint nonlinearity: its evidence gain is small
     default, _, _ = _fit(z)
     lenient, _, _ = _fit(z, evidence_margin=0.0)
-    assert bool((default.full_basis <= lenient.full_basis).all())  # a larger margin never adds a nonlinear node
+    # a larger margin never adds a nonlinear node
+    assert bool((default.full_basis <= lenient.full_basis).all())
