@@ -10,6 +10,7 @@ import torch
 from condfip.model.adaptation import (
     GROUPS,
     ParentBasis,
+    WeightedRefit,
     _schur_evidence,
     evaluate,
     evidence_margin_for,
@@ -260,3 +261,29 @@ def test_the_evidence_margin_grows_one_nat_per_doubling_of_the_rows_beyond_100()
     lenient, _, _ = _fit(z, evidence_margin=0.0)
     # a larger margin never adds a nonlinear node
     assert bool((default.full_basis <= lenient.full_basis).all())
+
+
+def test_a_weighted_refit_equals_the_refit_on_the_rows_repeated():
+    """Refitting the chosen model with row weights (a bootstrap resample's counts) is the refit on the rows
+    repeated that often; with unit weights it is the original fit."""
+    z, noise = _linear_data(120, seed=12)
+    z[:, 4] = torch.sin(2 * z[:, 2]) + z[:, 3] + 0.3 * noise[:, 4]
+    adaptation, basis, features = _fit(z)
+    design = reduced_design(adaptation, features(z), basis(z))  # [n, d, r]
+    refit = WeightedRefit(adaptation, design, z)
+    counts = torch.as_tensor(np.random.default_rng(0).integers(0, 3, size=len(z)), dtype=torch.float64)
+    weighted = refit(counts)
+    repeat = counts.long()
+    repeated = WeightedRefit(adaptation, design.repeat_interleave(repeat, 0), z.repeat_interleave(repeat, 0))
+    plain = repeated(torch.ones(int(repeat.sum()), dtype=torch.float64))
+    # float64 solves of one system (conditioned up to ~1e10 by the jitter's bound), moments summed differently
+    for name in ("decoder_weights", "basis_weights", "bias"):
+        np.testing.assert_allclose(getattr(weighted, name), getattr(plain, name), rtol=1e-6, atol=1e-8)
+    same = refit(torch.ones(len(z), dtype=torch.float64))
+    np.testing.assert_allclose(
+        evaluate(same, features(z), basis(z)),
+        evaluate(adaptation, features(z), basis(z)),
+        rtol=1e-6,
+        atol=1e-8,
+    )
+    assert not torch.allclose(weighted.basis_weights, adaptation.basis_weights)

@@ -43,9 +43,11 @@ def mean_prediction(query):
     return lambda scm: scm.predict(query).to_numpy().mean()
 
 
-def test_each_resample_is_an_inference_on_resampled_rows(setup):
+def test_with_reinfer_each_resample_is_an_inference_on_resampled_rows(setup):
     model, table, adjacency, query = setup
-    result = model.bootstrap(table, adjacency, mean_prediction(query), num_bootstraps=5, seed=11)
+    result = model.bootstrap(
+        table, adjacency, mean_prediction(query), num_bootstraps=5, seed=11, reinfer=True
+    )
     assert isinstance(result, BootstrapResult) and result.samples.shape == (5,)
     assert result.estimate == pytest.approx(mean_prediction(query)(model.infer(table, adjacency)), rel=1e-12)
     rows = np.random.default_rng(11).integers(0, len(table), size=(5, len(table)))
@@ -53,6 +55,27 @@ def test_each_resample_is_an_inference_on_resampled_rows(setup):
         again = model.infer(table.iloc[rows[b]].reset_index(drop=True), adjacency)
         assert result.samples[b] == pytest.approx(mean_prediction(query)(again), rel=1e-9)
     assert np.unique(result.samples).size == 5  # the resamples differ
+
+
+def test_by_default_each_resample_refits_the_adapted_weights_on_its_rows(setup):
+    """A resample holds exactly the drawn rows, and its F_hat is the full fit's adaptation refitted on them:
+    with every row drawn once it is the full fit's F_hat; otherwise it differs from it and from the others."""
+    model, table, adjacency, query = setup
+    rows = np.random.default_rng(11).integers(0, len(table), size=(4, len(table)))
+    drawn = model.bootstrap(table, adjacency, lambda scm: scm.data.to_numpy(), num_bootstraps=4, seed=11)
+    for b in range(4):
+        np.testing.assert_array_equal(drawn.samples[b], table.to_numpy()[rows[b]])
+    full = model.infer(table, adjacency)
+    refit = full._runner.weighted_refit(full._standard_context())
+    once = full._runner.with_adaptation(refit(torch.ones(len(table), dtype=torch.float64)))
+    same = full._refitted(np.arange(len(table)), once)
+    # two float64 solves of one system, its moments summed in another order; the system's condition number is
+    # at most about 1e10 (the fit's relative jitter bounds it), which multiplies the rounding of its moments
+    assert_close(
+        same.predict(query).to_numpy(), full.predict(query).to_numpy(), dtype=np.float64, operations=10**10
+    )
+    result = model.bootstrap(table, adjacency, mean_prediction(query), num_bootstraps=4, seed=11)
+    assert np.unique(result.samples).size == 4 and not np.isclose(result.samples, result.estimate).any()
 
 
 def test_same_seed_same_samples_in_batches_or_not(setup):
@@ -111,7 +134,12 @@ def test_bad_arguments(setup):
         e=np.where(np.arange(len(table)) == 0, 1.0, 0.0)
     )  # one row differs: resamples miss it
     with pytest.raises(ValueError, match="a resample of the rows cannot be inferred: .*'e'.* constant"):
-        model.bootstrap(rare, adjacency, mean_prediction(query), num_bootstraps=20, seed=0)
+        model.bootstrap(rare, adjacency, mean_prediction(query), num_bootstraps=20, seed=0, reinfer=True)
+    # a refit keeps the standardization of all rows: a resample without the rare row is still a fit
+    refitted = model.bootstrap(rare, adjacency, mean_prediction(query), num_bootstraps=20, seed=0)
+    assert np.isfinite(refitted.samples).all()
+    with pytest.raises(ValueError, match="reinfer must be True or False"):
+        model.bootstrap(table, adjacency, mean_prediction(query), num_bootstraps=2, reinfer="yes")
     result = model.bootstrap(table, adjacency, mean_prediction(query), num_bootstraps=2)
     for level in (0.0, 1.0, 1.5, True):
         with pytest.raises(ValueError, match="level must be a number strictly between 0 and 1"):

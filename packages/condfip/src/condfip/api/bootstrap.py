@@ -1,9 +1,11 @@
-"""Bootstrap intervals for any quantity of an inferred SCM: infer again on resampled rows, recompute.
+"""Bootstrap intervals for any quantity of an inferred SCM: fit again on resampled rows, recompute.
 
-Each resample is one inference (no training), so a hundred resamples cost about as much as fitting DoWhy-GCM's
-automatically assigned mechanisms once (BENCHMARKS.md, "Bootstrap on Sachs, and DoWhy queries"). The spread is the variability of the
-inferred answer under resampling of the rows, given the graph and the pretrained network; it does not measure
-the network's own bias.
+A resample is either a refit of the adapted weights on the resampled rows (the default of ``CondFiP.bootstrap``
+on the adapted path: the network's embedding and the fit's model choices stay those of all rows, and a resample
+costs one solve per node) or a whole new inference (``reinfer=True``, and the zero-shot path); timings in
+BENCHMARKS.md, "Bootstrap on Sachs, and DoWhy queries". The spread is the variability of the inferred answer
+under resampling of the rows, given the graph and the pretrained network; it does not measure the network's own
+bias.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from condfip.api.inferred_scm import InferredSCM
 from condfip.api.sampling import make_generator
 
 Statistic = Callable[[InferredSCM], Any]
-InferResamples = Callable[[list[tuple[pd.DataFrame, np.ndarray]]], list[InferredSCM]]
+InferResamples = Callable[[list[np.ndarray]], list[InferredSCM]]  # row indices [n] -> SCMs
 
 
 @dataclass(frozen=True)
@@ -61,15 +63,15 @@ def bootstrap_statistic(
     group_size: int = 1,
     progress: bool | None = None,
 ) -> BootstrapResult:
-    """``statistic`` of the SCM ``full`` inferred from all rows and of the SCMs that ``infer_resamples`` infers
-    from ``num_bootstraps`` resamples of its rows (drawn with replacement, ``seed`` fixes the draws), given as
-    (rows, the same adjacency) pairs, ``group_size`` at a time (each SCM is dropped once its statistic is taken).
+    """``statistic`` of the SCM ``full`` inferred from all rows and of the SCMs that ``infer_resamples`` fits on
+    ``num_bootstraps`` resamples of its rows (drawn with replacement, ``seed`` fixes the draws), given as arrays of
+    row indices, ``group_size`` at a time (each SCM is dropped once its statistic is taken).
     ``progress``: a progress bar on stderr (None: when stderr is a terminal)."""
     estimate = _values(statistic(full), "statistic(scm)")
     index = estimate.index if isinstance(estimate, pd.Series) else None
-    table = full.data.to_numpy()  # [n, d] in the SCM's column order
+    num_rows = len(full.data)
     rng = make_generator(seed)
-    rows = rng.integers(0, len(table), size=(num_bootstraps, len(table)))  # [B, n]
+    rows = rng.integers(0, num_rows, size=(num_bootstraps, num_rows))  # [B, n]
     samples = []
     bar = tqdm(
         total=num_bootstraps,
@@ -79,12 +81,8 @@ def bootstrap_statistic(
         leave=False,
     )
     for start in range(0, num_bootstraps, max(group_size, 1)):
-        resampled = [
-            (pd.DataFrame(table[indices], columns=full.columns), full.adjacency)
-            for indices in rows[start : start + max(group_size, 1)]
-        ]
         try:
-            scms = infer_resamples(resampled)
+            scms = infer_resamples(list(rows[start : start + max(group_size, 1)]))
         except ValueError as error:  # e.g. a column with few distinct values is constant in a resample
             raise ValueError(f"a resample of the rows cannot be inferred: {error}") from None
         for scm in scms:

@@ -10,6 +10,7 @@ Axis legend: b datasets (always 1 here), m rows, d nodes, k intervened nodes.
 
 from __future__ import annotations
 
+import copy
 import warnings
 from typing import Any
 
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 
 from condfip.core.standardization import STANDARD_LIMIT
-from condfip.model.adaptation import Adaptation
+from condfip.model.adaptation import Adaptation, WeightedRefit
 from condfip.model.decoder import ConditionalDecoder
 from condfip.model.fixed_point import fixed_point_generate
 from condfip.model.prepared_decoder import PreparedDecoder, prepare_decoder
@@ -26,6 +27,7 @@ MAX_ADAPTATION_ROWS = (
     10_000  # rows a readout refit uses at most (evenly spaced); beyond, the fit barely changes
 )
 MIN_ADAPTATION_ROWS = 10  # below this, infer falls back to the zero-shot F_hat with a warning
+REFIT_DESIGN_BYTES = 256 * 2**20  # a bootstrap refits weights on the rows' kept design up to this size
 DEFAULT_TOKENS_PER_CHUNK = (
     16_384  # CPU: rows per chunk = this // d; activations and sample attention scale with it
 )
@@ -154,6 +156,22 @@ class DecoderRunner:
         self.prepared = prepare_decoder(self.model.decoder, self.parents, self.embedding, dtype=torch.float64)
         self.adaptation = self.prepared.adapt(torch.as_tensor(rows, device=self.device), self.chunk_rows)
         return self.adaptation
+
+    @torch.inference_mode()
+    def weighted_refit(self, data: np.ndarray) -> WeightedRefit | None:
+        """A ``WeightedRefit`` of this runner's adaptation on its standardized rows [n, d] (the rows ``adapt``
+        saw, all of them fitted): None when it did not adapt, fitted a subset of the rows, or the rows' design
+        would take more than ``REFIT_DESIGN_BYTES``."""
+        if self.adaptation is None or data.shape[0] > MAX_ADAPTATION_ROWS:
+            return None
+        return self.prepared.weighted_refit(torch.as_tensor(data, device=self.device), REFIT_DESIGN_BYTES)
+
+    def with_adaptation(self, adaptation: Adaptation) -> DecoderRunner:
+        """This runner with another adaptation over the same basis (a refit of its own)."""
+        other = copy.copy(self)
+        other.prepared = self.prepared.with_adaptation(adaptation)
+        other.adaptation = adaptation
+        return other
 
     @torch.inference_mode()
     def generate(

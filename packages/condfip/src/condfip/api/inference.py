@@ -373,13 +373,20 @@ class CondFiP:
         batch_size: int | None = None,
         positive: PositiveColumns = False,
         progress: bool | None = None,
+        reinfer: bool = False,
     ) -> BootstrapResult:
         """``statistic(scm)`` for the SCM inferred from ``data`` and for ``num_bootstraps`` SCMs inferred from
         rows drawn with replacement (``seed`` fixes the draws), with percentile intervals
         (``condfip.api.bootstrap``). The graph is fixed: ``graph="infer"`` infers it once, from all rows. The
         statistic returns a number, an array or a Series of fixed shape; give it its own seed when it
         samples, so that the resamples differ only by their rows. ``zero_shot`` and ``positive``: as in
-        ``infer``. ``progress``: a progress bar on stderr (default: when stderr is a terminal)."""
+        ``infer``. ``progress``: a progress bar on stderr (default: when stderr is a terminal).
+
+        On the adapted path a resample keeps the network's embedding of all rows and the model its fit chose
+        (each node's length scale, linear or not, every group's penalty) and refits the adapted weights on the
+        resampled rows: one solve per node. ``reinfer=True`` runs the whole inference on every resample instead
+        (several times slower; its spread also holds the embedding's and the model choices' variability), as the
+        zero-shot path always does."""
         if isinstance(num_bootstraps, bool) or not isinstance(num_bootstraps, int) or num_bootstraps < 2:
             raise ValueError(f"num_bootstraps must be an int >= 2, got {num_bootstraps!r}")
         if not callable(statistic):
@@ -388,12 +395,21 @@ class CondFiP:
             )
         if progress is not None and not isinstance(progress, bool):
             raise ValueError(f"progress must be True, False or None (on a terminal), got {progress!r}")
+        _check_flag(reinfer, "reinfer")
         zero_shot = not self._adapts(zero_shot, refit_readout)
         full = self.infer(data, graph, columns=columns, zero_shot=zero_shot, positive=positive)
         if batch_size is None:
             batch_size = 16 if self.device.type == "cuda" else 1
+        refit = None if zero_shot or reinfer else full._runner.weighted_refit(full._standard_context())
+        table = full.data.to_numpy()  # [n, d] in the SCM's column order
 
-        def infer_resamples(datasets: list[tuple[pd.DataFrame, np.ndarray]]) -> list[InferredSCM]:
+        def infer_resamples(samples: list[np.ndarray]) -> list[InferredSCM]:
+            if refit is not None:
+                return [
+                    full._refitted(rows, full._runner.with_adaptation(refit(_counts(rows, len(table)))))
+                    for rows in samples
+                ]
+            datasets = [(pd.DataFrame(table[rows], columns=full.columns), full.adjacency) for rows in samples]
             return self.infer_batch(
                 datasets, batch_size=batch_size, zero_shot=zero_shot, positive=full.positive, progress=False
             )
@@ -407,6 +423,11 @@ class CondFiP:
             group_size=batch_size,
             progress=progress,
         )
+
+
+def _counts(rows: np.ndarray, num_rows: int) -> torch.Tensor:
+    """Row indices drawn with replacement [n] -> how often each of the ``num_rows`` rows was drawn [n]."""
+    return torch.as_tensor(np.bincount(rows, minlength=num_rows), dtype=torch.float64)
 
 
 def _check_flag(value: object, name: str) -> None:

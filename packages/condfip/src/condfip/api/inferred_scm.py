@@ -141,6 +141,20 @@ class InferredSCM:
         table["encoder_noise_weight"] = self._encoder_noise_weight()
         return pd.DataFrame(table, index=self._columns)
 
+    def _refitted(self, rows: np.ndarray, runner: DecoderRunner) -> InferredSCM:
+        """The SCM of the context rows ``rows`` (indices, repeats allowed) with ``runner``'s ``F_hat`` (this SCM's
+        adaptation refitted on those rows): the same columns, graph, units and encoder."""
+        return InferredSCM(
+            runner=runner,
+            encoder=self._encoder,
+            columns=self._columns,
+            adjacency=self._adjacency,
+            units=self._units,
+            context=self._context[rows],
+            context_index=self._context_index[rows],
+            context_standard=self._standard_context()[rows],
+        )
+
     def __repr__(self) -> str:
         refit = ", adapted" if self.adapted else ", zero_shot"
         positive = f", positive={len(self.positive)}" if self._units.positive.any() else ""

@@ -161,6 +161,7 @@ class Adaptation:
     mean_leverage: torch.Tensor  # [d]: mean diagonal of the hat matrix over the fitted rows
     held_out_errors: torch.Tensor  # [d]: mean squared exact leave-one-out residual
     penalties: torch.Tensor  # [d, r]: the ridge penalty of every column of the reduced basis
+    active: torch.Tensor  # [d, r] bool: the column is in the model (a pruned one has a weight of exactly 0)
     directions: torch.Tensor  # [d, f, k]: the decoder's principal directions
     prior: tuple[torch.Tensor, torch.Tensor]  # the trained readout: weights [d, f], bias [d]
     parent_slots: int  # p
@@ -288,18 +289,9 @@ def fit_adaptation(
     penalties = chosen("penalties")  # [d, a + M]
     active = ~chosen("pruned")  # [d, r]: columns in the model (pruned ones get a weight of exactly 0)
     scale = torch.where(use_full, scale, 0)
-    system = moments.reduced_scatter(scale)  # [d, r, r]
-    system = system + torch.diag_embed(penalties) + _jitter(system)
-    both = active[:, :, None] & active[:, None, :]
-    system = torch.where(both, system, torch.diag_embed((~active).double()))  # pruned: an identity row
-    cross = torch.where(active, moments.reduced_cross(scale), 0.0)  # [d, r]
-    factor = torch.linalg.cholesky(system)
-    weights = torch.cholesky_solve(cross[..., None], factor)[..., 0]  # [d, r]
+    factor, weights = _solve(moments.reduced_scatter(scale), moments.reduced_cross(scale), penalties, active)
     adaptation = Adaptation(
-        decoder_weights=weights[:, 1 + p, None] * prior_weights
-        + torch.einsum("dfk,dk->df", directions, weights[:, 2 + p : a]),
-        basis_weights=torch.cat([weights[:, 1 : 1 + p], weights[:, a:]], dim=1),
-        bias=weights[:, 0] + weights[:, 1 + p] * prior_bias,
+        **_readout_weights(weights, prior_weights, prior_bias, directions, p),
         scale=scale,
         full_basis=use_full,
         noise_scale=chosen("noise_scale"),
@@ -307,6 +299,7 @@ def fit_adaptation(
         mean_leverage=torch.zeros(d, dtype=torch.float64, device=device),
         held_out_errors=torch.zeros(d, dtype=torch.float64, device=device),
         penalties=penalties,
+        active=active,
         directions=directions,
         prior=(prior_weights, prior_bias),
         parent_slots=p,
@@ -314,6 +307,65 @@ def fit_adaptation(
     leverage, held_out = _held_out(rows, adaptation, num_fourier, factor, weights, active)
     adaptation.mean_leverage, adaptation.held_out_errors = leverage / n, held_out / n
     return adaptation
+
+
+def _solve(
+    scatter: torch.Tensor, cross: torch.Tensor, penalties: torch.Tensor, active: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ridge solution over the reduced basis: scatter [d, r, r], cross [d, r], penalties [d, r]; columns
+    outside ``active`` [d, r] are solved out (weight exactly 0). Returns the Cholesky factor and weights [d, r]."""
+    system = scatter + torch.diag_embed(penalties) + _jitter(scatter)
+    both = active[:, :, None] & active[:, None, :]
+    system = torch.where(both, system, torch.diag_embed((~active).double()))  # pruned: an identity row
+    factor = torch.linalg.cholesky(system)
+    weights = torch.cholesky_solve(torch.where(active, cross, 0.0)[..., None], factor)[..., 0]
+    return factor, weights
+
+
+def _readout_weights(
+    weights: torch.Tensor,
+    prior_weights: torch.Tensor,
+    prior_bias: torch.Tensor,
+    directions: torch.Tensor,
+    p: int,
+) -> dict[str, torch.Tensor]:
+    """Reduced-basis weights [d, r] -> the ``Adaptation``'s decoder weights [d, f], basis weights [d, p + M] and
+    bias [d]."""
+    a = 2 + p + directions.shape[-1]
+    return {
+        "decoder_weights": weights[:, 1 + p, None] * prior_weights
+        + torch.einsum("dfk,dk->df", directions, weights[:, 2 + p : a]),
+        "basis_weights": torch.cat([weights[:, 1 : 1 + p], weights[:, a:]], dim=1),
+        "bias": weights[:, 0] + weights[:, 1 + p] * prior_bias,
+    }
+
+
+class WeightedRefit:
+    """The model a fit chose (length scale, linear or not, every penalty) refitted on weighted rows: for a
+    bootstrap, a resample is a weight per row (how often it was drawn), and refitting its weights is one solve.
+
+    ``design`` [n, d, r] are the rows of the fitted regression (``reduced_design``) and ``targets`` [n, d] their
+    values, float64. The refit keeps everything of ``adaptation`` but the weights: the noise scale, the
+    leave-one-out errors and the groups' scales are those of the original fit.
+    """
+
+    def __init__(self, adaptation: Adaptation, design: torch.Tensor, targets: torch.Tensor) -> None:
+        self.adaptation = adaptation
+        self.by_node = torch.where(adaptation.active, design.double(), 0.0).transpose(0, 1)  # [d, n, r]
+        self.targets = targets.double().T[:, :, None]  # [d, n, 1]
+
+    def __call__(self, counts: torch.Tensor) -> Adaptation:
+        """counts: [n] row weights (non-negative, at least 2 in total) -> the refitted ``Adaptation``."""
+        weighted = self.by_node * counts.double().to(self.by_node.device)[None, :, None]  # [d, n, r]
+        scatter = weighted.transpose(1, 2) @ self.by_node  # [d, r, r]
+        cross = (weighted.transpose(1, 2) @ self.targets)[..., 0]  # [d, r]
+        original = self.adaptation
+        _, weights = _solve(scatter, cross, original.penalties, original.active)
+        refitted = dict(original.__dict__)
+        refitted.update(
+            _readout_weights(weights, *original.prior, original.directions, original.parent_slots)
+        )
+        return Adaptation(**refitted)
 
 
 def evidence_margin_for(rows: int) -> float:

@@ -22,13 +22,21 @@ whose large per-node weights would otherwise amplify the float32 rounding of the
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from condfip.model.adaptation import Adaptation, ParentBasis, evaluate, fit_adaptation
+from condfip.model.adaptation import (
+    Adaptation,
+    ParentBasis,
+    WeightedRefit,
+    evaluate,
+    fit_adaptation,
+    reduced_design,
+)
 from condfip.model.decoder import AdaLNBlock, ConditionalDecoder
 from condfip.model.embedding import DatasetEmbedding
 from condfip.model.readout import Readout, fit_readout
@@ -394,6 +402,24 @@ class PreparedDecoder:
         chosen.clamp_linear = adaptation.full_basis.cpu()  # the fitted rows lie inside: the fit is unchanged
         self.adaptation = (adaptation, chosen)
         return adaptation
+
+    def weighted_refit(self, rows: torch.Tensor, max_bytes: int) -> WeightedRefit | None:
+        """A ``WeightedRefit`` of this decoder's adaptation on its standardized rows [n, d] (the rows it was
+        fitted on): a bootstrap resample is then one solve. None when the rows' design would take more than
+        ``max_bytes``."""
+        adaptation, basis = self.adaptation
+        width = adaptation.penalties.shape[-1]
+        if rows.shape[0] * rows.shape[1] * width * 8 > max_bytes:
+            return None
+        z = rows.double()
+        design = reduced_design(adaptation, self.features(z), basis(z))  # [n, d, r]
+        return WeightedRefit(adaptation, design, z)
+
+    def with_adaptation(self, adaptation: Adaptation) -> PreparedDecoder:
+        """The same prepared decoder with another adaptation over the same basis (a refit of this one's)."""
+        other = copy.copy(self)
+        other.adaptation = (adaptation, self.adaptation[1])
+        return other
 
     def set_readout(self, readout: Readout | None) -> None:
         """Use per-node readout weights over ``features`` (``condfip.model.readout``), or the trained readout
