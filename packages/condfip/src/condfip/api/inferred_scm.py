@@ -29,9 +29,10 @@ Interventions = Mapping[Hashable, InterventionValue]
 # average_causal_effect without n or data draws fresh rows in rounds until the Monte Carlo standard error of the
 # effect reaches its target, from MIN_EFFECT_SAMPLES up to DEFAULT_EFFECT_SAMPLES rows
 DEFAULT_EFFECT_SAMPLES = 10_000
-ENCODER_ERROR_FLOOR = (
-    0.25  # the encoder noise's error variance is taken as at least this share of the adapted one
-)
+# noise(): the encoder noise's error variance is taken as at least this share of the adapted one, for a node
+# whose adapted fit kept the nonlinear basis, and for one whose fit is linear
+ENCODER_ERROR_FLOOR = 0.25
+LINEAR_ENCODER_ERROR_FLOOR = 1.0
 MIN_EFFECT_SAMPLES = 1_000
 DEFAULT_EFFECT_ERROR = 0.01  # the default target standard error, times the target column's standard deviation
 
@@ -239,11 +240,13 @@ class InferredSCM:
 
     def _encoder_noise_weight(self) -> np.ndarray:
         """Per node, the weight [d] of the encoder's amortized noise beside the adapted abduction in ``noise()``:
-        inverse-variance weights of the two estimates' errors. The adapted error variance is what the exact
-        leave-one-out error adds to the fitted noise variance, at least the fit's posterior variance at the rows
-        (noise variance times mean leverage); the encoder's is what remains of the two estimates' mean squared
-        disagreement on the context rows (the true noise cancels in it), at least a quarter of the adapted one
-        (the two errors can be correlated, which the disagreement cannot tell apart from a small encoder error)."""
+        inverse-variance weights of the two estimates' errors. The adapted error variance is, for a node whose fit
+        is linear, the fit's posterior variance at the rows (noise variance times mean leverage: honest for a
+        well-specified linear fit); for a nonlinear one, what the exact leave-one-out error adds to the fitted
+        noise variance, at least that posterior variance. The encoder's is what remains of the two estimates'
+        mean squared disagreement on the context rows (the true noise cancels in it), at least a quarter of the
+        adapted one for a nonlinear node and all of it for a linear one (the two errors can be correlated, which
+        the disagreement cannot tell apart from a small encoder error)."""
         if self._encoder_weight is None:
             adaptation = self._runner.adaptation
             if self._encoder is None or adaptation is None:
@@ -253,8 +256,11 @@ class InferredSCM:
             disagreement = ((self._encoder.noise(context) - self._context_noise_standard()) ** 2).mean(axis=0)
             variance = (adaptation.noise_scale**2).cpu().numpy()  # [d]
             posterior = variance * adaptation.mean_leverage.cpu().numpy()
-            adapted = np.maximum(adaptation.held_out_errors.cpu().numpy() - variance, posterior)
-            encoder = np.maximum(disagreement - adapted, ENCODER_ERROR_FLOOR * adapted)
+            nonlinear = adaptation.full_basis.cpu().numpy()
+            held_out = np.maximum(adaptation.held_out_errors.cpu().numpy() - variance, posterior)
+            adapted = np.where(nonlinear, held_out, posterior)
+            floor = np.where(nonlinear, ENCODER_ERROR_FLOOR, LINEAR_ENCODER_ERROR_FLOOR)
+            encoder = np.maximum(disagreement - adapted, floor * adapted)
             total = adapted + encoder
             self._encoder_weight = np.where(total > 0, adapted / np.where(total > 0, total, 1.0), 0.5)
         return self._encoder_weight
