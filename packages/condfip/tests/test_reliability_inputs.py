@@ -19,7 +19,7 @@ from condfip.api.tables import MAX_MAGNITUDE, MIN_SPREAD, check_context_memory
 from condfip.core.dag_rule import dag_from_probabilities
 from condfip.core.standardization import STANDARD_LIMIT, Standardization
 from condfip.model import CondFiPConfig, CondFiPModel
-from condfip.model.adaptation import ParentBasis
+from condfip.model.adaptation import ParentBasis, fit_bytes
 from condfip.model.prepared_decoder import prepare_decoder
 from condfip.training.options import EncoderOptions, TrainingOptions
 
@@ -267,6 +267,21 @@ def test_absurd_sample_counts_are_refused_with_the_estimate(model, frame) -> Non
         scm.average_causal_effect("d", {"a": 1.0}, {}, n=10**11)
     with pytest.raises(ValueError, match=r"inferring from 1,000,000,000,000 rows of 20 columns needs about"):
         check_context_memory(10**12, 20)
+
+
+def test_an_adaptation_that_cannot_fit_in_memory_is_refused_before_it_starts(
+    model, frame, monkeypatch
+) -> None:
+    """The adaptation's moments grow with the columns: beyond the machine's memory infer refuses, naming the
+    estimate and the way out, before any of it is allocated."""
+    monkeypatch.setattr("condfip.io.memory.physical_memory", lambda: fit_bytes(4, 2) - 1)
+    with pytest.raises(
+        ValueError, match=r"adapting to the rows of 4 columns needs about [\d.]+ MiB .* zero_shot=True"
+    ):
+        model.infer(frame, EDGES)
+    model.infer(frame, EDGES, zero_shot=True)  # the zero-shot path needs none of it
+    monkeypatch.setattr("condfip.io.memory.physical_memory", lambda: fit_bytes(4, 2))
+    assert model.infer(frame, EDGES).adapted
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from condfip.core.standardization import STANDARD_LIMIT
-from condfip.model.adaptation import Adaptation, WeightedRefit
+from condfip.io.memory import check_memory
+from condfip.model.adaptation import Adaptation, WeightedRefit, fit_bytes
 from condfip.model.decoder import ConditionalDecoder
 from condfip.model.fixed_point import fixed_point_generate
 from condfip.model.prepared_decoder import PreparedDecoder, prepare_decoder
@@ -150,6 +151,12 @@ class DecoderRunner:
                 stacklevel=4,
             )
             return None
+        max_parents = int(self.parents.sum(dim=-1).max()) if data.shape[1] else 0
+        check_memory(
+            fit_bytes(data.shape[1], max_parents),
+            f"adapting to the rows of {data.shape[1]} columns",
+            hint="infer with zero_shot=True, or with fewer columns",
+        )
         rows = data
         if data.shape[0] > MAX_ADAPTATION_ROWS:
             rows = data[np.linspace(0, data.shape[0] - 1, MAX_ADAPTATION_ROWS).round().astype(np.int64)]

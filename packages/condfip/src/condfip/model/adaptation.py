@@ -368,6 +368,19 @@ class WeightedRefit:
         return Adaptation(**refitted)
 
 
+def fit_bytes(
+    num_nodes: int, max_parents: int, *, num_fourier: int = NUM_FOURIER, num_scales: int = 2
+) -> int:
+    """An upper estimate of the memory (bytes) of ``fit_adaptation``'s moments and solves for ``num_nodes``
+    nodes with at most ``max_parents`` parents (the rows' own memory is bounded apart): per node and scale the
+    Fourier block's scatter, its eigenvectors and the eigendecomposition's workspace, the coupling to the small
+    block, and the reduced system."""
+    small = 2 + max(max_parents, 1) + NUM_DIRECTIONS
+    reduced = small + num_fourier
+    per_node = num_scales * (4 * num_fourier**2 + 3 * small * num_fourier) + 3 * reduced**2
+    return 8 * num_nodes * per_node
+
+
 def evidence_margin_for(rows: int) -> float:
     """The evidence (nats) the nonlinear basis must gain over the linear model, for a fit on ``rows`` rows:
     ``EVIDENCE_MARGIN`` up to ``MARGIN_ROWS`` rows, one nat more per doubling beyond. A truly nonlinear
