@@ -36,6 +36,11 @@ def test_adapter_round_trip_and_counterfactual_invariants(toy, tiny_condfip):
     # the zero-shot adapter scores the encoder's noise; the decoder's noise is what generation inverts exactly
     decoder_noise = fitted.scm.noise(fitted._frame(query), method="decoder").to_numpy()
     np.testing.assert_allclose(fitted.generate(decoder_noise), query, rtol=1e-4, atol=1e-4)
+    # the noise real-data sampling draws from is that one (InferredSCM.sample's), not the scored estimate
+    np.testing.assert_array_equal(fitted.abducted_noise(query), decoder_noise)
+    assert not np.allclose(fitted.noise(query), decoder_noise)
+    default = CondFiPMethod(tiny_condfip, chunk_size=64).fit(context, toy.ADJACENCY)
+    np.testing.assert_allclose(default.generate(default.abducted_noise(query)), query, rtol=1e-9, atol=1e-9)
     values = np.linspace(-1.0, 1.0, 25)
     counterfactual = fitted.counterfactual(query, {1: values})
     np.testing.assert_allclose(counterfactual[:, 1], values, atol=1e-6)

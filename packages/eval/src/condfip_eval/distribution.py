@@ -2,7 +2,9 @@
 
 Every method samples the same way: the noise of each node is redrawn with replacement from that node's
 abducted context noise, independently across nodes (the product of the per-node empirical noise marginals),
-and pushed through the method's fitted model. Distances are computed in the context rows' standardized units
+and pushed through the method's fitted model. The abducted noise is the one the method's generation maps back
+to the context rows (``FittedSCM.abducted_noise``): for Cond-FiP ``x - F_hat(x)``, what its own ``sample``
+draws from (its ``noise()`` default blends in the encoder's estimate, better row by row but narrower). Distances are computed in the context rows' standardized units
 so that no column dominates by its scale.
 """
 
@@ -20,7 +22,7 @@ def sample_from_abducted_noise(
     fitted: FittedSCM, context: np.ndarray, num_rows: int, rng: np.random.Generator
 ) -> np.ndarray:
     """``num_rows`` observational rows [num_rows, d] from resampled abducted context noise."""
-    noise = fitted.noise(context)  # [n, d]
+    noise = fitted.abducted_noise(context)  # [n, d]
     num_context, num_nodes = noise.shape
     picks = rng.integers(0, num_context, size=(num_rows, num_nodes))  # per node, independent draws
     fresh = noise[picks, np.arange(num_nodes)]  # [num_rows, d]

@@ -101,7 +101,7 @@ class FittedSCM(ABC):
         self.fit_seconds = 0.0
         self.sample_seconds = 0.0
 
-    # subclasses implement these three (the last has a default)
+    # subclasses implement these (the last two have defaults)
     @abstractmethod
     def _noise(self, x: np.ndarray) -> np.ndarray: ...
 
@@ -110,6 +110,9 @@ class FittedSCM(ABC):
 
     def _counterfactual(self, x: np.ndarray, interventions: dict[int, np.ndarray]) -> np.ndarray:
         return self._generate(self._noise(x), interventions)
+
+    def _abducted_noise(self, x: np.ndarray) -> np.ndarray:
+        return self._noise(x)
 
     def _timed(self, call: Callable[[], np.ndarray]) -> np.ndarray:
         start = time.perf_counter()
@@ -122,6 +125,12 @@ class FittedSCM(ABC):
         """Abducted noise of each row of x [n, d]."""
         x = _as_rows("x", x, self.num_nodes)
         return self._timed(lambda: self._noise(x))
+
+    def abducted_noise(self, x: np.ndarray) -> np.ndarray:
+        """The noise [n, d] that this model's generation maps back to the rows x [n, d], what its own sampling
+        draws fresh noise from (by default the same as ``noise``)."""
+        x = _as_rows("x", x, self.num_nodes)
+        return self._timed(lambda: self._abducted_noise(x))
 
     def generate(self, noise: np.ndarray, interventions: Interventions | None = None) -> np.ndarray:
         """Rows [n, d] from the given noise [n, d] under optional hard interventions {node: value}."""

@@ -67,6 +67,12 @@ class _FittedCondFiP(FittedSCM):
     def _noise(self, x: np.ndarray) -> np.ndarray:
         return self._array(self.scm.noise(self._frame(x), **self.noise_options))
 
+    def _abducted_noise(self, x: np.ndarray) -> np.ndarray:
+        # x - F_hat(x): what generate maps back to the rows and what InferredSCM.sample draws from
+        if _accepts(self.scm.noise, "method"):
+            return self._array(self.scm.noise(self._frame(x), method="decoder"))
+        return self._noise(x)
+
     def _generate(self, noise: np.ndarray, interventions: dict[int, np.ndarray]) -> np.ndarray:
         return self._array(
             self.scm.generate(self._frame(noise), interventions=self._named(interventions) or None)
