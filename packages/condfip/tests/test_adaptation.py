@@ -13,7 +13,6 @@ from condfip.model.adaptation import (
     WeightedRefit,
     _schur_evidence,
     evaluate,
-    evidence_margin_for,
     fit_adaptation,
     reduced_design,
 )
@@ -250,17 +249,6 @@ def test_each_node_keeps_the_length_scale_with_the_higher_evidence():
     assert chosen.size == full.max_parents + full.num_fourier
     torch.testing.assert_close(chosen(z)[:, 2, 2:], full(z)[:, 2, 2 : 2 + full.num_fourier], rtol=0, atol=0)
     torch.testing.assert_close(chosen(z)[:, 4, 2:], full(z)[:, 4, 2 + full.num_fourier :], rtol=0, atol=0)
-
-
-def test_the_evidence_margin_grows_one_nat_per_doubling_of_the_rows_beyond_100():
-    assert evidence_margin_for(10) == evidence_margin_for(100) == 3.0
-    assert evidence_margin_for(400) == 5.0
-    z, _ = _linear_data(400, seed=10)
-    z[:, 4] = z[:, 4] + 0.05 * torch.sin(3 * z[:, 2])  # a faint nonlinearity: its evidence gain is small
-    default, _, _ = _fit(z)
-    lenient, _, _ = _fit(z, evidence_margin=0.0)
-    # a larger margin never adds a nonlinear node
-    assert bool((default.full_basis <= lenient.full_basis).all())
 
 
 def test_a_weighted_refit_equals_the_refit_on_the_rows_repeated():

@@ -14,8 +14,7 @@ Each penalized group ``k`` has a Gaussian prior ``w_k ~ N(0, 1 / alpha_k)``; the
 are chosen per node by maximizing the marginal likelihood (evidence) with MacKay's fixed point (group automatic
 relevance determination): a group the data do not need gets an infinite precision and drops out. The Fourier
 length scale is the one whose fit has the highest evidence, and a node keeps the nonlinear basis only when its
-evidence beats the linear model's by ``evidence_margin`` nats (more with more rows: ``evidence_margin_for``),
-so the simpler model wins until the data insist.
+evidence beats the linear model's by ``evidence_margin`` nats, so the simpler model wins until the data insist.
 With few rows the data cannot move the pretrained group's weight far from what its prediction explains; with
 many rows the data decide.
 
@@ -43,10 +42,7 @@ import torch
 NUM_FOURIER = 200  # random Fourier features per length scale
 LENGTH_SCALES = (0.5, 2.0)  # times sqrt(number of parents), on standardized parents
 NUM_DIRECTIONS = 16  # principal directions of the decoder's features kept per node
-EVIDENCE_MARGIN = 3.0  # nats the nonlinear basis must gain over the linear model to be kept, up to ...
-MARGIN_ROWS = (
-    100  # ... this many rows; one nat more per doubling of the rows beyond (``evidence_margin_for``)
-)
+EVIDENCE_MARGIN = 3.0  # nats the nonlinear basis must gain over the linear model to be kept
 LINEAR_ROWS_PER_FEATURE = 4
 ITERATIONS = 12  # at most; the fixed point stops once no group's log precision moves by more than TOLERANCE
 TOLERANCE = 1e-2
@@ -208,23 +204,21 @@ def fit_adaptation(
     basis: ParentBasis,
     *,
     num_directions: int = NUM_DIRECTIONS,
-    evidence_margin: float | None = None,
+    evidence_margin: float = EVIDENCE_MARGIN,
     iterations: int = ITERATIONS,
 ) -> Adaptation:
     """Fit the adapted readout of every node (module docstring).
 
     ``chunks()`` yields ``(decoder_features [m, d, f], basis [m, d, p + sM], targets [m, d])`` over the rows and
     is called up to three times with the same rows. ``prior_weights`` [d, f] and ``prior_bias`` [d] are the
-    trained readout over the decoder's features (its prediction is the zero-shot ``F_hat``). ``evidence_margin``
-    (nats) defaults to ``evidence_margin_for(rows)``. Raises ValueError with fewer than 2 rows.
+    trained readout over the decoder's features (its prediction is the zero-shot ``F_hat``). Raises ValueError
+    with fewer than 2 rows.
     """
     prior_weights, prior_bias = prior_weights.detach().double(), prior_bias.detach().double()
     rows = _Rows(chunks)
     n, directions = _principal_directions(rows, num_directions)
     if n < 2:
         raise ValueError(f"adapting to the rows needs at least 2 rows, got {n}")
-    if evidence_margin is None:
-        evidence_margin = evidence_margin_for(n)
     p, num_fourier, num_scales = basis.max_parents, basis.num_fourier, basis.num_scales
     moments = _ScaleMoments(p, num_fourier, num_scales)
     for features, values, targets in rows():
@@ -379,15 +373,6 @@ def fit_bytes(
     reduced = small + num_fourier
     per_node = num_scales * (4 * num_fourier**2 + 3 * small * num_fourier) + 3 * reduced**2
     return 8 * num_nodes * per_node
-
-
-def evidence_margin_for(rows: int) -> float:
-    """The evidence (nats) the nonlinear basis must gain over the linear model, for a fit on ``rows`` rows:
-    ``EVIDENCE_MARGIN`` up to ``MARGIN_ROWS`` rows, one nat more per doubling beyond. A truly nonlinear
-    mechanism's gain grows in proportion to the rows, while the best of many spurious directions gains a few
-    nats whatever the rows; the growing margin keeps linear mechanisms linear at 400 rows and more without
-    costing the pretrained prior its place when rows are few."""
-    return EVIDENCE_MARGIN + max(0.0, math.log2(rows / MARGIN_ROWS))
 
 
 class _Rows:
