@@ -105,7 +105,7 @@ def test_encoder_then_decoder_writes_checkpoints_and_logs(tmp_path: Path) -> Non
         options(tmp_path / "dec", stage="decoder", config=decoder_config, encoder=tmp_path / "enc")
     )
     assert "in/rff/interventional" in figures and "out/linear/generation" in figures
-    assert "in/rff/generation_refit" in figures and "out/linear/interventional_refit" in figures
+    assert "in/rff/generation_adapted" in figures and "out/linear/interventional_adapted" in figures
     refit_run = options(
         tmp_path / "dec-refit",
         stage="decoder",

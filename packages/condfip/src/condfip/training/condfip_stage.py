@@ -148,5 +148,5 @@ class CondFiPStage:
         return build_validation_set(datasets_per_cell=options.validation_datasets)
 
     def evaluate(self, model: nn.Module, cells: list) -> dict[str, float]:
-        # the decoder stage also logs the figures with the readout refitted on each context (`*_refit`)
-        return evaluate(model, cells, stage=self.name, refit_readout=self.name == "decoder")
+        # the decoder stage also logs the figures of the default path, adapted to each context (`*_adapted`)
+        return evaluate(model, cells, stage=self.name, adapted=self.name == "decoder")

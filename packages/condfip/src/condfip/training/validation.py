@@ -104,11 +104,11 @@ def per_row_rmse(prediction: torch.Tensor, target: torch.Tensor) -> float:
 
 @torch.no_grad()
 def evaluate(
-    model: CondFiPModel, cells: list[ValidationCell], *, stage: str, refit_readout: bool = False
+    model: CondFiPModel, cells: list[ValidationCell], *, stage: str, adapted: bool = False
 ) -> dict[str, float]:
     """Noise-prediction RMSE (encoder) and, for the decoder stage, generation and interventional RMSE; with
-    ``refit_readout`` also those figures with the readout refitted on each dataset's context
-    (``.../generation_refit`` and so on)."""
+    ``adapted`` also those figures on the API's default path, ``F_hat`` adapted to each dataset's context
+    (``.../generation_adapted`` and so on)."""
     device = next(model.parameters()).device
     figures: dict[str, float] = {}
     for cell in cells:
@@ -136,21 +136,21 @@ def evaluate(
         figures[f"{cell.name}/interventional"] = per_row_rmse(intervened, c["interventional"])
         decoder_noise = c["query"] - mechanisms(c["query"])
         figures[f"{cell.name}/noise_decoder"] = per_row_rmse(decoder_noise, c["query_noise"])
-        if refit_readout:
-            figures.update(_refit_figures(model, cell.name, c, embedding))
+        if adapted:
+            figures.update(_adapted_figures(model, cell.name, c, embedding))
     return figures
 
 
-def _refit_figures(model: CondFiPModel, name: str, c: dict, embedding) -> dict[str, float]:
-    """Generation, interventional and decoder-noise RMSE with the readout refitted on each dataset's context
-    rows (``condfip.model.readout``), one dataset at a time."""
+def _adapted_figures(model: CondFiPModel, name: str, c: dict, embedding) -> dict[str, float]:
+    """Generation, interventional and decoder-noise RMSE with ``F_hat`` adapted to each dataset's context rows
+    (``condfip.model.adaptation``, the API's default path), one dataset at a time."""
     generated, intervened, decoder_noise = [], [], []
     for b in range(c["context"].shape[0]):
         parents = c["parents"][b : b + 1]
         prepared = prepare_decoder(
             model.decoder, parents, embedding.index(slice(b, b + 1)), dtype=torch.float64
-        )  # in float64, as the API refits (condfip.api.engine)
-        prepared.refit_readout(c["context"][b])
+        )  # in float64, as the API adapts (condfip.api.engine)
+        prepared.adapt(c["context"][b].double())
 
         def mechanisms(z, prepared=prepared):
             return prepared(z[0]).to(z.dtype)[None]
@@ -167,7 +167,7 @@ def _refit_figures(model: CondFiPModel, name: str, c: dict, embedding) -> dict[s
         )
         decoder_noise.append(c["query"][b : b + 1] - mechanisms(c["query"][b : b + 1]))
     return {
-        f"{name}/generation_refit": per_row_rmse(torch.cat(generated), c["query"]),
-        f"{name}/interventional_refit": per_row_rmse(torch.cat(intervened), c["interventional"]),
-        f"{name}/noise_decoder_refit": per_row_rmse(torch.cat(decoder_noise), c["query_noise"]),
+        f"{name}/generation_adapted": per_row_rmse(torch.cat(generated), c["query"]),
+        f"{name}/interventional_adapted": per_row_rmse(torch.cat(intervened), c["interventional"]),
+        f"{name}/noise_decoder_adapted": per_row_rmse(torch.cat(decoder_noise), c["query_noise"]),
     }
