@@ -273,6 +273,16 @@ def test_effect_with_a_bootstrap_interval_matches_the_python_api(files, capsys, 
     )
     assert lower < upper
     assert "the 80% percentile interval over 4 resamples of the rows" in printed.err
+    assert main([*argv, "--reinfer"]) == 0  # a whole inference per resample: the same estimate, other spread
+    again = model.bootstrap(data, files["adjacency"], statistic, num_bootstraps=4, seed=5, reinfer=True)
+    values = tuple(float(value) for value in capsys.readouterr().out.split())
+    assert values == pytest.approx((again.estimate, *again.interval(0.8)), rel=1e-5)
+    assert values[0] == pytest.approx(estimate, rel=1e-12) and values[1:] != (lower, upper)
+
+
+def test_effect_says_how_many_fresh_rows_it_draws(files, capsys):
+    assert main(effect(files, "--alternative", "age=1", "--seed", "2")) == 0
+    assert "(fresh rows until a 1 % standard error (at most 10,000), seed 2)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

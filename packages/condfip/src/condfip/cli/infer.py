@@ -152,7 +152,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--bootstrap",
         type=at_least_two,
         metavar="N",
-        help="also infer on N resamples of the rows and print 'estimate lower upper' (a percentile interval)",
+        help="also fit on N resamples of the rows and print 'estimate lower upper' (a percentile interval)",
+    )
+    effect.add_argument(
+        "--reinfer",
+        action="store_true",
+        help="with --bootstrap: run the whole inference on every resample (slower) instead of refitting the "
+        "adapted weights",
     )
     effect.add_argument(
         "--level",
@@ -248,7 +254,11 @@ def run_effect(args: argparse.Namespace) -> int:
     if args.on_data:
         rows = f"the {len(data)} data rows' noise"
     else:
-        rows = f"{args.num_samples or DEFAULT_EFFECT_SAMPLES:,} fresh rows, seed {args.seed}"
+        rows = (
+            f"{args.num_samples:,} fresh rows, seed {args.seed}"
+            if args.num_samples
+            else f"fresh rows until a 1 % standard error (at most {DEFAULT_EFFECT_SAMPLES:,}), seed {args.seed}"
+        )
     if args.bootstrap is None:
         scm = model.infer(data, graph, zero_shot=args.zero_shot, positive=_positive(args))
         printed = f"{statistic(scm):.6g}"
@@ -261,6 +271,7 @@ def run_effect(args: argparse.Namespace) -> int:
             seed=args.seed,
             zero_shot=args.zero_shot,
             positive=_positive(args),
+            reinfer=args.reinfer,
         )
         lower, upper = result.interval(args.level)
         printed = f"{result.estimate:.6g} {lower:.6g} {upper:.6g}"
