@@ -158,26 +158,23 @@ def run_demo(
         seconds = time.perf_counter() - start + graph_seconds
         refit_scores = score("Cond-FiP (default: adapted)", answers, seconds)
 
+    def baseline_answers(baseline) -> dict:
+        """The four answers of a fitted baseline (LinearANM or KernelANM)."""
+        return {
+            "noise": baseline.noise(query),
+            "generation": baseline.generate(dataset.query_noise),
+            "interventional": baseline.generate(dataset.interventional_noise, {node: value}),
+            "counterfactual": baseline.counterfactual(query, {node: value}),
+        }
+
     start = time.perf_counter()
-    baseline = LinearANM.fit(context, adjacency)
-    answers = {
-        "noise": baseline.noise(query),
-        "generation": baseline.generate(dataset.query_noise),
-        "interventional": baseline.generate(dataset.interventional_noise, {node: value}),
-        "counterfactual": baseline.counterfactual(query, {node: value}),
-    }
+    answers = baseline_answers(LinearANM.fit(context, adjacency))
     baseline_scores = score("linear ANM (fitted)", answers, time.perf_counter() - start)
 
     kernel_scores, note = None, ""
     if len(context) <= KERNEL_MAX_ROWS:
         start = time.perf_counter()
-        kernel = KernelANM.fit(context, adjacency)
-        answers = {
-            "noise": kernel.noise(query),
-            "generation": kernel.generate(dataset.query_noise),
-            "interventional": kernel.generate(dataset.interventional_noise, {node: value}),
-            "counterfactual": kernel.counterfactual(query, {node: value}),
-        }
+        answers = baseline_answers(KernelANM.fit(context, adjacency))
         kernel_scores = score("kernel ANM (fitted)", answers, time.perf_counter() - start)
     else:
         note = (
