@@ -143,6 +143,34 @@ def test_held_out_errors_match_brute_force():
         np.testing.assert_allclose(float(adaptation.held_out_errors[node]), np.mean(squares), rtol=1e-6)
 
 
+def test_generalized_cv_errors_match_their_formula():
+    """The mean squared residual and mean leverage behind the generalized cross-validation error equal those of
+    the final ridge computed directly: residuals of the fitted F_hat, and the trace of the hat matrix."""
+    z, noise = _linear_data(80, seed=4)
+    z[:, 4] = torch.sin(z[:, 2]) + noise[:, 4]
+    adaptation, basis, features = _fit(z, chunk=23)
+    fitted = evaluate(adaptation, features(z), basis(z))  # [n, d]
+    for node in (2, 4):
+        residual = z[:, node] - fitted[:, node]
+        design = torch.where(
+            adaptation.active[node], reduced_design(adaptation, features(z), basis(z))[:, node], 0.0
+        )
+        scatter = design.T @ design
+        jitter = 1e-10 * float(torch.diagonal(scatter).max().clamp_min(1.0))
+        active = adaptation.active[node]
+        system = (
+            scatter
+            + torch.diag(adaptation.penalties[node])
+            + jitter * torch.eye(len(active), dtype=torch.float64)
+        )
+        system = torch.where(active[:, None] & active[None, :], system, torch.diag((~active).double()))
+        hat_trace = float(torch.trace(torch.linalg.solve(system, design.T @ design)))
+        expected = float((residual**2).mean()) / (1.0 - hat_trace / len(z)) ** 2
+        # float64 solves of systems conditioned up to ~1e10 (the jitter's bound): agreement to 1e-6 relative
+        np.testing.assert_allclose(float(adaptation.generalized_cv_errors[node]), expected, rtol=1e-6)
+        assert float(adaptation.generalized_cv_errors[node]) >= float(adaptation.fitted_errors[node])
+
+
 def test_evidence_margin_zero_still_fits_and_roots_are_constant():
     z, _ = _linear_data(200, seed=5)
     adaptation, basis, features = _fit(z, evidence_margin=0.0)
@@ -247,8 +275,12 @@ def test_each_node_keeps_the_length_scale_with_the_higher_evidence():
     assert int(adaptation.scale[2]) == 0 and int(adaptation.scale[4]) == 1
     full = ParentBasis(_parents(), seed=3)
     assert chosen.size == full.max_parents + full.num_fourier
-    torch.testing.assert_close(chosen(z)[:, 2, 2:], full(z)[:, 2, 2 : 2 + full.num_fourier], rtol=0, atol=0)
-    torch.testing.assert_close(chosen(z)[:, 4, 2:], full(z)[:, 4, 2 + full.num_fourier :], rtol=0, atol=0)
+    # the same float64 products, batched in tensors of another shape: BLAS may sum them in another order, so the
+    # angles (|angle| below ~100) agree to ~1e-14 and the features (cosines, times sqrt(2 / M)) to that much
+    torch.testing.assert_close(
+        chosen(z)[:, 2, 2:], full(z)[:, 2, 2 : 2 + full.num_fourier], rtol=0, atol=1e-12
+    )
+    torch.testing.assert_close(chosen(z)[:, 4, 2:], full(z)[:, 4, 2 + full.num_fourier :], rtol=0, atol=1e-12)
 
 
 def test_a_weighted_refit_equals_the_refit_on_the_rows_repeated():

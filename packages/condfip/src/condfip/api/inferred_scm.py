@@ -32,7 +32,7 @@ DEFAULT_EFFECT_SAMPLES = 10_000
 # noise(): the encoder noise's error variance is taken as at least this share of the adapted one, for a node
 # whose adapted fit kept the nonlinear basis, and for one whose fit is linear
 ENCODER_ERROR_FLOOR = 0.25
-LINEAR_ENCODER_ERROR_FLOOR = 1.0
+LINEAR_ENCODER_ERROR_FLOOR = 3.0
 MIN_EFFECT_SAMPLES = 1_000
 DEFAULT_EFFECT_ERROR = 0.01  # the default target standard error, times the target column's standard deviation
 
@@ -242,11 +242,13 @@ class InferredSCM:
         """Per node, the weight [d] of the encoder's amortized noise beside the adapted abduction in ``noise()``:
         inverse-variance weights of the two estimates' errors. The adapted error variance is, for a node whose fit
         is linear, the fit's posterior variance at the rows (noise variance times mean leverage: honest for a
-        well-specified linear fit); for a nonlinear one, what the exact leave-one-out error adds to the fitted
-        noise variance, at least that posterior variance. The encoder's is what remains of the two estimates'
-        mean squared disagreement on the context rows (the true noise cancels in it), at least a quarter of the
-        adapted one for a nonlinear node and all of it for a linear one (the two errors can be correlated, which
-        the disagreement cannot tell apart from a small encoder error)."""
+        well-specified linear fit); for a nonlinear one, what the generalized cross-validation error adds to the
+        fitted noise variance, at least that posterior variance (the exact leave-one-out error is not used: a few
+        rows of high leverage inflate it, and the encoder then gets weight it does not deserve). The encoder's is
+        what remains of the two estimates' mean squared disagreement on the context rows (the true noise cancels
+        in it), at least ``ENCODER_ERROR_FLOOR`` times the adapted one for a nonlinear node and
+        ``LINEAR_ENCODER_ERROR_FLOOR`` times for a linear one (the two errors can be correlated, which the
+        disagreement cannot tell apart from a small encoder error)."""
         if self._encoder_weight is None:
             adaptation = self._runner.adaptation
             if self._encoder is None or adaptation is None:
@@ -257,7 +259,7 @@ class InferredSCM:
             variance = (adaptation.noise_scale**2).cpu().numpy()  # [d]
             posterior = variance * adaptation.mean_leverage.cpu().numpy()
             nonlinear = adaptation.full_basis.cpu().numpy()
-            held_out = np.maximum(adaptation.held_out_errors.cpu().numpy() - variance, posterior)
+            held_out = np.maximum(adaptation.generalized_cv_errors.cpu().numpy() - variance, posterior)
             adapted = np.where(nonlinear, held_out, posterior)
             floor = np.where(nonlinear, ENCODER_ERROR_FLOOR, LINEAR_ENCODER_ERROR_FLOOR)
             encoder = np.maximum(disagreement - adapted, floor * adapted)

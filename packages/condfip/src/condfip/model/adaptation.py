@@ -156,6 +156,7 @@ class Adaptation:
     group_scales: torch.Tensor  # [d, g]: prior standard deviation of each penalized group (0: pruned)
     mean_leverage: torch.Tensor  # [d]: mean diagonal of the hat matrix over the fitted rows
     held_out_errors: torch.Tensor  # [d]: mean squared exact leave-one-out residual
+    fitted_errors: torch.Tensor  # [d]: mean squared residual on the fitted rows
     penalties: torch.Tensor  # [d, r]: the ridge penalty of every column of the reduced basis
     active: torch.Tensor  # [d, r] bool: the column is in the model (a pruned one has a weight of exactly 0)
     directions: torch.Tensor  # [d, f, k]: the decoder's principal directions
@@ -163,6 +164,13 @@ class Adaptation:
     parent_slots: int  # p
 
     GROUPS = GROUPS
+
+    @property
+    def generalized_cv_errors(self) -> torch.Tensor:
+        """[d]: the generalized cross-validation error, the mean squared residual over ``(1 - mean leverage)^2``.
+        Unlike the exact leave-one-out error it divides by the mean leverage, not each row's, so a few rows of
+        high leverage (the tails of a skewed parent) cannot inflate it."""
+        return self.fitted_errors / (1.0 - self.mean_leverage).clamp_min(1e-12) ** 2
 
     @property
     def reads_decoder(self) -> torch.Tensor:
@@ -292,14 +300,16 @@ def fit_adaptation(
         group_scales=chosen("group_scales"),
         mean_leverage=torch.zeros(d, dtype=torch.float64, device=device),
         held_out_errors=torch.zeros(d, dtype=torch.float64, device=device),
+        fitted_errors=torch.zeros(d, dtype=torch.float64, device=device),
         penalties=penalties,
         active=active,
         directions=directions,
         prior=(prior_weights, prior_bias),
         parent_slots=p,
     )
-    leverage, held_out = _held_out(rows, adaptation, num_fourier, factor, weights, active)
+    leverage, held_out, fitted = _held_out(rows, adaptation, num_fourier, factor, weights, active)
     adaptation.mean_leverage, adaptation.held_out_errors = leverage / n, held_out / n
+    adaptation.fitted_errors = fitted / n
     return adaptation
 
 
@@ -665,11 +675,12 @@ def _held_out(
     factor: torch.Tensor,
     weights: torch.Tensor,
     active: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed leverage [d] and summed squared exact leave-one-out residual [d] of the final ridge (penalties
-    fixed), from another pass over the rows."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Summed leverage [d], summed squared exact leave-one-out residual [d] and summed squared residual [d] of the
+    final ridge (penalties fixed), from another pass over the rows."""
     leverage_sum = torch.zeros(weights.shape[0], dtype=torch.float64, device=weights.device)
     held_out_sum = torch.zeros_like(leverage_sum)
+    fitted_sum = torch.zeros_like(leverage_sum)
     p = adaptation.parent_slots
     for features, values, targets in rows():
         chosen = _chosen_columns(values, adaptation.scale, p, num_fourier)
@@ -680,7 +691,8 @@ def _held_out(
         held = residual / (1.0 - leverage).clamp_min(1e-12)
         leverage_sum += leverage.sum(0)
         held_out_sum += (held**2).sum(0)
-    return leverage_sum, held_out_sum
+        fitted_sum += (residual**2).sum(0)
+    return leverage_sum, held_out_sum, fitted_sum
 
 
 def _chosen_columns(values: torch.Tensor, scale: torch.Tensor, p: int, num_fourier: int) -> torch.Tensor:
