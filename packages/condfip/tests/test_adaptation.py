@@ -9,6 +9,7 @@ import torch
 
 from condfip.model.adaptation import (
     GROUPS,
+    LEVERAGE_CAP,
     ParentBasis,
     WeightedRefit,
     _schur_evidence,
@@ -143,32 +144,37 @@ def test_held_out_errors_match_brute_force():
         np.testing.assert_allclose(float(adaptation.held_out_errors[node]), np.mean(squares), rtol=1e-6)
 
 
-def test_generalized_cv_errors_match_their_formula():
-    """The mean squared residual and mean leverage behind the generalized cross-validation error equal those of
-    the final ridge computed directly: residuals of the fitted F_hat, and the trace of the hat matrix."""
+def test_capped_held_out_errors_match_the_hat_matrix():
+    """The leave-one-out error with capped leverage equals its formula from the final ridge computed directly:
+    residuals of the fitted F_hat over (1 - min(h_ii, LEVERAGE_CAP)), h_ii the hat matrix's diagonal. A cap of 1
+    would be the exact leave-one-out error; the capped one never exceeds it."""
     z, noise = _linear_data(80, seed=4)
     z[:, 4] = torch.sin(z[:, 2]) + noise[:, 4]
+    z[:3, 2] = torch.tensor([6.0, -5.0, 7.0], dtype=torch.float64)  # rows of high leverage
     adaptation, basis, features = _fit(z, chunk=23)
     fitted = evaluate(adaptation, features(z), basis(z))  # [n, d]
-    for node in (2, 4):
-        residual = z[:, node] - fitted[:, node]
+    for node in (2, 3, 4):
+        active = adaptation.active[node]
         design = torch.where(
-            adaptation.active[node], reduced_design(adaptation, features(z), basis(z))[:, node], 0.0
-        )
+            active, reduced_design(adaptation, features(z), basis(z))[:, node], 0.0
+        )  # [n, r]
         scatter = design.T @ design
         jitter = 1e-10 * float(torch.diagonal(scatter).max().clamp_min(1.0))
-        active = adaptation.active[node]
-        system = (
-            scatter
-            + torch.diag(adaptation.penalties[node])
-            + jitter * torch.eye(len(active), dtype=torch.float64)
-        )
+        eye = torch.eye(len(active), dtype=torch.float64)
+        system = scatter + torch.diag(adaptation.penalties[node]) + jitter * eye
         system = torch.where(active[:, None] & active[None, :], system, torch.diag((~active).double()))
-        hat_trace = float(torch.trace(torch.linalg.solve(system, design.T @ design)))
-        expected = float((residual**2).mean()) / (1.0 - hat_trace / len(z)) ** 2
+        leverage = (design * torch.linalg.solve(system, design.T).T).sum(dim=1)  # [n]
+        residual = z[:, node] - fitted[:, node]
+        expected = float((residual / (1.0 - leverage.clamp_max(LEVERAGE_CAP))).pow(2).mean())
         # float64 solves of systems conditioned up to ~1e10 (the jitter's bound): agreement to 1e-6 relative
-        np.testing.assert_allclose(float(adaptation.generalized_cv_errors[node]), expected, rtol=1e-6)
-        assert float(adaptation.generalized_cv_errors[node]) >= float(adaptation.fitted_errors[node])
+        np.testing.assert_allclose(float(adaptation.capped_held_out_errors[node]), expected, rtol=1e-6)
+        capped, exact = (
+            float(adaptation.capped_held_out_errors[node]),
+            float(adaptation.held_out_errors[node]),
+        )
+        assert capped <= exact * (1 + 1e-9)
+    # node 4 reads node 2's outlying rows through the Fourier basis: there the cap bites
+    assert float(adaptation.capped_held_out_errors[4]) < float(adaptation.held_out_errors[4]) * (1 - 1e-3)
 
 
 def test_evidence_margin_zero_still_fits_and_roots_are_constant():

@@ -242,11 +242,11 @@ class InferredSCM:
         """Per node, the weight [d] of the encoder's amortized noise beside the adapted abduction in ``noise()``:
         inverse-variance weights of the two estimates' errors. The adapted error variance is, for a node whose fit
         is linear, the fit's posterior variance at the rows (noise variance times mean leverage: honest for a
-        well-specified linear fit); for a nonlinear one, what the generalized cross-validation error adds to the
-        fitted noise variance, at least that posterior variance (the exact leave-one-out error is not used: a few
-        rows of high leverage inflate it, and the encoder then gets weight it does not deserve). The encoder's is
-        what remains of the two estimates' mean squared disagreement on the context rows (the true noise cancels
-        in it), at least ``ENCODER_ERROR_FLOOR`` times the adapted one for a nonlinear node and
+        well-specified linear fit); for a nonlinear one, what the leave-one-out error adds to the fitted noise
+        variance, at least that posterior variance, with each row's leverage capped (``LEVERAGE_CAP``: a few rows
+        of leverage near 1 would otherwise inflate it, and the encoder would get weight it does not deserve). The
+        encoder's is what remains of the two estimates' mean squared disagreement on the context rows (the true
+        noise cancels in it), at least ``ENCODER_ERROR_FLOOR`` times the adapted one for a nonlinear node and
         ``LINEAR_ENCODER_ERROR_FLOOR`` times for a linear one (the two errors can be correlated, which the
         disagreement cannot tell apart from a small encoder error)."""
         if self._encoder_weight is None:
@@ -259,7 +259,7 @@ class InferredSCM:
             variance = (adaptation.noise_scale**2).cpu().numpy()  # [d]
             posterior = variance * adaptation.mean_leverage.cpu().numpy()
             nonlinear = adaptation.full_basis.cpu().numpy()
-            held_out = np.maximum(adaptation.generalized_cv_errors.cpu().numpy() - variance, posterior)
+            held_out = np.maximum(adaptation.capped_held_out_errors.cpu().numpy() - variance, posterior)
             adapted = np.where(nonlinear, held_out, posterior)
             floor = np.where(nonlinear, ENCODER_ERROR_FLOOR, LINEAR_ENCODER_ERROR_FLOOR)
             encoder = np.maximum(disagreement - adapted, floor * adapted)

@@ -49,6 +49,9 @@ TOLERANCE = 1e-2
 KEPT_ROWS_BYTES = (
     256 * 2**20
 )  # the rows' features kept from the first pass (instead of new passes) up to this
+# a row's leave-one-out residual in capped_held_out_errors is at most 1 / (1 - LEVERAGE_CAP) times its residual:
+# a few rows of leverage near 1 (the tails of a skewed parent) would otherwise dominate the mean
+LEVERAGE_CAP = 0.8
 MAX_LOG_PRECISION = 25.0  # a group at this precision is pruned
 FIXED_PRECISION = 1e-8  # the "precision" of an unpenalized column
 GROUPS = ("parents", "zero_shot", "decoder", "fourier")
@@ -156,7 +159,7 @@ class Adaptation:
     group_scales: torch.Tensor  # [d, g]: prior standard deviation of each penalized group (0: pruned)
     mean_leverage: torch.Tensor  # [d]: mean diagonal of the hat matrix over the fitted rows
     held_out_errors: torch.Tensor  # [d]: mean squared exact leave-one-out residual
-    fitted_errors: torch.Tensor  # [d]: mean squared residual on the fitted rows
+    capped_held_out_errors: torch.Tensor  # [d]: the same with each row's leverage capped at LEVERAGE_CAP
     penalties: torch.Tensor  # [d, r]: the ridge penalty of every column of the reduced basis
     active: torch.Tensor  # [d, r] bool: the column is in the model (a pruned one has a weight of exactly 0)
     directions: torch.Tensor  # [d, f, k]: the decoder's principal directions
@@ -164,13 +167,6 @@ class Adaptation:
     parent_slots: int  # p
 
     GROUPS = GROUPS
-
-    @property
-    def generalized_cv_errors(self) -> torch.Tensor:
-        """[d]: the generalized cross-validation error, the mean squared residual over ``(1 - mean leverage)^2``.
-        Unlike the exact leave-one-out error it divides by the mean leverage, not each row's, so a few rows of
-        high leverage (the tails of a skewed parent) cannot inflate it."""
-        return self.fitted_errors / (1.0 - self.mean_leverage).clamp_min(1e-12) ** 2
 
     @property
     def reads_decoder(self) -> torch.Tensor:
@@ -300,16 +296,16 @@ def fit_adaptation(
         group_scales=chosen("group_scales"),
         mean_leverage=torch.zeros(d, dtype=torch.float64, device=device),
         held_out_errors=torch.zeros(d, dtype=torch.float64, device=device),
-        fitted_errors=torch.zeros(d, dtype=torch.float64, device=device),
+        capped_held_out_errors=torch.zeros(d, dtype=torch.float64, device=device),
         penalties=penalties,
         active=active,
         directions=directions,
         prior=(prior_weights, prior_bias),
         parent_slots=p,
     )
-    leverage, held_out, fitted = _held_out(rows, adaptation, num_fourier, factor, weights, active)
+    leverage, held_out, capped = _held_out(rows, adaptation, num_fourier, factor, weights, active)
     adaptation.mean_leverage, adaptation.held_out_errors = leverage / n, held_out / n
-    adaptation.fitted_errors = fitted / n
+    adaptation.capped_held_out_errors = capped / n
     return adaptation
 
 
@@ -676,11 +672,12 @@ def _held_out(
     weights: torch.Tensor,
     active: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Summed leverage [d], summed squared exact leave-one-out residual [d] and summed squared residual [d] of the
-    final ridge (penalties fixed), from another pass over the rows."""
+    """Summed leverage [d], summed squared exact leave-one-out residual [d] and the same sum with each row's
+    leverage capped at ``LEVERAGE_CAP`` [d], of the final ridge (penalties fixed), from another pass over the
+    rows."""
     leverage_sum = torch.zeros(weights.shape[0], dtype=torch.float64, device=weights.device)
     held_out_sum = torch.zeros_like(leverage_sum)
-    fitted_sum = torch.zeros_like(leverage_sum)
+    capped_sum = torch.zeros_like(leverage_sum)
     p = adaptation.parent_slots
     for features, values, targets in rows():
         chosen = _chosen_columns(values, adaptation.scale, p, num_fourier)
@@ -691,8 +688,8 @@ def _held_out(
         held = residual / (1.0 - leverage).clamp_min(1e-12)
         leverage_sum += leverage.sum(0)
         held_out_sum += (held**2).sum(0)
-        fitted_sum += (residual**2).sum(0)
-    return leverage_sum, held_out_sum, fitted_sum
+        capped_sum += (residual / (1.0 - leverage.clamp_max(LEVERAGE_CAP))).pow(2).sum(0)
+    return leverage_sum, held_out_sum, capped_sum
 
 
 def _chosen_columns(values: torch.Tensor, scale: torch.Tensor, p: int, num_fourier: int) -> torch.Tensor:
