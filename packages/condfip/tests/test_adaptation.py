@@ -10,13 +10,13 @@ import torch
 from condfip.model.adaptation import (
     GROUPS,
     LEVERAGE_CAP,
-    ParentBasis,
     WeightedRefit,
     _schur_evidence,
     evaluate,
     fit_adaptation,
     reduced_design,
 )
+from condfip.model.parent_basis import ParentBasis
 
 D = 5  # nodes: 0, 1 roots; 2 <- 0; 3 <- 0, 1; 4 <- 2, 3
 EDGES = [(0, 2), (0, 3), (1, 3), (2, 4), (3, 4)]
@@ -50,7 +50,7 @@ def _linear_data(rows: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _fit(z: torch.Tensor, *, decoder: bool = True, chunk: int = 97, **options):
     parents = _parents()
-    basis = ParentBasis(parents, seed=3)
+    basis = ParentBasis(parents, z)
     projection = torch.randn(D, F, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
 
     def features(rows: torch.Tensor) -> torch.Tensor:
@@ -101,13 +101,13 @@ def test_nonlinear_mechanism_keeps_the_full_basis_and_beats_least_squares():
 
 def test_without_decoder_features_equals_a_direct_ridge_on_the_parent_basis():
     """With the decoder block switched off (zero features), the fit is a ridge regression on [1, parents,
-    Fourier features] with the chosen penalties: solve it directly."""
+    kernel features] with the chosen penalties: solve it directly."""
     z, noise = _linear_data(300, seed=2)
     z[:, 4] = torch.tanh(z[:, 2]) * 2 - z[:, 3] * z[:, 2] + noise[:, 4] * 0.3
     adaptation, basis, features = _fit(z, decoder=False)
     p = basis.max_parents
     for node in range(2, D):
-        penalties = adaptation.penalties[node]  # reduced: [1, parents (p), zero-shot, decoder (k), Fourier]
+        penalties = adaptation.penalties[node]  # reduced: [1, parents (p), zero-shot, decoder (k), kernel]
         k = penalties.numel() - 1 - p - 1 - (basis.size - p)
         keep = torch.cat([penalties[: 1 + p], penalties[2 + p + k :]])  # the zero-feature columns drop out
         design = torch.cat([torch.ones(len(z), 1, dtype=torch.float64), basis(z)[:, node]], dim=1)
@@ -173,7 +173,7 @@ def test_capped_held_out_errors_match_the_hat_matrix():
             float(adaptation.held_out_errors[node]),
         )
         assert capped <= exact * (1 + 1e-9)
-    # node 4 reads node 2's outlying rows through the Fourier basis: there the cap bites
+    # node 4 reads node 2's outlying rows through the kernel basis: there the cap bites
     assert float(adaptation.capped_held_out_errors[4]) < float(adaptation.held_out_errors[4]) * (1 - 1e-3)
 
 
@@ -217,51 +217,52 @@ def test_each_node_reads_only_its_parents():
 
 
 def test_beyond_the_rows_range_the_nonlinear_part_stays_flat():
-    """Fourier inputs are clamped to the fitted rows' range; the parents' values too for the nodes that kept the
-    nonlinear basis, while a linear node extrapolates linearly."""
+    """The kernel's inputs are clamped to the fitted rows' range; the parents' values too for the nodes that kept
+    the nonlinear basis, while a linear node extrapolates linearly."""
     parents = _parents()
     lower, upper = -torch.ones(D, dtype=torch.float64), torch.ones(D, dtype=torch.float64)
-    basis = ParentBasis(parents, seed=3, bounds=(lower, upper))
+    rows = torch.rand(50, D, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 2 - 1
+    basis = ParentBasis(parents, rows, bounds=(lower, upper))
     basis.clamp_linear = torch.tensor([False, False, False, False, True])
     at_bound = torch.ones(1, D, dtype=torch.float64)
     beyond = torch.full((1, D), 5.0, dtype=torch.float64)
     inside, outside = basis(at_bound), basis(beyond)
     p = basis.max_parents
-    torch.testing.assert_close(outside[:, :, p:], inside[:, :, p:], rtol=0, atol=0)  # Fourier: flat
+    torch.testing.assert_close(outside[:, :, p:], inside[:, :, p:], rtol=0, atol=0)  # kernel: flat
     torch.testing.assert_close(outside[:, 4], inside[:, 4], rtol=0, atol=0)  # node 4: flat entirely
     assert torch.equal(outside[0, 3, :2], torch.tensor([5.0, 5.0], dtype=torch.float64))  # node 3: linear
 
 
 def test_schur_evidence_equals_the_gaussian_marginal_likelihood():
-    """The log evidence computed through the Schur complement (Fourier block in its eigenbasis) equals log N(y;
+    """The log evidence computed through the Schur complement (kernel block in its eigenbasis) equals log N(y;
     0, X diag(1 / alpha) X^T + I / beta) evaluated directly on the rows, at the precisions the fit reports."""
     generator = torch.Generator().manual_seed(11)
     n, a, m = 40, 4, 12
     small = torch.randn(2, n, a, generator=generator, dtype=torch.float64)  # [d, n, a]
-    fourier = torch.randn(2, n, m, generator=generator, dtype=torch.float64)
+    kernel = torch.randn(2, n, m, generator=generator, dtype=torch.float64)
     y = torch.randn(2, n, generator=generator, dtype=torch.float64) + small[..., 1] * 2
-    eigenvalues, eigenvectors = torch.linalg.eigh(fourier.transpose(1, 2) @ fourier)
+    eigenvalues, eigenvectors = torch.linalg.eigh(kernel.transpose(1, 2) @ kernel)
     groups = torch.tensor([0, 0, 1, 2])  # every small column penalized
     none = torch.zeros(2, a, dtype=torch.bool)
     fit = _schur_evidence(
         small.transpose(1, 2) @ small,
-        small.transpose(1, 2) @ fourier @ eigenvectors,
+        small.transpose(1, 2) @ kernel @ eigenvectors,
         eigenvalues,
         (small.transpose(1, 2) @ y[..., None])[..., 0],
-        (eigenvectors.transpose(1, 2) @ fourier.transpose(1, 2) @ y[..., None])[..., 0],
+        (eigenvectors.transpose(1, 2) @ kernel.transpose(1, 2) @ y[..., None])[..., 0],
         (y * y).sum(-1),
         n,
         groups,
         none,
         none,
-        fourier_excluded=False,
+        kernel_excluded=False,
         iterations=5,
     )
     assert fit.group_scales.shape == (2, len(GROUPS))
     for node in range(2):
         beta = float(fit.noise_scale[node]) ** -2
         precision = fit.penalties[node] * beta  # [a + M]
-        design = torch.cat([small[node], fourier[node]], dim=1)  # [n, a + M]
+        design = torch.cat([small[node], kernel[node]], dim=1)  # [n, a + M]
         covariance = design @ torch.diag(1 / precision) @ design.T + torch.eye(n, dtype=torch.float64) / beta
         expected = torch.distributions.MultivariateNormal(torch.zeros(n, dtype=torch.float64), covariance)
         # both float64; the only difference is the fit's 1e-10 relative jitter on the scatter
@@ -271,22 +272,24 @@ def test_schur_evidence_equals_the_gaussian_marginal_likelihood():
 
 
 def test_each_node_keeps_the_length_scale_with_the_higher_evidence():
-    """A wiggly mechanism takes the short length scale, a gentle one the long scale; the chosen basis has one
-    scale's Fourier features per node."""
+    """A wiggly mechanism takes the short length scale, a gentle one a longer scale; the chosen basis has one
+    scale's kernel features per node."""
     z, noise = _linear_data(800, seed=9)
     z[:, 2] = torch.sin(4 * z[:, 0]) + 0.1 * noise[:, 2]
     z[:, 4] = torch.tanh(0.5 * z[:, 2] + 0.5 * z[:, 3]) + 0.5 * z[:, 2] ** 2 * 0.2 + 0.05 * noise[:, 4]
     adaptation, chosen, _ = _fit(z)
     assert bool(adaptation.full_basis[2]) and bool(adaptation.full_basis[4])
-    assert int(adaptation.scale[2]) == 0 and int(adaptation.scale[4]) == 1
-    full = ParentBasis(_parents(), seed=3)
-    assert chosen.size == full.max_parents + full.num_fourier
-    # the same float64 products, batched in tensors of another shape: BLAS may sum them in another order, so the
-    # angles (|angle| below ~100) agree to ~1e-14 and the features (cosines, times sqrt(2 / M)) to that much
-    torch.testing.assert_close(
-        chosen(z)[:, 2, 2:], full(z)[:, 2, 2 : 2 + full.num_fourier], rtol=0, atol=1e-12
-    )
-    torch.testing.assert_close(chosen(z)[:, 4, 2:], full(z)[:, 4, 2 + full.num_fourier :], rtol=0, atol=1e-12)
+    assert int(adaptation.scale[2]) == 0 and int(adaptation.scale[4]) > 0
+    full = ParentBasis(_parents(), z)
+    m = full.num_kernel
+    assert chosen.size == full.max_parents + m
+    # the same float64 products, batched in tensors of another shape: BLAS may sum them in another order; the
+    # whitened features (at most ~1e5 times a kernel value in [0, 1]) agree to ~1e-10
+    for node in (2, 4):
+        start = 2 + int(adaptation.scale[node]) * m
+        torch.testing.assert_close(
+            chosen(z)[:, node, 2:], full(z)[:, node, start : start + m], rtol=0, atol=1e-9
+        )
 
 
 def test_a_weighted_refit_equals_the_refit_on_the_rows_repeated():

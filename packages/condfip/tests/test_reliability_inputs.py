@@ -19,7 +19,8 @@ from condfip.api.tables import MAX_MAGNITUDE, MIN_SPREAD, check_context_memory
 from condfip.core.dag_rule import dag_from_probabilities
 from condfip.core.standardization import STANDARD_LIMIT, Standardization
 from condfip.model import CondFiPConfig, CondFiPModel
-from condfip.model.adaptation import ParentBasis, fit_bytes
+from condfip.model.adaptation import fit_bytes
+from condfip.model.parent_basis import ParentBasis
 from condfip.model.prepared_decoder import prepare_decoder
 from condfip.training.options import EncoderOptions, TrainingOptions
 
@@ -211,10 +212,12 @@ def test_a_masked_node_never_leaks_into_another(value: float) -> None:
 
 def test_the_adapted_basis_pads_with_zeros_whatever_node_0_holds() -> None:
     parents, _ = _chain_and_isolated()
-    basis = ParentBasis(parents)
+    basis = ParentBasis(
+        parents, torch.randn(20, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    )
     z = torch.zeros(3, 4, dtype=torch.float64)
     z[:, 0] = float("inf")
-    features = basis(z)  # [m, d, p + 2M]
+    features = basis(z)  # [m, d, p + sM]
     assert torch.isfinite(features[:, [0, 2, 3]]).all()  # node 0, 2 and 3 do not read node 0
 
 

@@ -7,27 +7,27 @@ Per node ``i``, ``F_hat_i(z) = x_i(z) . w_i`` over a basis ``x_i`` of functions 
   squares fits it; a penalized group otherwise);
 - the pretrained network's own prediction ``F_zero_shot_i`` (the trained readout of the decoder's features);
 - the decoder's features of the parents, compressed to their ``num_directions`` principal directions;
-- random Fourier features of the parents at one length scale, chosen per node among ``LENGTH_SCALES``
-  (``ParentBasis``): a kernel-ridge basis with a Gaussian kernel.
+- Gaussian-kernel features of the parents at landmark rows, at one length scale chosen per node among
+  ``LENGTH_SCALES`` (``condfip.model.parent_basis``): a kernel-ridge basis (Nyström).
 
 Each penalized group ``k`` has a Gaussian prior ``w_k ~ N(0, 1 / alpha_k)``; the precisions and the noise level
 are chosen per node by maximizing the marginal likelihood (evidence) with MacKay's fixed point (group automatic
-relevance determination): a group the data do not need gets an infinite precision and drops out. The Fourier
+relevance determination): a group the data do not need gets an infinite precision and drops out. The kernel's
 length scale is the one whose fit has the highest evidence, and a node keeps the nonlinear basis only when its
 evidence beats the linear model's by ``evidence_margin`` nats, so the simpler model wins until the data insist.
 With few rows the data cannot move the pretrained group's weight far from what its prediction explains; with
 many rows the data decide.
 
-The Fourier block is large (``NUM_FOURIER`` columns) and has one precision, so each fixed-point step works in
+The kernel block is large (``NUM_LANDMARKS`` columns) and has one precision, so each fixed-point step works in
 the eigenbasis of its scatter, where that block is diagonal: the posterior is solved through the Schur
 complement on the small block (constant, parents, zero-shot, decoder directions), at a cost linear in the
-Fourier block's size per step. The final fit is one direct solve of the chosen model.
+kernel block's size per step. The final fit is one direct solve of the chosen model.
 
 Everything is computed from moments accumulated chunk by chunk (memory flat in the number of rows), in float64.
 ``chunks()`` is called up to three times with the same rows (once while they fit in ``KEPT_ROWS_BYTES``): the
 decoder's principal directions, the moments of the reduced basis, the exact leave-one-out residuals.
 
-Axis legend: m rows, d nodes, f decoder features, p parent slots, a small block, M Fourier features per scale,
+Axis legend: m rows, d nodes, f decoder features, p parent slots, a small block, M kernel features per scale,
 s length scales, r reduced basis of one model (a + M), g groups.
 """
 
@@ -39,8 +39,8 @@ from dataclasses import dataclass
 
 import torch
 
-NUM_FOURIER = 200  # random Fourier features per length scale
-LENGTH_SCALES = (0.5, 2.0)  # times sqrt(number of parents), on standardized parents
+from condfip.model.parent_basis import LENGTH_SCALES, NUM_LANDMARKS, ParentBasis
+
 NUM_DIRECTIONS = 16  # principal directions of the decoder's features kept per node
 EVIDENCE_MARGIN = 3.0  # nats the nonlinear basis must gain over the linear model to be kept
 LINEAR_ROWS_PER_FEATURE = 4
@@ -54,92 +54,9 @@ KEPT_ROWS_BYTES = (
 LEVERAGE_CAP = 0.8
 MAX_LOG_PRECISION = 25.0  # a group at this precision is pruned
 FIXED_PRECISION = 1e-8  # the "precision" of an unpenalized column
-GROUPS = ("parents", "zero_shot", "decoder", "fourier")
+GROUPS = ("parents", "zero_shot", "decoder", "kernel")
 
 AdaptationChunks = Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]
-
-
-class ParentBasis:
-    """The parents' values and their random Fourier features, per node: ``z [m, d] -> [m, k, p + sM]``.
-
-    Padded parent slots are 0. The Fourier frequencies are drawn once from ``seed`` (a ``torch.Generator``), so
-    the basis is a fixed function of the parents' values. ``bounds`` (lowest and highest value of every column
-    [d], from the rows the fit sees) clamps the Fourier features' inputs: outside the rows' range the nonlinear
-    part stays flat instead of extrapolating a wave it never saw, while the parents' values themselves (the
-    linear part) are not clamped. ``with_scale`` keeps one length scale per node (what a fit chose).
-    """
-
-    def __init__(
-        self,
-        parents: torch.Tensor,
-        *,
-        num_fourier: int = NUM_FOURIER,
-        length_scales: tuple[float, ...] = LENGTH_SCALES,
-        seed: int = 0,
-        bounds: tuple[torch.Tensor, torch.Tensor] | None = None,
-    ) -> None:
-        parents = parents.reshape(parents.shape[-2:]).bool().cpu()  # [d, d]: parents[i, j] for j -> i
-        d = parents.shape[0]
-        counts = parents.sum(dim=1)  # [d]
-        self.max_parents = max(1, int(counts.max()) if d else 1)
-        index = torch.zeros(d, self.max_parents, dtype=torch.long)  # [d, p]
-        valid = torch.zeros(d, self.max_parents, dtype=torch.bool)
-        for node in range(d):
-            found = torch.nonzero(parents[node]).flatten()
-            index[node, : found.numel()] = found
-            valid[node, : found.numel()] = True
-        generator = torch.Generator().manual_seed(seed)
-        frequencies = torch.randn(d, self.max_parents, num_fourier, generator=generator, dtype=torch.float64)
-        phases = 2 * math.pi * torch.rand(d, num_fourier, generator=generator, dtype=torch.float64)
-        width = torch.sqrt(counts.clamp_min(1).double())  # [d]
-        self.index, self.valid = index, valid
-        self.frequencies = torch.cat(
-            [frequencies / (scale * width)[:, None, None] for scale in length_scales], dim=-1
-        )  # [d, p, sM]
-        self.phases = torch.cat([phases] * len(length_scales), dim=-1)  # [d, sM]
-        self.num_fourier = num_fourier
-        self.num_scales = len(length_scales)
-        self.bounds = None if bounds is None else (bounds[0].double().cpu(), bounds[1].double().cpu())
-        # nodes [d] whose parents' values are clamped to ``bounds`` in the linear part too: set after a fit to the
-        # nodes that kept the nonlinear basis, so that a nonlinear mechanism stays flat beyond the rows' range
-        # (as a kernel regression does) while a linear one extrapolates linearly
-        self.clamp_linear: torch.Tensor | None = None
-
-    @property
-    def size(self) -> int:
-        return self.max_parents + self.num_fourier * self.num_scales
-
-    def with_scale(self, scale: torch.Tensor) -> ParentBasis:
-        """The same basis with only the Fourier features of length scale ``scale[i]`` for node ``i`` ([d] long)."""
-        chosen = object.__new__(ParentBasis)
-        chosen.__dict__.update(self.__dict__)
-        columns = scale.cpu()[:, None] * self.num_fourier + torch.arange(self.num_fourier)  # [d, M]
-        chosen.frequencies = torch.gather(
-            self.frequencies, 2, columns[:, None, :].expand(-1, self.max_parents, -1)
-        )  # [d, p, M]
-        chosen.phases = torch.gather(self.phases, 1, columns)  # [d, M]
-        chosen.num_scales = 1
-        return chosen
-
-    def __call__(self, z: torch.Tensor, nodes: torch.Tensor | None = None) -> torch.Tensor:
-        """z: [m, d] float64 -> [m, k, p + sM] (k = d, or the indices ``nodes``)."""
-        index, valid, frequencies, phases = self.index, self.valid, self.frequencies, self.phases
-        if nodes is not None:
-            nodes = nodes.cpu()
-            index, valid, frequencies, phases = index[nodes], valid[nodes], frequencies[nodes], phases[nodes]
-        device = z.device
-        # padded slots are 0 whatever node 0 holds (a product with the mask would turn inf into NaN)
-        values = torch.where(valid.to(device), z.double()[:, index.to(device)], 0.0)  # [m, k, p]
-        inside = values
-        if self.bounds is not None:
-            lower, upper = (bound[index].to(device) for bound in self.bounds)  # [k, p]
-            inside = torch.where(valid.to(device), torch.minimum(torch.maximum(values, lower), upper), 0.0)
-        angles = torch.einsum("mkp,kpf->mkf", inside, frequencies.to(device)) + phases.to(device)
-        fourier = math.sqrt(2.0 / self.num_fourier) * torch.cos(angles)  # [m, k, sM]
-        if self.clamp_linear is not None:
-            clamp = self.clamp_linear if nodes is None else self.clamp_linear[nodes]
-            values = torch.where(clamp.to(device)[None, :, None], inside, values)
-        return torch.cat([values, fourier], dim=-1)
 
 
 @dataclass
@@ -149,11 +66,9 @@ class Adaptation:
     found per node."""
 
     decoder_weights: torch.Tensor  # [d, f]
-    basis_weights: (
-        torch.Tensor
-    )  # [d, p + M]: over the parents' values and the chosen scale's Fourier features
+    basis_weights: torch.Tensor  # [d, p + M]: over the parents' values and the chosen scale's kernel features
     bias: torch.Tensor  # [d]
-    scale: torch.Tensor  # [d] long: the Fourier length scale of each node (an index into LENGTH_SCALES)
+    scale: torch.Tensor  # [d] long: the kernel length scale of each node (an index into LENGTH_SCALES)
     full_basis: torch.Tensor  # [d] bool: the nonlinear basis was kept (False: the linear model)
     noise_scale: torch.Tensor  # [d]: the fitted noise standard deviation
     group_scales: torch.Tensor  # [d, g]: prior standard deviation of each penalized group (0: pruned)
@@ -194,7 +109,7 @@ def reduced_design(
     adaptation: Adaptation, decoder_features: torch.Tensor, basis: torch.Tensor
 ) -> torch.Tensor:
     """The rows of the fitted regression, [m, d, r] = (1, parents, zero-shot prediction, decoder directions,
-    Fourier features), from features [m, d, f] and the chosen basis [m, d, p + M]; ``penalties`` are per column
+    kernel features), from features [m, d, f] and the chosen basis [m, d, p + M]; ``penalties`` are per column
     of it."""
     p = adaptation.parent_slots
     small = _small_block(decoder_features, basis[..., :p], *adaptation.prior, adaptation.directions)
@@ -223,8 +138,8 @@ def fit_adaptation(
     n, directions = _principal_directions(rows, num_directions)
     if n < 2:
         raise ValueError(f"adapting to the rows needs at least 2 rows, got {n}")
-    p, num_fourier, num_scales = basis.max_parents, basis.num_fourier, basis.num_scales
-    moments = _ScaleMoments(p, num_fourier, num_scales)
+    p, num_kernel, num_scales = basis.max_parents, basis.num_kernel, basis.num_scales
+    moments = _ScaleMoments(p, num_kernel, num_scales)
     for features, values, targets in rows():
         moments.add(
             _small_block(features, values[..., :p], prior_weights, prior_bias, directions), values, targets
@@ -243,15 +158,15 @@ def fit_adaptation(
     unused = torch.zeros_like(fixed)
     unused[:, 1 : 1 + p] = ~basis.valid.to(device)
 
-    # the Fourier block of every scale in the eigenbasis of its scatter: [s, d, M], [s, d, M, M]
-    # (a root's Fourier features are constants: its block is left empty, so the fit prunes it)
+    # the kernel block of every scale in the eigenbasis of its scatter: [s, d, M], [s, d, M, M]
+    # (a root's kernel features are constants: its block is left empty, so the fit prunes it)
     has_parents = counts > 0  # [d]
-    eigenvalues = torch.zeros(moments.cross_fourier.shape, dtype=torch.float64, device=device)  # [s, d, M]
-    eigenvectors = torch.zeros_like(moments.scatter_fourier)  # [s, d, M, M]
+    eigenvalues = torch.zeros(moments.cross_kernel.shape, dtype=torch.float64, device=device)  # [s, d, M]
+    eigenvectors = torch.zeros_like(moments.scatter_kernel)  # [s, d, M, M]
     if bool(has_parents.any()):
-        values, vectors = torch.linalg.eigh(moments.scatter_fourier[:, has_parents])
+        values, vectors = torch.linalg.eigh(moments.scatter_kernel[:, has_parents])
         eigenvalues[:, has_parents], eigenvectors[:, has_parents] = values.clamp_min(0.0), vectors
-    rotated_cross = eigenvectors.transpose(-1, -2) @ moments.cross_fourier[..., None]  # [s, d, M, 1]
+    rotated_cross = eigenvectors.transpose(-1, -2) @ moments.cross_kernel[..., None]  # [s, d, M, 1]
     coupling = moments.scatter_between @ eigenvectors  # [s, d, a, M]
     # one model per scale (nonlinear groups free), and the linear model (only the parents' group)
     linear_columns = groups <= 0  # [a]
@@ -268,7 +183,7 @@ def fit_adaptation(
             groups,
             fixed,
             unused if keep is None else unused | (~keep[None, :] & ~fixed),
-            fourier_excluded=keep is not None,
+            kernel_excluded=keep is not None,
             iterations=iterations if keep is None else 1,
         )
         for scale, keep in models
@@ -303,7 +218,7 @@ def fit_adaptation(
         prior=(prior_weights, prior_bias),
         parent_slots=p,
     )
-    leverage, held_out, capped = _held_out(rows, adaptation, num_fourier, factor, weights, active)
+    leverage, held_out, capped = _held_out(rows, adaptation, num_kernel, factor, weights, active)
     adaptation.mean_leverage, adaptation.held_out_errors = leverage / n, held_out / n
     adaptation.capped_held_out_errors = capped / n
     return adaptation
@@ -369,15 +284,20 @@ class WeightedRefit:
 
 
 def fit_bytes(
-    num_nodes: int, max_parents: int, *, num_fourier: int = NUM_FOURIER, num_scales: int = 2
+    num_nodes: int,
+    max_parents: int,
+    *,
+    num_kernel: int = NUM_LANDMARKS,
+    num_scales: int = len(LENGTH_SCALES),
 ) -> int:
-    """An upper estimate of the memory (bytes) of ``fit_adaptation``'s moments and solves for ``num_nodes``
-    nodes with at most ``max_parents`` parents (the rows' own memory is bounded apart): per node and scale the
-    Fourier block's scatter, its eigenvectors and the eigendecomposition's workspace, the coupling to the small
-    block, and the reduced system."""
+    """An upper estimate of the memory (bytes) of the basis and of ``fit_adaptation``'s moments and solves for
+    ``num_nodes`` nodes with at most ``max_parents`` parents (the rows' own memory is bounded apart): per node
+    and scale the landmarks' kernel and its whitening (with the eigendecomposition's workspace), the kernel
+    block's scatter, its eigenvectors and their workspace, the coupling to the small block, and the reduced
+    system."""
     small = 2 + max(max_parents, 1) + NUM_DIRECTIONS
-    reduced = small + num_fourier
-    per_node = num_scales * (4 * num_fourier**2 + 3 * small * num_fourier) + 3 * reduced**2
+    reduced = small + num_kernel
+    per_node = num_scales * (7 * num_kernel**2 + 3 * small * num_kernel) + 3 * reduced**2
     return 8 * num_nodes * per_node
 
 
@@ -459,26 +379,26 @@ def _small_block(
 
 
 class _ScaleMoments:
-    """Moments of the small block and of each scale's Fourier block, chunk by chunk: scatter_small [d, a, a],
-    scatter_between [s, d, a, M], scatter_fourier [s, d, M, M], cross_small [d, a], cross_fourier [s, d, M],
+    """Moments of the small block and of each scale's kernel block, chunk by chunk: scatter_small [d, a, a],
+    scatter_between [s, d, a, M], scatter_kernel [s, d, M, M], cross_small [d, a], cross_kernel [s, d, M],
     squares [d]."""
 
-    def __init__(self, parent_slots: int, num_fourier: int, num_scales: int) -> None:
-        self.p, self.num_fourier, self.num_scales = parent_slots, num_fourier, num_scales
+    def __init__(self, parent_slots: int, num_kernel: int, num_scales: int) -> None:
+        self.p, self.num_kernel, self.num_scales = parent_slots, num_kernel, num_scales
         self.parts: list[torch.Tensor] | None = None
 
     def add(self, small: torch.Tensor, values: torch.Tensor, targets: torch.Tensor) -> None:
         """small [m, d, a], values [m, d, p + sM], targets [m, d], float64."""
         by_node = small.transpose(0, 1)  # [d, m, a]
         y = targets.T[:, :, None]  # [d, m, 1]
-        fourier = values[..., self.p :].transpose(0, 1)  # [d, m, sM]
-        fourier = fourier.reshape(*fourier.shape[:2], self.num_scales, self.num_fourier).permute(2, 0, 1, 3)
+        kernel = values[..., self.p :].transpose(0, 1)  # [d, m, sM]
+        kernel = kernel.reshape(*kernel.shape[:2], self.num_scales, self.num_kernel).permute(2, 0, 1, 3)
         parts = [
             by_node.transpose(1, 2) @ by_node,
-            by_node.transpose(1, 2)[None] @ fourier,
-            fourier.transpose(2, 3) @ fourier,
+            by_node.transpose(1, 2)[None] @ kernel,
+            kernel.transpose(2, 3) @ kernel,
             (by_node.transpose(1, 2) @ y)[..., 0],
-            (fourier.transpose(2, 3) @ y[None])[..., 0],
+            (kernel.transpose(2, 3) @ y[None])[..., 0],
             (targets * targets).sum(dim=0),
         ]
         self.parts = (
@@ -494,7 +414,7 @@ class _ScaleMoments:
         return self.parts[1]
 
     @property
-    def scatter_fourier(self) -> torch.Tensor:
+    def scatter_kernel(self) -> torch.Tensor:
         return self.parts[2]
 
     @property
@@ -502,7 +422,7 @@ class _ScaleMoments:
         return self.parts[3]
 
     @property
-    def cross_fourier(self) -> torch.Tensor:
+    def cross_kernel(self) -> torch.Tensor:
         return self.parts[4]
 
     @property
@@ -510,16 +430,16 @@ class _ScaleMoments:
         return self.parts[5]
 
     def reduced_scatter(self, scale: torch.Tensor) -> torch.Tensor:
-        """The scatter of (small block, Fourier block of ``scale[i]``) per node i: [d, r, r]."""
+        """The scatter of (small block, kernel block of ``scale[i]``) per node i: [d, r, r]."""
         nodes = torch.arange(scale.shape[0], device=scale.device)
         between = self.scatter_between[scale, nodes]  # [d, a, M]
         top = torch.cat([self.scatter_small, between], dim=2)
-        bottom = torch.cat([between.transpose(1, 2), self.scatter_fourier[scale, nodes]], dim=2)
+        bottom = torch.cat([between.transpose(1, 2), self.scatter_kernel[scale, nodes]], dim=2)
         return torch.cat([top, bottom], dim=1)
 
     def reduced_cross(self, scale: torch.Tensor) -> torch.Tensor:
         nodes = torch.arange(scale.shape[0], device=scale.device)
-        return torch.cat([self.cross_small, self.cross_fourier[scale, nodes]], dim=1)  # [d, r]
+        return torch.cat([self.cross_small, self.cross_kernel[scale, nodes]], dim=1)  # [d, r]
 
 
 @dataclass
@@ -550,17 +470,17 @@ def _schur_evidence(
     fixed: torch.Tensor,
     excluded: torch.Tensor,
     *,
-    fourier_excluded: bool,
+    kernel_excluded: bool,
     iterations: int,
 ) -> _Evidence:
     """MacKay's fixed point for the precision of every penalized group and the noise precision of one model per
     node, then its log evidence.
 
-    The model's columns are the small block (scatter [d, a, a], cross moments [d, a]) and the Fourier block in
+    The model's columns are the small block (scatter [d, a, a], cross moments [d, a]) and the kernel block in
     its scatter's eigenbasis (eigenvalues [d, M], coupling to the small block [d, a, M], cross moments [d, M]).
     ``fixed`` small columns [d, a] are unpenalized; ``excluded`` ones (padded parents, or groups outside the
-    model) and, with ``fourier_excluded``, the Fourier block are held out at the pruning precision. The
-    posterior is solved through the Schur complement on the small block: the Fourier block is diagonal there.
+    model) and, with ``kernel_excluded``, the kernel block are held out at the pruning precision. The
+    posterior is solved through the Schur complement on the small block: the kernel block is diagonal there.
     """
     d, a = cross.shape
     device = cross.device
@@ -578,10 +498,10 @@ def _schur_evidence(
         small_precision = torch.exp(log_precision[:, groups.clamp_min(0)])  # [d, a]
         small_precision = torch.where(fixed, FIXED_PRECISION, small_precision)
         small_precision = torch.where(excluded, pruning, small_precision)
-        fourier_precision = (
-            torch.full_like(beta, pruning) if fourier_excluded else torch.exp(log_precision[:, -1])
+        kernel_precision = (
+            torch.full_like(beta, pruning) if kernel_excluded else torch.exp(log_precision[:, -1])
         )
-        diagonal = beta[:, None] * eigenvalues_jittered + fourier_precision[:, None]  # [d, M]
+        diagonal = beta[:, None] * eigenvalues_jittered + kernel_precision[:, None]  # [d, M]
         scaled = coupling / diagonal[:, None, :]  # [d, a, M]
         schur = (
             beta[:, None, None] * scatter_jittered
@@ -589,47 +509,47 @@ def _schur_evidence(
             - beta[:, None, None] ** 2 * (scaled @ coupling.transpose(1, 2))
         )
         factor = torch.linalg.cholesky(schur)
-        target_small, target_fourier = beta[:, None] * cross, beta[:, None] * rotated_cross
-        right = target_small - beta[:, None] * (scaled @ target_fourier[..., None])[..., 0]
+        target_small, target_kernel = beta[:, None] * cross, beta[:, None] * rotated_cross
+        right = target_small - beta[:, None] * (scaled @ target_kernel[..., None])[..., 0]
         mean_small = torch.cholesky_solve(right[..., None], factor)[..., 0]  # [d, a]
-        mean_fourier = (
-            target_fourier - beta[:, None] * (coupling.transpose(1, 2) @ mean_small[..., None])[..., 0]
+        mean_kernel = (
+            target_kernel - beta[:, None] * (coupling.transpose(1, 2) @ mean_small[..., None])[..., 0]
         ) / diagonal  # [d, M]
         residual = (
             squares
-            - 2 * ((mean_small * cross).sum(-1) + (mean_fourier * rotated_cross).sum(-1))
+            - 2 * ((mean_small * cross).sum(-1) + (mean_kernel * rotated_cross).sum(-1))
             + torch.einsum("da,dab,db->d", mean_small, scatter, mean_small)
-            + 2 * torch.einsum("da,dam,dm->d", mean_small, coupling, mean_fourier)
-            + (eigenvalues * mean_fourier**2).sum(-1)
+            + 2 * torch.einsum("da,dam,dm->d", mean_small, coupling, mean_kernel)
+            + (eigenvalues * mean_kernel**2).sum(-1)
         ).clamp_min(1e-12 * squares + 1e-300)
         return (
             small_precision,
-            fourier_precision,
+            kernel_precision,
             diagonal,
             scaled,
             factor,
             mean_small,
-            mean_fourier,
+            mean_kernel,
             residual,
         )
 
     for _ in range(max(iterations, 1)):
-        small_precision, fourier_precision, diagonal, scaled, factor, mean_small, mean_fourier, residual = (
+        small_precision, kernel_precision, diagonal, scaled, factor, mean_small, mean_kernel, residual = (
             posterior(log_precision, beta)
         )
         inverse = torch.cholesky_inverse(factor)  # [d, a, a]: the posterior covariance of the small block
         variance_small = torch.diagonal(inverse, dim1=-2, dim2=-1)
-        variance_fourier = 1 / diagonal + beta[:, None] ** 2 * (scaled * (inverse @ scaled)).sum(1)  # [d, M]
+        variance_kernel = 1 / diagonal + beta[:, None] ** 2 * (scaled * (inverse @ scaled)).sum(1)  # [d, M]
         determined_small = torch.where(excluded, 0.0, (1 - small_precision * variance_small).clamp(0, 1))
-        determined_fourier = (1 - fourier_precision[:, None] * variance_fourier).clamp(0, 1)
-        if fourier_excluded:
-            determined_fourier = torch.zeros_like(determined_fourier)
-        determined = determined_small.sum(-1) + determined_fourier.sum(-1)
+        determined_kernel = (1 - kernel_precision[:, None] * variance_kernel).clamp(0, 1)
+        if kernel_excluded:
+            determined_kernel = torch.zeros_like(determined_kernel)
+        determined = determined_small.sum(-1) + determined_kernel.sum(-1)
         beta = ((n - determined).clamp_min(1.0) / residual).clamp(max=1e12)
         if iterations <= 1:
             break
-        used = torch.cat([determined_small @ member, determined_fourier.sum(-1, keepdim=True)], dim=1)
-        size = torch.cat([(mean_small**2) @ member, (mean_fourier**2).sum(-1, keepdim=True)], dim=1)
+        used = torch.cat([determined_small @ member, determined_kernel.sum(-1, keepdim=True)], dim=1)
+        size = torch.cat([(mean_small**2) @ member, (mean_kernel**2).sum(-1, keepdim=True)], dim=1)
         updated = torch.log(used.clamp_min(1e-12) / size.clamp_min(1e-300)).clamp(
             -MAX_LOG_PRECISION, MAX_LOG_PRECISION
         )
@@ -637,24 +557,24 @@ def _schur_evidence(
         log_precision = updated
         if settled:
             break
-    small_precision, fourier_precision, diagonal, _, factor, mean_small, mean_fourier, residual = posterior(
+    small_precision, kernel_precision, diagonal, _, factor, mean_small, mean_kernel, residual = posterior(
         log_precision, beta
     )
-    num_fourier = eigenvalues.shape[-1]
+    num_kernel = eigenvalues.shape[-1]
     log_det = 2 * torch.log(torch.diagonal(factor, dim1=-2, dim2=-1)).sum(-1) + torch.log(diagonal).sum(-1)
-    log_prior = torch.log(small_precision).sum(-1) + num_fourier * torch.log(fourier_precision)
+    log_prior = torch.log(small_precision).sum(-1) + num_kernel * torch.log(kernel_precision)
     quadratic = (
         beta * residual
         + (small_precision * mean_small**2).sum(-1)
-        + fourier_precision * (mean_fourier**2).sum(-1)
+        + kernel_precision * (mean_kernel**2).sum(-1)
     )
     log_evidence = -0.5 * (n * math.log(2 * math.pi) - n * torch.log(beta) - log_prior + log_det + quadratic)
-    if fourier_excluded:
+    if kernel_excluded:
         log_precision[:, -1] = MAX_LOG_PRECISION
     scales = torch.where(log_precision >= MAX_LOG_PRECISION, 0.0, torch.exp(-0.5 * log_precision))  # [d, g]
     held_out_groups = ((~excluded).double() @ member) == 0  # [d, g - 1]: no column of the group in the model
     scales[:, :-1] = torch.where(held_out_groups, 0.0, scales[:, :-1])
-    penalties = torch.cat([small_precision, fourier_precision[:, None].expand(-1, num_fourier)], dim=1)
+    penalties = torch.cat([small_precision, kernel_precision[:, None].expand(-1, num_kernel)], dim=1)
     return _Evidence(
         log_evidence=log_evidence,
         penalties=penalties / beta[:, None],
@@ -667,7 +587,7 @@ def _schur_evidence(
 def _held_out(
     rows: _Rows,
     adaptation: Adaptation,
-    num_fourier: int,
+    num_kernel: int,
     factor: torch.Tensor,
     weights: torch.Tensor,
     active: torch.Tensor,
@@ -680,7 +600,7 @@ def _held_out(
     capped_sum = torch.zeros_like(leverage_sum)
     p = adaptation.parent_slots
     for features, values, targets in rows():
-        chosen = _chosen_columns(values, adaptation.scale, p, num_fourier)
+        chosen = _chosen_columns(values, adaptation.scale, p, num_kernel)
         x = torch.where(active, reduced_design(adaptation, features, chosen), 0.0)  # [m, d, r]
         solved = torch.cholesky_solve(x.permute(1, 2, 0), factor)  # [d, r, m]
         leverage = torch.einsum("mdr,drm->md", x, solved)  # [m, d]
@@ -692,12 +612,12 @@ def _held_out(
     return leverage_sum, held_out_sum, capped_sum
 
 
-def _chosen_columns(values: torch.Tensor, scale: torch.Tensor, p: int, num_fourier: int) -> torch.Tensor:
-    """The parents' values and the chosen scale's Fourier features [m, d, p + M] out of all scales' [m, d, p + sM]."""
+def _chosen_columns(values: torch.Tensor, scale: torch.Tensor, p: int, num_kernel: int) -> torch.Tensor:
+    """The parents' values and the chosen scale's kernel features [m, d, p + M] out of all scales' [m, d, p + sM]."""
     columns = torch.cat(
         [
             torch.arange(p, device=values.device).expand(scale.shape[0], -1),
-            p + scale[:, None] * num_fourier + torch.arange(num_fourier, device=values.device),
+            p + scale[:, None] * num_kernel + torch.arange(num_kernel, device=values.device),
         ],
         dim=1,
     )  # [d, p + M]

@@ -31,15 +31,16 @@ from einops import rearrange
 
 from condfip.model.adaptation import (
     Adaptation,
-    ParentBasis,
     WeightedRefit,
-    evaluate,
     fit_adaptation,
     reduced_design,
 )
 from condfip.model.decoder import AdaLNBlock, ConditionalDecoder
 from condfip.model.embedding import DatasetEmbedding
+from condfip.model.parent_basis import ParentBasis
 from condfip.model.readout import Readout, fit_readout
+
+BASIS_CHUNK_BYTES = 64 * 2**20  # the adaptation's parent basis of one chunk of rows stays under this
 
 
 @dataclass
@@ -346,18 +347,12 @@ class PreparedDecoder:
         if nodes is None:
             nodes = torch.arange(self.parents.shape[0], device=z.device)
         reads = adaptation.reads_decoder[nodes]  # [k]
-        if bool(reads.all()):
-            return evaluate(adaptation, self.features(z, nodes), basis(z, nodes), nodes)
-        values = torch.zeros(z.shape[0], nodes.shape[0], dtype=torch.float64, device=z.device)  # [m, k]
+        # the parent basis through ``combine`` (its whitening folded into the weights: a row costs the raw kernel)
+        values = basis.combine(z, adaptation.basis_weights[nodes], nodes) + adaptation.bias[nodes]  # [m, k]
         if bool(reads.any()):
-            values[:, reads] = evaluate(
-                adaptation, self.features(z, nodes[reads]), basis(z, nodes[reads]), nodes[reads]
-            )
-        alone = nodes[~reads]
-        values[:, ~reads] = (
-            torch.einsum("mkq,kq->mk", basis(z, alone), adaptation.basis_weights[alone])
-            + adaptation.bias[alone]
-        )
+            network = nodes[reads]
+            features = self.features(z, network).double()  # [m, k', f]
+            values[:, reads] += torch.einsum("mkf,kf->mk", features, adaptation.decoder_weights[network])
         return values
 
     def _out_norm(self, h: torch.Tensor) -> torch.Tensor:
@@ -389,8 +384,11 @@ class PreparedDecoder:
 
     def adapt(self, rows: torch.Tensor, chunk_rows: int = 1024) -> Adaptation:
         """Adapt ``F_hat`` per node to standardized rows [n, d] (``condfip.model.adaptation``) and use it from now
-        on; the features run in chunks of ``chunk_rows`` rows, up to three times."""
-        basis = ParentBasis(self.parents, bounds=(rows.amin(dim=0), rows.amax(dim=0)))
+        on; the features run in chunks of ``chunk_rows`` rows (fewer when the basis of a chunk would exceed
+        ``BASIS_CHUNK_BYTES``), up to three times."""
+        basis = ParentBasis(self.parents, rows, bounds=(rows.amin(dim=0), rows.amax(dim=0)))
+        per_row = 8 * rows.shape[1] * basis.size
+        chunk_rows = max(1, min(chunk_rows, BASIS_CHUNK_BYTES // per_row))
 
         def chunks():
             for start in range(0, rows.shape[0], chunk_rows):

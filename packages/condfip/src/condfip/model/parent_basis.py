@@ -1,0 +1,145 @@
+"""The adaptation's basis of each node's parents: their values, and Gaussian-kernel features of them.
+
+The kernel features of node ``i`` at length scale ``l`` are ``k_l(x, Z_i) W_l,i``: the Gaussian kernel
+``exp(-|x - z|^2 / (2 l^2))`` between the node's standardized parents ``x`` and the same parents in ``M`` landmark
+rows ``Z_i`` (evenly spaced rows of the fit), whitened by the inverse Cholesky factor of ``K_ZZ`` (plus a
+``JITTER`` ridge): the Nyström approximation. Inner products of the features
+reproduce the kernel on the landmarks' span, so a ridge on them with one prior scale is a kernel ridge
+regression there. Unlike random Fourier features, which keep oscillating wherever they are evaluated, these
+decay to 0 away from every landmark: under an intervention that puts a node's parents where the rows never were
+jointly, the node's mechanism returns to its linear part instead of extrapolating a wave it never saw.
+
+Axis legend: m rows, d nodes, k nodes asked for, p parent slots, M landmarks, s length scales.
+"""
+
+from __future__ import annotations
+
+import torch
+
+NUM_LANDMARKS = 150  # landmark rows of the kernel features (fewer when the fit has fewer rows)
+LENGTH_SCALES = (0.5, 2.0, 6.0)  # times sqrt(number of parents), on standardized parents
+JITTER = 1e-6  # added to the landmarks' kernel (diagonal 1) before it is factored: repeated landmarks stay solvable
+
+
+class ParentBasis:
+    """The parents' values and their Gaussian-kernel features, per node: ``z [m, d] -> [m, k, p + sM]``.
+
+    ``parents`` [d, d] (``parents[i, j]`` for ``j -> i``); ``rows`` [n, d], standardized, the rows of the fit:
+    ``num_landmarks`` of them, evenly spaced, are the landmarks. Padded parent slots are 0. ``bounds`` (lowest
+    and highest value of every column [d]) clamps the kernel features' inputs: beyond the rows' range the
+    nonlinear part stays at its value at the edge, while the parents' values (the linear part) are not clamped.
+    ``with_scale`` keeps one length scale per node (what a fit chose).
+    """
+
+    def __init__(
+        self,
+        parents: torch.Tensor,
+        rows: torch.Tensor,
+        *,
+        num_landmarks: int = NUM_LANDMARKS,
+        length_scales: tuple[float, ...] = LENGTH_SCALES,
+        bounds: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> None:
+        if num_landmarks < 1 or rows.shape[0] < 1:
+            raise ValueError(f"the kernel basis needs at least one landmark row; got {rows.shape[0]} rows")
+        parents = parents.reshape(parents.shape[-2:]).bool().cpu()  # [d, d]
+        d = parents.shape[0]
+        counts = parents.sum(dim=1)  # [d]
+        self.max_parents = max(1, int(counts.max()) if d else 1)
+        index = torch.zeros(d, self.max_parents, dtype=torch.long)  # [d, p]
+        valid = torch.zeros(d, self.max_parents, dtype=torch.bool)
+        for node in range(d):
+            found = torch.nonzero(parents[node]).flatten()
+            index[node, : found.numel()] = found
+            valid[node, : found.numel()] = True
+        self.index, self.valid = index, valid
+        self.bounds = None if bounds is None else (bounds[0].double().cpu(), bounds[1].double().cpu())
+
+        num = min(num_landmarks, rows.shape[0])
+        picked = torch.linspace(0, rows.shape[0] - 1, num).round().long()
+        # nodes [d] whose parents' values are clamped to ``bounds`` in the linear part too: set after a fit to the
+        # nodes that kept the nonlinear basis, so that a nonlinear mechanism stays flat beyond the rows' range
+        # (as a kernel regression does) while a linear one extrapolates linearly
+        self.clamp_linear: torch.Tensor | None = None
+        landmarks = self._values(rows.double().cpu()[picked], None)[1]  # [M, d, p]: clamped like any input
+        self.landmarks = landmarks.transpose(0, 1).contiguous()  # [d, M, p]
+        width = torch.sqrt(counts.clamp_min(1).double())  # [d]
+        self.lengths = torch.stack([scale * width for scale in length_scales], dim=1)  # [d, s]
+        squared = torch.cdist(self.landmarks, self.landmarks).square()  # [d, M, M]
+        kernels = torch.exp(-squared[:, None] / (2 * self.lengths[:, :, None, None] ** 2))  # [d, s, M, M]
+        # W = L^-T with L L^T = K_ZZ + JITTER I (the kernel's diagonal is 1): W^T K_ZZ W = I up to the jitter, so
+        # the features' inner products are k(x, Z) (K_ZZ + JITTER I)^-1 k(Z, x'). A Cholesky factor costs a
+        # fraction of an eigendecomposition; repeated landmarks (a discrete parent) only meet the jitter.
+        identity = torch.eye(num, dtype=torch.float64)
+        factor = torch.linalg.cholesky(kernels + JITTER * identity)  # [d, s, M, M], lower
+        self.whitening = torch.linalg.solve_triangular(factor, identity, upper=False).transpose(-1, -2)
+        self.num_kernel = num
+        self.num_scales = len(length_scales)
+
+    @property
+    def size(self) -> int:
+        return self.max_parents + self.num_kernel * self.num_scales
+
+    def with_scale(self, scale: torch.Tensor) -> ParentBasis:
+        """The same basis with only the kernel features of length scale ``scale[i]`` for node ``i`` ([d] long)."""
+        chosen = object.__new__(ParentBasis)
+        chosen.__dict__.update(self.__dict__)
+        nodes = torch.arange(scale.shape[0])
+        chosen.lengths = self.lengths[nodes, scale.cpu()][:, None]  # [d, 1]
+        chosen.whitening = self.whitening[nodes, scale.cpu()][:, None]  # [d, 1, M, M]
+        chosen.num_scales = 1
+        return chosen
+
+    def _values(self, z: torch.Tensor, nodes: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """z: [m, d] -> the linear part [m, k, p] and the kernel's inputs [m, k, p]: the parents' values, clamped
+        to ``bounds`` for the kernel (and for the linear part of the nodes in ``clamp_linear``); padded slots 0."""
+        index, valid = self.index, self.valid
+        if nodes is not None:
+            index, valid = index[nodes], valid[nodes]
+        valid = valid.to(z.device)
+        # padded slots are 0 whatever node 0 holds (a product with the mask would turn inf into NaN)
+        values = torch.where(valid, z.double()[:, index.to(z.device)], 0.0)  # [m, k, p]
+        if self.bounds is None:
+            return values, values
+        lower, upper = (bound[index].to(z.device) for bound in self.bounds)  # [k, p]
+        inside = torch.where(valid, torch.minimum(torch.maximum(values, lower), upper), 0.0)
+        if self.clamp_linear is not None:
+            clamp = self.clamp_linear if nodes is None else self.clamp_linear[nodes]
+            values = torch.where(clamp.to(z.device)[None, :, None], inside, values)
+        return values, inside
+
+    def _kernel(self, inside: torch.Tensor, nodes: torch.Tensor | None) -> torch.Tensor:
+        """Clamped inputs [m, k, p] -> the raw kernel against the landmarks [m, k, s, M]."""
+        landmarks, lengths = self.landmarks, self.lengths
+        if nodes is not None:
+            landmarks, lengths = landmarks[nodes], lengths[nodes]
+        landmarks, lengths = landmarks.to(inside.device), lengths.to(inside.device)
+        # |x - z|^2 over the parent slots, batched per node: [k, m, M]
+        squared = torch.cdist(inside.transpose(0, 1), landmarks).square().transpose(0, 1)  # [m, k, M]
+        return torch.exp(-squared[:, :, None, :] / (2 * lengths[None, :, :, None] ** 2))
+
+    def __call__(self, z: torch.Tensor, nodes: torch.Tensor | None = None) -> torch.Tensor:
+        """z: [m, d] float64 -> [m, k, p + sM] (k = d, or the indices ``nodes``): the parents' values, then the
+        whitened kernel features of every scale."""
+        nodes = None if nodes is None else nodes.cpu()
+        values, inside = self._values(z, nodes)
+        whitening = self.whitening if nodes is None else self.whitening[nodes]
+        features = torch.einsum("mksM,ksMN->mksN", self._kernel(inside, nodes), whitening.to(z.device))
+        return torch.cat([values, features.flatten(start_dim=2)], dim=-1)
+
+    def combine(
+        self, z: torch.Tensor, weights: torch.Tensor, nodes: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``basis(z, nodes) @ weights`` per node without the whitened features: z [m, d], weights [k, p + sM] ->
+        [m, k]. The whitening is folded into the weights (``W w``, once per call), so a row costs the raw
+        kernel only: what sampling many rows needs."""
+        nodes = None if nodes is None else nodes.cpu()
+        values, inside = self._values(z, nodes)
+        whitening = self.whitening if nodes is None else self.whitening[nodes]
+        p, s = self.max_parents, self.num_scales
+        kernel_weights = weights[:, p:].reshape(weights.shape[0], s, -1)  # [k, s, M]
+        folded = torch.einsum("ksMN,ksN->ksM", whitening.to(z.device), kernel_weights)
+        kernel = self._kernel(inside, nodes)  # [m, k, s, M]
+        return torch.einsum("mkp,kp->mk", values, weights[:, :p]) + torch.einsum(
+            "mksM,ksM->mk", kernel, folded
+        )

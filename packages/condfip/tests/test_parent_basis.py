@@ -1,0 +1,93 @@
+"""The adaptation's parent basis: Gaussian-kernel features at landmark rows (Nyström), whitened."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from condfip.model.parent_basis import JITTER, LENGTH_SCALES, ParentBasis
+
+D = 4  # 0, 1 roots; 2 <- 0; 3 <- 0, 1, 2
+
+
+def _parents() -> torch.Tensor:
+    parents = torch.zeros(D, D, dtype=torch.bool)  # parents[i, j] for j -> i
+    parents[2, 0] = True
+    parents[3, [0, 1, 2]] = True
+    return parents
+
+
+def _rows(n: int, seed: int = 0) -> torch.Tensor:
+    return torch.randn(n, D, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def _kernel(a: torch.Tensor, b: torch.Tensor, length: float) -> torch.Tensor:
+    return torch.exp(-torch.cdist(a, b).square() / (2 * length**2))
+
+
+def test_features_reproduce_the_kernel_on_the_landmarks() -> None:
+    """Inner products of the whitened features equal the Gaussian kernel between landmark rows (node 3, every
+    length scale), and between any row and a landmark (the Nyström approximation is exact on the span)."""
+    rows = _rows(30)  # fewer rows than landmarks: every row is a landmark
+    basis = ParentBasis(_parents(), rows)
+    assert basis.num_kernel == 30
+    p, m = basis.max_parents, basis.num_kernel
+    features = basis(rows)[:, 3, p:]  # [n, sM]
+    others = _rows(7, seed=1)
+    queries = basis(others)[:, 3, p:]
+    for scale, factor in enumerate(LENGTH_SCALES):
+        length = factor * math.sqrt(3)  # node 3 has 3 parents
+        block = slice(scale * m, (scale + 1) * m)
+        gram = features[:, block] @ features[:, block].T
+        # exact up to the JITTER ridge: K (K + JITTER)^-1 K differs from K by at most JITTER on the landmarks, and
+        # a row's kernel against them by at most sqrt(JITTER) / 2 per landmark
+        torch.testing.assert_close(gram, _kernel(rows[:, :3], rows[:, :3], length), rtol=0, atol=2 * JITTER)
+        cross = queries[:, block] @ features[:, block].T
+        expected = _kernel(others[:, :3], rows[:, :3], length)
+        torch.testing.assert_close(cross, expected, rtol=0, atol=math.sqrt(JITTER))
+
+
+def test_far_from_every_landmark_the_kernel_features_vanish() -> None:
+    """Without bounds, a row far from the data has kernel features of 0: the mechanism returns to its linear
+    part (random Fourier features would keep oscillating there); the parents' values pass through."""
+    basis = ParentBasis(_parents(), _rows(100))
+    far = torch.full((1, D), 400.0, dtype=torch.float64)  # 50+ of the longest length scales away
+    features = basis(far)
+    p = basis.max_parents
+    assert features[0, 2:, p:].abs().max() < 1e-12
+    torch.testing.assert_close(features[0, 3, :p], far[0, :3])
+
+
+def test_combine_equals_the_features_times_the_weights() -> None:
+    """``combine`` folds the whitening into the weights; it equals ``basis(z) @ w`` per node."""
+    rows = _rows(120)
+    basis = ParentBasis(_parents(), rows, bounds=(rows.amin(0), rows.amax(0))).with_scale(
+        torch.tensor([0, 1, 2, 1])
+    )
+    weights = torch.randn(D, basis.size, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    z = _rows(50, seed=3) * 2
+    nodes = torch.tensor([3, 2])
+    direct = torch.einsum("mkq,kq->mk", basis(z, nodes), weights[nodes])
+    # the same float64 sums in another order, of whitened features up to ~1e4: agreement to ~1e-9 relative
+    torch.testing.assert_close(basis.combine(z, weights[nodes], nodes), direct, rtol=1e-9, atol=1e-9)
+
+
+def test_repeated_landmark_rows_stay_finite_and_reproduce_the_kernel() -> None:
+    """A discrete parent repeats landmark rows: the whitening leaves the null directions out (no NaN, no huge
+    features) and the kernel between the distinct values is still reproduced."""
+    rows = _rows(60)
+    rows[:, 0] = torch.tensor([-1.0, 0.0, 1.0]).repeat(20)  # node 2's only parent takes 3 values
+    basis = ParentBasis(_parents(), rows)
+    features = basis(rows)[:, 2, basis.max_parents :][:, : basis.num_kernel]  # node 2, shortest scale
+    assert torch.isfinite(features).all()
+    distinct = torch.tensor([[-1.0], [0.0], [1.0]], dtype=torch.float64)
+    gram = features[:3] @ features[:3].T
+    # repeated landmarks: (K + JITTER)^-1 splits each distinct value over its copies, still within ~JITTER
+    torch.testing.assert_close(gram, _kernel(distinct, distinct, LENGTH_SCALES[0]), rtol=0, atol=2 * JITTER)
+
+
+def test_a_basis_needs_a_landmark_row() -> None:
+    with pytest.raises(ValueError, match="at least one landmark row"):
+        ParentBasis(_parents(), torch.zeros(0, D, dtype=torch.float64))
