@@ -72,6 +72,13 @@ def test_combine_equals_the_features_times_the_weights() -> None:
     direct = torch.einsum("mkq,kq->mk", basis(z, nodes), weights[nodes])
     # the same float64 sums in another order, of whitened features up to ~1e4: agreement to ~1e-9 relative
     torch.testing.assert_close(basis.combine(z, weights[nodes], nodes), direct, rtol=1e-9, atol=1e-9)
+    linear = weights.clone()
+    linear[2, basis.max_parents :] = 0.0  # node 2 fitted linearly: its kernel is skipped, its value unchanged
+    expected = torch.einsum("mkq,kq->mk", basis(z, nodes), linear[nodes])
+    torch.testing.assert_close(basis.combine(z, linear[nodes], nodes), expected, rtol=1e-9, atol=1e-9)
+    # all nodes at once: the same sums batched over more nodes, equal to float64 rounding
+    whole = basis.combine(z, linear)[:, [3, 2]]
+    torch.testing.assert_close(whole, basis.combine(z, linear[nodes], nodes), rtol=1e-9, atol=1e-9)
 
 
 def test_repeated_landmark_rows_stay_finite_and_reproduce_the_kernel() -> None:

@@ -133,13 +133,16 @@ class ParentBasis:
         """``basis(z, nodes) @ weights`` per node without the whitened features: z [m, d], weights [k, p + sM] ->
         [m, k]. The whitening is folded into the weights (``W w``, once per call), so a row costs the raw
         kernel only: what sampling many rows needs."""
-        nodes = None if nodes is None else nodes.cpu()
+        nodes = torch.arange(self.index.shape[0]) if nodes is None else nodes.cpu()
         values, inside = self._values(z, nodes)
-        whitening = self.whitening if nodes is None else self.whitening[nodes]
         p, s = self.max_parents, self.num_scales
+        out = torch.einsum("mkp,kp->mk", values, weights[:, :p])  # [m, k]
         kernel_weights = weights[:, p:].reshape(weights.shape[0], s, -1)  # [k, s, M]
-        folded = torch.einsum("ksMN,ksN->ksM", whitening.to(z.device), kernel_weights)
-        kernel = self._kernel(inside, nodes)  # [m, k, s, M]
-        return torch.einsum("mkp,kp->mk", values, weights[:, :p]) + torch.einsum(
-            "mksM,ksM->mk", kernel, folded
-        )
+        # a node whose kernel weights are all 0 (a linear fit, a root) skips its kernel: adding 0 changes no bit
+        uses = (kernel_weights != 0).flatten(start_dim=1).any(dim=1).cpu()  # [k]
+        if bool(uses.any()):
+            used = nodes[uses]
+            folded = torch.einsum("ksMN,ksN->ksM", self.whitening[used].to(z.device), kernel_weights[uses])
+            kernel = self._kernel(inside[:, uses.to(z.device)], used)  # [m, k', s, M]
+            out[:, uses.to(z.device)] += torch.einsum("mksM,ksM->mk", kernel, folded)
+        return out
