@@ -9,6 +9,7 @@ import re
 import sys
 from pathlib import Path
 
+import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
@@ -219,6 +220,25 @@ def test_the_adapted_basis_pads_with_zeros_whatever_node_0_holds() -> None:
     z[:, 0] = float("inf")
     features = basis(z)  # [m, d, p + sM]
     assert torch.isfinite(features[:, [0, 2, 3]]).all()  # node 0, 2 and 3 do not read node 0
+
+
+@pytest.mark.parametrize("rows", [12, 300])  # fewer rows than landmarks, and more
+def test_discrete_parents_adapt_to_finite_exact_answers(model, rows) -> None:
+    """Two binary parents give their child only four distinct landmark values, repeated: the adapted SCM stays
+    finite, and its abducted noise generates the rows back to float64 rounding."""
+    rng = np.random.default_rng(1)
+    first = rng.integers(0, 2, size=rows).astype(float)
+    second = rng.integers(0, 2, size=rows).astype(float)
+    child = np.where(first > 0, 1.5, -0.5) * (1 + second) + 0.2 * rng.normal(size=rows)
+    grandchild = np.tanh(child) + 0.2 * rng.normal(size=rows)
+    table = pd.DataFrame({"first": first, "second": second, "child": child, "grandchild": grandchild})
+    graph = nx.DiGraph([("first", "child"), ("second", "child"), ("child", "grandchild")])
+    scm = model.infer(table, graph)
+    assert scm.adapted
+    noise = scm.noise(method="decoder")
+    assert np.isfinite(noise.to_numpy()).all() and np.isfinite(scm.noise().to_numpy()).all()
+    np.testing.assert_allclose(scm.generate(noise).to_numpy(), table.to_numpy(), rtol=1e-12, atol=1e-12)
+    assert np.isfinite(scm.interventional_samples({"first": 1.0}, n=50, seed=0).to_numpy()).all()
 
 
 # ------------------------------------------------------------------------------------------- adjacencies
