@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import torch
 
-NUM_LANDMARKS = 150  # landmark rows of the kernel features (fewer when the fit has fewer rows)
-LENGTH_SCALES = (0.5, 2.0, 6.0)  # times sqrt(number of parents), on standardized parents
-JITTER = 1e-6  # added to the landmarks' kernel (diagonal 1) before it is factored: repeated landmarks stay solvable
+NUM_LANDMARKS = 120  # landmark rows of the kernel features (fewer when the fit has fewer rows)
+LENGTH_SCALES = (0.5, 1.0, 2.0, 6.0)  # times sqrt(number of parents), on standardized parents
+JITTER = 1e-4  # added to the landmarks' kernel (diagonal 1) before it is factored: repeated landmarks stay solvable
 
 
 class ParentBasis:
