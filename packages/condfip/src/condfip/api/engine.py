@@ -3,7 +3,7 @@
 Everything here works in standardized units. Rows are independent given the dataset embedding, so any number
 of rows is processed in chunks with bounded memory. The state of the fixed-point loop and the noise are kept
 in float64; only the network runs in its own dtype, so ``x - F_hat(x)`` pushed back through the loop returns
-``x`` to float64 rounding.
+``x`` to float64 rounding (amplified by the adapted kernel basis' conditioning: about 1e-12 relative).
 
 Axis legend: b datasets (always 1 here), m rows, d nodes, k intervened nodes.
 """
@@ -247,7 +247,8 @@ class DecoderRunner:
         """F_hat applied to standardized rows [m, d] -> [m, d].
 
         With ``levels`` it is evaluated level by level, the same computation as ``generate``'s sweep, so that
-        noise abducted here and pushed back through ``generate`` returns the rows to float64 rounding.
+        noise abducted here and pushed back through ``generate`` returns the rows to float64 rounding (about
+        1e-12 relative with the adapted kernel basis).
         ``nodes`` ([d] bool): evaluate only these nodes, each from its parents' columns of ``data``; the other
         columns of the result are NaN (with ``levels``; without, every node is evaluated).
         """
