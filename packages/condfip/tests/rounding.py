@@ -12,14 +12,29 @@ magnitude below the errors of a real bug (a leaked padding row or a wrong mask m
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
+
+from condfip.model.parent_basis import JITTER, LENGTH_SCALES, NUM_LANDMARKS
 
 
 def tolerance(dtype: torch.dtype | np.dtype | type, operations: int, magnitude: float = 1.0) -> float:
     """``operations * eps(dtype) * magnitude``: the rounding bound of a result of that size."""
     eps = torch.finfo(dtype).eps if isinstance(dtype, torch.dtype) else float(np.finfo(dtype).eps)
     return operations * eps * magnitude
+
+
+KERNEL_WEIGHT_BOUND = 10.0  # the adapted kernel weights of a standardized node stay below this
+
+
+def adapted_round_trip() -> float:
+    """The relative bound of a round trip through an adapted ``F_hat`` (noise abducted, then generated back): its
+    whitened kernel features sum up to ``s * M`` terms of size up to ``|w| / sqrt(JITTER)``, so rounding moves
+    the result by about ``s * M * eps * |w| / sqrt(JITTER)`` (1e-10 here; measured worst 2e-12)."""
+    operations = len(LENGTH_SCALES) * NUM_LANDMARKS
+    return tolerance(torch.float64, operations, KERNEL_WEIGHT_BOUND / math.sqrt(JITTER))
 
 
 def network_operations(*, dim: int, mlp_dim: int, rows: int, nodes: int, blocks: int) -> int:

@@ -26,11 +26,9 @@ from condfip.model.prepared_decoder import prepare_decoder
 from condfip.training.options import EncoderOptions, TrainingOptions
 
 sys.path.insert(0, str(Path(__file__).parent))
-from rounding import assert_close, network_operations  # noqa: E402
+from rounding import adapted_round_trip, assert_close, network_operations  # noqa: E402
 
-# a round trip through the adapted F_hat agrees to float64 rounding amplified by the kernel basis: its whitened
-# features sum up to s x M = 480 terms of size up to |w| / sqrt(JITTER) = 100 |w| ~ 1e3: 2e-16 x 1e3 x 22 ~ 5e-12
-ROUND_TRIP = 1e-10
+ROUND_TRIP = adapted_round_trip()  # rounding.adapted_round_trip: the kernel basis' conditioning
 
 TINY = CondFiPConfig(
     dim=16, num_heads=2, mlp_dim=32, encoder_pairs=1, embedding_pairs=1, decoder_blocks=2, num_anchor_rows=32
