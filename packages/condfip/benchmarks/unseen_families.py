@@ -6,7 +6,7 @@ to be unlike them: per edge a sine, a steep step (tanh of 6x), a quadratic, an a
 parent, summed over the parents, or a product of the parents' tanh plus a linear term; noise Gaussian, Laplace,
 Student-t with 3 degrees of freedom or uniform. Every non-root mechanism is scaled to unit variance on a pilot
 sample; the noise of a non-root node has standard deviation 0.3-0.8, a root's 1. Graphs: Erdos-Renyi DAGs with
-1.5 expected parents per node.
+1.5 expected parents per node (``--parents``).
 
 For each family it reports the standardized RMSE (the context's per-column std) of noise (held-out rows), of
 generation (held-out rows from their true noise) and of one intervention per SCM (``do(x_j = q)``, ``j`` a node
@@ -72,8 +72,15 @@ def draw_noise(family: str, shape: tuple[int, ...], rng: np.random.Generator) ->
 class UnseenSCM:
     """An additive-noise SCM ``x_j = f_j(x_pa(j)) + s_j n_j`` with ``f_j`` scaled to mean 0, variance 1."""
 
-    def __init__(self, num_nodes: int, mechanism: str, noise: str, rng: np.random.Generator) -> None:
-        probability = 1.5 * 2.0 / (num_nodes - 1)
+    def __init__(
+        self,
+        num_nodes: int,
+        mechanism: str,
+        noise: str,
+        rng: np.random.Generator,
+        expected_parents: float = 1.5,
+    ) -> None:
+        probability = min(1.0, expected_parents * 2.0 / (num_nodes - 1))
         upper = np.triu(rng.random((num_nodes, num_nodes)) < probability, k=1)
         order = rng.permutation(num_nodes)
         self.adjacency = np.zeros((num_nodes, num_nodes), dtype=np.int64)  # [d, d]: i -> j
@@ -124,7 +131,7 @@ def scores(model: CondFiP, mechanism: str, noise: str, args: argparse.Namespace)
     for index in range(args.datasets):
         key = zlib.crc32(f"{mechanism}/{noise}".encode())
         rng = np.random.default_rng([args.seed, key, index])
-        scm = UnseenSCM(args.nodes, mechanism, noise, rng)
+        scm = UnseenSCM(args.nodes, mechanism, noise, rng, args.parents)
         context = scm.generate(scm.noise(args.context, rng))
         query_noise = scm.noise(400, rng)
         query = scm.generate(query_noise)
@@ -162,6 +169,7 @@ def main() -> None:
     parser.add_argument("--noises", nargs="+", default=["gauss"], choices=NOISES)
     parser.add_argument("--nodes", type=int, default=10)
     parser.add_argument("--context", type=int, default=400)
+    parser.add_argument("--parents", type=float, default=1.5, help="expected parents per node")
     parser.add_argument("--datasets", type=int, default=4)
     parser.add_argument("--weights", default="small")
     parser.add_argument("--seed", type=int, default=0)

@@ -60,7 +60,7 @@ def _fit(z: torch.Tensor, *, decoder: bool = True, chunk: int = 97, **options):
     def chunks():
         for start in range(0, z.shape[0], chunk):
             rows = z[start : start + chunk]
-            yield features(rows), basis(rows), rows
+            yield features(rows), rows
 
     prior_weights = torch.full((D, F), 0.1, dtype=torch.float64)
     prior_bias = torch.zeros(D, dtype=torch.float64)

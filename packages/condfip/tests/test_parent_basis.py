@@ -7,7 +7,15 @@ import math
 import pytest
 import torch
 
-from condfip.model.parent_basis import JITTER, LENGTH_SCALES, ParentBasis
+from condfip.model.parent_basis import (
+    JITTER,
+    LANDMARK_ROWS,
+    LENGTH_SCALES,
+    MAX_LANDMARKS,
+    NUM_LANDMARKS,
+    ParentBasis,
+    landmark_count,
+)
 
 D = 4  # 0, 1 roots; 2 <- 0; 3 <- 0, 1, 2
 
@@ -98,3 +106,24 @@ def test_repeated_landmark_rows_stay_finite_and_reproduce_the_kernel() -> None:
 def test_a_basis_needs_a_landmark_row() -> None:
     with pytest.raises(ValueError, match="at least one landmark row"):
         ParentBasis(_parents(), torch.zeros(0, D, dtype=torch.float64))
+
+
+def test_landmarks_grow_with_the_square_root_of_the_rows_beyond_landmark_rows_up_to_the_cap() -> None:
+    assert [landmark_count(n) for n in (1, 50, 120, 400)] == [1, 50, NUM_LANDMARKS, NUM_LANDMARKS]
+    assert landmark_count(4 * LANDMARK_ROWS) == 2 * NUM_LANDMARKS  # four times the rows: twice the landmarks
+    assert landmark_count(10**6) == MAX_LANDMARKS
+    counts = [landmark_count(n) for n in range(1, 6000, 7)]
+    assert counts == sorted(counts)  # never fewer landmarks for more rows
+
+
+def test_split_holds_the_same_features_node_major() -> None:
+    rows = _rows(300)
+    basis = ParentBasis(_parents(), rows, num_landmarks=50)
+    z = _rows(37, seed=1)
+    values, kernel = basis.split(z)  # [m, d, p], [d, s, m, M]
+    assert values.shape == (37, D, 3) and kernel.shape == (D, len(LENGTH_SCALES), 37, 50)
+    together = basis(z)  # [m, d, p + sM]
+    assert torch.equal(together[..., :3], values)
+    assert torch.equal(together[..., 3:], kernel.permute(2, 0, 1, 3).flatten(start_dim=2))
+    nodes = torch.tensor([3, 2])
+    assert torch.equal(basis.split(z, nodes)[1], kernel[nodes])

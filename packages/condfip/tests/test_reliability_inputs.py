@@ -20,8 +20,8 @@ from condfip.api.tables import MAX_MAGNITUDE, MIN_SPREAD, check_context_memory
 from condfip.core.dag_rule import dag_from_probabilities
 from condfip.core.standardization import STANDARD_LIMIT, Standardization
 from condfip.model import CondFiPConfig, CondFiPModel
-from condfip.model.adaptation import fit_bytes
-from condfip.model.parent_basis import ParentBasis
+from condfip.model.adaptation import LANDMARK_GROWTH_BYTES, fit_bytes, kernel_size
+from condfip.model.parent_basis import MAX_LANDMARKS, NUM_LANDMARKS, ParentBasis, landmark_count
 from condfip.model.prepared_decoder import prepare_decoder
 from condfip.training.options import EncoderOptions, TrainingOptions
 
@@ -301,14 +301,33 @@ def test_an_adaptation_that_cannot_fit_in_memory_is_refused_before_it_starts(
 ) -> None:
     """The adaptation's moments grow with the columns: beyond the machine's memory infer refuses, naming the
     estimate and the way out, before any of it is allocated."""
-    monkeypatch.setattr("condfip.io.memory.physical_memory", lambda: fit_bytes(4, 2) - 1)
+    needed = fit_bytes(4, 2, num_kernel=kernel_size(len(frame), 4, 2))  # 80 rows: 80 landmarks
+    monkeypatch.setattr("condfip.io.memory.physical_memory", lambda: needed - 1)
     with pytest.raises(
         ValueError, match=r"adapting to the rows of 4 columns needs about [\d.]+ MiB .* zero_shot=True"
     ):
         model.infer(frame, EDGES)
     model.infer(frame, EDGES, zero_shot=True)  # the zero-shot path needs none of it
-    monkeypatch.setattr("condfip.io.memory.physical_memory", lambda: fit_bytes(4, 2))
+    monkeypatch.setattr("condfip.io.memory.physical_memory", lambda: needed)
     assert model.infer(frame, EDGES).adapted
+
+
+def test_a_fit_on_more_rows_gets_more_landmarks_within_the_memory_budget(model) -> None:
+    """Beyond LANDMARK_ROWS rows the kernel basis grows with the rows; with many columns it shrinks back toward
+    NUM_LANDMARKS so that the fit's memory estimate stays under LANDMARK_GROWTH_BYTES."""
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=1600)
+    table = pd.DataFrame({"a": a, "b": np.sin(2 * a) + 0.3 * rng.normal(size=1600)})
+    for rows, expected in ((400, NUM_LANDMARKS), (1600, landmark_count(1600))):
+        scm = model.infer(table.iloc[:rows], [("a", "b")])
+        assert scm._runner.prepared.adaptation[1].num_kernel == expected
+    assert landmark_count(1600) == 2 * NUM_LANDMARKS
+    assert kernel_size(1600, 20, 3) == landmark_count(1600)  # small fits: memory is no limit
+    many = kernel_size(10**5, 150, 4)
+    assert NUM_LANDMARKS <= many < MAX_LANDMARKS
+    assert fit_bytes(150, 4, num_kernel=many) <= LANDMARK_GROWTH_BYTES
+    assert fit_bytes(150, 4, num_kernel=many + 8) > LANDMARK_GROWTH_BYTES
+    assert kernel_size(10**5, 5000, 4) == NUM_LANDMARKS  # never fewer than a fit on 400 rows would use
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")

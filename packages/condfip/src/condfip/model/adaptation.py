@@ -25,7 +25,9 @@ kernel block's size per step. The final fit is one direct solve of the chosen mo
 
 Everything is computed from moments accumulated chunk by chunk (memory flat in the number of rows), in float64.
 ``chunks()`` is called up to three times with the same rows (once while they fit in ``KEPT_ROWS_BYTES``): the
-decoder's principal directions, the moments of the reduced basis, the exact leave-one-out residuals.
+decoder's principal directions, the moments of the reduced basis, the exact leave-one-out residuals. The kernel
+features are computed from the rows where a pass needs them: every scale's for the moments, the chosen scale's
+for the leave-one-out residuals (the kernel features of a large fit are most of its arithmetic).
 
 Axis legend: m rows, d nodes, f decoder features, p parent slots, a small block, M kernel features per scale,
 s length scales, r reduced basis of one model (a + M), g groups.
@@ -39,7 +41,7 @@ from dataclasses import dataclass
 
 import torch
 
-from condfip.model.parent_basis import LENGTH_SCALES, NUM_LANDMARKS, ParentBasis
+from condfip.model.parent_basis import LENGTH_SCALES, NUM_LANDMARKS, ParentBasis, landmark_count
 
 NUM_DIRECTIONS = 16  # principal directions of the decoder's features kept per node
 EVIDENCE_MARGIN = 3.0  # nats the nonlinear basis must gain over the linear model to be kept
@@ -52,11 +54,13 @@ KEPT_ROWS_BYTES = (
 # a row's leave-one-out residual in capped_held_out_errors is at most 1 / (1 - LEVERAGE_CAP) times its residual:
 # a few rows of leverage near 1 (the tails of a skewed parent) would otherwise dominate the mean
 LEVERAGE_CAP = 0.8
+# the landmarks grow with the rows (``landmark_count``) only while the fit's memory estimate stays under this
+LANDMARK_GROWTH_BYTES = 2**30
 MAX_LOG_PRECISION = 25.0  # a group at this precision is pruned
 FIXED_PRECISION = 1e-8  # the "precision" of an unpenalized column
 GROUPS = ("parents", "zero_shot", "decoder", "kernel")
 
-AdaptationChunks = Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]
+AdaptationChunks = Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]
 
 
 @dataclass
@@ -128,10 +132,10 @@ def fit_adaptation(
 ) -> Adaptation:
     """Fit the adapted readout of every node (module docstring).
 
-    ``chunks()`` yields ``(decoder_features [m, d, f], basis [m, d, p + sM], targets [m, d])`` over the rows and
-    is called up to three times with the same rows. ``prior_weights`` [d, f] and ``prior_bias`` [d] are the
-    trained readout over the decoder's features (its prediction is the zero-shot ``F_hat``). Raises ValueError
-    with fewer than 2 rows.
+    ``chunks()`` yields ``(decoder_features [m, d, f], rows [m, d])`` over the rows (the rows are both the input
+    of ``basis`` and the targets) and is called up to three times with the same rows. ``prior_weights`` [d, f]
+    and ``prior_bias`` [d] are the trained readout over the decoder's features (its prediction is the zero-shot
+    ``F_hat``). Raises ValueError with fewer than 2 rows.
     """
     prior_weights, prior_bias = prior_weights.detach().double(), prior_bias.detach().double()
     rows = _Rows(chunks)
@@ -140,10 +144,9 @@ def fit_adaptation(
         raise ValueError(f"adapting to the rows needs at least 2 rows, got {n}")
     p, num_kernel, num_scales = basis.max_parents, basis.num_kernel, basis.num_scales
     moments = _ScaleMoments(p, num_kernel, num_scales)
-    for features, values, targets in rows():
-        moments.add(
-            _small_block(features, values[..., :p], prior_weights, prior_bias, directions), values, targets
-        )
+    for features, targets in rows():
+        values, kernel = basis.split(targets)  # [m, d, p], [d, s, m, M]
+        moments.add(_small_block(features, values, prior_weights, prior_bias, directions), kernel, targets)
     d, a = moments.cross_small.shape
     device = moments.cross_small.device
     k = directions.shape[-1]
@@ -218,7 +221,8 @@ def fit_adaptation(
         prior=(prior_weights, prior_bias),
         parent_slots=p,
     )
-    leverage, held_out, capped = _held_out(rows, adaptation, num_kernel, factor, weights, active)
+    chosen_basis = basis.with_scale(scale)
+    leverage, held_out, capped = _held_out(rows, adaptation, chosen_basis, factor, weights, active)
     adaptation.mean_leverage, adaptation.held_out_errors = leverage / n, held_out / n
     adaptation.capped_held_out_errors = capped / n
     return adaptation
@@ -301,6 +305,16 @@ def fit_bytes(
     return 8 * num_nodes * per_node
 
 
+def kernel_size(num_rows: int, num_nodes: int, max_parents: int) -> int:
+    """The landmarks of a fit on ``num_rows`` rows (``landmark_count``), fewer (down to ``NUM_LANDMARKS``) while
+    the fit's memory estimate (``fit_bytes``) would exceed ``LANDMARK_GROWTH_BYTES``."""
+    size = landmark_count(num_rows)
+    floor = min(NUM_LANDMARKS, size)
+    while size > floor and fit_bytes(num_nodes, max_parents, num_kernel=size) > LANDMARK_GROWTH_BYTES:
+        size = max(floor, size - 8)
+    return size
+
+
 class _Rows:
     """``chunks()`` as float64, with the rows kept from the first pass while they fit in ``KEPT_ROWS_BYTES``."""
 
@@ -309,7 +323,7 @@ class _Rows:
         self.kept: list[tuple[torch.Tensor, ...]] | None = None
         self.passes = 0
 
-    def __call__(self) -> Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    def __call__(self) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
         if self.kept is not None:
             yield from self.kept
             return
@@ -331,7 +345,7 @@ def _principal_directions(rows: _Rows, num_directions: int) -> tuple[int, torch.
     """The row count and the ``num_directions`` principal directions of the decoder's centred features per node,
     [d, f, k]."""
     count, total, scatter = 0, None, None
-    for features, _, _ in rows():
+    for features, _ in rows():
         by_node = features.transpose(0, 1)  # [d, m, f]: batched products are BLAS calls, unlike the einsum
         part = (by_node.sum(dim=1), by_node.transpose(1, 2) @ by_node)
         count += features.shape[0]
@@ -387,18 +401,16 @@ class _ScaleMoments:
         self.p, self.num_kernel, self.num_scales = parent_slots, num_kernel, num_scales
         self.parts: list[torch.Tensor] | None = None
 
-    def add(self, small: torch.Tensor, values: torch.Tensor, targets: torch.Tensor) -> None:
-        """small [m, d, a], values [m, d, p + sM], targets [m, d], float64."""
+    def add(self, small: torch.Tensor, kernel: torch.Tensor, targets: torch.Tensor) -> None:
+        """small [m, d, a], kernel [d, s, m, M] (``ParentBasis.split``), targets [m, d], float64."""
         by_node = small.transpose(0, 1)  # [d, m, a]
         y = targets.T[:, :, None]  # [d, m, 1]
-        kernel = values[..., self.p :].transpose(0, 1)  # [d, m, sM]
-        kernel = kernel.reshape(*kernel.shape[:2], self.num_scales, self.num_kernel).permute(2, 0, 1, 3)
         parts = [
             by_node.transpose(1, 2) @ by_node,
-            by_node.transpose(1, 2)[None] @ kernel,
-            kernel.transpose(2, 3) @ kernel,
+            (by_node.transpose(1, 2)[:, None] @ kernel).transpose(0, 1),
+            (kernel.transpose(2, 3) @ kernel).transpose(0, 1),
             (by_node.transpose(1, 2) @ y)[..., 0],
-            (kernel.transpose(2, 3) @ y[None])[..., 0],
+            (kernel.transpose(2, 3) @ y[:, None])[..., 0].transpose(0, 1),
             (targets * targets).sum(dim=0),
         ]
         self.parts = (
@@ -587,21 +599,19 @@ def _schur_evidence(
 def _held_out(
     rows: _Rows,
     adaptation: Adaptation,
-    num_kernel: int,
+    chosen_basis: ParentBasis,
     factor: torch.Tensor,
     weights: torch.Tensor,
     active: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Summed leverage [d], summed squared exact leave-one-out residual [d] and the same sum with each row's
     leverage capped at ``LEVERAGE_CAP`` [d], of the final ridge (penalties fixed), from another pass over the
-    rows."""
+    rows; ``chosen_basis`` has each node's chosen length scale only."""
     leverage_sum = torch.zeros(weights.shape[0], dtype=torch.float64, device=weights.device)
     held_out_sum = torch.zeros_like(leverage_sum)
     capped_sum = torch.zeros_like(leverage_sum)
-    p = adaptation.parent_slots
-    for features, values, targets in rows():
-        chosen = _chosen_columns(values, adaptation.scale, p, num_kernel)
-        x = torch.where(active, reduced_design(adaptation, features, chosen), 0.0)  # [m, d, r]
+    for features, targets in rows():
+        x = torch.where(active, reduced_design(adaptation, features, chosen_basis(targets)), 0.0)  # [m, d, r]
         solved = torch.cholesky_solve(x.permute(1, 2, 0), factor)  # [d, r, m]
         leverage = torch.einsum("mdr,drm->md", x, solved)  # [m, d]
         residual = targets - torch.einsum("mdr,dr->md", x, weights)
@@ -610,15 +620,3 @@ def _held_out(
         held_out_sum += (held**2).sum(0)
         capped_sum += (residual / (1.0 - leverage.clamp_max(LEVERAGE_CAP))).pow(2).sum(0)
     return leverage_sum, held_out_sum, capped_sum
-
-
-def _chosen_columns(values: torch.Tensor, scale: torch.Tensor, p: int, num_kernel: int) -> torch.Tensor:
-    """The parents' values and the chosen scale's kernel features [m, d, p + M] out of all scales' [m, d, p + sM]."""
-    columns = torch.cat(
-        [
-            torch.arange(p, device=values.device).expand(scale.shape[0], -1),
-            p + scale[:, None] * num_kernel + torch.arange(num_kernel, device=values.device),
-        ],
-        dim=1,
-    )  # [d, p + M]
-    return torch.gather(values, 2, columns[None].expand(values.shape[0], -1, -1))

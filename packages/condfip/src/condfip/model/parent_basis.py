@@ -2,10 +2,10 @@
 
 The kernel features of node ``i`` at length scale ``l`` are ``k_l(x, Z_i) W_l,i``: the Gaussian kernel
 ``exp(-|x - z|^2 / (2 l^2))`` between the node's standardized parents ``x`` and the same parents in ``M`` landmark
-rows ``Z_i`` (evenly spaced rows of the fit), whitened by the inverse Cholesky factor of ``K_ZZ`` (plus a
-``JITTER`` ridge): the Nyström approximation. Inner products of the features
-reproduce the kernel on the landmarks' span, so a ridge on them with one prior scale is a kernel ridge
-regression there. Unlike random Fourier features, which keep oscillating wherever they are evaluated, these
+rows ``Z_i`` (evenly spaced rows of the fit; ``landmark_count`` of them, more for a fit on more rows), whitened
+by the inverse Cholesky factor of ``K_ZZ`` (plus a ``JITTER`` ridge): the Nyström approximation. Inner products
+of the features reproduce the kernel on the landmarks' span, so a ridge on them with one prior scale is a
+kernel ridge regression there. Unlike random Fourier features, which keep oscillating wherever they are evaluated, these
 decay to 0 away from every landmark: under an intervention that puts a node's parents where the rows never were
 jointly, the node's mechanism returns to its linear part instead of extrapolating a wave it never saw.
 
@@ -14,11 +14,23 @@ Axis legend: m rows, d nodes, k nodes asked for, p parent slots, M landmarks, s 
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-NUM_LANDMARKS = 120  # landmark rows of the kernel features (fewer when the fit has fewer rows)
+NUM_LANDMARKS = 120  # kernel landmarks of a fit on up to LANDMARK_ROWS rows (fewer with fewer rows)
+LANDMARK_ROWS = 400  # beyond this many fitted rows the landmarks grow with the square root of the rows ...
+MAX_LANDMARKS = 256  # ... up to this many
 LENGTH_SCALES = (0.5, 1.0, 2.0, 6.0)  # times sqrt(number of parents), on standardized parents
 JITTER = 1e-4  # added to the landmarks' kernel (diagonal 1) before it is factored: repeated landmarks stay solvable
+
+
+def landmark_count(num_rows: int) -> int:
+    """Landmarks for a fit on ``num_rows`` rows: ``NUM_LANDMARKS`` up to ``LANDMARK_ROWS`` rows, then growing
+    with the square root of the rows (a kernel fit of more rows resolves finer structure) up to
+    ``MAX_LANDMARKS``; never more than the rows."""
+    grown = round(NUM_LANDMARKS * math.sqrt(max(num_rows, 1) / LANDMARK_ROWS))
+    return min(max(num_rows, 1), max(NUM_LANDMARKS, min(grown, MAX_LANDMARKS)))
 
 
 class ParentBasis:
@@ -109,23 +121,29 @@ class ParentBasis:
         return values, inside
 
     def _kernel(self, inside: torch.Tensor, nodes: torch.Tensor | None) -> torch.Tensor:
-        """Clamped inputs [m, k, p] -> the raw kernel against the landmarks [m, k, s, M]."""
+        """Clamped inputs [m, k, p] -> the raw kernel against the landmarks [k, s, m, M] (node-major: a batch of
+        contiguous [m, M] blocks, what batched matrix products run fastest on)."""
         landmarks, lengths = self.landmarks, self.lengths
         if nodes is not None:
             landmarks, lengths = landmarks[nodes], lengths[nodes]
         landmarks, lengths = landmarks.to(inside.device), lengths.to(inside.device)
-        # |x - z|^2 over the parent slots, batched per node: [k, m, M]
-        squared = torch.cdist(inside.transpose(0, 1), landmarks).square().transpose(0, 1)  # [m, k, M]
-        return torch.exp(-squared[:, :, None, :] / (2 * lengths[None, :, :, None] ** 2))
+        squared = torch.cdist(inside.transpose(0, 1), landmarks).square()  # [k, m, M]: |x - z|^2 per node
+        return torch.exp(-squared[:, None] / (2 * lengths[:, :, None, None] ** 2))
+
+    def split(self, z: torch.Tensor, nodes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """z: [m, d] float64 -> the parents' values [m, k, p] and the whitened kernel features of every scale,
+        node-major [k, s, m, M] (k = d, or the indices ``nodes``)."""
+        nodes = None if nodes is None else nodes.cpu()
+        values, inside = self._values(z, nodes)
+        whitening = self.whitening if nodes is None else self.whitening[nodes]
+        return values, self._kernel(inside, nodes) @ whitening.to(z.device)
 
     def __call__(self, z: torch.Tensor, nodes: torch.Tensor | None = None) -> torch.Tensor:
         """z: [m, d] float64 -> [m, k, p + sM] (k = d, or the indices ``nodes``): the parents' values, then the
         whitened kernel features of every scale."""
-        nodes = None if nodes is None else nodes.cpu()
-        values, inside = self._values(z, nodes)
-        whitening = self.whitening if nodes is None else self.whitening[nodes]
-        features = torch.einsum("mksM,ksMN->mksN", self._kernel(inside, nodes), whitening.to(z.device))
-        return torch.cat([values, features.flatten(start_dim=2)], dim=-1)
+        values, features = self.split(z, nodes)
+        features = features.permute(2, 0, 1, 3).flatten(start_dim=2)  # [m, k, sM]
+        return torch.cat([values, features], dim=-1)
 
     def combine(
         self, z: torch.Tensor, weights: torch.Tensor, nodes: torch.Tensor | None = None
@@ -143,6 +161,6 @@ class ParentBasis:
         if bool(uses.any()):
             used = nodes[uses]
             folded = torch.einsum("ksMN,ksN->ksM", self.whitening[used].to(z.device), kernel_weights[uses])
-            kernel = self._kernel(inside[:, uses.to(z.device)], used)  # [m, k', s, M]
-            out[:, uses.to(z.device)] += torch.einsum("mksM,ksM->mk", kernel, folded)
+            kernel = self._kernel(inside[:, uses.to(z.device)], used)  # [k', s, m, M]
+            out[:, uses.to(z.device)] += torch.einsum("ksmM,ksM->mk", kernel, folded)
         return out

@@ -37,7 +37,7 @@ from condfip.model.adaptation import (
 )
 from condfip.model.decoder import AdaLNBlock, ConditionalDecoder
 from condfip.model.embedding import DatasetEmbedding
-from condfip.model.parent_basis import ParentBasis
+from condfip.model.parent_basis import NUM_LANDMARKS, ParentBasis
 from condfip.model.readout import Readout, fit_readout
 
 BASIS_CHUNK_BYTES = 64 * 2**20  # the adaptation's parent basis of one chunk of rows stays under this
@@ -382,18 +382,21 @@ class PreparedDecoder:
         self.set_readout(readout)
         return readout
 
-    def adapt(self, rows: torch.Tensor, chunk_rows: int = 1024) -> Adaptation:
-        """Adapt ``F_hat`` per node to standardized rows [n, d] (``condfip.model.adaptation``) and use it from now
-        on; the features run in chunks of ``chunk_rows`` rows (fewer when the basis of a chunk would exceed
-        ``BASIS_CHUNK_BYTES``), up to three times."""
-        basis = ParentBasis(self.parents, rows, bounds=(rows.amin(dim=0), rows.amax(dim=0)))
+    def adapt(
+        self, rows: torch.Tensor, chunk_rows: int = 1024, *, num_landmarks: int = NUM_LANDMARKS
+    ) -> Adaptation:
+        """Adapt ``F_hat`` per node to standardized rows [n, d] (``condfip.model.adaptation``) over a kernel basis
+        of ``num_landmarks`` landmark rows and use it from now on; the features run in chunks of ``chunk_rows``
+        rows (fewer when the basis of a chunk would exceed ``BASIS_CHUNK_BYTES``), up to three times."""
+        bounds = (rows.amin(dim=0), rows.amax(dim=0))
+        basis = ParentBasis(self.parents, rows, num_landmarks=num_landmarks, bounds=bounds)
         per_row = 8 * rows.shape[1] * basis.size
         chunk_rows = max(1, min(chunk_rows, BASIS_CHUNK_BYTES // per_row))
 
         def chunks():
             for start in range(0, rows.shape[0], chunk_rows):
                 z = rows[start : start + chunk_rows].double()  # [m, d]
-                yield self.features(z), basis(z), z
+                yield self.features(z), z
 
         adaptation = fit_adaptation(chunks, *self.prior_readout(), basis)
         chosen = basis.with_scale(adaptation.scale)  # each node's chosen length scale only
