@@ -3,8 +3,9 @@
 scm-gen's families (linear, random Fourier features, random networks, polynomials, multiplicative) are what the
 pretrained network saw or could have seen. This benchmark draws SCMs from a small generator of its own, written
 to be unlike them: per edge a sine, a steep step (tanh of 6x), a quadratic, an absolute value or a sigmoid of the
-parent, summed over the parents, or a product of the parents' tanh plus a linear term; noise Gaussian, Laplace,
-Student-t with 3 degrees of freedom or uniform. Every non-root mechanism is scaled to unit variance on a pilot
+parent, summed over the parents, or a product of the parents' tanh plus a linear term; or, of all parents jointly,
+a random one-hidden-layer tanh network or a sum of Gaussian bumps; noise Gaussian, Laplace, Student-t with 3
+degrees of freedom, uniform, or Cauchy clipped at 20 (outliers). Every non-root mechanism is scaled to unit variance on a pilot
 sample; the noise of a non-root node has standard deviation 0.3-0.8, a root's 1. Graphs: Erdos-Renyi DAGs with
 1.5 expected parents per node (``--parents``).
 
@@ -28,8 +29,10 @@ import numpy as np
 from condfip import CondFiP
 from condfip.demo.baseline import KernelANM, LinearANM
 
-MECHANISMS = ("sine", "step", "quadratic", "absolute", "sigmoid", "product")
-NOISES = ("gauss", "laplace", "student3", "uniform")
+MECHANISMS = ("sine", "step", "quadratic", "absolute", "sigmoid", "product", "network", "bumps")
+NOISES = ("gauss", "laplace", "student3", "uniform", "cauchy")
+NETWORK_UNITS = 16  # hidden tanh units of a "network" mechanism
+NUM_BUMPS = 6  # Gaussian bumps of a "bumps" mechanism
 METHODS = ("default", "zero-shot", "linear ANM", "kernel ANM")
 Mechanism = Callable[[np.ndarray], np.ndarray]  # parents' values [n, p] -> [n]
 
@@ -53,11 +56,20 @@ def draw_mechanism(family: str, num_parents: int, rng: np.random.Generator) -> M
         return lambda x: (
             2.0 * amplitude[0] * np.prod(np.tanh(x + shift), axis=1) + 0.5 * (amplitude * x).sum(axis=1)
         )
+    if family == "network":
+        hidden = rng.normal(0.0, 1.5 / np.sqrt(num_parents), (num_parents, NETWORK_UNITS))  # [p, u]
+        hidden_bias = rng.normal(0.0, 1.0, NETWORK_UNITS)
+        output = rng.normal(0.0, 1.0, NETWORK_UNITS)
+        return lambda x: np.tanh(x @ hidden + hidden_bias) @ output
+    if family == "bumps":
+        centres = rng.normal(0.0, 1.0, (NUM_BUMPS, num_parents))  # [b, p]
+        heights = rng.normal(0.0, 1.0, NUM_BUMPS)
+        return lambda x: np.exp(-((x[:, None, :] - centres) ** 2).sum(axis=2)) @ heights
     raise ValueError(f"unknown mechanism family {family!r}; choose from {MECHANISMS}")
 
 
 def draw_noise(family: str, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
-    """Noise of unit variance and mean 0 from ``family``."""
+    """Noise of unit variance and mean 0 from ``family`` (``cauchy``: median 0, heavy tails)."""
     if family == "gauss":
         return rng.normal(size=shape)
     if family == "laplace":
@@ -66,6 +78,8 @@ def draw_noise(family: str, shape: tuple[int, ...], rng: np.random.Generator) ->
         return rng.standard_t(3, size=shape) / np.sqrt(3.0)
     if family == "uniform":
         return rng.uniform(-np.sqrt(3.0), np.sqrt(3.0), size=shape)
+    if family == "cauchy":  # no variance: clipped at 20 and scaled by 0.3 (most rows like the others)
+        return 0.3 * np.clip(rng.standard_cauchy(size=shape), -20.0, 20.0)
     raise ValueError(f"unknown noise family {family!r}; choose from {NOISES}")
 
 
