@@ -56,7 +56,11 @@ KEPT_ROWS_BYTES = (
 LEVERAGE_CAP = 0.8
 # the landmarks grow with the rows (``landmark_count``) only while the fit's memory estimate stays under this
 LANDMARK_GROWTH_BYTES = 2**30
-MAX_LOG_PRECISION = 25.0  # a group at this precision is pruned
+# a group is pruned when its precision reaches exp(MAX_LOG_PRECISION), or, for a node of tiny noise (a column
+# nearly determined by its parents), exp(MIN_LOG_PENALTY) times the noise precision: its ridge penalty, what
+# weighs against the data, is then large enough that the pruned columns' share of the evidence is negligible
+MAX_LOG_PRECISION = 25.0
+MIN_LOG_PENALTY = 15.0
 FIXED_PRECISION = 1e-8  # the "precision" of an unpenalized column
 GROUPS = ("parents", "zero_shot", "decoder", "kernel")
 
@@ -470,6 +474,14 @@ def _jitter(scatter: torch.Tensor) -> torch.Tensor:
     return (1e-10 * scale)[:, None, None] * torch.eye(size, dtype=scatter.dtype, device=scatter.device)
 
 
+def _ceiling(beta: torch.Tensor) -> torch.Tensor:
+    """The pruning log precision of each node [d] for noise precisions ``beta`` [d]: ``MAX_LOG_PRECISION``, or
+    ``MIN_LOG_PENALTY`` above the log noise precision where that is higher. With a fixed ceiling, a node of noise
+    standard deviation 1e-5 would hold a "pruned" group at a ridge penalty below 1, and the groups' log
+    determinants would decide its model."""
+    return torch.clamp_min(MIN_LOG_PENALTY + torch.log(beta), MAX_LOG_PRECISION)
+
+
 def _schur_evidence(
     scatter: torch.Tensor,
     coupling: torch.Tensor,
@@ -491,14 +503,14 @@ def _schur_evidence(
     The model's columns are the small block (scatter [d, a, a], cross moments [d, a]) and the kernel block in
     its scatter's eigenbasis (eigenvalues [d, M], coupling to the small block [d, a, M], cross moments [d, M]).
     ``fixed`` small columns [d, a] are unpenalized; ``excluded`` ones (padded parents, or groups outside the
-    model) and, with ``kernel_excluded``, the kernel block are held out at the pruning precision. The
+    model) and, with ``kernel_excluded``, the kernel block are held out at the pruning precision (relative to the
+    noise precision: ``_ceiling``). The
     posterior is solved through the Schur complement on the small block: the kernel block is diagonal there.
     """
     d, a = cross.shape
     device = cross.device
     num_groups = len(GROUPS)
     member = torch.stack([groups == g for g in range(num_groups - 1)], dim=1).double()  # [a, g - 1]
-    pruning = math.exp(MAX_LOG_PRECISION)
     top = torch.maximum(torch.diagonal(scatter, dim1=-2, dim2=-1).amax(-1), eigenvalues.amax(-1))
     jitter = 1e-10 * top.clamp_min(1.0)  # [d]: as ``_jitter`` on the model's whole scatter
     scatter_jittered = scatter + jitter[:, None, None] * torch.eye(a, dtype=scatter.dtype, device=device)
@@ -507,11 +519,13 @@ def _schur_evidence(
     beta = n / squares.clamp_min(1e-12)  # [d]
 
     def posterior(log_precision: torch.Tensor, beta: torch.Tensor):
-        small_precision = torch.exp(log_precision[:, groups.clamp_min(0)])  # [d, a]
-        small_precision = torch.where(fixed, FIXED_PRECISION, small_precision)
+        ceiling = _ceiling(beta)  # [d]
+        pruning = torch.exp(ceiling)[:, None]  # [d, 1]
+        small_precision = torch.exp(torch.minimum(log_precision[:, groups.clamp_min(0)], ceiling[:, None]))
+        small_precision = torch.where(fixed, FIXED_PRECISION, small_precision)  # [d, a]
         small_precision = torch.where(excluded, pruning, small_precision)
-        kernel_precision = (
-            torch.full_like(beta, pruning) if kernel_excluded else torch.exp(log_precision[:, -1])
+        kernel_precision = torch.exp(
+            ceiling if kernel_excluded else torch.minimum(log_precision[:, -1], ceiling)
         )
         diagonal = beta[:, None] * eigenvalues_jittered + kernel_precision[:, None]  # [d, M]
         scaled = coupling / diagonal[:, None, :]  # [d, a, M]
@@ -562,9 +576,8 @@ def _schur_evidence(
             break
         used = torch.cat([determined_small @ member, determined_kernel.sum(-1, keepdim=True)], dim=1)
         size = torch.cat([(mean_small**2) @ member, (mean_kernel**2).sum(-1, keepdim=True)], dim=1)
-        updated = torch.log(used.clamp_min(1e-12) / size.clamp_min(1e-300)).clamp(
-            -MAX_LOG_PRECISION, MAX_LOG_PRECISION
-        )
+        updated = torch.log(used.clamp_min(1e-12) / size.clamp_min(1e-300))
+        updated = torch.minimum(updated.clamp_min(-MAX_LOG_PRECISION), _ceiling(beta)[:, None])
         settled = bool(((updated - log_precision).abs() <= TOLERANCE).all())
         log_precision = updated
         if settled:
@@ -581,16 +594,18 @@ def _schur_evidence(
         + kernel_precision * (mean_kernel**2).sum(-1)
     )
     log_evidence = -0.5 * (n * math.log(2 * math.pi) - n * torch.log(beta) - log_prior + log_det + quadratic)
+    ceiling = _ceiling(beta)[:, None]  # [d, 1]
+    at_ceiling = log_precision >= ceiling  # [d, g]: pruned groups
     if kernel_excluded:
-        log_precision[:, -1] = MAX_LOG_PRECISION
-    scales = torch.where(log_precision >= MAX_LOG_PRECISION, 0.0, torch.exp(-0.5 * log_precision))  # [d, g]
+        at_ceiling[:, -1] = True
+    scales = torch.where(at_ceiling, 0.0, torch.exp(-0.5 * log_precision))  # [d, g]
     held_out_groups = ((~excluded).double() @ member) == 0  # [d, g - 1]: no column of the group in the model
     scales[:, :-1] = torch.where(held_out_groups, 0.0, scales[:, :-1])
     penalties = torch.cat([small_precision, kernel_precision[:, None].expand(-1, num_kernel)], dim=1)
     return _Evidence(
         log_evidence=log_evidence,
         penalties=penalties / beta[:, None],
-        pruned=penalties >= pruning * (1 - 1e-9),
+        pruned=penalties >= torch.exp(ceiling) * (1 - 1e-9),
         noise_scale=beta.rsqrt(),
         group_scales=scales,
     )
