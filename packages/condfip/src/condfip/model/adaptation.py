@@ -503,9 +503,8 @@ def _schur_evidence(
     The model's columns are the small block (scatter [d, a, a], cross moments [d, a]) and the kernel block in
     its scatter's eigenbasis (eigenvalues [d, M], coupling to the small block [d, a, M], cross moments [d, M]).
     ``fixed`` small columns [d, a] are unpenalized; ``excluded`` ones (padded parents, or groups outside the
-    model) and, with ``kernel_excluded``, the kernel block are held out at the pruning precision (relative to the
-    noise precision: ``_ceiling``). The
-    posterior is solved through the Schur complement on the small block: the kernel block is diagonal there.
+    model) and, with ``kernel_excluded``, the kernel block are held out at the pruning precision (``_ceiling``).
+    The posterior is solved through the Schur complement on the small block: the kernel block is diagonal there.
     """
     d, a = cross.shape
     device = cross.device
