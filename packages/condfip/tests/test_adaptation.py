@@ -8,8 +8,10 @@ import pytest
 import torch
 
 from condfip.model.adaptation import (
+    EVIDENCE_MARGIN,
     GROUPS,
     LEVERAGE_CAP,
+    LINEAR_CLAMP_EVIDENCE,
     WeightedRefit,
     _schur_evidence,
     evaluate,
@@ -112,6 +114,23 @@ def test_nonlinear_mechanism_keeps_the_full_basis_and_beats_least_squares():
     adapted_error = float(((z[:, 4] - fitted) ** 2).mean())
     linear_error = float(((z[:, 4].numpy() - _least_squares(z)[:, 4]) ** 2).mean())
     assert adapted_error < 0.25 * linear_error
+
+
+def test_the_evidence_gain_decides_the_basis_and_the_linear_clamp():
+    z, noise = _linear_data(600, seed=1)
+    z[:, 4] = torch.sin(2 * z[:, 2]) * 2 + z[:, 3] ** 2 + noise[:, 4] * 0.2
+    adaptation, _, _ = _fit(z)
+    assert torch.equal(adaptation.full_basis, adaptation.evidence_gain > EVIDENCE_MARGIN)
+    # clearly nonlinear: flat beyond the rows
+    assert float(adaptation.evidence_gain[4]) >= LINEAR_CLAMP_EVIDENCE
+    assert torch.equal(adaptation.clamps_linear, adaptation.full_basis & (adaptation.evidence_gain >= 10.0))
+    assert bool(adaptation.clamps_linear[4])
+    # linear mechanisms forced onto the nonlinear basis: the evidence barely moves, so no node is clamped and
+    # each extrapolates its linear part beyond the rows
+    linear, _ = _linear_data(600, seed=2)
+    forced, _, _ = _fit(linear, evidence_margin=-1e9)
+    assert bool(forced.full_basis.all())
+    assert not bool(forced.clamps_linear.any())
 
 
 def test_without_decoder_features_equals_a_direct_ridge_on_the_parent_basis():

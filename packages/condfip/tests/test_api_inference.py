@@ -21,6 +21,7 @@ import scm_gen
 from condfip import CondFiP, InferredSCM
 from condfip.api.engine import CUDA_TOKENS_PER_CHUNK, DEFAULT_TOKENS_PER_CHUNK, rows_per_chunk
 from condfip.model import CondFiPConfig, CondFiPModel, DatasetEmbedding
+from condfip.model.adaptation import EVIDENCE_MARGIN
 
 sys.path.insert(0, str(Path(__file__).parent))
 from rounding import adapted_round_trip, assert_close, network_operations  # noqa: E402
@@ -572,6 +573,9 @@ def test_adaptation_table_and_repr(scm_and_rows):
     table = adapted.adaptation
     assert list(table.index) == adapted.columns
     assert (table["noise_scale"] > 0).all() and table["encoder_noise_weight"].between(0, 1).all()
+    assert (table["full_basis"] == (table["evidence_gain"] > EVIDENCE_MARGIN)).all()
+    adaptation, basis = adapted._runner.prepared.adaptation  # the sampling basis clamps what the fit says
+    assert torch.equal(basis.clamp_linear, adaptation.clamps_linear.cpu())
     assert adapted.adapted and not zero_shot.adapted and zero_shot.adaptation is None
     assert "adapted" in repr(adapted) and "zero_shot" in repr(zero_shot)
 

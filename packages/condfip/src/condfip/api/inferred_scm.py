@@ -125,7 +125,8 @@ class InferredSCM:
     @property
     def adaptation(self) -> pd.DataFrame | None:
         """Per column, what the adaptation found (None when zero-shot): ``full_basis`` (the nonlinear basis was
-        kept; False: a linear regression on the parents won the evidence), ``noise_scale`` (the fitted noise
+        kept; False: a linear regression on the parents won the evidence), ``evidence_gain`` (log evidence of the
+        best nonlinear model over the linear one, nats), ``noise_scale`` (the fitted noise
         standard deviation, standardized units), ``held_out_error`` (mean squared exact leave-one-out residual,
         standardized), the prior scale of each group of the basis, and ``encoder_noise_weight`` (the weight of the
         encoder's amortized noise in ``noise()``)."""
@@ -134,6 +135,7 @@ class InferredSCM:
             return None
         table = {
             "full_basis": adaptation.full_basis.cpu().numpy(),
+            "evidence_gain": adaptation.evidence_gain.cpu().numpy(),
             "noise_scale": adaptation.noise_scale.cpu().numpy(),
             "held_out_error": adaptation.held_out_errors.cpu().numpy(),
         }

@@ -70,8 +70,9 @@ class ParentBasis:
         num = min(num_landmarks, rows.shape[0])
         picked = torch.linspace(0, rows.shape[0] - 1, num).round().long()
         # nodes [d] whose parents' values are clamped to ``bounds`` in the linear part too: set after a fit to the
-        # nodes that kept the nonlinear basis, so that a nonlinear mechanism stays flat beyond the rows' range
-        # (as a kernel regression does) while a linear one extrapolates linearly
+        # nodes that kept the nonlinear basis by a clear margin (``Adaptation.clamps_linear``), so that a
+        # nonlinear mechanism stays flat beyond the rows' range (as a kernel regression does) while a linear one
+        # extrapolates linearly
         self.clamp_linear: torch.Tensor | None = None
         landmarks = self._values(rows.double().cpu()[picked], None)[1]  # [M, d, p]: clamped like any input
         self.landmarks = landmarks.transpose(0, 1).contiguous()  # [d, M, p]

@@ -400,7 +400,7 @@ class PreparedDecoder:
 
         adaptation = fit_adaptation(chunks, *self.prior_readout(), basis)
         chosen = basis.with_scale(adaptation.scale)  # each node's chosen length scale only
-        chosen.clamp_linear = adaptation.full_basis.cpu()  # the fitted rows lie inside: the fit is unchanged
+        chosen.clamp_linear = adaptation.clamps_linear.cpu()  # the fitted rows lie inside: fit unchanged
         self.adaptation = (adaptation, chosen)
         return adaptation
 
