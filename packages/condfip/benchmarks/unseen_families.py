@@ -5,8 +5,8 @@ pretrained network saw or could have seen. This benchmark draws SCMs from a smal
 to be unlike them: per edge a sine, a steep step (tanh of 6x), a quadratic, an absolute value or a sigmoid of the
 parent, summed over the parents, or a product of the parents' tanh plus a linear term; or, of all parents jointly,
 a random one-hidden-layer tanh network or a sum of Gaussian bumps; noise Gaussian, Laplace, Student-t with 3
-degrees of freedom, uniform, or Cauchy clipped at 20 (outliers). Every non-root mechanism is scaled to unit variance on a pilot
-sample; the noise of a non-root node has standard deviation 0.3-0.8, a root's 1. Graphs: Erdos-Renyi DAGs with
+degrees of freedom, uniform, or Cauchy clipped at 20 (outliers). Every non-root mechanism is scaled to unit
+variance on a pilot sample; the noise of a non-root node has standard deviation 0.3-0.8, a root's 1. Graphs: Erdos-Renyi DAGs with
 1.5 expected parents per node (``--parents``).
 
 For each family it reports the standardized RMSE (the context's per-column std) of noise (held-out rows), of
