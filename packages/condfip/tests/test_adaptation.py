@@ -123,7 +123,9 @@ def test_the_evidence_gain_decides_the_basis_and_the_linear_clamp():
     assert torch.equal(adaptation.full_basis, adaptation.evidence_gain > EVIDENCE_MARGIN)
     # clearly nonlinear: flat beyond the rows
     assert float(adaptation.evidence_gain[4]) >= LINEAR_CLAMP_EVIDENCE
-    assert torch.equal(adaptation.clamps_linear, adaptation.full_basis & (adaptation.evidence_gain >= LINEAR_CLAMP_EVIDENCE))
+    assert torch.equal(
+        adaptation.clamps_linear, adaptation.full_basis & (adaptation.evidence_gain >= LINEAR_CLAMP_EVIDENCE)
+    )
     assert bool(adaptation.clamps_linear[4])
     # linear mechanisms forced onto the nonlinear basis: the evidence barely moves, so no node is clamped and
     # each extrapolates its linear part beyond the rows
