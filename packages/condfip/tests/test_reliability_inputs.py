@@ -21,13 +21,7 @@ from condfip.core.dag_rule import dag_from_probabilities
 from condfip.core.standardization import STANDARD_LIMIT, Standardization
 from condfip.model import CondFiPConfig, CondFiPModel
 from condfip.model.adaptation import LANDMARK_GROWTH_BYTES, fit_bytes, kernel_size
-from condfip.model.parent_basis import (
-    LANDMARKS_PER_PARENT,
-    MAX_LANDMARKS,
-    NUM_LANDMARKS,
-    ParentBasis,
-    landmark_count,
-)
+from condfip.model.parent_basis import MAX_LANDMARKS, NUM_LANDMARKS, ParentBasis, landmark_count
 from condfip.model.prepared_decoder import prepare_decoder
 from condfip.training.options import EncoderOptions, TrainingOptions
 
@@ -334,20 +328,6 @@ def test_a_fit_on_more_rows_gets_more_landmarks_within_the_memory_budget(model) 
     assert fit_bytes(150, 4, num_kernel=many) <= LANDMARK_GROWTH_BYTES
     assert fit_bytes(150, 4, num_kernel=many + 8) > LANDMARK_GROWTH_BYTES
     assert kernel_size(10**5, 5000, 4) == NUM_LANDMARKS  # never fewer than a fit on 400 rows would use
-
-
-def test_a_node_of_many_parents_gets_more_landmarks(model) -> None:
-    """The kernel of 10 parents gets LANDMARKS_PER_PARENT landmarks per parent on 400 rows (120 for 2)."""
-    rng = np.random.default_rng(4)
-    roots = rng.normal(size=(400, 10))
-    table = pd.DataFrame(roots, columns=[f"x{j}" for j in range(10)])
-    table["y"] = np.tanh(roots).sum(axis=1) + 0.3 * rng.normal(size=400)
-    for parents, expected in ((2, NUM_LANDMARKS), (10, 10 * LANDMARKS_PER_PARENT)):
-        scm = model.infer(
-            table[[f"x{j}" for j in range(parents)] + ["y"]], [(f"x{j}", "y") for j in range(parents)]
-        )
-        assert scm._runner.prepared.adaptation[1].num_kernel == expected
-        assert kernel_size(400, parents + 1, parents) == expected
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")

@@ -322,10 +322,9 @@ def fit_bytes(
 
 
 def kernel_size(num_rows: int, num_nodes: int, max_parents: int) -> int:
-    """The landmarks of a fit on ``num_rows`` rows whose most-parented node has ``max_parents`` parents
-    (``landmark_count``), fewer (down to ``NUM_LANDMARKS``) while the fit's memory estimate (``fit_bytes``) would
-    exceed ``LANDMARK_GROWTH_BYTES``."""
-    size = landmark_count(num_rows, max_parents)
+    """The landmarks of a fit on ``num_rows`` rows (``landmark_count``), fewer (down to ``NUM_LANDMARKS``) while
+    the fit's memory estimate (``fit_bytes``) would exceed ``LANDMARK_GROWTH_BYTES``."""
+    size = landmark_count(num_rows)
     floor = min(NUM_LANDMARKS, size)
     while size > floor and fit_bytes(num_nodes, max_parents, num_kernel=size) > LANDMARK_GROWTH_BYTES:
         size = max(floor, size - 8)

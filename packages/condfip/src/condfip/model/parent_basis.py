@@ -21,22 +21,16 @@ import torch
 NUM_LANDMARKS = 120  # kernel landmarks of a fit on up to LANDMARK_ROWS rows (fewer with fewer rows)
 LANDMARK_ROWS = 400  # beyond this many fitted rows the landmarks grow with the square root of the rows ...
 MAX_LANDMARKS = 256  # ... up to this many
-# a node's kernel in p parents needs more landmarks as p grows (a fit on 400 rows of a polynomial of 10 parents: a
-# third of the error with 240 landmarks than with 120): at least this many per parent of the most-parented node,
-# up to MAX_LANDMARKS
-LANDMARKS_PER_PARENT = 24
 LENGTH_SCALES = (0.5, 1.0, 2.0, 6.0)  # times sqrt(number of parents), on standardized parents
 JITTER = 1e-4  # added to the landmarks' kernel (diagonal 1) before it is factored: repeated landmarks stay solvable
 
 
-def landmark_count(num_rows: int, max_parents: int = 1) -> int:
-    """Landmarks for a fit on ``num_rows`` rows whose most-parented node has ``max_parents`` parents:
-    ``NUM_LANDMARKS`` up to ``LANDMARK_ROWS`` rows, then growing with the square root of the rows (a kernel fit of
-    more rows resolves finer structure), and at least ``LANDMARKS_PER_PARENT`` per parent (a kernel of more
-    parents needs more landmarks), up to ``MAX_LANDMARKS``; never more than the rows."""
+def landmark_count(num_rows: int) -> int:
+    """Landmarks for a fit on ``num_rows`` rows: ``NUM_LANDMARKS`` up to ``LANDMARK_ROWS`` rows, then growing
+    with the square root of the rows (a kernel fit of more rows resolves finer structure) up to
+    ``MAX_LANDMARKS``; never more than the rows."""
     grown = round(NUM_LANDMARKS * math.sqrt(max(num_rows, 1) / LANDMARK_ROWS))
-    wanted = max(grown, LANDMARKS_PER_PARENT * max_parents)
-    return min(max(num_rows, 1), max(NUM_LANDMARKS, min(wanted, MAX_LANDMARKS)))
+    return min(max(num_rows, 1), max(NUM_LANDMARKS, min(grown, MAX_LANDMARKS)))
 
 
 class ParentBasis:
