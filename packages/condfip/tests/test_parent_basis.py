@@ -10,6 +10,7 @@ import torch
 from condfip.model.parent_basis import (
     JITTER,
     LANDMARK_ROWS,
+    LANDMARKS_PER_PARENT,
     LENGTH_SCALES,
     MAX_LANDMARKS,
     NUM_LANDMARKS,
@@ -114,6 +115,21 @@ def test_landmarks_grow_with_the_square_root_of_the_rows_beyond_landmark_rows_up
     assert landmark_count(10**6) == MAX_LANDMARKS
     counts = [landmark_count(n) for n in range(1, 6000, 7)]
     assert counts == sorted(counts)  # never fewer landmarks for more rows
+
+
+def test_landmarks_grow_with_the_parents_of_the_most_parented_node_up_to_the_cap() -> None:
+    rows = LANDMARK_ROWS
+    assert landmark_count(rows, 1) == landmark_count(rows) == NUM_LANDMARKS
+    assert (
+        landmark_count(rows, NUM_LANDMARKS // LANDMARKS_PER_PARENT) == NUM_LANDMARKS
+    )  # few parents: as before
+    assert landmark_count(rows, 10) == 10 * LANDMARKS_PER_PARENT
+    assert landmark_count(rows, 50) == MAX_LANDMARKS
+    assert landmark_count(100, 10) == 100  # never more than the rows
+    assert landmark_count(4 * rows, 10) == 10 * LANDMARKS_PER_PARENT  # the larger of the two rules
+    assert landmark_count(4 * rows, 2) == 2 * NUM_LANDMARKS
+    counts = [landmark_count(rows, p) for p in range(1, 40)]
+    assert counts == sorted(counts)
 
 
 def test_split_holds_the_same_features_node_major() -> None:

@@ -19,7 +19,7 @@ import torch
 
 from condfip.core.standardization import STANDARD_LIMIT
 from condfip.io.memory import check_memory
-from condfip.model.adaptation import Adaptation, WeightedRefit, fit_bytes, kernel_size
+from condfip.model.adaptation import Adaptation, WeightedRefit, fit_bytes, kernel_tiers
 from condfip.model.decoder import ConditionalDecoder
 from condfip.model.fixed_point import fixed_point_generate
 from condfip.model.prepared_decoder import PreparedDecoder, prepare_decoder
@@ -154,16 +154,17 @@ class DecoderRunner:
         rows = data
         if data.shape[0] > MAX_ADAPTATION_ROWS:
             rows = data[np.linspace(0, data.shape[0] - 1, MAX_ADAPTATION_ROWS).round().astype(np.int64)]
-        max_parents = int(self.parents.sum(dim=-1).max()) if data.shape[1] else 0
-        num_landmarks = kernel_size(rows.shape[0], data.shape[1], max_parents)
+        d = data.shape[1]
+        counts = self.parents.reshape(d, d).sum(dim=-1).cpu()  # [d] parents per node
+        tiers = kernel_tiers(rows.shape[0], counts)  # node groups fitted apart, by the landmarks they need
         check_memory(
-            fit_bytes(data.shape[1], max_parents, num_kernel=num_landmarks),
-            f"adapting to the rows of {data.shape[1]} columns",
+            sum(fit_bytes(nodes.numel(), int(counts[nodes].max()), num_kernel=size) for nodes, size in tiers),
+            f"adapting to the rows of {d} columns",
             hint="infer with zero_shot=True, or with fewer columns",
         )
         self.prepared = prepare_decoder(self.model.decoder, self.parents, self.embedding, dtype=torch.float64)
         self.adaptation = self.prepared.adapt(
-            torch.as_tensor(rows, device=self.device), self.chunk_rows, num_landmarks=num_landmarks
+            torch.as_tensor(rows, device=self.device), self.chunk_rows, tiers=tiers
         )
         return self.adaptation
 

@@ -144,13 +144,14 @@ def fit_adaptation(
     num_directions: int = NUM_DIRECTIONS,
     evidence_margin: float = EVIDENCE_MARGIN,
     iterations: int = ITERATIONS,
+    nodes: torch.Tensor | None = None,
 ) -> Adaptation:
-    """Fit the adapted readout of every node (module docstring).
+    """Fit the adapted readout of every node (module docstring), or of the nodes ``nodes`` [k] only.
 
-    ``chunks()`` yields ``(decoder_features [m, d, f], rows [m, d])`` over the rows (the rows are both the input
-    of ``basis`` and the targets) and is called up to three times with the same rows. ``prior_weights`` [d, f]
-    and ``prior_bias`` [d] are the trained readout over the decoder's features (its prediction is the zero-shot
-    ``F_hat``). Raises ValueError with fewer than 2 rows.
+    ``chunks()`` yields ``(decoder_features [m, k, f], rows [m, d])`` over the rows (the rows are the input of
+    ``basis``, a basis of the k nodes, and their columns ``nodes`` the targets) and is called up to three times
+    with the same rows. ``prior_weights`` [k, f] and ``prior_bias`` [k] are the trained readout over the
+    decoder's features (its prediction is the zero-shot ``F_hat``). Raises ValueError with fewer than 2 rows.
     """
     prior_weights, prior_bias = prior_weights.detach().double(), prior_bias.detach().double()
     rows = _Rows(chunks)
@@ -159,8 +160,9 @@ def fit_adaptation(
         raise ValueError(f"adapting to the rows needs at least 2 rows, got {n}")
     p, num_kernel, num_scales = basis.max_parents, basis.num_kernel, basis.num_scales
     moments = _ScaleMoments(p, num_kernel, num_scales)
-    for features, targets in rows():
-        values, kernel = basis.split(targets)  # [m, d, p], [d, s, m, M]
+    for features, z in rows():
+        values, kernel = basis.split(z)  # [m, k, p], [k, s, m, M]
+        targets = z if nodes is None else z[:, nodes]  # [m, k]
         moments.add(_small_block(features, values, prior_weights, prior_bias, directions), kernel, targets)
     d, a = moments.cross_small.shape
     device = moments.cross_small.device
@@ -209,10 +211,10 @@ def fit_adaptation(
     nonlinear = torch.stack([fit.log_evidence for fit in fits[:-1]])  # [s, d]
     best_evidence, scale = nonlinear.max(dim=0)  # [d]
     use_full = best_evidence > fits[-1].log_evidence + evidence_margin  # [d]
-    nodes = torch.arange(d, device=device)
+    every_node = torch.arange(d, device=device)
 
     def chosen(name: str) -> torch.Tensor:
-        nonlinear_value = torch.stack([getattr(fit, name) for fit in fits[:-1]])[scale, nodes]
+        nonlinear_value = torch.stack([getattr(fit, name) for fit in fits[:-1]])[scale, every_node]
         linear_value = getattr(fits[-1], name)
         mask = use_full.reshape(-1, *([1] * (linear_value.dim() - 1)))
         return torch.where(mask, nonlinear_value, linear_value)
@@ -238,10 +240,89 @@ def fit_adaptation(
         parent_slots=p,
     )
     chosen_basis = basis.with_scale(scale)
-    leverage, held_out, capped = _held_out(rows, adaptation, chosen_basis, factor, weights, active)
+    leverage, held_out, capped = _held_out(rows, adaptation, chosen_basis, factor, weights, active, nodes)
     adaptation.mean_leverage, adaptation.held_out_errors = leverage / n, held_out / n
     adaptation.capped_held_out_errors = capped / n
     return adaptation
+
+
+def merge_adaptations(parts: list[tuple[torch.Tensor, Adaptation]], num_nodes: int) -> Adaptation:
+    """One ``Adaptation`` of ``num_nodes`` nodes from fits of disjoint node sets (``(nodes [k] long, fit)``), laid
+    out over the most parent slots and kernel features of any part, as ``ParentBasis.merge`` lays out their
+    bases: a node's padded columns are out of its model (weight 0, inactive)."""
+    p = max(fit.parent_slots for _, fit in parts)
+    size = max(fit.basis_weights.shape[1] - fit.parent_slots for _, fit in parts)
+    k = parts[0][1].directions.shape[-1]
+    small = 2 + p + k  # constant, parents, zero-shot, directions
+    first = parts[0][1]
+    device = first.bias.device
+
+    def per_node(name: str) -> torch.Tensor:
+        sample = getattr(first, name)
+        out = torch.zeros(num_nodes, *sample.shape[1:], dtype=sample.dtype, device=device)
+        for nodes, fit in parts:
+            out[nodes.to(device)] = getattr(fit, name)
+        return out
+
+    basis_weights = torch.zeros(num_nodes, p + size, dtype=torch.float64, device=device)
+    penalties = torch.ones(num_nodes, small + size, dtype=torch.float64, device=device)
+    active = torch.zeros(num_nodes, small + size, dtype=torch.bool, device=device)
+    prior_weights = torch.zeros(num_nodes, first.prior[0].shape[1], dtype=torch.float64, device=device)
+    prior_bias = torch.zeros(num_nodes, dtype=torch.float64, device=device)
+    for nodes, fit in parts:
+        nodes = nodes.to(device)
+        q, m = fit.parent_slots, fit.basis_weights.shape[1] - fit.parent_slots
+        # the fit's columns (1, parents [q], zero-shot, directions [k], kernel [m]) -> the merged layout
+        columns = torch.cat(
+            [
+                torch.arange(1 + q),
+                torch.arange(1 + p, small),
+                torch.arange(small, small + m),
+            ]
+        ).to(device)
+        basis_weights[nodes[:, None], torch.cat([torch.arange(q), torch.arange(p, p + m)]).to(device)] = (
+            fit.basis_weights
+        )
+        penalties[nodes[:, None], columns] = fit.penalties
+        active[nodes[:, None], columns] = fit.active
+        prior_weights[nodes], prior_bias[nodes] = fit.prior
+    return Adaptation(
+        decoder_weights=per_node("decoder_weights"),
+        basis_weights=basis_weights,
+        bias=per_node("bias"),
+        scale=per_node("scale"),
+        full_basis=per_node("full_basis"),
+        evidence_gain=per_node("evidence_gain"),
+        noise_scale=per_node("noise_scale"),
+        group_scales=per_node("group_scales"),
+        mean_leverage=per_node("mean_leverage"),
+        held_out_errors=per_node("held_out_errors"),
+        capped_held_out_errors=per_node("capped_held_out_errors"),
+        penalties=penalties,
+        active=active,
+        directions=per_node("directions"),
+        prior=(prior_weights, prior_bias),
+        parent_slots=p,
+    )
+
+
+def kernel_tiers(num_rows: int, parent_counts: torch.Tensor) -> list[tuple[torch.Tensor, int]]:
+    """The nodes grouped by the landmarks their kernel needs, from each node's parent count [d]: ``(nodes [k]
+    long, landmarks)`` per group (``kernel_size`` of the group). First the nodes for which the rows decide the
+    landmarks (``landmark_count(num_rows)``), then, if any, those whose parents ask for more
+    (``LANDMARKS_PER_PARENT`` each). The groups are fitted apart, so only nodes of many parents pay for more
+    landmarks; a graph without such nodes is one group, one fit."""
+    counts = parent_counts.cpu().long()
+    by_rows = landmark_count(num_rows)
+    few = torch.tensor(
+        [landmark_count(num_rows, int(c)) <= by_rows for c in counts.tolist()], dtype=torch.bool
+    )
+    tiers = []
+    for members in (few, ~few):
+        nodes = torch.nonzero(members).flatten()
+        if nodes.numel():
+            tiers.append((nodes, kernel_size(num_rows, nodes.numel(), max(int(counts[nodes].max()), 1))))
+    return tiers
 
 
 def _solve(
@@ -322,9 +403,10 @@ def fit_bytes(
 
 
 def kernel_size(num_rows: int, num_nodes: int, max_parents: int) -> int:
-    """The landmarks of a fit on ``num_rows`` rows (``landmark_count``), fewer (down to ``NUM_LANDMARKS``) while
-    the fit's memory estimate (``fit_bytes``) would exceed ``LANDMARK_GROWTH_BYTES``."""
-    size = landmark_count(num_rows)
+    """The landmarks of a fit of ``num_nodes`` nodes on ``num_rows`` rows whose most-parented node has
+    ``max_parents`` parents (``landmark_count``), fewer (down to ``NUM_LANDMARKS``) while the fit's memory estimate
+    (``fit_bytes``) would exceed ``LANDMARK_GROWTH_BYTES``."""
+    size = landmark_count(num_rows, max_parents)
     floor = min(NUM_LANDMARKS, size)
     while size > floor and fit_bytes(num_nodes, max_parents, num_kernel=size) > LANDMARK_GROWTH_BYTES:
         size = max(floor, size - 8)
@@ -629,15 +711,17 @@ def _held_out(
     factor: torch.Tensor,
     weights: torch.Tensor,
     active: torch.Tensor,
+    nodes: torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Summed leverage [d], summed squared exact leave-one-out residual [d] and the same sum with each row's
     leverage capped at ``LEVERAGE_CAP`` [d], of the final ridge (penalties fixed), from another pass over the
-    rows; ``chosen_basis`` has each node's chosen length scale only."""
+    rows; ``chosen_basis`` has each node's chosen length scale only; the targets are the columns ``nodes``."""
     leverage_sum = torch.zeros(weights.shape[0], dtype=torch.float64, device=weights.device)
     held_out_sum = torch.zeros_like(leverage_sum)
     capped_sum = torch.zeros_like(leverage_sum)
-    for features, targets in rows():
-        x = torch.where(active, reduced_design(adaptation, features, chosen_basis(targets)), 0.0)  # [m, d, r]
+    for features, z in rows():
+        targets = z if nodes is None else z[:, nodes]  # [m, k]
+        x = torch.where(active, reduced_design(adaptation, features, chosen_basis(z)), 0.0)  # [m, k, r]
         solved = torch.cholesky_solve(x.permute(1, 2, 0), factor)  # [d, r, m]
         leverage = torch.einsum("mdr,drm->md", x, solved)  # [m, d]
         residual = targets - torch.einsum("mdr,dr->md", x, weights)

@@ -21,16 +21,22 @@ import torch
 NUM_LANDMARKS = 120  # kernel landmarks of a fit on up to LANDMARK_ROWS rows (fewer with fewer rows)
 LANDMARK_ROWS = 400  # beyond this many fitted rows the landmarks grow with the square root of the rows ...
 MAX_LANDMARKS = 256  # ... up to this many
+# a node's kernel in p parents needs more landmarks as p grows (a fit on 400 rows of a polynomial of 10 parents: a
+# third of the error with 240 landmarks than with 120): at least this many per parent of the most-parented node of
+# a fit, up to MAX_LANDMARKS (``adaptation.kernel_tiers`` fits the nodes of many parents apart)
+LANDMARKS_PER_PARENT = 24
 LENGTH_SCALES = (0.5, 1.0, 2.0, 6.0)  # times sqrt(number of parents), on standardized parents
 JITTER = 1e-4  # added to the landmarks' kernel (diagonal 1) before it is factored: repeated landmarks stay solvable
 
 
-def landmark_count(num_rows: int) -> int:
-    """Landmarks for a fit on ``num_rows`` rows: ``NUM_LANDMARKS`` up to ``LANDMARK_ROWS`` rows, then growing
-    with the square root of the rows (a kernel fit of more rows resolves finer structure) up to
-    ``MAX_LANDMARKS``; never more than the rows."""
+def landmark_count(num_rows: int, max_parents: int = 1) -> int:
+    """Landmarks for a fit on ``num_rows`` rows whose most-parented node has ``max_parents`` parents:
+    ``NUM_LANDMARKS`` up to ``LANDMARK_ROWS`` rows, then growing with the square root of the rows (a kernel fit of
+    more rows resolves finer structure), and at least ``LANDMARKS_PER_PARENT`` per parent (a kernel of more
+    parents needs more landmarks), up to ``MAX_LANDMARKS``; never more than the rows."""
     grown = round(NUM_LANDMARKS * math.sqrt(max(num_rows, 1) / LANDMARK_ROWS))
-    return min(max(num_rows, 1), max(NUM_LANDMARKS, min(grown, MAX_LANDMARKS)))
+    wanted = max(grown, LANDMARKS_PER_PARENT * max_parents)
+    return min(max(num_rows, 1), max(NUM_LANDMARKS, min(wanted, MAX_LANDMARKS)))
 
 
 class ParentBasis:
@@ -102,6 +108,34 @@ class ParentBasis:
         chosen.whitening = self.whitening[nodes, scale.cpu()][:, None]  # [d, 1, M, M]
         chosen.num_scales = 1
         return chosen
+
+    @staticmethod
+    def merge(parts: list[tuple[torch.Tensor, ParentBasis]], num_nodes: int) -> ParentBasis:
+        """One basis of ``num_nodes`` nodes from bases of disjoint node sets (``(nodes [k] long, basis)``, each
+        with one length scale per node, as ``with_scale`` gives, and the same ``bounds``), with the most parent
+        slots and landmarks of any part: a node's extra slots and landmarks are padding whose features are
+        exactly 0 (whitening rows and columns of 0), so its basis and weights keep their values."""
+        p = max(basis.max_parents for _, basis in parts)
+        size = max(basis.num_kernel for _, basis in parts)
+        merged = object.__new__(ParentBasis)
+        merged.__dict__.update(parts[0][1].__dict__)
+        merged.max_parents, merged.num_kernel, merged.num_scales = p, size, 1
+        merged.index = torch.zeros(num_nodes, p, dtype=torch.long)
+        merged.valid = torch.zeros(num_nodes, p, dtype=torch.bool)
+        merged.landmarks = torch.zeros(num_nodes, size, p, dtype=torch.float64)
+        merged.lengths = torch.ones(num_nodes, 1, dtype=torch.float64)
+        merged.whitening = torch.zeros(num_nodes, 1, size, size, dtype=torch.float64)
+        for nodes, basis in parts:
+            if basis.num_scales != 1:
+                raise ValueError("merge takes bases with one length scale per node (ParentBasis.with_scale)")
+            nodes = nodes.cpu()
+            q, m = basis.max_parents, basis.num_kernel
+            merged.index[nodes, :q], merged.valid[nodes, :q] = basis.index, basis.valid
+            merged.landmarks[nodes, :m, :q] = basis.landmarks
+            merged.lengths[nodes] = basis.lengths
+            merged.whitening[nodes, :, :m, :m] = basis.whitening
+        merged.clamp_linear = None
+        return merged
 
     def _values(self, z: torch.Tensor, nodes: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """z: [m, d] -> the linear part [m, k, p] and the kernel's inputs [m, k, p]: the parents' values, clamped

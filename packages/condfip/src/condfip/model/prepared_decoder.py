@@ -33,6 +33,7 @@ from condfip.model.adaptation import (
     Adaptation,
     WeightedRefit,
     fit_adaptation,
+    merge_adaptations,
     reduced_design,
 )
 from condfip.model.decoder import AdaLNBlock, ConditionalDecoder
@@ -383,26 +384,52 @@ class PreparedDecoder:
         return readout
 
     def adapt(
-        self, rows: torch.Tensor, chunk_rows: int = 1024, *, num_landmarks: int = NUM_LANDMARKS
+        self,
+        rows: torch.Tensor,
+        chunk_rows: int = 1024,
+        *,
+        num_landmarks: int = NUM_LANDMARKS,
+        tiers: list[tuple[torch.Tensor, int]] | None = None,
     ) -> Adaptation:
         """Adapt ``F_hat`` per node to standardized rows [n, d] (``condfip.model.adaptation``) over a kernel basis
         of ``num_landmarks`` landmark rows and use it from now on; the features run in chunks of ``chunk_rows``
-        rows (fewer when the basis of a chunk would exceed ``BASIS_CHUNK_BYTES``), up to three times."""
+        rows (fewer when the basis of a chunk would exceed ``BASIS_CHUNK_BYTES``), up to three times. With
+        ``tiers`` (``kernel_tiers``: node groups and their landmarks), each group is fitted apart and the fits
+        are merged (``merge_adaptations``, ``ParentBasis.merge``)."""
+        d = self.parents.shape[0]
+        if not tiers or len(tiers) == 1:
+            num_landmarks = tiers[0][1] if tiers else num_landmarks
+            adaptation, chosen = self._fit(rows, chunk_rows, None, num_landmarks)
+        else:
+            fits = [(nodes, *self._fit(rows, chunk_rows, nodes, size)) for nodes, size in tiers]
+            adaptation = merge_adaptations([(nodes, fit) for nodes, fit, _ in fits], d)
+            chosen = ParentBasis.merge([(nodes, basis) for nodes, _, basis in fits], d)
+        chosen.clamp_linear = adaptation.clamps_linear.cpu()  # the fitted rows lie inside: fit unchanged
+        self.adaptation = (adaptation, chosen)
+        return adaptation
+
+    def _fit(
+        self, rows: torch.Tensor, chunk_rows: int, nodes: torch.Tensor | None, num_landmarks: int
+    ) -> tuple[Adaptation, ParentBasis]:
+        """The adaptation of the nodes ``nodes`` (all when None) and their basis at the chosen length scales."""
         bounds = (rows.amin(dim=0), rows.amax(dim=0))
-        basis = ParentBasis(self.parents, rows, num_landmarks=num_landmarks, bounds=bounds)
-        per_row = 8 * rows.shape[1] * basis.size
+        parents = self.parents if nodes is None else self.parents[nodes.to(self.parents.device)]
+        basis = ParentBasis(parents, rows, num_landmarks=num_landmarks, bounds=bounds)
+        per_row = 8 * parents.shape[0] * basis.size
         chunk_rows = max(1, min(chunk_rows, BASIS_CHUNK_BYTES // per_row))
+        prior_weights, prior_bias = self.prior_readout()
+        if nodes is not None:
+            index = nodes.to(prior_weights.device)
+            prior_weights, prior_bias = prior_weights[index], prior_bias[index]
+        feature_nodes = None if nodes is None else nodes.to(rows.device)
 
         def chunks():
             for start in range(0, rows.shape[0], chunk_rows):
                 z = rows[start : start + chunk_rows].double()  # [m, d]
-                yield self.features(z), z
+                yield self.features(z, feature_nodes), z
 
-        adaptation = fit_adaptation(chunks, *self.prior_readout(), basis)
-        chosen = basis.with_scale(adaptation.scale)  # each node's chosen length scale only
-        chosen.clamp_linear = adaptation.clamps_linear.cpu()  # the fitted rows lie inside: fit unchanged
-        self.adaptation = (adaptation, chosen)
-        return adaptation
+        adaptation = fit_adaptation(chunks, prior_weights, prior_bias, basis, nodes=feature_nodes)
+        return adaptation, basis.with_scale(adaptation.scale)  # each node's chosen length scale only
 
     def weighted_refit(self, rows: torch.Tensor, max_bytes: int) -> WeightedRefit | None:
         """A ``WeightedRefit`` of this decoder's adaptation on its standardized rows [n, d] (the rows it was

@@ -1,0 +1,127 @@
+"""Nodes of many parents get more kernel landmarks: their fit runs apart from the other nodes' and the two
+adaptations merge into one (``kernel_tiers``, ``merge_adaptations``, ``ParentBasis.merge``)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from condfip import CondFiP
+from condfip.model import adaptation as adaptation_module
+from condfip.model.adaptation import kernel_tiers
+from condfip.model.parent_basis import LANDMARKS_PER_PARENT, NUM_LANDMARKS, landmark_count
+
+sys.path.insert(0, str(Path(__file__).parent))
+from rounding import adapted_round_trip, assert_close  # noqa: E402
+
+ROWS = 400
+MANY = 10  # parents of the node "many"
+
+
+@pytest.fixture(scope="module")
+def model() -> CondFiP:
+    return CondFiP.from_pretrained("small")
+
+
+@pytest.fixture(scope="module")
+def setup() -> tuple[pd.DataFrame, list[tuple[str, str]], np.ndarray]:
+    """Ten roots; "few" <- x0; "many" <- the ten roots (a tanh network); "child" <- few, many. Returns the
+    table, its edges and the true noise [n, 13]."""
+    rng = np.random.default_rng(0)
+    noise = rng.normal(size=(ROWS, MANY + 3)) * np.r_[np.ones(MANY), 0.3, 0.3, 0.3]
+    roots = noise[:, :MANY]
+    few = np.sin(2 * roots[:, 0]) + noise[:, MANY]
+    hidden, readout = np.random.default_rng(5).normal(size=(MANY, 8)), np.random.default_rng(6).normal(size=8)
+    many = np.tanh(roots @ hidden) @ readout + noise[:, MANY + 1]  # a random tanh network of the ten roots
+    child = np.tanh(few) + 0.2 * many + noise[:, MANY + 2]
+    table = pd.DataFrame(roots, columns=[f"x{j}" for j in range(MANY)])
+    table["few"], table["many"], table["child"] = few, many, child
+    edges = [("x0", "few")] + [(f"x{j}", "many") for j in range(MANY)] + [("few", "child"), ("many", "child")]
+    return table, edges, noise
+
+
+def test_kernel_tiers_group_the_nodes_by_the_landmarks_their_parents_need() -> None:
+    counts = torch.tensor([0, 1, 2, 10, 6, 5])
+    tiers = kernel_tiers(ROWS, counts)
+    assert [nodes.tolist() for nodes, _ in tiers] == [[0, 1, 2, 5], [3, 4]]
+    assert [size for _, size in tiers] == [NUM_LANDMARKS, 10 * LANDMARKS_PER_PARENT]
+    assert landmark_count(ROWS, 5) == NUM_LANDMARKS < landmark_count(ROWS, 6)
+    # few parents, or too few rows for more landmarks: one group, one fit, as without tiers
+    ((nodes, size),) = kernel_tiers(ROWS, torch.tensor([0, 1, 5]))
+    assert nodes.tolist() == [0, 1, 2] and size == NUM_LANDMARKS
+    ((nodes, size),) = kernel_tiers(100, counts)
+    assert nodes.tolist() == list(range(6)) and size == 100
+
+
+def test_only_the_node_of_many_parents_changes_and_it_fits_better(model, setup, monkeypatch) -> None:
+    """With tiers the node of ten parents gets 240 landmarks; every other node's fit is the one of a single fit
+    over 120 landmarks (each node's fit reads only its own moments), and "many" is closer to its true noise."""
+    table, edges, noise = setup
+    tiered = model.infer(table, edges)
+    _, basis = tiered._runner.prepared.adaptation
+    assert basis.num_kernel == MANY * LANDMARKS_PER_PARENT
+    monkeypatch.setattr(adaptation_module, "landmark_count", lambda rows, parents=1: landmark_count(rows))
+    single = model.infer(table, edges)
+    assert single._runner.prepared.adaptation[1].num_kernel == NUM_LANDMARKS
+    ours, theirs = tiered.noise(table, method="decoder"), single.noise(table, method="decoder")
+    others = [column for column in table.columns if column != "many"]
+    # the same float64 fit of each of these nodes, its small block padded by other parent slots (held out at
+    # the pruning precision, exp(-25) of the kept columns' weight) and its solves batched with other nodes
+    assert_close(ours[others].to_numpy(), theirs[others].to_numpy(), dtype=np.float64, operations=10**6)
+    # what the noise weighting reads (the fitted noise, the exact leave-one-out errors), and the weighted noise
+    for column in ("noise_scale", "held_out_error"):
+        assert_close(
+            tiered.adaptation.loc[others, column].to_numpy(),
+            single.adaptation.loc[others, column].to_numpy(),
+            dtype=np.float64,
+            operations=10**6,
+        )
+    assert_close(
+        tiered.noise(table)[others].to_numpy(),
+        single.noise(table)[others].to_numpy(),
+        dtype=np.float64,
+        operations=10**6,
+    )
+    many = table.columns.get_loc("many")
+    error = [np.sqrt(np.mean((n["many"].to_numpy() - noise[:, many]) ** 2)) for n in (ours, theirs)]
+    assert error[0] < 0.9 * error[1]
+
+
+def test_a_tiered_adaptation_keeps_every_guarantee(model, setup) -> None:
+    """Round trip, counterfactual without intervention, each node reading only its parents, and the bootstrap's
+    weighted refit with every row once reproducing the fit."""
+    table, edges, _ = setup
+    scm = model.infer(table, edges)
+    noise = scm.noise(table, method="decoder")
+    np.testing.assert_allclose(
+        scm.generate(noise).to_numpy(), table.to_numpy(), rtol=adapted_round_trip(), atol=1e-9
+    )
+    np.testing.assert_allclose(
+        scm.counterfactual_samples({}, table).to_numpy(),
+        table.to_numpy(),
+        rtol=adapted_round_trip(),
+        atol=1e-9,
+    )
+    prepared = scm._runner.prepared
+    z = torch.as_tensor(scm._standard_context())
+    moved = z.clone()
+    moved[:, table.columns.get_loc("x5")] += 3.0  # a parent of "many" only
+    before, after = prepared(z), prepared(moved)
+    unmoved = [table.columns.get_loc(c) for c in table.columns if c not in ("many",)]
+    assert torch.equal(before[:, unmoved], after[:, unmoved])
+    assert not torch.equal(before[:, table.columns.get_loc("many")], after[:, table.columns.get_loc("many")])
+    refit = scm._runner.weighted_refit(scm._standard_context())
+    again = refit(torch.ones(ROWS, dtype=torch.float64))
+    adaptation = scm._runner.adaptation
+    active = adaptation.active
+    assert again.basis_weights.shape == adaptation.basis_weights.shape
+    assert active.shape == adaptation.penalties.shape
+    # two float64 solves of one system, its moments summed in another order (condition number up to ~1e10)
+    assert_close(
+        again.basis_weights.numpy(), adaptation.basis_weights.numpy(), dtype=np.float64, operations=10**10
+    )
