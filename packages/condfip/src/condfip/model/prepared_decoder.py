@@ -33,12 +33,13 @@ from condfip.model.adaptation import (
     Adaptation,
     WeightedRefit,
     fit_adaptation,
+    kernel_tiers,
     merge_adaptations,
     reduced_design,
 )
 from condfip.model.decoder import AdaLNBlock, ConditionalDecoder
 from condfip.model.embedding import DatasetEmbedding
-from condfip.model.parent_basis import NUM_LANDMARKS, ParentBasis
+from condfip.model.parent_basis import ParentBasis
 from condfip.model.readout import Readout, fit_readout
 
 BASIS_CHUNK_BYTES = 64 * 2**20  # the adaptation's parent basis of one chunk of rows stays under this
@@ -388,20 +389,22 @@ class PreparedDecoder:
         rows: torch.Tensor,
         chunk_rows: int = 1024,
         *,
-        num_landmarks: int = NUM_LANDMARKS,
         tiers: list[tuple[torch.Tensor, int]] | None = None,
     ) -> Adaptation:
-        """Adapt ``F_hat`` per node to standardized rows [n, d] (``condfip.model.adaptation``) over a kernel basis
-        of ``num_landmarks`` landmark rows and use it from now on; the features run in chunks of ``chunk_rows``
-        rows (fewer when the basis of a chunk would exceed ``BASIS_CHUNK_BYTES``), up to three times. With
-        ``tiers`` (``kernel_tiers``: node groups and their landmarks), each group is fitted apart and the fits
-        are merged (``merge_adaptations``, ``ParentBasis.merge``)."""
+        """Adapt ``F_hat`` per node to standardized rows [n, d] (``condfip.model.adaptation``) and use it from now
+        on. The nodes are fitted in groups by the kernel landmarks they need (``tiers``, default
+        ``kernel_tiers`` of this graph) and the fits merged (``merge_adaptations``, ``ParentBasis.merge``); the
+        features run in chunks of ``chunk_rows`` rows (fewer when the basis of a chunk would exceed
+        ``BASIS_CHUNK_BYTES``), up to three times per group."""
         d = self.parents.shape[0]
-        if not tiers or len(tiers) == 1:
-            num_landmarks = tiers[0][1] if tiers else num_landmarks
-            adaptation, chosen = self._fit(rows, chunk_rows, None, num_landmarks)
+        if tiers is None:
+            tiers = kernel_tiers(rows.shape[0], self.parents.sum(dim=-1))
+        bounds = (rows.amin(dim=0), rows.amax(dim=0))
+        if len(tiers) <= 1:  # one group (or a graph without nodes)
+            size = tiers[0][1] if tiers else max(rows.shape[0], 1)
+            adaptation, chosen = self._fit(rows, bounds, chunk_rows, None, size)
         else:
-            fits = [(nodes, *self._fit(rows, chunk_rows, nodes, size)) for nodes, size in tiers]
+            fits = [(nodes, *self._fit(rows, bounds, chunk_rows, nodes, size)) for nodes, size in tiers]
             adaptation = merge_adaptations([(nodes, fit) for nodes, fit, _ in fits], d)
             chosen = ParentBasis.merge([(nodes, basis) for nodes, _, basis in fits], d)
         chosen.clamp_linear = adaptation.clamps_linear.cpu()  # the fitted rows lie inside: fit unchanged
@@ -409,10 +412,14 @@ class PreparedDecoder:
         return adaptation
 
     def _fit(
-        self, rows: torch.Tensor, chunk_rows: int, nodes: torch.Tensor | None, num_landmarks: int
+        self,
+        rows: torch.Tensor,
+        bounds: tuple[torch.Tensor, torch.Tensor],
+        chunk_rows: int,
+        nodes: torch.Tensor | None,
+        num_landmarks: int,
     ) -> tuple[Adaptation, ParentBasis]:
         """The adaptation of the nodes ``nodes`` (all when None) and their basis at the chosen length scales."""
-        bounds = (rows.amin(dim=0), rows.amax(dim=0))
         parents = self.parents if nodes is None else self.parents[nodes.to(self.parents.device)]
         basis = ParentBasis(parents, rows, num_landmarks=num_landmarks, bounds=bounds)
         per_row = 8 * parents.shape[0] * basis.size

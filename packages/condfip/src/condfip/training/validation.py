@@ -14,7 +14,6 @@ import torch
 
 from condfip.core.standardization import Standardization
 from condfip.model import CondFiPModel, fixed_point_generate
-from condfip.model.adaptation import kernel_tiers
 from condfip.model.prepared_decoder import prepare_decoder
 from scm_gen import BenchmarkDataset, make_benchmark_dataset
 
@@ -151,8 +150,7 @@ def _adapted_figures(model: CondFiPModel, name: str, c: dict, embedding) -> dict
         prepared = prepare_decoder(
             model.decoder, parents, embedding.index(slice(b, b + 1)), dtype=torch.float64
         )  # in float64, as the API adapts (condfip.api.engine)
-        rows = c["context"][b].double()  # [n, d]
-        prepared.adapt(rows, tiers=kernel_tiers(rows.shape[0], parents[0].sum(dim=-1)))
+        prepared.adapt(c["context"][b].double())
 
         def mechanisms(z, prepared=prepared):
             return prepared(z[0]).to(z.dtype)[None]
