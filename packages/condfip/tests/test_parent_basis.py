@@ -143,3 +143,33 @@ def test_split_holds_the_same_features_node_major() -> None:
     assert torch.equal(together[..., 3:], kernel.permute(2, 0, 1, 3).flatten(start_dim=2))
     nodes = torch.tensor([3, 2])
     assert torch.equal(basis.split(z, nodes)[1], kernel[nodes])
+
+
+def test_a_merged_basis_combines_each_node_over_its_own_landmarks(monkeypatch) -> None:
+    """``ParentBasis.merge`` pads a node to the most landmarks of any part; ``combine`` equals the padded
+    ``basis(z) @ w`` and evaluates each node's kernel against its own landmarks only."""
+    rows = _rows(120)
+    bounds = (rows.amin(0), rows.amax(0))
+    parents = _parents()
+    few, many = torch.tensor([0, 1, 2]), torch.tensor([3])
+    small = ParentBasis(parents[few], rows, num_landmarks=40, bounds=bounds).with_scale(
+        torch.tensor([0, 1, 2])
+    )
+    large = ParentBasis(parents[many], rows, num_landmarks=100, bounds=bounds).with_scale(torch.tensor([1]))
+    merged = ParentBasis.merge([(few, small), (many, large)], D)
+    assert merged.num_kernel == 100 and merged.node_landmarks.tolist() == [40, 40, 40, 100]
+    weights = torch.randn(D, merged.size, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    for node in few.tolist():
+        weights[node, merged.max_parents + 40 :] = 0.0  # what a merged fit holds in the padded landmarks
+    z = _rows(30, seed=5) * 2
+    direct = torch.einsum("mkq,kq->mk", merged(z), weights)
+    sizes = []
+    kernel = ParentBasis._kernel
+    monkeypatch.setattr(
+        ParentBasis,
+        "_kernel",
+        lambda self, inside, nodes, size=None: sizes.append(size) or kernel(self, inside, nodes, size),
+    )
+    # the same float64 sums in another order (whitened features up to ~1e4): ~1e-9 relative
+    torch.testing.assert_close(merged.combine(z, weights), direct, rtol=1e-9, atol=1e-9)
+    assert sorted(sizes) == [40, 100]

@@ -94,6 +94,9 @@ class ParentBasis:
         self.whitening = torch.linalg.solve_triangular(factor, identity, upper=False).transpose(-1, -2)
         self.num_kernel = num
         self.num_scales = len(length_scales)
+        # each node's own landmarks (the first of its ``num_kernel`` slots): fewer than ``num_kernel`` in a merged
+        # basis, whose padding ``combine`` skips
+        self.node_landmarks = torch.full((d,), num, dtype=torch.long)  # [d]
 
     @property
     def size(self) -> int:
@@ -125,6 +128,7 @@ class ParentBasis:
         merged.landmarks = torch.zeros(num_nodes, size, p, dtype=torch.float64)
         merged.lengths = torch.ones(num_nodes, 1, dtype=torch.float64)
         merged.whitening = torch.zeros(num_nodes, 1, size, size, dtype=torch.float64)
+        merged.node_landmarks = torch.zeros(num_nodes, dtype=torch.long)
         for nodes, basis in parts:
             if basis.num_scales != 1:
                 raise ValueError("merge takes bases with one length scale per node (ParentBasis.with_scale)")
@@ -134,6 +138,7 @@ class ParentBasis:
             merged.landmarks[nodes, :m, :q] = basis.landmarks
             merged.lengths[nodes] = basis.lengths
             merged.whitening[nodes, :, :m, :m] = basis.whitening
+            merged.node_landmarks[nodes] = basis.node_landmarks
         merged.clamp_linear = None
         return merged
 
@@ -155,13 +160,16 @@ class ParentBasis:
             values = torch.where(clamp.to(z.device)[None, :, None], inside, values)
         return values, inside
 
-    def _kernel(self, inside: torch.Tensor, nodes: torch.Tensor | None) -> torch.Tensor:
+    def _kernel(
+        self, inside: torch.Tensor, nodes: torch.Tensor | None, size: int | None = None
+    ) -> torch.Tensor:
         """Clamped inputs [m, k, p] -> the raw kernel against the landmarks [k, s, m, M] (node-major: a batch of
-        contiguous [m, M] blocks, what batched matrix products run fastest on)."""
+        contiguous [m, M] blocks, what batched matrix products run fastest on); against the first ``size``
+        landmarks only when given."""
         landmarks, lengths = self.landmarks, self.lengths
         if nodes is not None:
             landmarks, lengths = landmarks[nodes], lengths[nodes]
-        landmarks, lengths = landmarks.to(inside.device), lengths.to(inside.device)
+        landmarks, lengths = landmarks[:, :size].to(inside.device), lengths.to(inside.device)
         squared = torch.cdist(inside.transpose(0, 1), landmarks).square()  # [k, m, M]: |x - z|^2 per node
         return torch.exp(-squared[:, None] / (2 * lengths[:, :, None, None] ** 2))
 
@@ -193,9 +201,12 @@ class ParentBasis:
         kernel_weights = weights[:, p:].reshape(weights.shape[0], s, -1)  # [k, s, M]
         # a node whose kernel weights are all 0 (a linear fit, a root) skips its kernel: adding 0 changes no bit
         uses = (kernel_weights != 0).flatten(start_dim=1).any(dim=1).cpu()  # [k]
-        if bool(uses.any()):
-            used = nodes[uses]
-            folded = torch.einsum("ksMN,ksN->ksM", self.whitening[used].to(z.device), kernel_weights[uses])
-            kernel = self._kernel(inside[:, uses.to(z.device)], used)  # [k', s, m, M]
-            out[:, uses.to(z.device)] += torch.einsum("ksmM,ksM->mk", kernel, folded)
+        # nodes grouped by their own number of landmarks: a merged basis's padded landmarks are never evaluated
+        for size in torch.unique(self.node_landmarks[nodes[uses]]).tolist():
+            group = uses & (self.node_landmarks[nodes] == size)  # [k]
+            used = nodes[group]
+            whitening = self.whitening[used][..., :size, :size].to(z.device)  # [k', s, M', M']
+            folded = torch.einsum("ksMN,ksN->ksM", whitening, kernel_weights[group][..., :size])
+            kernel = self._kernel(inside[:, group.to(z.device)], used, size)  # [k', s, m, M']
+            out[:, group.to(z.device)] += torch.einsum("ksmM,ksM->mk", kernel, folded)
         return out
