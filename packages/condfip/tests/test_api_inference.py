@@ -7,6 +7,7 @@ oracle whose ``F_hat`` is the true mechanism of an scm-gen SCM (then every answe
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from condfip import CondFiP, InferredSCM
 from condfip.api.engine import CUDA_TOKENS_PER_CHUNK, DEFAULT_TOKENS_PER_CHUNK, rows_per_chunk
 from condfip.model import CondFiPConfig, CondFiPModel, DatasetEmbedding
 from condfip.model.adaptation import EVIDENCE_MARGIN
+from condfip.model.parent_basis import ADDITIVE_SCALES, LENGTH_SCALES
 
 sys.path.insert(0, str(Path(__file__).parent))
 from rounding import adapted_round_trip, assert_close, network_operations  # noqa: E402
@@ -576,6 +578,11 @@ def test_adaptation_table_and_repr(scm_and_rows):
     assert (table["full_basis"] == (table["evidence_gain"] > EVIDENCE_MARGIN)).all()
     adaptation, basis = adapted._runner.prepared.adaptation  # the sampling basis clamps what the fit says
     assert torch.equal(basis.clamp_linear, adaptation.clamps_linear.cpu())
+    # the kernel each node's fit chose: its length on the standardized parents, joint or additive
+    for column, parents in zip(adapted.columns, scm.adjacency.sum(axis=0), strict=True):
+        joint = [factor * math.sqrt(max(1, int(parents))) for factor in LENGTH_SCALES]
+        allowed = ADDITIVE_SCALES if table.loc[column, "kernel_additive"] else joint
+        assert min(abs(table.loc[column, "kernel_length"] - length) for length in allowed) < 1e-12
     assert adapted.adapted and not zero_shot.adapted and zero_shot.adaptation is None
     assert "adapted" in repr(adapted) and "zero_shot" in repr(zero_shot)
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from condfip.model.parent_basis import (
+    ADDITIVE_SCALES,
     JITTER,
     LANDMARK_ROWS,
     LANDMARKS_PER_PARENT,
@@ -55,6 +56,32 @@ def test_features_reproduce_the_kernel_on_the_landmarks() -> None:
         torch.testing.assert_close(gram, _kernel(rows[:, :3], rows[:, :3], length), rtol=0, atol=2 * JITTER)
         cross = queries[:, block] @ features[:, block].T
         expected = _kernel(others[:, :3], rows[:, :3], length)
+        torch.testing.assert_close(cross, expected, rtol=0, atol=math.sqrt(JITTER))
+
+
+def _additive_kernel(a: torch.Tensor, b: torch.Tensor, length: float) -> torch.Tensor:
+    """The mean over the columns of a Gaussian kernel in each, by brute force."""
+    return torch.stack([_kernel(a[:, [j]], b[:, [j]], length) for j in range(a.shape[1])]).mean(dim=0)
+
+
+@pytest.mark.parametrize(("node", "parents"), [(3, [0, 1, 2]), (2, [0])])
+def test_additive_features_reproduce_the_mean_of_one_kernel_per_parent(node, parents) -> None:
+    """The additive scales' features reproduce ``mean_j k(x_j, z_j)`` over the node's own parents, also for a
+    node with fewer parents than the basis has slots (its padded slots add nothing)."""
+    rows = _rows(30)
+    basis = ParentBasis(_parents(), rows)
+    p, m = basis.max_parents, basis.num_kernel
+    assert basis.num_scales == len(LENGTH_SCALES) + len(ADDITIVE_SCALES)
+    features = basis(rows)[:, node, p:]  # [n, sM]
+    others = _rows(7, seed=1) * 2
+    queries = basis(others)[:, node, p:]
+    for position, length in enumerate(ADDITIVE_SCALES):
+        block = slice((len(LENGTH_SCALES) + position) * m, (len(LENGTH_SCALES) + position + 1) * m)
+        gram = features[:, block] @ features[:, block].T
+        expected = _additive_kernel(rows[:, parents], rows[:, parents], length)
+        torch.testing.assert_close(gram, expected, rtol=0, atol=2 * JITTER)
+        cross = queries[:, block] @ features[:, block].T
+        expected = _additive_kernel(others[:, parents], rows[:, parents], length)
         torch.testing.assert_close(cross, expected, rtol=0, atol=math.sqrt(JITTER))
 
 
@@ -137,7 +164,12 @@ def test_split_holds_the_same_features_node_major() -> None:
     basis = ParentBasis(_parents(), rows, num_landmarks=50)
     z = _rows(37, seed=1)
     values, kernel = basis.split(z)  # [m, d, p], [d, s, m, M]
-    assert values.shape == (37, D, 3) and kernel.shape == (D, len(LENGTH_SCALES), 37, 50)
+    assert values.shape == (37, D, 3) and kernel.shape == (
+        D,
+        len(LENGTH_SCALES) + len(ADDITIVE_SCALES),
+        37,
+        50,
+    )
     together = basis(z)  # [m, d, p + sM]
     assert torch.equal(together[..., :3], values)
     assert torch.equal(together[..., 3:], kernel.permute(2, 0, 1, 3).flatten(start_dim=2))
@@ -173,3 +205,17 @@ def test_a_merged_basis_combines_each_node_over_its_own_landmarks(monkeypatch) -
     # the same float64 sums in another order (whitened features up to ~1e4): ~1e-9 relative
     torch.testing.assert_close(merged.combine(z, weights), direct, rtol=1e-9, atol=1e-9)
     assert sorted(sizes) == [40, 100]
+
+
+def test_the_features_are_the_same_bits_with_and_without_autograd() -> None:
+    """Without autograd the kernel of each scale is written in place, with it stacked: the same products."""
+    rows = _rows(60)
+    basis = ParentBasis(_parents(), rows)
+    z = _rows(9, seed=2)
+    tracked = z.clone().requires_grad_(True)
+    with torch.enable_grad():
+        with_grad = basis(tracked)
+    assert with_grad.requires_grad
+    with torch.inference_mode():
+        without = basis(z)
+    assert torch.equal(with_grad.detach(), without)

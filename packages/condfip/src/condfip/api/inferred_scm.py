@@ -128,8 +128,10 @@ class InferredSCM:
         kept; False: a linear regression on the parents won the evidence), ``evidence_gain`` (log evidence of the
         best nonlinear model over the linear one, nats), ``noise_scale`` (the fitted noise
         standard deviation, standardized units), ``held_out_error`` (mean squared exact leave-one-out residual,
-        standardized), the prior scale of each group of the basis, and ``encoder_noise_weight`` (the weight of the
-        encoder's amortized noise in ``noise()``)."""
+        standardized), the prior scale of each group of the basis, the kernel the evidence chose (``kernel_length``,
+        on the standardized parents, and ``kernel_additive``: a mean of one Gaussian kernel per parent rather than
+        one in all parents jointly; read only where ``full_basis``), and ``encoder_noise_weight`` (the weight of
+        the encoder's amortized noise in ``noise()``)."""
         adaptation = getattr(self._runner, "adaptation", None)
         if adaptation is None:
             return None
@@ -141,6 +143,9 @@ class InferredSCM:
         }
         for position, group in enumerate(adaptation.GROUPS):
             table[f"scale_{group}"] = adaptation.group_scales[:, position].cpu().numpy()
+        basis = self._runner.prepared.adaptation[1]
+        table["kernel_length"] = basis.lengths[:, 0].numpy()
+        table["kernel_additive"] = basis.additive[:, 0].numpy()
         table["encoder_noise_weight"] = self._encoder_noise_weight()
         return pd.DataFrame(table, index=self._columns)
 

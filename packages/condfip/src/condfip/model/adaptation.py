@@ -7,13 +7,14 @@ Per node ``i``, ``F_hat_i(z) = x_i(z) . w_i`` over a basis ``x_i`` of functions 
   squares fits it; a penalized group otherwise);
 - the pretrained network's own prediction ``F_zero_shot_i`` (the trained readout of the decoder's features);
 - the decoder's features of the parents, compressed to their ``num_directions`` principal directions;
-- Gaussian-kernel features of the parents at landmark rows, at one length scale chosen per node among
-  ``LENGTH_SCALES`` (``condfip.model.parent_basis``): a kernel-ridge basis (Nyström).
+- Gaussian-kernel features of the parents at landmark rows, of one kernel chosen per node among the joint
+  kernel at ``LENGTH_SCALES`` and the additive kernel (one per parent, averaged) at ``ADDITIVE_SCALES``
+  (``condfip.model.parent_basis``): a kernel-ridge basis (Nyström).
 
 Each penalized group ``k`` has a Gaussian prior ``w_k ~ N(0, 1 / alpha_k)``; the precisions and the noise level
 are chosen per node by maximizing the marginal likelihood (evidence) with MacKay's fixed point (group automatic
 relevance determination): a group the data do not need gets an infinite precision and drops out. The kernel's
-length scale is the one whose fit has the highest evidence, and a node keeps the nonlinear basis only when its
+length scale (and kernel) is the one whose fit has the highest evidence, and a node keeps the nonlinear basis only when its
 evidence beats the linear model's by ``evidence_margin`` nats, so the simpler model wins until the data insist.
 With few rows the data cannot move the pretrained group's weight far from what its prediction explains; with
 many rows the data decide.
@@ -41,7 +42,13 @@ from dataclasses import dataclass
 
 import torch
 
-from condfip.model.parent_basis import LENGTH_SCALES, NUM_LANDMARKS, ParentBasis, landmark_count
+from condfip.model.parent_basis import (
+    ADDITIVE_SCALES,
+    LENGTH_SCALES,
+    NUM_LANDMARKS,
+    ParentBasis,
+    landmark_count,
+)
 
 NUM_DIRECTIONS = 16  # principal directions of the decoder's features kept per node
 EVIDENCE_MARGIN = 3.0  # nats the nonlinear basis must gain over the linear model to be kept
@@ -80,7 +87,9 @@ class Adaptation:
     decoder_weights: torch.Tensor  # [d, f]
     basis_weights: torch.Tensor  # [d, p + M]: over the parents' values and the chosen scale's kernel features
     bias: torch.Tensor  # [d]
-    scale: torch.Tensor  # [d] long: the kernel length scale of each node (an index into LENGTH_SCALES)
+    scale: (
+        torch.Tensor
+    )  # [d] long: the kernel of each node (an index into LENGTH_SCALES, then ADDITIVE_SCALES)
     full_basis: torch.Tensor  # [d] bool: the nonlinear basis was kept (False: the linear model)
     evidence_gain: torch.Tensor  # [d]: log evidence of the best nonlinear model minus the linear model's
     noise_scale: torch.Tensor  # [d]: the fitted noise standard deviation
@@ -389,7 +398,7 @@ def fit_bytes(
     max_parents: int,
     *,
     num_kernel: int = NUM_LANDMARKS,
-    num_scales: int = len(LENGTH_SCALES),
+    num_scales: int = len(LENGTH_SCALES) + len(ADDITIVE_SCALES),
 ) -> int:
     """An upper estimate of the memory (bytes) of the basis and of ``fit_adaptation``'s moments and solves for
     ``num_nodes`` nodes with at most ``max_parents`` parents (the rows' own memory is bounded apart): per node

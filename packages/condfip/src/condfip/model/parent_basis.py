@@ -9,6 +9,14 @@ kernel ridge regression there. Unlike random Fourier features, which keep oscill
 decay to 0 away from every landmark: under an intervention that puts a node's parents where the rows never were
 jointly, the node's mechanism returns to its linear part instead of extrapolating a wave it never saw.
 
+Besides the joint kernel at ``LENGTH_SCALES``, the candidates include an additive kernel at ``ADDITIVE_SCALES``:
+the mean over the node's parents of a Gaussian kernel in each, ``(1/p) sum_j exp(-(x_j - z_j)^2 / (2 l^2))``, on
+the same landmarks. Its ridge fits a sum of one smooth function per parent (what a generalized additive model
+fits). A mechanism of that shape is then known wherever each parent is within its own range, also where the
+parents never were jointly: an intervention on a parent that is correlated with another (in the rows of a
+graph where one causes the other, or both share a cause) asks exactly there, and the joint kernel can only
+fall back to the linear part. The evidence chooses between them per node, like between length scales.
+
 Axis legend: m rows, d nodes, k nodes asked for, p parent slots, M landmarks, s length scales.
 """
 
@@ -25,7 +33,13 @@ MAX_LANDMARKS = 256  # ... up to this many
 # third of the error with 240 landmarks than with 120): at least this many per parent of the most-parented node of
 # a fit, up to MAX_LANDMARKS (``adaptation.kernel_tiers`` fits the nodes of many parents apart)
 LANDMARKS_PER_PARENT = 24
-LENGTH_SCALES = (0.5, 1.0, 2.0, 6.0)  # times sqrt(number of parents), on standardized parents
+LENGTH_SCALES = (
+    0.5,
+    1.0,
+    2.0,
+    6.0,
+)  # of the joint kernel, times sqrt(number of parents), on standardized parents
+ADDITIVE_SCALES = (1.0,)  # of the additive kernel (a mean of one kernel per parent), on standardized parents
 JITTER = 1e-4  # added to the landmarks' kernel (diagonal 1) before it is factored: repeated landmarks stay solvable
 
 
@@ -43,7 +57,8 @@ class ParentBasis:
     """The parents' values and their Gaussian-kernel features, per node: ``z [m, d] -> [m, k, p + sM]``.
 
     ``parents`` [d, d] (``parents[i, j]`` for ``j -> i``); ``rows`` [n, d], standardized, the rows of the fit:
-    ``num_landmarks`` of them, evenly spaced, are the landmarks. Padded parent slots are 0. ``bounds`` (lowest
+    ``num_landmarks`` of them, evenly spaced, are the landmarks. The scales are the joint kernel's
+    ``length_scales`` then the additive kernel's ``additive_scales``. Padded parent slots are 0. ``bounds`` (lowest
     and highest value of every column [d]) clamps the kernel features' inputs: beyond the rows' range the
     nonlinear part stays at its value at the edge, while the parents' values (the linear part) are not clamped.
     ``with_scale`` keeps one length scale per node (what a fit chose).
@@ -56,6 +71,7 @@ class ParentBasis:
         *,
         num_landmarks: int = NUM_LANDMARKS,
         length_scales: tuple[float, ...] = LENGTH_SCALES,
+        additive_scales: tuple[float, ...] = ADDITIVE_SCALES,
         bounds: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> None:
         if num_landmarks < 1 or rows.shape[0] < 1:
@@ -83,9 +99,16 @@ class ParentBasis:
         landmarks = self._values(rows.double().cpu()[picked], None)[1]  # [M, d, p]: clamped like any input
         self.landmarks = landmarks.transpose(0, 1).contiguous()  # [d, M, p]
         width = torch.sqrt(counts.clamp_min(1).double())  # [d]
-        self.lengths = torch.stack([scale * width for scale in length_scales], dim=1)  # [d, s]
-        squared = torch.cdist(self.landmarks, self.landmarks).square()  # [d, M, M]
-        kernels = torch.exp(-squared[:, None] / (2 * self.lengths[:, :, None, None] ** 2))  # [d, s, M, M]
+        lengths = [scale * width for scale in length_scales] + [
+            scale + 0 * width for scale in additive_scales
+        ]
+        self.lengths = torch.stack(lengths, dim=1)  # [d, s]
+        self.additive = torch.zeros(
+            self.lengths.shape, dtype=torch.bool
+        )  # [d, s]: the additive kernel's scales
+        self.additive[:, len(length_scales) :] = True
+        self.parent_counts = counts  # [d]
+        kernels = _gram(self.landmarks, self.landmarks, self.lengths, self.additive, counts)  # [d, s, M, M]
         # W = L^-T with L L^T = K_ZZ + JITTER I (the kernel's diagonal is 1): W^T K_ZZ W = I up to the jitter, so
         # the features' inner products are k(x, Z) (K_ZZ + JITTER I)^-1 k(Z, x'). A Cholesky factor costs a
         # fraction of an eigendecomposition; repeated landmarks (a discrete parent) only meet the jitter.
@@ -93,7 +116,7 @@ class ParentBasis:
         factor = torch.linalg.cholesky(kernels + JITTER * identity)  # [d, s, M, M], lower
         self.whitening = torch.linalg.solve_triangular(factor, identity, upper=False).transpose(-1, -2)
         self.num_kernel = num
-        self.num_scales = len(length_scales)
+        self.num_scales = self.lengths.shape[1]
         # each node's own landmarks (the first of its ``num_kernel`` slots): fewer than ``num_kernel`` in a merged
         # basis, whose padding ``combine`` skips
         self.node_landmarks = torch.full((d,), num, dtype=torch.long)  # [d]
@@ -108,6 +131,7 @@ class ParentBasis:
         chosen.__dict__.update(self.__dict__)
         nodes = torch.arange(scale.shape[0])
         chosen.lengths = self.lengths[nodes, scale.cpu()][:, None]  # [d, 1]
+        chosen.additive = self.additive[nodes, scale.cpu()][:, None]
         chosen.whitening = self.whitening[nodes, scale.cpu()][:, None]  # [d, 1, M, M]
         chosen.num_scales = 1
         return chosen
@@ -127,6 +151,8 @@ class ParentBasis:
         merged.valid = torch.zeros(num_nodes, p, dtype=torch.bool)
         merged.landmarks = torch.zeros(num_nodes, size, p, dtype=torch.float64)
         merged.lengths = torch.ones(num_nodes, 1, dtype=torch.float64)
+        merged.additive = torch.zeros(num_nodes, 1, dtype=torch.bool)
+        merged.parent_counts = torch.zeros(num_nodes, dtype=torch.long)
         merged.whitening = torch.zeros(num_nodes, 1, size, size, dtype=torch.float64)
         merged.node_landmarks = torch.zeros(num_nodes, dtype=torch.long)
         for nodes, basis in parts:
@@ -137,6 +163,8 @@ class ParentBasis:
             merged.index[nodes, :q], merged.valid[nodes, :q] = basis.index, basis.valid
             merged.landmarks[nodes, :m, :q] = basis.landmarks
             merged.lengths[nodes] = basis.lengths
+            merged.additive[nodes] = basis.additive
+            merged.parent_counts[nodes] = basis.parent_counts
             merged.whitening[nodes, :, :m, :m] = basis.whitening
             merged.node_landmarks[nodes] = basis.node_landmarks
         merged.clamp_linear = None
@@ -166,12 +194,19 @@ class ParentBasis:
         """Clamped inputs [m, k, p] -> the raw kernel against the landmarks [k, s, m, M] (node-major: a batch of
         contiguous [m, M] blocks, what batched matrix products run fastest on); against the first ``size``
         landmarks only when given."""
-        landmarks, lengths = self.landmarks, self.lengths
+        landmarks, lengths, additive, counts = self.landmarks, self.lengths, self.additive, self.parent_counts
         if nodes is not None:
-            landmarks, lengths = landmarks[nodes], lengths[nodes]
-        landmarks, lengths = landmarks[:, :size].to(inside.device), lengths.to(inside.device)
-        squared = torch.cdist(inside.transpose(0, 1), landmarks).square()  # [k, m, M]: |x - z|^2 per node
-        return torch.exp(-squared[:, None] / (2 * lengths[:, :, None, None] ** 2))
+            landmarks, lengths, additive, counts = (
+                landmarks[nodes],
+                lengths[nodes],
+                additive[nodes],
+                counts[nodes],
+            )
+        device = inside.device
+        landmarks = landmarks[:, :size].to(device)
+        return _gram(
+            inside.transpose(0, 1), landmarks, lengths.to(device), additive.to(device), counts.to(device)
+        )
 
     def split(self, z: torch.Tensor, nodes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """z: [m, d] float64 -> the parents' values [m, k, p] and the whitened kernel features of every scale,
@@ -210,3 +245,40 @@ class ParentBasis:
             kernel = self._kernel(inside[:, group.to(z.device)], used, size)  # [k', s, m, M']
             out[:, group.to(z.device)] += torch.einsum("ksmM,ksM->mk", kernel, folded)
         return out
+
+
+def _gram(
+    a: torch.Tensor, b: torch.Tensor, lengths: torch.Tensor, additive: torch.Tensor, counts: torch.Tensor
+) -> torch.Tensor:
+    """The kernel between a [k, m, p] and b [k, M, p] per node at each length scale ``lengths`` [k, s] ->
+    [k, s, m, M]: Gaussian in all parents jointly, or where ``additive`` [k, s] the mean over the node's ``counts``
+    [k] parents of a Gaussian kernel in each. Padded parent slots are 0 in both."""
+    squared = torch.cdist(a, b).square()  # [k, m, M]: |x - z|^2 per node
+    factors = -0.5 / lengths.square()  # [k, s]: -1 / (2 l^2)
+    if not bool(additive.any()):
+        return (squared[:, None] * factors[:, :, None, None]).exp_()
+    # without autograd each scale is written in place (no copy of the whole result); with it, stacked
+    tracked = torch.is_grad_enabled() and any(t.requires_grad for t in (a, b, lengths))
+    out = None if tracked else squared.new_empty(a.shape[0], lengths.shape[1], a.shape[1], b.shape[1])
+    scales = []
+    for scale in range(lengths.shape[1]):
+        column, factor = additive[:, scale], factors[:, scale, None, None]  # [k], [k, 1, 1]
+        kernel = None
+        if not bool(column.any()) and out is not None:
+            torch.mul(squared, factor, out=out[:, scale]).exp_()  # [k, m, M], in place
+            continue
+        if not bool(column.all()):
+            kernel = (squared * factor).exp_()  # [k, m, M]
+        if bool(column.any()):
+            total = torch.zeros_like(squared)  # [k, m, M]: the sum over every parent slot
+            for slot in range(a.shape[-1]):
+                total = total + ((a[:, :, None, slot] - b[:, None, :, slot]).square() * factor).exp_()
+            # a padded slot is 0 in both, so it added exp(0) = 1 to every entry
+            padding = (a.shape[-1] - counts)[:, None, None]  # [k, 1, 1]
+            mean = (total - padding) / counts.clamp_min(1)[:, None, None]
+            kernel = mean if kernel is None else torch.where(column[:, None, None], mean, kernel)
+        if out is None:
+            scales.append(kernel)
+        else:
+            out[:, scale] = kernel
+    return torch.stack(scales, dim=1) if out is None else out
