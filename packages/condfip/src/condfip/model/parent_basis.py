@@ -270,15 +270,27 @@ def _gram(
         if not bool(column.all()):
             kernel = (squared * factor).exp_()  # [k, m, M]
         if bool(column.any()):
-            total = torch.zeros_like(squared)  # [k, m, M]: the sum over every parent slot
-            for slot in range(a.shape[-1]):
-                total = total + ((a[:, :, None, slot] - b[:, None, :, slot]).square() * factor).exp_()
-            # a padded slot is 0 in both, so it added exp(0) = 1 to every entry
-            padding = (a.shape[-1] - counts)[:, None, None]  # [k, 1, 1]
-            mean = (total - padding) / counts.clamp_min(1)[:, None, None]
+            mean = _additive_mean(a, b, factor, counts)
             kernel = mean if kernel is None else torch.where(column[:, None, None], mean, kernel)
         if out is None:
             scales.append(kernel)
         else:
             out[:, scale] = kernel
     return torch.stack(scales, dim=1) if out is None else out
+
+
+def _additive_mean(
+    a: torch.Tensor, b: torch.Tensor, factor: torch.Tensor, counts: torch.Tensor
+) -> torch.Tensor:
+    """The mean over each node's ``counts`` [k] parents of ``exp(factor (a_j - b_j)^2)``: a [k, m, p], b [k, M, p],
+    factor [k, 1, 1] -> [k, m, M]. The nodes are taken in decreasing parent count, so that the nodes with a parent
+    in slot j are a leading block: no term is computed for a padded slot."""
+    order = torch.argsort(counts, descending=True, stable=True)  # [k]
+    a, b, factor, ordered = a[order], b[order], factor[order], counts[order]
+    total = torch.zeros(a.shape[0], a.shape[1], b.shape[1], dtype=a.dtype, device=a.device)  # [k, m, M]
+    for slot in range(int(ordered[0]) if ordered.numel() else 0):
+        n = int((ordered > slot).sum())  # the nodes with a parent in this slot: the first n
+        term = ((a[:n, :, None, slot] - b[:n, None, :, slot]).square() * factor[:n]).exp_()  # [n, m, M]
+        total[:n] += term
+    mean = total / ordered.clamp_min(1)[:, None, None]
+    return mean[torch.argsort(order)]  # back to the nodes' own order
