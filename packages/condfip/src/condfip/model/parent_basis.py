@@ -33,12 +33,8 @@ MAX_LANDMARKS = 256  # ... up to this many
 # third of the error with 240 landmarks than with 120): at least this many per parent of the most-parented node of
 # a fit, up to MAX_LANDMARKS (``adaptation.kernel_tiers`` fits the nodes of many parents apart)
 LANDMARKS_PER_PARENT = 24
-LENGTH_SCALES = (
-    0.5,
-    1.0,
-    2.0,
-    6.0,
-)  # of the joint kernel, times sqrt(number of parents), on standardized parents
+# the joint kernel's length scales, times sqrt(number of parents), on standardized parents
+LENGTH_SCALES = (0.5, 1.0, 2.0, 6.0)
 ADDITIVE_SCALES = (1.0,)  # of the additive kernel (a mean of one kernel per parent), on standardized parents
 JITTER = 1e-4  # added to the landmarks' kernel (diagonal 1) before it is factored: repeated landmarks stay solvable
 
@@ -99,14 +95,12 @@ class ParentBasis:
         landmarks = self._values(rows.double().cpu()[picked], None)[1]  # [M, d, p]: clamped like any input
         self.landmarks = landmarks.transpose(0, 1).contiguous()  # [d, M, p]
         width = torch.sqrt(counts.clamp_min(1).double())  # [d]
-        lengths = [scale * width for scale in length_scales] + [
-            scale + 0 * width for scale in additive_scales
-        ]
-        self.lengths = torch.stack(lengths, dim=1)  # [d, s]
-        self.additive = torch.zeros(
-            self.lengths.shape, dtype=torch.bool
-        )  # [d, s]: the additive kernel's scales
-        self.additive[:, len(length_scales) :] = True
+        joint = [scale * width for scale in length_scales]
+        additive = [torch.full_like(width, scale) for scale in additive_scales]
+        self.lengths = torch.stack(joint + additive, dim=1)  # [d, s]
+        # [d, s]: whether each scale is one of the additive kernel's
+        self.additive = torch.zeros(self.lengths.shape, dtype=torch.bool)
+        self.additive[:, len(joint) :] = True
         self.parent_counts = counts  # [d]
         kernels = _gram(self.landmarks, self.landmarks, self.lengths, self.additive, counts)  # [d, s, M, M]
         # W = L^-T with L L^T = K_ZZ + JITTER I (the kernel's diagonal is 1): W^T K_ZZ W = I up to the jitter, so
@@ -194,19 +188,12 @@ class ParentBasis:
         """Clamped inputs [m, k, p] -> the raw kernel against the landmarks [k, s, m, M] (node-major: a batch of
         contiguous [m, M] blocks, what batched matrix products run fastest on); against the first ``size``
         landmarks only when given."""
-        landmarks, lengths, additive, counts = self.landmarks, self.lengths, self.additive, self.parent_counts
-        if nodes is not None:
-            landmarks, lengths, additive, counts = (
-                landmarks[nodes],
-                lengths[nodes],
-                additive[nodes],
-                counts[nodes],
-            )
+        index = slice(None) if nodes is None else nodes
         device = inside.device
-        landmarks = landmarks[:, :size].to(device)
-        return _gram(
-            inside.transpose(0, 1), landmarks, lengths.to(device), additive.to(device), counts.to(device)
-        )
+        landmarks = self.landmarks[index, :size].to(device)  # [k, M, p]
+        lengths, additive = self.lengths[index].to(device), self.additive[index].to(device)  # [k, s]
+        counts = self.parent_counts[index].to(device)  # [k]
+        return _gram(inside.transpose(0, 1), landmarks, lengths, additive, counts)
 
     def split(self, z: torch.Tensor, nodes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """z: [m, d] float64 -> the parents' values [m, k, p] and the whitened kernel features of every scale,
