@@ -87,9 +87,7 @@ class Adaptation:
     decoder_weights: torch.Tensor  # [d, f]
     basis_weights: torch.Tensor  # [d, p + M]: over the parents' values and the chosen scale's kernel features
     bias: torch.Tensor  # [d]
-    scale: (
-        torch.Tensor
-    )  # [d] long: the kernel of each node (an index into LENGTH_SCALES, then ADDITIVE_SCALES)
+    scale: torch.Tensor  # [d] long: each node's kernel (an index into LENGTH_SCALES, then ADDITIVE_SCALES)
     full_basis: torch.Tensor  # [d] bool: the nonlinear basis was kept (False: the linear model)
     evidence_gain: torch.Tensor  # [d]: log evidence of the best nonlinear model minus the linear model's
     noise_scale: torch.Tensor  # [d]: the fitted noise standard deviation
