@@ -13,9 +13,10 @@ Per node ``i``, ``F_hat_i(z) = x_i(z) . w_i`` over a basis ``x_i`` of functions 
 
 Each penalized group ``k`` has a Gaussian prior ``w_k ~ N(0, 1 / alpha_k)``; the precisions and the noise level
 are chosen per node by maximizing the marginal likelihood (evidence) with MacKay's fixed point (group automatic
-relevance determination): a group the data do not need gets an infinite precision and drops out. The kernel's
-length scale (and kernel) is the one whose fit has the highest evidence, and a node keeps the nonlinear basis only when its
-evidence beats the linear model's by ``evidence_margin`` nats, so the simpler model wins until the data insist.
+relevance determination): a group the data do not need gets an infinite precision and drops out. The kernel
+(joint or additive, and its length scale) is the one whose fit has the highest evidence, and a node keeps the
+nonlinear basis only when its evidence beats the linear model's by ``evidence_margin`` nats, so the simpler model
+wins until the data insist.
 With few rows the data cannot move the pretrained group's weight far from what its prediction explains; with
 many rows the data decide.
 
@@ -195,7 +196,8 @@ def fit_adaptation(
         eigenvalues[:, has_parents], eigenvectors[:, has_parents] = values.clamp_min(0.0), vectors
     rotated_cross = eigenvectors.transpose(-1, -2) @ moments.cross_kernel[..., None]  # [s, d, M, 1]
     coupling = moments.scatter_between @ eigenvectors  # [s, d, a, M]
-    # one model per scale (nonlinear groups free), and the linear model (only the parents' group)
+    # one model per kernel scale, joint or additive (nonlinear groups free), and the linear model (only the parents'
+    # group)
     linear_columns = groups <= 0  # [a]
     models = [(scale, None) for scale in range(num_scales)] + [(0, linear_columns)]
     fits = [
