@@ -130,7 +130,7 @@ class InferredSCM:
         standard deviation, standardized units), ``held_out_error`` (mean squared exact leave-one-out residual,
         standardized), the prior scale of each group of the basis, the kernel the evidence chose (``kernel_length``,
         on the standardized parents, and ``kernel_additive``: a mean of one Gaussian kernel per parent rather than
-        one in all parents jointly; read only where ``full_basis``), and ``encoder_noise_weight`` (the weight of
+        one in all parents jointly, the same for one parent; read only where ``full_basis``), and ``encoder_noise_weight`` (the weight of
         the encoder's amortized noise in ``noise()``)."""
         adaptation = getattr(self._runner, "adaptation", None)
         if adaptation is None:
@@ -145,7 +145,8 @@ class InferredSCM:
             table[f"scale_{group}"] = adaptation.group_scales[:, position].cpu().numpy()
         basis = self._runner.prepared.adaptation[1]
         table["kernel_length"] = basis.lengths[:, 0].numpy()
-        table["kernel_additive"] = basis.additive[:, 0].numpy()
+        # with one parent the additive kernel is the joint one at the same length: reported as joint
+        table["kernel_additive"] = (basis.additive[:, 0] & (basis.parent_counts > 1)).numpy()
         table["encoder_noise_weight"] = self._encoder_noise_weight()
         return pd.DataFrame(table, index=self._columns)
 
