@@ -3,6 +3,8 @@ force, on synthetic features (no network)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -55,11 +57,12 @@ def _fit(
     *,
     decoder: bool = True,
     chunk: int = 97,
+    length_scales: tuple[float, ...] = LENGTH_SCALES,
     additive_scales: tuple[float, ...] = ADDITIVE_SCALES,
     **options,
 ):
     parents = _parents()
-    basis = ParentBasis(parents, z, additive_scales=additive_scales)
+    basis = ParentBasis(parents, z, length_scales=length_scales, additive_scales=additive_scales)
     projection = torch.randn(D, F, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
 
     def features(rows: torch.Tensor) -> torch.Tensor:
@@ -140,6 +143,23 @@ def test_the_evidence_gain_decides_the_basis_and_the_linear_clamp():
     forced, _, _ = _fit(linear, evidence_margin=-1e9)
     assert bool(forced.full_basis.all())
     assert not bool(forced.clamps_linear.any())
+
+
+def test_the_nonlinear_evidence_is_the_mean_over_the_kernels():
+    """With a uniform prior over its kernels the nonlinear model's evidence is the mean of each kernel's: the
+    evidence gain of a fit over all candidates equals the log mean exp of the gains of fits over one each."""
+    z, noise = _linear_data(300, seed=3)
+    z[:, 4] = torch.tanh(2 * z[:, 2]) + 0.3 * z[:, 3] ** 2 + noise[:, 4] * 0.3
+    together, _, _ = _fit(z)
+    alone = [_fit(z, length_scales=(scale,), additive_scales=())[0] for scale in LENGTH_SCALES]
+    alone += [_fit(z, length_scales=(), additive_scales=(scale,))[0] for scale in ADDITIVE_SCALES]
+    gains = torch.stack([fit.evidence_gain for fit in alone])  # [s, d]
+    expected = torch.logsumexp(gains, dim=0) - math.log(len(alone))
+    has_parents = _parents().any(dim=1)
+    # the same per-kernel fixed points, their eigendecompositions batched with other kernels' (LAPACK may round
+    # differently by batch): ~1e-10 relative of log evidences of ~1e3 nats
+    torch.testing.assert_close(together.evidence_gain[has_parents], expected[has_parents], rtol=0, atol=1e-6)
+    assert bool((together.evidence_gain < gains.amax(dim=0))[has_parents].all())  # below the best kernel's
 
 
 def test_without_decoder_features_equals_a_direct_ridge_on_the_parent_basis():

@@ -126,7 +126,7 @@ class InferredSCM:
     def adaptation(self) -> pd.DataFrame | None:
         """Per column, what the adaptation found (None when zero-shot): ``full_basis`` (the nonlinear basis was
         kept; False: a linear regression on the parents won the evidence), ``evidence_gain`` (log evidence of the
-        best nonlinear model over the linear one, nats), ``noise_scale`` (the fitted noise
+        nonlinear model, its kernels averaged, over the linear one, nats), ``noise_scale`` (the fitted noise
         standard deviation, standardized units), ``held_out_error`` (mean squared exact leave-one-out residual,
         standardized), the prior scale of each group of the basis, the kernel the evidence chose (``kernel_length``,
         on the standardized parents, and ``kernel_additive``: a mean of one Gaussian kernel per parent rather than

@@ -15,8 +15,9 @@ Each penalized group ``k`` has a Gaussian prior ``w_k ~ N(0, 1 / alpha_k)``; the
 are chosen per node by maximizing the marginal likelihood (evidence) with MacKay's fixed point (group automatic
 relevance determination): a group the data do not need gets an infinite precision and drops out. The kernel
 (joint or additive, and its length scale) is the one whose fit has the highest evidence, and a node keeps the
-nonlinear basis only when its evidence beats the linear model's by ``evidence_margin`` nats, so the simpler model
-wins until the data insist.
+nonlinear basis only when the nonlinear model's evidence beats the linear model's by ``evidence_margin`` nats, so
+the simpler model wins until the data insist. With a uniform prior over the kernels, the nonlinear model's evidence
+is the mean of theirs, not the best: the winner of several candidates is not credited for having been picked.
 With few rows the data cannot move the pretrained group's weight far from what its prediction explains; with
 many rows the data decide.
 
@@ -90,7 +91,8 @@ class Adaptation:
     bias: torch.Tensor  # [d]
     scale: torch.Tensor  # [d] long: each node's kernel (an index into LENGTH_SCALES, then ADDITIVE_SCALES)
     full_basis: torch.Tensor  # [d] bool: the nonlinear basis was kept (False: the linear model)
-    evidence_gain: torch.Tensor  # [d]: log evidence of the best nonlinear model minus the linear model's
+    # [d]: log evidence of the nonlinear model (its kernels averaged) minus the linear model's
+    evidence_gain: torch.Tensor
     noise_scale: torch.Tensor  # [d]: the fitted noise standard deviation
     group_scales: torch.Tensor  # [d, g]: prior standard deviation of each penalized group (0: pruned)
     mean_leverage: torch.Tensor  # [d]: mean diagonal of the hat matrix over the fitted rows
@@ -218,8 +220,12 @@ def fit_adaptation(
         for scale, keep in models
     ]
     nonlinear = torch.stack([fit.log_evidence for fit in fits[:-1]])  # [s, d]
-    best_evidence, scale = nonlinear.max(dim=0)  # [d]
-    use_full = best_evidence > fits[-1].log_evidence + evidence_margin  # [d]
+    scale = nonlinear.argmax(dim=0)  # [d]: the kernel (and length scale) of the nonlinear model
+    # the nonlinear hypothesis's evidence, with a uniform prior over its kernels, is the mean of theirs, between
+    # the best one's minus log(s) and the best one's: the best of s candidates is not credited for having been
+    # picked (on a linear mechanism, a spurious winner among five would clear the margin more often)
+    nonlinear_evidence = torch.logsumexp(nonlinear, dim=0) - math.log(nonlinear.shape[0])  # [d]
+    use_full = nonlinear_evidence > fits[-1].log_evidence + evidence_margin  # [d]
     every_node = torch.arange(d, device=device)
 
     def chosen(name: str) -> torch.Tensor:
@@ -236,7 +242,7 @@ def fit_adaptation(
         **_readout_weights(weights, prior_weights, prior_bias, directions, p),
         scale=scale,
         full_basis=use_full,
-        evidence_gain=best_evidence - fits[-1].log_evidence,
+        evidence_gain=nonlinear_evidence - fits[-1].log_evidence,
         noise_scale=chosen("noise_scale"),
         group_scales=chosen("group_scales"),
         mean_leverage=torch.zeros(d, dtype=torch.float64, device=device),
