@@ -179,21 +179,33 @@ def test_split_holds_the_same_features_node_major() -> None:
 
 def test_a_merged_basis_combines_each_node_over_its_own_landmarks(monkeypatch) -> None:
     """``ParentBasis.merge`` pads a node to the most landmarks of any part; ``combine`` equals the padded
-    ``basis(z) @ w`` and evaluates each node's kernel against its own landmarks only."""
+    ``basis(z) @ w`` and evaluates each node's kernel against its own landmarks only, joint or additive (node 2,
+    one parent in three slots, takes the additive kernel)."""
     rows = _rows(120)
     bounds = (rows.amin(0), rows.amax(0))
     parents = _parents()
     few, many = torch.tensor([0, 1, 2]), torch.tensor([3])
+    additive = len(LENGTH_SCALES)  # the index of the first additive scale
     small = ParentBasis(parents[few], rows, num_landmarks=40, bounds=bounds).with_scale(
-        torch.tensor([0, 1, 2])
+        torch.tensor([0, 1, additive])
     )
     large = ParentBasis(parents[many], rows, num_landmarks=100, bounds=bounds).with_scale(torch.tensor([1]))
     merged = ParentBasis.merge([(few, small), (many, large)], D)
     assert merged.num_kernel == 100 and merged.node_landmarks.tolist() == [40, 40, 40, 100]
+    assert merged.additive[:, 0].tolist() == [False, False, True, False]
+    assert merged.parent_counts.tolist() == [0, 0, 1, 3]
     weights = torch.randn(D, merged.size, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     for node in few.tolist():
         weights[node, merged.max_parents + 40 :] = 0.0  # what a merged fit holds in the padded landmarks
     z = _rows(30, seed=5) * 2
+    # node 2's additive features are its own, whatever the padded parent slots and landmarks (the same products
+    # with zeros added: equal to float64 rounding of features up to ~1e4)
+    torch.testing.assert_close(
+        merged(z)[:, 2, merged.max_parents : merged.max_parents + 40],
+        small(z)[:, 2, small.max_parents :],
+        rtol=0,
+        atol=1e-9,
+    )
     direct = torch.einsum("mkq,kq->mk", merged(z), weights)
     sizes = []
     kernel = ParentBasis._kernel
