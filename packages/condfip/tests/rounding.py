@@ -17,7 +17,7 @@ import math
 import numpy as np
 import torch
 
-from condfip.model.parent_basis import ADDITIVE_SCALES, JITTER, LENGTH_SCALES, NUM_LANDMARKS
+from condfip.model.parent_basis import JITTER, NUM_LANDMARKS, NUM_SCALES
 
 
 def tolerance(dtype: torch.dtype | np.dtype | type, operations: int, magnitude: float = 1.0) -> float:
@@ -33,7 +33,7 @@ def adapted_round_trip() -> float:
     """The relative bound of a round trip through an adapted ``F_hat`` (noise abducted, then generated back): its
     whitened kernel features sum up to ``s * M`` terms of size up to ``|w| / sqrt(JITTER)``, so rounding moves
     the result by about ``s * M * eps * |w| / sqrt(JITTER)`` (1e-10 here; measured worst 2e-12)."""
-    operations = (len(LENGTH_SCALES) + len(ADDITIVE_SCALES)) * NUM_LANDMARKS
+    operations = NUM_SCALES * NUM_LANDMARKS
     return tolerance(torch.float64, operations, KERNEL_WEIGHT_BOUND / math.sqrt(JITTER))
 
 

@@ -220,7 +220,8 @@ def test_a_merged_basis_combines_each_node_over_its_own_landmarks(monkeypatch) -
 
 
 def test_the_features_are_the_same_bits_with_and_without_autograd() -> None:
-    """Without autograd the kernel of each scale is written in place, with it stacked: the same products."""
+    """The kernel is built scale by scale into one tensor: with autograd on (what the Jacobian tests use) the
+    same products as without, bit for bit, and differentiable."""
     rows = _rows(60)
     basis = ParentBasis(_parents(), rows)
     z = _rows(9, seed=2)

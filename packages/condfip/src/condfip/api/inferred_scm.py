@@ -128,10 +128,11 @@ class InferredSCM:
         kept; False: a linear regression on the parents won the evidence), ``evidence_gain`` (log evidence of the
         nonlinear model, its kernels averaged, over the linear one, nats), ``noise_scale`` (the fitted noise
         standard deviation, standardized units), ``held_out_error`` (mean squared exact leave-one-out residual,
-        standardized), the prior scale of each group of the basis, the kernel the evidence chose (``kernel_length``,
-        on the standardized parents, and ``kernel_additive``: a mean of one Gaussian kernel per parent rather than
-        one in all parents jointly, the same for one parent; read only where ``full_basis``), and ``encoder_noise_weight`` (the weight of
-        the encoder's amortized noise in ``noise()``)."""
+        standardized), the prior scale of each group of the basis, the kernel the evidence chose
+        (``kernel_length``, on the standardized parents, and ``kernel_additive``: a mean of one Gaussian kernel
+        per parent rather than one in all parents jointly, the same for one parent; read only where
+        ``full_basis``), and ``encoder_noise_weight`` (the weight of the encoder's amortized noise in
+        ``noise()``)."""
         adaptation = getattr(self._runner, "adaptation", None)
         if adaptation is None:
             return None

@@ -44,13 +44,7 @@ from dataclasses import dataclass
 
 import torch
 
-from condfip.model.parent_basis import (
-    ADDITIVE_SCALES,
-    LENGTH_SCALES,
-    NUM_LANDMARKS,
-    ParentBasis,
-    landmark_count,
-)
+from condfip.model.parent_basis import NUM_LANDMARKS, NUM_SCALES, ParentBasis, landmark_count
 
 NUM_DIRECTIONS = 16  # principal directions of the decoder's features kept per node
 EVIDENCE_MARGIN = 3.0  # nats the nonlinear basis must gain over the linear model to be kept
@@ -404,7 +398,7 @@ def fit_bytes(
     max_parents: int,
     *,
     num_kernel: int = NUM_LANDMARKS,
-    num_scales: int = len(LENGTH_SCALES) + len(ADDITIVE_SCALES),
+    num_scales: int = NUM_SCALES,
 ) -> int:
     """An upper estimate of the memory (bytes) of the basis and of ``fit_adaptation``'s moments and solves for
     ``num_nodes`` nodes with at most ``max_parents`` parents (the rows' own memory is bounded apart): per node

@@ -36,6 +36,7 @@ LANDMARKS_PER_PARENT = 24
 # the joint kernel's length scales, times sqrt(number of parents), on standardized parents
 LENGTH_SCALES = (0.5, 1.0, 2.0, 6.0)
 ADDITIVE_SCALES = (1.0,)  # of the additive kernel (a mean of one kernel per parent), on standardized parents
+NUM_SCALES = len(LENGTH_SCALES) + len(ADDITIVE_SCALES)  # kernel candidates per node
 JITTER = 1e-4  # added to the landmarks' kernel (diagonal 1) before it is factored: repeated landmarks stay solvable
 
 
@@ -101,7 +102,6 @@ class ParentBasis:
         # [d, s]: whether each scale is one of the additive kernel's
         self.additive = torch.zeros(self.lengths.shape, dtype=torch.bool)
         self.additive[:, len(joint) :] = True
-        self.parent_counts = counts  # [d]
         kernels = _gram(self.landmarks, self.landmarks, self.lengths, self.additive, counts)  # [d, s, M, M]
         # W = L^-T with L L^T = K_ZZ + JITTER I (the kernel's diagonal is 1): W^T K_ZZ W = I up to the jitter, so
         # the features' inner products are k(x, Z) (K_ZZ + JITTER I)^-1 k(Z, x'). A Cholesky factor costs a
@@ -114,6 +114,11 @@ class ParentBasis:
         # each node's own landmarks (the first of its ``num_kernel`` slots): fewer than ``num_kernel`` in a merged
         # basis, whose padding ``combine`` skips
         self.node_landmarks = torch.full((d,), num, dtype=torch.long)  # [d]
+
+    @property
+    def parent_counts(self) -> torch.Tensor:
+        """[d] long: each node's parents (its valid parent slots)."""
+        return self.valid.sum(dim=1)
 
     @property
     def size(self) -> int:
@@ -146,7 +151,6 @@ class ParentBasis:
         merged.landmarks = torch.zeros(num_nodes, size, p, dtype=torch.float64)
         merged.lengths = torch.ones(num_nodes, 1, dtype=torch.float64)
         merged.additive = torch.zeros(num_nodes, 1, dtype=torch.bool)
-        merged.parent_counts = torch.zeros(num_nodes, dtype=torch.long)
         merged.whitening = torch.zeros(num_nodes, 1, size, size, dtype=torch.float64)
         merged.node_landmarks = torch.zeros(num_nodes, dtype=torch.long)
         for nodes, basis in parts:
@@ -158,7 +162,6 @@ class ParentBasis:
             merged.landmarks[nodes, :m, :q] = basis.landmarks
             merged.lengths[nodes] = basis.lengths
             merged.additive[nodes] = basis.additive
-            merged.parent_counts[nodes] = basis.parent_counts
             merged.whitening[nodes, :, :m, :m] = basis.whitening
             merged.node_landmarks[nodes] = basis.node_landmarks
         merged.clamp_linear = None
@@ -242,28 +245,15 @@ def _gram(
     [k] parents of a Gaussian kernel in each. Padded parent slots are 0 in both."""
     squared = torch.cdist(a, b).square()  # [k, m, M]: |x - z|^2 per node
     factors = -0.5 / lengths.square()  # [k, s]: -1 / (2 l^2)
-    if not bool(additive.any()):
-        return (squared[:, None] * factors[:, :, None, None]).exp_()
-    # without autograd each scale is written in place (no copy of the whole result); with it, stacked
-    tracked = torch.is_grad_enabled() and any(t.requires_grad for t in (a, b, lengths))
-    out = None if tracked else squared.new_empty(a.shape[0], lengths.shape[1], a.shape[1], b.shape[1])
-    scales = []
+    out = squared.new_empty(a.shape[0], lengths.shape[1], a.shape[1], b.shape[1])  # each scale copied in
     for scale in range(lengths.shape[1]):
         column, factor = additive[:, scale], factors[:, scale, None, None]  # [k], [k, 1, 1]
-        kernel = None
-        if not bool(column.any()) and out is not None:
-            torch.mul(squared, factor, out=out[:, scale]).exp_()  # [k, m, M], in place
-            continue
-        if not bool(column.all()):
-            kernel = (squared * factor).exp_()  # [k, m, M]
+        kernel = None if bool(column.all()) else (squared * factor).exp_()  # [k, m, M]
         if bool(column.any()):
             mean = _additive_mean(a, b, factor, counts)
             kernel = mean if kernel is None else torch.where(column[:, None, None], mean, kernel)
-        if out is None:
-            scales.append(kernel)
-        else:
-            out[:, scale] = kernel
-    return torch.stack(scales, dim=1) if out is None else out
+        out[:, scale] = kernel
+    return out
 
 
 def _additive_mean(
