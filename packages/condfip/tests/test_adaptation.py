@@ -13,11 +13,13 @@ from condfip.model.adaptation import (
     EVIDENCE_MARGIN,
     GROUPS,
     LEVERAGE_CAP,
+    LEVERAGE_CAP_QUANTILE,
     LINEAR_CLAMP_EVIDENCE,
     WeightedRefit,
     _schur_evidence,
     evaluate,
     fit_adaptation,
+    leverage_caps,
     reduced_design,
 )
 from condfip.model.parent_basis import ADDITIVE_SCALES, LENGTH_SCALES, ParentBasis
@@ -209,7 +211,8 @@ def test_held_out_errors_match_brute_force():
 
 def test_capped_held_out_errors_match_the_hat_matrix():
     """The leave-one-out error with capped leverage equals its formula from the final ridge computed directly:
-    residuals of the fitted F_hat over (1 - min(h_ii, LEVERAGE_CAP)), h_ii the hat matrix's diagonal. A cap of 1
+    residuals of the fitted F_hat over (1 - min(h_ii, cap)), h_ii the hat matrix's diagonal and the cap the larger
+    of LEVERAGE_CAP and the node's LEVERAGE_CAP_QUANTILE of h_ii. A cap of 1
     would be the exact leave-one-out error; the capped one never exceeds it."""
     z, noise = _linear_data(80, seed=4)
     z[:, 4] = torch.sin(z[:, 2]) + noise[:, 4]
@@ -228,7 +231,9 @@ def test_capped_held_out_errors_match_the_hat_matrix():
         system = torch.where(active[:, None] & active[None, :], system, torch.diag((~active).double()))
         leverage = (design * torch.linalg.solve(system, design.T).T).sum(dim=1)  # [n]
         residual = z[:, node] - fitted[:, node]
-        expected = float((residual / (1.0 - leverage.clamp_max(LEVERAGE_CAP))).pow(2).mean())
+        rank = math.ceil(LEVERAGE_CAP_QUANTILE * len(leverage))  # the cap: at least this quantile of leverage
+        cap = max(LEVERAGE_CAP, float(torch.sort(leverage).values[rank - 1]))
+        expected = float((residual / (1.0 - leverage.clamp_max(cap))).pow(2).mean())
         # float64 solves of systems conditioned up to ~1e10 (the jitter's bound): agreement to 1e-6 relative
         np.testing.assert_allclose(float(adaptation.capped_held_out_errors[node]), expected, rtol=1e-6)
         capped, exact = (
@@ -238,6 +243,21 @@ def test_capped_held_out_errors_match_the_hat_matrix():
         assert capped <= exact * (1 + 1e-9)
     # node 4 reads node 2's outlying rows through the kernel basis: there the cap bites
     assert float(adaptation.capped_held_out_errors[4]) < float(adaptation.held_out_errors[4]) * (1 - 1e-3)
+
+
+def test_leverage_caps_rise_with_the_typical_leverage_of_the_rows():
+    """A few rows of leverage near 1 leave the cap at LEVERAGE_CAP; a node whose rows mostly have high leverage
+    (a near-interpolating fit) is capped at its LEVERAGE_CAP_QUANTILE, so its held-out error is not shrunk."""
+    n = 20
+    few_outliers = torch.full((n,), 0.1, dtype=torch.float64)
+    few_outliers[:3] = 0.999
+    mostly_high = torch.linspace(0.9, 0.99, n, dtype=torch.float64)
+    leverage = torch.stack([few_outliers, mostly_high], dim=1)  # [n, 2]
+    caps = leverage_caps(leverage)
+    rank = math.ceil(LEVERAGE_CAP_QUANTILE * n)
+    assert float(caps[0]) == LEVERAGE_CAP
+    assert float(caps[1]) == float(mostly_high[rank - 1])
+    assert float(caps[1]) > 0.95
 
 
 def test_evidence_margin_zero_still_fits_and_roots_are_constant():

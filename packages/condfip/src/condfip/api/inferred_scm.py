@@ -252,8 +252,9 @@ class InferredSCM:
         inverse-variance weights of the two estimates' errors. The adapted error variance is, for a node whose fit
         is linear, the fit's posterior variance at the rows (noise variance times mean leverage: honest for a
         well-specified linear fit); for a nonlinear one, what the leave-one-out error adds to the fitted noise
-        variance, at least that posterior variance, with each row's leverage capped (``LEVERAGE_CAP``: a few rows
-        of leverage near 1 would otherwise inflate it, and the encoder would get weight it does not deserve). The
+        variance, at least that posterior variance, with each row's leverage capped (``leverage_caps``: a few rows
+        of leverage near 1 would otherwise inflate it, and the encoder would get weight it does not deserve; a fit
+        whose rows mostly have high leverage keeps its honest leave-one-out error). The
         encoder's is what remains of the two estimates' mean squared disagreement on the context rows (the true
         noise cancels in it), at least ``ENCODER_ERROR_FLOOR`` times the adapted one for a nonlinear node and
         ``LINEAR_ENCODER_ERROR_FLOOR`` times for a linear one (the two errors can be correlated, which the

@@ -58,9 +58,12 @@ TOLERANCE = 1e-2
 KEPT_ROWS_BYTES = (
     256 * 2**20
 )  # the rows' features kept from the first pass (instead of new passes) up to this
-# a row's leave-one-out residual in capped_held_out_errors is at most 1 / (1 - LEVERAGE_CAP) times its residual:
-# a few rows of leverage near 1 (the tails of a skewed parent) would otherwise dominate the mean
+# in capped_held_out_errors each row's leverage is capped at the larger of LEVERAGE_CAP and the node's
+# LEVERAGE_CAP_QUANTILE of leverage over the rows: a few rows of leverage near 1 (the tails of a skewed parent)
+# cannot dominate the mean, while a fit whose rows mostly have high leverage (few rows, a flexible basis, a node
+# of small fitted noise) keeps its leave-one-out error, which a fixed cap would shrink by orders of magnitude
 LEVERAGE_CAP = 0.8
+LEVERAGE_CAP_QUANTILE = 0.75
 # the landmarks grow with the rows (``landmark_count``) only while the fit's memory estimate stays under this
 LANDMARK_GROWTH_BYTES = 2**30
 # a group is pruned when its precision reaches exp(MAX_LOG_PRECISION), or, for a node of tiny noise (a column
@@ -91,7 +94,7 @@ class Adaptation:
     group_scales: torch.Tensor  # [d, g]: prior standard deviation of each penalized group (0: pruned)
     mean_leverage: torch.Tensor  # [d]: mean diagonal of the hat matrix over the fitted rows
     held_out_errors: torch.Tensor  # [d]: mean squared exact leave-one-out residual
-    capped_held_out_errors: torch.Tensor  # [d]: the same with each row's leverage capped at LEVERAGE_CAP
+    capped_held_out_errors: torch.Tensor  # [d]: the same with each row's leverage capped (leverage_caps)
     penalties: torch.Tensor  # [d, r]: the ridge penalty of every column of the reduced basis
     active: torch.Tensor  # [d, r] bool: the column is in the model (a pruned one has a weight of exactly 0)
     directions: torch.Tensor  # [d, f, k]: the decoder's principal directions
@@ -723,19 +726,24 @@ def _held_out(
     nodes: torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Summed leverage [d], summed squared exact leave-one-out residual [d] and the same sum with each row's
-    leverage capped at ``LEVERAGE_CAP`` [d], of the final ridge (penalties fixed), from another pass over the
-    rows; ``chosen_basis`` has each node's chosen length scale only; the targets are the columns ``nodes``."""
-    leverage_sum = torch.zeros(weights.shape[0], dtype=torch.float64, device=weights.device)
-    held_out_sum = torch.zeros_like(leverage_sum)
-    capped_sum = torch.zeros_like(leverage_sum)
+    leverage capped (``leverage_caps``) [d], of the final ridge (penalties fixed), from another pass over the
+    rows; ``chosen_basis`` has each node's chosen length scale only; the targets are the columns ``nodes``. The
+    rows' leverages and residuals are kept ([n, d] each, like the rows) for the caps."""
+    leverages, residuals = [], []
     for features, z in rows():
         targets = z if nodes is None else z[:, nodes]  # [m, k]
         x = torch.where(active, reduced_design(adaptation, features, chosen_basis(z)), 0.0)  # [m, k, r]
         solved = torch.cholesky_solve(x.permute(1, 2, 0), factor)  # [d, r, m]
-        leverage = torch.einsum("mdr,drm->md", x, solved)  # [m, d]
-        residual = targets - torch.einsum("mdr,dr->md", x, weights)
-        held = residual / (1.0 - leverage).clamp_min(1e-12)
-        leverage_sum += leverage.sum(0)
-        held_out_sum += (held**2).sum(0)
-        capped_sum += (residual / (1.0 - leverage.clamp_max(LEVERAGE_CAP))).pow(2).sum(0)
-    return leverage_sum, held_out_sum, capped_sum
+        leverages.append(torch.einsum("mdr,drm->md", x, solved))  # [m, d]
+        residuals.append(targets - torch.einsum("mdr,dr->md", x, weights))
+    leverage, residual = torch.cat(leverages), torch.cat(residuals)  # [n, d]
+    held = residual / (1.0 - leverage).clamp_min(1e-12)
+    capped = residual / (1.0 - torch.minimum(leverage, leverage_caps(leverage))).clamp_min(1e-12)
+    return leverage.sum(0), held.pow(2).sum(0), capped.pow(2).sum(0)
+
+
+def leverage_caps(leverage: torch.Tensor) -> torch.Tensor:
+    """leverage: [n, d] the hat matrix's diagonal per row and node -> the cap of each node's leverage [d] in
+    ``capped_held_out_errors``: the larger of ``LEVERAGE_CAP`` and the node's ``LEVERAGE_CAP_QUANTILE``."""
+    rank = min(max(math.ceil(LEVERAGE_CAP_QUANTILE * leverage.shape[0]), 1), leverage.shape[0])
+    return torch.kthvalue(leverage, rank, dim=0).values.clamp_min(LEVERAGE_CAP)  # [d]
