@@ -233,9 +233,14 @@ def test_capped_held_out_errors_match_the_hat_matrix():
         residual = z[:, node] - fitted[:, node]
         rank = math.ceil(LEVERAGE_CAP_QUANTILE * len(leverage))  # the cap: at least this quantile of leverage
         cap = max(LEVERAGE_CAP, float(torch.sort(leverage).values[rank - 1]))
-        expected = float((residual / (1.0 - leverage.clamp_max(cap))).pow(2).mean())
+        squares = (residual / (1.0 - leverage.clamp_max(cap))).pow(2)  # [n]
+        expected = float(squares.mean())
         # float64 solves of systems conditioned up to ~1e10 (the jitter's bound): agreement to 1e-6 relative
         np.testing.assert_allclose(float(adaptation.capped_held_out_errors[node]), expected, rtol=1e-6)
+        standard_error = float(squares.std(correction=0)) / math.sqrt(len(squares))  # of the mean over rows
+        np.testing.assert_allclose(
+            float(adaptation.capped_held_out_standard_errors[node]), standard_error, rtol=1e-5
+        )
         capped, exact = (
             float(adaptation.capped_held_out_errors[node]),
             float(adaptation.held_out_errors[node]),

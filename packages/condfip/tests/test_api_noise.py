@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from condfip import CondFiP
+from condfip.api.inferred_scm import ENCODER_ERROR_FLOOR, LINEAR_ENCODER_ERROR_FLOOR, shrunk_misfit
 from condfip.model import CondFiPConfig, CondFiPModel
 from scm_gen import make_benchmark_dataset
 
@@ -62,6 +63,53 @@ def test_default_noise_weighs_encoder_and_adapted_abduction(fitted) -> None:
     expected = weight * scm.noise(query, method="encoder") + (1 - weight) * scm.noise(query, method="decoder")
     # the same float64 arithmetic, in user units scaled per column
     pd.testing.assert_frame_equal(scm.noise(query), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "mechanism", ["linear", "rff"]
+)  # rff: three nodes keep the nonlinear basis, with misfit
+def test_encoder_weights_are_the_inverse_variance_weights_of_the_estimated_errors(fitted, mechanism) -> None:
+    """Per node: adapted error = posterior variance (noise variance x mean leverage), plus the capped
+    leave-one-out error beyond noise and posterior variance, shrunk by its standard error, for a node that kept
+    the nonlinear basis;
+    encoder error = the rest of the two abductions' mean squared disagreement on the context, at least its floor
+    times the adapted error; weight = adapted / (adapted + encoder)."""
+    model, scm, data, names = fitted
+    if mechanism != "linear":
+        data = make_benchmark_dataset(
+            "in", mechanism, 5, num_context=40, num_query=10, num_interventional=1, seed=2
+        )
+        scm = CondFiP(model, device="cpu").infer(
+            pd.DataFrame(data.context_data, columns=names), data.adjacency
+        )
+    adaptation = scm._runner.adaptation
+    assert bool(adaptation.full_basis.any()) == (mechanism == "rff")
+    context = pd.DataFrame(data.context_data, columns=names)
+    std = scm.std.to_numpy()
+    disagreement = (
+        ((scm.noise(context, method="encoder") - scm.noise(context, method="decoder")).to_numpy() / std) ** 2
+    ).mean(axis=0)  # [d]
+    variance = adaptation.noise_scale.numpy() ** 2
+    posterior = variance * adaptation.mean_leverage.numpy()
+    misfit = adaptation.capped_held_out_errors.numpy() - variance - posterior
+    nonlinear = adaptation.full_basis.numpy()
+    shrunk = shrunk_misfit(misfit, adaptation.capped_held_out_standard_errors.numpy())
+    adapted = np.where(nonlinear, posterior + shrunk, posterior)
+    floor = np.where(nonlinear, ENCODER_ERROR_FLOOR, LINEAR_ENCODER_ERROR_FLOOR)
+    encoder = np.maximum(disagreement - adapted, floor * adapted)
+    expected = adapted / (adapted + encoder)
+    # float64 throughout; the disagreement goes through user units and back (a few roundings)
+    np.testing.assert_allclose(scm.adaptation["encoder_noise_weight"].to_numpy(), expected, rtol=1e-9)
+    assert (expected > 0).all() and (expected <= 1 / (1 + floor) + 1e-12).all()
+
+
+def test_shrunk_misfit() -> None:
+    """misfit * max(0, 1 - se^2 / misfit^2): whole without error, half at se^2 = misfit^2 / 2, 0 within one
+    standard error and for a negative misfit."""
+    misfit = np.array([0.04, 0.04, 0.04, 0.04, -0.01, 0.0])
+    standard_error = np.array([0.0, np.sqrt(0.0008), 0.04, 0.05, 0.001, 0.0])
+    expected = np.array([0.04, 0.02, 0.0, 0.0, 0.0, 0.0])
+    np.testing.assert_allclose(shrunk_misfit(misfit, standard_error), expected, rtol=1e-12, atol=1e-15)
 
 
 def test_unknown_noise_method(fitted) -> None:

@@ -37,6 +37,15 @@ MIN_EFFECT_SAMPLES = 1_000
 DEFAULT_EFFECT_ERROR = 0.01  # the default target standard error, times the target column's standard deviation
 
 
+def shrunk_misfit(misfit: np.ndarray, standard_error: np.ndarray) -> np.ndarray:
+    """A nonlinear fit's estimated misfit [d] shrunk by its standard error [d] (positive-part James-Stein:
+    ``misfit * max(0, 1 - se^2 / misfit^2)``): kept nearly whole where it stands many standard errors above 0, to
+    0 where it is within one."""
+    positive = np.maximum(misfit, 0.0)
+    ratio = np.divide(standard_error**2, positive**2, out=np.full_like(positive, np.inf), where=positive > 0)
+    return positive * np.maximum(0.0, 1.0 - ratio)
+
+
 class InferredSCM:
     """An additive-noise SCM ``X = F_hat(X) + N`` over the columns of a dataset, inferred without training.
 
@@ -251,10 +260,12 @@ class InferredSCM:
         """Per node, the weight [d] of the encoder's amortized noise beside the adapted abduction in ``noise()``:
         inverse-variance weights of the two estimates' errors. The adapted error variance is, for a node whose fit
         is linear, the fit's posterior variance at the rows (noise variance times mean leverage: honest for a
-        well-specified linear fit); for a nonlinear one, what the leave-one-out error adds to the fitted noise
-        variance, at least that posterior variance, with each row's leverage capped (``leverage_caps``: a few rows
-        of leverage near 1 would otherwise inflate it, and the encoder would get weight it does not deserve; a fit
-        whose rows mostly have high leverage keeps its honest leave-one-out error). The
+        well-specified linear fit); for a nonlinear one, that posterior variance plus the misfit beyond it, what
+        the leave-one-out error adds to the fitted noise variance and the posterior variance, with each row's
+        leverage capped (``leverage_caps``: a few rows of leverage near 1 would otherwise inflate it, and the
+        encoder would get weight it does not deserve; a fit whose rows mostly have high leverage keeps its honest
+        leave-one-out error), shrunk by its own standard error (``shrunk_misfit``: a small difference of large
+        sums, counted in full it handed the encoder weight on families the encoder knows badly). The
         encoder's is what remains of the two estimates' mean squared disagreement on the context rows (the true
         noise cancels in it), at least ``ENCODER_ERROR_FLOOR`` times the adapted one for a nonlinear node and
         ``LINEAR_ENCODER_ERROR_FLOOR`` times for a linear one (the two errors can be correlated, which the
@@ -269,8 +280,11 @@ class InferredSCM:
             variance = (adaptation.noise_scale**2).cpu().numpy()  # [d]
             posterior = variance * adaptation.mean_leverage.cpu().numpy()
             nonlinear = adaptation.full_basis.cpu().numpy()
-            held_out = np.maximum(adaptation.capped_held_out_errors.cpu().numpy() - variance, posterior)
-            adapted = np.where(nonlinear, held_out, posterior)
+            misfit = shrunk_misfit(
+                adaptation.capped_held_out_errors.cpu().numpy() - variance - posterior,
+                adaptation.capped_held_out_standard_errors.cpu().numpy(),
+            )
+            adapted = np.where(nonlinear, posterior + misfit, posterior)
             floor = np.where(nonlinear, ENCODER_ERROR_FLOOR, LINEAR_ENCODER_ERROR_FLOOR)
             encoder = np.maximum(disagreement - adapted, floor * adapted)
             total = adapted + encoder

@@ -95,6 +95,7 @@ class Adaptation:
     mean_leverage: torch.Tensor  # [d]: mean diagonal of the hat matrix over the fitted rows
     held_out_errors: torch.Tensor  # [d]: mean squared exact leave-one-out residual
     capped_held_out_errors: torch.Tensor  # [d]: the same with each row's leverage capped (leverage_caps)
+    capped_held_out_standard_errors: torch.Tensor  # [d]: the standard error of that mean over the rows
     penalties: torch.Tensor  # [d, r]: the ridge penalty of every column of the reduced basis
     active: torch.Tensor  # [d, r] bool: the column is in the model (a pruned one has a weight of exactly 0)
     directions: torch.Tensor  # [d, f, k]: the decoder's principal directions
@@ -245,6 +246,7 @@ def fit_adaptation(
         mean_leverage=torch.zeros(d, dtype=torch.float64, device=device),
         held_out_errors=torch.zeros(d, dtype=torch.float64, device=device),
         capped_held_out_errors=torch.zeros(d, dtype=torch.float64, device=device),
+        capped_held_out_standard_errors=torch.zeros(d, dtype=torch.float64, device=device),
         penalties=penalties,
         active=active,
         directions=directions,
@@ -252,9 +254,15 @@ def fit_adaptation(
         parent_slots=p,
     )
     chosen_basis = basis.with_scale(scale)
-    leverage, held_out, capped = _held_out(rows, adaptation, chosen_basis, factor, weights, active, nodes)
+    leverage, held_out, capped, capped_squares = _held_out(
+        rows, adaptation, chosen_basis, factor, weights, active, nodes
+    )
     adaptation.mean_leverage, adaptation.held_out_errors = leverage / n, held_out / n
     adaptation.capped_held_out_errors = capped / n
+    spread = (capped_squares / n - (capped / n) ** 2).clamp_min(
+        0.0
+    )  # the rows' variance of the capped squares
+    adaptation.capped_held_out_standard_errors = (spread / n).sqrt()
     return adaptation
 
 
@@ -310,6 +318,7 @@ def merge_adaptations(parts: list[tuple[torch.Tensor, Adaptation]], num_nodes: i
         mean_leverage=per_node("mean_leverage"),
         held_out_errors=per_node("held_out_errors"),
         capped_held_out_errors=per_node("capped_held_out_errors"),
+        capped_held_out_standard_errors=per_node("capped_held_out_standard_errors"),
         penalties=penalties,
         active=active,
         directions=per_node("directions"),
@@ -724,11 +733,12 @@ def _held_out(
     weights: torch.Tensor,
     active: torch.Tensor,
     nodes: torch.Tensor | None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Summed leverage [d], summed squared exact leave-one-out residual [d] and the same sum with each row's
-    leverage capped (``leverage_caps``) [d], of the final ridge (penalties fixed), from another pass over the
-    rows; ``chosen_basis`` has each node's chosen length scale only; the targets are the columns ``nodes``. The
-    rows' leverages and residuals are kept ([n, d] each, like the rows) for the caps."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Summed leverage [d], summed squared exact leave-one-out residual [d], the same sum with each row's
+    leverage capped (``leverage_caps``) [d] and the sum of those capped squares squared [d], of the final ridge
+    (penalties fixed), from another pass over the rows; ``chosen_basis`` has each node's chosen length scale
+    only; the targets are the columns ``nodes``. The rows' leverages and residuals are kept ([n, d] each, like
+    the rows) for the caps."""
     leverages, residuals = [], []
     for features, z in rows():
         targets = z if nodes is None else z[:, nodes]  # [m, k]
@@ -738,8 +748,8 @@ def _held_out(
         residuals.append(targets - torch.einsum("mdr,dr->md", x, weights))
     leverage, residual = torch.cat(leverages), torch.cat(residuals)  # [n, d]
     held = residual / (1.0 - leverage).clamp_min(1e-12)
-    capped = residual / (1.0 - torch.minimum(leverage, leverage_caps(leverage))).clamp_min(1e-12)
-    return leverage.sum(0), held.pow(2).sum(0), capped.pow(2).sum(0)
+    capped = (residual / (1.0 - torch.minimum(leverage, leverage_caps(leverage))).clamp_min(1e-12)).pow(2)
+    return leverage.sum(0), held.pow(2).sum(0), capped.sum(0), capped.pow(2).sum(0)
 
 
 def leverage_caps(leverage: torch.Tensor) -> torch.Tensor:
