@@ -4,7 +4,9 @@ scm-gen's families (linear, random Fourier features, random networks, polynomial
 pretrained network saw or could have seen. This benchmark draws SCMs from a small generator of its own, written
 to be unlike them: per edge a sine, a steep step (tanh of 6x), a quadratic, an absolute value or a sigmoid of the
 parent, summed over the parents, or a product of the parents' tanh plus a linear term; or, of all parents jointly,
-a random one-hidden-layer tanh network or a sum of Gaussian bumps; noise Gaussian, Laplace, Student-t with 3
+a random one-hidden-layer tanh network or a sum of Gaussian bumps (with ``--mechanisms``, more: exponential
+growth, thresholds, a fast sine, a pure product of the parents, ReLU, cubic, saturating ``x / (1 + |x|)``, or a
+mix of some of these and linear per node); noise Gaussian, Laplace, Student-t with 3
 degrees of freedom, uniform, or Cauchy clipped at 20 (outliers). Every non-root mechanism is scaled to unit
 variance on a pilot sample; the noise of a non-root node has standard deviation 0.3-0.8, a root's 1. Graphs: Erdos-Renyi DAGs with
 1.5 expected parents per node (``--parents``).
@@ -30,6 +32,25 @@ from condfip import CondFiP
 from condfip.demo.baseline import KernelANM, LinearANM
 
 MECHANISMS = ("sine", "step", "quadratic", "absolute", "sigmoid", "product", "network", "bumps")
+# more families, run with --mechanisms: growth and shapes a kernel's flat extrapolation or smoothness handles badly
+MORE_MECHANISMS = (
+    "exponential",
+    "threshold",
+    "fast-sine",
+    "pure-product",
+    "relu",
+    "cubic",
+    "saturating",
+    "mixed",
+)
+MIXED_FAMILIES = (
+    "exponential",
+    "threshold",
+    "relu",
+    "cubic",
+    "saturating",
+    "linear",
+)  # drawn per node by "mixed"
 NOISES = ("gauss", "laplace", "student3", "uniform", "cauchy")
 NETWORK_UNITS = 16  # hidden tanh units of a "network" mechanism
 NUM_BUMPS = 6  # Gaussian bumps of a "bumps" mechanism
@@ -65,7 +86,25 @@ def draw_mechanism(family: str, num_parents: int, rng: np.random.Generator) -> M
         centres = rng.normal(0.0, 1.0, (NUM_BUMPS, num_parents))  # [b, p]
         heights = rng.normal(0.0, 1.0, NUM_BUMPS)
         return lambda x: np.exp(-((x[:, None, :] - centres) ** 2).sum(axis=2)) @ heights
-    raise ValueError(f"unknown mechanism family {family!r}; choose from {MECHANISMS}")
+    if family == "exponential":  # exponential growth; the clip only keeps far interventions finite
+        return lambda x: (amplitude * np.exp(0.8 * np.clip(x, -6.0, 6.0))).sum(axis=1)
+    if family == "threshold":
+        return lambda x: (amplitude * (x > shift)).sum(axis=1)
+    if family == "fast-sine":
+        return lambda x: (amplitude * np.sin(4.0 * x + shift)).sum(axis=1)
+    if family == "pure-product":  # no additive part at all (one parent: a square)
+        return lambda x: amplitude[0] * np.prod(x - shift, axis=1)
+    if family == "relu":
+        return lambda x: (amplitude * np.maximum(x - shift, 0.0)).sum(axis=1)
+    if family == "cubic":
+        return lambda x: (amplitude * (x - shift) ** 3).sum(axis=1)
+    if family == "saturating":
+        return lambda x: (amplitude * x / (1.0 + np.abs(x))).sum(axis=1)
+    if family == "linear":
+        return lambda x: (amplitude * x).sum(axis=1)
+    if family == "mixed":
+        return draw_mechanism(str(rng.choice(MIXED_FAMILIES)), num_parents, rng)
+    raise ValueError(f"unknown mechanism family {family!r}; choose from {MECHANISMS + MORE_MECHANISMS}")
 
 
 def draw_noise(family: str, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
@@ -179,7 +218,9 @@ def scores(model: CondFiP, mechanism: str, noise: str, args: argparse.Namespace)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mechanisms", nargs="+", default=list(MECHANISMS), choices=MECHANISMS)
+    parser.add_argument(
+        "--mechanisms", nargs="+", default=list(MECHANISMS), choices=MECHANISMS + MORE_MECHANISMS
+    )
     parser.add_argument("--noises", nargs="+", default=["gauss"], choices=NOISES)
     parser.add_argument("--nodes", type=int, default=10)
     parser.add_argument("--context", type=int, default=400)
