@@ -254,15 +254,12 @@ def fit_adaptation(
         parent_slots=p,
     )
     chosen_basis = basis.with_scale(scale)
-    leverage, held_out, capped, capped_squares = _held_out(
-        rows, adaptation, chosen_basis, factor, weights, active, nodes
-    )
-    adaptation.mean_leverage, adaptation.held_out_errors = leverage / n, held_out / n
-    adaptation.capped_held_out_errors = capped / n
-    spread = (capped_squares / n - (capped / n) ** 2).clamp_min(
-        0.0
-    )  # the rows' variance of the capped squares
-    adaptation.capped_held_out_standard_errors = (spread / n).sqrt()
+    (
+        adaptation.mean_leverage,
+        adaptation.held_out_errors,
+        adaptation.capped_held_out_errors,
+        adaptation.capped_held_out_standard_errors,
+    ) = _held_out(rows, adaptation, chosen_basis, factor, weights, active, nodes)
     return adaptation
 
 
@@ -734,11 +731,11 @@ def _held_out(
     active: torch.Tensor,
     nodes: torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Summed leverage [d], summed squared exact leave-one-out residual [d], the same sum with each row's
-    leverage capped (``leverage_caps``) [d] and the sum of those capped squares squared [d], of the final ridge
-    (penalties fixed), from another pass over the rows; ``chosen_basis`` has each node's chosen length scale
-    only; the targets are the columns ``nodes``. The rows' leverages and residuals are kept ([n, d] each, like
-    the rows) for the caps."""
+    """Mean leverage [d], mean squared exact leave-one-out residual [d], the same mean with each row's leverage
+    capped (``leverage_caps``) [d] and its standard error over the rows [d], of the final ridge (penalties
+    fixed), from another pass over the rows; ``chosen_basis`` has each node's chosen length scale only; the
+    targets are the columns ``nodes``. The rows' leverages and residuals are kept ([n, d] each, like the rows)
+    for the caps."""
     leverages, residuals = [], []
     for features, z in rows():
         targets = z if nodes is None else z[:, nodes]  # [m, k]
@@ -749,7 +746,8 @@ def _held_out(
     leverage, residual = torch.cat(leverages), torch.cat(residuals)  # [n, d]
     held = residual / (1.0 - leverage).clamp_min(1e-12)
     capped = (residual / (1.0 - torch.minimum(leverage, leverage_caps(leverage))).clamp_min(1e-12)).pow(2)
-    return leverage.sum(0), held.pow(2).sum(0), capped.sum(0), capped.pow(2).sum(0)
+    standard_error = capped.std(dim=0, correction=0) / math.sqrt(capped.shape[0])  # [d]
+    return leverage.mean(0), held.pow(2).mean(0), capped.mean(0), standard_error
 
 
 def leverage_caps(leverage: torch.Tensor) -> torch.Tensor:
