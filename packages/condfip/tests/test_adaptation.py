@@ -15,6 +15,7 @@ from condfip.model.adaptation import (
     LEVERAGE_CAP,
     LEVERAGE_CAP_QUANTILE,
     LINEAR_CLAMP_EVIDENCE,
+    NETWORK_EVIDENCE_MARGIN,
     WeightedRefit,
     _schur_evidence,
     evaluate,
@@ -145,6 +146,34 @@ def test_the_evidence_gain_decides_the_basis_and_the_linear_clamp():
     forced, _, _ = _fit(linear, evidence_margin=-1e9)
     assert bool(forced.full_basis.all())
     assert not bool(forced.clamps_linear.any())
+
+
+def test_the_network_groups_stay_only_above_their_margin_over_the_kernel_alone():
+    z, noise = _linear_data(400, seed=4)
+    z[:, 4] = torch.tanh(2 * z[:, 2]) + 0.3 * z[:, 3] ** 2 + noise[:, 4] * 0.3
+    adaptation, basis, features = _fit(z)
+    network = [GROUPS.index("zero_shot"), GROUPS.index("decoder")]
+    dropped = ~(adaptation.full_basis & (adaptation.network_gain > NETWORK_EVIDENCE_MARGIN))  # [d]
+    # node 4 is nonlinear and the stand-in network's groups add nothing to its kernel: dropped
+    assert bool(adaptation.full_basis[4]) and bool(dropped[4])
+    assert not bool(adaptation.reads_decoder[dropped].any())
+    assert bool((adaptation.group_scales[dropped][:, network] == 0).all())
+    # the rule at its extremes: the network's groups always offered (the fit before the margin) or never
+    always, _, _ = _fit(z, network_margin=-1e9)
+    never, never_basis, _ = _fit(z, network_margin=1e9)
+    assert not bool(never.reads_decoder.any())
+    assert bool(always.reads_decoder[4])  # kept with a gain of ~0 nats
+    torch.testing.assert_close(always.network_gain, adaptation.network_gain, rtol=0, atol=0)
+    # without the network's groups the decoder's features barely matter: the same fit with them switched off, up
+    # to the held-out columns' pull at the pruning precision (exp(25) against a scatter of about 1e3: ~1e-8 of each
+    # fixed-point step, which the stopping rule's tolerance lets through to the penalties as ~1e-6)
+    blind, blind_basis, blind_features = _fit(z, decoder=False, network_margin=1e9)
+    torch.testing.assert_close(
+        evaluate(never, features(z), never_basis(z)),
+        evaluate(blind, blind_features(z), blind_basis(z)),
+        rtol=0,
+        atol=1e-5,
+    )
 
 
 def test_the_nonlinear_evidence_is_the_mean_over_the_kernels():

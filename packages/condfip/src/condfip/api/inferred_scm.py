@@ -135,7 +135,9 @@ class InferredSCM:
     def adaptation(self) -> pd.DataFrame | None:
         """Per column, what the adaptation found (None when zero-shot): ``full_basis`` (the nonlinear basis was
         kept; False: a linear regression on the parents won the evidence), ``evidence_gain`` (log evidence of the
-        nonlinear model, its kernels averaged, over the linear one, nats), ``noise_scale`` (the fitted noise
+        nonlinear model, its kernels averaged, over the linear one, nats), ``network_gain`` (log evidence of the
+        best nonlinear fit with the network's groups over the best with the parents and kernel alone, nats: the
+        network's groups are kept above ``NETWORK_EVIDENCE_MARGIN``), ``noise_scale`` (the fitted noise
         standard deviation, standardized units), ``held_out_error`` (mean squared exact leave-one-out residual,
         standardized), the prior scale of each group of the basis, the kernel the evidence chose
         (``kernel_length``, on the standardized parents, and ``kernel_additive``: a mean of one Gaussian kernel
@@ -148,6 +150,7 @@ class InferredSCM:
         table = {
             "full_basis": adaptation.full_basis.cpu().numpy(),
             "evidence_gain": adaptation.evidence_gain.cpu().numpy(),
+            "network_gain": adaptation.network_gain.cpu().numpy(),
             "noise_scale": adaptation.noise_scale.cpu().numpy(),
             "held_out_error": adaptation.held_out_errors.cpu().numpy(),
         }
