@@ -243,7 +243,10 @@ def _gram(
     """The kernel between a [k, m, p] and b [k, M, p] per node at each length scale ``lengths`` [k, s] ->
     [k, s, m, M]: Gaussian in all parents jointly, or where ``additive`` [k, s] the mean over the node's ``counts``
     [k] parents of a Gaussian kernel in each. Padded parent slots are 0 in both."""
-    squared = torch.cdist(a, b).square()  # [k, m, M]: |x - z|^2 per node
+    # [k, m, M]: |x - z|^2 per node, as |x|^2 + |z|^2 - 2 x.z (what cdist computes before its square root, which
+    # a square would only undo), at least 0
+    norms = a.square().sum(dim=-1)[:, :, None] + b.square().sum(dim=-1)[:, None, :]
+    squared = torch.baddbmm(norms, a, b.transpose(1, 2), alpha=-2.0).clamp_min_(0.0)
     factors = -0.5 / lengths.square()  # [k, s]: -1 / (2 l^2)
     out = squared.new_empty(a.shape[0], lengths.shape[1], a.shape[1], b.shape[1])  # each scale copied in
     for scale in range(lengths.shape[1]):
