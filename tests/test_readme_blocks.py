@@ -75,7 +75,7 @@ SHELL_RULES: tuple[Rule, ...] = (
     Rule(f"{RESULTS}/*", r"(condfip-eval|\$DOWHY) .*", PARSE, "a published run (hours): its arguments parse"),
     Rule(
         f"{RESULTS}/paper-grid/*",
-        r"for rows in 400 100 50; do",
+        r"for rows in 400 100( 50)?; do",
         ENV,
         "the loop's first value",
         env={"rows": "400"},
