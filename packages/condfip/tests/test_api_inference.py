@@ -22,7 +22,7 @@ import scm_gen
 from condfip import CondFiP, InferredSCM
 from condfip.api.engine import CUDA_TOKENS_PER_CHUNK, DEFAULT_TOKENS_PER_CHUNK, rows_per_chunk
 from condfip.model import CondFiPConfig, CondFiPModel, DatasetEmbedding
-from condfip.model.adaptation import EVIDENCE_MARGIN
+from condfip.model.adaptation import EVIDENCE_MARGIN, NETWORK_EVIDENCE_MARGIN
 from condfip.model.parent_basis import ADDITIVE_SCALES, LENGTH_SCALES
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -569,6 +569,21 @@ def test_adapted_in_batches_equals_one_by_one(scm_and_rows):
         np.testing.assert_allclose(
             scm_batched.noise().to_numpy(), alone.noise().to_numpy(), rtol=1e-4, atol=1e-4
         )
+
+
+def test_a_node_runs_the_network_only_where_its_groups_earned_their_margin():
+    """With the shipped weights on RFF rows (the network's training family; 60 rows, where its prior counts) some
+    nodes keep the network's groups: each gained more than the margin over the parents and kernel alone, and the
+    other nodes run without the network."""
+    rng = np.random.default_rng(1)
+    scm = scm_gen.sample_scm("in", "rff", 10, rng=rng, graph="er")
+    context, _ = scm.sample(60, rng)
+    inferred = CondFiP.from_pretrained("small").infer(context, scm.adjacency)
+    table = inferred.adaptation
+    reads = inferred._runner.prepared.adaptation[0].reads_decoder.cpu().numpy()
+    assert reads.any() and not reads.all()
+    assert (table["network_gain"].to_numpy()[reads] > NETWORK_EVIDENCE_MARGIN).all()
+    assert table["full_basis"].to_numpy()[reads].all()
 
 
 def test_adaptation_table_and_repr(scm_and_rows):
