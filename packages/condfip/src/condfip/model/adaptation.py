@@ -54,9 +54,7 @@ from condfip.model.parent_basis import NUM_LANDMARKS, NUM_SCALES, ParentBasis, l
 
 NUM_DIRECTIONS = 16  # principal directions of the decoder's features kept per node
 EVIDENCE_MARGIN = 3.0  # nats the nonlinear basis must gain over the linear model to be kept
-# nats the network's groups (zero-shot prediction, decoder directions) must add to the parents and kernel alone to
-# be kept: the network's features are a function of the fitted rows themselves (through the dataset embedding),
-# which the evidence, taking them as a fixed basis, does not charge for
+# nats the network's groups must add to the parents and kernel alone to be kept (why: the module docstring)
 NETWORK_EVIDENCE_MARGIN = 3.0
 # beyond the fitted rows' range a nonlinear node's parents are clamped in its linear part too (flat, as a kernel
 # regression) only when its evidence gain is at least this; a node the data barely call nonlinear extrapolates as
