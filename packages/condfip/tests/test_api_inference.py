@@ -596,6 +596,9 @@ def test_adaptation_table_and_repr(scm_and_rows):
     assert (table["full_basis"] == (table["evidence_gain"] > EVIDENCE_MARGIN)).all()
     adaptation, basis = adapted._runner.prepared.adaptation  # the sampling basis clamps what the fit says
     assert torch.equal(basis.clamp_linear, adaptation.clamps_linear.cpu())
+    # continued beyond the rows (the edge check): only nonlinear nodes, and what the sampling basis does
+    assert table["continued"].dtype == bool and not (table["continued"] & ~table["full_basis"]).any()
+    assert np.array_equal((basis.margins > 0).numpy(), table["continued"].to_numpy())
     # the kernel each node's fit chose: its length on the standardized parents, joint or additive
     for column, parents in zip(adapted.columns, scm.adjacency.sum(axis=0), strict=True):
         joint = [factor * math.sqrt(max(1, int(parents))) for factor in LENGTH_SCALES]

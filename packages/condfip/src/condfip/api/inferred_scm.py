@@ -142,8 +142,9 @@ class InferredSCM:
         standardized), the prior scale of each group of the basis, the kernel the evidence chose
         (``kernel_length``, on the standardized parents, and ``kernel_additive``: a mean of one Gaussian kernel
         per parent rather than one in all parents jointly, the same for one parent; read only where
-        ``full_basis``), and ``encoder_noise_weight`` (the weight of the encoder's amortized noise in
-        ``noise()``)."""
+        ``full_basis``), ``continued`` (the mechanism continues a length scale beyond the rows' range before it is held
+        flat, rather than at the range: the rows at the edge of the range said so, ``condfip.model.edge_check``), and
+        ``encoder_noise_weight`` (the weight of the encoder's amortized noise in ``noise()``)."""
         adaptation = getattr(self._runner, "adaptation", None)
         if adaptation is None:
             return None
@@ -160,6 +161,10 @@ class InferredSCM:
         table["kernel_length"] = basis.lengths[:, 0].numpy()
         # with one parent the additive kernel is the joint one at the same length: reported as joint
         table["kernel_additive"] = (basis.additive[:, 0] & (basis.parent_counts > 1)).numpy()
+        margins = basis.margins
+        table["continued"] = (
+            np.zeros(len(self._columns), dtype=bool) if margins is None else (margins > 0).cpu().numpy()
+        )
         table["encoder_noise_weight"] = self._encoder_noise_weight()
         return pd.DataFrame(table, index=self._columns)
 

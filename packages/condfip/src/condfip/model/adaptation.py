@@ -414,8 +414,11 @@ class WeightedRefit:
         self.targets = targets.double().T[:, :, None]  # [d, n, 1]
 
     def __call__(self, counts: torch.Tensor) -> Adaptation:
-        """counts: [n] row weights (non-negative, at least 2 in total) -> the refitted ``Adaptation``."""
-        weighted = self.by_node * counts.double().to(self.by_node.device)[None, :, None]  # [d, n, r]
+        """counts: [n] row weights (non-negative, at least 2 in total), or [d, n] one set per node -> the
+        refitted ``Adaptation``."""
+        counts = counts.double().to(self.by_node.device)
+        per_node = counts[None, :, None] if counts.dim() == 1 else counts[:, :, None]  # [1 or d, n, 1]
+        weighted = self.by_node * per_node  # [d, n, r]
         scatter = weighted.transpose(1, 2) @ self.by_node  # [d, r, r]
         cross = (weighted.transpose(1, 2) @ self.targets)[..., 0]  # [d, r]
         original = self.adaptation

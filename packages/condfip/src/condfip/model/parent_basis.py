@@ -58,7 +58,8 @@ class ParentBasis:
     ``length_scales`` then the additive kernel's ``additive_scales``. Padded parent slots are 0. ``bounds`` (lowest
     and highest value of every column [d]) clamps the kernel features' inputs: beyond the rows' range the
     nonlinear part stays at its value at the edge, while the parents' values (the linear part) are not clamped.
-    ``with_scale`` keeps one length scale per node (what a fit chose).
+    ``with_scale`` keeps one length scale per node (what a fit chose). ``with_bounds`` gives the same basis
+    clamped elsewhere.
     """
 
     def __init__(
@@ -93,6 +94,10 @@ class ParentBasis:
         # nonlinear mechanism stays flat beyond the rows' range (as a kernel regression does) while a linear one
         # extrapolates linearly
         self.clamp_linear: torch.Tensor | None = None
+        # [d]: how far beyond ``bounds`` each node's inputs are clamped (0: at the bounds), set after a fit to
+        # CONTINUE_LENGTHS of its kernel's length scale for the nodes whose rows at the edge of their range were
+        # predicted better by the mechanism continued than held flat (``condfip.model.edge_check``)
+        self.margins: torch.Tensor | None = None
         landmarks = self._values(rows.double().cpu()[picked], None)[1]  # [M, d, p]: clamped like any input
         self.landmarks = landmarks.transpose(0, 1).contiguous()  # [d, M, p]
         width = torch.sqrt(counts.clamp_min(1).double())  # [d]
@@ -135,6 +140,17 @@ class ParentBasis:
         chosen.num_scales = 1
         return chosen
 
+    def with_bounds(
+        self, bounds: tuple[torch.Tensor, torch.Tensor], margins: torch.Tensor | None = None
+    ) -> ParentBasis:
+        """The same basis (landmarks, whitening, nodes clamped in their linear part) clamping its inputs to
+        ``bounds`` (lowest and highest value of every column [d]) widened by ``margins`` per node ([d]) instead."""
+        other = object.__new__(ParentBasis)
+        other.__dict__.update(self.__dict__)
+        other.bounds = (bounds[0].double().cpu(), bounds[1].double().cpu())
+        other.margins = margins
+        return other
+
     @staticmethod
     def merge(parts: list[tuple[torch.Tensor, ParentBasis]], num_nodes: int) -> ParentBasis:
         """One basis of ``num_nodes`` nodes from bases of disjoint node sets (``(nodes [k] long, basis)``, each
@@ -165,6 +181,7 @@ class ParentBasis:
             merged.whitening[nodes, :, :m, :m] = basis.whitening
             merged.node_landmarks[nodes] = basis.node_landmarks
         merged.clamp_linear = None
+        merged.margins = None
         return merged
 
     def _values(self, z: torch.Tensor, nodes: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -179,6 +196,9 @@ class ParentBasis:
         if self.bounds is None:
             return values, values
         lower, upper = (bound[index].to(z.device) for bound in self.bounds)  # [k, p]
+        if self.margins is not None:
+            margin = (self.margins if nodes is None else self.margins[nodes]).to(z.device)[:, None]  # [k, 1]
+            lower, upper = lower - margin, upper + margin
         inside = torch.where(valid, torch.minimum(torch.maximum(values, lower), upper), 0.0)
         if self.clamp_linear is not None:
             clamp = self.clamp_linear if nodes is None else self.clamp_linear[nodes]

@@ -38,6 +38,7 @@ from condfip.model.adaptation import (
     reduced_design,
 )
 from condfip.model.decoder import AdaLNBlock, ConditionalDecoder
+from condfip.model.edge_check import continued_margins
 from condfip.model.embedding import DatasetEmbedding
 from condfip.model.parent_basis import ParentBasis
 from condfip.model.readout import Readout, fit_readout
@@ -408,6 +409,7 @@ class PreparedDecoder:
             adaptation = merge_adaptations([(nodes, fit) for nodes, fit, _ in fits], d)
             chosen = ParentBasis.merge([(nodes, basis) for nodes, _, basis in fits], d)
         chosen.clamp_linear = adaptation.clamps_linear.cpu()  # the fitted rows lie inside: fit unchanged
+        chosen.margins = continued_margins(adaptation, chosen, self.parents, rows, self.features)
         self.adaptation = (adaptation, chosen)
         return adaptation
 

@@ -1,0 +1,107 @@
+"""Which nonlinear nodes continue their mechanism beyond the fitted rows' range, decided by the rows at its edge.
+
+Beyond the rows' range the adapted ``F_hat`` of a nonlinear node holds its kernel part (and, when the node is
+clearly nonlinear, its linear part) at its value at the edge (``ParentBasis.bounds``): a wiggly mechanism (a sine,
+a step) is not extrapolated into waves it never showed. A smooth curve that keeps rising (a quadratic, a cubic,
+a growth) is then flat exactly where new rows and interventions just beyond the range ask, while the kernel
+continues its curvature over about a length scale.
+
+The rows say which of the two a node needs. The rows beyond a column's ``EDGE_QUANTILE`` and ``1 -
+EDGE_QUANTILE`` quantiles are that column's edge; a node's edge rows are those at the edge of any of its parents.
+Each node's chosen model (its kernel, penalties and active groups, unchanged) is refitted on its other rows (one
+weighted solve, ``WeightedRefit``) and predicts its edge rows twice: clamped at the inner rows' quantiles, as the
+fitted model is at the rows' range, and clamped ``CONTINUE_LENGTHS`` of its kernel's length scale (at most
+``MAX_CONTINUE``) beyond them. A
+node whose edge rows are predicted better continued, by a squared error at most ``CONTINUE_RATIO`` times the
+clamped one, and which has at least ``MIN_EDGE_ROWS`` of them, is clamped that far beyond the rows' range
+(``ParentBasis.margins``); beyond that it is flat again, where a Gaussian kernel would decay back to the linear
+part, far from any curve the rows showed. Inside the rows' range nothing changes: the fit is the same.
+
+Axis legend: n rows, d nodes, f decoder features, r reduced basis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from condfip.model.adaptation import Adaptation, WeightedRefit, evaluate, reduced_design
+from condfip.model.parent_basis import ParentBasis
+
+EDGE_QUANTILE = 0.05  # a column's rows below this quantile or above 1 minus it are its edge
+# a continued node is clamped this many of its kernel's length scales beyond the range, at most MAX_CONTINUE
+# standard deviations of each parent (a joint kernel of many parents has a long length scale; beyond the rows
+# by that much the kernel part has decayed back toward the linear part, far from any curve the rows showed)
+CONTINUE_LENGTHS = 1.0
+MAX_CONTINUE = 1.0
+MIN_EDGE_ROWS = 4  # a node with fewer edge rows stays clamped
+# a node is continued only when its edge rows' squared error continued is at most this fraction of the clamped
+# one: the clamp is the default, and a few edge rows are a noisy judge
+CONTINUE_RATIO = 0.8
+# the rows' reduced design used by the check stays under this (evenly spaced rows beyond it)
+EDGE_CHECK_BYTES = 128 * 2**20
+
+Features = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (rows [n, d], nodes [k]) -> [n, k, f]
+
+
+def continued_margins(
+    adaptation: Adaptation,
+    basis: ParentBasis,
+    parents: torch.Tensor,
+    rows: torch.Tensor,
+    features: Features,
+) -> torch.Tensor:
+    """[d]: how far beyond the rows' range each node is clamped (``ParentBasis.margins``): ``CONTINUE_LENGTHS``
+    times its kernel's length scale, at most ``MAX_CONTINUE``, for the nodes whose mechanism continues, 0 for
+    the others. ``adaptation`` and
+    ``basis`` are a fit's (``PreparedDecoder.adapt``), ``parents`` [d, d] its graph (``parents[i, j]`` for
+    ``j -> i``), ``rows`` [n, d] the standardized rows it was fitted on, ``features`` the decoder's features of
+    rows for some nodes."""
+    continued = continued_nodes(adaptation, basis, parents, rows, features)
+    return torch.where(continued, _margins(basis), 0.0)
+
+
+def _margins(basis: ParentBasis) -> torch.Tensor:
+    """[d]: how far beyond the range a continued node is clamped, in standardized units."""
+    return (CONTINUE_LENGTHS * basis.lengths[:, 0]).clamp_max(MAX_CONTINUE)
+
+
+def continued_nodes(
+    adaptation: Adaptation,
+    basis: ParentBasis,
+    parents: torch.Tensor,
+    rows: torch.Tensor,
+    features: Features,
+) -> torch.Tensor:
+    """[d] bool: the nodes whose mechanism continues beyond the rows' range (arguments: ``continued_margins``)."""
+    d = rows.shape[1]
+    candidates = adaptation.full_basis.cpu().clone()  # [d]: only a nonlinear node's kernel part is clamped
+    if not bool(candidates.any()) or rows.shape[0] < 2 * MIN_EDGE_ROWS:
+        return torch.zeros(d, dtype=torch.bool)
+    width = adaptation.penalties.shape[-1]
+    keep = max(2 * MIN_EDGE_ROWS, EDGE_CHECK_BYTES // (8 * d * width))
+    if rows.shape[0] > keep:
+        rows = rows[torch.linspace(0, rows.shape[0] - 1, keep, device=rows.device).round().long()]
+    z = rows.double()  # [n, d]
+    quantiles = torch.tensor([EDGE_QUANTILE, 1.0 - EDGE_QUANTILE], dtype=torch.float64, device=z.device)
+    lower, upper = torch.quantile(z, quantiles, dim=0)  # [d] each
+    outside = (z < lower) | (z > upper)  # [n, d]
+    edge = (outside.double() @ parents.to(z.device).double().T) > 0  # [n, d]: at the edge of a parent
+    candidates &= edge.sum(dim=0).cpu() >= MIN_EDGE_ROWS
+
+    decoder_features = torch.zeros(z.shape[0], d, adaptation.decoder_weights.shape[1], dtype=torch.float64)
+    decoder_features = decoder_features.to(z.device)  # [n, d, f]: 0 for a node that does not read the network
+    reads = torch.nonzero(adaptation.reads_decoder & candidates.to(adaptation.full_basis.device)).flatten()
+    if reads.numel():
+        decoder_features[:, reads.to(z.device)] = features(z, reads.to(z.device)).double()
+    design = reduced_design(adaptation, decoder_features, basis(z))  # [n, d, r]
+    inner = WeightedRefit(adaptation, design, z)((~edge).T.double())  # each node fitted on its inner rows
+
+    errors = []
+    # clamped at the inner rows' quantiles, then as far beyond them as a continued node is
+    for margins in (None, _margins(basis)):
+        predicted = evaluate(inner, decoder_features, basis.with_bounds((lower, upper), margins)(z))  # [n, d]
+        errors.append(torch.where(edge, (predicted - z).square(), 0.0).sum(dim=0).cpu())  # [d]
+    clamped, continued = errors
+    return candidates & (continued <= CONTINUE_RATIO * clamped)

@@ -1,0 +1,117 @@
+"""Which nonlinear nodes continue beyond the fitted rows' range (``condfip.model.edge_check``), on synthetic
+features (no network): a rising curve continues, a wiggle stays flat, a linear node is never touched, and inside
+the range the fit is the same either way."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+from condfip.model.adaptation import WeightedRefit, evaluate, reduced_design
+from condfip.model.edge_check import (
+    CONTINUE_LENGTHS,
+    MAX_CONTINUE,
+    MIN_EDGE_ROWS,
+    continued_margins,
+    continued_nodes,
+)
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_adaptation import D, _fit, _linear_data, _parents  # noqa: E402
+
+
+def _curve_and_wiggle(rows: int, seed: int) -> torch.Tensor:
+    """Node 2 a parabola of node 0 (it keeps rising beyond the rows), node 3 a fast sine of node 0 plus a linear
+    term of node 1, node 4 linear in 2 and 3."""
+    z, noise = _linear_data(rows, seed=seed)
+    z[:, 2] = 0.8 * z[:, 0] ** 2 + 0.1 * noise[:, 2]
+    z[:, 3] = torch.sin(6 * z[:, 0]) + 0.5 * z[:, 1] + 0.1 * noise[:, 3]
+    z[:, 4] = 0.5 * z[:, 2] - 1.2 * z[:, 3] + noise[:, 4]
+    return z
+
+
+def _fitted(z: torch.Tensor):
+    adaptation, basis, features = _fit(z)
+    basis = basis.with_bounds((z.amin(dim=0), z.amax(dim=0)))
+    basis.clamp_linear = adaptation.clamps_linear
+    continued = continued_nodes(
+        adaptation, basis, _parents(), z, lambda rows, nodes: features(rows)[:, nodes]
+    )
+    return adaptation, basis, features, continued
+
+
+def test_a_rising_curve_continues_and_a_wiggle_stays_flat():
+    for seed in range(3):
+        z = _curve_and_wiggle(200, seed)
+        adaptation, basis, features, continued = _fitted(z)
+        assert adaptation.full_basis[2:4].tolist() == [True, True]
+        assert continued.tolist() == [False, False, True, False, False], f"seed {seed}"
+    # just beyond the rows (up to the continued node's clamp), the continued parabola is closer to the truth
+    margins = continued_margins(
+        adaptation, basis, _parents(), z, lambda rows, nodes: features(rows)[:, nodes]
+    )
+    beyond = torch.zeros(20, D, dtype=torch.float64)
+    beyond[:, 0] = z[:, 0].max() + torch.linspace(0.05, 1.0, 20, dtype=torch.float64) * margins[2]
+    flat = evaluate(adaptation, features(beyond), basis(beyond))[:, 2]
+    basis.margins = margins
+    curve = evaluate(adaptation, features(beyond), basis(beyond))[:, 2]
+    truth = 0.8 * beyond[:, 0] ** 2
+    assert float((curve - truth).abs().mean()) < 0.5 * float((flat - truth).abs().mean())
+
+
+def test_a_continued_node_is_clamped_a_length_scale_beyond_the_range_and_the_fit_is_the_same_inside():
+    z = _curve_and_wiggle(200, seed=0)
+    adaptation, basis, features, continued = _fitted(z)
+    clamped = basis(z)
+    margins = continued_margins(
+        adaptation, basis, _parents(), z, lambda rows, nodes: features(rows)[:, nodes]
+    )
+    assert torch.equal(margins > 0, continued)
+    expected = (CONTINUE_LENGTHS * basis.lengths[continued, 0]).clamp_max(MAX_CONTINUE)
+    assert torch.equal(margins[continued], expected)
+    basis.margins = margins
+    assert torch.equal(basis(z), clamped)  # every fitted row lies inside its own range: bit for bit
+    lower, upper = basis.bounds
+    far = (upper + 10.0)[None, :]  # [1, d]: every column far beyond its range
+    held = basis.with_bounds(basis.bounds)
+    p = basis.max_parents
+    for node in range(D):
+        margin = float(margins[node])
+        edge = (upper + margin)[None, :]  # where the node's clamp is
+        # the kernel part (and the parents' values of a node clamped in its linear part) is flat beyond the
+        # widened range; a node not continued is the same as without margins
+        start = 0 if bool(basis.clamp_linear[node]) else p
+        assert torch.equal(basis(far)[:, node, start:], basis(edge)[:, node, start:])
+        if margin == 0:
+            assert torch.equal(basis(far)[:, node], held(far)[:, node])
+    # node 2 (one parent, node 0): between the range and the clamp its kernel part still moves
+    between = lower.clone()[None, :]
+    between[0, 0] = upper[0] + 0.5 * float(margins[2])
+    assert not torch.equal(basis(between)[:, 2, p:], held(between)[:, 2, p:])
+
+
+def test_linear_mechanisms_and_too_few_rows_never_continue():
+    z, _ = _linear_data(300, seed=5)
+    assert not bool(_fitted(z)[3].any())  # no node kept the nonlinear basis
+    z = _curve_and_wiggle(2 * MIN_EDGE_ROWS - 1, seed=1)
+    adaptation, basis, features = _fit(z)
+    assert not bool(
+        continued_nodes(adaptation, basis, _parents(), z, lambda rows, nodes: features(rows)).any()
+    )
+
+
+def test_a_refit_per_node_equals_each_node_refitted_alone():
+    """``WeightedRefit`` with one set of row weights per node ([d, n], what the edge check fits on) gives each node
+    the weights it gets from a refit with its own weights for every node."""
+    z = _curve_and_wiggle(150, seed=2)
+    adaptation, basis, features = _fit(z)
+    refit = WeightedRefit(adaptation, reduced_design(adaptation, features(z), basis(z)), z)
+    counts = (torch.rand(D, len(z), generator=torch.Generator().manual_seed(3)) > 0.2).double()  # [d, n]
+    per_node = refit(counts)
+    for node in range(D):
+        alone = refit(counts[node])
+        for name in ("decoder_weights", "basis_weights", "bias"):
+            # the same float64 system per node, built from the same products: equal bit for bit
+            assert torch.equal(getattr(per_node, name)[node], getattr(alone, name)[node]), (node, name)
