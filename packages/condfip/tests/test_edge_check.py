@@ -13,6 +13,7 @@ from condfip.model.adaptation import WeightedRefit, evaluate, reduced_design
 from condfip.model.edge_check import (
     CONTINUE_LENGTHS,
     MAX_CONTINUE,
+    MIN_CONTINUE_LENGTH,
     MIN_EDGE_ROWS,
     continued_margins,
     continued_nodes,
@@ -32,8 +33,8 @@ def _curve_and_wiggle(rows: int, seed: int) -> torch.Tensor:
     return z
 
 
-def _fitted(z: torch.Tensor):
-    adaptation, basis, features = _fit(z)
+def _fitted(z: torch.Tensor, **options):
+    adaptation, basis, features = _fit(z, **options)
     basis = basis.with_bounds((z.amin(dim=0), z.amax(dim=0)))
     basis.clamp_linear = adaptation.clamps_linear
     continued = continued_nodes(
@@ -90,6 +91,16 @@ def test_a_continued_node_is_clamped_a_length_scale_beyond_the_range_and_the_fit
     between = lower.clone()[None, :]
     between[0, 0] = upper[0] + 0.5 * float(margins[2])
     assert not torch.equal(basis(between)[:, 2, p:], held(between)[:, 2, p:])
+
+
+def test_a_short_kernel_never_continues():
+    """Only kernels at least MIN_CONTINUE_LENGTH long continue: with the parabola's kernel forced short, it stays
+    flat whatever its edge rows say."""
+    z = _curve_and_wiggle(200, seed=0)
+    short = MIN_CONTINUE_LENGTH / 4
+    adaptation, basis, _, continued = _fitted(z, length_scales=(short,), additive_scales=())
+    assert bool(adaptation.full_basis[2]) and float(basis.lengths[2, 0]) == short
+    assert not bool(continued.any())
 
 
 def test_linear_mechanisms_and_too_few_rows_never_continue():
