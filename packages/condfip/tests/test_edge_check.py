@@ -126,3 +126,17 @@ def test_a_refit_per_node_equals_each_node_refitted_alone():
         for name in ("decoder_weights", "basis_weights", "bias"):
             # the same float64 system per node, built from the same products: equal bit for bit
             assert torch.equal(getattr(per_node, name)[node], getattr(alone, name)[node]), (node, name)
+
+
+def test_the_fit_of_some_nodes_evaluates_as_those_nodes_of_the_whole_fit():
+    """``Adaptation.select`` (what the edge check refits) keeps each selected node's fit exactly."""
+    z = _curve_and_wiggle(150, seed=4)
+    adaptation, basis, features = _fit(z)
+    nodes = torch.tensor([4, 2])
+    part = adaptation.select(nodes)
+    whole = evaluate(adaptation, features(z), basis(z))[:, nodes]  # [n, 2]
+    # the same float64 products in batches of another size: BLAS may order their sums differently (~1e-15)
+    torch.testing.assert_close(
+        evaluate(part, features(z)[:, nodes], basis(z, nodes)), whole, rtol=1e-12, atol=1e-12
+    )
+    assert torch.equal(part.full_basis, adaptation.full_basis[nodes]) and part.parent_slots == 2

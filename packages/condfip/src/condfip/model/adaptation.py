@@ -120,6 +120,16 @@ class Adaptation:
         nonlinear basis was kept, by at least ``LINEAR_CLAMP_EVIDENCE`` nats)."""
         return self.full_basis & (self.evidence_gain >= LINEAR_CLAMP_EVIDENCE)
 
+    def select(self, nodes: torch.Tensor) -> Adaptation:
+        """The fit of the nodes ``nodes`` ([k] long) only, in that order: every per-node field indexed."""
+        index = nodes.to(self.bias.device)
+        fields = {
+            name: value[index] if isinstance(value, torch.Tensor) else value
+            for name, value in self.__dict__.items()
+        }
+        fields["prior"] = (self.prior[0][index], self.prior[1][index])
+        return Adaptation(**fields)
+
     @property
     def reads_decoder(self) -> torch.Tensor:
         """[d] bool: the node's ``F_hat`` uses the decoder's features (the zero-shot or decoder group was kept)."""

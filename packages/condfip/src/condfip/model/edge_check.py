@@ -78,33 +78,45 @@ def continued_nodes(
 ) -> torch.Tensor:
     """[d] bool: the nodes whose mechanism continues beyond the rows' range (arguments: ``continued_margins``)."""
     d = rows.shape[1]
+    continued = torch.zeros(d, dtype=torch.bool)
     # [d]: only a nonlinear node's kernel part is clamped, and only a long kernel's continues smoothly
     candidates = adaptation.full_basis.cpu() & (basis.lengths[:, 0] >= MIN_CONTINUE_LENGTH)
     if not bool(candidates.any()) or rows.shape[0] < 2 * MIN_EDGE_ROWS:
-        return torch.zeros(d, dtype=torch.bool)
-    width = adaptation.penalties.shape[-1]
-    keep = max(2 * MIN_EDGE_ROWS, EDGE_CHECK_BYTES // (8 * d * width))
-    if rows.shape[0] > keep:
-        rows = rows[torch.linspace(0, rows.shape[0] - 1, keep, device=rows.device).round().long()]
+        return continued
     z = rows.double()  # [n, d]
     quantiles = torch.tensor([EDGE_QUANTILE, 1.0 - EDGE_QUANTILE], dtype=torch.float64, device=z.device)
     lower, upper = torch.quantile(z, quantiles, dim=0)  # [d] each
     outside = (z < lower) | (z > upper)  # [n, d]
     edge = (outside.double() @ parents.to(z.device).double().T) > 0  # [n, d]: at the edge of a parent
     candidates &= edge.sum(dim=0).cpu() >= MIN_EDGE_ROWS
+    nodes = torch.nonzero(candidates).flatten()  # [k]
+    if not nodes.numel():
+        return continued
+    fit = adaptation.select(nodes)
+    keep = max(2 * MIN_EDGE_ROWS, EDGE_CHECK_BYTES // (8 * nodes.numel() * fit.penalties.shape[-1]))
+    if z.shape[0] > keep:  # evenly spaced rows
+        picked = torch.linspace(0, z.shape[0] - 1, keep, device=z.device).round().long()
+        z, edge = z[picked], edge[picked]
+    on_device = nodes.to(z.device)
+    edge, targets = edge[:, on_device], z[:, on_device]  # [n, k]
 
-    decoder_features = torch.zeros(z.shape[0], d, adaptation.decoder_weights.shape[1], dtype=torch.float64)
-    decoder_features = decoder_features.to(z.device)  # [n, d, f]: 0 for a node that does not read the network
-    reads = torch.nonzero(adaptation.reads_decoder & candidates.to(adaptation.full_basis.device)).flatten()
-    if reads.numel():
-        decoder_features[:, reads.to(z.device)] = features(z, reads.to(z.device)).double()
-    design = reduced_design(adaptation, decoder_features, basis(z))  # [n, d, r]
-    inner = WeightedRefit(adaptation, design, z)((~edge).T.double())  # each node fitted on its inner rows
+    # [n, k, f]: the decoder's features of the nodes that read the network, 0 for the others
+    decoder_features = torch.zeros(
+        z.shape[0], nodes.numel(), fit.decoder_weights.shape[1], dtype=torch.float64
+    )
+    decoder_features = decoder_features.to(z.device)
+    reads = fit.reads_decoder.to(z.device)  # [k]
+    if bool(reads.any()):
+        decoder_features[:, reads] = features(z, on_device[reads]).double()
+    design = reduced_design(fit, decoder_features, basis(z, nodes))  # [n, k, r]
+    inner = WeightedRefit(fit, design, targets)((~edge).T.double())  # each node fitted on its inner rows
 
     errors = []
     # clamped at the inner rows' quantiles, then as far beyond them as a continued node is
     for margins in (None, _margins(basis)):
-        predicted = evaluate(inner, decoder_features, basis.with_bounds((lower, upper), margins)(z))  # [n, d]
-        errors.append(torch.where(edge, (predicted - z).square(), 0.0).sum(dim=0).cpu())  # [d]
-    clamped, continued = errors
-    return candidates & (continued <= CONTINUE_RATIO * clamped)
+        bounded = basis.with_bounds((lower, upper), margins)
+        predicted = evaluate(inner, decoder_features, bounded(z, nodes))  # [n, k]
+        errors.append(torch.where(edge, (predicted - targets).square(), 0.0).sum(dim=0).cpu())  # [k]
+    clamped, beyond = errors
+    continued[nodes] = beyond <= CONTINUE_RATIO * clamped
+    return continued
