@@ -15,6 +15,7 @@ from condfip.model.adaptation import (
     LEVERAGE_CAP,
     LEVERAGE_CAP_QUANTILE,
     LINEAR_CLAMP_EVIDENCE,
+    LOW_SIGNAL_RIDGE,
     NETWORK_EVIDENCE_MARGIN,
     WeightedRefit,
     _schur_evidence,
@@ -101,6 +102,26 @@ def test_linear_mechanisms_with_many_rows_match_least_squares():
     assert not bool(adaptation.full_basis.any())  # the evidence keeps the linear model everywhere
     fitted = evaluate(adaptation, features(z), basis(z)).numpy()
     np.testing.assert_allclose(fitted, _least_squares(z), rtol=0, atol=1e-6)
+
+
+def test_a_linear_node_its_parents_barely_explain_keeps_the_evidence_ridge():
+    """Node 4's parents explain almost none of its column: its fit is the ridge regression at the penalty the
+    evidence chose (at least LOW_SIGNAL_RIDGE of the rows), the constant unpenalized; the nodes of strong linear
+    parents keep least squares."""
+    z, noise = _linear_data(200, seed=6)
+    z[:, 4] = 0.03 * z[:, 2] - 0.02 * z[:, 3] + 2.0 * noise[:, 4]
+    adaptation, basis, features = _fit(z)
+    assert not bool(adaptation.full_basis.any())
+    penalties = adaptation.penalties[4, :3]  # the constant, then the parents 2 and 3
+    assert bool((penalties[1:] >= LOW_SIGNAL_RIDGE * len(z)).all())
+    design = torch.stack([torch.ones(len(z), dtype=torch.float64), z[:, 2], z[:, 3]], dim=1)  # [n, 3]
+    weights = torch.linalg.solve(design.T @ design + torch.diag(penalties), design.T @ z[:, 4])
+    fitted = evaluate(adaptation, features(z), basis(z))
+    # float64 solves of the same system but for the fit's 1e-10 relative jitter
+    np.testing.assert_allclose(fitted[:, 4], design @ weights, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(fitted[:, 2:4], _least_squares(z)[:, 2:4], rtol=0, atol=1e-8)
+    least_squares = _least_squares(z)[:, 4]
+    assert float(fitted[:, 4].std()) < 0.5 * float(least_squares.std())  # shrunk toward the mean
 
 
 @pytest.mark.parametrize("noise_scale", [1e-4, 1e-6])

@@ -4,7 +4,10 @@ Per node ``i``, ``F_hat_i(z) = x_i(z) . w_i`` over a basis ``x_i`` of functions 
 
 - a constant and the parents' standardized values (unpenalized when the rows are at least
   ``LINEAR_ROWS_PER_FEATURE`` times the node's parents plus two, so that a linear mechanism is fitted as least
-  squares fits it; a penalized group otherwise);
+  squares fits it; a penalized group otherwise, and in a linear node whose parents explain so little of its
+  column that the evidence's ridge on their values is at least ``LOW_SIGNAL_RIDGE`` times the rows: there least
+  squares' variance costs more than the ridge's bias, and a strong linear mechanism, whose ridge is orders of
+  magnitude below that, is still fitted as least squares fits it);
 - the pretrained network's own prediction ``F_zero_shot_i`` (the trained readout of the decoder's features);
 - the decoder's features of the parents, compressed to their ``num_directions`` principal directions;
 - Gaussian-kernel features of the parents at landmark rows, of one kernel chosen per node among the joint
@@ -61,6 +64,7 @@ NETWORK_EVIDENCE_MARGIN = 3.0
 # the linear model it nearly is (linear SCMs at 50-100 rows: interventional RMSE up to 9 % lower)
 LINEAR_CLAMP_EVIDENCE = 10.0
 LINEAR_ROWS_PER_FEATURE = 4
+LOW_SIGNAL_RIDGE = 0.01  # a linear node keeps the evidence's ridge on its parents' values from this times the rows
 ITERATIONS = 12  # at most; a node stops once none of its log precisions moves by more than TOLERANCE
 TOLERANCE = 1e-2
 KEPT_ROWS_BYTES = (
@@ -240,6 +244,26 @@ def fit_adaptation(
         )
         for scale, keep, with_kernel in models
     ]
+    # the linear model once more with the parents' values penalized (one group, its precision by the evidence)
+    constant_only = torch.zeros_like(fixed)
+    constant_only[:, 0] = True
+    shrunk = _schur_evidence(
+        moments.scatter_small,
+        coupling[0],
+        eigenvalues[0],
+        moments.cross_small,
+        rotated_cross[0, ..., 0],
+        moments.squares,
+        n,
+        groups,
+        constant_only,
+        unused | (~linear_columns[None, :] & ~constant_only),
+        kernel_excluded=True,
+        iterations=iterations,
+    )
+    # [d]: linear nodes whose parents explain so little that the evidence's ridge on their values is at least
+    # LOW_SIGNAL_RIDGE of the rows keep it (least squares' variance costs them more than the ridge's bias)
+    low_signal = enough & (counts > 0) & (shrunk.penalties[:, 1] >= LOW_SIGNAL_RIDGE * n)
     # [2s, d]: the kernels' fits with the network's groups, then without them
     candidates = torch.stack([fit.log_evidence for fit in fits[:-1]])
     with_network, network_scale = candidates[:num_scales].max(dim=0)  # [d]
@@ -259,8 +283,9 @@ def fit_adaptation(
     def chosen(name: str) -> torch.Tensor:
         nonlinear_value = torch.stack([getattr(fit, name) for fit in fits[:-1]])[model, every_node]
         linear_value = getattr(fits[-1], name)
-        mask = use_full.reshape(-1, *([1] * (linear_value.dim() - 1)))
-        return torch.where(mask, nonlinear_value, linear_value)
+        shape = (-1, *([1] * (linear_value.dim() - 1)))
+        linear_value = torch.where(low_signal.reshape(shape), getattr(shrunk, name), linear_value)
+        return torch.where(use_full.reshape(shape), nonlinear_value, linear_value)
 
     penalties = chosen("penalties")  # [d, a + M]
     active = ~chosen("pruned")  # [d, r]: columns in the model (pruned ones get a weight of exactly 0)
