@@ -64,7 +64,8 @@ NETWORK_EVIDENCE_MARGIN = 3.0
 # the linear model it nearly is (linear SCMs at 50-100 rows: interventional RMSE up to 9 % lower)
 LINEAR_CLAMP_EVIDENCE = 10.0
 LINEAR_ROWS_PER_FEATURE = 4
-LOW_SIGNAL_RIDGE = 0.01  # a linear node keeps the evidence's ridge on its parents' values from this times the rows
+# a linear node keeps the evidence's ridge on its parents' values from this times the rows (module docstring)
+LOW_SIGNAL_RIDGE = 0.01
 ITERATIONS = 12  # at most; a node stops once none of its log precisions moves by more than TOLERANCE
 TOLERANCE = 1e-2
 KEPT_ROWS_BYTES = (
