@@ -8,7 +8,8 @@ a random one-hidden-layer tanh network or a sum of Gaussian bumps (with ``--mech
 growth, thresholds, a fast sine, a pure product of the parents, ReLU, cubic, saturating ``x / (1 + |x|)``, or a
 mix of some of these and linear per node); noise Gaussian, Laplace, Student-t with 3
 degrees of freedom, uniform, or Cauchy clipped at 20 (outliers). Every non-root mechanism is scaled to unit
-variance on a pilot sample; the noise of a non-root node has standard deviation 0.3-0.8, a root's 1. Graphs: Erdos-Renyi DAGs with
+variance on a pilot sample; the noise of a non-root node has standard deviation 0.3-0.8 (times
+``--noise-factor``), a root's 1 (or, with ``--binary-roots``, a root takes -1 or 1). Graphs: Erdos-Renyi DAGs with
 1.5 expected parents per node (``--parents``).
 
 For each family it reports the standardized RMSE (the context's per-column std) of noise (held-out rows), of
@@ -132,6 +133,9 @@ class UnseenSCM:
         noise: str,
         rng: np.random.Generator,
         expected_parents: float = 1.5,
+        *,
+        binary_roots: bool = False,
+        noise_factor: float = 1.0,
     ) -> None:
         probability = min(1.0, expected_parents * 2.0 / (num_nodes - 1))
         upper = np.triu(rng.random((num_nodes, num_nodes)) < probability, k=1)
@@ -143,11 +147,17 @@ class UnseenSCM:
         self.mechanisms = [draw_mechanism(mechanism, len(p), rng) if len(p) else None for p in self.parents]
         self.noise_family = noise
         self.noise_scale = np.where([len(p) > 0 for p in self.parents], rng.uniform(0.3, 0.8, num_nodes), 1.0)
+        self.binary_roots, self.noise_factor = binary_roots, noise_factor
         self.offset, self.scale = np.zeros(num_nodes), np.ones(num_nodes)
         self.generate(self.noise(5000, np.random.default_rng(0)), calibrate=True)  # sets offset and scale
 
     def noise(self, num_rows: int, rng: np.random.Generator) -> np.ndarray:
-        return draw_noise(self.noise_family, (num_rows, len(self.parents)), rng) * self.noise_scale  # [n, d]
+        noise = draw_noise(self.noise_family, (num_rows, len(self.parents)), rng) * self.noise_scale  # [n, d]
+        roots = np.array([len(p) == 0 for p in self.parents])  # [d]
+        if self.binary_roots:  # a root takes -1 or 1 (a switch, a treatment arm)
+            noise[:, roots] = rng.choice([-1.0, 1.0], size=(num_rows, int(roots.sum())))
+        noise[:, ~roots] *= self.noise_factor
+        return noise
 
     def generate(
         self,
@@ -184,7 +194,15 @@ def scores(model: CondFiP, mechanism: str, noise: str, args: argparse.Namespace)
     for index in range(args.datasets):
         key = zlib.crc32(f"{mechanism}/{noise}".encode())
         rng = np.random.default_rng([args.seed, key, index])
-        scm = UnseenSCM(args.nodes, mechanism, noise, rng, args.parents)
+        scm = UnseenSCM(
+            args.nodes,
+            mechanism,
+            noise,
+            rng,
+            args.parents,
+            binary_roots=args.binary_roots,
+            noise_factor=args.noise_factor,
+        )
         context = scm.generate(scm.noise(args.context, rng))
         query_noise = scm.noise(400, rng)
         query = scm.generate(query_noise)
@@ -226,6 +244,10 @@ def main() -> None:
     parser.add_argument("--context", type=int, default=400)
     parser.add_argument("--parents", type=float, default=1.5, help="expected parents per node")
     parser.add_argument("--datasets", type=int, default=4)
+    parser.add_argument("--binary-roots", action="store_true", help="every root takes -1 or 1")
+    parser.add_argument(
+        "--noise-factor", type=float, default=1.0, help="the non-root nodes' noise times this"
+    )
     parser.add_argument("--weights", default="small")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
