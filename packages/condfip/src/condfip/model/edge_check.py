@@ -32,10 +32,11 @@ from condfip.model.parent_basis import ParentBasis
 
 EDGE_QUANTILE = 0.05  # a column's rows below this quantile or above 1 minus it are its edge
 # a continued node is clamped this many of its kernel's length scales beyond the range, at most MAX_CONTINUE
-# standard deviations of each parent (a joint kernel of many parents is long; that far beyond the rows its kernel
-# part has decayed toward the linear part, far from any curve the rows showed: one node's error 0.05 -> 7.5)
+# standard deviations of each parent: a joint kernel of many parents is long, and that far beyond the rows its
+# kernel part has decayed toward the linear part, far from any curve the rows showed (uncapped, one node's error
+# 0.05 -> 7.5; a cap of two rather than one: rising curves at 100 rows 1-2 % lower, the paper grid within 0.4 %)
 CONTINUE_LENGTHS = 1.0
-MAX_CONTINUE = 1.0
+MAX_CONTINUE = 2.0
 MIN_CONTINUE_LENGTH = 2.0  # only a kernel at least this long (standardized parents) is continued (why: above)
 MIN_EDGE_ROWS = 4  # a node with fewer edge rows stays clamped
 # a node is continued only when its edge rows' squared error continued is at most this fraction of the clamped
