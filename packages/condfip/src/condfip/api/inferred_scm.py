@@ -142,8 +142,9 @@ class InferredSCM:
         standardized), the prior scale of each group of the basis, the kernel the evidence chose
         (``kernel_length``, on the standardized parents, and ``kernel_additive``: a mean of one Gaussian kernel
         per parent rather than one in all parents jointly, the same for one parent; read only where
-        ``full_basis``), ``continued`` (the mechanism continues a length scale beyond the rows' range before it is held
-        flat, rather than at the range: the rows at the edge of the range said so, ``condfip.model.edge_check``), and
+        ``full_basis``), ``continued`` (the mechanism continues up to a length scale, at most two standard deviations,
+        beyond the rows' range before it is held flat, rather than at the range: the rows at the edge of the range
+        said so, ``condfip.model.edge_check``), and
         ``encoder_noise_weight`` (the weight of the encoder's amortized noise in ``noise()``)."""
         adaptation = getattr(self._runner, "adaptation", None)
         if adaptation is None:

@@ -56,11 +56,10 @@ def continued_margins(
     features: Features,
 ) -> torch.Tensor:
     """[d]: how far beyond the rows' range each node is clamped (``ParentBasis.margins``): ``CONTINUE_LENGTHS``
-    times its kernel's length scale, at most ``MAX_CONTINUE``, for the nodes whose mechanism continues, 0 for
-    the others. ``adaptation`` and
-    ``basis`` are a fit's (``PreparedDecoder.adapt``), ``parents`` [d, d] its graph (``parents[i, j]`` for
-    ``j -> i``), ``rows`` [n, d] the standardized rows it was fitted on, ``features`` the decoder's features of
-    rows for some nodes."""
+    times its kernel's length scale, at most ``MAX_CONTINUE``, for the nodes whose mechanism continues, 0 for the
+    others. ``adaptation`` and ``basis`` are a fit's (``PreparedDecoder.adapt``), ``parents`` [d, d] its graph
+    (``parents[i, j]`` for ``j -> i``), ``rows`` [n, d] the standardized rows it was fitted on, ``features`` the
+    decoder's features of rows for some nodes."""
     continued = continued_nodes(adaptation, basis, parents, rows, features)
     return torch.where(continued, _margins(basis), 0.0)
 

@@ -57,8 +57,8 @@ class ParentBasis:
     ``num_landmarks`` of them, evenly spaced, are the landmarks. The scales are the joint kernel's
     ``length_scales`` then the additive kernel's ``additive_scales``. Padded parent slots are 0. ``bounds`` (lowest
     and highest value of every column [d]) clamps the kernel features' inputs: beyond the rows' range the
-    nonlinear part stays at its value at the edge, while the parents' values (the linear part) are not clamped.
-    ``with_scale`` keeps one length scale per node (what a fit chose). ``with_bounds`` gives the same basis
+    nonlinear part stays at its value at the edge, while the parents' values (the linear part) are not clamped;
+    ``margins`` widens them per node. ``with_scale`` keeps one length scale per node (what a fit chose). ``with_bounds`` gives the same basis
     clamped elsewhere.
     """
 
@@ -94,9 +94,9 @@ class ParentBasis:
         # nonlinear mechanism stays flat beyond the rows' range (as a kernel regression does) while a linear one
         # extrapolates linearly
         self.clamp_linear: torch.Tensor | None = None
-        # [d]: how far beyond ``bounds`` each node's inputs are clamped (0: at the bounds), set after a fit to
-        # CONTINUE_LENGTHS of its kernel's length scale for the nodes whose rows at the edge of their range were
-        # predicted better by the mechanism continued than held flat (``condfip.model.edge_check``)
+        # [d]: how far beyond ``bounds`` each node's inputs are clamped (0: at the bounds), set after a fit for the
+        # nodes whose rows at the edge of their range were predicted better by the mechanism continued than held
+        # flat (``condfip.model.edge_check.continued_margins``)
         self.margins: torch.Tensor | None = None
         landmarks = self._values(rows.double().cpu()[picked], None)[1]  # [M, d, p]: clamped like any input
         self.landmarks = landmarks.transpose(0, 1).contiguous()  # [d, M, p]
