@@ -16,12 +16,14 @@ from condfip.model.adaptation import (
     LEVERAGE_CAP_QUANTILE,
     LINEAR_CLAMP_EVIDENCE,
     LOW_SIGNAL_RIDGE,
+    MIN_MODEL_WEIGHT,
     NETWORK_EVIDENCE_MARGIN,
     WeightedRefit,
     _schur_evidence,
     evaluate,
     fit_adaptation,
     leverage_caps,
+    nonlinear_weights,
     reduced_design,
 )
 from condfip.model.parent_basis import ADDITIVE_SCALES, LENGTH_SCALES, ParentBasis
@@ -154,7 +156,10 @@ def test_the_evidence_gain_decides_the_basis_and_the_linear_clamp():
     z, noise = _linear_data(600, seed=1)
     z[:, 4] = torch.sin(2 * z[:, 2]) * 2 + z[:, 3] ** 2 + noise[:, 4] * 0.2
     adaptation, _, _ = _fit(z)
-    assert torch.equal(adaptation.full_basis, adaptation.evidence_gain > EVIDENCE_MARGIN)
+    has_parents = _parents().any(dim=1)
+    expected = nonlinear_weights(adaptation.evidence_gain, EVIDENCE_MARGIN, has_parents.long())
+    assert torch.equal(adaptation.nonlinear_weight, expected)
+    assert torch.equal(adaptation.full_basis, adaptation.nonlinear_weight > 0)
     # clearly nonlinear: flat beyond the rows
     assert float(adaptation.evidence_gain[4]) >= LINEAR_CLAMP_EVIDENCE
     assert torch.equal(
@@ -167,6 +172,52 @@ def test_the_evidence_gain_decides_the_basis_and_the_linear_clamp():
     forced, _, _ = _fit(linear, evidence_margin=-1e9)
     assert bool(forced.full_basis.all())
     assert not bool(forced.clamps_linear.any())
+
+
+def test_the_nonlinear_weight_is_the_posterior_probability_near_the_prior_odds_and_one_model_elsewhere():
+    gain = torch.tensor([-5.0, 0.0, 1.9, 2.0, 3.0, 4.0, 4.2, 9.0, 0.5, 3.5], dtype=torch.float64)
+    parents = torch.tensor([1, 1, 1, 1, 2, 1, 3, 1, 0, 0])
+    weight = nonlinear_weights(gain, 3.0, parents)
+    posterior = torch.sigmoid(gain - 3.0)
+    inside = (posterior >= MIN_MODEL_WEIGHT) & (posterior <= 1 - MIN_MODEL_WEIGHT) & (parents > 0)
+    assert inside.tolist() == [False, False, False, True, True, True, False, False, False, False]
+    torch.testing.assert_close(weight[inside], posterior[inside], rtol=0, atol=0)
+    assert weight[~inside].tolist() == [0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0]  # a root: the likelier model whole
+
+
+def test_a_node_between_the_models_is_their_average_and_refits_as_one():
+    """Where the evidence sits near the prior odds the node's F_hat is the nonlinear model's weight times its
+    ridge fit plus the rest times the linear model's, each solved directly at its own penalties; a refit with
+    every row once gives the same weights."""
+    z, noise = _linear_data(60, seed=4)
+    z[:, 4] = torch.sin(z[:, 2]) + noise[:, 4]
+    adaptation, basis, features = _fit(z, chunk=17)
+    share = float(adaptation.nonlinear_weight[4])
+    assert MIN_MODEL_WEIGHT <= share <= 1 - MIN_MODEL_WEIGHT
+    design = reduced_design(adaptation, features(z), basis(z))[:, 4]  # [n, r]
+    direct = torch.zeros(len(z), dtype=torch.float64)
+    for penalties, active, weight in (
+        (adaptation.penalties[4], adaptation.active[4], share),
+        (adaptation.linear_penalties[4], adaptation.linear_active[4], 1 - share),
+    ):
+        x = torch.where(active, design, 0.0)
+        scatter = x.T @ x
+        jitter = 1e-10 * float(torch.diagonal(scatter).max().clamp_min(1.0))
+        system = scatter + torch.diag(penalties) + jitter * torch.eye(len(active), dtype=torch.float64)
+        system = torch.where(active[:, None] & active[None, :], system, torch.diag((~active).double()))
+        direct += weight * (x @ torch.linalg.solve(system, x.T @ z[:, 4]))
+    adapted = evaluate(adaptation, features(z), basis(z))[:, 4]
+    # float64 solves of systems conditioned up to ~1e10 (the jitter's bound)
+    np.testing.assert_allclose(adapted.numpy(), direct.numpy(), rtol=1e-6, atol=1e-6)
+    assert not bool(
+        adaptation.linear_active[4, 1 + basis.max_parents :].any()
+    )  # the linear model: 1 and parents
+    refit = WeightedRefit(adaptation, reduced_design(adaptation, features(z), basis(z)), z)(
+        torch.ones(len(z))
+    )
+    np.testing.assert_allclose(
+        evaluate(refit, features(z), basis(z))[:, 4].numpy(), adapted.numpy(), rtol=0, atol=1e-9
+    )
 
 
 def test_the_network_groups_stay_only_above_their_margin_over_the_kernel_alone():
@@ -239,22 +290,42 @@ def test_without_decoder_features_equals_a_direct_ridge_on_the_parent_basis():
 
 
 def test_held_out_errors_match_brute_force():
-    """The exact leave-one-out residuals of the final ridge (penalties fixed) equal refitting without each row."""
+    """The exact leave-one-out residuals of the final fit (penalties fixed) equal refitting without each row; for
+    a node that averages its two models, refitting each model without the row and averaging their predictions."""
     z, noise = _linear_data(60, seed=4)
     z[:, 4] = torch.sin(z[:, 2]) + noise[:, 4]
     adaptation, basis, features = _fit(z, chunk=17)
+    assert 0 < float(adaptation.nonlinear_weight[4]) < 1  # node 4 averages the linear and nonlinear models
+    design = reduced_design(adaptation, features(z), basis(z))  # [n, d, r]
+    scatter_full = torch.einsum("ndr,nds->drs", design, design)
     for node in (2, 4):
-        design = reduced_design(adaptation, features(z), basis(z))[:, node]  # [n, r]
-        penalty = torch.diag(adaptation.penalties[node])
+        share = float(adaptation.nonlinear_weight[node])
+        models = [
+            (adaptation.penalties[node], adaptation.active[node], share),
+            (adaptation.linear_penalties[node], adaptation.linear_active[node], 1 - share),
+        ]
         squares = []
         for row in range(len(z)):
             keep = torch.arange(len(z)) != row
-            x, y = design[keep], z[keep, node]
-            scatter = design.T @ design  # the fit's jitter is relative to the full scatter's diagonal
-            jitter = 1e-10 * float(torch.diagonal(scatter).max().clamp_min(1.0))
-            system = x.T @ x + penalty + jitter * torch.eye(design.shape[1], dtype=torch.float64)
-            weights = torch.linalg.solve(system, x.T @ y)
-            squares.append(float((z[row, node] - design[row] @ weights) ** 2))
+            predicted = 0.0
+            for penalties, active, weight in models:
+                if weight == 0:
+                    continue
+                x = torch.where(active, design[:, node], 0.0)  # [n, r]
+                # the fit's jitter is relative to the full scatter's diagonal over the model's columns
+                kept = torch.where(active[:, None] & active[None, :], scatter_full[node], 0.0)
+                jitter = 1e-10 * float(torch.diagonal(kept).max().clamp_min(1.0))
+                system = (
+                    x[keep].T @ x[keep]
+                    + torch.diag(penalties)
+                    + jitter * torch.eye(len(active), dtype=torch.float64)
+                )
+                system = torch.where(
+                    active[:, None] & active[None, :], system, torch.diag((~active).double())
+                )
+                weights = torch.linalg.solve(system, x[keep].T @ z[keep, node])
+                predicted = predicted + weight * float(x[row] @ weights)
+            squares.append(float((z[row, node] - predicted) ** 2))
         # float64 solves of systems conditioned up to ~1e10 (the jitter's bound): agreement to 1e-6 relative
         np.testing.assert_allclose(float(adaptation.held_out_errors[node]), np.mean(squares), rtol=1e-6)
 

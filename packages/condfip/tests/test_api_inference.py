@@ -22,7 +22,7 @@ import scm_gen
 from condfip import CondFiP, InferredSCM
 from condfip.api.engine import CUDA_TOKENS_PER_CHUNK, DEFAULT_TOKENS_PER_CHUNK, rows_per_chunk
 from condfip.model import CondFiPConfig, CondFiPModel, DatasetEmbedding
-from condfip.model.adaptation import EVIDENCE_MARGIN, NETWORK_EVIDENCE_MARGIN
+from condfip.model.adaptation import EVIDENCE_MARGIN, NETWORK_EVIDENCE_MARGIN, nonlinear_weights
 from condfip.model.parent_basis import ADDITIVE_SCALES, LENGTH_SCALES
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -593,7 +593,10 @@ def test_adaptation_table_and_repr(scm_and_rows):
     table = adapted.adaptation
     assert list(table.index) == adapted.columns
     assert (table["noise_scale"] > 0).all() and table["encoder_noise_weight"].between(0, 1).all()
-    assert (table["full_basis"] == (table["evidence_gain"] > EVIDENCE_MARGIN)).all()
+    parents = torch.as_tensor(scm.adjacency.sum(axis=0))
+    expected = nonlinear_weights(torch.tensor(table["evidence_gain"].to_numpy()), EVIDENCE_MARGIN, parents)
+    np.testing.assert_array_equal(table["nonlinear_weight"].to_numpy(), expected.numpy())
+    assert (table["full_basis"] == (table["nonlinear_weight"] > 0)).all()
     adaptation, basis = adapted._runner.prepared.adaptation  # the sampling basis clamps what the fit says
     assert torch.equal(basis.clamp_linear, adaptation.clamps_linear.cpu())
     # continued beyond the rows (the edge check): only nonlinear nodes, and what the sampling basis does

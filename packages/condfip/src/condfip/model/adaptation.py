@@ -17,10 +17,15 @@ Per node ``i``, ``F_hat_i(z) = x_i(z) . w_i`` over a basis ``x_i`` of functions 
 Each penalized group ``k`` has a Gaussian prior ``w_k ~ N(0, 1 / alpha_k)``; the precisions and the noise level
 are chosen per node by maximizing the marginal likelihood (evidence) with MacKay's fixed point (group automatic
 relevance determination): a group the data do not need gets an infinite precision and drops out. The kernel
-(joint or additive, and its length scale) is the one whose fit has the highest evidence, and a node keeps the
-nonlinear basis only when the nonlinear model's evidence beats the linear model's by ``evidence_margin`` nats, so
-the simpler model wins until the data insist. With a uniform prior over the kernels, the nonlinear model's evidence
-is the mean of theirs, not the best: the winner of several candidates is not credited for having been picked.
+(joint or additive, and its length scale) is the one whose fit has the highest evidence. A node's fit is the
+average of the nonlinear and the linear model weighted by their posterior probabilities, with prior log odds of
+``evidence_margin`` nats for the linear model (``nonlinear_weights``), so the simpler model wins until the data
+insist; a weight below ``MIN_MODEL_WEIGHT`` is 0, so a node whose evidence is clear either way has one model. Near
+the prior odds the evidence is a noisy judge: a smooth curvature (a softplus of a bimodal parent, 400 rows) gains
+2-3 nats while the linear model's squared error is ten times the kernel's, and a linear mechanism can gain 1.5 nats
+by chance; there picking one model costs the most, and the average costs least (CSuite's softplus chains: RMSE
+3-6 % lower). With a uniform prior over the kernels, the nonlinear model's evidence is the mean of theirs, not the
+best: the winner of several candidates is not credited for having been picked.
 Each kernel is fitted twice, with the network's groups (zero-shot prediction, decoder directions) and without
 them, and the network's groups stay in a node's nonlinear model only when its best fit with them beats its best
 fit of the parents and kernel alone by ``network_margin`` nats: the network's features are a function of the
@@ -56,7 +61,10 @@ import torch
 from condfip.model.parent_basis import NUM_LANDMARKS, NUM_SCALES, ParentBasis, landmark_count
 
 NUM_DIRECTIONS = 16  # principal directions of the decoder's features kept per node
-EVIDENCE_MARGIN = 3.0  # nats the nonlinear basis must gain over the linear model to be kept
+# prior log odds of the linear model against the nonlinear one (nats the nonlinear model's evidence must gain over
+# the linear model's to weigh more in the node's model average)
+EVIDENCE_MARGIN = 3.0
+MIN_MODEL_WEIGHT = 0.25  # a model's weight in the average below this is 0: the other model alone
 # nats the network's groups must add to the parents and kernel alone to be kept (why: the module docstring)
 NETWORK_EVIDENCE_MARGIN = 3.0
 # beyond the fitted rows' range a nonlinear node's parents are clamped in its linear part too (flat, as a kernel
@@ -100,7 +108,10 @@ class Adaptation:
     basis_weights: torch.Tensor  # [d, p + M]: over the parents' values and the chosen scale's kernel features
     bias: torch.Tensor  # [d]
     scale: torch.Tensor  # [d] long: each node's kernel (an index into LENGTH_SCALES, then ADDITIVE_SCALES)
-    full_basis: torch.Tensor  # [d] bool: the nonlinear basis was kept (False: the linear model)
+    full_basis: torch.Tensor  # [d] bool: the nonlinear model is in the fit (False: the linear model alone)
+    # [d]: the nonlinear model's weight in the node's model average (``nonlinear_weights``): 0 the linear model
+    # alone, 1 the nonlinear one alone
+    nonlinear_weight: torch.Tensor
     # [d]: log evidence of the nonlinear model (its kernels averaged) minus the linear model's
     evidence_gain: torch.Tensor
     # [d]: log evidence of the best nonlinear model with the network's groups minus the best without them
@@ -111,8 +122,12 @@ class Adaptation:
     held_out_errors: torch.Tensor  # [d]: mean squared exact leave-one-out residual
     capped_held_out_errors: torch.Tensor  # [d]: the same with each row's leverage capped (leverage_caps)
     capped_held_out_standard_errors: torch.Tensor  # [d]: the standard error of that mean over the rows
-    penalties: torch.Tensor  # [d, r]: the ridge penalty of every column of the reduced basis
-    active: torch.Tensor  # [d, r] bool: the column is in the model (a pruned one has a weight of exactly 0)
+    # [d, r]: the ridge penalty of every column of the reduced basis, of the nonlinear model where it is in the
+    # fit (``full_basis``), else of the linear one
+    penalties: torch.Tensor
+    active: torch.Tensor  # [d, r] bool: the column is in that model (a pruned one has a weight of exactly 0)
+    linear_penalties: torch.Tensor  # [d, r]: the linear model's, averaged in where 0 < nonlinear_weight < 1
+    linear_active: torch.Tensor  # [d, r] bool
     directions: torch.Tensor  # [d, f, k]: the decoder's principal directions
     prior: tuple[torch.Tensor, torch.Tensor]  # the trained readout: weights [d, f], bias [d]
     parent_slots: int  # p
@@ -278,46 +293,88 @@ def fit_adaptation(
     # the best one's minus log(s) and the best one's: the best of s candidates is not credited for having been
     # picked (on a linear mechanism, a spurious winner among five would clear the margin more often)
     nonlinear_evidence = torch.logsumexp(nonlinear, dim=0) - math.log(nonlinear.shape[0])  # [d]
-    use_full = nonlinear_evidence > fits[-1].log_evidence + evidence_margin  # [d]
+    gain = nonlinear_evidence - fits[-1].log_evidence  # [d]
+    mixture = nonlinear_weights(gain, evidence_margin, counts)  # [d]
+    use_full = mixture > 0  # [d]: the nonlinear model is in the node's fit
     every_node = torch.arange(d, device=device)
 
-    def chosen(name: str) -> torch.Tensor:
-        nonlinear_value = torch.stack([getattr(fit, name) for fit in fits[:-1]])[model, every_node]
+    def linear(name: str) -> torch.Tensor:
         linear_value = getattr(fits[-1], name)
         shape = (-1, *([1] * (linear_value.dim() - 1)))
-        linear_value = torch.where(low_signal.reshape(shape), getattr(shrunk, name), linear_value)
-        return torch.where(use_full.reshape(shape), nonlinear_value, linear_value)
+        return torch.where(low_signal.reshape(shape), getattr(shrunk, name), linear_value)
 
-    penalties = chosen("penalties")  # [d, a + M]
-    active = ~chosen("pruned")  # [d, r]: columns in the model (pruned ones get a weight of exactly 0)
+    def chosen(name: str, nonlinear_nodes: torch.Tensor) -> torch.Tensor:
+        nonlinear_value = torch.stack([getattr(fit, name) for fit in fits[:-1]])[model, every_node]
+        linear_value = linear(name)
+        shape = (-1, *([1] * (linear_value.dim() - 1)))
+        return torch.where(nonlinear_nodes.reshape(shape), nonlinear_value, linear_value)
+
+    penalties = chosen("penalties", use_full)  # [d, a + M]
+    active = ~chosen(
+        "pruned", use_full
+    )  # [d, r]: columns in the model (pruned ones get a weight of exactly 0)
+    linear_penalties, linear_active = linear("penalties"), ~linear("pruned")  # [d, r]: the linear model's
     scale = torch.where(use_full, scale, 0)
-    factor, weights = _solve(moments.reduced_scatter(scale), moments.reduced_cross(scale), penalties, active)
+    scatter, cross = moments.reduced_scatter(scale), moments.reduced_cross(scale)
+    solved = [_solve(scatter, cross, penalties, active)]
+    if bool(((mixture > 0) & (mixture < 1)).any()):
+        solved.append(_solve(scatter, cross, linear_penalties, linear_active))
+    weights = _averaged([weights for _, weights in solved], mixture[:, None])
+    # the more probable model's noise level and group scales
+    likelier = mixture >= 0.5  # [d]
     adaptation = Adaptation(
         **_readout_weights(weights, prior_weights, prior_bias, directions, p),
         scale=scale,
         full_basis=use_full,
-        evidence_gain=nonlinear_evidence - fits[-1].log_evidence,
+        nonlinear_weight=mixture,
+        evidence_gain=gain,
         network_gain=with_network - kernel_alone,
-        noise_scale=chosen("noise_scale"),
-        group_scales=chosen("group_scales"),
+        noise_scale=chosen("noise_scale", likelier),
+        group_scales=chosen("group_scales", likelier),
         mean_leverage=torch.zeros(d, dtype=torch.float64, device=device),
         held_out_errors=torch.zeros(d, dtype=torch.float64, device=device),
         capped_held_out_errors=torch.zeros(d, dtype=torch.float64, device=device),
         capped_held_out_standard_errors=torch.zeros(d, dtype=torch.float64, device=device),
         penalties=penalties,
         active=active,
+        linear_penalties=linear_penalties,
+        linear_active=linear_active,
         directions=directions,
         prior=(prior_weights, prior_bias),
         parent_slots=p,
     )
     chosen_basis = basis.with_scale(scale)
+    models = list(zip(solved, (active, linear_active), strict=False))
     (
         adaptation.mean_leverage,
         adaptation.held_out_errors,
         adaptation.capped_held_out_errors,
         adaptation.capped_held_out_standard_errors,
-    ) = _held_out(rows, adaptation, chosen_basis, factor, weights, active, nodes)
+    ) = _held_out(rows, adaptation, chosen_basis, models, mixture, nodes)
     return adaptation
+
+
+def nonlinear_weights(gain: torch.Tensor, prior_log_odds: float, parent_counts: torch.Tensor) -> torch.Tensor:
+    """[d]: each node's posterior probability of the nonlinear model against the linear one, from the log evidence
+    gain [d] of the nonlinear model and the prior log odds of the linear one, ``sigmoid(gain - prior_log_odds)``;
+    within ``MIN_MODEL_WEIGHT`` of 0 or 1 it is exactly 0 or 1 (one model, and no kernel for a linear node to
+    evaluate). A root's two models are the same constant: it takes the likelier one whole."""
+    weight = torch.sigmoid(gain - prior_log_odds)
+    weight = torch.where(
+        weight < MIN_MODEL_WEIGHT, 0.0, torch.where(weight > 1 - MIN_MODEL_WEIGHT, 1.0, weight)
+    )
+    return torch.where(parent_counts > 0, weight, (gain > prior_log_odds).double())
+
+
+def _averaged(parts: list[torch.Tensor], share: torch.Tensor) -> torch.Tensor:
+    """The model average of a quantity of the nonlinear model (``parts[0]``) and, when some node mixes, of the
+    linear one (``parts[1]``), ``share`` the nonlinear model's weight broadcast to them (``[d, 1]`` against
+    reduced-basis weights [d, r], ``[1, d]`` against rows [n, d]). A node of weight 0 or 1 keeps its one model's
+    value bit for bit (``parts[0]`` is the linear model's where its weight is 0)."""
+    if len(parts) == 1:
+        return parts[0]
+    nonlinear, linear = parts
+    return torch.where((share > 0) & (share < 1), share * nonlinear + (1 - share) * linear, nonlinear)
 
 
 def merge_adaptations(parts: list[tuple[torch.Tensor, Adaptation]], num_nodes: int) -> Adaptation:
@@ -341,6 +398,7 @@ def merge_adaptations(parts: list[tuple[torch.Tensor, Adaptation]], num_nodes: i
     basis_weights = torch.zeros(num_nodes, p + size, dtype=torch.float64, device=device)
     penalties = torch.ones(num_nodes, small + size, dtype=torch.float64, device=device)
     active = torch.zeros(num_nodes, small + size, dtype=torch.bool, device=device)
+    linear_penalties, linear_active = torch.ones_like(penalties), torch.zeros_like(active)
     prior_weights = torch.zeros(num_nodes, first.prior[0].shape[1], dtype=torch.float64, device=device)
     prior_bias = torch.zeros(num_nodes, dtype=torch.float64, device=device)
     for nodes, fit in parts:
@@ -359,6 +417,8 @@ def merge_adaptations(parts: list[tuple[torch.Tensor, Adaptation]], num_nodes: i
         )
         penalties[nodes[:, None], columns] = fit.penalties
         active[nodes[:, None], columns] = fit.active
+        linear_penalties[nodes[:, None], columns] = fit.linear_penalties
+        linear_active[nodes[:, None], columns] = fit.linear_active
         prior_weights[nodes], prior_bias[nodes] = fit.prior
     return Adaptation(
         decoder_weights=per_node("decoder_weights"),
@@ -366,6 +426,7 @@ def merge_adaptations(parts: list[tuple[torch.Tensor, Adaptation]], num_nodes: i
         bias=per_node("bias"),
         scale=per_node("scale"),
         full_basis=per_node("full_basis"),
+        nonlinear_weight=per_node("nonlinear_weight"),
         evidence_gain=per_node("evidence_gain"),
         network_gain=per_node("network_gain"),
         noise_scale=per_node("noise_scale"),
@@ -376,6 +437,8 @@ def merge_adaptations(parts: list[tuple[torch.Tensor, Adaptation]], num_nodes: i
         capped_held_out_standard_errors=per_node("capped_held_out_standard_errors"),
         penalties=penalties,
         active=active,
+        linear_penalties=linear_penalties,
+        linear_active=linear_active,
         directions=per_node("directions"),
         prior=(prior_weights, prior_bias),
         parent_slots=p,
@@ -436,8 +499,9 @@ def _readout_weights(
 
 
 class WeightedRefit:
-    """The model a fit chose (length scale, linear or not, every penalty) refitted on weighted rows: for a
-    bootstrap, a resample is a weight per row (how often it was drawn), and refitting its weights is one solve.
+    """The model a fit chose (length scale, the linear and nonlinear models' weights in its average, every
+    penalty) refitted on weighted rows: for a bootstrap, a resample is a weight per row (how often it was drawn),
+    and refitting its weights is one solve per model.
 
     ``design`` [n, d, r] are the rows of the fitted regression (``reduced_design``) and ``targets`` [n, d] their
     values, float64. The refit keeps everything of ``adaptation`` but the weights: the noise scale, the
@@ -446,7 +510,9 @@ class WeightedRefit:
 
     def __init__(self, adaptation: Adaptation, design: torch.Tensor, targets: torch.Tensor) -> None:
         self.adaptation = adaptation
-        self.by_node = torch.where(adaptation.active, design.double(), 0.0).transpose(0, 1)  # [d, n, r]
+        # [d, n, r]: the columns of either model of a node's average (``_solve`` solves each on its own)
+        used = adaptation.active | adaptation.linear_active
+        self.by_node = torch.where(used, design.double(), 0.0).transpose(0, 1)
         self.targets = targets.double().T[:, :, None]  # [d, n, 1]
 
     def __call__(self, counts: torch.Tensor) -> Adaptation:
@@ -458,7 +524,11 @@ class WeightedRefit:
         scatter = weighted.transpose(1, 2) @ self.by_node  # [d, r, r]
         cross = (weighted.transpose(1, 2) @ self.targets)[..., 0]  # [d, r]
         original = self.adaptation
-        _, weights = _solve(scatter, cross, original.penalties, original.active)
+        mixture = original.nonlinear_weight
+        solved = [_solve(scatter, cross, original.penalties, original.active)[1]]
+        if bool(((mixture > 0) & (mixture < 1)).any()):
+            solved.append(_solve(scatter, cross, original.linear_penalties, original.linear_active)[1])
+        weights = _averaged(solved, mixture[:, None])
         refitted = dict(original.__dict__)
         refitted.update(
             _readout_weights(weights, *original.prior, original.directions, original.parent_slots)
@@ -794,28 +864,40 @@ def _held_out(
     rows: _Rows,
     adaptation: Adaptation,
     chosen_basis: ParentBasis,
-    factor: torch.Tensor,
-    weights: torch.Tensor,
-    active: torch.Tensor,
+    models: list[tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]],
+    mixture: torch.Tensor,
     nodes: torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Mean leverage [d], mean squared exact leave-one-out residual [d], the same mean with each row's leverage
-    capped (``leverage_caps``) [d] and its standard error over the rows [d], of the final ridge (penalties
-    fixed), from another pass over the rows; ``chosen_basis`` has each node's chosen length scale only; the
-    targets are the columns ``nodes``. The rows' leverages and residuals are kept ([n, d] each, like the rows)
-    for the caps."""
-    leverages, residuals = [], []
+    capped (``leverage_caps``) [d] and its standard error over the rows [d], of the final fit (penalties fixed),
+    from another pass over the rows; ``chosen_basis`` has each node's chosen length scale only; the targets are
+    the columns ``nodes``. ``models`` are ``((Cholesky factor, weights), active columns)`` of the nonlinear model
+    and, when some node mixes, the linear one, averaged with the nonlinear model's weight ``mixture`` [d]: the
+    average's leave-one-out residual is the same average of the two models' (each a ridge, whose leave-one-out
+    residual is exact), and its hat matrix the same average of theirs. The rows' leverages and residuals are kept
+    ([n, d] each per model, like the rows) for the caps."""
+    leverages: list[list[torch.Tensor]] = [[] for _ in models]
+    residuals: list[list[torch.Tensor]] = [[] for _ in models]
     for features, z in rows():
         targets = z if nodes is None else z[:, nodes]  # [m, k]
-        x = torch.where(active, reduced_design(adaptation, features, chosen_basis(z)), 0.0)  # [m, k, r]
-        solved = torch.cholesky_solve(x.permute(1, 2, 0), factor)  # [d, r, m]
-        leverages.append(torch.einsum("mdr,drm->md", x, solved))  # [m, d]
-        residuals.append(targets - torch.einsum("mdr,dr->md", x, weights))
-    leverage, residual = torch.cat(leverages), torch.cat(residuals)  # [n, d]
-    held = residual / (1.0 - leverage).clamp_min(1e-12)
-    capped = (residual / (1.0 - torch.minimum(leverage, leverage_caps(leverage))).clamp_min(1e-12)).pow(2)
-    standard_error = capped.std(dim=0, correction=0) / math.sqrt(capped.shape[0])  # [d]
-    return leverage.mean(0), held.pow(2).mean(0), capped.mean(0), standard_error
+        design = reduced_design(adaptation, features, chosen_basis(z))  # [m, k, r]
+        for index, ((factor, weights), active) in enumerate(models):
+            x = torch.where(active, design, 0.0)  # [m, k, r]
+            solved = torch.cholesky_solve(x.permute(1, 2, 0), factor)  # [d, r, m]
+            leverages[index].append(torch.einsum("mdr,drm->md", x, solved))  # [m, d]
+            residuals[index].append(targets - torch.einsum("mdr,dr->md", x, weights))
+    held, capped, leverage = [], [], []
+    for model_leverages, model_residuals in zip(leverages, residuals, strict=True):
+        lever, residual = torch.cat(model_leverages), torch.cat(model_residuals)  # [n, d]
+        held.append(residual / (1.0 - lever).clamp_min(1e-12))
+        capped.append(residual / (1.0 - torch.minimum(lever, leverage_caps(lever))).clamp_min(1e-12))
+        leverage.append(lever)
+    held_out, capped_out, leverage_out = (
+        _averaged(parts, mixture[None, :]) for parts in (held, capped, leverage)
+    )  # [n, d] each
+    squared = capped_out.pow(2)
+    standard_error = squared.std(dim=0, correction=0) / math.sqrt(squared.shape[0])  # [d]
+    return leverage_out.mean(0), held_out.pow(2).mean(0), squared.mean(0), standard_error
 
 
 def leverage_caps(leverage: torch.Tensor) -> torch.Tensor:
