@@ -23,6 +23,7 @@ from condfip.model.adaptation import (
     evaluate,
     fit_adaptation,
     leverage_caps,
+    merge_adaptations,
     nonlinear_weights,
     reduced_design,
 )
@@ -218,6 +219,21 @@ def test_a_node_between_the_models_is_their_average_and_refits_as_one():
     np.testing.assert_allclose(
         evaluate(refit, features(z), basis(z))[:, 4].numpy(), adapted.numpy(), rtol=0, atol=1e-9
     )
+
+
+def test_a_fit_split_into_node_sets_and_merged_is_the_fit():
+    """``merge_adaptations`` lays every per-node field out again, the linear model's penalties and the model
+    average's weight included: parts of one fit (``Adaptation.select``) merge back to it exactly."""
+    z, noise = _linear_data(60, seed=4)
+    z[:, 4] = torch.sin(z[:, 2]) + noise[:, 4]
+    adaptation, _, _ = _fit(z, chunk=17)
+    assert 0 < float(adaptation.nonlinear_weight[4]) < 1
+    parts = [torch.tensor([0, 2, 4]), torch.tensor([1, 3])]
+    merged = merge_adaptations([(nodes, adaptation.select(nodes)) for nodes in parts], D)
+    for name, value in adaptation.__dict__.items():
+        if isinstance(value, torch.Tensor):
+            assert torch.equal(getattr(merged, name), value), name
+    assert all(torch.equal(a, b) for a, b in zip(merged.prior, adaptation.prior, strict=True))
 
 
 def test_the_network_groups_stay_only_above_their_margin_over_the_kernel_alone():
