@@ -18,14 +18,17 @@ from condfip.model.adaptation import (
     LOW_SIGNAL_RIDGE,
     MIN_MODEL_WEIGHT,
     NETWORK_EVIDENCE_MARGIN,
+    PRIOR_NODES,
     WeightedRefit,
     _schur_evidence,
+    clear_counts,
     evaluate,
     fit_adaptation,
     leverage_caps,
     merge_adaptations,
     nonlinear_weights,
     reduced_design,
+    shared_log_odds,
 )
 from condfip.model.parent_basis import ADDITIVE_SCALES, LENGTH_SCALES, ParentBasis
 
@@ -158,7 +161,9 @@ def test_the_evidence_gain_decides_the_basis_and_the_linear_clamp():
     z[:, 4] = torch.sin(2 * z[:, 2]) * 2 + z[:, 3] ** 2 + noise[:, 4] * 0.2
     adaptation, _, _ = _fit(z)
     has_parents = _parents().any(dim=1)
-    expected = nonlinear_weights(adaptation.evidence_gain, EVIDENCE_MARGIN, has_parents.long())
+    odds = shared_log_odds(adaptation.evidence_gain, has_parents.long())
+    assert torch.equal(adaptation.prior_log_odds, torch.full((D,), odds, dtype=torch.float64))
+    expected = nonlinear_weights(adaptation.evidence_gain, odds, has_parents.long())
     assert torch.equal(adaptation.nonlinear_weight, expected)
     assert torch.equal(adaptation.full_basis, adaptation.nonlinear_weight > 0)
     # clearly nonlinear: flat beyond the rows
@@ -184,6 +189,28 @@ def test_the_nonlinear_weight_is_the_posterior_probability_near_the_prior_odds_a
     assert inside.tolist() == [False, False, False, True, True, True, False, False, False, False]
     torch.testing.assert_close(weight[inside], posterior[inside], rtol=0, atol=0)
     assert weight[~inside].tolist() == [0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0]  # a root: the likelier model whole
+
+
+def test_the_prior_odds_fall_only_in_a_table_of_clearly_nonlinear_nodes():
+    """The nodes of one table share the prior share of nonlinear mechanisms: updated by the clearly nonlinear
+    nodes (gain above CLEAR_NONLINEAR_GAIN), the prior counting as PRIOR_NODES nodes, never below the prior's."""
+    base = 1 / (1 + math.exp(EVIDENCE_MARGIN))
+    parents = torch.tensor([0, 1, 1, 2, 1, 1])
+    # no clear node (roots never count, whatever their gain): the prior odds, for any number of nodes
+    quiet = torch.tensor([50.0, 5.9, 2.0, -1.0, 0.0, 3.0], dtype=torch.float64)
+    assert shared_log_odds(quiet, parents) == EVIDENCE_MARGIN
+    assert shared_log_odds(torch.zeros(500, dtype=torch.float64), torch.ones(500)) == EVIDENCE_MARGIN
+    # four clear nodes of five: share (4 + PRIOR_NODES base) / (5 + PRIOR_NODES)
+    curved = torch.tensor([0.0, 9.0, 30.0, 7.0, 100.0, 2.0], dtype=torch.float64)
+    share = (4 + PRIOR_NODES * base) / (5 + PRIOR_NODES)
+    assert math.isclose(shared_log_odds(curved, parents), math.log((1 - share) / share), rel_tol=1e-12)
+    assert shared_log_odds(curved, parents) < EVIDENCE_MARGIN
+    # nodes of the same table fitted before count too (kernel tiers)
+    assert clear_counts(curved, parents) == (4, 5)
+    share = (6 + PRIOR_NODES * base) / (8 + PRIOR_NODES)
+    assert math.isclose(
+        shared_log_odds(curved, parents, counted=(2, 3)), math.log((1 - share) / share), rel_tol=1e-12
+    )
 
 
 def test_a_node_between_the_models_is_their_average_and_refits_as_one():

@@ -22,7 +22,7 @@ import scm_gen
 from condfip import CondFiP, InferredSCM
 from condfip.api.engine import CUDA_TOKENS_PER_CHUNK, DEFAULT_TOKENS_PER_CHUNK, rows_per_chunk
 from condfip.model import CondFiPConfig, CondFiPModel, DatasetEmbedding
-from condfip.model.adaptation import EVIDENCE_MARGIN, NETWORK_EVIDENCE_MARGIN, nonlinear_weights
+from condfip.model.adaptation import NETWORK_EVIDENCE_MARGIN, nonlinear_weights, shared_log_odds
 from condfip.model.parent_basis import ADDITIVE_SCALES, LENGTH_SCALES
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -594,7 +594,10 @@ def test_adaptation_table_and_repr(scm_and_rows):
     assert list(table.index) == adapted.columns
     assert (table["noise_scale"] > 0).all() and table["encoder_noise_weight"].between(0, 1).all()
     parents = torch.as_tensor(scm.adjacency.sum(axis=0))
-    expected = nonlinear_weights(torch.tensor(table["evidence_gain"].to_numpy()), EVIDENCE_MARGIN, parents)
+    gain = torch.tensor(table["evidence_gain"].to_numpy())
+    odds = shared_log_odds(gain, parents)
+    np.testing.assert_array_equal(table["prior_log_odds"].to_numpy(), np.full(len(gain), odds))
+    expected = nonlinear_weights(gain, odds, parents)
     np.testing.assert_array_equal(table["nonlinear_weight"].to_numpy(), expected.numpy())
     assert (table["full_basis"] == (table["nonlinear_weight"] > 0)).all()
     adaptation, basis = adapted._runner.prepared.adaptation  # the sampling basis clamps what the fit says

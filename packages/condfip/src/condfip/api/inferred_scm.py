@@ -136,7 +136,8 @@ class InferredSCM:
         """Per column, what the adaptation found (None when zero-shot): ``full_basis`` (the nonlinear model is in
         the fit; False: a linear regression on the parents alone), ``nonlinear_weight`` (its weight in the node's
         average of the two models: its posterior probability where the evidence is near the prior odds, else 0 or
-        1), ``evidence_gain`` (log evidence of the nonlinear model, its kernels averaged, over the linear one,
+        1), ``prior_log_odds`` (those odds of the linear model, shared by the table's nodes: lower where many nodes
+        are clearly nonlinear), ``evidence_gain`` (log evidence of the nonlinear model, its kernels averaged, over the linear one,
         nats), ``network_gain`` (log evidence of the
         best nonlinear fit with the network's groups over the best with the parents and kernel alone, nats: the
         network's groups are kept above ``NETWORK_EVIDENCE_MARGIN``), ``noise_scale`` (the fitted noise
@@ -154,6 +155,7 @@ class InferredSCM:
         table = {
             "full_basis": adaptation.full_basis.cpu().numpy(),
             "nonlinear_weight": adaptation.nonlinear_weight.cpu().numpy(),
+            "prior_log_odds": adaptation.prior_log_odds.cpu().numpy(),
             "evidence_gain": adaptation.evidence_gain.cpu().numpy(),
             "network_gain": adaptation.network_gain.cpu().numpy(),
             "noise_scale": adaptation.noise_scale.cpu().numpy(),

@@ -24,7 +24,11 @@ insist; a weight below ``MIN_MODEL_WEIGHT`` is 0, so a node whose evidence is cl
 the prior odds the evidence is a noisy judge: a smooth curvature (a softplus of a bimodal parent, 400 rows) gains
 2-3 nats while the linear model's squared error is ten times the kernel's, and a linear mechanism can gain 1.5 nats
 by chance; there picking one model costs the most, and the average costs least (CSuite's softplus chains: RMSE
-3-6 % lower). With a uniform prior over the kernels, the nonlinear model's evidence is the mean of theirs, not the
+3-6 % lower). The nodes of one table share that prior (``shared_log_odds``): the prior share of nonlinear
+mechanisms is updated by the nodes whose evidence is clearly nonlinear, so an ambiguous node in a table of
+clearly curved ones leans nonlinear (an ambiguous softplus link in a chain of them), while a table without such
+nodes keeps ``evidence_margin`` however many nodes it has (a share updated by every node's posterior drifted up
+on linear tables of 100 nodes, from their chance gains, and cost them 5-14 %). With a uniform prior over the kernels, the nonlinear model's evidence is the mean of theirs, not the
 best: the winner of several candidates is not credited for having been picked.
 Each kernel is fitted twice, with the network's groups (zero-shot prediction, decoder directions) and without
 them, and the network's groups stay in a node's nonlinear model only when its best fit with them beats its best
@@ -65,6 +69,11 @@ NUM_DIRECTIONS = 16  # principal directions of the decoder's features kept per n
 # the linear model's to weigh more in the node's model average)
 EVIDENCE_MARGIN = 3.0
 MIN_MODEL_WEIGHT = 0.25  # a model's weight in the average below this is 0: the other model alone
+# the nodes of one table share their prior: the prior share of nonlinear mechanisms, sigmoid(-EVIDENCE_MARGIN), is
+# updated by the nodes whose evidence gain exceeds CLEAR_NONLINEAR_GAIN (clearly nonlinear), the prior counting as
+# PRIOR_NODES nodes; the share never falls below the prior's (``shared_log_odds``)
+CLEAR_NONLINEAR_GAIN = 6.0
+PRIOR_NODES = 10.0
 # nats the network's groups must add to the parents and kernel alone to be kept (why: the module docstring)
 NETWORK_EVIDENCE_MARGIN = 3.0
 # beyond the fitted rows' range a nonlinear node's parents are clamped in its linear part too (flat, as a kernel
@@ -112,6 +121,9 @@ class Adaptation:
     # [d]: the nonlinear model's weight in the node's model average (``nonlinear_weights``): 0 the linear model
     # alone, 1 the nonlinear one alone
     nonlinear_weight: torch.Tensor
+    prior_log_odds: (
+        torch.Tensor
+    )  # [d]: the prior log odds of the linear model its weight used (shared_log_odds)
     # [d]: log evidence of the nonlinear model (its kernels averaged) minus the linear model's
     evidence_gain: torch.Tensor
     # [d]: log evidence of the best nonlinear model with the network's groups minus the best without them
@@ -194,13 +206,16 @@ def fit_adaptation(
     network_margin: float = NETWORK_EVIDENCE_MARGIN,
     iterations: int = ITERATIONS,
     nodes: torch.Tensor | None = None,
+    counted: tuple[int, int] = (0, 0),
 ) -> Adaptation:
     """Fit the adapted readout of every node (module docstring), or of the nodes ``nodes`` [k] only.
 
     ``chunks()`` yields ``(decoder_features [m, k, f], rows [m, d])`` over the rows (the rows are the input of
     ``basis``, a basis of the k nodes, and their columns ``nodes`` the targets) and is called up to three times
     with the same rows. ``prior_weights`` [k, f] and ``prior_bias`` [k] are the trained readout over the
-    decoder's features (its prediction is the zero-shot ``F_hat``). Raises ValueError with fewer than 2 rows.
+    decoder's features (its prediction is the zero-shot ``F_hat``). ``evidence_margin`` is the prior log odds of
+    the linear model before the table's nodes update it, and ``counted`` the clearly nonlinear and non-root nodes of
+    the same table fitted before (``clear_counts``). Raises ValueError with fewer than 2 rows.
     """
     prior_weights, prior_bias = prior_weights.detach().double(), prior_bias.detach().double()
     rows = _Rows(chunks)
@@ -294,7 +309,8 @@ def fit_adaptation(
     # picked (on a linear mechanism, a spurious winner among five would clear the margin more often)
     nonlinear_evidence = torch.logsumexp(nonlinear, dim=0) - math.log(nonlinear.shape[0])  # [d]
     gain = nonlinear_evidence - fits[-1].log_evidence  # [d]
-    mixture = nonlinear_weights(gain, evidence_margin, counts)  # [d]
+    log_odds = shared_log_odds(gain, counts, evidence_margin, counted)
+    mixture = nonlinear_weights(gain, log_odds, counts)  # [d]
     use_full = mixture > 0  # [d]: the nonlinear model is in the node's fit
     every_node = torch.arange(d, device=device)
 
@@ -327,6 +343,7 @@ def fit_adaptation(
         scale=scale,
         full_basis=use_full,
         nonlinear_weight=mixture,
+        prior_log_odds=torch.full_like(gain, log_odds),
         evidence_gain=gain,
         network_gain=with_network - kernel_alone,
         noise_scale=chosen("noise_scale", likelier),
@@ -352,6 +369,33 @@ def fit_adaptation(
         adaptation.capped_held_out_standard_errors,
     ) = _held_out(rows, adaptation, chosen_basis, models, mixture, nodes)
     return adaptation
+
+
+def clear_counts(gain: torch.Tensor, parent_counts: torch.Tensor) -> tuple[int, int]:
+    """The clearly nonlinear nodes (evidence gain [d] above ``CLEAR_NONLINEAR_GAIN``) and the non-root nodes."""
+    has_parents = parent_counts > 0
+    return int((has_parents & (gain > CLEAR_NONLINEAR_GAIN)).sum()), int(has_parents.sum())
+
+
+def shared_log_odds(
+    gain: torch.Tensor,
+    parent_counts: torch.Tensor,
+    prior_log_odds: float = EVIDENCE_MARGIN,
+    counted: tuple[int, int] = (0, 0),
+) -> float:
+    """The prior log odds of the linear model shared by the nodes of one table, from their evidence gains [d] and
+    parent counts [d]: ``log((1 - s) / s)`` with ``s`` the share of nonlinear mechanisms, ``(clear + PRIOR_NODES
+    s0) / (nodes + PRIOR_NODES)``, ``clear`` the non-root nodes clearly nonlinear (``clear_counts``, plus those of
+    ``counted``, the same table's nodes fitted before), ``s0 = sigmoid(-prior_log_odds)``, and ``s`` at least
+    ``s0``. A node's mechanism is likelier nonlinear in a table where many clearly are (a softplus chain: an
+    ambiguous link among clearly curved ones); a table without such nodes keeps ``prior_log_odds``, so its linear
+    mechanisms keep their protection against chance gains however many nodes it has."""
+    clear, nodes = clear_counts(gain, parent_counts)
+    prior_share = 1.0 / (1.0 + math.exp(prior_log_odds))
+    share = (clear + counted[0] + PRIOR_NODES * prior_share) / (nodes + counted[1] + PRIOR_NODES)
+    if share <= prior_share:
+        return float(prior_log_odds)
+    return math.log((1.0 - share) / share)
 
 
 def nonlinear_weights(gain: torch.Tensor, prior_log_odds: float, parent_counts: torch.Tensor) -> torch.Tensor:
@@ -427,6 +471,7 @@ def merge_adaptations(parts: list[tuple[torch.Tensor, Adaptation]], num_nodes: i
         scale=per_node("scale"),
         full_basis=per_node("full_basis"),
         nonlinear_weight=per_node("nonlinear_weight"),
+        prior_log_odds=per_node("prior_log_odds"),
         evidence_gain=per_node("evidence_gain"),
         network_gain=per_node("network_gain"),
         noise_scale=per_node("noise_scale"),

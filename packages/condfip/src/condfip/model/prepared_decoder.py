@@ -32,6 +32,7 @@ from einops import rearrange
 from condfip.model.adaptation import (
     Adaptation,
     WeightedRefit,
+    clear_counts,
     fit_adaptation,
     kernel_tiers,
     merge_adaptations,
@@ -405,7 +406,14 @@ class PreparedDecoder:
             size = tiers[0][1] if tiers else max(rows.shape[0], 1)
             adaptation, chosen = self._fit(rows, bounds, chunk_rows, None, size)
         else:
-            fits = [(nodes, *self._fit(rows, bounds, chunk_rows, nodes, size)) for nodes, size in tiers]
+            fits, counted = [], (0, 0)  # later tiers share the prior of the clear nodes before them
+            for nodes, size in tiers:
+                fit, basis = self._fit(rows, bounds, chunk_rows, nodes, size, counted)
+                clear, total = clear_counts(
+                    fit.evidence_gain, self.parents[nodes].sum(dim=-1).to(fit.evidence_gain.device)
+                )
+                counted = (counted[0] + clear, counted[1] + total)
+                fits.append((nodes, fit, basis))
             adaptation = merge_adaptations([(nodes, fit) for nodes, fit, _ in fits], d)
             chosen = ParentBasis.merge([(nodes, basis) for nodes, _, basis in fits], d)
         chosen.clamp_linear = adaptation.clamps_linear.cpu()  # the fitted rows lie inside: fit unchanged
@@ -420,6 +428,7 @@ class PreparedDecoder:
         chunk_rows: int,
         nodes: torch.Tensor | None,
         num_landmarks: int,
+        counted: tuple[int, int] = (0, 0),
     ) -> tuple[Adaptation, ParentBasis]:
         """The adaptation of the nodes ``nodes`` (all when None) and their basis at the chosen length scales."""
         parents = self.parents if nodes is None else self.parents[nodes.to(self.parents.device)]
@@ -437,7 +446,9 @@ class PreparedDecoder:
                 z = rows[start : start + chunk_rows].double()  # [m, d]
                 yield self.features(z, feature_nodes), z
 
-        adaptation = fit_adaptation(chunks, prior_weights, prior_bias, basis, nodes=feature_nodes)
+        adaptation = fit_adaptation(
+            chunks, prior_weights, prior_bias, basis, nodes=feature_nodes, counted=counted
+        )
         return adaptation, basis.with_scale(adaptation.scale)  # each node's chosen length scale only
 
     def weighted_refit(self, rows: torch.Tensor, max_bytes: int) -> WeightedRefit | None:
