@@ -10,24 +10,26 @@ import pytest
 import torch
 
 from condfip.model.adaptation import (
-    EVIDENCE_MARGIN,
     GROUPS,
     LEVERAGE_CAP,
     LEVERAGE_CAP_QUANTILE,
     LINEAR_CLAMP_EVIDENCE,
     LOW_SIGNAL_RIDGE,
-    MIN_MODEL_WEIGHT,
     NETWORK_EVIDENCE_MARGIN,
-    PRIOR_NODES,
     WeightedRefit,
     _schur_evidence,
-    clear_counts,
     evaluate,
     fit_adaptation,
     leverage_caps,
     merge_adaptations,
-    nonlinear_weights,
     reduced_design,
+)
+from condfip.model.model_weights import (
+    EVIDENCE_MARGIN,
+    MIN_MODEL_WEIGHT,
+    PRIOR_NODES,
+    clear_counts,
+    nonlinear_weights,
     shared_log_odds,
 )
 from condfip.model.parent_basis import ADDITIVE_SCALES, LENGTH_SCALES, ParentBasis

@@ -22,7 +22,8 @@ import scm_gen
 from condfip import CondFiP, InferredSCM
 from condfip.api.engine import CUDA_TOKENS_PER_CHUNK, DEFAULT_TOKENS_PER_CHUNK, rows_per_chunk
 from condfip.model import CondFiPConfig, CondFiPModel, DatasetEmbedding
-from condfip.model.adaptation import NETWORK_EVIDENCE_MARGIN, nonlinear_weights, shared_log_odds
+from condfip.model.adaptation import NETWORK_EVIDENCE_MARGIN
+from condfip.model.model_weights import nonlinear_weights, shared_log_odds
 from condfip.model.parent_basis import ADDITIVE_SCALES, LENGTH_SCALES
 
 sys.path.insert(0, str(Path(__file__).parent))

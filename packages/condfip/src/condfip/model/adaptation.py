@@ -14,22 +14,23 @@ Per node ``i``, ``F_hat_i(z) = x_i(z) . w_i`` over a basis ``x_i`` of functions 
   kernel at ``LENGTH_SCALES`` and the additive kernel (one per parent, averaged) at ``ADDITIVE_SCALES``
   (``condfip.model.parent_basis``): a kernel-ridge basis (Nyström).
 
-Each penalized group ``k`` has a Gaussian prior ``w_k ~ N(0, 1 / alpha_k)``; the precisions and the noise level
-are chosen per node by maximizing the marginal likelihood (evidence) with MacKay's fixed point (group automatic
-relevance determination): a group the data do not need gets an infinite precision and drops out. The kernel
-(joint or additive, and its length scale) is the one whose fit has the highest evidence. A node's fit is the
-average of the nonlinear and the linear model weighted by their posterior probabilities, with prior log odds of
-``evidence_margin`` nats for the linear model (``nonlinear_weights``), so the simpler model wins until the data
-insist; a weight below ``MIN_MODEL_WEIGHT`` is 0, so a node whose evidence is clear either way has one model. Near
-the prior odds the evidence is a noisy judge: a smooth curvature (a softplus of a bimodal parent, 400 rows) gains
-2-3 nats while the linear model's squared error is ten times the kernel's, and a linear mechanism can gain 1.5 nats
-by chance; there picking one model costs the most, and the average costs least (CSuite's softplus chains: RMSE
-3-6 % lower). The nodes of one table share that prior (``shared_log_odds``): the prior share of nonlinear
-mechanisms is updated by the nodes whose evidence is clearly nonlinear, so an ambiguous node in a table of
-clearly curved ones leans nonlinear (an ambiguous softplus link in a chain of them), while a table without such
-nodes keeps ``evidence_margin`` however many nodes it has (a share updated by every node's posterior drifted up
-on linear tables of 100 nodes, from their chance gains, and cost them 5-14 %). With a uniform prior over the kernels, the nonlinear model's evidence is the mean of theirs, not the
-best: the winner of several candidates is not credited for having been picked.
+Each penalized group ``k`` has a Gaussian prior ``w_k ~ N(0, 1 / alpha_k)``; the precisions and the noise
+level are chosen per node by maximizing the marginal likelihood (evidence) with MacKay's fixed point (group
+automatic relevance determination): a group the data do not need gets an infinite precision and drops out. The
+kernel (joint or additive, and its length scale) is the one whose fit has the highest evidence. A node's fit
+is the average of the nonlinear and the linear model weighted by their posterior probabilities, with prior log
+odds of ``evidence_margin`` nats for the linear model, so the simpler model wins until the data insist; a
+weight below ``MIN_MODEL_WEIGHT`` is 0, so a node whose evidence is clear either way has one model. Near the
+prior odds the evidence is a noisy judge: a smooth curvature (a softplus of a bimodal parent, 400 rows) gains
+2-3 nats while the linear model's squared error is ten times the kernel's, and a linear mechanism can gain 1.5
+nats by chance; there picking one model costs the most, and the average costs least (CSuite's softplus chains:
+RMSE 3-6 % lower; ``condfip.model.model_weights``). The nodes of one table share that prior
+(``shared_log_odds``): the prior share of nonlinear mechanisms is updated by the nodes whose evidence is
+clearly nonlinear, so an ambiguous node in a table of clearly curved ones leans nonlinear (an ambiguous
+softplus link in a chain of them), while a table without such nodes keeps ``evidence_margin`` however many
+nodes it has (a share updated by every node's posterior drifted up on linear tables of 100 nodes, from their
+chance gains, and cost them up to 9 %). With a uniform prior over the kernels, the nonlinear model's evidence is
+the mean of theirs, not the best: the winner of several candidates is not credited for having been picked.
 Each kernel is fitted twice, with the network's groups (zero-shot prediction, decoder directions) and without
 them, and the network's groups stay in a node's nonlinear model only when its best fit with them beats its best
 fit of the parents and kernel alone by ``network_margin`` nats: the network's features are a function of the
@@ -62,18 +63,15 @@ from dataclasses import dataclass
 
 import torch
 
+from condfip.model.model_weights import (
+    EVIDENCE_MARGIN,
+    averaged,
+    nonlinear_weights,
+    shared_log_odds,
+)
 from condfip.model.parent_basis import NUM_LANDMARKS, NUM_SCALES, ParentBasis, landmark_count
 
 NUM_DIRECTIONS = 16  # principal directions of the decoder's features kept per node
-# prior log odds of the linear model against the nonlinear one (nats the nonlinear model's evidence must gain over
-# the linear model's to weigh more in the node's model average)
-EVIDENCE_MARGIN = 3.0
-MIN_MODEL_WEIGHT = 0.25  # a model's weight in the average below this is 0: the other model alone
-# the nodes of one table share their prior: the prior share of nonlinear mechanisms, sigmoid(-EVIDENCE_MARGIN), is
-# updated by the nodes whose evidence gain exceeds CLEAR_NONLINEAR_GAIN (clearly nonlinear), the prior counting as
-# PRIOR_NODES nodes; the share never falls below the prior's (``shared_log_odds``)
-CLEAR_NONLINEAR_GAIN = 6.0
-PRIOR_NODES = 10.0
 # nats the network's groups must add to the parents and kernel alone to be kept (why: the module docstring)
 NETWORK_EVIDENCE_MARGIN = 3.0
 # beyond the fitted rows' range a nonlinear node's parents are clamped in its linear part too (flat, as a kernel
@@ -335,7 +333,7 @@ def fit_adaptation(
     solved = [_solve(scatter, cross, penalties, active)]
     if bool(((mixture > 0) & (mixture < 1)).any()):
         solved.append(_solve(scatter, cross, linear_penalties, linear_active))
-    weights = _averaged([weights for _, weights in solved], mixture[:, None])
+    weights = averaged([weights for _, weights in solved], mixture[:, None])
     # the more probable model's noise level and group scales
     likelier = mixture >= 0.5  # [d]
     adaptation = Adaptation(
@@ -369,56 +367,6 @@ def fit_adaptation(
         adaptation.capped_held_out_standard_errors,
     ) = _held_out(rows, adaptation, chosen_basis, models, mixture, nodes)
     return adaptation
-
-
-def clear_counts(gain: torch.Tensor, parent_counts: torch.Tensor) -> tuple[int, int]:
-    """The clearly nonlinear nodes (evidence gain [d] above ``CLEAR_NONLINEAR_GAIN``) and the non-root nodes."""
-    has_parents = parent_counts > 0
-    return int((has_parents & (gain > CLEAR_NONLINEAR_GAIN)).sum()), int(has_parents.sum())
-
-
-def shared_log_odds(
-    gain: torch.Tensor,
-    parent_counts: torch.Tensor,
-    prior_log_odds: float = EVIDENCE_MARGIN,
-    counted: tuple[int, int] = (0, 0),
-) -> float:
-    """The prior log odds of the linear model shared by the nodes of one table, from their evidence gains [d] and
-    parent counts [d]: ``log((1 - s) / s)`` with ``s`` the share of nonlinear mechanisms, ``(clear + PRIOR_NODES
-    s0) / (nodes + PRIOR_NODES)``, ``clear`` the non-root nodes clearly nonlinear (``clear_counts``, plus those of
-    ``counted``, the same table's nodes fitted before), ``s0 = sigmoid(-prior_log_odds)``, and ``s`` at least
-    ``s0``. A node's mechanism is likelier nonlinear in a table where many clearly are (a softplus chain: an
-    ambiguous link among clearly curved ones); a table without such nodes keeps ``prior_log_odds``, so its linear
-    mechanisms keep their protection against chance gains however many nodes it has."""
-    clear, nodes = clear_counts(gain, parent_counts)
-    prior_share = 1.0 / (1.0 + math.exp(prior_log_odds))
-    share = (clear + counted[0] + PRIOR_NODES * prior_share) / (nodes + counted[1] + PRIOR_NODES)
-    if share <= prior_share:
-        return float(prior_log_odds)
-    return math.log((1.0 - share) / share)
-
-
-def nonlinear_weights(gain: torch.Tensor, prior_log_odds: float, parent_counts: torch.Tensor) -> torch.Tensor:
-    """[d]: each node's posterior probability of the nonlinear model against the linear one, from the log evidence
-    gain [d] of the nonlinear model and the prior log odds of the linear one, ``sigmoid(gain - prior_log_odds)``;
-    within ``MIN_MODEL_WEIGHT`` of 0 or 1 it is exactly 0 or 1 (one model, and no kernel for a linear node to
-    evaluate). A root's two models are the same constant: it takes the likelier one whole."""
-    weight = torch.sigmoid(gain - prior_log_odds)
-    weight = torch.where(
-        weight < MIN_MODEL_WEIGHT, 0.0, torch.where(weight > 1 - MIN_MODEL_WEIGHT, 1.0, weight)
-    )
-    return torch.where(parent_counts > 0, weight, (gain > prior_log_odds).double())
-
-
-def _averaged(parts: list[torch.Tensor], share: torch.Tensor) -> torch.Tensor:
-    """The model average of a quantity of the nonlinear model (``parts[0]``) and, when some node mixes, of the
-    linear one (``parts[1]``), ``share`` the nonlinear model's weight broadcast to them (``[d, 1]`` against
-    reduced-basis weights [d, r], ``[1, d]`` against rows [n, d]). A node of weight 0 or 1 keeps its one model's
-    value bit for bit (``parts[0]`` is the linear model's where its weight is 0)."""
-    if len(parts) == 1:
-        return parts[0]
-    nonlinear, linear = parts
-    return torch.where((share > 0) & (share < 1), share * nonlinear + (1 - share) * linear, nonlinear)
 
 
 def merge_adaptations(parts: list[tuple[torch.Tensor, Adaptation]], num_nodes: int) -> Adaptation:
@@ -573,7 +521,7 @@ class WeightedRefit:
         solved = [_solve(scatter, cross, original.penalties, original.active)[1]]
         if bool(((mixture > 0) & (mixture < 1)).any()):
             solved.append(_solve(scatter, cross, original.linear_penalties, original.linear_active)[1])
-        weights = _averaged(solved, mixture[:, None])
+        weights = averaged(solved, mixture[:, None])
         refitted = dict(original.__dict__)
         refitted.update(
             _readout_weights(weights, *original.prior, original.directions, original.parent_slots)
@@ -938,7 +886,7 @@ def _held_out(
         capped.append(residual / (1.0 - torch.minimum(lever, leverage_caps(lever))).clamp_min(1e-12))
         leverage.append(lever)
     held_out, capped_out, leverage_out = (
-        _averaged(parts, mixture[None, :]) for parts in (held, capped, leverage)
+        averaged(parts, mixture[None, :]) for parts in (held, capped, leverage)
     )  # [n, d] each
     squared = capped_out.pow(2)
     standard_error = squared.std(dim=0, correction=0) / math.sqrt(squared.shape[0])  # [d]

@@ -32,7 +32,6 @@ from einops import rearrange
 from condfip.model.adaptation import (
     Adaptation,
     WeightedRefit,
-    clear_counts,
     fit_adaptation,
     kernel_tiers,
     merge_adaptations,
@@ -41,6 +40,7 @@ from condfip.model.adaptation import (
 from condfip.model.decoder import AdaLNBlock, ConditionalDecoder
 from condfip.model.edge_check import continued_margins
 from condfip.model.embedding import DatasetEmbedding
+from condfip.model.model_weights import clear_counts
 from condfip.model.parent_basis import ParentBasis
 from condfip.model.readout import Readout, fit_readout
 
