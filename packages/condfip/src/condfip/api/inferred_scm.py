@@ -133,22 +133,22 @@ class InferredSCM:
 
     @property
     def adaptation(self) -> pd.DataFrame | None:
-        """Per column, what the adaptation found (None when zero-shot): ``full_basis`` (the nonlinear model is in
-        the fit; False: a linear regression on the parents alone), ``nonlinear_weight`` (its weight in the node's
-        average of the two models: its posterior probability where the evidence is near the prior odds, else 0 or
-        1), ``prior_log_odds`` (those odds of the linear model, shared by the table's nodes: lower where many nodes
-        are clearly nonlinear), ``evidence_gain`` (log evidence of the nonlinear model, its kernels averaged, over the linear one,
-        nats), ``network_gain`` (log evidence of the
-        best nonlinear fit with the network's groups over the best with the parents and kernel alone, nats: the
-        network's groups are kept above ``NETWORK_EVIDENCE_MARGIN``), ``noise_scale`` (the fitted noise
-        standard deviation, standardized units), ``held_out_error`` (mean squared exact leave-one-out residual,
-        standardized), the prior scale of each group of the basis, the kernel the evidence chose
-        (``kernel_length``, on the standardized parents, and ``kernel_additive``: a mean of one Gaussian kernel
-        per parent rather than one in all parents jointly, the same for one parent; read only where
-        ``full_basis``), ``continued`` (the mechanism continues up to a length scale, at most two standard deviations,
-        beyond the rows' range before it is held flat, rather than at the range: the rows at the edge of the range
-        said so, ``condfip.model.edge_check``), and
-        ``encoder_noise_weight`` (the weight of the encoder's amortized noise in ``noise()``)."""
+        """Per column, what the adaptation found (None when zero-shot): ``full_basis`` (the nonlinear model is
+        in the fit; False: a linear regression on the parents alone), ``nonlinear_weight`` (its weight in the
+        node's average of the two models: its posterior probability where the evidence is near the prior odds,
+        else 0 or 1), ``prior_log_odds`` (those odds of the linear model, shared by the table's nodes: lower
+        where many nodes are clearly nonlinear), ``evidence_gain`` (log evidence of the nonlinear model, its
+        kernels averaged, over the linear one, nats), ``network_gain`` (log evidence of the best nonlinear fit
+        with the network's groups over the best with the parents and kernel alone, nats: the network's groups
+        are kept above ``NETWORK_EVIDENCE_MARGIN``), ``noise_scale`` (the fitted noise standard deviation,
+        standardized units), ``held_out_error`` (mean squared exact leave-one-out residual, standardized), the
+        prior scale of each group of the basis, the kernel the evidence chose (``kernel_length``, on the
+        standardized parents, and ``kernel_additive``: a mean of one Gaussian kernel per parent rather than
+        one in all parents jointly, the same for one parent; read only where ``full_basis``), ``continued``
+        (the mechanism continues up to a length scale, at most two standard deviations, beyond the rows' range
+        before it is held flat, rather than at the range: the rows at the edge of the range said so,
+        ``condfip.model.edge_check``), and ``encoder_noise_weight`` (the weight of the encoder's amortized
+        noise in ``noise()``)."""
         adaptation = getattr(self._runner, "adaptation", None)
         if adaptation is None:
             return None

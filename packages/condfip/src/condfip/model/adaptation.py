@@ -119,9 +119,8 @@ class Adaptation:
     # [d]: the nonlinear model's weight in the node's model average (``nonlinear_weights``): 0 the linear model
     # alone, 1 the nonlinear one alone
     nonlinear_weight: torch.Tensor
-    prior_log_odds: (
-        torch.Tensor
-    )  # [d]: the prior log odds of the linear model its weight used (shared_log_odds)
+    # [d]: the prior log odds of the linear model its weight used (``shared_log_odds``)
+    prior_log_odds: torch.Tensor
     # [d]: log evidence of the nonlinear model (its kernels averaged) minus the linear model's
     evidence_gain: torch.Tensor
     # [d]: log evidence of the best nonlinear model with the network's groups minus the best without them
@@ -324,9 +323,8 @@ def fit_adaptation(
         return torch.where(nonlinear_nodes.reshape(shape), nonlinear_value, linear_value)
 
     penalties = chosen("penalties", use_full)  # [d, a + M]
-    active = ~chosen(
-        "pruned", use_full
-    )  # [d, r]: columns in the model (pruned ones get a weight of exactly 0)
+    # [d, r]: columns in the model (pruned ones get a weight of exactly 0)
+    active = ~chosen("pruned", use_full)
     linear_penalties, linear_active = linear("penalties"), ~linear("pruned")  # [d, r]: the linear model's
     scale = torch.where(use_full, scale, 0)
     scatter, cross = moments.reduced_scatter(scale), moments.reduced_cross(scale)
@@ -359,7 +357,7 @@ def fit_adaptation(
         parent_slots=p,
     )
     chosen_basis = basis.with_scale(scale)
-    models = list(zip(solved, (active, linear_active), strict=False))
+    models = list(zip(solved, (active, linear_active), strict=False))  # the linear model only where solved
     (
         adaptation.mean_leverage,
         adaptation.held_out_errors,
