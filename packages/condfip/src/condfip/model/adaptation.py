@@ -66,6 +66,7 @@ import torch
 from condfip.model.model_weights import (
     EVIDENCE_MARGIN,
     averaged,
+    averages,
     nonlinear_weights,
     shared_log_odds,
 )
@@ -329,7 +330,7 @@ def fit_adaptation(
     scale = torch.where(use_full, scale, 0)
     scatter, cross = moments.reduced_scatter(scale), moments.reduced_cross(scale)
     solved = [_solve(scatter, cross, penalties, active)]
-    if bool(((mixture > 0) & (mixture < 1)).any()):
+    if bool(averages(mixture).any()):
         solved.append(_solve(scatter, cross, linear_penalties, linear_active))
     weights = averaged([weights for _, weights in solved], mixture[:, None])
     # the more probable model's noise level and group scales
@@ -517,7 +518,7 @@ class WeightedRefit:
         original = self.adaptation
         mixture = original.nonlinear_weight
         solved = [_solve(scatter, cross, original.penalties, original.active)[1]]
-        if bool(((mixture > 0) & (mixture < 1)).any()):
+        if bool(averages(mixture).any()):
             solved.append(_solve(scatter, cross, original.linear_penalties, original.linear_active)[1])
         weights = averaged(solved, mixture[:, None])
         refitted = dict(original.__dict__)

@@ -64,6 +64,11 @@ def nonlinear_weights(gain: torch.Tensor, prior_log_odds: float, parent_counts: 
     return torch.where(parent_counts > 0, weight, (gain > prior_log_odds).double())
 
 
+def averages(weight: torch.Tensor) -> torch.Tensor:
+    """Where the nonlinear model's weight (any shape) puts both models in the fit: strictly between 0 and 1."""
+    return (weight > 0) & (weight < 1)
+
+
 def averaged(parts: list[torch.Tensor], share: torch.Tensor) -> torch.Tensor:
     """The model average of a quantity of the nonlinear model (``parts[0]``) and, when some node mixes, of the
     linear one (``parts[1]``), ``share`` the nonlinear model's weight broadcast to them (``[d, 1]`` against
@@ -72,4 +77,4 @@ def averaged(parts: list[torch.Tensor], share: torch.Tensor) -> torch.Tensor:
     if len(parts) == 1:
         return parts[0]
     nonlinear, linear = parts
-    return torch.where((share > 0) & (share < 1), share * nonlinear + (1 - share) * linear, nonlinear)
+    return torch.where(averages(share), share * nonlinear + (1 - share) * linear, nonlinear)

@@ -58,8 +58,8 @@ class ParentBasis:
     ``length_scales`` then the additive kernel's ``additive_scales``. Padded parent slots are 0. ``bounds`` (lowest
     and highest value of every column [d]) clamps the kernel features' inputs: beyond the rows' range the
     nonlinear part stays at its value at the edge, while the parents' values (the linear part) are not clamped;
-    ``margins`` widens them per node. ``with_scale`` keeps one length scale per node (what a fit chose). ``with_bounds`` gives the same basis
-    clamped elsewhere.
+    ``margins`` widens them per node. ``with_scale`` keeps one length scale per node (what a fit chose).
+    ``with_bounds`` gives the same basis clamped elsewhere.
     """
 
     def __init__(

@@ -410,7 +410,7 @@ class PreparedDecoder:
             for nodes, size in tiers:
                 fit, basis = self._fit(rows, bounds, chunk_rows, nodes, size, counted)
                 clear, total = clear_counts(
-                    fit.evidence_gain, self.parents[nodes].sum(dim=-1).to(fit.evidence_gain.device)
+                    fit.evidence_gain, basis.parent_counts.to(fit.evidence_gain.device)
                 )
                 counted = (counted[0] + clear, counted[1] + total)
                 fits.append((nodes, fit, basis))
