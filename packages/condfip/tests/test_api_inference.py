@@ -605,7 +605,8 @@ def test_adaptation_table_and_repr(scm_and_rows):
     assert torch.equal(basis.clamp_linear, adaptation.clamps_linear.cpu())
     # continued beyond the rows (the edge check): only nonlinear nodes, and what the sampling basis does
     assert table["continued"].dtype == bool and not (table["continued"] & ~table["full_basis"]).any()
-    assert np.array_equal((basis.margins > 0).numpy(), table["continued"].to_numpy())
+    continued = (basis.margins > 0) | (basis.product_margins > 0)  # the kernel or the products continue
+    assert np.array_equal(continued.numpy(), table["continued"].to_numpy())
     # the kernel each node's fit chose: its length on the standardized parents, joint or additive
     for column, parents in zip(adapted.columns, scm.adjacency.sum(axis=0), strict=True):
         joint = [factor * math.sqrt(max(1, int(parents))) for factor in LENGTH_SCALES]

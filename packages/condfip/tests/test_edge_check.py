@@ -17,6 +17,7 @@ from condfip.model.edge_check import (
     MIN_EDGE_ROWS,
     continued_margins,
     continued_nodes,
+    uses_products,
 )
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -50,57 +51,73 @@ def test_a_rising_curve_continues_and_a_wiggle_stays_flat():
         assert adaptation.full_basis[2:4].tolist() == [True, True]
         assert continued.tolist() == [False, False, True, False, False], f"seed {seed}"
     # just beyond the rows (up to the continued node's clamp), the continued parabola is closer to the truth
-    margins = continued_margins(
+    margins, product_margins = continued_margins(
         adaptation, basis, _parents(), z, lambda rows, nodes: features(rows)[:, nodes]
     )
+    reach = max(float(margins[2]), float(product_margins[2]))
     beyond = torch.zeros(20, D, dtype=torch.float64)
-    beyond[:, 0] = z[:, 0].max() + torch.linspace(0.05, 1.0, 20, dtype=torch.float64) * margins[2]
+    beyond[:, 0] = z[:, 0].max() + torch.linspace(0.05, 1.0, 20, dtype=torch.float64) * reach
     flat = evaluate(adaptation, features(beyond), basis(beyond))[:, 2]
-    basis.margins = margins
+    basis.margins, basis.product_margins = margins, product_margins
     curve = evaluate(adaptation, features(beyond), basis(beyond))[:, 2]
     truth = 0.8 * beyond[:, 0] ** 2
     assert float((curve - truth).abs().mean()) < 0.5 * float((flat - truth).abs().mean())
 
 
 def test_a_continued_node_is_clamped_a_length_scale_beyond_the_range_and_the_fit_is_the_same_inside():
+    """A continued node's long kernel is clamped a length scale beyond the range (at most MAX_CONTINUE), the
+    products its fit kept MAX_CONTINUE beyond it; a node not continued is clamped at the range."""
     z = _curve_and_wiggle(200, seed=0)
     adaptation, basis, features, continued = _fitted(z)
     clamped = basis(z)
-    margins = continued_margins(
+    margins, product_margins = continued_margins(
         adaptation, basis, _parents(), z, lambda rows, nodes: features(rows)[:, nodes]
     )
-    assert torch.equal(margins > 0, continued)
-    expected = (CONTINUE_LENGTHS * basis.lengths[continued, 0]).clamp_max(MAX_CONTINUE)
-    assert torch.equal(margins[continued], expected)
-    basis.margins = margins
+    assert torch.equal((margins > 0) | (product_margins > 0), continued)
+    long = continued & (basis.lengths[:, 0] >= MIN_CONTINUE_LENGTH)
+    expected = (CONTINUE_LENGTHS * basis.lengths[long, 0]).clamp_max(MAX_CONTINUE)
+    assert torch.equal(margins[long], expected) and not bool(margins[~long].any())
+    with_products = continued & uses_products(adaptation)
+    assert bool(with_products[2])  # the parabola: a square of its parent
+    assert bool((product_margins[with_products] == MAX_CONTINUE).all())
+    assert not bool(product_margins[~with_products].any())
+    basis.margins, basis.product_margins = margins, product_margins
     assert torch.equal(basis(z), clamped)  # every fitted row lies inside its own range: bit for bit
     lower, upper = basis.bounds
     far = (upper + 10.0)[None, :]  # [1, d]: every column far beyond its range
     held = basis.with_bounds(basis.bounds)
-    p = basis.max_parents
+    p, v = basis.max_parents, basis.value_slots
     for node in range(D):
-        margin = float(margins[node])
-        edge = (upper + margin)[None, :]  # where the node's clamp is
+        margin, product_margin = float(margins[node]), float(product_margins[node])
+        edge = (upper + margin)[None, :]  # where the node's kernel clamp is
         # the kernel part (and the parents' values of a node clamped in its linear part) is flat beyond the
-        # widened range; a node not continued is the same as without margins
-        start = 0 if bool(basis.clamp_linear[node]) else p
-        assert torch.equal(basis(far)[:, node, start:], basis(edge)[:, node, start:])
-        if margin == 0:
+        # widened range, the products beyond theirs; a node not continued is the same as without margins
+        assert torch.equal(basis(far)[:, node, v:], basis(edge)[:, node, v:])
+        if bool(basis.clamp_linear[node]):
+            assert torch.equal(basis(far)[:, node, :p], basis(edge)[:, node, :p])
+        product_edge = (upper + product_margin)[None, :]
+        assert torch.equal(basis(far)[:, node, p:v], basis(product_edge)[:, node, p:v])
+        if margin == 0 and product_margin == 0:
             assert torch.equal(basis(far)[:, node], held(far)[:, node])
     # node 2 (one parent, node 0): between the range and the clamp its kernel part still moves
     between = lower.clone()[None, :]
-    between[0, 0] = upper[0] + 0.5 * float(margins[2])
+    between[0, 0] = upper[0] + 0.5 * max(float(margins[2]), float(product_margins[2]))
     assert not torch.equal(basis(between)[:, 2, p:], held(between)[:, 2, p:])
 
 
 def test_a_short_kernel_never_continues():
-    """Only kernels at least MIN_CONTINUE_LENGTH long continue: with the parabola's kernel forced short, it stays
-    flat whatever its edge rows say."""
+    """Only kernels at least MIN_CONTINUE_LENGTH long continue: with the kernels forced short, every kernel is
+    clamped at the range whatever the edge rows say; only a node's products may continue."""
     z = _curve_and_wiggle(200, seed=0)
     short = MIN_CONTINUE_LENGTH / 4
-    adaptation, basis, _, continued = _fitted(z, length_scales=(short,), additive_scales=())
+    adaptation, basis, features, continued = _fitted(z, length_scales=(short,), additive_scales=())
     assert bool(adaptation.full_basis[2]) and float(basis.lengths[2, 0]) == short
-    assert not bool(continued.any())
+    margins, product_margins = continued_margins(
+        adaptation, basis, _parents(), z, lambda rows, nodes: features(rows)[:, nodes]
+    )
+    assert not bool(margins.any())
+    assert torch.equal(continued, product_margins > 0)
+    assert not bool((continued & ~uses_products(adaptation)).any())
 
 
 def test_linear_mechanisms_and_too_few_rows_never_continue():

@@ -15,8 +15,10 @@ from condfip.model.parent_basis import (
     LENGTH_SCALES,
     MAX_LANDMARKS,
     NUM_LANDMARKS,
+    PRODUCT_PARENTS,
     ParentBasis,
     landmark_count,
+    product_pairs,
 )
 
 D = 4  # 0, 1 roots; 2 <- 0; 3 <- 0, 1, 2
@@ -43,10 +45,10 @@ def test_features_reproduce_the_kernel_on_the_landmarks() -> None:
     rows = _rows(30)  # fewer rows than landmarks: every row is a landmark
     basis = ParentBasis(_parents(), rows)
     assert basis.num_kernel == 30
-    p, m = basis.max_parents, basis.num_kernel
-    features = basis(rows)[:, 3, p:]  # [n, sM]
+    v, m = basis.value_slots, basis.num_kernel
+    features = basis(rows)[:, 3, v:]  # [n, sM]
     others = _rows(7, seed=1)
-    queries = basis(others)[:, 3, p:]
+    queries = basis(others)[:, 3, v:]
     for scale, factor in enumerate(LENGTH_SCALES):
         length = factor * math.sqrt(3)  # node 3 has 3 parents
         block = slice(scale * m, (scale + 1) * m)
@@ -70,11 +72,11 @@ def test_additive_features_reproduce_the_mean_of_one_kernel_per_parent(node, par
     node with fewer parents than the basis has slots (its padded slots add nothing)."""
     rows = _rows(30)
     basis = ParentBasis(_parents(), rows)
-    p, m = basis.max_parents, basis.num_kernel
+    v, m = basis.value_slots, basis.num_kernel
     assert basis.num_scales == len(LENGTH_SCALES) + len(ADDITIVE_SCALES)
-    features = basis(rows)[:, node, p:]  # [n, sM]
+    features = basis(rows)[:, node, v:]  # [n, sM]
     others = _rows(7, seed=1) * 2
-    queries = basis(others)[:, node, p:]
+    queries = basis(others)[:, node, v:]
     for position, length in enumerate(ADDITIVE_SCALES):
         block = slice((len(LENGTH_SCALES) + position) * m, (len(LENGTH_SCALES) + position + 1) * m)
         gram = features[:, block] @ features[:, block].T
@@ -91,8 +93,8 @@ def test_far_from_every_landmark_the_kernel_features_vanish() -> None:
     basis = ParentBasis(_parents(), _rows(100))
     far = torch.full((1, D), 400.0, dtype=torch.float64)  # 50+ of the longest length scales away
     features = basis(far)
-    p = basis.max_parents
-    assert features[0, 2:, p:].abs().max() < 1e-12
+    p, v = basis.max_parents, basis.value_slots
+    assert features[0, 2:, v:].abs().max() < 1e-12
     torch.testing.assert_close(features[0, 3, :p], far[0, :3])
 
 
@@ -109,7 +111,9 @@ def test_combine_equals_the_features_times_the_weights() -> None:
     # the same float64 sums in another order, of whitened features up to ~1e4: agreement to ~1e-9 relative
     torch.testing.assert_close(basis.combine(z, weights[nodes], nodes), direct, rtol=1e-9, atol=1e-9)
     linear = weights.clone()
-    linear[2, basis.max_parents :] = 0.0  # node 2 fitted linearly: its kernel is skipped, its value unchanged
+    linear[2, basis.value_slots :] = (
+        0.0  # node 2 fitted without its kernel: its kernel is skipped, its value unchanged
+    )
     expected = torch.einsum("mkq,kq->mk", basis(z, nodes), linear[nodes])
     torch.testing.assert_close(basis.combine(z, linear[nodes], nodes), expected, rtol=1e-9, atol=1e-9)
     # all nodes at once: the same sums batched over more nodes, equal to float64 rounding
@@ -123,7 +127,7 @@ def test_repeated_landmark_rows_stay_finite_and_reproduce_the_kernel() -> None:
     rows = _rows(60)
     rows[:, 0] = torch.tensor([-1.0, 0.0, 1.0]).repeat(20)  # node 2's only parent takes 3 values
     basis = ParentBasis(_parents(), rows)
-    features = basis(rows)[:, 2, basis.max_parents :][:, : basis.num_kernel]  # node 2, shortest scale
+    features = basis(rows)[:, 2, basis.value_slots :][:, : basis.num_kernel]  # node 2, shortest scale
     assert torch.isfinite(features).all()
     distinct = torch.tensor([[-1.0], [0.0], [1.0]], dtype=torch.float64)
     gram = features[:3] @ features[:3].T
@@ -163,16 +167,22 @@ def test_split_holds_the_same_features_node_major() -> None:
     rows = _rows(300)
     basis = ParentBasis(_parents(), rows, num_landmarks=50)
     z = _rows(37, seed=1)
-    values, kernel = basis.split(z)  # [m, d, p], [d, s, m, M]
-    assert values.shape == (37, D, 3) and kernel.shape == (
-        D,
-        len(LENGTH_SCALES) + len(ADDITIVE_SCALES),
-        37,
-        50,
+    values, kernel = basis.split(z)  # [m, d, v], [d, s, m, M]
+    v = basis.value_slots  # 3 parent slots and their 6 products
+    assert (
+        v == 9
+        and values.shape == (37, D, v)
+        and kernel.shape
+        == (
+            D,
+            len(LENGTH_SCALES) + len(ADDITIVE_SCALES),
+            37,
+            50,
+        )
     )
-    together = basis(z)  # [m, d, p + sM]
-    assert torch.equal(together[..., :3], values)
-    assert torch.equal(together[..., 3:], kernel.permute(2, 0, 1, 3).flatten(start_dim=2))
+    together = basis(z)  # [m, d, v + sM]
+    assert torch.equal(together[..., :v], values)
+    assert torch.equal(together[..., v:], kernel.permute(2, 0, 1, 3).flatten(start_dim=2))
     nodes = torch.tensor([3, 2])
     assert torch.equal(basis.split(z, nodes)[1], kernel[nodes])
 
@@ -196,13 +206,13 @@ def test_a_merged_basis_combines_each_node_over_its_own_landmarks(monkeypatch) -
     assert merged.parent_counts.tolist() == [0, 0, 1, 3]
     weights = torch.randn(D, merged.size, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     for node in few.tolist():
-        weights[node, merged.max_parents + 40 :] = 0.0  # what a merged fit holds in the padded landmarks
+        weights[node, merged.value_slots + 40 :] = 0.0  # what a merged fit holds in the padded landmarks
     z = _rows(30, seed=5) * 2
     # node 2's additive features are its own, whatever the padded parent slots and landmarks (the same products
     # with zeros added: equal to float64 rounding of features up to ~1e4)
     torch.testing.assert_close(
-        merged(z)[:, 2, merged.max_parents : merged.max_parents + 40],
-        small(z)[:, 2, small.max_parents :],
+        merged(z)[:, 2, merged.value_slots : merged.value_slots + 40],
+        small(z)[:, 2, small.value_slots :],
         rtol=0,
         atol=1e-9,
     )
@@ -232,3 +242,56 @@ def test_the_features_are_the_same_bits_with_and_without_autograd() -> None:
     with torch.inference_mode():
         without = basis(z)
     assert torch.equal(with_grad.detach(), without)
+
+
+def test_products_are_the_clamped_parents_products_of_degree_two() -> None:
+    """After the parents' values come their products of degree two (squares and pairs), from the inputs clamped
+    to the bounds like the kernel's; a node's slots beyond its own parents are 0, and so are all of a node's with
+    more than PRODUCT_PARENTS parents."""
+    rows = _rows(40)
+    bounds = (rows.amin(0), rows.amax(0))
+    basis = ParentBasis(_parents(), rows, bounds=bounds)
+    p, v = basis.max_parents, basis.value_slots
+    assert basis.num_products == 6 and v == p + 6  # three parent slots: 3 squares and 3 pairs
+    z = _rows(9, seed=6) * 3  # some rows beyond the bounds
+    values = basis(z)
+    clamped = torch.minimum(torch.maximum(z, bounds[0]), bounds[1])
+    x = clamped[:, [0, 1, 2]]  # node 3's parents
+    expected = torch.stack([x[:, a] * x[:, b] for a, b in product_pairs(3).tolist()], dim=1)
+    assert torch.equal(values[:, 3, p:v], expected)
+    torch.testing.assert_close(values[:, 3, :p], z[:, :3])  # the linear part is not clamped
+    square = clamped[:, 0] ** 2  # node 2: one parent, one square; its other product slots are 0
+    assert torch.equal(
+        values[:, 2, p:v], torch.stack([square] + [torch.zeros(9, dtype=torch.float64)] * 5, 1)
+    )
+    assert not bool(values[:, :2, :v].any())  # roots: nothing
+    many = torch.zeros(PRODUCT_PARENTS + 2, PRODUCT_PARENTS + 2, dtype=torch.bool)
+    many[-1, :-1] = True  # one node of PRODUCT_PARENTS + 1 parents
+    many[-2, :2] = True  # one of two
+    wide = ParentBasis(many, torch.randn(30, PRODUCT_PARENTS + 2, dtype=torch.float64))
+    assert wide.num_products == PRODUCT_PARENTS * (PRODUCT_PARENTS + 1) // 2
+    assert not bool(wide.product_valid[-1].any()) and int(wide.product_valid[-2].sum()) == 3
+
+
+def test_product_pairs_of_fewer_slots_are_a_prefix() -> None:
+    assert product_pairs(2).tolist() == [[0, 0], [0, 1], [1, 1]]
+    assert torch.equal(product_pairs(4)[:6], product_pairs(3))
+    assert product_pairs(0).shape == (0, 2)
+
+
+def test_a_merged_basis_keeps_each_parts_products_in_place() -> None:
+    rows = _rows(60)
+    bounds = (rows.amin(0), rows.amax(0))
+    parents = _parents()
+    few, many = torch.tensor([0, 1, 2]), torch.tensor([3])
+    small = ParentBasis(parents[few], rows, num_landmarks=20, bounds=bounds).with_scale(
+        torch.tensor([0, 0, 1])
+    )
+    large = ParentBasis(parents[many], rows, num_landmarks=30, bounds=bounds).with_scale(torch.tensor([2]))
+    merged = ParentBasis.merge([(few, small), (many, large)], D)
+    z = _rows(11, seed=7) * 2
+    for nodes, part in ((few, small), (many, large)):
+        own = part(z)[:, :, part.max_parents : part.value_slots]  # [m, k, q]
+        placed = merged(z)[:, nodes, merged.max_parents : merged.value_slots]
+        assert torch.equal(placed[..., : part.num_products], own)
+        assert not bool(placed[..., part.num_products :].any())

@@ -8,6 +8,10 @@ Per node ``i``, ``F_hat_i(z) = x_i(z) . w_i`` over a basis ``x_i`` of functions 
   column that the evidence's ridge on their values is at least ``LOW_SIGNAL_RIDGE`` times the rows: there least
   squares' variance costs more than the ridge's bias, and a strong linear mechanism, whose ridge is orders of
   magnitude below that, is still fitted as least squares fits it);
+- the products of degree two of the parents' values (squares and pairwise interactions; nodes of at most
+  ``PRODUCT_PARENTS`` parents), a penalized group of their own in the quadratic model (below): a quadratic or
+  interaction mechanism is a few of their weights, and it keeps its shape where an intervention puts the parents
+  where they never were jointly, where a kernel falls back to its linear part (``condfip.model.parent_basis``);
 - the pretrained network's own prediction ``F_zero_shot_i`` (the trained readout of the decoder's features);
 - the decoder's features of the parents, compressed to their ``num_directions`` principal directions;
 - Gaussian-kernel features of the parents at landmark rows, of one kernel chosen per node among the joint
@@ -31,6 +35,12 @@ softplus link in a chain of them), while a table without such nodes keeps ``evid
 nodes it has (a share updated by every node's posterior drifted up on linear tables of 100 nodes, from their
 chance gains, and cost them up to 9 %). With a uniform prior over the kernels, the nonlinear model's evidence is
 the mean of theirs, not the best: the winner of several candidates is not credited for having been picked.
+The quadratic model (the parents' values and their products, no kernel, no network) is one more candidate: a node
+takes it where it keeps some product and its evidence beats the mean of the kernels' fits without the network's
+groups (it is then also the nonlinear model's evidence against the linear one). It is a model of its own rather
+than a group beside the kernel: on top of an exact quadratic a short kernel gains a few nats from the noise (a
+parabola at 400 rows: 4 nats, and a bump in the fit where the rows had none), and beside the kernel the products
+shifted curved mechanisms that are not polynomials (sigmoids, random networks at 50-100 rows: 3-12 % worse).
 Each kernel is fitted twice, with the network's groups (zero-shot prediction, decoder directions) and without
 them, and the network's groups stay in a node's nonlinear model only when its best fit with them beats its best
 fit of the parents and kernel alone by ``network_margin`` nats: the network's features are a function of the
@@ -51,8 +61,8 @@ decoder's principal directions, the moments of the reduced basis, the exact leav
 features are computed from the rows where a pass needs them: every scale's for the moments, the chosen scale's
 for the leave-one-out residuals (the kernel features of a large fit are most of its arithmetic).
 
-Axis legend: m rows, d nodes, f decoder features, p parent slots, a small block, M kernel features per scale,
-s length scales, r reduced basis of one model (a + M), g groups.
+Axis legend: m rows, d nodes, f decoder features, p parent slots, q product slots, v = p + q value slots, a small
+block, M kernel features per scale, s length scales, r reduced basis of one model (a + M), g groups.
 """
 
 from __future__ import annotations
@@ -70,7 +80,13 @@ from condfip.model.model_weights import (
     nonlinear_weights,
     shared_log_odds,
 )
-from condfip.model.parent_basis import NUM_LANDMARKS, NUM_SCALES, ParentBasis, landmark_count
+from condfip.model.parent_basis import (
+    NUM_LANDMARKS,
+    NUM_SCALES,
+    PRODUCT_PARENTS,
+    ParentBasis,
+    landmark_count,
+)
 
 NUM_DIRECTIONS = 16  # principal directions of the decoder's features kept per node
 # nats the network's groups must add to the parents and kernel alone to be kept (why: the module docstring)
@@ -101,7 +117,7 @@ LANDMARK_GROWTH_BYTES = 2**30
 MAX_LOG_PRECISION = 25.0
 MIN_LOG_PENALTY = 15.0
 FIXED_PRECISION = 1e-8  # the "precision" of an unpenalized column
-GROUPS = ("parents", "zero_shot", "decoder", "kernel")
+GROUPS = ("parents", "zero_shot", "decoder", "products", "kernel")  # the kernel last (``_schur_evidence``)
 
 AdaptationChunks = Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]
 
@@ -113,7 +129,7 @@ class Adaptation:
     found per node."""
 
     decoder_weights: torch.Tensor  # [d, f]
-    basis_weights: torch.Tensor  # [d, p + M]: over the parents' values and the chosen scale's kernel features
+    basis_weights: torch.Tensor  # [d, v + M]: over the parents' values, their products and the chosen kernel
     bias: torch.Tensor  # [d]
     scale: torch.Tensor  # [d] long: each node's kernel (an index into LENGTH_SCALES, then ADDITIVE_SCALES)
     full_basis: torch.Tensor  # [d] bool: the nonlinear model is in the fit (False: the linear model alone)
@@ -141,8 +157,14 @@ class Adaptation:
     directions: torch.Tensor  # [d, f, k]: the decoder's principal directions
     prior: tuple[torch.Tensor, torch.Tensor]  # the trained readout: weights [d, f], bias [d]
     parent_slots: int  # p
+    product_slots: int  # q
 
     GROUPS = GROUPS
+
+    @property
+    def value_slots(self) -> int:
+        """v = p + q: the basis columns before the kernel features."""
+        return self.parent_slots + self.product_slots
 
     @property
     def clamps_linear(self) -> torch.Tensor:
@@ -172,7 +194,7 @@ def evaluate(
     basis: torch.Tensor,
     nodes: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The adapted ``F_hat`` of the nodes ``nodes`` (all when None): features [m, k, f], basis [m, k, p + M]
+    """The adapted ``F_hat`` of the nodes ``nodes`` (all when None): features [m, k, f], basis [m, k, v + M]
     (``ParentBasis.with_scale(adaptation.scale)``) -> [m, k]."""
     index = slice(None) if nodes is None else nodes
     return (
@@ -185,12 +207,12 @@ def evaluate(
 def reduced_design(
     adaptation: Adaptation, decoder_features: torch.Tensor, basis: torch.Tensor
 ) -> torch.Tensor:
-    """The rows of the fitted regression, [m, d, r] = (1, parents, zero-shot prediction, decoder directions,
-    kernel features), from features [m, d, f] and the chosen basis [m, d, p + M]; ``penalties`` are per column
-    of it."""
-    p = adaptation.parent_slots
-    small = _small_block(decoder_features, basis[..., :p], *adaptation.prior, adaptation.directions)
-    return torch.cat([small, basis.double()[..., p:]], dim=-1)
+    """The rows of the fitted regression, [m, d, r] = (1, parents, their products, zero-shot prediction, decoder
+    directions, kernel features), from features [m, d, f] and the chosen basis [m, d, v + M]; ``penalties`` are per
+    column of it."""
+    v = adaptation.value_slots
+    small = _small_block(decoder_features, basis[..., :v], *adaptation.prior, adaptation.directions)
+    return torch.cat([small, basis.double()[..., v:]], dim=-1)
 
 
 def fit_adaptation(
@@ -220,17 +242,25 @@ def fit_adaptation(
     n, directions = _principal_directions(rows, num_directions)
     if n < 2:
         raise ValueError(f"adapting to the rows needs at least 2 rows, got {n}")
-    p, num_kernel, num_scales = basis.max_parents, basis.num_kernel, basis.num_scales
-    moments = _ScaleMoments(p, num_kernel, num_scales)
+    p, q, num_kernel, num_scales = basis.max_parents, basis.num_products, basis.num_kernel, basis.num_scales
+    v = p + q
+    moments = _ScaleMoments(num_kernel, num_scales)
     for features, z in rows():
-        values, kernel = basis.split(z)  # [m, k, p], [k, s, m, M]
+        values, kernel = basis.split(z)  # [m, k, v], [k, s, m, M]
         targets = z if nodes is None else z[:, nodes]  # [m, k]
         moments.add(_small_block(features, values, prior_weights, prior_bias, directions), kernel, targets)
     d, a = moments.cross_small.shape
     device = moments.cross_small.device
     k = directions.shape[-1]
+    group = GROUPS.index
     groups = torch.cat(
-        [torch.tensor([-1]), torch.zeros(p, dtype=torch.long), torch.tensor([1]), torch.full((k,), 2)]
+        [
+            torch.tensor([-1]),
+            torch.full((p,), group("parents")),
+            torch.full((q,), group("products")),
+            torch.tensor([group("zero_shot")]),
+            torch.full((k,), group("decoder")),
+        ]
     ).to(device)  # [a]: -1 the constant, then the group of every small-block column
     counts = basis.valid.sum(dim=1).to(device)  # [d] parents per node
     enough = n >= LINEAR_ROWS_PER_FEATURE * (counts + 2)  # [d]: the parents' values are unpenalized
@@ -239,6 +269,7 @@ def fit_adaptation(
     fixed[:, 1 : 1 + p] = enough[:, None]
     unused = torch.zeros_like(fixed)
     unused[:, 1 : 1 + p] = ~basis.valid.to(device)
+    unused[:, 1 + p : 1 + v] = ~basis.product_valid.to(device)
 
     # the kernel block of every scale in the eigenbasis of its scatter: [s, d, M], [s, d, M, M]
     # (a root's kernel features are constants: its block is left empty, so the fit prunes it)
@@ -250,12 +281,15 @@ def fit_adaptation(
         eigenvalues[:, has_parents], eigenvectors[:, has_parents] = values.clamp_min(0.0), vectors
     rotated_cross = eigenvectors.transpose(-1, -2) @ moments.cross_kernel[..., None]  # [s, d, M, 1]
     coupling = moments.scatter_between @ eigenvectors  # [s, d, a, M]
-    # per kernel scale, joint or additive, one model with every group free and one of the parents' values and the
-    # kernel alone (the network's groups out); then the linear model (only the parents' group)
+    # per kernel scale, joint or additive, one model with the network's groups and one of the parents' values and
+    # the kernel alone; then the quadratic model (the parents' values and their products, no kernel); then the
+    # linear model (only the parents' group)
     linear_columns = groups <= 0  # [a]
-    models = [(scale, None, True) for scale in range(num_scales)]
+    products = groups == group("products")  # [a]
+    models = [(scale, ~products, True) for scale in range(num_scales)]
     models += [(scale, linear_columns, True) for scale in range(num_scales)]
-    models += [(0, linear_columns, False)]
+    models += [(0, linear_columns | products, False), (0, linear_columns, False)]
+    quadratic = 2 * num_scales  # the index of the quadratic model
     fits = [
         _schur_evidence(
             moments.scatter_small,
@@ -267,11 +301,11 @@ def fit_adaptation(
             n,
             groups,
             fixed,
-            unused if keep is None else unused | (~keep[None, :] & ~fixed),
+            unused | (~keep[None, :] & ~fixed),
             kernel_excluded=not with_kernel,
-            iterations=iterations if with_kernel else 1,
+            iterations=iterations if with_kernel or index == quadratic else 1,
         )
-        for scale, keep, with_kernel in models
+        for index, (scale, keep, with_kernel) in enumerate(models)
     ]
     # the linear model once more with the parents' values penalized (one group, its precision by the evidence)
     constant_only = torch.zeros_like(fixed)
@@ -294,18 +328,26 @@ def fit_adaptation(
     # LOW_SIGNAL_RIDGE of the rows keep it (least squares' variance costs them more than the ridge's bias)
     low_signal = enough & (counts > 0) & (shrunk.penalties[:, 1] >= LOW_SIGNAL_RIDGE * n)
     # [2s, d]: the kernels' fits with the network's groups, then without them
-    candidates = torch.stack([fit.log_evidence for fit in fits[:-1]])
+    candidates = torch.stack([fit.log_evidence for fit in fits[:quadratic]])
     with_network, network_scale = candidates[:num_scales].max(dim=0)  # [d]
     kernel_alone, kernel_scale = candidates[num_scales:].max(dim=0)
     # the nonlinear model: the best with the network's groups where they beat the kernel alone by the margin
     keeps_network = with_network > kernel_alone + network_margin  # [d]
     model = torch.where(keeps_network, network_scale, kernel_scale + num_scales)  # [d]: an index into fits
-    scale = model % num_scales  # [d]: its kernel (and length scale)
+    # a node takes the quadratic model where it keeps some product and its evidence beats the kernels' (averaged,
+    # as below), unless the network's groups were kept
+    kernel_family = torch.logsumexp(candidates[num_scales:], dim=0) - math.log(num_scales)  # [d]
+    keeps_products = fits[quadratic].group_scales[:, group("products")] > 0  # [d]
+    takes_quadratic = keeps_products & ~keeps_network & (fits[quadratic].log_evidence > kernel_family)  # [d]
+    model = torch.where(takes_quadratic, quadratic, model)
+    scale = model % num_scales  # [d]: its kernel (and length scale; any, for the quadratic model)
     nonlinear = candidates[:num_scales]  # [s, d]
     # the nonlinear hypothesis's evidence, with a uniform prior over its kernels, is the mean of theirs, between
     # the best one's minus log(s) and the best one's: the best of s candidates is not credited for having been
     # picked (on a linear mechanism, a spurious winner among five would clear the margin more often)
     nonlinear_evidence = torch.logsumexp(nonlinear, dim=0) - math.log(nonlinear.shape[0])  # [d]
+    # a quadratic node's, the quadratic model's
+    nonlinear_evidence = torch.where(takes_quadratic, fits[quadratic].log_evidence, nonlinear_evidence)
     gain = nonlinear_evidence - fits[-1].log_evidence  # [d]
     log_odds = shared_log_odds(gain, counts, evidence_margin, counted)
     mixture = nonlinear_weights(gain, log_odds, counts)  # [d]
@@ -336,7 +378,7 @@ def fit_adaptation(
     # the more probable model's noise level and group scales
     likelier = mixture >= 0.5  # [d]
     adaptation = Adaptation(
-        **_readout_weights(weights, prior_weights, prior_bias, directions, p),
+        **_readout_weights(weights, prior_weights, prior_bias, directions, v),
         scale=scale,
         full_basis=use_full,
         nonlinear_weight=mixture,
@@ -356,6 +398,7 @@ def fit_adaptation(
         directions=directions,
         prior=(prior_weights, prior_bias),
         parent_slots=p,
+        product_slots=q,
     )
     chosen_basis = basis.with_scale(scale)
     models = list(zip(solved, (active, linear_active), strict=False))  # the linear model only where solved
@@ -373,9 +416,12 @@ def merge_adaptations(parts: list[tuple[torch.Tensor, Adaptation]], num_nodes: i
     out over the most parent slots and kernel features of any part, as ``ParentBasis.merge`` lays out their
     bases: a node's padded columns are out of its model (weight 0, inactive)."""
     p = max(fit.parent_slots for _, fit in parts)
-    size = max(fit.basis_weights.shape[1] - fit.parent_slots for _, fit in parts)
+    q = max(
+        fit.product_slots for _, fit in parts
+    )  # the others' product slots are a prefix (``product_pairs``)
+    size = max(fit.basis_weights.shape[1] - fit.value_slots for _, fit in parts)
     k = parts[0][1].directions.shape[-1]
-    small = 2 + p + k  # constant, parents, zero-shot, directions
+    small = 2 + p + q + k  # constant, parents, products, zero-shot, directions
     first = parts[0][1]
     device = first.bias.device
 
@@ -386,7 +432,7 @@ def merge_adaptations(parts: list[tuple[torch.Tensor, Adaptation]], num_nodes: i
             out[nodes.to(device)] = getattr(fit, name)
         return out
 
-    basis_weights = torch.zeros(num_nodes, p + size, dtype=torch.float64, device=device)
+    basis_weights = torch.zeros(num_nodes, p + q + size, dtype=torch.float64, device=device)
     penalties = torch.ones(num_nodes, small + size, dtype=torch.float64, device=device)
     active = torch.zeros(num_nodes, small + size, dtype=torch.bool, device=device)
     linear_penalties, linear_active = torch.ones_like(penalties), torch.zeros_like(active)
@@ -394,18 +440,22 @@ def merge_adaptations(parts: list[tuple[torch.Tensor, Adaptation]], num_nodes: i
     prior_bias = torch.zeros(num_nodes, dtype=torch.float64, device=device)
     for nodes, fit in parts:
         nodes = nodes.to(device)
-        q, m = fit.parent_slots, fit.basis_weights.shape[1] - fit.parent_slots
-        # the fit's columns (1, parents [q], zero-shot, directions [k], kernel [m]) -> the merged layout
+        own_p, own_q = fit.parent_slots, fit.product_slots
+        m = fit.basis_weights.shape[1] - fit.value_slots
+        # the fit's columns (1, parents [own_p], products [own_q], zero-shot, directions [k], kernel [m]) -> the
+        # merged layout
         columns = torch.cat(
             [
-                torch.arange(1 + q),
-                torch.arange(1 + p, small),
+                torch.arange(1 + own_p),
+                torch.arange(1 + p, 1 + p + own_q),
+                torch.arange(1 + p + q, small),
                 torch.arange(small, small + m),
             ]
         ).to(device)
-        basis_weights[nodes[:, None], torch.cat([torch.arange(q), torch.arange(p, p + m)]).to(device)] = (
-            fit.basis_weights
-        )
+        basis_columns = torch.cat(
+            [torch.arange(own_p), torch.arange(p, p + own_q), torch.arange(p + q, p + q + m)]
+        ).to(device)
+        basis_weights[nodes[:, None], basis_columns] = fit.basis_weights
         penalties[nodes[:, None], columns] = fit.penalties
         active[nodes[:, None], columns] = fit.active
         linear_penalties[nodes[:, None], columns] = fit.linear_penalties
@@ -434,6 +484,7 @@ def merge_adaptations(parts: list[tuple[torch.Tensor, Adaptation]], num_nodes: i
         directions=per_node("directions"),
         prior=(prior_weights, prior_bias),
         parent_slots=p,
+        product_slots=q,
     )
 
 
@@ -477,16 +528,16 @@ def _readout_weights(
     prior_weights: torch.Tensor,
     prior_bias: torch.Tensor,
     directions: torch.Tensor,
-    p: int,
+    v: int,
 ) -> dict[str, torch.Tensor]:
-    """Reduced-basis weights [d, r] -> the ``Adaptation``'s decoder weights [d, f], basis weights [d, p + M] and
-    bias [d]."""
-    a = 2 + p + directions.shape[-1]
+    """Reduced-basis weights [d, r] -> the ``Adaptation``'s decoder weights [d, f], basis weights [d, v + M] and
+    bias [d] (``v`` value slots: the parents' values and their products)."""
+    a = 2 + v + directions.shape[-1]
     return {
-        "decoder_weights": weights[:, 1 + p, None] * prior_weights
-        + torch.einsum("dfk,dk->df", directions, weights[:, 2 + p : a]),
-        "basis_weights": torch.cat([weights[:, 1 : 1 + p], weights[:, a:]], dim=1),
-        "bias": weights[:, 0] + weights[:, 1 + p] * prior_bias,
+        "decoder_weights": weights[:, 1 + v, None] * prior_weights
+        + torch.einsum("dfk,dk->df", directions, weights[:, 2 + v : a]),
+        "basis_weights": torch.cat([weights[:, 1 : 1 + v], weights[:, a:]], dim=1),
+        "bias": weights[:, 0] + weights[:, 1 + v] * prior_bias,
     }
 
 
@@ -522,9 +573,7 @@ class WeightedRefit:
             solved.append(_solve(scatter, cross, original.linear_penalties, original.linear_active)[1])
         weights = averaged(solved, mixture[:, None])
         refitted = dict(original.__dict__)
-        refitted.update(
-            _readout_weights(weights, *original.prior, original.directions, original.parent_slots)
-        )
+        refitted.update(_readout_weights(weights, *original.prior, original.directions, original.value_slots))
         return Adaptation(**refitted)
 
 
@@ -540,7 +589,8 @@ def fit_bytes(
     and scale the landmarks' kernel and its whitening (with the eigendecomposition's workspace), the kernel
     block's scatter, its eigenvectors and their workspace, the coupling to the small block, and the reduced
     system."""
-    small = 2 + max(max_parents, 1) + NUM_DIRECTIONS
+    slots = min(max(max_parents, 1), PRODUCT_PARENTS)
+    small = 2 + max(max_parents, 1) + slots * (slots + 1) // 2 + NUM_DIRECTIONS
     reduced = small + num_kernel
     per_node = num_scales * (7 * num_kernel**2 + 3 * small * num_kernel) + 3 * reduced**2
     return 8 * num_nodes * per_node
@@ -626,7 +676,8 @@ def _small_block(
     prior_bias: torch.Tensor,
     directions: torch.Tensor,
 ) -> torch.Tensor:
-    """[m, d, a] = (1, parents' values [p], zero-shot prediction, decoder directions [k]), float64."""
+    """[m, d, a] = (1, parents' values and their products [v], zero-shot prediction, decoder directions [k]),
+    float64."""
     features = features.double()
     constant = torch.ones(*features.shape[:2], 1, dtype=torch.float64, device=features.device)
     zero_shot = torch.einsum("mdf,df->md", features, prior_weights) + prior_bias  # [m, d]
@@ -639,8 +690,8 @@ class _ScaleMoments:
     scatter_between [s, d, a, M], scatter_kernel [s, d, M, M], cross_small [d, a], cross_kernel [s, d, M],
     squares [d]."""
 
-    def __init__(self, parent_slots: int, num_kernel: int, num_scales: int) -> None:
-        self.p, self.num_kernel, self.num_scales = parent_slots, num_kernel, num_scales
+    def __init__(self, num_kernel: int, num_scales: int) -> None:
+        self.num_kernel, self.num_scales = num_kernel, num_scales
         self.parts: list[torch.Tensor] | None = None
 
     def add(self, small: torch.Tensor, kernel: torch.Tensor, targets: torch.Tensor) -> None:

@@ -16,7 +16,10 @@ most ``CONTINUE_RATIO`` times the first, and which has at least ``MIN_EDGE_ROWS`
 beyond the rows' range (``ParentBasis.margins``). Only a kernel at least ``MIN_CONTINUE_LENGTH`` long is a
 candidate: a shorter one fits wiggles with landmark weights of alternating sign, and beyond its last landmark
 their sum swings far from the rows (an absolute value of a heavy-tailed parent at 400 rows: one node's error on
-new rows 0.25 -> 5.3 when continued at length 1). Inside the rows' range nothing changes: the fit is the same.
+new rows 0.25 -> 5.3 when continued at length 1). A node whose fit kept its parents' products of degree two is a
+candidate too: continued, their inputs are clamped ``MAX_CONTINUE`` beyond the range (a quadratic keeps rising
+there), its kernel's as above if it is long, else at the range. Inside the rows' range nothing changes: the fit is
+the same.
 
 Axis legend: n rows, d nodes, f decoder features, r reduced basis.
 """
@@ -54,19 +57,32 @@ def continued_margins(
     parents: torch.Tensor,
     rows: torch.Tensor,
     features: Features,
-) -> torch.Tensor:
-    """[d]: how far beyond the rows' range each node is clamped (``ParentBasis.margins``): ``CONTINUE_LENGTHS``
-    times its kernel's length scale, at most ``MAX_CONTINUE``, for the nodes whose mechanism continues, 0 for the
-    others. ``adaptation`` and ``basis`` are a fit's (``PreparedDecoder.adapt``), ``parents`` [d, d] its graph
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """[d] each: how far beyond the rows' range each node's kernel inputs and products' inputs are clamped
+    (``ParentBasis.margins``, ``ParentBasis.product_margins``); for the nodes whose mechanism continues (else 0),
+    ``CONTINUE_LENGTHS`` times a long kernel's length scale, at most ``MAX_CONTINUE``, and ``MAX_CONTINUE`` for
+    products the fit kept. ``adaptation`` and ``basis`` are a fit's (``PreparedDecoder.adapt``), ``parents`` [d, d] its graph
     (``parents[i, j]`` for ``j -> i``), ``rows`` [n, d] the standardized rows it was fitted on, ``features`` the
     decoder's features of rows for some nodes."""
     continued = continued_nodes(adaptation, basis, parents, rows, features)
-    return torch.where(continued, _margins(basis), 0.0)
+    kernel, products = _margins(adaptation, basis)
+    return torch.where(continued, kernel, 0.0), torch.where(continued, products, 0.0)
 
 
-def _margins(basis: ParentBasis) -> torch.Tensor:
-    """[d]: how far beyond the range a continued node is clamped, in standardized units."""
-    return (CONTINUE_LENGTHS * basis.lengths[:, 0]).clamp_max(MAX_CONTINUE)
+def _margins(adaptation: Adaptation, basis: ParentBasis) -> tuple[torch.Tensor, torch.Tensor]:
+    """[d] each: how far beyond the range a continued node's kernel inputs and products' inputs are clamped, in
+    standardized units (0: a short kernel, or no products in the fit)."""
+    lengths = basis.lengths[:, 0]
+    kernel = torch.where(
+        lengths >= MIN_CONTINUE_LENGTH, (CONTINUE_LENGTHS * lengths).clamp_max(MAX_CONTINUE), 0.0
+    )
+    return kernel, torch.where(uses_products(adaptation).cpu(), MAX_CONTINUE, 0.0)
+
+
+def uses_products(adaptation: Adaptation) -> torch.Tensor:
+    """[d] bool: the node's fit gives a product of its parents a weight."""
+    p, v = adaptation.parent_slots, adaptation.value_slots
+    return (adaptation.basis_weights[:, p:v] != 0).any(dim=1)
 
 
 def continued_nodes(
@@ -79,8 +95,9 @@ def continued_nodes(
     """[d] bool: the nodes whose mechanism continues beyond the rows' range (arguments: ``continued_margins``)."""
     d = rows.shape[1]
     continued = torch.zeros(d, dtype=torch.bool)
-    # [d]: only a nonlinear node's kernel part is clamped, and only a long kernel's continues smoothly
-    candidates = adaptation.full_basis.cpu() & (basis.lengths[:, 0] >= MIN_CONTINUE_LENGTH)
+    # [d]: only a nonlinear node's kernel part and products are clamped; only a long kernel continues smoothly
+    kernel_margins, product_margins = _margins(adaptation, basis)
+    candidates = adaptation.full_basis.cpu() & ((kernel_margins > 0) | (product_margins > 0))
     if not bool(candidates.any()) or rows.shape[0] < 2 * MIN_EDGE_ROWS:
         return continued
     z = rows.double()  # [n, d]
@@ -113,8 +130,8 @@ def continued_nodes(
 
     errors = []
     # clamped at the inner rows' quantiles, then as far beyond them as a continued node is
-    for margins in (None, _margins(basis)):
-        bounded = basis.with_bounds((lower, upper), margins)
+    for margins in ((None, None), (kernel_margins, product_margins)):
+        bounded = basis.with_bounds((lower, upper), *margins)
         predicted = evaluate(inner, decoder_features, bounded(z, nodes))  # [n, k]
         errors.append(torch.where(edge, (predicted - targets).square(), 0.0).sum(dim=0).cpu())  # [k]
     clamped, beyond = errors

@@ -17,7 +17,16 @@ parents never were jointly: an intervention on a parent that is correlated with 
 graph where one causes the other, or both share a cause) asks exactly there, and the joint kernel can only
 fall back to the linear part. The evidence chooses between them per node, like between length scales.
 
-Axis legend: m rows, d nodes, k nodes asked for, p parent slots, M landmarks, s length scales.
+Beside the parents' values, the basis holds their products of degree two (``x_a x_b`` for ``a <= b``: squares and
+pairwise interactions) for nodes of at most ``PRODUCT_PARENTS`` parents, computed from the same clamped inputs as
+the kernel: a quadratic or interaction mechanism (a dose times a modifier, a symmetric bump) is then fitted by a
+handful of weights, and under an intervention that puts the parents where they never were jointly it keeps its
+shape, where a kernel can only fall back to the linear part. Within the clamp box they are a polynomial; beyond
+it, held at the box's edge like the kernel (and, where the rows at the edge say so, continued further:
+``condfip.model.edge_check``). The fit's quadratic model (``condfip.model.adaptation``) reads them.
+
+Axis legend: m rows, d nodes, k nodes asked for, p parent slots, q product slots, v = p + q value slots,
+M landmarks, s length scales.
 """
 
 from __future__ import annotations
@@ -37,7 +46,17 @@ LANDMARKS_PER_PARENT = 24
 LENGTH_SCALES = (0.5, 1.0, 2.0, 6.0)
 ADDITIVE_SCALES = (1.0,)  # of the additive kernel (a mean of one kernel per parent), on standardized parents
 NUM_SCALES = len(LENGTH_SCALES) + len(ADDITIVE_SCALES)  # kernel candidates per node
+# nodes of at most this many parents get their parents' products of degree two (p (p + 1) / 2 of them)
+PRODUCT_PARENTS = 6
 JITTER = 1e-4  # added to the landmarks' kernel (diagonal 1) before it is factored: repeated landmarks stay solvable
+
+
+def product_pairs(num_slots: int) -> torch.Tensor:
+    """The parent-slot pairs ``(a, b)``, ``a <= b``, of the products of degree two over ``num_slots`` slots, [q, 2],
+    ordered by ``b`` then ``a``: the pairs of fewer slots are a prefix of those of more (a merged basis keeps each
+    part's product columns in place)."""
+    pairs = [(a, b) for b in range(num_slots) for a in range(b + 1)]
+    return torch.tensor(pairs, dtype=torch.long).reshape(-1, 2)
 
 
 def landmark_count(num_rows: int, max_parents: int = 1) -> int:
@@ -51,14 +70,15 @@ def landmark_count(num_rows: int, max_parents: int = 1) -> int:
 
 
 class ParentBasis:
-    """The parents' values and their Gaussian-kernel features, per node: ``z [m, d] -> [m, k, p + sM]``.
+    """The parents' values, their products of degree two and their Gaussian-kernel features, per node:
+    ``z [m, d] -> [m, k, p + q + sM]``.
 
     ``parents`` [d, d] (``parents[i, j]`` for ``j -> i``); ``rows`` [n, d], standardized, the rows of the fit:
     ``num_landmarks`` of them, evenly spaced, are the landmarks. The scales are the joint kernel's
     ``length_scales`` then the additive kernel's ``additive_scales``. Padded parent slots are 0. ``bounds`` (lowest
     and highest value of every column [d]) clamps the kernel features' inputs: beyond the rows' range the
     nonlinear part stays at its value at the edge, while the parents' values (the linear part) are not clamped;
-    ``margins`` widens them per node. ``with_scale`` keeps one length scale per node (what a fit chose).
+    ``margins`` widens them per node, ``product_margins`` those of the products. ``with_scale`` keeps one length scale per node (what a fit chose).
     ``with_bounds`` gives the same basis clamped elsewhere.
     """
 
@@ -85,6 +105,12 @@ class ParentBasis:
             index[node, : found.numel()] = found
             valid[node, : found.numel()] = True
         self.index, self.valid = index, valid
+        # the products of degree two of the first PRODUCT_PARENTS slots, [q, 2]; a node's are valid where both
+        # slots are its parents and it has at most PRODUCT_PARENTS of them [d, q]
+        self.pairs = product_pairs(min(self.max_parents, PRODUCT_PARENTS))
+        self.product_valid = (
+            valid[:, self.pairs[:, 0]] & valid[:, self.pairs[:, 1]] & (counts <= PRODUCT_PARENTS)[:, None]
+        )
         self.bounds = None if bounds is None else (bounds[0].double().cpu(), bounds[1].double().cpu())
 
         num = min(num_landmarks, rows.shape[0])
@@ -98,6 +124,7 @@ class ParentBasis:
         # nodes whose rows at the edge of their range were predicted better by the mechanism continued than held
         # flat (``condfip.model.edge_check.continued_margins``)
         self.margins: torch.Tensor | None = None
+        self.product_margins: torch.Tensor | None = None  # [d]: as ``margins``, for the products' inputs
         landmarks = self._values(rows.double().cpu()[picked], None)[1]  # [M, d, p]: clamped like any input
         self.landmarks = landmarks.transpose(0, 1).contiguous()  # [d, M, p]
         width = torch.sqrt(counts.clamp_min(1).double())  # [d]
@@ -126,8 +153,18 @@ class ParentBasis:
         return self.valid.sum(dim=1)
 
     @property
+    def num_products(self) -> int:
+        """q: the product slots of every node (a node's invalid ones are 0)."""
+        return self.pairs.shape[0]
+
+    @property
+    def value_slots(self) -> int:
+        """v = p + q: the columns before the kernel features (the parents' values, then their products)."""
+        return self.max_parents + self.num_products
+
+    @property
     def size(self) -> int:
-        return self.max_parents + self.num_kernel * self.num_scales
+        return self.value_slots + self.num_kernel * self.num_scales
 
     def with_scale(self, scale: torch.Tensor) -> ParentBasis:
         """The same basis with only the kernel features of length scale ``scale[i]`` for node ``i`` ([d] long)."""
@@ -141,14 +178,19 @@ class ParentBasis:
         return chosen
 
     def with_bounds(
-        self, bounds: tuple[torch.Tensor, torch.Tensor], margins: torch.Tensor | None = None
+        self,
+        bounds: tuple[torch.Tensor, torch.Tensor],
+        margins: torch.Tensor | None = None,
+        product_margins: torch.Tensor | None = None,
     ) -> ParentBasis:
         """The same basis (landmarks, whitening, nodes clamped in their linear part) clamping its inputs to
-        ``bounds`` (lowest and highest value of every column [d]) widened by ``margins`` per node ([d]) instead."""
+        ``bounds`` (lowest and highest value of every column [d]) widened by ``margins`` per node ([d]), and the
+        products' inputs by ``product_margins``, instead."""
         other = object.__new__(ParentBasis)
         other.__dict__.update(self.__dict__)
         other.bounds = (bounds[0].double().cpu(), bounds[1].double().cpu())
         other.margins = margins
+        other.product_margins = product_margins
         return other
 
     @staticmethod
@@ -156,7 +198,8 @@ class ParentBasis:
         """One basis of ``num_nodes`` nodes from bases of disjoint node sets (``(nodes [k] long, basis)``, each
         with one length scale per node, as ``with_scale`` gives, and the same ``bounds``), with the most parent
         slots and landmarks of any part: a node's extra slots and landmarks are padding whose features are
-        exactly 0 (whitening rows and columns of 0), so its basis and weights keep their values."""
+        exactly 0 (whitening rows and columns of 0), so its basis and weights keep their values; its product slots
+        keep their place (``product_pairs``), those beyond its own are 0."""
         p = max(basis.max_parents for _, basis in parts)
         size = max(basis.num_kernel for _, basis in parts)
         merged = object.__new__(ParentBasis)
@@ -164,6 +207,8 @@ class ParentBasis:
         merged.max_parents, merged.num_kernel, merged.num_scales = p, size, 1
         merged.index = torch.zeros(num_nodes, p, dtype=torch.long)
         merged.valid = torch.zeros(num_nodes, p, dtype=torch.bool)
+        merged.pairs = max((basis.pairs for _, basis in parts), key=len)  # the others' are a prefix of it
+        merged.product_valid = torch.zeros(num_nodes, merged.pairs.shape[0], dtype=torch.bool)
         merged.landmarks = torch.zeros(num_nodes, size, p, dtype=torch.float64)
         merged.lengths = torch.ones(num_nodes, 1, dtype=torch.float64)
         merged.additive = torch.zeros(num_nodes, 1, dtype=torch.bool)
@@ -175,6 +220,7 @@ class ParentBasis:
             nodes = nodes.cpu()
             q, m = basis.max_parents, basis.num_kernel
             merged.index[nodes, :q], merged.valid[nodes, :q] = basis.index, basis.valid
+            merged.product_valid[nodes, : basis.num_products] = basis.product_valid
             merged.landmarks[nodes, :m, :q] = basis.landmarks
             merged.lengths[nodes] = basis.lengths
             merged.additive[nodes] = basis.additive
@@ -182,11 +228,26 @@ class ParentBasis:
             merged.node_landmarks[nodes] = basis.node_landmarks
         merged.clamp_linear = None
         merged.margins = None
+        merged.product_margins = None
         return merged
 
-    def _values(self, z: torch.Tensor, nodes: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """z: [m, d] -> the linear part [m, k, p] and the kernel's inputs [m, k, p]: the parents' values, clamped
-        to ``bounds`` for the kernel (and for the linear part of the nodes in ``clamp_linear``); padded slots 0."""
+    def _with_products(
+        self, values: torch.Tensor, factors: torch.Tensor, nodes: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The linear part [m, k, p] and the products' clamped inputs [m, k, p] -> the value columns [m, k, p + q]:
+        the linear part, then the products of degree two (0 in a node's invalid product slots)."""
+        valid = (self.product_valid if nodes is None else self.product_valid[nodes]).to(
+            values.device
+        )  # [k, q]
+        products = factors[..., self.pairs[:, 0]] * factors[..., self.pairs[:, 1]]  # [m, k, q]
+        return torch.cat([values, torch.where(valid, products, 0.0)], dim=-1)
+
+    def _values(
+        self, z: torch.Tensor, nodes: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """z: [m, d] -> the linear part, the kernel's inputs and the products' inputs, each [m, k, p]: the parents'
+        values, clamped to ``bounds`` widened by ``margins`` for the kernel (and for the linear part of the nodes in
+        ``clamp_linear``) and by ``product_margins`` for the products; padded slots 0."""
         index, valid = self.index, self.valid
         if nodes is not None:
             index, valid = index[nodes], valid[nodes]
@@ -194,16 +255,22 @@ class ParentBasis:
         # padded slots are 0 whatever node 0 holds (a product with the mask would turn inf into NaN)
         values = torch.where(valid, z.double()[:, index.to(z.device)], 0.0)  # [m, k, p]
         if self.bounds is None:
-            return values, values
+            return values, values, values
         lower, upper = (bound[index].to(z.device) for bound in self.bounds)  # [k, p]
-        if self.margins is not None:
-            margin = (self.margins if nodes is None else self.margins[nodes]).to(z.device)[:, None]  # [k, 1]
-            lower, upper = lower - margin, upper + margin
-        inside = torch.where(valid, torch.minimum(torch.maximum(values, lower), upper), 0.0)
+
+        def clamped(margins: torch.Tensor | None) -> torch.Tensor:
+            low, high = lower, upper
+            if margins is not None:
+                margin = (margins if nodes is None else margins[nodes]).to(z.device)[:, None]  # [k, 1]
+                low, high = lower - margin, upper + margin
+            return torch.where(valid, torch.minimum(torch.maximum(values, low), high), 0.0)
+
+        inside = clamped(self.margins)
+        factors = inside if self.product_margins is self.margins else clamped(self.product_margins)
         if self.clamp_linear is not None:
             clamp = self.clamp_linear if nodes is None else self.clamp_linear[nodes]
             values = torch.where(clamp.to(z.device)[None, :, None], inside, values)
-        return values, inside
+        return values, inside, factors
 
     def _kernel(
         self, inside: torch.Tensor, nodes: torch.Tensor | None, size: int | None = None
@@ -219,16 +286,17 @@ class ParentBasis:
         return _gram(inside.transpose(0, 1), landmarks, lengths, additive, counts)
 
     def split(self, z: torch.Tensor, nodes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """z: [m, d] float64 -> the parents' values [m, k, p] and the whitened kernel features of every scale,
-        node-major [k, s, m, M] (k = d, or the indices ``nodes``)."""
+        """z: [m, d] float64 -> the value columns (the parents' values and their products) [m, k, v] and the
+        whitened kernel features of every scale, node-major [k, s, m, M] (k = d, or the indices ``nodes``)."""
         nodes = None if nodes is None else nodes.cpu()
-        values, inside = self._values(z, nodes)
+        values, inside, factors = self._values(z, nodes)
         whitening = self.whitening if nodes is None else self.whitening[nodes]
-        return values, self._kernel(inside, nodes) @ whitening.to(z.device)
+        kernel = self._kernel(inside, nodes) @ whitening.to(z.device)
+        return self._with_products(values, factors, nodes), kernel
 
     def __call__(self, z: torch.Tensor, nodes: torch.Tensor | None = None) -> torch.Tensor:
-        """z: [m, d] float64 -> [m, k, p + sM] (k = d, or the indices ``nodes``): the parents' values, then the
-        whitened kernel features of every scale."""
+        """z: [m, d] float64 -> [m, k, v + sM] (k = d, or the indices ``nodes``): the parents' values and their
+        products, then the whitened kernel features of every scale."""
         values, features = self.split(z, nodes)
         features = features.permute(2, 0, 1, 3).flatten(start_dim=2)  # [m, k, sM]
         return torch.cat([values, features], dim=-1)
@@ -236,14 +304,16 @@ class ParentBasis:
     def combine(
         self, z: torch.Tensor, weights: torch.Tensor, nodes: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """``basis(z, nodes) @ weights`` per node without the whitened features: z [m, d], weights [k, p + sM] ->
+        """``basis(z, nodes) @ weights`` per node without the whitened features: z [m, d], weights [k, v + sM] ->
         [m, k]. The whitening is folded into the weights (``W w``, once per call), so a row costs the raw
         kernel only: what sampling many rows needs."""
         nodes = torch.arange(self.index.shape[0]) if nodes is None else nodes.cpu()
-        values, inside = self._values(z, nodes)
-        p, s = self.max_parents, self.num_scales
-        out = torch.einsum("mkp,kp->mk", values, weights[:, :p])  # [m, k]
-        kernel_weights = weights[:, p:].reshape(weights.shape[0], s, -1)  # [k, s, M]
+        values, inside, factors = self._values(z, nodes)
+        v, s = self.value_slots, self.num_scales
+        out = torch.einsum(
+            "mkv,kv->mk", self._with_products(values, factors, nodes), weights[:, :v]
+        )  # [m, k]
+        kernel_weights = weights[:, v:].reshape(weights.shape[0], s, -1)  # [k, s, M]
         # a node whose kernel weights are all 0 (a linear fit, a root) skips its kernel: adding 0 changes no bit
         uses = (kernel_weights != 0).flatten(start_dim=1).any(dim=1).cpu()  # [k]
         # nodes grouped by their own number of landmarks: a merged basis's padded landmarks are never evaluated

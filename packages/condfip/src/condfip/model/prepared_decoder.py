@@ -417,7 +417,9 @@ class PreparedDecoder:
             adaptation = merge_adaptations([(nodes, fit) for nodes, fit, _ in fits], d)
             chosen = ParentBasis.merge([(nodes, basis) for nodes, _, basis in fits], d)
         chosen.clamp_linear = adaptation.clamps_linear.cpu()  # the fitted rows lie inside: fit unchanged
-        chosen.margins = continued_margins(adaptation, chosen, self.parents, rows, self.features)
+        chosen.margins, chosen.product_margins = continued_margins(
+            adaptation, chosen, self.parents, rows, self.features
+        )
         self.adaptation = (adaptation, chosen)
         return adaptation
 
