@@ -290,40 +290,37 @@ def fit_adaptation(
     models += [(scale, linear_columns, True) for scale in range(num_scales)]
     models += [(0, linear_columns | products, False), (0, linear_columns, False)]
     quadratic = 2 * num_scales  # the index of the quadratic model
-    fits = [
-        _schur_evidence(
-            moments.scatter_small,
-            coupling[scale],
+    # the models without products are fitted on the small block without their columns (what the quadratic model
+    # adds to every other model's cost otherwise), then laid out over the whole block with them held out
+    core = ~products  # [a]
+
+    def fit(scale: int, keep: torch.Tensor, pinned: torch.Tensor, with_kernel: bool, steps: int) -> _Evidence:
+        whole = bool(keep[products].any())  # the quadratic model: every column
+        columns = slice(None) if whole else core
+        evidence = _schur_evidence(
+            moments.scatter_small[:, columns][:, :, columns],
+            coupling[scale][:, columns],
             eigenvalues[scale],
-            moments.cross_small,
+            moments.cross_small[:, columns],
             rotated_cross[scale, ..., 0],
             moments.squares,
             n,
-            groups,
-            fixed,
-            unused | (~keep[None, :] & ~fixed),
+            groups[columns],
+            pinned[:, columns],
+            (unused | (~keep[None, :] & ~pinned))[:, columns],
             kernel_excluded=not with_kernel,
-            iterations=iterations if with_kernel or index == quadratic else 1,
+            iterations=steps,
         )
+        return evidence if whole else _with_columns_held_out(evidence, core)
+
+    fits = [
+        fit(scale, keep, fixed, with_kernel, iterations if with_kernel or index == quadratic else 1)
         for index, (scale, keep, with_kernel) in enumerate(models)
     ]
     # the linear model once more with the parents' values penalized (one group, its precision by the evidence)
     constant_only = torch.zeros_like(fixed)
     constant_only[:, 0] = True
-    shrunk = _schur_evidence(
-        moments.scatter_small,
-        coupling[0],
-        eigenvalues[0],
-        moments.cross_small,
-        rotated_cross[0, ..., 0],
-        moments.squares,
-        n,
-        groups,
-        constant_only,
-        unused | (~linear_columns[None, :] & ~constant_only),
-        kernel_excluded=True,
-        iterations=iterations,
-    )
+    shrunk = fit(0, linear_columns, constant_only, False, iterations)
     # [d]: linear nodes whose parents explain so little that the evidence's ridge on their values is at least
     # LOW_SIGNAL_RIDGE of the rows keep it (least squares' variance costs them more than the ridge's bias)
     low_signal = enough & (counts > 0) & (shrunk.penalties[:, 1] >= LOW_SIGNAL_RIDGE * n)
@@ -754,6 +751,28 @@ class _Evidence:
     pruned: torch.Tensor  # [d, a + M] bool: the column is out of the model (at the pruning precision)
     noise_scale: torch.Tensor  # [d]
     group_scales: torch.Tensor  # [d, g]
+
+
+def _with_columns_held_out(evidence: _Evidence, kept: torch.Tensor) -> _Evidence:
+    """An ``_Evidence`` of a model fitted on the small-block columns ``kept`` ([a] bool) only, laid out over the
+    whole small block: the other columns held out (pruned, at the pruning precision), as a fit that held them out
+    would have them (its evidence is the same: a held-out column's prior and posterior terms cancel)."""
+    a = kept.shape[0]
+    d, width = evidence.penalties.shape
+    beta = evidence.noise_scale.pow(-2)  # [d]
+    full = torch.cat([kept, torch.ones(width - int(kept.sum()), dtype=torch.bool, device=kept.device)])  # [a + M]
+    held_out = torch.exp(_ceiling(beta)) / beta  # [d]: the pruning precision as a ridge penalty
+    penalties = held_out[:, None].expand(d, a + width - int(kept.sum())).clone()
+    penalties[:, full] = evidence.penalties
+    pruned = torch.ones(d, penalties.shape[1], dtype=torch.bool, device=penalties.device)
+    pruned[:, full] = evidence.pruned
+    return _Evidence(
+        log_evidence=evidence.log_evidence,
+        penalties=penalties,
+        pruned=pruned,
+        noise_scale=evidence.noise_scale,
+        group_scales=evidence.group_scales,
+    )
 
 
 def _jitter(scatter: torch.Tensor) -> torch.Tensor:
