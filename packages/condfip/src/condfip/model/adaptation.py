@@ -760,7 +760,9 @@ def _with_columns_held_out(evidence: _Evidence, kept: torch.Tensor) -> _Evidence
     a = kept.shape[0]
     d, width = evidence.penalties.shape
     beta = evidence.noise_scale.pow(-2)  # [d]
-    full = torch.cat([kept, torch.ones(width - int(kept.sum()), dtype=torch.bool, device=kept.device)])  # [a + M]
+    full = torch.cat(
+        [kept, torch.ones(width - int(kept.sum()), dtype=torch.bool, device=kept.device)]
+    )  # [a + M]
     held_out = torch.exp(_ceiling(beta)) / beta  # [d]: the pruning precision as a ridge penalty
     penalties = held_out[:, None].expand(d, a + width - int(kept.sum())).clone()
     penalties[:, full] = evidence.penalties
