@@ -290,19 +290,29 @@ def fit_adaptation(
     models += [(scale, linear_columns, True) for scale in range(num_scales)]
     models += [(0, linear_columns | products, False), (0, linear_columns, False)]
     quadratic = 2 * num_scales  # the index of the quadratic model
-    # the models without products are fitted on the small block without their columns (what the quadratic model
-    # adds to every other model's cost otherwise), then laid out over the whole block with them held out
-    core = ~products  # [a]
 
+    # each model is fitted on the columns it can use and laid out over the whole basis with the others held out
+    # (``_laid_out``): the models without products on the small block without their columns (what the quadratic
+    # model would add to every other model's cost), the models without a kernel on one stand-in kernel column of
+    # the block's largest eigenvalue and no coupling (the same jitter; a held-out column's terms cancel), so their
+    # fixed points cost the small block's alone
     def fit(scale: int, keep: torch.Tensor, pinned: torch.Tensor, with_kernel: bool, steps: int) -> _Evidence:
-        whole = bool(keep[products].any())  # the quadratic model: every column
-        columns = slice(None) if whole else core
+        columns = keep | ~products  # [a]: the quadratic model every column, the others all but the products'
+        kernel_coupling, kernel_values, kernel_cross = (
+            coupling[scale],
+            eigenvalues[scale],
+            rotated_cross[scale],
+        )
+        if not with_kernel:
+            kernel_values = kernel_values.amax(dim=-1, keepdim=True)  # [d, 1]
+            kernel_coupling = torch.zeros_like(kernel_coupling[..., :1])
+            kernel_cross = torch.zeros_like(kernel_cross[:, :1])
         evidence = _schur_evidence(
             moments.scatter_small[:, columns][:, :, columns],
-            coupling[scale][:, columns],
-            eigenvalues[scale],
+            kernel_coupling[:, columns],
+            kernel_values,
             moments.cross_small[:, columns],
-            rotated_cross[scale, ..., 0],
+            kernel_cross[..., 0],
             moments.squares,
             n,
             groups[columns],
@@ -311,7 +321,7 @@ def fit_adaptation(
             kernel_excluded=not with_kernel,
             iterations=steps,
         )
-        return evidence if whole else _with_columns_held_out(evidence, core)
+        return _laid_out(evidence, columns, num_kernel)
 
     fits = [
         fit(scale, keep, fixed, with_kernel, iterations if with_kernel or index == quadratic else 1)
@@ -753,21 +763,22 @@ class _Evidence:
     group_scales: torch.Tensor  # [d, g]
 
 
-def _with_columns_held_out(evidence: _Evidence, kept: torch.Tensor) -> _Evidence:
-    """An ``_Evidence`` of a model fitted on the small-block columns ``kept`` ([a] bool) only, laid out over the
-    whole small block: the other columns held out (pruned, at the pruning precision), as a fit that held them out
-    would have them (its evidence is the same: a held-out column's prior and posterior terms cancel)."""
-    a = kept.shape[0]
+def _laid_out(evidence: _Evidence, kept: torch.Tensor, num_kernel: int) -> _Evidence:
+    """An ``_Evidence`` of a model fitted on the small-block columns ``kept`` ([a] bool) and its kernel block (or,
+    held out, a stand-in of one column), laid out over the whole reduced basis [a + num_kernel]: the other columns
+    held out (pruned, at the pruning precision), as a fit that held them out would have them (its evidence is the
+    same: a held-out column's prior and posterior terms cancel)."""
     d, width = evidence.penalties.shape
+    num_small = int(kept.sum())
+    has_kernel = width - num_small == num_kernel  # else a held-out stand-in
+    full = torch.cat([kept, torch.full((num_kernel,), has_kernel, dtype=torch.bool, device=kept.device)])
     beta = evidence.noise_scale.pow(-2)  # [d]
-    full = torch.cat(
-        [kept, torch.ones(width - int(kept.sum()), dtype=torch.bool, device=kept.device)]
-    )  # [a + M]
     held_out = torch.exp(_ceiling(beta)) / beta  # [d]: the pruning precision as a ridge penalty
-    penalties = held_out[:, None].expand(d, a + width - int(kept.sum())).clone()
-    penalties[:, full] = evidence.penalties
-    pruned = torch.ones(d, penalties.shape[1], dtype=torch.bool, device=penalties.device)
-    pruned[:, full] = evidence.pruned
+    penalties = held_out[:, None].expand(d, full.shape[0]).clone()  # [d, a + M]
+    pruned = torch.ones(d, full.shape[0], dtype=torch.bool, device=penalties.device)
+    columns = slice(None) if has_kernel else slice(0, num_small)
+    penalties[:, full] = evidence.penalties[:, columns]
+    pruned[:, full] = evidence.pruned[:, columns]
     return _Evidence(
         log_evidence=evidence.log_evidence,
         penalties=penalties,
