@@ -125,3 +125,37 @@ def test_a_tiered_adaptation_keeps_every_guarantee(model, setup) -> None:
     assert_close(
         again.basis_weights.numpy(), adaptation.basis_weights.numpy(), dtype=np.float64, operations=10**10
     )
+
+
+def test_a_quadratic_node_keeps_its_products_through_the_merge(model, monkeypatch) -> None:
+    """A node of two parents whose mechanism is their product takes the quadratic model in the first tier (three
+    product slots) and keeps it, in place, in the merged layout beside the node of ten parents (21 product slots,
+    none of them its own): its fit is the one of a single fit over the same landmarks."""
+    rng = np.random.default_rng(3)
+    roots = rng.normal(size=(ROWS, MANY))
+    product = 1.5 * roots[:, 0] * roots[:, 1] + 0.2 * rng.normal(size=ROWS)
+    many = np.tanh(roots).sum(axis=1) + 0.3 * rng.normal(size=ROWS)
+    table = pd.DataFrame(roots, columns=[f"x{j}" for j in range(MANY)])
+    table["product"], table["many"] = product, many
+    edges = [("x0", "product"), ("x1", "product")] + [(f"x{j}", "many") for j in range(MANY)]
+    tiered = model.infer(table, edges)
+    adaptation, basis = tiered._runner.prepared.adaptation
+    assert (
+        adaptation.product_slots == basis.num_products == 21
+        and basis.num_kernel == MANY * LANDMARKS_PER_PARENT
+    )
+    node = table.columns.get_loc("product")
+    assert float(tiered.adaptation.loc["product", "scale_products"]) > 0
+    assert bool(adaptation.basis_weights[node, MANY + 1].abs() > 0)  # slot pair (0, 1): the product x0 x1
+    assert not bool(
+        adaptation.basis_weights[node, MANY + 3 :].any()
+    )  # no other slot beyond its own, no kernel
+    monkeypatch.setattr(adaptation_module, "landmark_count", lambda rows, parents=1: landmark_count(rows))
+    single = model.infer(table, edges)
+    # the same float64 fit of the node, its small block padded by other slots (held out at the pruning precision)
+    assert_close(
+        tiered.noise(table, method="decoder")["product"].to_numpy(),
+        single.noise(table, method="decoder")["product"].to_numpy(),
+        dtype=np.float64,
+        operations=10**6,
+    )
