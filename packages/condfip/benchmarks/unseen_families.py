@@ -5,8 +5,9 @@ pretrained network saw or could have seen. This benchmark draws SCMs from a smal
 to be unlike them: per edge a sine, a steep step (tanh of 6x), a quadratic, an absolute value or a sigmoid of the
 parent, summed over the parents, or a product of the parents' tanh plus a linear term; or, of all parents jointly,
 a random one-hidden-layer tanh network or a sum of Gaussian bumps (with ``--mechanisms``, more: exponential
-growth, thresholds, a fast sine, a pure product of the parents, ReLU, cubic, saturating ``x / (1 + |x|)``, or a
-mix of some of these and linear per node); noise Gaussian, Laplace, Student-t with 3
+growth, thresholds, a fast sine, a pure product of the parents, ReLU, cubic, saturating ``x / (1 + |x|)``, a mix
+of some of these and linear per node, or pairwise interactions: half the weighted sum of the parents plus every
+product of two of them); noise Gaussian, Laplace, Student-t with 3
 degrees of freedom, uniform, or Cauchy clipped at 20 (outliers). Every non-root mechanism is scaled to unit
 variance on a pilot sample; the noise of a non-root node has standard deviation 0.3-0.8 (times
 ``--noise-factor``), a root's 1 (or, with ``--binary-roots``, a root takes -1 or 1). Graphs: Erdos-Renyi DAGs with
@@ -43,6 +44,7 @@ MORE_MECHANISMS = (
     "cubic",
     "saturating",
     "mixed",
+    "interaction",
 )
 MIXED_FAMILIES = (
     "exponential",
@@ -103,6 +105,11 @@ def draw_mechanism(family: str, num_parents: int, rng: np.random.Generator) -> M
         return lambda x: (amplitude * x / (1.0 + np.abs(x))).sum(axis=1)
     if family == "linear":
         return lambda x: (amplitude * x).sum(axis=1)
+    if family == "interaction":  # half the weighted sum plus every pairwise product (one parent: linear)
+        pairs = [(a, b) for b in range(num_parents) for a in range(b)]
+        return lambda x: (
+            0.5 * (amplitude * x).sum(axis=1) + sum(amplitude[a] * x[:, a] * x[:, b] for a, b in pairs)
+        )
     if family == "mixed":
         return draw_mechanism(str(rng.choice(MIXED_FAMILIES)), num_parents, rng)
     raise ValueError(f"unknown mechanism family {family!r}; choose from {MECHANISMS + MORE_MECHANISMS}")
