@@ -142,14 +142,14 @@ class InferredSCM:
         with the network's groups over the best with the parents and kernel alone, nats: the network's groups
         are kept above ``NETWORK_EVIDENCE_MARGIN``), ``noise_scale`` (the fitted noise standard deviation,
         standardized units), ``held_out_error`` (mean squared exact leave-one-out residual, standardized), the
-        prior scale of each group of the basis (``scale_products`` above 0: the node's more probable model is the
-        quadratic one, its parents' values and their products of degree two), the kernel the evidence chose (``kernel_length``, on the
-        standardized parents, and ``kernel_additive``: a mean of one Gaussian kernel per parent rather than
-        one in all parents jointly, the same for one parent; read only where ``full_basis``), ``continued``
-        (the mechanism continues up to a length scale, at most two standard deviations, beyond the rows' range
-        before it is held flat, rather than at the range: the rows at the edge of the range said so,
-        ``condfip.model.edge_check``), and ``encoder_noise_weight`` (the weight of the encoder's amortized
-        noise in ``noise()``)."""
+        prior scale of each group of the basis (``scale_products`` above 0: the node's more probable model is
+        the quadratic one, its parents' values and their products of degree two), the kernel the evidence
+        chose (``kernel_length``, on the standardized parents, and ``kernel_additive``: a mean of one Gaussian
+        kernel per parent rather than one in all parents jointly, the same for one parent; read only where
+        ``full_basis``), ``continued`` (the mechanism continues up to a length scale, at most two standard
+        deviations, beyond the rows' range before it is held flat, rather than at the range: the rows at the
+        edge of the range said so, ``condfip.model.edge_check``), and ``encoder_noise_weight`` (the weight of
+        the encoder's amortized noise in ``noise()``)."""
         adaptation = getattr(self._runner, "adaptation", None)
         if adaptation is None:
             return None
@@ -168,11 +168,7 @@ class InferredSCM:
         table["kernel_length"] = basis.lengths[:, 0].numpy()
         # with one parent the additive kernel is the joint one at the same length: reported as joint
         table["kernel_additive"] = (basis.additive[:, 0] & (basis.parent_counts > 1)).numpy()
-        continued = np.zeros(len(self._columns), dtype=bool)
-        for margins in (basis.margins, basis.product_margins):
-            if margins is not None:
-                continued |= (margins > 0).cpu().numpy()
-        table["continued"] = continued
+        table["continued"] = basis.continued.numpy()
         table["encoder_noise_weight"] = self._encoder_noise_weight()
         return pd.DataFrame(table, index=self._columns)
 

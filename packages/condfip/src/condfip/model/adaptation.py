@@ -423,9 +423,8 @@ def merge_adaptations(parts: list[tuple[torch.Tensor, Adaptation]], num_nodes: i
     out over the most parent slots and kernel features of any part, as ``ParentBasis.merge`` lays out their
     bases: a node's padded columns are out of its model (weight 0, inactive)."""
     p = max(fit.parent_slots for _, fit in parts)
-    q = max(
-        fit.product_slots for _, fit in parts
-    )  # the others' product slots are a prefix (``product_pairs``)
+    # the parts' product slots are each a prefix of the most's (``product_pairs``)
+    q = max(fit.product_slots for _, fit in parts)
     size = max(fit.basis_weights.shape[1] - fit.value_slots for _, fit in parts)
     k = parts[0][1].directions.shape[-1]
     small = 2 + p + q + k  # constant, parents, products, zero-shot, directions

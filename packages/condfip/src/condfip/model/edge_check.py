@@ -60,10 +60,10 @@ def continued_margins(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """[d] each: how far beyond the rows' range each node's kernel inputs and products' inputs are clamped
     (``ParentBasis.margins``, ``ParentBasis.product_margins``); for the nodes whose mechanism continues (else 0),
-    ``CONTINUE_LENGTHS`` times a long kernel's length scale, at most ``MAX_CONTINUE``, and ``MAX_CONTINUE`` for
-    products the fit kept. ``adaptation`` and ``basis`` are a fit's (``PreparedDecoder.adapt``), ``parents`` [d, d] its graph
-    (``parents[i, j]`` for ``j -> i``), ``rows`` [n, d] the standardized rows it was fitted on, ``features`` the
-    decoder's features of rows for some nodes."""
+    ``CONTINUE_LENGTHS`` times a long kernel's length scale, at most ``MAX_CONTINUE``, and ``MAX_CONTINUE``
+    for products the fit kept. ``adaptation`` and ``basis`` are a fit's (``PreparedDecoder.adapt``),
+    ``parents`` [d, d] its graph (``parents[i, j]`` for ``j -> i``), ``rows`` [n, d] the standardized rows it
+    was fitted on, ``features`` the decoder's features of rows for some nodes."""
     continued = continued_nodes(adaptation, basis, parents, rows, features)
     kernel, products = _margins(adaptation, basis)
     return torch.where(continued, kernel, 0.0), torch.where(continued, products, 0.0)

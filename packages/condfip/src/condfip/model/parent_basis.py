@@ -77,9 +77,9 @@ class ParentBasis:
     ``num_landmarks`` of them, evenly spaced, are the landmarks. The scales are the joint kernel's
     ``length_scales`` then the additive kernel's ``additive_scales``. Padded parent slots are 0. ``bounds`` (lowest
     and highest value of every column [d]) clamps the kernel features' inputs: beyond the rows' range the
-    nonlinear part stays at its value at the edge, while the parents' values (the linear part) are not clamped;
-    ``margins`` widens them per node, ``product_margins`` those of the products. ``with_scale`` keeps one length scale per node (what a fit chose).
-    ``with_bounds`` gives the same basis clamped elsewhere.
+    nonlinear part stays at its value at the edge, while the parents' values (the linear part) are not
+    clamped; ``margins`` widens them per node, ``product_margins`` those of the products. ``with_scale`` keeps
+    one length scale per node (what a fit chose). ``with_bounds`` gives the same basis clamped elsewhere.
     """
 
     def __init__(
@@ -151,6 +151,16 @@ class ParentBasis:
     def parent_counts(self) -> torch.Tensor:
         """[d] long: each node's parents (its valid parent slots)."""
         return self.valid.sum(dim=1)
+
+    @property
+    def continued(self) -> torch.Tensor:
+        """[d] bool: the node is clamped beyond the bounds, its kernel's inputs or its products' (the edge check
+        continued its mechanism)."""
+        out = torch.zeros(self.index.shape[0], dtype=torch.bool)
+        for margins in (self.margins, self.product_margins):
+            if margins is not None:
+                out |= (margins > 0).cpu()
+        return out
 
     @property
     def num_products(self) -> int:
