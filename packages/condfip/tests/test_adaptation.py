@@ -540,6 +540,60 @@ def test_schur_evidence_equals_the_gaussian_marginal_likelihood():
         )
 
 
+def _evidence_problem(seed: int, nodes: int = 3):
+    """Moments of a small block [d, n, a] and a kernel block in its eigenbasis, for ``_schur_evidence``."""
+    generator = torch.Generator().manual_seed(seed)
+    n, a, m = 40, 4, 12
+    small = torch.randn(nodes, n, a, generator=generator, dtype=torch.float64)
+    kernel = torch.randn(nodes, n, m, generator=generator, dtype=torch.float64)
+    y = torch.randn(nodes, n, generator=generator, dtype=torch.float64) + small[..., 1] * 2
+    eigenvalues, eigenvectors = torch.linalg.eigh(kernel.transpose(1, 2) @ kernel)
+    moments = (
+        small.transpose(1, 2) @ small,
+        small.transpose(1, 2) @ kernel @ eigenvectors,
+        eigenvalues,
+        (small.transpose(1, 2) @ y[..., None])[..., 0],
+        (eigenvectors.transpose(1, 2) @ kernel.transpose(1, 2) @ y[..., None])[..., 0],
+        (y * y).sum(-1),
+        n,
+        torch.tensor([0, 0, 1, 2]),
+    )
+    return moments, torch.zeros(nodes, a, dtype=torch.bool)
+
+
+def test_schur_evidence_steps_per_node_equal_separate_fits():
+    """Nodes given different step counts in one call are fitted as calls with those counts one by one: each node
+    stops on its own, and a node of one step updates its noise precision only."""
+    moments, none = _evidence_problem(5)
+    together = _schur_evidence(
+        *moments, none, none, kernel_excluded=False, iterations=torch.tensor([12, 1, 3])
+    )
+    for node, steps in enumerate((12, 1, 3)):
+        alone = _schur_evidence(*moments, none, none, kernel_excluded=False, iterations=steps)
+        for name in ("log_evidence", "penalties", "noise_scale", "group_scales"):
+            torch.testing.assert_close(
+                getattr(together, name)[node], getattr(alone, name)[node], rtol=1e-12, atol=0
+            )
+    one_step = _schur_evidence(*moments, none, none, kernel_excluded=False, iterations=1)
+    # its groups keep the prior precision 1 (scale 1); the products' group has no column here (scale 0)
+    assert torch.equal(one_step.group_scales[:, :3], torch.ones(3, 3, dtype=torch.float64))
+
+
+def test_the_candidate_models_fit_the_same_in_batches_of_any_size(monkeypatch: pytest.MonkeyPatch):
+    """The candidate models of every node are fitted in batches by memory (``EVIDENCE_BATCH_BYTES``); a batch of
+    one (candidate, node) pair gives the same fit as one batch of all (float64 rounding)."""
+    z, noise = _linear_data(120, seed=6)
+    z[:, 4] = torch.sin(2 * z[:, 2]) + z[:, 3] ** 2 * 0.3 + 0.2 * noise[:, 4]
+    whole, _, _ = _fit(z)
+    monkeypatch.setattr("condfip.model.adaptation.EVIDENCE_BATCH_BYTES", 1)
+    single, _, _ = _fit(z)
+    for name, value in whole.__dict__.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            torch.testing.assert_close(getattr(single, name), value, rtol=1e-9, atol=1e-12, msg=name)
+        elif isinstance(value, torch.Tensor):
+            assert torch.equal(getattr(single, name), value), name
+
+
 def test_each_node_keeps_the_length_scale_with_the_higher_evidence():
     """A wiggly mechanism takes the short length scale, a gentle one a longer scale; the chosen basis has one
     scale's kernel features per node."""

@@ -103,6 +103,8 @@ TOLERANCE = 1e-2
 KEPT_ROWS_BYTES = (
     256 * 2**20
 )  # the rows' features kept from the first pass (instead of new passes) up to this
+# the candidate models' evidence fits run in batches of about this much memory
+EVIDENCE_BATCH_BYTES = 64 * 2**20
 # in capped_held_out_errors each row's leverage is capped at the larger of LEVERAGE_CAP and the node's
 # LEVERAGE_CAP_QUANTILE of leverage over the rows: a few rows of leverage near 1 (the tails of a skewed parent)
 # cannot dominate the mean, while a fit whose rows mostly have high leverage (few rows, a flexible basis, a node
@@ -291,46 +293,19 @@ def fit_adaptation(
     models += [(0, linear_columns | products, False), (0, linear_columns, False)]
     quadratic = 2 * num_scales  # the index of the quadratic model
 
-    # each model is fitted on the columns it can use and laid out over the whole basis with the others held out
-    # (``_laid_out``): the models without products on the small block without their columns (what the quadratic
-    # model would add to every other model's cost), the models without a kernel on one stand-in kernel column of
-    # the block's largest eigenvalue and no coupling (the same jitter; a held-out column's terms cancel), so their
-    # fixed points cost the small block's alone
-    def fit(scale: int, keep: torch.Tensor, pinned: torch.Tensor, with_kernel: bool, steps: int) -> _Evidence:
-        columns = keep | ~products  # [a]: the quadratic model every column, the others all but the products'
-        kernel_coupling, kernel_values, kernel_cross = (
-            coupling[scale],
-            eigenvalues[scale],
-            rotated_cross[scale],
-        )
-        if not with_kernel:
-            kernel_values = kernel_values.amax(dim=-1, keepdim=True)  # [d, 1]
-            kernel_coupling = torch.zeros_like(kernel_coupling[..., :1])
-            kernel_cross = torch.zeros_like(kernel_cross[:, :1])
-        evidence = _schur_evidence(
-            moments.scatter_small[:, columns][:, :, columns],
-            kernel_coupling[:, columns],
-            kernel_values,
-            moments.cross_small[:, columns],
-            kernel_cross[..., 0],
-            moments.squares,
-            n,
-            groups[columns],
-            pinned[:, columns],
-            (unused | (~keep[None, :] & ~pinned))[:, columns],
-            kernel_excluded=not with_kernel,
-            iterations=steps,
-        )
-        return _laid_out(evidence, columns, num_kernel)
-
-    fits = [
-        fit(scale, keep, fixed, with_kernel, iterations if with_kernel or index == quadratic else 1)
+    # the models without a kernel take one step (their noise level), but the quadratic one
+    specs = [
+        _Candidate(scale, keep, fixed, with_kernel, iterations if with_kernel or index == quadratic else 1)
         for index, (scale, keep, with_kernel) in enumerate(models)
     ]
     # the linear model once more with the parents' values penalized (one group, its precision by the evidence)
     constant_only = torch.zeros_like(fixed)
     constant_only[:, 0] = True
-    shrunk = fit(0, linear_columns, constant_only, False, iterations)
+    specs.append(_Candidate(0, linear_columns, constant_only, False, iterations))
+    fits = _fit_candidates(
+        specs, moments, (eigenvalues, coupling, rotated_cross[..., 0]), n, groups, unused, products
+    )
+    shrunk = fits.pop()
     # [d]: linear nodes whose parents explain so little that the evidence's ridge on their values is at least
     # LOW_SIGNAL_RIDGE of the rows keep it (least squares' variance costs them more than the ridge's bias)
     low_signal = enough & (counts > 0) & (shrunk.penalties[:, 1] >= LOW_SIGNAL_RIDGE * n)
@@ -761,20 +736,113 @@ class _Evidence:
     noise_scale: torch.Tensor  # [d]
     group_scales: torch.Tensor  # [d, g]
 
+    FIELDS = ("log_evidence", "penalties", "pruned", "noise_scale", "group_scales")
 
-def _laid_out(evidence: _Evidence, kept: torch.Tensor, num_kernel: int) -> _Evidence:
+
+@dataclass(frozen=True)
+class _Candidate:
+    """One model fitted for every node: its kernel (an index into the scales; any without one), the small-block
+    columns it keeps ([a] bool; the others held out), its unpenalized columns ([d, a] bool), whether the kernel
+    block is in it, and its fixed-point steps."""
+
+    scale: int
+    keep: torch.Tensor
+    pinned: torch.Tensor
+    with_kernel: bool
+    steps: int
+
+
+def _fit_candidates(
+    candidates: list[_Candidate],
+    moments: _ScaleMoments,
+    kernel_block: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    n: int,
+    groups: torch.Tensor,
+    unused: torch.Tensor,
+    products: torch.Tensor,
+) -> list[_Evidence]:
+    """The evidence fit (``_schur_evidence``) of every candidate model of every node, laid out over the whole
+    reduced basis [a + M] (``_laid_out``). ``kernel_block`` is every scale's kernel block in its eigenbasis
+    (eigenvalues [s, d, M], coupling to the small block [s, d, a, M], cross moments [s, d, M]); ``unused`` [d, a]
+    the padded columns, ``products`` [a] the products' columns.
+
+    Each model is fitted on the columns it can use: a model without products on the small block without their
+    columns (what the quadratic model would add to every other model's cost), a model without a kernel on a
+    one-column stand-in of the kernel block (of its largest eigenvalue and no coupling: the same jitter; a
+    held-out column's terms cancel), so its fixed point costs the small block's alone. The (candidate, node)
+    pairs of the same columns and kernel are fitted together, in batches of at most ``EVIDENCE_BATCH_BYTES``;
+    ``_schur_evidence`` stops each pair on its own, so a fit does not depend on the others in its batch."""
+    eigenvalues, coupling, rotated_cross = kernel_block
+    d = moments.cross_small.shape[0]
+    device = moments.cross_small.device
+    num_kernel = eigenvalues.shape[-1]
+    batches: dict[tuple[bool, tuple[bool, ...]], list[int]] = {}
+    for index, candidate in enumerate(candidates):
+        # the quadratic model every column, the others all but the products'
+        columns = candidate.keep | ~products
+        batches.setdefault((candidate.with_kernel, tuple(columns.tolist())), []).append(index)
+    fits: list[_Evidence | None] = [None] * len(candidates)
+    for (with_kernel, kept), members in batches.items():
+        columns = torch.tensor(kept, device=device)  # [a] bool
+        width, size = int(columns.sum()), num_kernel if with_kernel else 1
+        chosen = [candidates[index] for index in members]
+        scales = torch.tensor([c.scale for c in chosen], device=device)  # [c]
+        keep = torch.stack([c.keep for c in chosen])[:, columns]  # [c, a']
+        pinned = torch.stack([c.pinned for c in chosen])[:, :, columns]  # [c, d, a']
+        steps = torch.tensor([c.steps for c in chosen], device=device)  # [c]
+        batch = max(1, EVIDENCE_BATCH_BYTES // (8 * (6 * width * size + 4 * width * width + 8 * size)))
+        parts = []
+        for start in range(0, len(chosen) * d, batch):
+            rows = torch.arange(start, min(start + batch, len(chosen) * d), device=device)  # [R]
+            model, node = rows // d, rows % d  # [R] each
+            picked = scales[model], node
+            if with_kernel:  # [R, a', M], [R, M], [R, M]
+                block = coupling[picked][:, columns], eigenvalues[picked], rotated_cross[picked]
+            else:  # the stand-in column: the block's largest eigenvalue, no coupling
+                stand_in = torch.zeros(rows.shape[0], 1, dtype=torch.float64, device=device)
+                largest = eigenvalues[picked].amax(-1, keepdim=True)  # [R, 1]
+                block = stand_in[:, None].expand(-1, width, 1), largest, stand_in
+            fixed = pinned[model, node]  # [R, a']
+            parts.append(
+                _schur_evidence(
+                    moments.scatter_small[node][:, columns][:, :, columns],
+                    block[0],
+                    block[1],
+                    moments.cross_small[node][:, columns],
+                    block[2],
+                    moments.squares[node],
+                    n,
+                    groups[columns],
+                    fixed,
+                    unused[node][:, columns] | (~keep[model] & ~fixed),
+                    kernel_excluded=not with_kernel,
+                    iterations=steps[model],
+                )
+            )
+        joined = _laid_out(
+            _Evidence(*(torch.cat([getattr(part, name) for part in parts]) for name in _Evidence.FIELDS)),
+            columns,
+            num_kernel,
+            with_kernel,
+        )
+        for position, index in enumerate(members):
+            rows = slice(position * d, (position + 1) * d)
+            fits[index] = _Evidence(*(getattr(joined, name)[rows] for name in _Evidence.FIELDS))
+    return fits
+
+
+def _laid_out(evidence: _Evidence, kept: torch.Tensor, num_kernel: int, has_kernel: bool) -> _Evidence:
     """An ``_Evidence`` of a model fitted on the small-block columns ``kept`` ([a] bool) and its kernel block (or,
-    held out, a stand-in of one column), laid out over the whole reduced basis [a + num_kernel]: the other columns
-    held out (pruned, at the pruning precision), as a fit that held them out would have them (its evidence is the
-    same: a held-out column's prior and posterior terms cancel)."""
-    d, width = evidence.penalties.shape
+    without ``has_kernel``, a held-out stand-in of one column), laid out over the whole reduced basis [a +
+    num_kernel]: the other columns held out (pruned, at the pruning precision), as a fit that held them out would
+    have them (its evidence is the same: a held-out column's prior and posterior terms cancel)."""
+    rows = evidence.penalties.shape[0]
     num_small = int(kept.sum())
-    has_kernel = width - num_small == num_kernel  # else a held-out stand-in
     full = torch.cat([kept, torch.full((num_kernel,), has_kernel, dtype=torch.bool, device=kept.device)])
-    beta = evidence.noise_scale.pow(-2)  # [d]
-    held_out = torch.exp(_ceiling(beta)) / beta  # [d]: the pruning precision as a ridge penalty
-    penalties = held_out[:, None].expand(d, full.shape[0]).clone()  # [d, a + M]
-    pruned = torch.ones(d, full.shape[0], dtype=torch.bool, device=penalties.device)
+    beta = evidence.noise_scale.pow(-2)  # [R]
+    held_out = torch.exp(_ceiling(beta)) / beta  # [R]: the pruning precision as a ridge penalty
+    penalties = held_out[:, None].expand(rows, full.shape[0]).clone()  # [R, a + M]
+    pruned = torch.ones(rows, full.shape[0], dtype=torch.bool, device=penalties.device)
     columns = slice(None) if has_kernel else slice(0, num_small)
     penalties[:, full] = evidence.penalties[:, columns]
     pruned[:, full] = evidence.pruned[:, columns]
@@ -815,7 +883,7 @@ def _schur_evidence(
     excluded: torch.Tensor,
     *,
     kernel_excluded: bool,
-    iterations: int,
+    iterations: int | torch.Tensor,
 ) -> _Evidence:
     """MacKay's fixed point for the precision of every penalized group and the noise precision of one model per
     node, then its log evidence.
@@ -825,6 +893,8 @@ def _schur_evidence(
     ``fixed`` small columns [d, a] are unpenalized; ``excluded`` ones (padded parents, or groups outside the
     model) and, with ``kernel_excluded``, the kernel block are held out at the pruning precision (``_ceiling``).
     The posterior is solved through the Schur complement on the small block: the kernel block is diagonal there.
+    ``iterations`` (one number, or one per node [d]) bounds each node's steps; a node of one step updates its noise
+    precision only.
     """
     d, a = cross.shape
     device = cross.device
@@ -837,36 +907,45 @@ def _schur_evidence(
     log_precision = torch.zeros(d, num_groups, dtype=torch.float64, device=device)
     beta = n / squares.clamp_min(1e-12)  # [d]
 
-    def posterior(log_precision: torch.Tensor, beta: torch.Tensor):
-        ceiling = _ceiling(beta)  # [d]
-        pruning = torch.exp(ceiling)[:, None]  # [d, 1]
+    def posterior(log_precision: torch.Tensor, beta: torch.Tensor, rows: torch.Tensor | None = None):
+        """The posterior of the nodes ``rows`` [k] (all when None) at their log precisions [k, g] and noise
+        precisions [k]."""
+
+        def pick(tensor: torch.Tensor) -> torch.Tensor:
+            return tensor if rows is None else tensor[rows]
+
+        # [k, a, M], [k, a], [k]: the nodes' coupling, cross moments and squares
+        block_coupling, block_cross, block_squares = pick(coupling), pick(cross), pick(squares)
+        ceiling = _ceiling(beta)  # [k]
+        pruning = torch.exp(ceiling)[:, None]  # [k, 1]
         small_precision = torch.exp(torch.minimum(log_precision[:, groups.clamp_min(0)], ceiling[:, None]))
-        small_precision = torch.where(fixed, FIXED_PRECISION, small_precision)  # [d, a]
-        small_precision = torch.where(excluded, pruning, small_precision)
+        small_precision = torch.where(pick(fixed), FIXED_PRECISION, small_precision)  # [k, a]
+        small_precision = torch.where(pick(excluded), pruning, small_precision)
         kernel_precision = torch.exp(
             ceiling if kernel_excluded else torch.minimum(log_precision[:, -1], ceiling)
         )
-        diagonal = beta[:, None] * eigenvalues_jittered + kernel_precision[:, None]  # [d, M]
-        scaled = coupling / diagonal[:, None, :]  # [d, a, M]
+        diagonal = beta[:, None] * pick(eigenvalues_jittered) + kernel_precision[:, None]  # [k, M]
+        scaled = block_coupling / diagonal[:, None, :]  # [k, a, M]
         schur = (
-            beta[:, None, None] * scatter_jittered
+            beta[:, None, None] * pick(scatter_jittered)
             + torch.diag_embed(small_precision)
-            - beta[:, None, None] ** 2 * (scaled @ coupling.transpose(1, 2))
+            - beta[:, None, None] ** 2 * (scaled @ block_coupling.transpose(1, 2))
         )
         factor = torch.linalg.cholesky(schur)
-        target_small, target_kernel = beta[:, None] * cross, beta[:, None] * rotated_cross
+        kernel_cross = pick(rotated_cross)  # [k, M]
+        target_small, target_kernel = beta[:, None] * block_cross, beta[:, None] * kernel_cross
         right = target_small - beta[:, None] * (scaled @ target_kernel[..., None])[..., 0]
-        mean_small = torch.cholesky_solve(right[..., None], factor)[..., 0]  # [d, a]
+        mean_small = torch.cholesky_solve(right[..., None], factor)[..., 0]  # [k, a]
         mean_kernel = (
-            target_kernel - beta[:, None] * (coupling.transpose(1, 2) @ mean_small[..., None])[..., 0]
-        ) / diagonal  # [d, M]
+            target_kernel - beta[:, None] * (block_coupling.transpose(1, 2) @ mean_small[..., None])[..., 0]
+        ) / diagonal  # [k, M]
         residual = (
-            squares
-            - 2 * ((mean_small * cross).sum(-1) + (mean_kernel * rotated_cross).sum(-1))
-            + torch.einsum("da,dab,db->d", mean_small, scatter, mean_small)
-            + 2 * torch.einsum("da,dam,dm->d", mean_small, coupling, mean_kernel)
-            + (eigenvalues * mean_kernel**2).sum(-1)
-        ).clamp_min(1e-12 * squares + 1e-300)
+            block_squares
+            - 2 * ((mean_small * block_cross).sum(-1) + (mean_kernel * kernel_cross).sum(-1))
+            + torch.einsum("ka,kab,kb->k", mean_small, pick(scatter), mean_small)
+            + 2 * torch.einsum("ka,kam,km->k", mean_small, block_coupling, mean_kernel)
+            + (pick(eigenvalues) * mean_kernel**2).sum(-1)
+        ).clamp_min(1e-12 * block_squares + 1e-300)
         return (
             small_precision,
             kernel_precision,
@@ -878,33 +957,42 @@ def _schur_evidence(
             residual,
         )
 
-    # [d]: a node whose fixed point was reached, frozen from then on
+    steps = torch.as_tensor(iterations, device=device).expand(d)  # [d]
+    most = max(int(steps.max()) if d else 1, 1)
+    # [d]: a node whose fixed point was reached (or whose steps are over), frozen from then on; each step runs on
+    # the other nodes only, so each node stops on its own: its fit does not depend on which nodes share the batch
     settled = torch.zeros(d, dtype=torch.bool, device=device)
-    for _ in range(max(iterations, 1)):
+    for step in range(most):
+        rows = torch.nonzero(~(settled | (steps <= step))).flatten()  # [k]
+        if not rows.numel():
+            break
+        row_beta = beta[rows]  # [k]
         small_precision, kernel_precision, diagonal, scaled, factor, mean_small, mean_kernel, residual = (
-            posterior(log_precision, beta)
+            posterior(log_precision[rows], row_beta, rows)
         )
-        inverse = torch.cholesky_inverse(factor)  # [d, a, a]: the posterior covariance of the small block
+        inverse = torch.cholesky_inverse(factor)  # [k, a, a]: the posterior covariance of the small block
         variance_small = torch.diagonal(inverse, dim1=-2, dim2=-1)
-        variance_kernel = 1 / diagonal + beta[:, None] ** 2 * (scaled * (inverse @ scaled)).sum(1)  # [d, M]
-        determined_small = torch.where(excluded, 0.0, (1 - small_precision * variance_small).clamp(0, 1))
+        # [k, M]: the kernel block's posterior variances
+        variance_kernel = 1 / diagonal + row_beta[:, None] ** 2 * (scaled * (inverse @ scaled)).sum(1)
+        determined_small = torch.where(
+            excluded[rows], 0.0, (1 - small_precision * variance_small).clamp(0, 1)
+        )  # [k, a]
         determined_kernel = (1 - kernel_precision[:, None] * variance_kernel).clamp(0, 1)
         if kernel_excluded:
             determined_kernel = torch.zeros_like(determined_kernel)
         determined = determined_small.sum(-1) + determined_kernel.sum(-1)
-        beta = torch.where(settled, beta, ((n - determined).clamp_min(1.0) / residual).clamp(max=1e12))
-        if iterations <= 1:
+        row_beta = ((n - determined).clamp_min(1.0) / residual).clamp(max=1e12)
+        beta[rows] = row_beta
+        if most <= 1:
             break
+        one_step = steps[rows] <= 1  # [k]: a node of one step keeps its prior precisions
         used = torch.cat([determined_small @ member, determined_kernel.sum(-1, keepdim=True)], dim=1)
         size = torch.cat([(mean_small**2) @ member, (mean_kernel**2).sum(-1, keepdim=True)], dim=1)
         updated = torch.log(used.clamp_min(1e-12) / size.clamp_min(1e-300))
-        updated = torch.minimum(updated.clamp_min(-MAX_LOG_PRECISION), _ceiling(beta)[:, None])
-        # each node stops on its own: its fit does not depend on which other nodes share the batch
-        reached = ((updated - log_precision).abs() <= TOLERANCE).all(dim=1)  # [d]
-        log_precision = torch.where(settled[:, None], log_precision, updated)
-        settled = settled | reached
-        if bool(settled.all()):
-            break
+        updated = torch.minimum(updated.clamp_min(-MAX_LOG_PRECISION), _ceiling(row_beta)[:, None])  # [k, g]
+        reached = ((updated - log_precision[rows]).abs() <= TOLERANCE).all(dim=1)  # [k]
+        log_precision[rows] = torch.where(one_step[:, None], log_precision[rows], updated)
+        settled[rows] = one_step | reached
     small_precision, kernel_precision, diagonal, _, factor, mean_small, mean_kernel, residual = posterior(
         log_precision, beta
     )
@@ -957,8 +1045,9 @@ def _held_out(
         design = reduced_design(adaptation, features, chosen_basis(z))  # [m, k, r]
         for index, ((factor, weights), active) in enumerate(models):
             x = torch.where(active, design, 0.0)  # [m, k, r]
-            solved = torch.cholesky_solve(x.permute(1, 2, 0), factor)  # [d, r, m]
-            leverages[index].append(torch.einsum("mdr,drm->md", x, solved))  # [m, d]
+            # the hat matrix's diagonal x^T (L L^T)^-1 x = |L^-1 x|^2: one triangular solve
+            half = torch.linalg.solve_triangular(factor, x.permute(1, 2, 0), upper=False)  # [k, r, m]
+            leverages[index].append(half.square().sum(dim=1).T)  # [m, k]
             residuals[index].append(targets - torch.einsum("mdr,dr->md", x, weights))
     held, capped, leverage = [], [], []
     for model_leverages, model_residuals in zip(leverages, residuals, strict=True):
