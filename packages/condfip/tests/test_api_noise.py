@@ -11,7 +11,13 @@ import pytest
 import torch
 
 from condfip import CondFiP
-from condfip.api.inferred_scm import ENCODER_ERROR_FLOOR, LINEAR_ENCODER_ERROR_FLOOR, shrunk_misfit
+from condfip.api.inferred_scm import (
+    ENCODER_ERROR_FLOOR,
+    LINEAR_ENCODER_ERROR_FLOOR,
+    LINEAR_FLOOR_ROWS,
+    linear_encoder_error_floor,
+    shrunk_misfit,
+)
 from condfip.model import CondFiPConfig, CondFiPModel
 from scm_gen import make_benchmark_dataset
 
@@ -95,12 +101,33 @@ def test_encoder_weights_are_the_inverse_variance_weights_of_the_estimated_error
     nonlinear = adaptation.full_basis.numpy()
     shrunk = shrunk_misfit(misfit, adaptation.capped_held_out_standard_errors.numpy())
     adapted = np.where(nonlinear, posterior + shrunk, posterior)
-    floor = np.where(nonlinear, ENCODER_ERROR_FLOOR, LINEAR_ENCODER_ERROR_FLOOR)
+    floor = np.where(nonlinear, ENCODER_ERROR_FLOOR, linear_encoder_error_floor(len(context)))
     encoder = np.maximum(disagreement - adapted, floor * adapted)
     expected = adapted / (adapted + encoder)
     # float64 throughout; the disagreement goes through user units and back (a few roundings)
     np.testing.assert_allclose(scm.adaptation["encoder_noise_weight"].to_numpy(), expected, rtol=1e-9)
     assert (expected > 0).all() and (expected <= 1 / (1 + floor) + 1e-12).all()
+
+
+def test_the_linear_floor_grows_with_the_rows_beyond_its_threshold() -> None:
+    """The linear nodes' floor is LINEAR_ENCODER_ERROR_FLOOR up to LINEAR_FLOOR_ROWS rows, then proportional to
+    the rows (a linear fit's error falls as 1 / rows)."""
+    assert linear_encoder_error_floor(2) == LINEAR_ENCODER_ERROR_FLOOR
+    assert linear_encoder_error_floor(LINEAR_FLOOR_ROWS) == LINEAR_ENCODER_ERROR_FLOOR
+    assert linear_encoder_error_floor(4 * LINEAR_FLOOR_ROWS) == 4 * LINEAR_ENCODER_ERROR_FLOOR
+
+
+def test_a_linear_node_with_many_rows_weighs_the_encoder_at_most_by_its_grown_floor() -> None:
+    """On 400 rows of a linear SCM each non-root linear node's encoder weight is at most 1 / (1 + the grown floor)
+    (12 at 400 rows), below the 1 / (1 + 3) it would be allowed with fewer rows."""
+    data = make_benchmark_dataset("in", "linear", 5, num_context=400, num_query=10, num_interventional=1, seed=4)
+    scm = CondFiP.from_pretrained("small").infer(data.context_data, data.adjacency)
+    adaptation = scm._runner.adaptation
+    linear = ~adaptation.full_basis.numpy()
+    assert linear.any()
+    bound = 1 / (1 + linear_encoder_error_floor(400))
+    assert bound < 1 / (1 + LINEAR_ENCODER_ERROR_FLOOR)
+    assert (scm.adaptation["encoder_noise_weight"].to_numpy()[linear] <= bound + 1e-12).all()
 
 
 def test_shrunk_misfit() -> None:
