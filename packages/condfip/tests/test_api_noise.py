@@ -118,9 +118,11 @@ def test_the_linear_floor_grows_with_the_rows_beyond_its_threshold() -> None:
 
 
 def test_a_linear_node_with_many_rows_weighs_the_encoder_at_most_by_its_grown_floor() -> None:
-    """On 400 rows of a linear SCM each non-root linear node's encoder weight is at most 1 / (1 + the grown floor)
+    """On 400 rows of a linear SCM every linear node's encoder weight (roots too) is at most 1 / (1 + the floor)
     (12 at 400 rows), below the 1 / (1 + 3) it would be allowed with fewer rows."""
-    data = make_benchmark_dataset("in", "linear", 5, num_context=400, num_query=10, num_interventional=1, seed=4)
+    data = make_benchmark_dataset(
+        "in", "linear", 5, num_context=400, num_query=10, num_interventional=1, seed=4
+    )
     scm = CondFiP.from_pretrained("small").infer(data.context_data, data.adjacency)
     adaptation = scm._runner.adaptation
     linear = ~adaptation.full_basis.numpy()
