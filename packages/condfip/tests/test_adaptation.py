@@ -588,7 +588,11 @@ def test_the_candidate_models_fit_the_same_in_batches_of_any_size(monkeypatch: p
     monkeypatch.setattr("condfip.model.adaptation.EVIDENCE_BATCH_BYTES", 1)
     single, _, _ = _fit(z)
     for name, value in whole.__dict__.items():
-        if isinstance(value, torch.Tensor) and value.is_floating_point():
+        if name in ("evidence_gain", "network_gain"):
+            # differences of two log evidences of a few hundred nats, each a float64 sum over the rows whose order
+            # BLAS may change with the batch's shape and the threads: about 1e-12 of a few hundred, with margin
+            torch.testing.assert_close(getattr(single, name), value, rtol=0, atol=1e-9, msg=name)
+        elif isinstance(value, torch.Tensor) and value.is_floating_point():
             torch.testing.assert_close(getattr(single, name), value, rtol=1e-9, atol=1e-12, msg=name)
         elif isinstance(value, torch.Tensor):
             assert torch.equal(getattr(single, name), value), name
