@@ -30,7 +30,7 @@ from collections.abc import Callable
 
 import torch
 
-from condfip.model.adaptation import Adaptation, WeightedRefit, evaluate, reduced_design
+from condfip.model.adaptation import Adaptation, WeightedRefit, reduced_design
 from condfip.model.parent_basis import ParentBasis
 
 EDGE_QUANTILE = 0.05  # a column's rows below this quantile or above 1 minus it are its edge
@@ -132,7 +132,12 @@ def continued_nodes(
     # clamped at the inner rows' quantiles, then as far beyond them as a continued node is
     for margins in ((None, None), (kernel_margins, product_margins)):
         bounded = basis.with_bounds((lower, upper), *margins)
-        predicted = evaluate(inner, decoder_features, bounded(z, nodes))  # [n, k]
+        # [n, k]: the basis part through ``combine`` (the whitening folded into the weights: the raw kernel only)
+        predicted = (
+            torch.einsum("nkf,kf->nk", decoder_features, inner.decoder_weights)
+            + bounded.combine(z, inner.basis_weights, nodes)
+            + inner.bias
+        )
         errors.append(torch.where(edge, (predicted - targets).square(), 0.0).sum(dim=0).cpu())  # [k]
     clamped, beyond = errors
     continued[nodes] = beyond <= CONTINUE_RATIO * clamped
