@@ -3,8 +3,9 @@
     python packages/condfip/benchmarks/bench_inference.py [--model small|random:base] [--dowhy-python PATH]
         [--device auto|cpu|cuda] [--json out.json]
 
-1. For d in {10, 20, 50, 100} with 400 context rows (scm-gen P_IN, RFF): seconds to ``infer`` and then draw
-   1,000 observational plus 1,000 interventional rows (median of --repeats runs); DoWhy-GCM side by side on the
+1. For d in {10, 20, 50, 100} with 400 context rows (scm-gen P_IN, RFF): seconds to ``infer`` (the default path,
+   adapted to the rows, and ``zero_shot=True``) and then draw 1,000 observational plus 1,000 interventional rows
+   (median of --repeats runs); DoWhy-GCM side by side on the
    same data (automatic mechanism assignment, fit, the same samples) when it can be imported, or through
    ``--dowhy-python``, a Python that has DoWhy (DoWhy pins old scipy releases, so it often lives in its own venv).
 2. ``infer_batch`` throughput: datasets per second for 64 datasets (d = 20, 400 rows), against one-by-one ``infer``.
@@ -57,10 +58,10 @@ def median_seconds(run, repeats: int) -> tuple[float, float]:
 
 
 def condfip_seconds(
-    model, data, adjacency: np.ndarray, node: int, value: float, repeats: int, refit_readout: bool = False
+    model, data, adjacency: np.ndarray, node: int, value: float, repeats: int, zero_shot: bool = False
 ) -> tuple[float, float]:
     def run() -> None:
-        scm = model.infer(data, adjacency, refit_readout=refit_readout)
+        scm = model.infer(data, adjacency, zero_shot=zero_shot)
         scm.sample(NUM_SAMPLES, seed=0)
         scm.interventional_samples({scm.columns[node]: value}, n=NUM_SAMPLES, seed=1)
 
@@ -249,10 +250,10 @@ def main() -> None:
     dowhy_python = find_dowhy_python(args.dowhy_python)
     print(f"\n1. infer + {NUM_SAMPLES} observational + {NUM_SAMPLES} interventional rows, 400 context rows")
     print("   median seconds, wall-clock / process CPU (all threads); speed-up = DoWhy-GCM / Cond-FiP")
-    print("   (+ refit: the same with infer(..., refit_readout=True), wall / CPU)")
+    print("   (Cond-FiP: the default path; zero-shot: the same with infer(..., zero_shot=True), wall / CPU)")
     print(
         f"{'d':>5} {'Cond-FiP wall':>14} {'CPU':>8} {'DoWhy wall':>11} {'CPU':>8} {'speed-up wall':>14} {'CPU':>6}"
-        f" {'+ refit wall':>13} {'CPU':>8}"
+        f" {'zero-shot wall':>15} {'CPU':>8}"
     )
     for num_nodes in args.sizes:
         data = dataset(num_nodes)
@@ -260,7 +261,7 @@ def main() -> None:
         ours = condfip_seconds(
             model, data.context_data, data.adjacency, node, data.intervention_value, args.repeats
         )
-        refit = condfip_seconds(
+        zero_shot = condfip_seconds(
             model, data.context_data, data.adjacency, node, data.intervention_value, args.repeats, True
         )
         theirs: tuple[float, float] | str = "not installed"
@@ -268,13 +269,13 @@ def main() -> None:
             theirs = dowhy_seconds(
                 dowhy_python, data.context_data, data.adjacency, node, data.intervention_value, args.repeats
             )
-        results["generate"][num_nodes] = {"condfip": ours, "condfip_refit": refit, "dowhy": theirs}
+        results["generate"][num_nodes] = {"condfip": ours, "condfip_zero_shot": zero_shot, "dowhy": theirs}
         line = f"{num_nodes:>5} {ours[0]:>14.3f} {ours[1]:>8.3f}"
         if isinstance(theirs, tuple):
             line += f" {theirs[0]:>11.3f} {theirs[1]:>8.3f} {theirs[0] / ours[0]:>13.1f}x {theirs[1] / ours[1]:>5.1f}x"
         else:
             line += f" {theirs:>11} {'':>8} {'':>14} {'':>6}"
-        line += f" {refit[0]:>13.3f} {refit[1]:>8.3f}"
+        line += f" {zero_shot[0]:>15.3f} {zero_shot[1]:>8.3f}"
         print(line, flush=True)
 
     print(f"\n2. infer_batch, {args.batch_datasets} datasets, d = 20, 400 rows: datasets/s (wall, CPU)")
