@@ -502,46 +502,10 @@ def test_beyond_the_rows_range_the_nonlinear_part_stays_flat():
     assert torch.equal(outside[0, 3, :2], torch.tensor([5.0, 5.0], dtype=torch.float64))  # node 3: linear
 
 
-def test_schur_evidence_equals_the_gaussian_marginal_likelihood():
-    """The log evidence computed through the Schur complement (kernel block in its eigenbasis) equals log N(y;
-    0, X diag(1 / alpha) X^T + I / beta) evaluated directly on the rows, at the precisions the fit reports."""
-    generator = torch.Generator().manual_seed(11)
-    n, a, m = 40, 4, 12
-    small = torch.randn(2, n, a, generator=generator, dtype=torch.float64)  # [d, n, a]
-    kernel = torch.randn(2, n, m, generator=generator, dtype=torch.float64)
-    y = torch.randn(2, n, generator=generator, dtype=torch.float64) + small[..., 1] * 2
-    eigenvalues, eigenvectors = torch.linalg.eigh(kernel.transpose(1, 2) @ kernel)
-    groups = torch.tensor([0, 0, 1, 2])  # every small column penalized
-    none = torch.zeros(2, a, dtype=torch.bool)
-    fit = _schur_evidence(
-        small.transpose(1, 2) @ small,
-        small.transpose(1, 2) @ kernel @ eigenvectors,
-        eigenvalues,
-        (small.transpose(1, 2) @ y[..., None])[..., 0],
-        (eigenvectors.transpose(1, 2) @ kernel.transpose(1, 2) @ y[..., None])[..., 0],
-        (y * y).sum(-1),
-        n,
-        groups,
-        none,
-        none,
-        kernel_excluded=False,
-        iterations=5,
-    )
-    assert fit.group_scales.shape == (2, len(GROUPS))
-    for node in range(2):
-        beta = float(fit.noise_scale[node]) ** -2
-        precision = fit.penalties[node] * beta  # [a + M]
-        design = torch.cat([small[node], kernel[node]], dim=1)  # [n, a + M]
-        covariance = design @ torch.diag(1 / precision) @ design.T + torch.eye(n, dtype=torch.float64) / beta
-        expected = torch.distributions.MultivariateNormal(torch.zeros(n, dtype=torch.float64), covariance)
-        # both float64; the only difference is the fit's 1e-10 relative jitter on the scatter
-        np.testing.assert_allclose(
-            float(fit.log_evidence[node]), float(expected.log_prob(y[node])), rtol=1e-7
-        )
-
-
 def _evidence_problem(seed: int, nodes: int = 3):
-    """Moments of a small block [d, n, a] and a kernel block in its eigenbasis, for ``_schur_evidence``."""
+    """Moments of a random small block [d, n, a] and kernel block in its eigenbasis and of targets, the leading
+    arguments of ``_schur_evidence`` (every small column in a penalized group), its unpenalized and held-out
+    masks (none), and the raw (small block, kernel block, targets)."""
     generator = torch.Generator().manual_seed(seed)
     n, a, m = 40, 4, 12
     small = torch.randn(nodes, n, a, generator=generator, dtype=torch.float64)
@@ -558,13 +522,32 @@ def _evidence_problem(seed: int, nodes: int = 3):
         n,
         torch.tensor([0, 0, 1, 2]),
     )
-    return moments, torch.zeros(nodes, a, dtype=torch.bool)
+    return moments, torch.zeros(nodes, a, dtype=torch.bool), (small, kernel, y)
+
+
+def test_schur_evidence_equals_the_gaussian_marginal_likelihood():
+    """The log evidence computed through the Schur complement (kernel block in its eigenbasis) equals log N(y;
+    0, X diag(1 / alpha) X^T + I / beta) evaluated directly on the rows, at the precisions the fit reports."""
+    moments, none, (small, kernel, y) = _evidence_problem(11, nodes=2)  # every small column penalized
+    n = y.shape[1]  # rows
+    fit = _schur_evidence(*moments, none, none, kernel_excluded=False, iterations=5)
+    assert fit.group_scales.shape == (2, len(GROUPS))
+    for node in range(2):
+        beta = float(fit.noise_scale[node]) ** -2
+        precision = fit.penalties[node] * beta  # [a + M]
+        design = torch.cat([small[node], kernel[node]], dim=1)  # [n, a + M]
+        covariance = design @ torch.diag(1 / precision) @ design.T + torch.eye(n, dtype=torch.float64) / beta
+        expected = torch.distributions.MultivariateNormal(torch.zeros(n, dtype=torch.float64), covariance)
+        # both float64; the only difference is the fit's 1e-10 relative jitter on the scatter
+        np.testing.assert_allclose(
+            float(fit.log_evidence[node]), float(expected.log_prob(y[node])), rtol=1e-7
+        )
 
 
 def test_schur_evidence_steps_per_node_equal_separate_fits():
     """Nodes given different step counts in one call are fitted as calls with those counts one by one: each node
     stops on its own, and a node of one step updates its noise precision only."""
-    moments, none = _evidence_problem(5)
+    moments, none, _ = _evidence_problem(5)
     together = _schur_evidence(
         *moments, none, none, kernel_excluded=False, iterations=torch.tensor([12, 1, 3])
     )

@@ -69,7 +69,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 
@@ -736,7 +736,9 @@ class _Evidence:
     noise_scale: torch.Tensor  # [d]
     group_scales: torch.Tensor  # [d, g]
 
-    FIELDS = ("log_evidence", "penalties", "pruned", "noise_scale", "group_scales")
+    def map(self, function: Callable[[torch.Tensor], torch.Tensor]) -> _Evidence:
+        """The same fit with ``function`` applied to every field (each indexed by node first)."""
+        return _Evidence(*(function(getattr(self, field.name)) for field in fields(self)))
 
 
 @dataclass(frozen=True)
@@ -820,14 +822,16 @@ def _fit_candidates(
                 )
             )
         joined = _laid_out(
-            _Evidence(*(torch.cat([getattr(part, name) for part in parts]) for name in _Evidence.FIELDS)),
+            _Evidence(
+                *(torch.cat([getattr(part, field.name) for part in parts]) for field in fields(_Evidence))
+            ),
             columns,
             num_kernel,
             with_kernel,
         )
         for position, index in enumerate(members):
             rows = slice(position * d, (position + 1) * d)
-            fits[index] = _Evidence(*(getattr(joined, name)[rows] for name in _Evidence.FIELDS))
+            fits[index] = joined.map(lambda value, rows=rows: value[rows])
     return fits
 
 
