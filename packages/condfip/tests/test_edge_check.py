@@ -157,3 +157,30 @@ def test_the_fit_of_some_nodes_evaluates_as_those_nodes_of_the_whole_fit():
         evaluate(part, features(z)[:, nodes], basis(z, nodes)), whole, rtol=1e-12, atol=1e-12
     )
     assert torch.equal(part.full_basis, adaptation.full_basis[nodes]) and part.parent_slots == 2
+
+
+def test_a_refit_leaves_out_the_columns_no_node_uses():
+    """Columns inactive for every node (a merged layout's padding) are left out of the refit's solves: a design
+    with such columns appended refits to the same weights, bit for bit, and 0 in them."""
+    z = _curve_and_wiggle(150, seed=2)
+    adaptation, basis, features = _fit(z)
+    design = reduced_design(adaptation, features(z), basis(z))  # [n, d, r]
+    extra = 7
+    fields = dict(adaptation.__dict__)
+    for name in ("penalties", "linear_penalties"):
+        fields[name] = torch.cat([fields[name], torch.ones(D, extra, dtype=torch.float64)], dim=1)
+    for name in ("active", "linear_active"):
+        fields[name] = torch.cat([fields[name], torch.zeros(D, extra, dtype=torch.bool)], dim=1)
+    fields["basis_weights"] = torch.cat(
+        [fields["basis_weights"], torch.zeros(D, extra, dtype=torch.float64)], 1
+    )
+    padded = type(adaptation)(**fields)
+    noise = torch.randn(len(z), D, extra, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    counts = (torch.rand(len(z), generator=torch.Generator().manual_seed(3)) > 0.2).double()  # [n]
+    refit = WeightedRefit(adaptation, design, z)
+    padded_refit = WeightedRefit(padded, torch.cat([design, noise], dim=-1), z)
+    assert torch.equal(padded_refit.columns, refit.columns)
+    ours, theirs = padded_refit(counts), refit(counts)
+    assert torch.equal(ours.basis_weights[:, :-extra], theirs.basis_weights)
+    assert not bool(ours.basis_weights[:, -extra:].any())
+    assert torch.equal(ours.decoder_weights, theirs.decoder_weights) and torch.equal(ours.bias, theirs.bias)

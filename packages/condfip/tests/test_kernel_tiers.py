@@ -13,8 +13,10 @@ import torch
 
 from condfip import CondFiP
 from condfip.model import adaptation as adaptation_module
+from condfip.model import edge_check
 from condfip.model.adaptation import kernel_tiers
 from condfip.model.parent_basis import LANDMARKS_PER_PARENT, NUM_LANDMARKS, landmark_count
+from scm_gen import make_benchmark_dataset
 
 sys.path.insert(0, str(Path(__file__).parent))
 from rounding import adapted_round_trip, assert_close  # noqa: E402
@@ -159,3 +161,44 @@ def test_a_quadratic_node_keeps_its_products_through_the_merge(model, monkeypatc
         dtype=np.float64,
         operations=10**6,
     )
+
+
+def test_the_edge_check_of_a_tiered_fit_refits_each_landmark_group_apart(model, monkeypatch) -> None:
+    """The edge check refits the candidates of each landmark group on that group's columns only (the merged
+    layout's padding left out): its decisions are those of one refit over the padded layout of all of them."""
+    dataset = make_benchmark_dataset(
+        "in", "rff", 20, seed=0, index=2, num_context=ROWS
+    )  # a node of 11 parents
+    groups, widths = [], []
+    refit_init = adaptation_module.WeightedRefit.__init__
+
+    def recording_init(self, adaptation, design, targets):
+        refit_init(self, adaptation, design, targets)
+        widths.append((design.shape[-1], self.columns.numel()))
+
+    continues = edge_check._continues
+
+    def recording(adaptation, basis, nodes, *arguments):
+        groups.append(sorted(set(basis.node_landmarks[nodes].tolist())))
+        return continues(adaptation, basis, nodes, *arguments)
+
+    monkeypatch.setattr(adaptation_module.WeightedRefit, "__init__", recording_init)
+    monkeypatch.setattr(edge_check, "_continues", recording)
+    scm = model.infer(dataset.context_data, dataset.adjacency)
+    adaptation, basis = scm._runner.prepared.adaptation
+    assert groups == [[NUM_LANDMARKS], [landmark_count(ROWS, 11)]]  # candidates in both groups
+    # the group of 120 landmarks leaves out at least the 136 padded kernel columns
+    assert widths[0][1] <= widths[0][0] - (landmark_count(ROWS, 11) - NUM_LANDMARKS)
+    rows = torch.as_tensor(scm._standard_context())
+    grouped = edge_check.continued_nodes(
+        adaptation, basis, scm._runner.prepared.parents, rows, scm._runner.prepared.features
+    )
+    padded = basis.with_bounds(basis.bounds)
+    padded.node_landmarks = torch.full_like(
+        basis.node_landmarks, basis.num_kernel
+    )  # one group: the old refit
+    groups.clear()
+    together = edge_check.continued_nodes(
+        adaptation, padded, scm._runner.prepared.parents, rows, scm._runner.prepared.features
+    )
+    assert len(groups) == 1 and torch.equal(grouped, together) and bool(grouped.any())

@@ -227,6 +227,14 @@ def test_a_merged_basis_combines_each_node_over_its_own_landmarks(monkeypatch) -
     # the same float64 sums in another order (whitened features up to ~1e4): ~1e-9 relative
     torch.testing.assert_close(merged.combine(z, weights), direct, rtol=1e-9, atol=1e-9)
     assert sorted(sizes) == [40, 100]
+    # the features of nodes of fewer landmarks than the merged basis: against their own landmarks only, the
+    # padding exactly 0, the rest the whole basis's
+    sizes.clear()
+    values, features = merged.split(z, few)
+    assert sizes == [40] and features.shape[-1] == 100 and not bool(features[..., 40:].any())
+    whole_values, whole_features = merged.split(z)
+    assert torch.equal(values, whole_values[:, few])
+    torch.testing.assert_close(features, whole_features[few], rtol=1e-9, atol=1e-9)
 
 
 def test_the_features_are_the_same_bits_with_and_without_autograd() -> None:

@@ -534,9 +534,13 @@ class WeightedRefit:
 
     def __init__(self, adaptation: Adaptation, design: torch.Tensor, targets: torch.Tensor) -> None:
         self.adaptation = adaptation
-        # [d, n, r]: the columns of either model of a node's average (``_solve`` solves each on its own)
-        used = adaptation.active | adaptation.linear_active
-        self.by_node = torch.where(used, design.double(), 0.0).transpose(0, 1)
+        # the columns of either model of a node's average (``_solve`` solves each on its own); those of no node
+        # (a merged layout's padding, when the nodes share a tier) are left out of the solves: their weights are
+        # 0 either way
+        used = adaptation.active | adaptation.linear_active  # [d, r]
+        self.columns = torch.nonzero(used.any(dim=0)).flatten()  # [c]
+        kept = torch.where(used[:, self.columns], design.double()[..., self.columns], 0.0)  # [n, d, c]
+        self.by_node = kept.transpose(0, 1)  # [d, n, c]
         self.targets = targets.double().T[:, :, None]  # [d, n, 1]
 
     def __call__(self, counts: torch.Tensor) -> Adaptation:
@@ -547,12 +551,17 @@ class WeightedRefit:
         weighted = self.by_node * per_node  # [d, n, r]
         scatter = weighted.transpose(1, 2) @ self.by_node  # [d, r, r]
         cross = (weighted.transpose(1, 2) @ self.targets)[..., 0]  # [d, r]
-        original = self.adaptation
+        original, columns = self.adaptation, self.columns
         mixture = original.nonlinear_weight
-        solved = [_solve(scatter, cross, original.penalties, original.active)[1]]
+        models = [(original.penalties, original.active)]
         if bool(averages(mixture).any()):
-            solved.append(_solve(scatter, cross, original.linear_penalties, original.linear_active)[1])
-        weights = averaged(solved, mixture[:, None])
+            models.append((original.linear_penalties, original.linear_active))
+        solved = [
+            _solve(scatter, cross, penalties[:, columns], active[:, columns])[1]
+            for penalties, active in models
+        ]
+        weights = torch.zeros_like(original.penalties)  # [d, r]: the unused columns' weights are 0
+        weights[:, columns] = averaged(solved, mixture[:, None])
         refitted = dict(original.__dict__)
         refitted.update(_readout_weights(weights, *original.prior, original.directions, original.value_slots))
         return Adaptation(**refitted)

@@ -106,9 +106,25 @@ def continued_nodes(
     outside = (z < lower) | (z > upper)  # [n, d]
     edge = (outside.double() @ parents.to(z.device).double().T) > 0  # [n, d]: at the edge of a parent
     candidates &= edge.sum(dim=0).cpu() >= MIN_EDGE_ROWS
-    nodes = torch.nonzero(candidates).flatten()  # [k]
-    if not nodes.numel():
-        return continued
+    # the candidates grouped by their own landmarks: in a merged basis (nodes fitted apart, ``kernel_tiers``) a
+    # group's refit leaves out the columns that are padding for all of its nodes
+    for size in torch.unique(basis.node_landmarks[candidates]).tolist():
+        nodes = torch.nonzero(candidates & (basis.node_landmarks == size)).flatten()  # [k]
+        continued[nodes] = _continues(adaptation, basis, nodes, z, edge, (lower, upper), features)
+    return continued
+
+
+def _continues(
+    adaptation: Adaptation,
+    basis: ParentBasis,
+    nodes: torch.Tensor,
+    z: torch.Tensor,
+    edge: torch.Tensor,
+    inner_bounds: tuple[torch.Tensor, torch.Tensor],
+    features: Features,
+) -> torch.Tensor:
+    """[k] bool: whether each of the candidate ``nodes`` [k] continues, from the rows ``z`` [n, d], which of them
+    are at each node's edge ``edge`` [n, d] and the inner rows' quantiles ``inner_bounds`` ([d] each)."""
     fit = adaptation.select(nodes)
     keep = max(2 * MIN_EDGE_ROWS, EDGE_CHECK_BYTES // (8 * nodes.numel() * fit.penalties.shape[-1]))
     if z.shape[0] > keep:  # evenly spaced rows
@@ -129,9 +145,10 @@ def continued_nodes(
     inner = WeightedRefit(fit, design, targets)((~edge).T.double())  # each node fitted on its inner rows
 
     errors = []
+    kernel_margins, product_margins = _margins(adaptation, basis)
     # clamped at the inner rows' quantiles, then as far beyond them as a continued node is
     for margins in ((None, None), (kernel_margins, product_margins)):
-        bounded = basis.with_bounds((lower, upper), *margins)
+        bounded = basis.with_bounds(inner_bounds, *margins)
         # [n, k]: the basis part through ``combine`` (the whitening folded into the weights: the raw kernel only)
         predicted = (
             torch.einsum("nkf,kf->nk", decoder_features, inner.decoder_weights)
@@ -140,5 +157,4 @@ def continued_nodes(
         )
         errors.append(torch.where(edge, (predicted - targets).square(), 0.0).sum(dim=0).cpu())  # [k]
     clamped, beyond = errors
-    continued[nodes] = beyond <= CONTINUE_RATIO * clamped
-    return continued
+    return beyond <= CONTINUE_RATIO * clamped

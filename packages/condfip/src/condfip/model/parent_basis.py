@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
 NUM_LANDMARKS = 120  # kernel landmarks of a fit on up to LANDMARK_ROWS rows (fewer with fewer rows)
 LANDMARK_ROWS = 400  # beyond this many fitted rows the landmarks grow with the square root of the rows ...
@@ -301,7 +302,13 @@ class ParentBasis:
         nodes = None if nodes is None else nodes.cpu()
         values, inside, factors = self._values(z, nodes)
         whitening = self.whitening if nodes is None else self.whitening[nodes]
-        kernel = self._kernel(inside, nodes) @ whitening.to(z.device)
+        # a merged basis's landmarks beyond the nodes' own are padding (features exactly 0): not evaluated
+        own = self.node_landmarks if nodes is None else self.node_landmarks[nodes]  # [k]
+        size = int(own.max()) if own.numel() else self.num_kernel
+        whitening = whitening[..., :size, :size].to(z.device)  # [k, s, M', M']
+        kernel = self._kernel(inside, nodes, size) @ whitening  # [k, s, m, M']
+        if size < self.num_kernel:
+            kernel = F.pad(kernel, (0, self.num_kernel - size))
         return self._with_products(values, factors, nodes), kernel
 
     def __call__(self, z: torch.Tensor, nodes: torch.Tensor | None = None) -> torch.Tensor:
