@@ -539,7 +539,8 @@ class WeightedRefit:
         # 0 either way
         used = adaptation.active | adaptation.linear_active  # [d, r]
         self.columns = torch.nonzero(used.any(dim=0)).flatten()  # [c]
-        kept = torch.where(used[:, self.columns], design.double()[..., self.columns], 0.0)  # [n, d, c]
+        kept = design.double()[..., self.columns]  # [n, d, c]: a copy, zeroed in place (one design's memory)
+        kept.masked_fill_(~used[:, self.columns], 0.0)
         self.by_node = kept.transpose(0, 1)  # [d, n, c]
         self.targets = targets.double().T[:, :, None]  # [d, n, 1]
 

@@ -106,6 +106,11 @@ def continued_nodes(
     outside = (z < lower) | (z > upper)  # [n, d]
     edge = (outside.double() @ parents.to(z.device).double().T) > 0  # [n, d]: at the edge of a parent
     candidates &= edge.sum(dim=0).cpu() >= MIN_EDGE_ROWS
+    count = int(candidates.sum())
+    keep = max(2 * MIN_EDGE_ROWS, EDGE_CHECK_BYTES // (8 * max(count, 1) * adaptation.penalties.shape[-1]))
+    if z.shape[0] > keep:  # evenly spaced rows
+        picked = torch.linspace(0, z.shape[0] - 1, keep, device=z.device).round().long()
+        z, edge = z[picked], edge[picked]
     # the candidates grouped by their own landmarks: in a merged basis (nodes fitted apart, ``kernel_tiers``) a
     # group's refit leaves out the columns that are padding for all of its nodes
     for size in torch.unique(basis.node_landmarks[candidates]).tolist():
@@ -126,10 +131,6 @@ def _continues(
     """[k] bool: whether each of the candidate ``nodes`` [k] continues, from the rows ``z`` [n, d], which of them
     are at each node's edge ``edge`` [n, d] and the inner rows' quantiles ``inner_bounds`` ([d] each)."""
     fit = adaptation.select(nodes)
-    keep = max(2 * MIN_EDGE_ROWS, EDGE_CHECK_BYTES // (8 * nodes.numel() * fit.penalties.shape[-1]))
-    if z.shape[0] > keep:  # evenly spaced rows
-        picked = torch.linspace(0, z.shape[0] - 1, keep, device=z.device).round().long()
-        z, edge = z[picked], edge[picked]
     on_device = nodes.to(z.device)
     edge, targets = edge[:, on_device], z[:, on_device]  # [n, k]
 
