@@ -179,8 +179,28 @@ def test_a_refit_leaves_out_the_columns_no_node_uses():
     counts = (torch.rand(len(z), generator=torch.Generator().manual_seed(3)) > 0.2).double()  # [n]
     refit = WeightedRefit(adaptation, design, z)
     padded_refit = WeightedRefit(padded, torch.cat([design, noise], dim=-1), z)
-    assert torch.equal(padded_refit.columns, refit.columns)
+    assert [columns.tolist() for _, columns, _, _ in padded_refit.groups] == [
+        columns.tolist() for _, columns, _, _ in refit.groups
+    ]
     ours, theirs = padded_refit(counts), refit(counts)
     assert torch.equal(ours.basis_weights[:, :-extra], theirs.basis_weights)
     assert not bool(ours.basis_weights[:, -extra:].any())
     assert torch.equal(ours.decoder_weights, theirs.decoder_weights) and torch.equal(ours.bias, theirs.bias)
+
+
+def test_a_refit_solves_the_nodes_without_kernel_columns_apart():
+    """The nodes that read no kernel column (roots, linear nodes) are refitted apart from those that do, over
+    their own few columns; with every row once the refit is the fit."""
+    z = _curve_and_wiggle(150, seed=2)
+    adaptation, basis, features = _fit(z)
+    design = reduced_design(adaptation, features(z), basis(z))  # [n, d, r]
+    refit = WeightedRefit(adaptation, design, z)
+    (wide, wide_columns, _, _), (narrow, narrow_columns, _, _) = refit.groups
+    assert sorted(wide.tolist() + narrow.tolist()) == list(range(D))
+    kernel_start = design.shape[-1] - (adaptation.basis_weights.shape[1] - adaptation.value_slots)
+    assert bool((narrow_columns < kernel_start).all()) and bool((wide_columns >= kernel_start).any())
+    assert 0 in narrow.tolist() and 4 in narrow.tolist()  # a root and the linear node
+    again = refit(torch.ones(len(z), dtype=torch.float64))
+    # the same float64 system, its moments summed in another order (as the refit test of test_adaptation)
+    torch.testing.assert_close(again.basis_weights, adaptation.basis_weights, rtol=0, atol=1e-9)
+    torch.testing.assert_close(again.bias, adaptation.bias, rtol=0, atol=1e-9)

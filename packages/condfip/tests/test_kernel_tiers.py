@@ -174,7 +174,7 @@ def test_the_edge_check_of_a_tiered_fit_refits_each_landmark_group_apart(model, 
 
     def recording_init(self, adaptation, design, targets):
         refit_init(self, adaptation, design, targets)
-        widths.append((design.shape[-1], self.columns.numel()))
+        widths.append((design.shape[-1], max(columns.numel() for _, columns, _, _ in self.groups)))
 
     continues = edge_check._continues
 

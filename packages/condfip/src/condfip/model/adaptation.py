@@ -534,35 +534,45 @@ class WeightedRefit:
 
     def __init__(self, adaptation: Adaptation, design: torch.Tensor, targets: torch.Tensor) -> None:
         self.adaptation = adaptation
-        # the columns of either model of a node's average (``_solve`` solves each on its own); those of no node
-        # (a merged layout's padding, when the nodes share a tier) are left out of the solves: their weights are
-        # 0 either way
+        # the columns of either model of a node's average (``_solve`` solves each on its own), per group of nodes:
+        # those that read kernel columns and those that do not (roots, linear and quadratic nodes), each solved
+        # over the columns some node of the group uses. A column no node of a group uses (the other group's, a
+        # merged layout's padding) would only get a weight of exactly 0, at the cost of its rows in every solve.
         used = adaptation.active | adaptation.linear_active  # [d, r]
-        self.columns = torch.nonzero(used.any(dim=0)).flatten()  # [c]
-        kept = design.double()[..., self.columns]  # [n, d, c]: a copy, zeroed in place (one design's memory)
-        kept.masked_fill_(~used[:, self.columns], 0.0)
-        self.by_node = kept.transpose(0, 1)  # [d, n, c]
-        self.targets = targets.double().T[:, :, None]  # [d, n, 1]
+        num_kernel = adaptation.basis_weights.shape[1] - adaptation.value_slots
+        reads_kernel = used[:, used.shape[1] - num_kernel :].any(dim=1)  # [d]
+        self.groups: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        for members in (reads_kernel, ~reads_kernel):
+            nodes = torch.nonzero(members).flatten()  # [k]
+            if not nodes.numel():
+                continue
+            columns = torch.nonzero(used[nodes].any(dim=0)).flatten()  # [c]
+            kept = design.double()[:, nodes[:, None], columns]  # [n, k, c]: a copy, zeroed in place
+            kept.masked_fill_(~used[nodes][:, columns], 0.0)
+            node_targets = targets.double().T[nodes][:, :, None]  # [k, n, 1]
+            self.groups.append((nodes, columns, kept.transpose(0, 1), node_targets))
 
     def __call__(self, counts: torch.Tensor) -> Adaptation:
         """counts: [n] row weights (non-negative, at least 2 in total), or [d, n] one set per node -> the
         refitted ``Adaptation``."""
-        counts = counts.double().to(self.by_node.device)
-        per_node = counts[None, :, None] if counts.dim() == 1 else counts[:, :, None]  # [1 or d, n, 1]
-        weighted = self.by_node * per_node  # [d, n, r]
-        scatter = weighted.transpose(1, 2) @ self.by_node  # [d, r, r]
-        cross = (weighted.transpose(1, 2) @ self.targets)[..., 0]  # [d, r]
-        original, columns = self.adaptation, self.columns
-        mixture = original.nonlinear_weight
-        models = [(original.penalties, original.active)]
-        if bool(averages(mixture).any()):
-            models.append((original.linear_penalties, original.linear_active))
-        solved = [
-            _solve(scatter, cross, penalties[:, columns], active[:, columns])[1]
-            for penalties, active in models
-        ]
-        weights = torch.zeros_like(original.penalties)  # [d, r]: the unused columns' weights are 0
-        weights[:, columns] = averaged(solved, mixture[:, None])
+        original = self.adaptation
+        counts = counts.double().to(original.penalties.device)
+        weights = torch.zeros_like(original.penalties)  # [d, r]: the columns a node does not use stay 0
+        for nodes, columns, by_node, node_targets in self.groups:
+            # [1 or k, n, 1]: the rows' weights, shared or each node's
+            per_node = counts[None, :, None] if counts.dim() == 1 else counts[nodes][:, :, None]
+            weighted = by_node * per_node  # [k, n, c]
+            scatter = weighted.transpose(1, 2) @ by_node  # [k, c, c]
+            cross = (weighted.transpose(1, 2) @ node_targets)[..., 0]  # [k, c]
+            mixture = original.nonlinear_weight[nodes]  # [k]
+            models = [(original.penalties, original.active)]
+            if bool(averages(mixture).any()):
+                models.append((original.linear_penalties, original.linear_active))
+            solved = [
+                _solve(scatter, cross, penalties[nodes][:, columns], active[nodes][:, columns])[1]
+                for penalties, active in models
+            ]
+            weights[nodes[:, None], columns] = averaged(solved, mixture[:, None])
         refitted = dict(original.__dict__)
         refitted.update(_readout_weights(weights, *original.prior, original.directions, original.value_slots))
         return Adaptation(**refitted)
