@@ -195,7 +195,7 @@ def test_a_refit_solves_the_nodes_without_kernel_columns_apart():
     adaptation, basis, features = _fit(z)
     design = reduced_design(adaptation, features(z), basis(z))  # [n, d, r]
     refit = WeightedRefit(adaptation, design, z)
-    (wide, wide_columns, _, _), (narrow, narrow_columns, _, _) = refit.groups
+    (narrow, narrow_columns, _, _), (wide, wide_columns, _, _) = refit.groups  # no kernel columns first
     assert sorted(wide.tolist() + narrow.tolist()) == list(range(D))
     kernel_start = design.shape[-1] - (adaptation.basis_weights.shape[1] - adaptation.value_slots)
     assert bool((narrow_columns < kernel_start).all()) and bool((wide_columns >= kernel_start).any())

@@ -535,17 +535,18 @@ class WeightedRefit:
     def __init__(self, adaptation: Adaptation, design: torch.Tensor, targets: torch.Tensor) -> None:
         self.adaptation = adaptation
         # the columns of either model of a node's average (``_solve`` solves each on its own), per group of nodes:
-        # those that read kernel columns and those that do not (roots, linear and quadratic nodes), each solved
-        # over the columns some node of the group uses. A column no node of a group uses (the other group's, a
-        # merged layout's padding) would only get a weight of exactly 0, at the cost of its rows in every solve.
+        # the nodes that read no kernel column (roots, linear and quadratic nodes) and those that do, by how far
+        # their kernel columns reach (a merged layout pads the nodes of fewer landmarks), each group solved over
+        # the columns some node of it uses. A column no node of a group uses would only get a weight of exactly 0,
+        # at the cost of its rows in every solve.
         used = adaptation.active | adaptation.linear_active  # [d, r]
         num_kernel = adaptation.basis_weights.shape[1] - adaptation.value_slots
         reads_kernel = used[:, used.shape[1] - num_kernel :].any(dim=1)  # [d]
+        positions = torch.arange(1, used.shape[1] + 1, device=used.device)  # [r]
+        reach = torch.where(reads_kernel, (used * positions).amax(dim=1), 0)  # [d]: 0 without kernel columns
         self.groups: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
-        for members in (reads_kernel, ~reads_kernel):
-            nodes = torch.nonzero(members).flatten()  # [k]
-            if not nodes.numel():
-                continue
+        for extent in torch.unique(reach).tolist():
+            nodes = torch.nonzero(reach == extent).flatten()  # [k]
             columns = torch.nonzero(used[nodes].any(dim=0)).flatten()  # [c]
             kept = design.double()[:, nodes[:, None], columns]  # [n, k, c]: a copy, zeroed in place
             kept.masked_fill_(~used[nodes][:, columns], 0.0)
