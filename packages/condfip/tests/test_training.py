@@ -220,6 +220,55 @@ def _torchrun(arguments: list[str], env: dict[str, str], attempts: int = 3) -> N
             pytest.fail(f"torchrun exited {result.returncode}:\n{result.stderr[-4000:]}")
 
 
+# one rank of two: joins the group, sums its rank with the other's, and leaves the block by returning or by an
+# error; the group must be gone either way (a gloo group left to the interpreter's exit can abort the rank)
+RANK_SCRIPT = """
+import sys
+import torch
+import torch.distributed as dist
+from condfip.training.distributed import joined_ranks
+
+try:
+    with joined_ranks("cpu") as ranks:
+        total = torch.tensor([float(ranks.rank)])
+        dist.all_reduce(total)
+        assert total.item() == 1.0 and ranks.world_size == 2, (total, ranks)
+        if sys.argv[1] == "raise":
+            raise RuntimeError("leaving by an error")
+except RuntimeError as error:
+    assert str(error) == "leaving by an error"
+sys.exit(3 if dist.is_initialized() else 0)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("leaving", ["return", "raise"])
+def test_joined_ranks_leave_the_process_group(leaving: str) -> None:
+    attempts = 3
+    for attempt in range(attempts):  # a port taken before the store bound it is retried, as in _torchrun
+        port = str(_free_port())
+        ranks = []
+        for rank in range(2):
+            env = {
+                **os.environ,
+                "OMP_NUM_THREADS": "1",
+                "MASTER_ADDR": "127.0.0.1",
+                "MASTER_PORT": port,
+                "WORLD_SIZE": "2",
+                "RANK": str(rank),
+                "LOCAL_RANK": str(rank),
+            }
+            command = [sys.executable, "-c", RANK_SCRIPT, leaving]
+            ranks.append(subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True))
+        results = [(process.communicate(timeout=120)[1], process.returncode) for process in ranks]
+        if all(code == 0 for _, code in results):
+            return
+        rendezvous = any(marker in stderr for stderr, _ in results for marker in RENDEZVOUS_ERRORS)
+        if not rendezvous or attempt == attempts - 1:
+            failed = [(stderr, code) for stderr, code in results if code != 0]
+            pytest.fail(f"a rank exited {failed[0][1]}:\n{failed[0][0][-2000:]}")
+
+
 @pytest.mark.slow
 def test_two_process_ddp_equals_single_process(tmp_path: Path) -> None:
     config_path = tmp_path / "tiny.json"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -21,14 +23,27 @@ class Distributed:
         return self.rank == 0
 
 
-def setup_distributed(device_kind: str) -> Distributed:
-    """Join the process group that torchrun describes (``WORLD_SIZE`` > 1), or run alone."""
+@contextmanager
+def joined_ranks(device_kind: str) -> Iterator[Distributed]:
+    """Join the process group that torchrun describes (``WORLD_SIZE`` > 1), or run alone; a group joined here
+    is left when the block ends, also on an error.
+
+    A gloo group left to the interpreter's exit is torn down while its threads still run, which can abort a
+    rank that finished its work ("terminate called without an active exception", exit -6): torchrun then
+    reports the run failed.
+    """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
-        return Distributed()
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device_kind == "cuda" else "gloo")
-    return Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+        yield Distributed()
+        return
+    if dist.is_initialized():  # a caller's group: theirs to leave
+        yield Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+        return
+    dist.init_process_group(backend="nccl" if device_kind == "cuda" else "gloo")
+    try:
+        yield Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    finally:
+        dist.destroy_process_group()
 
 
 def pick_device(name: str, local_rank: int) -> torch.device:

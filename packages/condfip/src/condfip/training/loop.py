@@ -28,9 +28,9 @@ from condfip.io.registry import MODEL_TYPES, check_model_memory
 from condfip.training.data import StreamSpec, training_loader
 from condfip.training.distributed import (
     Distributed,
+    joined_ranks,
     max_across_ranks,
     pick_device,
-    setup_distributed,
     weight_spread_across_ranks,
 )
 from condfip.training.ema import WeightAverage
@@ -60,26 +60,26 @@ class Run:
 
 def train(options: TrainingOptions) -> dict[str, float]:
     """Run (or resume) one stage; returns the last validation figures (rank 0) or {}."""
-    run = _start(options)
-    loss_module: nn.Module = run.stage.loss_module(run.model, options)
-    if run.ranks.world_size > 1:
-        device_ids = [run.device.index] if run.device.type == "cuda" else None
-        loss_module = nn.parallel.DistributedDataParallel(loss_module, device_ids=device_ids)
-    cells = run.stage.validation_set(options) if run.ranks.is_main else []
-    last = options.steps if options.stop_at is None else min(options.stop_at, options.steps)
-    if run.start >= options.steps:
-        return {}
-    figures = _loop(run, loss_module, cells, last)
-    if run.ranks.world_size > 1:
-        torch.distributed.barrier()
-    return figures
-
-
-def _start(options: TrainingOptions) -> Run:
-    """Check the options, join the ranks, build (or restore) the model, its optimizer and its average."""
     options.validate()
     device_kind = "cuda" if (options.device == "auto" and torch.cuda.is_available()) else options.device
-    ranks = setup_distributed("cuda" if str(device_kind).startswith("cuda") else "cpu")
+    with joined_ranks("cuda" if str(device_kind).startswith("cuda") else "cpu") as ranks:
+        run = _start(options, ranks)
+        loss_module: nn.Module = run.stage.loss_module(run.model, options)
+        if ranks.world_size > 1:
+            device_ids = [run.device.index] if run.device.type == "cuda" else None
+            loss_module = nn.parallel.DistributedDataParallel(loss_module, device_ids=device_ids)
+        cells = run.stage.validation_set(options) if ranks.is_main else []
+        last = options.steps if options.stop_at is None else min(options.stop_at, options.steps)
+        if run.start >= options.steps:
+            return {}
+        figures = _loop(run, loss_module, cells, last)
+        if ranks.world_size > 1:
+            torch.distributed.barrier()
+        return figures
+
+
+def _start(options: TrainingOptions, ranks: Distributed) -> Run:
+    """Check the options against the ranks, build (or restore) the model, its optimizer and its average."""
     if options.batch_size % ranks.world_size:
         raise ValueError(f"--batch-size {options.batch_size} must be divisible by {ranks.world_size} ranks")
     device = pick_device(options.device, ranks.local_rank)
