@@ -10,20 +10,18 @@ import pytest
 import torch
 
 from condfip.model.adaptation import (
-    GROUPS,
     LEVERAGE_CAP,
     LEVERAGE_CAP_QUANTILE,
     LINEAR_CLAMP_EVIDENCE,
     LOW_SIGNAL_RIDGE,
     NETWORK_EVIDENCE_MARGIN,
-    WeightedRefit,
-    _schur_evidence,
     evaluate,
     fit_adaptation,
     leverage_caps,
     merge_adaptations,
     reduced_design,
 )
+from condfip.model.evidence import GROUPS, schur_evidence
 from condfip.model.model_weights import (
     EVIDENCE_MARGIN,
     MIN_MODEL_WEIGHT,
@@ -33,6 +31,7 @@ from condfip.model.model_weights import (
     shared_log_odds,
 )
 from condfip.model.parent_basis import ADDITIVE_SCALES, LENGTH_SCALES, ParentBasis, product_pairs
+from condfip.model.weighted_refit import WeightedRefit
 
 D = 5  # nodes: 0, 1 roots; 2 <- 0; 3 <- 0, 1; 4 <- 2, 3
 EDGES = [(0, 2), (0, 3), (1, 3), (2, 4), (3, 4)]
@@ -504,7 +503,7 @@ def test_beyond_the_rows_range_the_nonlinear_part_stays_flat():
 
 def _evidence_problem(seed: int, nodes: int = 3):
     """Moments of a random small block [d, n, a] and kernel block in its eigenbasis and of targets, the leading
-    arguments of ``_schur_evidence`` (every small column in a penalized group), its unpenalized and held-out
+    arguments of ``schur_evidence`` (every small column in a penalized group), its unpenalized and held-out
     masks (none), and the raw (small block, kernel block, targets)."""
     generator = torch.Generator().manual_seed(seed)
     n, a, m = 40, 4, 12
@@ -530,7 +529,7 @@ def test_schur_evidence_equals_the_gaussian_marginal_likelihood():
     0, X diag(1 / alpha) X^T + I / beta) evaluated directly on the rows, at the precisions the fit reports."""
     moments, none, (small, kernel, y) = _evidence_problem(11, nodes=2)  # every small column penalized
     n = y.shape[1]  # rows
-    fit = _schur_evidence(*moments, none, none, kernel_excluded=False, iterations=5)
+    fit = schur_evidence(*moments, none, none, kernel_excluded=False, iterations=5)
     assert fit.group_scales.shape == (2, len(GROUPS))
     for node in range(2):
         beta = float(fit.noise_scale[node]) ** -2
@@ -548,16 +547,16 @@ def test_schur_evidence_steps_per_node_equal_separate_fits():
     """Nodes given different step counts in one call are fitted as calls with those counts one by one: each node
     stops on its own, and a node of one step updates its noise precision only."""
     moments, none, _ = _evidence_problem(5)
-    together = _schur_evidence(
+    together = schur_evidence(
         *moments, none, none, kernel_excluded=False, iterations=torch.tensor([12, 1, 3])
     )
     for node, steps in enumerate((12, 1, 3)):
-        alone = _schur_evidence(*moments, none, none, kernel_excluded=False, iterations=steps)
+        alone = schur_evidence(*moments, none, none, kernel_excluded=False, iterations=steps)
         for name in ("log_evidence", "penalties", "noise_scale", "group_scales"):
             torch.testing.assert_close(
                 getattr(together, name)[node], getattr(alone, name)[node], rtol=1e-12, atol=0
             )
-    one_step = _schur_evidence(*moments, none, none, kernel_excluded=False, iterations=1)
+    one_step = schur_evidence(*moments, none, none, kernel_excluded=False, iterations=1)
     # its groups keep the prior precision 1 (scale 1); the products' group has no column here (scale 0)
     assert torch.equal(one_step.group_scales[:, :3], torch.ones(3, 3, dtype=torch.float64))
 

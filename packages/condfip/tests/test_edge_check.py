@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from condfip.model.adaptation import WeightedRefit, evaluate, reduced_design
+from condfip.model.adaptation import evaluate, reduced_design
 from condfip.model.edge_check import (
     CONTINUE_LENGTHS,
     MAX_CONTINUE,
@@ -19,6 +19,7 @@ from condfip.model.edge_check import (
     continued_nodes,
     uses_products,
 )
+from condfip.model.weighted_refit import WeightedRefit
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_adaptation import D, _fit, _linear_data, _parents  # noqa: E402

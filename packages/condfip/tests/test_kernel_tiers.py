@@ -12,10 +12,11 @@ import pytest
 import torch
 
 from condfip import CondFiP
-from condfip.model import adaptation as adaptation_module
 from condfip.model import edge_check
-from condfip.model.adaptation import kernel_tiers
+from condfip.model import fit_size as fit_size_module
+from condfip.model.fit_size import kernel_tiers
 from condfip.model.parent_basis import LANDMARKS_PER_PARENT, NUM_LANDMARKS, landmark_count
+from condfip.model.weighted_refit import WeightedRefit
 from scm_gen import make_benchmark_dataset
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -67,7 +68,7 @@ def test_only_the_node_of_many_parents_changes_and_it_fits_better(model, setup, 
     tiered = model.infer(table, edges)
     _, basis = tiered._runner.prepared.adaptation
     assert basis.num_kernel == MANY * LANDMARKS_PER_PARENT
-    monkeypatch.setattr(adaptation_module, "landmark_count", lambda rows, parents=1: landmark_count(rows))
+    monkeypatch.setattr(fit_size_module, "landmark_count", lambda rows, parents=1: landmark_count(rows))
     single = model.infer(table, edges)
     assert single._runner.prepared.adaptation[1].num_kernel == NUM_LANDMARKS
     ours, theirs = tiered.noise(table, method="decoder"), single.noise(table, method="decoder")
@@ -152,7 +153,7 @@ def test_a_quadratic_node_keeps_its_products_through_the_merge(model, monkeypatc
     assert not bool(
         adaptation.basis_weights[node, MANY + 3 :].any()
     )  # no other slot beyond its own, no kernel
-    monkeypatch.setattr(adaptation_module, "landmark_count", lambda rows, parents=1: landmark_count(rows))
+    monkeypatch.setattr(fit_size_module, "landmark_count", lambda rows, parents=1: landmark_count(rows))
     single = model.infer(table, edges)
     # the same float64 fit of the node, its small block padded by other slots (held out at the pruning precision)
     assert_close(
@@ -170,7 +171,7 @@ def test_the_edge_check_of_a_tiered_fit_refits_each_landmark_group_apart(model, 
         "in", "rff", 20, seed=0, index=2, num_context=ROWS
     )  # a node of 11 parents
     groups, widths = [], []
-    refit_init = adaptation_module.WeightedRefit.__init__
+    refit_init = WeightedRefit.__init__
 
     def recording_init(self, adaptation, design, targets):
         refit_init(self, adaptation, design, targets)
@@ -182,7 +183,7 @@ def test_the_edge_check_of_a_tiered_fit_refits_each_landmark_group_apart(model, 
         groups.append(sorted(set(basis.node_landmarks[nodes].tolist())))
         return continues(adaptation, basis, nodes, *arguments)
 
-    monkeypatch.setattr(adaptation_module.WeightedRefit, "__init__", recording_init)
+    monkeypatch.setattr(WeightedRefit, "__init__", recording_init)
     monkeypatch.setattr(edge_check, "_continues", recording)
     scm = model.infer(dataset.context_data, dataset.adjacency)
     adaptation, basis = scm._runner.prepared.adaptation

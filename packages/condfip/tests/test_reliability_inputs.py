@@ -20,7 +20,7 @@ from condfip.api.tables import MAX_MAGNITUDE, MIN_SPREAD, check_context_memory
 from condfip.core.dag_rule import dag_from_probabilities
 from condfip.core.standardization import STANDARD_LIMIT, Standardization
 from condfip.model import CondFiPConfig, CondFiPModel
-from condfip.model.adaptation import LANDMARK_GROWTH_BYTES, fit_bytes, kernel_size
+from condfip.model.fit_size import LANDMARK_GROWTH_BYTES, fit_bytes, kernel_size
 from condfip.model.parent_basis import MAX_LANDMARKS, NUM_LANDMARKS, ParentBasis, landmark_count
 from condfip.model.prepared_decoder import prepare_decoder
 from condfip.training.options import EncoderOptions, TrainingOptions

@@ -19,10 +19,12 @@ import torch
 
 from condfip.core.standardization import STANDARD_LIMIT
 from condfip.io.memory import check_memory
-from condfip.model.adaptation import Adaptation, WeightedRefit, fit_bytes, kernel_tiers
+from condfip.model.adaptation import Adaptation
 from condfip.model.decoder import ConditionalDecoder
+from condfip.model.fit_size import fit_bytes, kernel_tiers
 from condfip.model.fixed_point import fixed_point_generate
 from condfip.model.prepared_decoder import PreparedDecoder, prepare_decoder
+from condfip.model.weighted_refit import WeightedRefit
 
 MAX_ADAPTATION_ROWS = (
     10_000  # rows a readout refit uses at most (evenly spaced); beyond, the fit barely changes

@@ -73,6 +73,14 @@ from dataclasses import dataclass, fields
 
 import torch
 
+from condfip.model.evidence import (
+    GROUPS,
+    ITERATIONS,
+    Evidence,
+    laid_out,
+    ridge_solve,
+    schur_evidence,
+)
 from condfip.model.model_weights import (
     EVIDENCE_MARGIN,
     averaged,
@@ -81,11 +89,7 @@ from condfip.model.model_weights import (
     shared_log_odds,
 )
 from condfip.model.parent_basis import (
-    NUM_LANDMARKS,
-    NUM_SCALES,
-    PRODUCT_PARENTS,
     ParentBasis,
-    landmark_count,
 )
 
 NUM_DIRECTIONS = 16  # principal directions of the decoder's features kept per node
@@ -98,8 +102,6 @@ LINEAR_CLAMP_EVIDENCE = 10.0
 LINEAR_ROWS_PER_FEATURE = 4
 # a linear node keeps the evidence's ridge on its parents' values from this times the rows (module docstring)
 LOW_SIGNAL_RIDGE = 0.01
-ITERATIONS = 12  # at most; a node stops once none of its log precisions moves by more than TOLERANCE
-TOLERANCE = 1e-2
 KEPT_ROWS_BYTES = (
     256 * 2**20
 )  # the rows' features kept from the first pass (instead of new passes) up to this
@@ -111,15 +113,6 @@ EVIDENCE_BATCH_BYTES = 64 * 2**20
 # of small fitted noise) keeps its leave-one-out error, which a fixed cap would shrink by orders of magnitude
 LEVERAGE_CAP = 0.8
 LEVERAGE_CAP_QUANTILE = 0.75
-# the landmarks grow with the rows (``landmark_count``) only while the fit's memory estimate stays under this
-LANDMARK_GROWTH_BYTES = 2**30
-# a group is pruned when its precision reaches exp(MAX_LOG_PRECISION), or, for a node of tiny noise (a column
-# nearly determined by its parents), exp(MIN_LOG_PENALTY) times the noise precision: its ridge penalty, what
-# weighs against the data, is then large enough that the pruned columns' share of the evidence is negligible
-MAX_LOG_PRECISION = 25.0
-MIN_LOG_PENALTY = 15.0
-FIXED_PRECISION = 1e-8  # the "precision" of an unpenalized column
-GROUPS = ("parents", "zero_shot", "decoder", "products", "kernel")  # the kernel last (``_schur_evidence``)
 
 AdaptationChunks = Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]
 
@@ -353,14 +346,14 @@ def fit_adaptation(
     linear_penalties, linear_active = linear("penalties"), ~linear("pruned")  # [d, r]: the linear model's
     scale = torch.where(use_full, scale, 0)
     scatter, cross = moments.reduced_scatter(scale), moments.reduced_cross(scale)
-    solved = [_solve(scatter, cross, penalties, active)]
+    solved = [ridge_solve(scatter, cross, penalties, active)]
     if bool(averages(mixture).any()):
-        solved.append(_solve(scatter, cross, linear_penalties, linear_active))
+        solved.append(ridge_solve(scatter, cross, linear_penalties, linear_active))
     weights = averaged([weights for _, weights in solved], mixture[:, None])
     # the more probable model's noise level and group scales
     likelier = mixture >= 0.5  # [d]
     adaptation = Adaptation(
-        **_readout_weights(weights, prior_weights, prior_bias, directions, v),
+        **readout_weights(weights, prior_weights, prior_bias, directions, v),
         scale=scale,
         full_basis=use_full,
         nonlinear_weight=mixture,
@@ -469,42 +462,7 @@ def merge_adaptations(parts: list[tuple[torch.Tensor, Adaptation]], num_nodes: i
     )
 
 
-def kernel_tiers(num_rows: int, parent_counts: torch.Tensor) -> list[tuple[torch.Tensor, int]]:
-    """The nodes grouped by the landmarks their kernel needs, from each node's parent count [d]: ``(nodes [k]
-    long, landmarks)`` per group (``kernel_size`` of the group). First the nodes for which the rows decide the
-    landmarks (``landmark_count(num_rows)``), then, if any, those whose parents ask for more
-    (``LANDMARKS_PER_PARENT`` each). The groups are fitted apart, so only nodes of many parents pay for more
-    landmarks; a graph without such nodes is one group, one fit."""
-    counts = parent_counts.cpu().long()
-    by_rows = landmark_count(num_rows)
-    few = torch.tensor(
-        [landmark_count(num_rows, int(c)) <= by_rows for c in counts.tolist()], dtype=torch.bool
-    )
-    tiers = []
-    for members in (few, ~few):
-        nodes = torch.nonzero(members).flatten()
-        if nodes.numel():
-            tiers.append((nodes, kernel_size(num_rows, nodes.numel(), max(int(counts[nodes].max()), 1))))
-    return tiers
-
-
-def _solve(
-    scatter: torch.Tensor, cross: torch.Tensor, penalties: torch.Tensor, active: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ridge solution over the reduced basis: scatter [d, r, r], cross [d, r], penalties [d, r]; columns
-    outside ``active`` [d, r] are solved out (weight exactly 0). Returns the Cholesky factor and weights [d, r].
-    The jitter follows the active columns only, so a refit whose design zeroes the others (``WeightedRefit``)
-    solves the same system."""
-    both = active[:, :, None] & active[:, None, :]
-    kept = torch.where(both, scatter, 0.0)
-    system = kept + torch.diag_embed(penalties) + _jitter(kept)
-    system = torch.where(both, system, torch.diag_embed((~active).double()))  # pruned: an identity row
-    factor = torch.linalg.cholesky(system)
-    weights = torch.cholesky_solve(torch.where(active, cross, 0.0)[..., None], factor)[..., 0]
-    return factor, weights
-
-
-def _readout_weights(
+def readout_weights(
     weights: torch.Tensor,
     prior_weights: torch.Tensor,
     prior_bias: torch.Tensor,
@@ -520,93 +478,6 @@ def _readout_weights(
         "basis_weights": torch.cat([weights[:, 1 : 1 + v], weights[:, a:]], dim=1),
         "bias": weights[:, 0] + weights[:, 1 + v] * prior_bias,
     }
-
-
-class WeightedRefit:
-    """The model a fit chose (length scale, the linear and nonlinear models' weights in its average, every
-    penalty) refitted on weighted rows: for a bootstrap, a resample is a weight per row (how often it was drawn),
-    and refitting its weights is one solve per model.
-
-    ``design`` [n, d, r] are the rows of the fitted regression (``reduced_design``) and ``targets`` [n, d] their
-    values, float64. The refit keeps everything of ``adaptation`` but the weights: the noise scale, the
-    leave-one-out errors and the groups' scales are those of the original fit.
-    """
-
-    def __init__(self, adaptation: Adaptation, design: torch.Tensor, targets: torch.Tensor) -> None:
-        self.adaptation = adaptation
-        # the columns of either model of a node's average (``_solve`` solves each on its own), per group of nodes:
-        # the nodes that read no kernel column (roots, linear and quadratic nodes) and those that do, by how far
-        # their kernel columns reach (a merged layout pads the nodes of fewer landmarks), each group solved over
-        # the columns some node of it uses. A column no node of a group uses would only get a weight of exactly 0,
-        # at the cost of its rows in every solve.
-        used = adaptation.active | adaptation.linear_active  # [d, r]
-        num_kernel = adaptation.basis_weights.shape[1] - adaptation.value_slots
-        reads_kernel = used[:, used.shape[1] - num_kernel :].any(dim=1)  # [d]
-        positions = torch.arange(1, used.shape[1] + 1, device=used.device)  # [r]
-        reach = torch.where(reads_kernel, (used * positions).amax(dim=1), 0)  # [d]: 0 without kernel columns
-        self.groups: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
-        for extent in torch.unique(reach).tolist():
-            nodes = torch.nonzero(reach == extent).flatten()  # [k]
-            columns = torch.nonzero(used[nodes].any(dim=0)).flatten()  # [c]
-            kept = design.double()[:, nodes[:, None], columns]  # [n, k, c]: a copy, zeroed in place
-            kept.masked_fill_(~used[nodes][:, columns], 0.0)
-            node_targets = targets.double().T[nodes][:, :, None]  # [k, n, 1]
-            self.groups.append((nodes, columns, kept.transpose(0, 1), node_targets))
-
-    def __call__(self, counts: torch.Tensor) -> Adaptation:
-        """counts: [n] row weights (non-negative, at least 2 in total), or [d, n] one set per node -> the
-        refitted ``Adaptation``."""
-        original = self.adaptation
-        counts = counts.double().to(original.penalties.device)
-        weights = torch.zeros_like(original.penalties)  # [d, r]: the columns a node does not use stay 0
-        for nodes, columns, by_node, node_targets in self.groups:
-            # [1 or k, n, 1]: the rows' weights, shared or each node's
-            per_node = counts[None, :, None] if counts.dim() == 1 else counts[nodes][:, :, None]
-            weighted = by_node * per_node  # [k, n, c]
-            scatter = weighted.transpose(1, 2) @ by_node  # [k, c, c]
-            cross = (weighted.transpose(1, 2) @ node_targets)[..., 0]  # [k, c]
-            mixture = original.nonlinear_weight[nodes]  # [k]
-            models = [(original.penalties, original.active)]
-            if bool(averages(mixture).any()):
-                models.append((original.linear_penalties, original.linear_active))
-            solved = [
-                _solve(scatter, cross, penalties[nodes][:, columns], active[nodes][:, columns])[1]
-                for penalties, active in models
-            ]
-            weights[nodes[:, None], columns] = averaged(solved, mixture[:, None])
-        refitted = dict(original.__dict__)
-        refitted.update(_readout_weights(weights, *original.prior, original.directions, original.value_slots))
-        return Adaptation(**refitted)
-
-
-def fit_bytes(
-    num_nodes: int,
-    max_parents: int,
-    *,
-    num_kernel: int = NUM_LANDMARKS,
-    num_scales: int = NUM_SCALES,
-) -> int:
-    """An upper estimate of the memory (bytes) of the basis and of ``fit_adaptation``'s moments and solves for
-    ``num_nodes`` nodes with at most ``max_parents`` parents (the rows' own memory is bounded apart): per node
-    and scale the landmarks' kernel and its whitening (with the eigendecomposition's workspace), the kernel
-    block's scatter, its eigenvectors and their workspace, the coupling to the small block, and the reduced
-    system."""
-    slots = min(max(max_parents, 1), PRODUCT_PARENTS)
-    small = 2 + max(max_parents, 1) + slots * (slots + 1) // 2 + NUM_DIRECTIONS
-    reduced = small + num_kernel
-    per_node = num_scales * (7 * num_kernel**2 + 3 * small * num_kernel) + 3 * reduced**2
-    return 8 * num_nodes * per_node
-
-
-def kernel_size(num_rows: int, num_nodes: int, max_parents: int) -> int:
-    """The landmarks of a fit of ``num_nodes`` nodes on ``num_rows`` rows whose most-parented node has
-    ``max_parents`` parents (``landmark_count``), fewer (down to ``NUM_LANDMARKS``) while the fit's memory estimate
-    (``fit_bytes``) would exceed ``LANDMARK_GROWTH_BYTES``."""
-    size = landmark_count(num_rows, max_parents)
-    floor = min(NUM_LANDMARKS, size)
-    while size > floor and fit_bytes(num_nodes, max_parents, num_kernel=size) > LANDMARK_GROWTH_BYTES:
-        size = max(floor, size - 8)
-    return size
 
 
 class _Rows:
@@ -749,19 +620,6 @@ class _ScaleMoments:
         return torch.cat([self.cross_small, self.cross_kernel[scale, nodes]], dim=1)  # [d, r]
 
 
-@dataclass
-class _Evidence:
-    log_evidence: torch.Tensor  # [d]
-    penalties: torch.Tensor  # [d, a + M]: ridge penalty per column (precision / noise precision)
-    pruned: torch.Tensor  # [d, a + M] bool: the column is out of the model (at the pruning precision)
-    noise_scale: torch.Tensor  # [d]
-    group_scales: torch.Tensor  # [d, g]
-
-    def map(self, function: Callable[[torch.Tensor], torch.Tensor]) -> _Evidence:
-        """The same fit with ``function`` applied to every field (each indexed by node first)."""
-        return _Evidence(*(function(getattr(self, field.name)) for field in fields(self)))
-
-
 @dataclass(frozen=True)
 class _Candidate:
     """One model fitted for every node: its kernel (an index into the scales; any without one), the small-block
@@ -783,9 +641,9 @@ def _fit_candidates(
     groups: torch.Tensor,
     unused: torch.Tensor,
     products: torch.Tensor,
-) -> list[_Evidence]:
-    """The evidence fit (``_schur_evidence``) of every candidate model of every node, laid out over the whole
-    reduced basis [a + M] (``_laid_out``). ``kernel_block`` is every scale's kernel block in its eigenbasis
+) -> list[Evidence]:
+    """The evidence fit (``schur_evidence``) of every candidate model of every node, laid out over the whole
+    reduced basis [a + M] (``laid_out``). ``kernel_block`` is every scale's kernel block in its eigenbasis
     (eigenvalues [s, d, M], coupling to the small block [s, d, a, M], cross moments [s, d, M]); ``unused`` [d, a]
     the padded columns, ``products`` [a] the products' columns.
 
@@ -794,7 +652,7 @@ def _fit_candidates(
     one-column stand-in of the kernel block (of its largest eigenvalue and no coupling: the same jitter; a
     held-out column's terms cancel), so its fixed point costs the small block's alone. The (candidate, node)
     pairs of the same columns and kernel are fitted together, in batches of at most ``EVIDENCE_BATCH_BYTES``;
-    ``_schur_evidence`` stops each pair on its own, so a fit does not depend on the others in its batch."""
+    ``schur_evidence`` stops each pair on its own, so a fit does not depend on the others in its batch."""
     eigenvalues, coupling, rotated_cross = kernel_block
     d = moments.cross_small.shape[0]
     device = moments.cross_small.device
@@ -804,7 +662,7 @@ def _fit_candidates(
         # the quadratic model every column, the others all but the products'
         columns = candidate.keep | ~products
         batches.setdefault((candidate.with_kernel, tuple(columns.tolist())), []).append(index)
-    fits: list[_Evidence | None] = [None] * len(candidates)
+    fits: list[Evidence | None] = [None] * len(candidates)
     for (with_kernel, kept), members in batches.items():
         columns = torch.tensor(kept, device=device)  # [a] bool
         width, size = int(columns.sum()), num_kernel if with_kernel else 1
@@ -827,7 +685,7 @@ def _fit_candidates(
                 block = stand_in[:, None].expand(-1, width, 1), largest, stand_in
             fixed = pinned[model, node]  # [R, a']
             parts.append(
-                _schur_evidence(
+                schur_evidence(
                     moments.scatter_small[node][:, columns][:, :, columns],
                     block[0],
                     block[1],
@@ -842,9 +700,9 @@ def _fit_candidates(
                     iterations=steps[model],
                 )
             )
-        joined = _laid_out(
-            _Evidence(
-                *(torch.cat([getattr(part, field.name) for part in parts]) for field in fields(_Evidence))
+        joined = laid_out(
+            Evidence(
+                *(torch.cat([getattr(part, field.name) for part in parts]) for field in fields(Evidence))
             ),
             columns,
             num_kernel,
@@ -854,197 +712,6 @@ def _fit_candidates(
             rows = slice(position * d, (position + 1) * d)
             fits[index] = joined.map(lambda value, rows=rows: value[rows])
     return fits
-
-
-def _laid_out(evidence: _Evidence, kept: torch.Tensor, num_kernel: int, has_kernel: bool) -> _Evidence:
-    """An ``_Evidence`` of a model fitted on the small-block columns ``kept`` ([a] bool) and its kernel block (or,
-    without ``has_kernel``, a held-out stand-in of one column), laid out over the whole reduced basis [a +
-    num_kernel]: the other columns held out (pruned, at the pruning precision), as a fit that held them out would
-    have them (its evidence is the same: a held-out column's prior and posterior terms cancel)."""
-    rows = evidence.penalties.shape[0]
-    num_small = int(kept.sum())
-    full = torch.cat([kept, torch.full((num_kernel,), has_kernel, dtype=torch.bool, device=kept.device)])
-    beta = evidence.noise_scale.pow(-2)  # [R]
-    held_out = torch.exp(_ceiling(beta)) / beta  # [R]: the pruning precision as a ridge penalty
-    penalties = held_out[:, None].expand(rows, full.shape[0]).clone()  # [R, a + M]
-    pruned = torch.ones(rows, full.shape[0], dtype=torch.bool, device=penalties.device)
-    columns = slice(None) if has_kernel else slice(0, num_small)
-    penalties[:, full] = evidence.penalties[:, columns]
-    pruned[:, full] = evidence.pruned[:, columns]
-    return _Evidence(
-        log_evidence=evidence.log_evidence,
-        penalties=penalties,
-        pruned=pruned,
-        noise_scale=evidence.noise_scale,
-        group_scales=evidence.group_scales,
-    )
-
-
-def _jitter(scatter: torch.Tensor) -> torch.Tensor:
-    """A ridge far below rounding of the largest diagonal, so constant or collinear columns stay solvable."""
-    size = scatter.shape[-1]
-    scale = torch.diagonal(scatter, dim1=-2, dim2=-1).amax(dim=-1).clamp_min(1.0)  # [d]
-    return (1e-10 * scale)[:, None, None] * torch.eye(size, dtype=scatter.dtype, device=scatter.device)
-
-
-def _ceiling(beta: torch.Tensor) -> torch.Tensor:
-    """The pruning log precision of each node [d] for noise precisions ``beta`` [d]: ``MAX_LOG_PRECISION``, or
-    ``MIN_LOG_PENALTY`` above the log noise precision where that is higher. With a fixed ceiling, a node of noise
-    standard deviation 1e-5 would hold a "pruned" group at a ridge penalty below 1, and the groups' log
-    determinants would decide its model."""
-    return torch.clamp_min(MIN_LOG_PENALTY + torch.log(beta), MAX_LOG_PRECISION)
-
-
-def _schur_evidence(
-    scatter: torch.Tensor,
-    coupling: torch.Tensor,
-    eigenvalues: torch.Tensor,
-    cross: torch.Tensor,
-    rotated_cross: torch.Tensor,
-    squares: torch.Tensor,
-    n: int,
-    groups: torch.Tensor,
-    fixed: torch.Tensor,
-    excluded: torch.Tensor,
-    *,
-    kernel_excluded: bool,
-    iterations: int | torch.Tensor,
-) -> _Evidence:
-    """MacKay's fixed point for the precision of every penalized group and the noise precision of one model per
-    node, then its log evidence.
-
-    The model's columns are the small block (scatter [d, a, a], cross moments [d, a]) and the kernel block in
-    its scatter's eigenbasis (eigenvalues [d, M], coupling to the small block [d, a, M], cross moments [d, M]).
-    ``fixed`` small columns [d, a] are unpenalized; ``excluded`` ones (padded parents, or groups outside the
-    model) and, with ``kernel_excluded``, the kernel block are held out at the pruning precision (``_ceiling``).
-    The posterior is solved through the Schur complement on the small block: the kernel block is diagonal there.
-    ``iterations`` (one number, or one per node [d]) bounds each node's steps; a node of one step updates its noise
-    precision only.
-    """
-    d, a = cross.shape
-    device = cross.device
-    num_groups = len(GROUPS)
-    member = torch.stack([groups == g for g in range(num_groups - 1)], dim=1).double()  # [a, g - 1]
-    top = torch.maximum(torch.diagonal(scatter, dim1=-2, dim2=-1).amax(-1), eigenvalues.amax(-1))
-    jitter = 1e-10 * top.clamp_min(1.0)  # [d]: as ``_jitter`` on the model's whole scatter
-    scatter_jittered = scatter + jitter[:, None, None] * torch.eye(a, dtype=scatter.dtype, device=device)
-    eigenvalues_jittered = eigenvalues + jitter[:, None]
-    log_precision = torch.zeros(d, num_groups, dtype=torch.float64, device=device)
-    beta = n / squares.clamp_min(1e-12)  # [d]
-
-    def posterior(log_precision: torch.Tensor, beta: torch.Tensor, rows: torch.Tensor | None = None):
-        """The posterior of the nodes ``rows`` [k] (all when None) at their log precisions [k, g] and noise
-        precisions [k]."""
-
-        def pick(tensor: torch.Tensor) -> torch.Tensor:
-            return tensor if rows is None else tensor[rows]
-
-        # [k, a, M], [k, a], [k]: the nodes' coupling, cross moments and squares
-        block_coupling, block_cross, block_squares = pick(coupling), pick(cross), pick(squares)
-        ceiling = _ceiling(beta)  # [k]
-        pruning = torch.exp(ceiling)[:, None]  # [k, 1]
-        small_precision = torch.exp(torch.minimum(log_precision[:, groups.clamp_min(0)], ceiling[:, None]))
-        small_precision = torch.where(pick(fixed), FIXED_PRECISION, small_precision)  # [k, a]
-        small_precision = torch.where(pick(excluded), pruning, small_precision)
-        kernel_precision = torch.exp(
-            ceiling if kernel_excluded else torch.minimum(log_precision[:, -1], ceiling)
-        )
-        diagonal = beta[:, None] * pick(eigenvalues_jittered) + kernel_precision[:, None]  # [k, M]
-        scaled = block_coupling / diagonal[:, None, :]  # [k, a, M]
-        schur = (
-            beta[:, None, None] * pick(scatter_jittered)
-            + torch.diag_embed(small_precision)
-            - beta[:, None, None] ** 2 * (scaled @ block_coupling.transpose(1, 2))
-        )
-        factor = torch.linalg.cholesky(schur)
-        kernel_cross = pick(rotated_cross)  # [k, M]
-        target_small, target_kernel = beta[:, None] * block_cross, beta[:, None] * kernel_cross
-        right = target_small - beta[:, None] * (scaled @ target_kernel[..., None])[..., 0]
-        mean_small = torch.cholesky_solve(right[..., None], factor)[..., 0]  # [k, a]
-        mean_kernel = (
-            target_kernel - beta[:, None] * (block_coupling.transpose(1, 2) @ mean_small[..., None])[..., 0]
-        ) / diagonal  # [k, M]
-        residual = (
-            block_squares
-            - 2 * ((mean_small * block_cross).sum(-1) + (mean_kernel * kernel_cross).sum(-1))
-            + torch.einsum("ka,kab,kb->k", mean_small, pick(scatter), mean_small)
-            + 2 * torch.einsum("ka,kam,km->k", mean_small, block_coupling, mean_kernel)
-            + (pick(eigenvalues) * mean_kernel**2).sum(-1)
-        ).clamp_min(1e-12 * block_squares + 1e-300)
-        return (
-            small_precision,
-            kernel_precision,
-            diagonal,
-            scaled,
-            factor,
-            mean_small,
-            mean_kernel,
-            residual,
-        )
-
-    steps = torch.as_tensor(iterations, device=device).expand(d)  # [d]
-    most = max(int(steps.max()) if d else 1, 1)
-    # [d]: a node whose fixed point was reached (or whose steps are over), frozen from then on; each step runs on
-    # the other nodes only, so each node stops on its own: its fit does not depend on which nodes share the batch
-    settled = torch.zeros(d, dtype=torch.bool, device=device)
-    for step in range(most):
-        rows = torch.nonzero(~(settled | (steps <= step))).flatten()  # [k]
-        if not rows.numel():
-            break
-        row_beta = beta[rows]  # [k]
-        small_precision, kernel_precision, diagonal, scaled, factor, mean_small, mean_kernel, residual = (
-            posterior(log_precision[rows], row_beta, rows)
-        )
-        inverse = torch.cholesky_inverse(factor)  # [k, a, a]: the posterior covariance of the small block
-        variance_small = torch.diagonal(inverse, dim1=-2, dim2=-1)
-        # [k, M]: the kernel block's posterior variances
-        variance_kernel = 1 / diagonal + row_beta[:, None] ** 2 * (scaled * (inverse @ scaled)).sum(1)
-        determined_small = torch.where(
-            excluded[rows], 0.0, (1 - small_precision * variance_small).clamp(0, 1)
-        )  # [k, a]
-        determined_kernel = (1 - kernel_precision[:, None] * variance_kernel).clamp(0, 1)
-        if kernel_excluded:
-            determined_kernel = torch.zeros_like(determined_kernel)
-        determined = determined_small.sum(-1) + determined_kernel.sum(-1)
-        row_beta = ((n - determined).clamp_min(1.0) / residual).clamp(max=1e12)
-        beta[rows] = row_beta
-        if most <= 1:
-            break
-        one_step = steps[rows] <= 1  # [k]: a node of one step keeps its prior precisions
-        used = torch.cat([determined_small @ member, determined_kernel.sum(-1, keepdim=True)], dim=1)
-        size = torch.cat([(mean_small**2) @ member, (mean_kernel**2).sum(-1, keepdim=True)], dim=1)
-        updated = torch.log(used.clamp_min(1e-12) / size.clamp_min(1e-300))
-        updated = torch.minimum(updated.clamp_min(-MAX_LOG_PRECISION), _ceiling(row_beta)[:, None])  # [k, g]
-        reached = ((updated - log_precision[rows]).abs() <= TOLERANCE).all(dim=1)  # [k]
-        log_precision[rows] = torch.where(one_step[:, None], log_precision[rows], updated)
-        settled[rows] = one_step | reached
-    small_precision, kernel_precision, diagonal, _, factor, mean_small, mean_kernel, residual = posterior(
-        log_precision, beta
-    )
-    num_kernel = eigenvalues.shape[-1]
-    log_det = 2 * torch.log(torch.diagonal(factor, dim1=-2, dim2=-1)).sum(-1) + torch.log(diagonal).sum(-1)
-    log_prior = torch.log(small_precision).sum(-1) + num_kernel * torch.log(kernel_precision)
-    quadratic = (
-        beta * residual
-        + (small_precision * mean_small**2).sum(-1)
-        + kernel_precision * (mean_kernel**2).sum(-1)
-    )
-    log_evidence = -0.5 * (n * math.log(2 * math.pi) - n * torch.log(beta) - log_prior + log_det + quadratic)
-    ceiling = _ceiling(beta)[:, None]  # [d, 1]
-    at_ceiling = log_precision >= ceiling  # [d, g]: pruned groups
-    if kernel_excluded:
-        at_ceiling[:, -1] = True
-    scales = torch.where(at_ceiling, 0.0, torch.exp(-0.5 * log_precision))  # [d, g]
-    held_out_groups = ((~excluded).double() @ member) == 0  # [d, g - 1]: no column of the group in the model
-    scales[:, :-1] = torch.where(held_out_groups, 0.0, scales[:, :-1])
-    penalties = torch.cat([small_precision, kernel_precision[:, None].expand(-1, num_kernel)], dim=1)
-    return _Evidence(
-        log_evidence=log_evidence,
-        penalties=penalties / beta[:, None],
-        pruned=penalties >= torch.exp(ceiling) * (1 - 1e-9),
-        noise_scale=beta.rsqrt(),
-        group_scales=scales,
-    )
 
 
 def _held_out(

@@ -30,8 +30,9 @@ from collections.abc import Callable
 
 import torch
 
-from condfip.model.adaptation import Adaptation, WeightedRefit, reduced_design
+from condfip.model.adaptation import Adaptation, reduced_design
 from condfip.model.parent_basis import ParentBasis
+from condfip.model.weighted_refit import WeightedRefit
 
 EDGE_QUANTILE = 0.05  # a column's rows below this quantile or above 1 minus it are its edge
 # a continued node is clamped this many of its kernel's length scales beyond the range, at most MAX_CONTINUE

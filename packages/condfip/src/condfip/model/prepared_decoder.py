@@ -31,18 +31,18 @@ from einops import rearrange
 
 from condfip.model.adaptation import (
     Adaptation,
-    WeightedRefit,
     fit_adaptation,
-    kernel_tiers,
     merge_adaptations,
     reduced_design,
 )
 from condfip.model.decoder import AdaLNBlock, ConditionalDecoder
 from condfip.model.edge_check import continued_margins
 from condfip.model.embedding import DatasetEmbedding
+from condfip.model.fit_size import kernel_tiers
 from condfip.model.model_weights import clear_counts
 from condfip.model.parent_basis import ParentBasis
 from condfip.model.readout import Readout, fit_readout
+from condfip.model.weighted_refit import WeightedRefit
 
 BASIS_CHUNK_BYTES = 64 * 2**20  # the adaptation's parent basis of one chunk of rows stays under this
 
