@@ -16,7 +16,10 @@ variance on a pilot sample; the noise of a non-root node has standard deviation 
 For each family it reports the standardized RMSE (the context's per-column std) of noise (held-out rows), of
 generation (held-out rows from their true noise) and of one intervention per SCM (``do(x_j = q)``, ``j`` a node
 with parents and children, ``q`` its context 10 % or 90 % quantile, the same noise), for Cond-FiP's default
-(adapted) path, zero-shot, and the linear and kernel-ridge ANMs of ``condfip.demo.baseline``.
+(adapted) path, zero-shot, and the linear and kernel-ridge ANMs of ``condfip.demo.baseline``; with ``--dowhy``
+(needs ``condfip[dowhy]``) also DoWhy-GCM, ``gcm.auto.assign_causal_mechanisms`` (quality GOOD) and ``gcm.fit``
+on the context rows. DoWhy's noise of a root is its value: here, as for the other methods, it is the value minus
+the context's mean (and generation adds the mean back).
 
     python packages/condfip/benchmarks/unseen_families.py --nodes 10 --context 400 --datasets 4
 """
@@ -190,6 +193,45 @@ class UnseenSCM:
         return data
 
 
+def dowhy_answers(
+    context: np.ndarray,
+    adjacency: np.ndarray,
+    query: np.ndarray,
+    query_noise: np.ndarray,
+    interventions: dict[int, float],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """DoWhy-GCM (auto-assigned, quality GOOD) fitted on ``context``: the noise of the ``query`` rows, and the rows
+    of ``query_noise`` pushed through it without and with ``interventions``."""
+    import pandas as pd
+    from dowhy import gcm
+
+    gcm.config.disable_progress_bars()
+    nodes = list(range(adjacency.shape[0]))
+    causal_model = gcm.InvertibleStructuralCausalModel(nx.DiGraph(adjacency))
+    causal_model.graph.add_nodes_from(nodes)
+    data = pd.DataFrame(context, columns=nodes)
+    gcm.auto.assign_causal_mechanisms(causal_model, data, quality=gcm.auto.AssignmentQuality.GOOD)
+    gcm.fit(causal_model, data)
+    roots = [node for node in nodes if not adjacency[:, node].any()]
+    mean = context.mean(axis=0)
+    noise = np.empty_like(query)
+    for node in nodes:
+        parents = np.flatnonzero(adjacency[:, node])
+        if node in roots:
+            noise[:, node] = query[:, node] - mean[node]
+        else:
+            estimate = causal_model.causal_mechanism(node).estimate_noise(query[:, node], query[:, parents])
+            noise[:, node] = np.asarray(estimate, dtype=np.float64).reshape(-1)
+    dowhy_noise = pd.DataFrame(query_noise, columns=nodes)
+    dowhy_noise[roots] += mean[roots]  # a root's DoWhy noise is its value
+
+    def pushed(clamped: dict[int, float]) -> np.ndarray:
+        fixed = {node: (lambda _, value=value: value) for node, value in clamped.items()}
+        return gcm.counterfactual_samples(causal_model, fixed, noise_data=dowhy_noise)[nodes].to_numpy()
+
+    return noise, pushed({}), pushed(interventions)
+
+
 def standardized_rmse(estimate: np.ndarray, truth: np.ndarray, std: np.ndarray) -> float:
     """Mean over rows of the root mean square over nodes of the error in units of the context's std."""
     return float(np.sqrt((((estimate - truth) / std) ** 2).mean(axis=1)).mean())
@@ -197,7 +239,8 @@ def standardized_rmse(estimate: np.ndarray, truth: np.ndarray, std: np.ndarray) 
 
 def scores(model: CondFiP, mechanism: str, noise: str, args: argparse.Namespace) -> dict[str, np.ndarray]:
     """Mean (noise, generation, intervention) RMSE [3] of each method over ``args.datasets`` SCMs."""
-    results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in METHODS}
+    methods = METHODS + (("DoWhy-GCM",) if args.dowhy else ())
+    results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in methods}
     for index in range(args.datasets):
         key = zlib.crc32(f"{mechanism}/{noise}".encode())
         rng = np.random.default_rng([args.seed, key, index])
@@ -219,8 +262,10 @@ def scores(model: CondFiP, mechanism: str, noise: str, args: argparse.Namespace)
         intervened = scm.generate(query_noise, {target: value})
         std = context.std(axis=0)
         columns = [f"x{j}" for j in range(args.nodes)]
-        for name in METHODS:
-            if name in ("default", "zero-shot"):
+        for name in methods:
+            if name == "DoWhy-GCM":
+                answers = dowhy_answers(context, scm.adjacency, query, query_noise, {target: value})
+            elif name in ("default", "zero-shot"):
                 fitted = model.infer(context, scm.adjacency, columns=columns, zero_shot=name == "zero-shot")
                 answers = (
                     fitted.noise(query).to_numpy(),
@@ -255,12 +300,14 @@ def main() -> None:
     parser.add_argument(
         "--noise-factor", type=float, default=1.0, help="the non-root nodes' noise times this"
     )
+    parser.add_argument("--dowhy", action="store_true", help="add DoWhy-GCM (needs condfip[dowhy])")
     parser.add_argument("--weights", default="small")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     model = CondFiP.from_pretrained(args.weights)
-    print("| mechanism | noise | " + " | ".join(METHODS) + " |")
-    print("|---|---|" + "---|" * len(METHODS))
+    methods = METHODS + (("DoWhy-GCM",) if args.dowhy else ())
+    print("| mechanism | noise | " + " | ".join(methods) + " |")
+    print("|---|---|" + "---|" * len(methods))
     for mechanism in args.mechanisms:
         for noise in args.noises:
             result = scores(model, mechanism, noise, args)
@@ -269,7 +316,7 @@ def main() -> None:
                 " / ".join(
                     (f"**{v:.3f}**" if v <= best[t] else f"{v:.3f}") for t, v in enumerate(result[name])
                 )
-                for name in METHODS
+                for name in methods
             ]
             print(f"| {mechanism} | {noise} | " + " | ".join(cells) + " |", flush=True)
 
