@@ -30,7 +30,15 @@ from condfip.model.model_weights import (
     nonlinear_weights,
     shared_log_odds,
 )
-from condfip.model.parent_basis import ADDITIVE_SCALES, LENGTH_SCALES, ParentBasis, product_pairs
+from condfip.model.parent_basis import (
+    ADDITIVE_SCALES,
+    LENGTH_SCALES,
+    SHORT_SCALE,
+    SHORT_SCALE_MARGIN,
+    SHORT_SCALE_PARENTS,
+    ParentBasis,
+    product_pairs,
+)
 from condfip.model.weighted_refit import WeightedRefit
 
 D = 5  # nodes: 0, 1 roots; 2 <- 0; 3 <- 0, 1; 4 <- 2, 3
@@ -293,15 +301,17 @@ def test_the_network_groups_stay_only_above_their_margin_over_the_kernel_alone()
 
 
 def test_the_nonlinear_evidence_is_the_mean_over_the_kernels():
-    """With a uniform prior over its kernels the nonlinear model's evidence is the mean of each kernel's: the
-    evidence gain of a fit over all candidates equals the log mean exp of the gains of fits over one each."""
+    """The nonlinear model's evidence is the mean of each kernel's under the kernels' prior: the evidence gain of a
+    fit over all candidates equals the prior-weighted log mean exp of the gains of fits over one each."""
     z, noise = _linear_data(300, seed=3)
     z[:, 4] = torch.tanh(2 * z[:, 2]) + 0.3 * z[:, 3] ** 2 + noise[:, 4] * 0.3
     together, _, _ = _fit(z)
     alone = [_fit(z, length_scales=(scale,), additive_scales=())[0] for scale in LENGTH_SCALES]
     alone += [_fit(z, length_scales=(), additive_scales=(scale,))[0] for scale in ADDITIVE_SCALES]
     gains = torch.stack([fit.evidence_gain for fit in alone])  # [s, d]
-    expected = torch.logsumexp(gains, dim=0) - math.log(len(alone))
+    log_prior = ParentBasis(torch.zeros(2, 2), z[:, :2]).log_prior[0]  # [s]: the default kernels' prior
+    assert log_prior.shape == (len(alone),) and float(log_prior.exp().sum()) == pytest.approx(1.0, abs=1e-12)
+    expected = torch.logsumexp(gains + log_prior[:, None], dim=0)
     # a node that takes the quadratic model (its products' group kept; the kernels' fits have none) is credited
     # with the quadratic model's evidence, above the kernels' mean: compare the others
     products = GROUPS.index("products")
@@ -682,3 +692,50 @@ def test_an_interaction_is_fitted_by_the_products_and_keeps_its_shape_off_the_ro
     # the fit's own error off the rows: its weights' statistical error (noise 0.05 on 400 rows) times values up to 1,
     # and the weight its correlated terms trade (node 2 is nearly a square of node 3)
     torch.testing.assert_close(predicted, 2.0 * off[:, 2] * off[:, 3], rtol=0, atol=0.05)
+
+
+def test_the_short_additive_scale_has_its_prior_margin():
+    parents = torch.zeros(7, 7, dtype=torch.bool)
+    parents[5, :SHORT_SCALE_PARENTS] = (
+        True  # node 5: as many parents as may take the short scale; node 6: one more
+    )
+    parents[6, : SHORT_SCALE_PARENTS + 1] = True
+    basis = ParentBasis(
+        parents, torch.randn(50, 7, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    )
+    short = [len(LENGTH_SCALES) + i for i, scale in enumerate(ADDITIVE_SCALES) if scale < SHORT_SCALE]
+    assert short, "the default kernels include a short additive scale"
+    others = [s for s in range(basis.num_scales) if s not in short]
+    gaps = (
+        basis.log_prior[:6, others][:, :, None] - basis.log_prior[:6, short][:, None, :]
+    )  # roots and node 5
+    torch.testing.assert_close(gaps, torch.full_like(gaps, SHORT_SCALE_MARGIN), rtol=0, atol=1e-12)
+    assert bool(torch.isneginf(basis.log_prior[6, short]).all())
+    total = basis.log_prior.exp().sum(dim=1)
+    torch.testing.assert_close(total, torch.ones_like(total), rtol=0, atol=1e-12)
+
+
+def test_a_threshold_takes_the_short_additive_scale_and_fits_it_better():
+    """Node 4 steps by 2 where its first parent crosses 0.3: the evidence picks the short additive kernel, which
+    predicts the mechanism on new rows with a fraction of the error of the best fit without it; a smooth
+    mechanism of the same parents keeps a longer kernel (the short one's prior margin)."""
+    z, noise = _linear_data(400, seed=6)
+
+    def step(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        return 2.0 * (first > 0.3).double() + 0.5 * second
+
+    z[:, 4] = step(z[:, 2], z[:, 3]) + 0.2 * noise[:, 4]
+    with_short, short_basis, features = _fit(z, decoder=False)
+    without, long_basis, _ = _fit(z, decoder=False, additive_scales=(SHORT_SCALE,))
+    assert ADDITIVE_SCALES[int(with_short.scale[4]) - len(LENGTH_SCALES)] < SHORT_SCALE
+    fresh, _ = _linear_data(2000, seed=7)
+    truth = step(fresh[:, 2], fresh[:, 3])
+    errors = [
+        (evaluate(fit, features(fresh), basis(fresh))[:, 4] - truth).pow(2).mean().sqrt()
+        for fit, basis in ((with_short, short_basis), (without, long_basis))
+    ]
+    assert float(errors[0]) < 0.8 * float(errors[1]), errors
+    z[:, 4] = torch.tanh(z[:, 2]) + 0.5 * z[:, 3] + 0.2 * noise[:, 4]
+    smooth, _, _ = _fit(z, decoder=False)
+    chosen = int(smooth.scale[4])
+    assert chosen < len(LENGTH_SCALES) or ADDITIVE_SCALES[chosen - len(LENGTH_SCALES)] >= SHORT_SCALE

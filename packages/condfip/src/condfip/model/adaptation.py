@@ -33,8 +33,9 @@ RMSE 3-6 % lower; ``condfip.model.model_weights``). The nodes of one table share
 clearly nonlinear, so an ambiguous node in a table of clearly curved ones leans nonlinear (an ambiguous
 softplus link in a chain of them), while a table without such nodes keeps ``evidence_margin`` however many
 nodes it has (a share updated by every node's posterior drifted up on linear tables of 100 nodes, from their
-chance gains, and cost them up to 9 %). With a uniform prior over the kernels, the nonlinear model's evidence is
-the mean of theirs, not the best: the winner of several candidates is not credited for having been picked.
+chance gains, and cost them up to 9 %). The nonlinear model's evidence is the mean of the kernels' under their prior
+(uniform but for the short additive scale, ``ParentBasis.log_prior``), not the best: the winner of several
+candidates is not credited for having been picked.
 The quadratic model (the parents' values and their products, no kernel, no network) is one more candidate: a node
 takes it where it keeps some product and its evidence beats the mean of the kernels' fits without the network's
 groups (it is then also the nonlinear model's evidence against the linear one). It is a model of its own rather
@@ -303,7 +304,10 @@ def fit_adaptation(
     # LOW_SIGNAL_RIDGE of the rows keep it (least squares' variance costs them more than the ridge's bias)
     low_signal = enough & (counts > 0) & (shrunk.penalties[:, 1] >= LOW_SIGNAL_RIDGE * n)
     # [2s, d]: the kernels' fits with the network's groups, then without them
-    candidates = torch.stack([fit.log_evidence for fit in fits[:quadratic]])
+    # [2s, d]: with the kernels' prior log weights (``ParentBasis.log_prior``, uniform but for a short additive
+    # scale), so the best is the most probable a posteriori and a mean over them is weighted by the prior
+    log_prior = basis.log_prior.to(device).T.repeat(2, 1)  # [2s, d]
+    candidates = torch.stack([fit.log_evidence for fit in fits[:quadratic]]) + log_prior
     with_network, network_scale = candidates[:num_scales].max(dim=0)  # [d]
     kernel_alone, kernel_scale = candidates[num_scales:].max(dim=0)
     # the nonlinear model: the best with the network's groups where they beat the kernel alone by the margin
@@ -311,16 +315,16 @@ def fit_adaptation(
     model = torch.where(keeps_network, network_scale, kernel_scale + num_scales)  # [d]: an index into fits
     # a node takes the quadratic model where it keeps some product and its evidence beats the kernels' (averaged,
     # as below), unless the network's groups were kept
-    kernel_family = torch.logsumexp(candidates[num_scales:], dim=0) - math.log(num_scales)  # [d]
+    kernel_family = torch.logsumexp(candidates[num_scales:], dim=0)  # [d]
     keeps_products = fits[quadratic].group_scales[:, group("products")] > 0  # [d]
     takes_quadratic = keeps_products & ~keeps_network & (fits[quadratic].log_evidence > kernel_family)  # [d]
     model = torch.where(takes_quadratic, quadratic, model)
     scale = model % num_scales  # [d]: its kernel (and length scale; any, for the quadratic model)
     nonlinear = candidates[:num_scales]  # [s, d]
-    # the nonlinear hypothesis's evidence, with a uniform prior over its kernels, is the mean of theirs, between
-    # the best one's minus log(s) and the best one's: the best of s candidates is not credited for having been
+    # the nonlinear hypothesis's evidence is the mean of its kernels' under their prior (``candidates`` hold the
+    # prior's log weights), below the best one's: the best of s candidates is not credited for having been
     # picked (on a linear mechanism, a spurious winner among five would clear the margin more often)
-    nonlinear_evidence = torch.logsumexp(nonlinear, dim=0) - math.log(nonlinear.shape[0])  # [d]
+    nonlinear_evidence = torch.logsumexp(nonlinear, dim=0)  # [d]
     # a quadratic node's, the quadratic model's
     nonlinear_evidence = torch.where(takes_quadratic, fits[quadratic].log_evidence, nonlinear_evidence)
     gain = nonlinear_evidence - fits[-1].log_evidence  # [d]
