@@ -309,7 +309,9 @@ def test_the_nonlinear_evidence_is_the_mean_over_the_kernels():
     alone = [_fit(z, length_scales=(scale,), additive_scales=())[0] for scale in LENGTH_SCALES]
     alone += [_fit(z, length_scales=(), additive_scales=(scale,))[0] for scale in ADDITIVE_SCALES]
     gains = torch.stack([fit.evidence_gain for fit in alone])  # [s, d]
-    log_prior = ParentBasis(torch.zeros(2, 2), z[:, :2]).log_prior[0]  # [s]: the default kernels' prior
+    log_prior = ParentBasis(_parents(), z).log_prior[
+        4
+    ]  # [s]: the default kernels' prior of node 4 (2 parents)
     assert log_prior.shape == (len(alone),) and float(log_prior.exp().sum()) == pytest.approx(1.0, abs=1e-12)
     expected = torch.logsumexp(gains + log_prior[:, None], dim=0)
     # a node that takes the quadratic model (its products' group kept; the kernels' fits have none) is credited

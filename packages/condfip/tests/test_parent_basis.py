@@ -185,6 +185,13 @@ def test_split_holds_the_same_features_node_major() -> None:
     assert torch.equal(together[..., v:], kernel.permute(2, 0, 1, 3).flatten(start_dim=2))
     nodes = torch.tensor([3, 2])
     assert torch.equal(basis.split(z, nodes)[1], kernel[nodes])
+    # the kernel of some nodes only (what the fit computes: not the roots'), the values of every node asked for
+    subset_values, subset_kernel = basis.split(z, kernel_of=torch.tensor([2, 3]))
+    assert torch.equal(subset_values, values) and torch.equal(subset_kernel, kernel[2:])
+    picked_values, picked_kernel = basis.split(z, nodes, kernel_of=torch.tensor([1]))  # node 2 of (3, 2)
+    assert torch.equal(picked_values, values[:, nodes]) and torch.equal(picked_kernel, kernel[[2]])
+    none_values, none_kernel = basis.split(z, kernel_of=torch.zeros(0, dtype=torch.long))
+    assert torch.equal(none_values, values) and none_kernel.shape == (0, *kernel.shape[1:])
 
 
 def test_a_merged_basis_combines_each_node_over_its_own_landmarks(monkeypatch) -> None:

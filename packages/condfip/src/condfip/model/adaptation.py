@@ -127,7 +127,9 @@ class Adaptation:
     decoder_weights: torch.Tensor  # [d, f]
     basis_weights: torch.Tensor  # [d, v + M]: over the parents' values, their products and the chosen kernel
     bias: torch.Tensor  # [d]
-    scale: torch.Tensor  # [d] long: each node's kernel (an index into LENGTH_SCALES, then ADDITIVE_SCALES)
+    scale: (
+        torch.Tensor
+    )  # [d] long: each node's kernel (an index into its basis's joint, then additive scales)
     full_basis: torch.Tensor  # [d] bool: the nonlinear model is in the fit (False: the linear model alone)
     # [d]: the nonlinear model's weight in the node's model average (``nonlinear_weights``): 0 the linear model
     # alone, 1 the nonlinear one alone
@@ -240,11 +242,14 @@ def fit_adaptation(
         raise ValueError(f"adapting to the rows needs at least 2 rows, got {n}")
     p, q, num_kernel, num_scales = basis.max_parents, basis.num_products, basis.num_kernel, basis.num_scales
     v = p + q
-    moments = _ScaleMoments(num_kernel, num_scales)
+    # a root's kernel features are constants that the fit leaves out (below): only the other nodes' are computed
+    kernel_nodes = torch.nonzero(basis.parent_counts > 0).flatten()  # [k']
+    moments = _ScaleMoments(num_kernel, num_scales, kernel_nodes)
     for features, z in rows():
-        values, kernel = basis.split(z)  # [m, k, v], [k, s, m, M]
-        targets = z if nodes is None else z[:, nodes]  # [m, k]
+        values, kernel = basis.split(z, kernel_of=kernel_nodes)  # [m, d, v], [k', s, m, M]
+        targets = z if nodes is None else z[:, nodes]  # [m, d]
         moments.add(_small_block(features, values, prior_weights, prior_bias, directions), kernel, targets)
+    moments.lay_out(basis.parent_counts.shape[0])
     d, a = moments.cross_small.shape
     device = moments.cross_small.device
     k = directions.shape[-1]
@@ -565,27 +570,41 @@ def _small_block(
 class _ScaleMoments:
     """Moments of the small block and of each scale's kernel block, chunk by chunk: scatter_small [d, a, a],
     scatter_between [s, d, a, M], scatter_kernel [s, d, M, M], cross_small [d, a], cross_kernel [s, d, M],
-    squares [d]."""
+    squares [d]. The kernel blocks' moments are accumulated for the nodes ``kernel_nodes`` [k'] only and laid out
+    over every node by ``lay_out`` (0 for the others)."""
 
-    def __init__(self, num_kernel: int, num_scales: int) -> None:
+    def __init__(self, num_kernel: int, num_scales: int, kernel_nodes: torch.Tensor) -> None:
         self.num_kernel, self.num_scales = num_kernel, num_scales
+        self.kernel_nodes = kernel_nodes
         self.parts: list[torch.Tensor] | None = None
 
     def add(self, small: torch.Tensor, kernel: torch.Tensor, targets: torch.Tensor) -> None:
-        """small [m, d, a], kernel [d, s, m, M] (``ParentBasis.split``), targets [m, d], float64."""
+        """small [m, d, a], kernel [k', s, m, M] of ``kernel_nodes`` (``ParentBasis.split``), targets [m, d],
+        float64."""
         by_node = small.transpose(0, 1)  # [d, m, a]
         y = targets.T[:, :, None]  # [d, m, 1]
+        index = self.kernel_nodes.to(small.device)
+        kernel_small, kernel_y = by_node[index], y[index]  # [k', m, a], [k', m, 1]
         parts = [
             by_node.transpose(1, 2) @ by_node,
-            (by_node.transpose(1, 2)[:, None] @ kernel).transpose(0, 1),
+            (kernel_small.transpose(1, 2)[:, None] @ kernel).transpose(0, 1),
             (kernel.transpose(2, 3) @ kernel).transpose(0, 1),
             (by_node.transpose(1, 2) @ y)[..., 0],
-            (kernel.transpose(2, 3) @ y[:, None])[..., 0].transpose(0, 1),
+            (kernel.transpose(2, 3) @ kernel_y[:, None])[..., 0].transpose(0, 1),
             (targets * targets).sum(dim=0),
         ]
         self.parts = (
             parts if self.parts is None else [old + new for old, new in zip(self.parts, parts, strict=True)]
         )
+
+    def lay_out(self, num_nodes: int) -> None:
+        """The kernel blocks' moments over all ``num_nodes`` nodes, 0 for the nodes outside ``kernel_nodes``."""
+        index = self.kernel_nodes.to(self.parts[0].device)
+        for position in (1, 2, 4):
+            compact = self.parts[position]  # [s, k', ...]
+            full = compact.new_zeros(compact.shape[0], num_nodes, *compact.shape[2:])
+            full[:, index] = compact
+            self.parts[position] = full
 
     @property
     def scatter_small(self) -> torch.Tensor:

@@ -144,6 +144,10 @@ class ParentBasis:
         landmarks = self._values(rows.double().cpu()[picked], None)[1]  # [M, d, p]: clamped like any input
         self.landmarks = landmarks.transpose(0, 1).contiguous()  # [d, M, p]
         width = torch.sqrt(counts.clamp_min(1).double())  # [d]
+        # a short additive scale only where some node may take it (a group of nodes of many parents, fitted apart
+        # on more landmarks, would only pay for it): its prior weight is 0 for the others
+        eligible = bool(((counts > 0) & (counts <= SHORT_SCALE_PARENTS)).any())
+        additive_scales = tuple(scale for scale in additive_scales if eligible or scale >= SHORT_SCALE)
         joint = [scale * width for scale in length_scales]
         additive = [torch.full_like(width, scale) for scale in additive_scales]
         self.lengths = torch.stack(joint + additive, dim=1)  # [d, s]
@@ -316,17 +320,25 @@ class ParentBasis:
         counts = self.parent_counts[index].to(device)  # [k]
         return _gram(inside.transpose(0, 1), landmarks, lengths, additive, counts)
 
-    def split(self, z: torch.Tensor, nodes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def split(
+        self, z: torch.Tensor, nodes: torch.Tensor | None = None, *, kernel_of: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """z: [m, d] float64 -> the value columns (the parents' values and their products) [m, k, v] and the
-        whitened kernel features of every scale, node-major [k, s, m, M] (k = d, or the indices ``nodes``)."""
+        whitened kernel features of every scale, node-major [k, s, m, M] (k = d, or the indices ``nodes``); with
+        ``kernel_of`` (positions among those k, [k'] long) the kernel features of those nodes only, [k', s, m, M]."""
         nodes = None if nodes is None else nodes.cpu()
         values, inside, factors = self._values(z, nodes)
-        whitening = self.whitening if nodes is None else self.whitening[nodes]
+        kernel_nodes = nodes
+        if kernel_of is not None:
+            kernel_of = kernel_of.cpu()
+            inside = inside[:, kernel_of.to(z.device)]
+            kernel_nodes = kernel_of if nodes is None else nodes[kernel_of]
+        whitening = self.whitening if kernel_nodes is None else self.whitening[kernel_nodes]
         # a merged basis's landmarks beyond the nodes' own are padding (features exactly 0): not evaluated
-        own = self.node_landmarks if nodes is None else self.node_landmarks[nodes]  # [k]
+        own = self.node_landmarks if kernel_nodes is None else self.node_landmarks[kernel_nodes]  # [k]
         size = int(own.max()) if own.numel() else self.num_kernel
         whitening = whitening[..., :size, :size].to(z.device)  # [k, s, M', M']
-        kernel = self._kernel(inside, nodes, size) @ whitening  # [k, s, m, M']
+        kernel = self._kernel(inside, kernel_nodes, size) @ whitening  # [k, s, m, M']
         if size < self.num_kernel:
             kernel = F.pad(kernel, (0, self.num_kernel - size))
         return self._with_products(values, factors, nodes), kernel
@@ -376,6 +388,8 @@ def _gram(
     squared = torch.baddbmm(norms, a, b.transpose(1, 2), alpha=-2.0).clamp_min_(0.0)
     factors = -0.5 / lengths.square()  # [k, s]: -1 / (2 l^2)
     out = squared.new_empty(a.shape[0], lengths.shape[1], a.shape[1], b.shape[1])  # each scale copied in
+    if a.shape[0] == 0:  # no node (a graph of roots only)
+        return out
     for scale in range(lengths.shape[1]):
         column, factor = additive[:, scale], factors[:, scale, None, None]  # [k], [k, 1, 1]
         kernel = None if bool(column.all()) else (squared * factor).exp_()  # [k, m, M]
