@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,6 +44,9 @@ def joined_ranks(device_kind: str) -> Iterator[Distributed]:
     try:
         yield Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
     finally:
+        # what still holds the group (a DistributedDataParallel wrapper in a reference cycle) is collected first:
+        # left to the interpreter's exit, it would tear the group's threads down there
+        gc.collect()
         dist.destroy_process_group()
 
 

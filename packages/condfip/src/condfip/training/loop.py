@@ -63,19 +63,25 @@ def train(options: TrainingOptions) -> dict[str, float]:
     options.validate()
     device_kind = "cuda" if (options.device == "auto" and torch.cuda.is_available()) else options.device
     with joined_ranks("cuda" if str(device_kind).startswith("cuda") else "cpu") as ranks:
-        run = _start(options, ranks)
-        loss_module: nn.Module = run.stage.loss_module(run.model, options)
-        if ranks.world_size > 1:
-            device_ids = [run.device.index] if run.device.type == "cuda" else None
-            loss_module = nn.parallel.DistributedDataParallel(loss_module, device_ids=device_ids)
-        cells = run.stage.validation_set(options) if ranks.is_main else []
-        last = options.steps if options.stop_at is None else min(options.stop_at, options.steps)
-        if run.start >= options.steps:
-            return {}
-        figures = _loop(run, loss_module, cells, last)
-        if ranks.world_size > 1:
-            torch.distributed.barrier()
-        return figures
+        # the run and its DistributedDataParallel wrapper live in _train only: gone (and collected, by
+        # joined_ranks) before the process group is left, so no gloo work of theirs outlives it
+        return _train(options, ranks)
+
+
+def _train(options: TrainingOptions, ranks: Distributed) -> dict[str, float]:
+    run = _start(options, ranks)
+    loss_module: nn.Module = run.stage.loss_module(run.model, options)
+    if ranks.world_size > 1:
+        device_ids = [run.device.index] if run.device.type == "cuda" else None
+        loss_module = nn.parallel.DistributedDataParallel(loss_module, device_ids=device_ids)
+    cells = run.stage.validation_set(options) if ranks.is_main else []
+    last = options.steps if options.stop_at is None else min(options.stop_at, options.steps)
+    if run.start >= options.steps:
+        return {}
+    figures = _loop(run, loss_module, cells, last)
+    if ranks.world_size > 1:
+        torch.distributed.barrier()
+    return figures
 
 
 def _start(options: TrainingOptions, ranks: Distributed) -> Run:
