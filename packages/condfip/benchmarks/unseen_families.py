@@ -205,6 +205,8 @@ def dowhy_answers(
     import pandas as pd
     from dowhy import gcm
 
+    from condfip.dowhy import mechanism_noise
+
     gcm.config.disable_progress_bars()
     nodes = list(range(adjacency.shape[0]))
     causal_model = gcm.InvertibleStructuralCausalModel(nx.DiGraph(adjacency))
@@ -214,14 +216,7 @@ def dowhy_answers(
     gcm.fit(causal_model, data)
     roots = [node for node in nodes if not adjacency[:, node].any()]
     mean = context.mean(axis=0)
-    noise = np.empty_like(query)
-    for node in nodes:
-        parents = np.flatnonzero(adjacency[:, node])
-        if node in roots:
-            noise[:, node] = query[:, node] - mean[node]
-        else:
-            estimate = causal_model.causal_mechanism(node).estimate_noise(query[:, node], query[:, parents])
-            noise[:, node] = np.asarray(estimate, dtype=np.float64).reshape(-1)
+    noise = mechanism_noise(causal_model, pd.DataFrame(query, columns=nodes), dict(enumerate(mean)))
     dowhy_noise = pd.DataFrame(query_noise, columns=nodes)
     dowhy_noise[roots] += mean[roots]  # a root's DoWhy noise is its value
 
@@ -229,7 +224,7 @@ def dowhy_answers(
         fixed = {node: (lambda _, value=value: value) for node, value in clamped.items()}
         return gcm.counterfactual_samples(causal_model, fixed, noise_data=dowhy_noise)[nodes].to_numpy()
 
-    return noise, pushed({}), pushed(interventions)
+    return noise.to_numpy(), pushed({}), pushed(interventions)
 
 
 def standardized_rmse(estimate: np.ndarray, truth: np.ndarray, std: np.ndarray) -> float:

@@ -26,7 +26,7 @@ from dowhy.gcm.causal_models import validate_node  # noqa: E402
 from dowhy.graph import get_ordered_predecessors  # noqa: E402
 
 from condfip import CondFiP  # noqa: E402
-from condfip.dowhy import CondFiPPredictionModel, assign_causal_mechanisms  # noqa: E402
+from condfip.dowhy import CondFiPPredictionModel, assign_causal_mechanisms, mechanism_noise  # noqa: E402
 from scm_gen import make_benchmark_dataset  # noqa: E402
 
 FLOAT64_TOL = 1e-9
@@ -171,6 +171,29 @@ def test_noise_and_predictions_are_condfips(graph, query, model32):
         assert np.abs(mechanism.prediction_model.predict(shuffled).reshape(-1) - expected).max() <= (
             FLOAT32_TOL * scale
         )
+
+
+def test_mechanism_noise_is_each_mechanisms_estimate_and_a_roots_centred_value(
+    graph, context, query, model32
+):
+    causal_model, scm = _assigned(graph, context, model32)
+    roots = [node for node in graph.nodes if graph.in_degree(node) == 0]
+    means = {node: float(context[node].mean()) for node in roots}
+    noise = mechanism_noise(
+        causal_model, query[::-1], means
+    )  # any column order of the graph's, any row index
+    assert list(noise.columns) == list(graph.nodes) and noise.index.equals(query.index[::-1])
+    decoder = scm.noise(query[::-1], method="decoder")
+    for node in graph.nodes:
+        if node in roots:
+            np.testing.assert_array_equal(noise[node].to_numpy(), query[node].to_numpy()[::-1] - means[node])
+        else:  # DoWhy's additive noise is Cond-FiP's abduction
+            difference = np.abs(noise[node].to_numpy() - decoder[node].to_numpy()).max()
+            assert difference <= FLOAT32_TOL * scm.std[node]
+    own = mechanism_noise(causal_model, query)  # DoWhy's own convention: a root's noise is its value
+    np.testing.assert_array_equal(own[roots].to_numpy(), query[roots].to_numpy())
+    with pytest.raises(ValueError, match="no column for the graph node"):
+        mechanism_noise(causal_model, query.drop(columns=[roots[0]]))
 
 
 def test_a_model_name_loads_the_shipped_checkpoint(graph, context, model32):

@@ -16,6 +16,8 @@ from condfip.model.parent_basis import (
     MAX_LANDMARKS,
     NUM_LANDMARKS,
     PRODUCT_PARENTS,
+    SHORT_SCALE,
+    SHORT_SCALE_PARENTS,
     ParentBasis,
     landmark_count,
     product_pairs,
@@ -185,13 +187,39 @@ def test_split_holds_the_same_features_node_major() -> None:
     assert torch.equal(together[..., v:], kernel.permute(2, 0, 1, 3).flatten(start_dim=2))
     nodes = torch.tensor([3, 2])
     assert torch.equal(basis.split(z, nodes)[1], kernel[nodes])
-    # the kernel of some nodes only (what the fit computes: not the roots'), the values of every node asked for
-    subset_values, subset_kernel = basis.split(z, kernel_of=torch.tensor([2, 3]))
-    assert torch.equal(subset_values, values) and torch.equal(subset_kernel, kernel[2:])
-    picked_values, picked_kernel = basis.split(z, nodes, kernel_of=torch.tensor([1]))  # node 2 of (3, 2)
-    assert torch.equal(picked_values, values[:, nodes]) and torch.equal(picked_kernel, kernel[[2]])
-    none_values, none_kernel = basis.split(z, kernel_of=torch.zeros(0, dtype=torch.long))
-    assert torch.equal(none_values, values) and none_kernel.shape == (0, *kernel.shape[1:])
+    # the pairs outside the kernel mask (a root's, whose features would be constants) are exactly 0
+    assert bool(basis.kernel_mask[2:].all()) and not bool(basis.kernel_mask[:2].any())
+    assert not bool(kernel[:2].any()) and bool((kernel[2:].abs().sum(dim=(2, 3)) > 0).all())
+
+
+def test_kernel_blocks_hold_the_split_features_of_the_pairs_a_fit_may_take() -> None:
+    """``kernel_blocks`` gives, per scale, the features ``split`` gives for the (node, scale) pairs of
+    ``kernel_mask`` only: no root's, no short additive scale on a node of more than ``SHORT_SCALE_PARENTS``
+    parents, and no short scale at all where no node may take it."""
+    d = (
+        SHORT_SCALE_PARENTS + 3
+    )  # 0 .. SHORT_SCALE_PARENTS roots; then one node of them all, one of one parent
+    parents = torch.zeros(d, d, dtype=torch.bool)
+    parents[d - 2, : d - 2] = True
+    parents[d - 1, 0] = True
+    rows = torch.randn(200, d, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    basis = ParentBasis(parents, rows, num_landmarks=40)
+    short = [len(LENGTH_SCALES) + i for i, scale in enumerate(ADDITIVE_SCALES) if scale < SHORT_SCALE]
+    assert short and basis.num_scales == len(LENGTH_SCALES) + len(ADDITIVE_SCALES)
+    expected = torch.zeros(d, basis.num_scales, dtype=torch.bool)
+    expected[d - 2 :] = True
+    expected[d - 2, short] = False  # too many parents for the short scale
+    assert torch.equal(basis.kernel_mask, expected)
+    z = torch.randn(23, d, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    values, kernel = basis.split(z)
+    block_values, blocks = basis.kernel_blocks(z)
+    assert torch.equal(block_values, values) and len(blocks) == basis.num_scales
+    for scale, block in enumerate(blocks):
+        torch.testing.assert_close(block, kernel[basis.kernel_mask[:, scale], scale], rtol=1e-12, atol=1e-12)
+    assert not bool(kernel[~basis.kernel_mask].any())
+    # with the one-parent node gone no node may take the short scale: it is left out of the basis
+    fewer = ParentBasis(parents[:-1, :-1], rows[:, :-1], num_landmarks=40)
+    assert fewer.num_scales == basis.num_scales - len(short)
 
 
 def test_a_merged_basis_combines_each_node_over_its_own_landmarks(monkeypatch) -> None:

@@ -50,7 +50,7 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
 
 from condfip import CondFiP, InferredSCM
 
-__all__ = ["CondFiPPredictionModel", "assign_causal_mechanisms"]
+__all__ = ["CondFiPPredictionModel", "assign_causal_mechanisms", "mechanism_noise"]
 
 
 @functools.lru_cache(maxsize=4)
@@ -255,3 +255,28 @@ def assign_causal_mechanisms(
         # records the parents it was fitted with.
         fit_causal_model_of_target(causal_model, node, table)
     return scm
+
+
+def mechanism_noise(
+    causal_model: gcm.InvertibleStructuralCausalModel,
+    data: pd.DataFrame,
+    root_means: dict[Hashable, float] | None = None,
+) -> pd.DataFrame:
+    """The noise of every row of ``data`` under a fitted DoWhy causal model, any mechanisms (Cond-FiP's or
+    DoWhy's own): a non-root node's is its mechanism's ``estimate_noise`` from its column and its parents' (in
+    DoWhy's order of them), a root's its value minus ``root_means[root]`` (the value itself, DoWhy's own
+    convention, without ``root_means``). ``data``: a column for every node of the graph. Returns a DataFrame
+    with a column per node, in the graph's node order."""
+    graph, nodes = _check_inputs(causal_model, data)
+    noise = pd.DataFrame(index=data.index, columns=nodes, dtype=np.float64)
+    for node in nodes:
+        values = data[node].to_numpy(dtype=np.float64)
+        parents = get_ordered_predecessors(graph, node)
+        if not parents:
+            noise[node] = values - (0.0 if root_means is None else root_means[node])
+            continue
+        estimate = causal_model.causal_mechanism(node).estimate_noise(
+            values, data[parents].to_numpy(dtype=np.float64)
+        )
+        noise[node] = np.asarray(estimate, dtype=np.float64).reshape(-1)
+    return noise

@@ -242,14 +242,14 @@ def fit_adaptation(
         raise ValueError(f"adapting to the rows needs at least 2 rows, got {n}")
     p, q, num_kernel, num_scales = basis.max_parents, basis.num_products, basis.num_kernel, basis.num_scales
     v = p + q
-    # a root's kernel features are constants that the fit leaves out (below): only the other nodes' are computed
-    kernel_nodes = torch.nonzero(basis.parent_counts > 0).flatten()  # [k']
-    moments = _ScaleMoments(num_kernel, num_scales, kernel_nodes)
+    # the kernel features of the (node, scale) pairs a fit may take (``ParentBasis.kernel_mask``: not a root's,
+    # whose are constants, nor a scale of prior weight 0); the fit leaves the others' blocks empty (below)
+    moments = _ScaleMoments(num_kernel, basis.kernel_mask)
     for features, z in rows():
-        values, kernel = basis.split(z, kernel_of=kernel_nodes)  # [m, d, v], [k', s, m, M]
+        values, blocks = basis.kernel_blocks(z)  # [m, d, v], per scale [k_s, m, M]
         targets = z if nodes is None else z[:, nodes]  # [m, d]
-        moments.add(_small_block(features, values, prior_weights, prior_bias, directions), kernel, targets)
-    moments.lay_out(basis.parent_counts.shape[0])
+        moments.add(_small_block(features, values, prior_weights, prior_bias, directions), blocks, targets)
+    moments.lay_out()
     d, a = moments.cross_small.shape
     device = moments.cross_small.device
     k = directions.shape[-1]
@@ -273,13 +273,13 @@ def fit_adaptation(
     unused[:, 1 + p : 1 + v] = ~basis.product_valid.to(device)
 
     # the kernel block of every scale in the eigenbasis of its scatter: [s, d, M], [s, d, M, M]
-    # (a root's kernel features are constants: its block is left empty, so the fit prunes it)
-    has_parents = counts > 0  # [d]
+    # (the block of a pair outside ``kernel_mask`` is left empty, so the fit prunes it)
     eigenvalues = torch.zeros(moments.cross_kernel.shape, dtype=torch.float64, device=device)  # [s, d, M]
     eigenvectors = torch.zeros_like(moments.scatter_kernel)  # [s, d, M, M]
-    if bool(has_parents.any()):
-        values, vectors = torch.linalg.eigh(moments.scatter_kernel[:, has_parents])
-        eigenvalues[:, has_parents], eigenvectors[:, has_parents] = values.clamp_min(0.0), vectors
+    for scale, taken in enumerate(basis.kernel_mask.to(device).T):  # [d] each
+        if bool(taken.any()):
+            values, vectors = torch.linalg.eigh(moments.scatter_kernel[scale, taken])
+            eigenvalues[scale, taken], eigenvectors[scale, taken] = values.clamp_min(0.0), vectors
     rotated_cross = eigenvectors.transpose(-1, -2) @ moments.cross_kernel[..., None]  # [s, d, M, 1]
     coupling = moments.scatter_between @ eigenvectors  # [s, d, a, M]
     # per kernel scale, joint or additive, one model with the network's groups and one of the parents' values and
@@ -570,41 +570,56 @@ def _small_block(
 class _ScaleMoments:
     """Moments of the small block and of each scale's kernel block, chunk by chunk: scatter_small [d, a, a],
     scatter_between [s, d, a, M], scatter_kernel [s, d, M, M], cross_small [d, a], cross_kernel [s, d, M],
-    squares [d]. The kernel blocks' moments are accumulated for the nodes ``kernel_nodes`` [k'] only and laid out
-    over every node by ``lay_out`` (0 for the others)."""
+    squares [d]. The kernel blocks' moments are accumulated for the pairs of ``mask`` [d, s] only
+    (``ParentBasis.kernel_blocks``) and laid out over every node by ``lay_out`` (0 for the others)."""
 
-    def __init__(self, num_kernel: int, num_scales: int, kernel_nodes: torch.Tensor) -> None:
-        self.num_kernel, self.num_scales = num_kernel, num_scales
-        self.kernel_nodes = kernel_nodes
-        self.parts: list[torch.Tensor] | None = None
+    def __init__(self, num_kernel: int, mask: torch.Tensor) -> None:
+        self.num_kernel, self.mask = num_kernel, mask
+        self.parts: list | None = None
 
-    def add(self, small: torch.Tensor, kernel: torch.Tensor, targets: torch.Tensor) -> None:
-        """small [m, d, a], kernel [k', s, m, M] of ``kernel_nodes`` (``ParentBasis.split``), targets [m, d],
+    def add(self, small: torch.Tensor, blocks: list[torch.Tensor], targets: torch.Tensor) -> None:
+        """small [m, d, a], per scale the kernel features of its nodes in ``mask`` [k_s, m, M], targets [m, d],
         float64."""
         by_node = small.transpose(0, 1)  # [d, m, a]
         y = targets.T[:, :, None]  # [d, m, 1]
-        index = self.kernel_nodes.to(small.device)
-        kernel_small, kernel_y = by_node[index], y[index]  # [k', m, a], [k', m, 1]
+        kernel_parts = []
+        for scale, kernel in enumerate(blocks):
+            index = torch.nonzero(self.mask[:, scale]).flatten().to(small.device)  # [k_s]
+            kernel_small, kernel_y = by_node[index], y[index]  # [k_s, m, a], [k_s, m, 1]
+            kernel_parts.append(
+                [
+                    kernel_small.transpose(1, 2) @ kernel,  # [k_s, a, M]
+                    kernel.transpose(1, 2) @ kernel,  # [k_s, M, M]
+                    (kernel.transpose(1, 2) @ kernel_y)[..., 0],  # [k_s, M]
+                ]
+            )
         parts = [
             by_node.transpose(1, 2) @ by_node,
-            (kernel_small.transpose(1, 2)[:, None] @ kernel).transpose(0, 1),
-            (kernel.transpose(2, 3) @ kernel).transpose(0, 1),
             (by_node.transpose(1, 2) @ y)[..., 0],
-            (kernel.transpose(2, 3) @ kernel_y[:, None])[..., 0].transpose(0, 1),
             (targets * targets).sum(dim=0),
+            kernel_parts,
         ]
-        self.parts = (
-            parts if self.parts is None else [old + new for old, new in zip(self.parts, parts, strict=True)]
-        )
+        if self.parts is None:
+            self.parts = parts
+            return
+        for position in range(3):
+            self.parts[position] = self.parts[position] + parts[position]
+        for old, new in zip(self.parts[3], kernel_parts, strict=True):
+            for position in range(3):
+                old[position] = old[position] + new[position]
 
-    def lay_out(self, num_nodes: int) -> None:
-        """The kernel blocks' moments over all ``num_nodes`` nodes, 0 for the nodes outside ``kernel_nodes``."""
-        index = self.kernel_nodes.to(self.parts[0].device)
-        for position in (1, 2, 4):
-            compact = self.parts[position]  # [s, k', ...]
-            full = compact.new_zeros(compact.shape[0], num_nodes, *compact.shape[2:])
-            full[:, index] = compact
-            self.parts[position] = full
+    def lay_out(self) -> None:
+        """The kernel blocks' moments over every node and scale, [s, d, ...], 0 outside ``mask``."""
+        d, s = self.mask.shape
+        small, cross_small, squares, kernel_parts = self.parts
+        a, size = small.shape[-1], self.num_kernel
+        laid = []
+        for position, tail in enumerate([(a, size), (size, size), (size,)]):  # between, scatter, cross
+            full = small.new_zeros(s, d, *tail)
+            for scale, moments in enumerate(kernel_parts):
+                full[scale, self.mask[:, scale].to(small.device)] = moments[position]
+            laid.append(full)
+        self.parts = [small, laid[0], laid[1], cross_small, laid[2], squares]
 
     @property
     def scatter_small(self) -> torch.Tensor:

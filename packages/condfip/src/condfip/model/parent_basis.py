@@ -96,6 +96,8 @@ class ParentBasis:
     nonlinear part stays at its value at the edge, while the parents' values (the linear part) are not
     clamped; ``margins`` widens them per node, ``product_margins`` those of the products. ``with_scale`` keeps
     one length scale per node (what a fit chose). ``with_bounds`` gives the same basis clamped elsewhere.
+    ``kernel_mask`` [d, s] holds the (node, scale) pairs a fit may take, those of finite ``log_prior`` on a node
+    with parents: only their kernel features are computed, the others' are 0.
     """
 
     def __init__(
@@ -144,28 +146,41 @@ class ParentBasis:
         landmarks = self._values(rows.double().cpu()[picked], None)[1]  # [M, d, p]: clamped like any input
         self.landmarks = landmarks.transpose(0, 1).contiguous()  # [d, M, p]
         width = torch.sqrt(counts.clamp_min(1).double())  # [d]
-        # a short additive scale only where some node may take it (a group of nodes of many parents, fitted apart
-        # on more landmarks, would only pay for it): its prior weight is 0 for the others
-        eligible = bool(((counts > 0) & (counts <= SHORT_SCALE_PARENTS)).any())
-        additive_scales = tuple(scale for scale in additive_scales if eligible or scale >= SHORT_SCALE)
         joint = [scale * width for scale in length_scales]
         additive = [torch.full_like(width, scale) for scale in additive_scales]
-        self.lengths = torch.stack(joint + additive, dim=1)  # [d, s]
-        # [d, s]: whether each scale is one of the additive kernel's
-        self.additive = torch.zeros(self.lengths.shape, dtype=torch.bool)
-        self.additive[:, len(joint) :] = True
-        # [d, s]: each kernel's prior log weight per node (normalized; -inf: never taken)
-        short = torch.tensor([False] * len(joint) + [scale < SHORT_SCALE for scale in additive_scales])  # [s]
+        lengths = torch.stack(joint + additive, dim=1)  # [d, S]
+        is_additive = torch.zeros(
+            lengths.shape, dtype=torch.bool
+        )  # [d, S]: the scale is one of the additive kernel's
+        is_additive[:, len(joint) :] = True
+        short = torch.tensor([False] * len(joint) + [scale < SHORT_SCALE for scale in additive_scales])  # [S]
+        # [d, S]: each kernel's prior log weight per node before normalization: 0, SHORT_SCALE_MARGIN below for a
+        # short additive scale, and -inf (never taken) for a short scale on a node of too many parents
         allowed = torch.where(counts <= SHORT_SCALE_PARENTS, -SHORT_SCALE_MARGIN, -math.inf).double()  # [d]
-        weights = torch.where(short, allowed[:, None], 0.0)  # [d, s]
-        self.log_prior = weights - torch.logsumexp(weights, dim=1, keepdim=True) if short.numel() else weights
-        kernels = _gram(self.landmarks, self.landmarks, self.lengths, self.additive, counts)  # [d, s, M, M]
+        weights = torch.where(short, allowed[:, None], 0.0)
+        # [d, S]: the (node, kernel) pairs a fit may take, the only ones whose features are computed (0 elsewhere):
+        # a node with parents (a root's kernel features are constants that the fit leaves out), at a kernel of
+        # finite prior weight; a short scale that no node may take is left out of the basis
+        takes = (counts > 0)[:, None] & torch.isfinite(weights)
+        kept = ~short | takes.any(dim=0)  # [S]
+        self.lengths, self.additive, self.kernel_mask = lengths[:, kept], is_additive[:, kept], takes[:, kept]
+        weights = weights[:, kept]  # [d, s]
+        # [d, s]: each kernel's prior log weight per node, normalized
+        self.log_prior = (
+            weights - torch.logsumexp(weights, dim=1, keepdim=True) if weights.numel() else weights
+        )
+        # [d, s, M, M]: the landmarks' kernel of the pairs in ``kernel_mask``
+        kernels = _gram(self.landmarks, self.landmarks, self.lengths, self.additive, counts, self.kernel_mask)
         # W = L^-T with L L^T = K_ZZ + JITTER I (the kernel's diagonal is 1): W^T K_ZZ W = I up to the jitter, so
         # the features' inner products are k(x, Z) (K_ZZ + JITTER I)^-1 k(Z, x'). A Cholesky factor costs a
-        # fraction of an eigendecomposition; repeated landmarks (a discrete parent) only meet the jitter.
+        # fraction of an eigendecomposition; repeated landmarks (a discrete parent) only meet the jitter. The
+        # pairs outside ``kernel_mask`` get a whitening of 0: their features are exactly 0.
         identity = torch.eye(num, dtype=torch.float64)
-        factor = torch.linalg.cholesky(kernels + JITTER * identity)  # [d, s, M, M], lower
-        self.whitening = torch.linalg.solve_triangular(factor, identity, upper=False).transpose(-1, -2)
+        factor = torch.linalg.cholesky(kernels[self.kernel_mask] + JITTER * identity)  # [P, M, M], lower
+        self.whitening = torch.zeros_like(kernels)  # [d, s, M, M]
+        self.whitening[self.kernel_mask] = torch.linalg.solve_triangular(
+            factor, identity, upper=False
+        ).transpose(-1, -2)
         self.num_kernel = num
         self.num_scales = self.lengths.shape[1]
         # each node's own landmarks (the first of its ``num_kernel`` slots): fewer than ``num_kernel`` in a merged
@@ -209,6 +224,7 @@ class ParentBasis:
         chosen.lengths = self.lengths[nodes, scale.cpu()][:, None]  # [d, 1]
         chosen.additive = self.additive[nodes, scale.cpu()][:, None]
         chosen.whitening = self.whitening[nodes, scale.cpu()][:, None]  # [d, 1, M, M]
+        chosen.kernel_mask = self.kernel_mask[nodes, scale.cpu()][:, None]  # [d, 1]
         chosen.num_scales = 1
         return chosen
 
@@ -248,6 +264,7 @@ class ParentBasis:
         merged.lengths = torch.ones(num_nodes, 1, dtype=torch.float64)
         merged.additive = torch.zeros(num_nodes, 1, dtype=torch.bool)
         merged.whitening = torch.zeros(num_nodes, 1, size, size, dtype=torch.float64)
+        merged.kernel_mask = torch.zeros(num_nodes, 1, dtype=torch.bool)
         merged.node_landmarks = torch.zeros(num_nodes, dtype=torch.long)
         for nodes, basis in parts:
             if basis.num_scales != 1:
@@ -260,6 +277,7 @@ class ParentBasis:
             merged.lengths[nodes] = basis.lengths
             merged.additive[nodes] = basis.additive
             merged.whitening[nodes, :, :m, :m] = basis.whitening
+            merged.kernel_mask[nodes] = basis.kernel_mask
             merged.node_landmarks[nodes] = basis.node_landmarks
         merged.clamp_linear = None
         merged.margins = None
@@ -311,37 +329,59 @@ class ParentBasis:
         self, inside: torch.Tensor, nodes: torch.Tensor | None, size: int | None = None
     ) -> torch.Tensor:
         """Clamped inputs [m, k, p] -> the raw kernel against the landmarks [k, s, m, M] (node-major: a batch of
-        contiguous [m, M] blocks, what batched matrix products run fastest on); against the first ``size``
-        landmarks only when given."""
+        contiguous [m, M] blocks, what batched matrix products run fastest on), 0 outside ``kernel_mask``; against
+        the first ``size`` landmarks only when given."""
         index = slice(None) if nodes is None else nodes
         device = inside.device
         landmarks = self.landmarks[index, :size].to(device)  # [k, M, p]
         lengths, additive = self.lengths[index].to(device), self.additive[index].to(device)  # [k, s]
         counts = self.parent_counts[index].to(device)  # [k]
-        return _gram(inside.transpose(0, 1), landmarks, lengths, additive, counts)
+        mask = self.kernel_mask[index].to(device)  # [k, s]
+        return _gram(inside.transpose(0, 1), landmarks, lengths, additive, counts, mask)
 
-    def split(
-        self, z: torch.Tensor, nodes: torch.Tensor | None = None, *, kernel_of: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def split(self, z: torch.Tensor, nodes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """z: [m, d] float64 -> the value columns (the parents' values and their products) [m, k, v] and the
-        whitened kernel features of every scale, node-major [k, s, m, M] (k = d, or the indices ``nodes``); with
-        ``kernel_of`` (positions among those k, [k'] long) the kernel features of those nodes only, [k', s, m, M]."""
+        whitened kernel features of every scale, node-major [k, s, m, M] (k = d, or the indices ``nodes``): 0 for
+        the (node, scale) pairs outside ``kernel_mask``."""
         nodes = None if nodes is None else nodes.cpu()
         values, inside, factors = self._values(z, nodes)
-        kernel_nodes = nodes
-        if kernel_of is not None:
-            kernel_of = kernel_of.cpu()
-            inside = inside[:, kernel_of.to(z.device)]
-            kernel_nodes = kernel_of if nodes is None else nodes[kernel_of]
-        whitening = self.whitening if kernel_nodes is None else self.whitening[kernel_nodes]
-        # a merged basis's landmarks beyond the nodes' own are padding (features exactly 0): not evaluated
-        own = self.node_landmarks if kernel_nodes is None else self.node_landmarks[kernel_nodes]  # [k]
-        size = int(own.max()) if own.numel() else self.num_kernel
+        whitening = self.whitening if nodes is None else self.whitening[nodes]
+        size = self._own_landmarks(nodes)
         whitening = whitening[..., :size, :size].to(z.device)  # [k, s, M', M']
-        kernel = self._kernel(inside, kernel_nodes, size) @ whitening  # [k, s, m, M']
+        kernel = self._kernel(inside, nodes, size) @ whitening  # [k, s, m, M']
         if size < self.num_kernel:
             kernel = F.pad(kernel, (0, self.num_kernel - size))
         return self._with_products(values, factors, nodes), kernel
+
+    def kernel_blocks(self, z: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """z: [m, d] float64 -> the value columns [m, d, v] and, per scale ``s``, the whitened kernel features of
+        the nodes that may take it (``kernel_mask[:, s]``, k_s of them) [k_s, m, M]: what a fit's moments need,
+        without the pairs that are 0 in ``split``."""
+        values, inside, factors = self._values(z, None)
+        size = self._own_landmarks(None)
+        landmarks = self.landmarks[:, :size].to(z.device)  # [d, M', p]
+        raw = _gram_blocks(
+            inside.transpose(0, 1),
+            landmarks,
+            self.lengths,
+            self.additive,
+            self.parent_counts,
+            self.kernel_mask,
+        )
+        blocks = []
+        for scale, block in enumerate(raw):  # [k_s, m, M']
+            whitening = self.whitening[self.kernel_mask[:, scale], scale, :size, :size].to(z.device)
+            features = block @ whitening  # [k_s, m, M']
+            blocks.append(
+                F.pad(features, (0, self.num_kernel - size)) if size < self.num_kernel else features
+            )
+        return self._with_products(values, factors, None), blocks
+
+    def _own_landmarks(self, nodes: torch.Tensor | None) -> int:
+        """The most landmarks any of ``nodes`` (all when None) has of its own: a merged basis's landmarks beyond
+        the nodes' own are padding (features exactly 0), not evaluated."""
+        own = self.node_landmarks if nodes is None else self.node_landmarks[nodes]  # [k]
+        return int(own.max()) if own.numel() else self.num_kernel
 
     def __call__(self, z: torch.Tensor, nodes: torch.Tensor | None = None) -> torch.Tensor:
         """z: [m, d] float64 -> [m, k, v + sM] (k = d, or the indices ``nodes``): the parents' values and their
@@ -377,27 +417,76 @@ class ParentBasis:
 
 
 def _gram(
-    a: torch.Tensor, b: torch.Tensor, lengths: torch.Tensor, additive: torch.Tensor, counts: torch.Tensor
+    a: torch.Tensor,
+    b: torch.Tensor,
+    lengths: torch.Tensor,
+    additive: torch.Tensor,
+    counts: torch.Tensor,
+    mask: torch.Tensor,
 ) -> torch.Tensor:
     """The kernel between a [k, m, p] and b [k, M, p] per node at each length scale ``lengths`` [k, s] ->
-    [k, s, m, M]: Gaussian in all parents jointly, or where ``additive`` [k, s] the mean over the node's ``counts``
-    [k] parents of a Gaussian kernel in each. Padded parent slots are 0 in both."""
-    # [k, m, M]: |x - z|^2 per node, as |x|^2 + |z|^2 - 2 x.z (what cdist computes before its square root, which
-    # a square would only undo), at least 0
-    norms = a.square().sum(dim=-1)[:, :, None] + b.square().sum(dim=-1)[:, None, :]
-    squared = torch.baddbmm(norms, a, b.transpose(1, 2), alpha=-2.0).clamp_min_(0.0)
-    factors = -0.5 / lengths.square()  # [k, s]: -1 / (2 l^2)
-    out = squared.new_empty(a.shape[0], lengths.shape[1], a.shape[1], b.shape[1])  # each scale copied in
-    if a.shape[0] == 0:  # no node (a graph of roots only)
-        return out
-    for scale in range(lengths.shape[1]):
-        column, factor = additive[:, scale], factors[:, scale, None, None]  # [k], [k, 1, 1]
-        kernel = None if bool(column.all()) else (squared * factor).exp_()  # [k, m, M]
-        if bool(column.any()):
-            mean = _additive_mean(a, b, factor, counts)
-            kernel = mean if kernel is None else torch.where(column[:, None, None], mean, kernel)
-        out[:, scale] = kernel
+    [k, s, m, M] (``_gram_blocks``), 0 for the pairs outside ``mask`` [k, s]."""
+    out = a.new_zeros(a.shape[0], lengths.shape[1], a.shape[1], b.shape[1])  # each scale copied in
+    for scale, block in enumerate(_gram_blocks(a, b, lengths, additive, counts, mask)):
+        column = mask[:, scale]  # [k]
+        if bool(column.all()):
+            out[:, scale] = block
+        else:
+            out[column, scale] = block
     return out
+
+
+def _gram_blocks(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    lengths: torch.Tensor,
+    additive: torch.Tensor,
+    counts: torch.Tensor,
+    mask: torch.Tensor,
+) -> list[torch.Tensor]:
+    """The kernel between a [k, m, p] and b [k, M, p] at each length scale ``lengths`` [k, s] of the nodes
+    ``mask[:, s]`` (k_s of them) -> per scale [k_s, m, M]: Gaussian in all parents jointly, or where ``additive``
+    [k, s] the mean over the node's ``counts`` [k] parents of a Gaussian kernel in each. Padded parent slots are 0
+    in both."""
+    blocks: list[torch.Tensor] = []
+    joint = mask & ~additive  # [k, s]
+    squared = None
+    if bool(joint.any()):
+        # [k', m, M]: |x - z|^2 per node that takes some joint scale, as |x|^2 + |z|^2 - 2 x.z (what cdist
+        # computes before its square root, which a square would only undo), at least 0
+        rows = joint.any(dim=1)  # [k]
+        a_rows, b_rows = (a, b) if bool(rows.all()) else (a[rows], b[rows])
+        norms = a_rows.square().sum(dim=-1)[:, :, None] + b_rows.square().sum(dim=-1)[:, None, :]
+        squared = torch.baddbmm(norms, a_rows, b_rows.transpose(1, 2), alpha=-2.0).clamp_min_(0.0)
+        position = torch.cumsum(rows, dim=0) - 1  # [k]: each node's row of ``squared``
+    factors = -0.5 / lengths.square()  # [k, s]: -1 / (2 l^2)
+    for scale in range(lengths.shape[1]):
+        column = mask[:, scale]  # [k]
+        factor = factors[column, scale, None, None]  # [k_s, 1, 1]
+        kinds = additive[
+            column, scale
+        ]  # [k_s]: the node's kernel at this scale is additive (a merged basis mixes)
+        block = a.new_empty(kinds.shape[0], a.shape[1], b.shape[1])  # [k_s, m, M]
+        if not bool(kinds.all()):
+            taken = joint[:, scale]  # [k]
+            picked = squared if bool(taken[rows].all()) else squared[position[taken]]
+            joint_block = (picked * factor[~kinds]).exp_()
+            block = (
+                joint_block if not bool(kinds.any()) else block.index_copy_(0, _where(~kinds), joint_block)
+            )
+        if bool(kinds.any()):
+            inputs = a[column][kinds], b[column][kinds]
+            additive_block = _additive_mean(*inputs, factor[kinds], counts[column][kinds])
+            block = (
+                additive_block if bool(kinds.all()) else block.index_copy_(0, _where(kinds), additive_block)
+            )
+        blocks.append(block)
+    return blocks
+
+
+def _where(flags: torch.Tensor) -> torch.Tensor:
+    """[k] bool -> the indices of its True entries [k'] long."""
+    return torch.nonzero(flags).flatten()
 
 
 def _additive_mean(

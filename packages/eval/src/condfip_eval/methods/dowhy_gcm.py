@@ -53,15 +53,12 @@ class _FittedDoWhy(FittedSCM):
         return self.parents[node].size == 0
 
     def _noise(self, x: np.ndarray) -> np.ndarray:
-        noise = np.empty_like(x)
-        for node in self.order:
-            if self._is_root(node):
-                noise[:, node] = x[:, node] - self.root_means[node]
-            else:
-                mechanism = self.causal_model.causal_mechanism(node)
-                estimate = mechanism.estimate_noise(x[:, node], x[:, self.parents[node]])
-                noise[:, node] = np.asarray(estimate, dtype=np.float64).reshape(-1)
-        return noise
+        import pandas as pd
+
+        from condfip.dowhy import mechanism_noise
+
+        rows = pd.DataFrame(x, columns=list(range(self.num_nodes)))
+        return mechanism_noise(self.causal_model, rows, dict(enumerate(self.root_means))).to_numpy()
 
     def _generate(self, noise: np.ndarray, interventions: dict[int, np.ndarray]) -> np.ndarray:
         x = np.empty_like(noise)
