@@ -231,9 +231,11 @@ class CondFiP:
 
         By default the network's ``F_hat`` is adapted to these rows in closed form
         (``condfip.model.adaptation``): per node, a regression of the column on the decoder's features of its
-        parents, the zero-shot prediction, the parents' values and a random Fourier basis of them, each group
-        weighted by its marginal likelihood, so a linear mechanism is fitted as least squares fits it and a
-        smooth one as a kernel ridge does, while with few rows the pretrained prediction dominates. With fewer
+        parents, the zero-shot prediction, the parents' values, their products of degree two and Gaussian-kernel
+        features of them (a Nyström basis, joint or additive over the parents, its length scale chosen per
+        node), each group weighted by its marginal likelihood, so a linear mechanism is fitted as least squares
+        fits it and a smooth one as a kernel ridge does, while with few rows the pretrained prediction
+        dominates. With fewer
         than ``MIN_ADAPTATION_ROWS`` (10) rows it warns and stays zero-shot. ``zero_shot=True`` is the paper's
         method, unchanged. ``refit_readout`` is a deprecated alias: True is the default path, False is
         ``zero_shot=True``.

@@ -426,8 +426,12 @@ def _gram(
 ) -> torch.Tensor:
     """The kernel between a [k, m, p] and b [k, M, p] per node at each length scale ``lengths`` [k, s] ->
     [k, s, m, M] (``_gram_blocks``), 0 for the pairs outside ``mask`` [k, s]."""
-    out = a.new_zeros(a.shape[0], lengths.shape[1], a.shape[1], b.shape[1])  # each scale copied in
-    for scale, block in enumerate(_gram_blocks(a, b, lengths, additive, counts, mask)):
+    blocks = _gram_blocks(a, b, lengths, additive, counts, mask)
+    if len(blocks) == 1 and bool(mask.all()):  # one scale of every node (a fit's chosen one): no copy
+        return blocks[0][:, None]
+    shape = (a.shape[0], lengths.shape[1], a.shape[1], b.shape[1])
+    out = a.new_empty(shape) if bool(mask.all()) else a.new_zeros(shape)  # each scale copied in
+    for scale, block in enumerate(blocks):
         column = mask[:, scale]  # [k]
         if bool(column.all()):
             out[:, scale] = block
@@ -493,14 +497,24 @@ def _additive_mean(
     a: torch.Tensor, b: torch.Tensor, factor: torch.Tensor, counts: torch.Tensor
 ) -> torch.Tensor:
     """The mean over each node's ``counts`` [k] parents of ``exp(factor (a_j - b_j)^2)``: a [k, m, p], b [k, M, p],
-    factor [k, 1, 1] -> [k, m, M]. The nodes are taken in decreasing parent count, so that the nodes with a parent
-    in slot j are a leading block: no term is computed for a padded slot."""
+    factor [k, 1, 1] (negative) -> [k, m, M]. The nodes are taken in decreasing parent count, so that the nodes
+    with a parent in slot j are a leading block: no term is computed for a padded slot. Each term is
+    ``exp(-(s a_j - s b_j)^2)`` with ``s = sqrt(-factor)``, computed in place in the tensor of the differences
+    (a fresh tensor per operation costs more than the operation)."""
     order = torch.argsort(counts, descending=True, stable=True)  # [k]
-    a, b, factor, ordered = a[order], b[order], factor[order], counts[order]
-    total = torch.zeros(a.shape[0], a.shape[1], b.shape[1], dtype=a.dtype, device=a.device)  # [k, m, M]
-    for slot in range(int(ordered[0]) if ordered.numel() else 0):
-        n = int((ordered > slot).sum())  # the nodes with a parent in this slot: the first n
-        term = ((a[:n, :, None, slot] - b[:n, None, :, slot]).square() * factor[:n]).exp_()  # [n, m, M]
-        total[:n] += term
-    mean = total / ordered.clamp_min(1)[:, None, None]
-    return mean[torch.argsort(order)]  # back to the nodes' own order
+    in_order = bool((order == torch.arange(order.numel(), device=order.device)).all())
+    if not in_order:
+        a, b, factor, counts = a[order], b[order], factor[order], counts[order]
+    scale = (-factor).sqrt()  # [k, 1, 1]
+    total = a.new_zeros(a.shape[0], a.shape[1], b.shape[1])  # [k, m, M]
+    for slot in range(int(counts[0]) if counts.numel() else 0):
+        n = int((counts > slot).sum())  # the nodes with a parent in this slot: the first n
+        x, z = a[:n, :, slot, None] * scale[:n], b[:n, None, :, slot] * scale[:n]  # [n, m, 1], [n, 1, M]
+        term = (x - z).square_().neg_().exp_()  # [n, m, M]
+        if slot == 0 and n == total.shape[0]:
+            total = term
+        else:
+            total[:n] += term
+    if bool((counts > 1).any()):
+        total /= counts.clamp_min(1).to(total.dtype)[:, None, None]
+    return total if in_order else total[torch.argsort(order)]  # back to the nodes' own order
