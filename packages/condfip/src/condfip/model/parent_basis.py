@@ -170,7 +170,12 @@ class ParentBasis:
             weights - torch.logsumexp(weights, dim=1, keepdim=True) if weights.numel() else weights
         )
         # [d, s, M, M]: the landmarks' kernel of the pairs in ``kernel_mask``
-        kernels = _gram(self.landmarks, self.landmarks, self.lengths, self.additive, counts, self.kernel_mask)
+        kernels = _laid_out(
+            _gram_blocks(
+                self.landmarks, self.landmarks, self.lengths, self.additive, counts, self.kernel_mask
+            ),
+            self.kernel_mask,
+        )
         # W = L^-T with L L^T = K_ZZ + JITTER I (the kernel's diagonal is 1): W^T K_ZZ W = I up to the jitter, so
         # the features' inner products are k(x, Z) (K_ZZ + JITTER I)^-1 k(Z, x'). A Cholesky factor costs a
         # fraction of an eigendecomposition; repeated landmarks (a discrete parent) only meet the jitter. The
@@ -337,7 +342,9 @@ class ParentBasis:
         lengths, additive = self.lengths[index].to(device), self.additive[index].to(device)  # [k, s]
         counts = self.parent_counts[index].to(device)  # [k]
         mask = self.kernel_mask[index].to(device)  # [k, s]
-        return _gram(inside.transpose(0, 1), landmarks, lengths, additive, counts, mask)
+        return _laid_out(
+            _gram_blocks(inside.transpose(0, 1), landmarks, lengths, additive, counts, mask), mask
+        )
 
     def split(self, z: torch.Tensor, nodes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """z: [m, d] float64 -> the value columns (the parents' values and their products) [m, k, v] and the
@@ -416,21 +423,15 @@ class ParentBasis:
         return out
 
 
-def _gram(
-    a: torch.Tensor,
-    b: torch.Tensor,
-    lengths: torch.Tensor,
-    additive: torch.Tensor,
-    counts: torch.Tensor,
-    mask: torch.Tensor,
-) -> torch.Tensor:
-    """The kernel between a [k, m, p] and b [k, M, p] per node at each length scale ``lengths`` [k, s] ->
-    [k, s, m, M] (``_gram_blocks``), 0 for the pairs outside ``mask`` [k, s]."""
-    blocks = _gram_blocks(a, b, lengths, additive, counts, mask)
-    if len(blocks) == 1 and bool(mask.all()):  # one scale of every node (a fit's chosen one): no copy
+def _laid_out(blocks: list[torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+    """Per scale s the kernel of the nodes ``mask[:, s]`` [k_s, m, M] (``_gram_blocks``) -> [k, s, m, M], 0 for the
+    pairs outside ``mask`` [k, s]; one scale of every node (a fit's chosen one) without a copy."""
+    if len(blocks) == 1 and bool(mask.all()):
         return blocks[0][:, None]
-    shape = (a.shape[0], lengths.shape[1], a.shape[1], b.shape[1])
-    out = a.new_empty(shape) if bool(mask.all()) else a.new_zeros(shape)  # each scale copied in
+    shape = (mask.shape[0], mask.shape[1], *blocks[0].shape[1:])
+    out = (
+        blocks[0].new_empty(shape) if bool(mask.all()) else blocks[0].new_zeros(shape)
+    )  # each scale copied in
     for scale, block in enumerate(blocks):
         column = mask[:, scale]  # [k]
         if bool(column.all()):
