@@ -611,6 +611,8 @@ def test_adaptation_table_and_repr(scm_and_rows):
     for column, parents in zip(adapted.columns, scm.adjacency.sum(axis=0), strict=True):
         joint = [factor * math.sqrt(max(1, int(parents))) for factor in LENGTH_SCALES]
         allowed = ADDITIVE_SCALES if table.loc[column, "kernel_additive"] else joint
+        allowed = [0.0] if table.loc[column, "kernel_step"] else allowed
+        assert not (table.loc[column, "kernel_step"] and table.loc[column, "kernel_additive"])
         assert min(abs(table.loc[column, "kernel_length"] - length) for length in allowed) < 1e-12
     assert adapted.adapted and not zero_shot.adapted and zero_shot.adaptation is None
     assert "adapted" in repr(adapted) and "zero_shot" in repr(zero_shot)

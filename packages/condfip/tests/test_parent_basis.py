@@ -18,6 +18,8 @@ from condfip.model.parent_basis import (
     PRODUCT_PARENTS,
     SHORT_SCALE,
     SHORT_SCALE_PARENTS,
+    STEP_PARENTS,
+    STEP_SIDE_SHARE,
     ParentBasis,
     landmark_count,
     product_pairs,
@@ -217,6 +219,11 @@ def test_kernel_blocks_hold_the_split_features_of_the_pairs_a_fit_may_take() -> 
     for scale, block in enumerate(blocks):
         torch.testing.assert_close(block, kernel[basis.kernel_mask[:, scale], scale], rtol=1e-12, atol=1e-12)
     assert not bool(kernel[~basis.kernel_mask].any())
+    # given the columns, the step kernel joins as the last scale, for the node of one parent only
+    stepped = ParentBasis(parents, rows, num_landmarks=40, targets=rows)
+    assert bool(stepped.steps[:, -1].all()) and stepped.num_scales == basis.num_scales + 1
+    assert stepped.kernel_mask[:, -1].tolist() == [False] * (d - 1) + [True]
+    assert bool(torch.isneginf(stepped.log_prior[d - 2, -1]))  # more than STEP_PARENTS parents
     # with the one-parent node gone no node may take the short scale: it is left out of the basis
     fewer = ParentBasis(parents[:-1, :-1], rows[:, :-1], num_landmarks=40)
     assert fewer.num_scales == basis.num_scales - len(short)
@@ -224,8 +231,8 @@ def test_kernel_blocks_hold_the_split_features_of_the_pairs_a_fit_may_take() -> 
 
 def test_a_merged_basis_combines_each_node_over_its_own_landmarks(monkeypatch) -> None:
     """``ParentBasis.merge`` pads a node to the most landmarks of any part; ``combine`` equals the padded
-    ``basis(z) @ w`` and evaluates each node's kernel against its own landmarks only, joint or additive (node 2,
-    one parent in three slots, takes the additive kernel)."""
+    ``basis(z) @ w`` and evaluates each node's kernel against its own landmarks only, joint, additive or step
+    (node 2, one parent in three slots, takes the additive kernel; node 3 the step kernel, its thresholds kept)."""
     rows = _rows(120)
     bounds = (rows.amin(0), rows.amax(0))
     parents = _parents()
@@ -234,10 +241,14 @@ def test_a_merged_basis_combines_each_node_over_its_own_landmarks(monkeypatch) -
     small = ParentBasis(parents[few], rows, num_landmarks=40, bounds=bounds).with_scale(
         torch.tensor([0, 1, additive])
     )
-    large = ParentBasis(parents[many], rows, num_landmarks=100, bounds=bounds).with_scale(torch.tensor([1]))
+    stepped = ParentBasis(parents[many], rows, num_landmarks=100, bounds=bounds, targets=rows[:, many])
+    assert bool(stepped.steps[0, -1]) and bool(stepped.kernel_mask[0, -1])
+    large = stepped.with_scale(torch.tensor([stepped.num_scales - 1]))
     merged = ParentBasis.merge([(few, small), (many, large)], D)
     assert merged.num_kernel == 100 and merged.node_landmarks.tolist() == [40, 40, 40, 100]
     assert merged.additive[:, 0].tolist() == [False, False, True, False]
+    assert merged.steps[:, 0].tolist() == [False, False, False, True]
+    assert torch.equal(merged.thresholds[3], stepped.thresholds[0])
     assert merged.parent_counts.tolist() == [0, 0, 1, 3]
     weights = torch.randn(D, merged.size, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     for node in few.tolist():
@@ -338,3 +349,45 @@ def test_a_merged_basis_keeps_each_parts_products_in_place() -> None:
         placed = merged(z)[:, nodes, merged.max_parents : merged.value_slots]
         assert torch.equal(placed[..., : part.num_products], own)
         assert not bool(placed[..., part.num_products :].any())
+
+
+def test_step_thresholds_split_each_parent_where_the_column_jumps(monkeypatch):
+    """``targets`` give each node of at most ``STEP_PARENTS`` parents a threshold per parent, where its column
+    splits best, between two rows and with ``STEP_SIDE_SHARE`` of the rows on either side; the step kernel is
+    the share of the node's parents on the same side of theirs, reproduced on the landmarks by the features."""
+    rows = _rows(300)
+    targets = rows.clone()
+    targets[:, 2] = 3.0 * (rows[:, 0] > -0.4).double() + 0.1 * rows[:, 2]
+    targets[:, 3] = 2.0 * (rows[:, 1] > 0.5).double() - 2.0 * (rows[:, 2] > 0.0).double() + 0.1 * rows[:, 3]
+    basis = ParentBasis(_parents(), rows, num_landmarks=300, targets=targets)
+    step = int(torch.nonzero(basis.steps[0]).flatten()[0])
+    assert bool(basis.kernel_mask[2:, step].all()) and not bool(basis.kernel_mask[:2, step].any())
+    # node 2 <- 0; node 3 <- 0, 1, 2 (slots in that order); node 3's first parent does not move it: any threshold
+    torch.testing.assert_close(
+        basis.thresholds[2, 0], torch.tensor(-0.4, dtype=torch.float64), rtol=0, atol=0.05
+    )
+    torch.testing.assert_close(
+        basis.thresholds[3, 1:], torch.tensor([0.5, 0.0], dtype=torch.float64), rtol=0, atol=0.08
+    )
+    for node, parents in ((2, [0]), (3, [0, 1, 2])):
+        sorted_values = torch.sort(rows[:, parents], dim=0).values  # a threshold lies between two rows
+        for slot, column in enumerate(sorted_values.T):
+            t = basis.thresholds[node, slot]
+            below = int((column < t).sum())
+            assert below >= math.ceil(STEP_SIDE_SHARE * 300) and 300 - below >= math.ceil(
+                STEP_SIDE_SHARE * 300
+            )
+    v, m = basis.value_slots, basis.num_kernel
+    features = basis(rows)[:, 3, v + step * m : v + (step + 1) * m]  # [n, M]: every row is a landmark
+    sides = rows[:, :3] > basis.thresholds[3]  # [n, 3]
+    share = (sides[:, None, :] == sides[None, :, :]).double().mean(dim=-1)  # [n, n]
+    torch.testing.assert_close(features @ features.T, share, rtol=0, atol=2 * JITTER)
+    # the search in groups of one node (a bounded memory) finds the same thresholds
+    monkeypatch.setattr("condfip.model.parent_basis.STEP_SEARCH_ELEMENTS", 1)
+    grouped = ParentBasis(_parents(), rows, num_landmarks=300, targets=targets)
+    assert torch.equal(grouped.thresholds, basis.thresholds) and torch.equal(
+        grouped.log_prior, basis.log_prior
+    )
+    # without targets there is no step kernel, and nodes of more than STEP_PARENTS parents never take it
+    assert not bool(ParentBasis(_parents(), rows).steps.any())
+    assert STEP_PARENTS >= 3

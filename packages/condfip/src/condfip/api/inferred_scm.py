@@ -156,8 +156,8 @@ class InferredSCM:
         prior scale of each group of the basis (``scale_products`` above 0: the node's more probable model is
         the quadratic one, its parents' values and their products of degree two), the kernel the evidence
         chose (``kernel_length``, on the standardized parents, and ``kernel_additive``: a mean of one Gaussian
-        kernel per parent rather than one in all parents jointly, the same for one parent; read only where
-        ``full_basis``), ``continued`` (the mechanism continues up to a length scale, at most two standard
+        kernel per parent rather than one in all parents jointly, the same for one parent; ``kernel_step``: the
+        step kernel, one threshold per parent, its length 0; read only where ``full_basis``), ``continued`` (the mechanism continues up to a length scale, at most two standard
         deviations, beyond the rows' range before it is held flat, rather than at the range: the rows at the
         edge of the range said so, ``condfip.model.edge_check``), and ``encoder_noise_weight`` (the weight of
         the encoder's amortized noise in ``noise()``)."""
@@ -179,6 +179,7 @@ class InferredSCM:
         table["kernel_length"] = basis.lengths[:, 0].numpy()
         # with one parent the additive kernel is the joint one at the same length: reported as joint
         table["kernel_additive"] = (basis.additive[:, 0] & (basis.parent_counts > 1)).numpy()
+        table["kernel_step"] = basis.steps[:, 0].numpy()
         table["continued"] = basis.continued.numpy()
         table["encoder_noise_weight"] = self._encoder_noise_weight()
         return pd.DataFrame(table, index=self._columns)

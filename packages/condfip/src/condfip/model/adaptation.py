@@ -15,8 +15,8 @@ Per node ``i``, ``F_hat_i(z) = x_i(z) . w_i`` over a basis ``x_i`` of functions 
 - the pretrained network's own prediction ``F_zero_shot_i`` (the trained readout of the decoder's features);
 - the decoder's features of the parents, compressed to their ``num_directions`` principal directions;
 - Gaussian-kernel features of the parents at landmark rows, of one kernel chosen per node among the joint
-  kernel at ``LENGTH_SCALES`` and the additive kernel (one per parent, averaged) at ``ADDITIVE_SCALES``
-  (``condfip.model.parent_basis``): a kernel-ridge basis (Nyström).
+  kernel at ``LENGTH_SCALES``, the additive kernel (one per parent, averaged) at ``ADDITIVE_SCALES`` and the step
+  kernel (a threshold per parent; ``condfip.model.parent_basis``): a kernel-ridge basis (Nyström).
 
 Each penalized group ``k`` has a Gaussian prior ``w_k ~ N(0, 1 / alpha_k)``; the precisions and the noise
 level are chosen per node by maximizing the marginal likelihood (evidence) with MacKay's fixed point (group

@@ -23,6 +23,16 @@ better, not where it gains a few nats by chance on a smooth mechanism, and only 
 ``SHORT_SCALE_PARENTS`` parents: a mean of many sharp kernels gained evidence on a smooth mechanism of 9 parents
 and predicted new rows with twice the error of the joint kernel.
 
+The step kernel (``STEP``, for nodes of 1 to ``STEP_PARENTS`` parents, when the basis is given the nodes' columns
+as ``targets``) is the share of the node's parents on the same side of a threshold each: ``(1/p) sum_j
+[x_j > t_j] == [z_j > t_j]``. Its ridge fits one jump per parent, at a threshold chosen from the rows where the
+node's column splits best (a regression tree's first split on that parent alone, between two rows, with
+``STEP_SIDE_SHARE`` of the rows on either side). A Gaussian kernel of any length spreads a jump over its length,
+and a short one fits the noise elsewhere; a tree puts it between two rows (a threshold of one parent at 100 rows:
+DoWhy-GCM's tree-based fits had about half the kernels' error). The thresholds were picked from the rows, so the kernel's
+prior weight is one over its candidate thresholds per parent, less ``STEP_MARGIN`` nats (a steep but smooth ramp
+took it by a few nats and came out worse). The kernel has rank at most p + 1; its Nyström features are exact.
+
 Beside the parents' values, the basis holds their products of degree two (``x_a x_b`` for ``a <= b``: squares and
 pairwise interactions) for nodes of at most ``PRODUCT_PARENTS`` parents, computed from the same clamped inputs as
 the kernel: a quadratic or interaction mechanism (a dose times a modifier, a symmetric bump) is then fitted by a
@@ -55,13 +65,22 @@ ADDITIVE_SCALES = (
     0.3,
     1.0,
 )  # of the additive kernel (a mean of one kernel per parent), on standardized parents
-NUM_SCALES = len(LENGTH_SCALES) + len(ADDITIVE_SCALES)  # kernel candidates per node
+NUM_SCALES = len(LENGTH_SCALES) + len(ADDITIVE_SCALES) + 1  # kernel candidates per node: the step kernel last
 # an additive kernel shorter than SHORT_SCALE has a prior log weight this many nats below the other kernels
 # (unseen families at 400 rows: steps and thresholds 19-26 % lower noise error with it; without the margin
 # smooth saturating mechanisms were 4-9 % worse, with it within 1 %)
 SHORT_SCALE_MARGIN = 3.0
 SHORT_SCALE = 1.0
 SHORT_SCALE_PARENTS = 4  # nodes of more parents never take the short additive scale
+# the step kernel (one threshold per parent, a mean over the parents of "both on the same side"): for nodes of
+# 1 to STEP_PARENTS parents, each threshold chosen from the rows with at least STEP_SIDE_SHARE of them on either side
+STEP_PARENTS = 4
+STEP_SIDE_SHARE = 0.05
+STEP_SEARCH_ELEMENTS = 2**22  # the threshold search's tensors: at most this many rows x nodes x parents each
+# the step kernel's prior log weight is the log of one over its candidate thresholds (it was picked from the rows),
+# less this many nats: a steep but smooth ramp (tanh(6 x)) took it from 0-2 nats and came out 3-7 % worse
+STEP_MARGIN = 4.0
+JOINT, ADDITIVE, STEP = 0, 1, 2  # the kinds of kernel (``ParentBasis.kinds``)
 # nodes of at most this many parents get their parents' products of degree two (p (p + 1) / 2 of them)
 PRODUCT_PARENTS = 6
 JITTER = 1e-4  # added to the landmarks' kernel (diagonal 1) before it is factored: repeated landmarks stay solvable
@@ -91,7 +110,8 @@ class ParentBasis:
 
     ``parents`` [d, d] (``parents[i, j]`` for ``j -> i``); ``rows`` [n, d], standardized, the rows of the fit:
     ``num_landmarks`` of them, evenly spaced, are the landmarks. The scales are the joint kernel's
-    ``length_scales`` then the additive kernel's ``additive_scales``. Padded parent slots are 0. ``bounds`` (lowest
+    ``length_scales``, the additive kernel's ``additive_scales``, then, given ``targets`` (the nodes' columns of
+    ``rows``, [n, d]), the step kernel (its thresholds from them, ``thresholds`` [d, p]). Padded parent slots are 0. ``bounds`` (lowest
     and highest value of every column [d]) clamps the kernel features' inputs: beyond the rows' range the
     nonlinear part stays at its value at the edge, while the parents' values (the linear part) are not
     clamped; ``margins`` widens them per node, ``product_margins`` those of the products. ``with_scale`` keeps
@@ -109,6 +129,7 @@ class ParentBasis:
         length_scales: tuple[float, ...] = LENGTH_SCALES,
         additive_scales: tuple[float, ...] = ADDITIVE_SCALES,
         bounds: tuple[torch.Tensor, torch.Tensor] | None = None,
+        targets: torch.Tensor | None = None,
     ) -> None:
         if num_landmarks < 1 or rows.shape[0] < 1:
             raise ValueError(f"the kernel basis needs at least one landmark row; got {rows.shape[0]} rows")
@@ -148,22 +169,45 @@ class ParentBasis:
         width = torch.sqrt(counts.clamp_min(1).double())  # [d]
         joint = [scale * width for scale in length_scales]
         additive = [torch.full_like(width, scale) for scale in additive_scales]
-        lengths = torch.stack(joint + additive, dim=1)  # [d, S]
-        is_additive = torch.zeros(
-            lengths.shape, dtype=torch.bool
-        )  # [d, S]: the scale is one of the additive kernel's
-        is_additive[:, len(joint) :] = True
-        short = torch.tensor([False] * len(joint) + [scale < SHORT_SCALE for scale in additive_scales])  # [S]
+        with_step = targets is not None
+        step = [torch.zeros_like(width)] * with_step  # the step kernel has no length
+        lengths = torch.stack(joint + additive + step, dim=1)  # [d, S]
+        kinds = [JOINT] * len(joint) + [ADDITIVE] * len(additive) + [STEP] * with_step
+        kinds = torch.tensor(kinds, dtype=torch.long).expand(d, -1)  # [d, S]
+        short = torch.tensor(
+            [False] * len(joint) + [scale < SHORT_SCALE for scale in additive_scales] + [False] * with_step
+        )  # [S]
         # [d, S]: each kernel's prior log weight per node before normalization: 0, SHORT_SCALE_MARGIN below for a
-        # short additive scale, and -inf (never taken) for a short scale on a node of too many parents
+        # short additive scale, and -inf (never taken) for a short scale on a node of too many parents; the step
+        # kernel's, the log of one over its candidate thresholds (its thresholds were picked from the rows)
         allowed = torch.where(counts <= SHORT_SCALE_PARENTS, -SHORT_SCALE_MARGIN, -math.inf).double()  # [d]
         weights = torch.where(short, allowed[:, None], 0.0)
+        self.thresholds = torch.zeros(d, self.max_parents, dtype=torch.float64)  # [d, p]
+        if with_step:
+            choices = torch.zeros(d, self.max_parents, dtype=torch.long)  # [d, p]
+            slots = min(self.max_parents, STEP_PARENTS)
+            searched = torch.nonzero((counts > 0) & (counts <= STEP_PARENTS)).flatten()  # [k]
+            # the search holds a few [n, k', slots] tensors: nodes in groups of at most STEP_SEARCH_ELEMENTS
+            group = max(1, STEP_SEARCH_ELEMENTS // (rows.shape[0] * slots))
+            for nodes in searched.split(group):
+                self.thresholds[nodes, :slots], choices[nodes, :slots] = _step_thresholds(
+                    rows.double().cpu(),
+                    targets.double().cpu()[:, nodes],
+                    index[nodes, :slots],
+                    valid[nodes, :slots],
+                )
+            has_choices = ((choices > 0) | ~valid).all(dim=1)  # [d]: every parent of the node has a threshold
+            eligible = torch.zeros(d, dtype=torch.bool)
+            eligible[searched] = has_choices[searched]
+            search = torch.log(choices.clamp_min(1).double()).sum(dim=1)  # [d]
+            step_weight = torch.where(eligible, -search - STEP_MARGIN, -math.inf)
+            weights = torch.cat([weights[:, :-1], step_weight[:, None]], dim=1)
         # [d, S]: the (node, kernel) pairs a fit may take, the only ones whose features are computed (0 elsewhere):
         # a node with parents (a root's kernel features are constants that the fit leaves out), at a kernel of
         # finite prior weight; a short scale that no node may take is left out of the basis
         takes = (counts > 0)[:, None] & torch.isfinite(weights)
         kept = ~short | takes.any(dim=0)  # [S]
-        self.lengths, self.additive, self.kernel_mask = lengths[:, kept], is_additive[:, kept], takes[:, kept]
+        self.lengths, self.kinds, self.kernel_mask = lengths[:, kept], kinds[:, kept], takes[:, kept]
         weights = weights[:, kept]  # [d, s]
         # [d, s]: each kernel's prior log weight per node, normalized
         self.log_prior = (
@@ -171,9 +215,7 @@ class ParentBasis:
         )
         # [d, s, M, M]: the landmarks' kernel of the pairs in ``kernel_mask``
         kernels = _laid_out(
-            _gram_blocks(
-                self.landmarks, self.landmarks, self.lengths, self.additive, counts, self.kernel_mask
-            ),
+            _gram_blocks(self.landmarks, self.landmarks, self._kernel_parameters(None), self.kernel_mask),
             self.kernel_mask,
         )
         # W = L^-T with L L^T = K_ZZ + JITTER I (the kernel's diagonal is 1): W^T K_ZZ W = I up to the jitter, so
@@ -191,6 +233,25 @@ class ParentBasis:
         # each node's own landmarks (the first of its ``num_kernel`` slots): fewer than ``num_kernel`` in a merged
         # basis, whose padding ``combine`` skips
         self.node_landmarks = torch.full((d,), num, dtype=torch.long)  # [d]
+
+    @property
+    def additive(self) -> torch.Tensor:
+        """[d, s] bool: the scale is one of the additive kernel's."""
+        return self.kinds == ADDITIVE
+
+    @property
+    def steps(self) -> torch.Tensor:
+        """[d, s] bool: the scale is the step kernel."""
+        return self.kinds == STEP
+
+    def _kernel_parameters(
+        self, nodes: torch.Tensor | slice | None, device: torch.device | None = None
+    ) -> tuple:
+        """(kinds [k, s], lengths [k, s], thresholds [k, p], parent counts [k]) of the nodes ``nodes`` (all when
+        None), what ``_gram_blocks`` reads."""
+        index = slice(None) if nodes is None else nodes
+        parts = (self.kinds[index], self.lengths[index], self.thresholds[index], self.parent_counts[index])
+        return tuple(part.to(device) for part in parts) if device is not None else parts
 
     @property
     def parent_counts(self) -> torch.Tensor:
@@ -227,7 +288,7 @@ class ParentBasis:
         chosen.__dict__.update(self.__dict__)
         nodes = torch.arange(scale.shape[0])
         chosen.lengths = self.lengths[nodes, scale.cpu()][:, None]  # [d, 1]
-        chosen.additive = self.additive[nodes, scale.cpu()][:, None]
+        chosen.kinds = self.kinds[nodes, scale.cpu()][:, None]
         chosen.whitening = self.whitening[nodes, scale.cpu()][:, None]  # [d, 1, M, M]
         chosen.kernel_mask = self.kernel_mask[nodes, scale.cpu()][:, None]  # [d, 1]
         chosen.num_scales = 1
@@ -267,7 +328,8 @@ class ParentBasis:
         merged.product_valid = torch.zeros(num_nodes, merged.pairs.shape[0], dtype=torch.bool)
         merged.landmarks = torch.zeros(num_nodes, size, p, dtype=torch.float64)
         merged.lengths = torch.ones(num_nodes, 1, dtype=torch.float64)
-        merged.additive = torch.zeros(num_nodes, 1, dtype=torch.bool)
+        merged.kinds = torch.zeros(num_nodes, 1, dtype=torch.long)
+        merged.thresholds = torch.zeros(num_nodes, p, dtype=torch.float64)
         merged.whitening = torch.zeros(num_nodes, 1, size, size, dtype=torch.float64)
         merged.kernel_mask = torch.zeros(num_nodes, 1, dtype=torch.bool)
         merged.node_landmarks = torch.zeros(num_nodes, dtype=torch.long)
@@ -280,7 +342,8 @@ class ParentBasis:
             merged.product_valid[nodes, : basis.num_products] = basis.product_valid
             merged.landmarks[nodes, :m, :q] = basis.landmarks
             merged.lengths[nodes] = basis.lengths
-            merged.additive[nodes] = basis.additive
+            merged.kinds[nodes] = basis.kinds
+            merged.thresholds[nodes, :q] = basis.thresholds
             merged.whitening[nodes, :, :m, :m] = basis.whitening
             merged.kernel_mask[nodes] = basis.kernel_mask
             merged.node_landmarks[nodes] = basis.node_landmarks
@@ -339,12 +402,9 @@ class ParentBasis:
         index = slice(None) if nodes is None else nodes
         device = inside.device
         landmarks = self.landmarks[index, :size].to(device)  # [k, M, p]
-        lengths, additive = self.lengths[index].to(device), self.additive[index].to(device)  # [k, s]
-        counts = self.parent_counts[index].to(device)  # [k]
         mask = self.kernel_mask[index].to(device)  # [k, s]
-        return _laid_out(
-            _gram_blocks(inside.transpose(0, 1), landmarks, lengths, additive, counts, mask), mask
-        )
+        parameters = self._kernel_parameters(index, device)
+        return _laid_out(_gram_blocks(inside.transpose(0, 1), landmarks, parameters, mask), mask)
 
     def split(self, z: torch.Tensor, nodes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """z: [m, d] float64 -> the value columns (the parents' values and their products) [m, k, v] and the
@@ -367,14 +427,7 @@ class ParentBasis:
         values, inside, factors = self._values(z, None)
         size = self._own_landmarks(None)
         landmarks = self.landmarks[:, :size].to(z.device)  # [d, M', p]
-        raw = _gram_blocks(
-            inside.transpose(0, 1),
-            landmarks,
-            self.lengths,
-            self.additive,
-            self.parent_counts,
-            self.kernel_mask,
-        )
+        raw = _gram_blocks(inside.transpose(0, 1), landmarks, self._kernel_parameters(None), self.kernel_mask)
         blocks = []
         for scale, block in enumerate(raw):  # [k_s, m, M']
             whitening = self.whitening[self.kernel_mask[:, scale], scale, :size, :size].to(z.device)
@@ -442,19 +495,16 @@ def _laid_out(blocks: list[torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
 
 
 def _gram_blocks(
-    a: torch.Tensor,
-    b: torch.Tensor,
-    lengths: torch.Tensor,
-    additive: torch.Tensor,
-    counts: torch.Tensor,
-    mask: torch.Tensor,
+    a: torch.Tensor, b: torch.Tensor, parameters: tuple[torch.Tensor, ...], mask: torch.Tensor
 ) -> list[torch.Tensor]:
-    """The kernel between a [k, m, p] and b [k, M, p] at each length scale ``lengths`` [k, s] of the nodes
-    ``mask[:, s]`` (k_s of them) -> per scale [k_s, m, M]: Gaussian in all parents jointly, or where ``additive``
-    [k, s] the mean over the node's ``counts`` [k] parents of a Gaussian kernel in each. Padded parent slots are 0
-    in both."""
+    """The kernel between a [k, m, p] and b [k, M, p] at each scale of the nodes ``mask[:, s]`` (k_s of them) -> per
+    scale [k_s, m, M]. ``parameters`` (``ParentBasis._kernel_parameters``): each (node, scale)'s kind [k, s] and
+    length [k, s], each node's thresholds [k, p] and parent count [k]: Gaussian in all parents jointly (``JOINT``),
+    the mean over the node's parents of a Gaussian kernel in each (``ADDITIVE``), or the share of its parents on
+    the same side of their thresholds (``STEP``). Padded parent slots are 0 in both."""
+    kinds, lengths, thresholds, counts = parameters
     blocks: list[torch.Tensor] = []
-    joint = mask & ~additive  # [k, s]
+    joint = mask & (kinds == JOINT)  # [k, s]
     squared = None
     if bool(joint.any()):
         # [k', m, M]: |x - z|^2 per node that takes some joint scale, as |x|^2 + |z|^2 - 2 x.z (what cdist
@@ -464,29 +514,81 @@ def _gram_blocks(
         norms = a_rows.square().sum(dim=-1)[:, :, None] + b_rows.square().sum(dim=-1)[:, None, :]
         squared = torch.baddbmm(norms, a_rows, b_rows.transpose(1, 2), alpha=-2.0).clamp_min_(0.0)
         position = torch.cumsum(rows, dim=0) - 1  # [k]: each node's row of ``squared``
-    factors = -0.5 / lengths.square()  # [k, s]: -1 / (2 l^2)
+    factors = -0.5 / lengths.square()  # [k, s]: -1 / (2 l^2) (inf for the step kernel, whose length is 0)
     for scale in range(lengths.shape[1]):
         column = mask[:, scale]  # [k]
+        kind = kinds[column, scale]  # [k_s]: a merged basis mixes kinds in one scale
         factor = factors[column, scale, None, None]  # [k_s, 1, 1]
-        kinds = additive[
-            column, scale
-        ]  # [k_s]: the node's kernel at this scale is additive (a merged basis mixes)
-        block = a.new_empty(kinds.shape[0], a.shape[1], b.shape[1])  # [k_s, m, M]
-        if not bool(kinds.all()):
+        parts = []
+        if bool((kind == JOINT).any()):
             taken = joint[:, scale]  # [k]
             picked = squared if bool(taken[rows].all()) else squared[position[taken]]
-            joint_block = (picked * factor[~kinds]).exp_()
-            block = (
-                joint_block if not bool(kinds.any()) else block.index_copy_(0, _where(~kinds), joint_block)
-            )
-        if bool(kinds.any()):
-            inputs = a[column][kinds], b[column][kinds]
-            additive_block = _additive_mean(*inputs, factor[kinds], counts[column][kinds])
-            block = (
-                additive_block if bool(kinds.all()) else block.index_copy_(0, _where(kinds), additive_block)
-            )
+            parts.append((kind == JOINT, (picked * factor[kind == JOINT]).exp_()))
+        for code in (ADDITIVE, STEP):
+            nodes = kind == code
+            if bool(nodes.any()):
+                inputs = a[column][nodes], b[column][nodes]
+                if code == ADDITIVE:
+                    parts.append((nodes, _additive_mean(*inputs, factor[nodes], counts[column][nodes])))
+                else:
+                    share = _step_share(*inputs, thresholds[column][nodes], counts[column][nodes])
+                    parts.append((nodes, share))
+        if len(parts) == 1:
+            blocks.append(parts[0][1])
+            continue
+        block = a.new_empty(kind.shape[0], a.shape[1], b.shape[1])  # [k_s, m, M]
+        for nodes, part in parts:
+            block.index_copy_(0, _where(nodes), part)
         blocks.append(block)
     return blocks
+
+
+def _step_share(
+    a: torch.Tensor, b: torch.Tensor, thresholds: torch.Tensor, counts: torch.Tensor
+) -> torch.Tensor:
+    """The share of each node's ``counts`` [k] parents on which a [k, m, p] and b [k, M, p] are on the same side of
+    the parent's threshold [k, p] (above, or not) -> [k, m, M]: one batched product of the sides' indicators."""
+    valid = (torch.arange(a.shape[-1], device=a.device) < counts[:, None]).to(a.dtype)[
+        :, None, :
+    ]  # [k, 1, p]
+
+    def sides(x: torch.Tensor) -> torch.Tensor:  # [k, n, p] -> [k, n, 2p]
+        above = (x > thresholds[:, None, :]).to(x.dtype)
+        return torch.cat([above * valid, (1.0 - above) * valid], dim=-1)
+
+    shares = sides(a) @ sides(b).transpose(1, 2)  # [k, m, M]
+    return shares / counts.clamp_min(1).to(a.dtype)[:, None, None]
+
+
+def _step_thresholds(
+    rows: torch.Tensor, targets: torch.Tensor, index: torch.Tensor, valid: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each node's threshold per parent: rows [n, d], the nodes' columns ``targets`` [n, k], their parents ``index``
+    [k, p] (``valid`` [k, p]) -> thresholds [k, p] and how many candidates each was chosen from [k, p] (0 for a
+    padded slot, or a parent of fewer than two values). A threshold is the midpoint between two consecutive
+    distinct values of the parent, with at least ``STEP_SIDE_SHARE`` of the rows on either side, where the node's
+    column splits best: the largest between-sides sum of squares ``n_low n_high / n (mean_high - mean_low)^2``
+    (a regression tree's first split on that parent alone)."""
+    n = rows.shape[0]
+    if n < 2:
+        return torch.zeros(index.shape, dtype=rows.dtype), torch.zeros(index.shape, dtype=torch.long)
+    values = rows[:, index]  # [n, k, p]
+    order = torch.argsort(values, dim=0)
+    ordered = torch.gather(values, 0, order)  # [n, k, p] ascending
+    y = torch.gather(targets[:, :, None].expand_as(values), 0, order)  # [n, k, p]: the column in that order
+    low_sums = torch.cumsum(y, dim=0)[:-1]  # [n - 1, k, p]: the sum of the first i + 1 rows
+    low_counts = torch.arange(1, n, dtype=rows.dtype)[:, None, None]  # [n - 1, 1, 1]
+    total = low_sums[-1:] + y[-1:]  # [1, k, p]
+    high_counts = n - low_counts
+    gap = total / high_counts - low_sums * (1.0 / low_counts + 1.0 / high_counts)  # mean_high - mean_low
+    score = low_counts * high_counts / n * gap.square()  # [n - 1, k, p]
+    least = max(1, math.ceil(STEP_SIDE_SHARE * n))
+    admissible = (ordered[1:] > ordered[:-1]) & (low_counts >= least) & (high_counts >= least) & valid
+    score = torch.where(admissible, score, -math.inf)
+    best = score.argmax(dim=0, keepdim=True)  # [1, k, p]
+    thresholds = 0.5 * (torch.gather(ordered, 0, best) + torch.gather(ordered, 0, best + 1))[0]  # [k, p]
+    choices = admissible.sum(dim=0)  # [k, p]
+    return torch.where(valid & (choices > 0), thresholds, 0.0), choices
 
 
 def _where(flags: torch.Tensor) -> torch.Tensor:

@@ -434,7 +434,8 @@ class PreparedDecoder:
     ) -> tuple[Adaptation, ParentBasis]:
         """The adaptation of the nodes ``nodes`` (all when None) and their basis at the chosen length scales."""
         parents = self.parents if nodes is None else self.parents[nodes.to(self.parents.device)]
-        basis = ParentBasis(parents, rows, num_landmarks=num_landmarks, bounds=bounds)
+        targets = rows if nodes is None else rows[:, nodes.to(rows.device)]  # [n, k]: the nodes' columns
+        basis = ParentBasis(parents, rows, num_landmarks=num_landmarks, bounds=bounds, targets=targets)
         per_row = 8 * parents.shape[0] * basis.size
         chunk_rows = max(1, min(chunk_rows, BASIS_CHUNK_BYTES // per_row))
         prior_weights, prior_bias = self.prior_readout()
