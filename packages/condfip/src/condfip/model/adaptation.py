@@ -129,7 +129,7 @@ class Adaptation:
     bias: torch.Tensor  # [d]
     scale: (
         torch.Tensor
-    )  # [d] long: each node's kernel (an index into its basis's joint, then additive scales)
+    )  # [d] long: each node's kernel (an index into its basis's joint, then additive, then step scales)
     full_basis: torch.Tensor  # [d] bool: the nonlinear model is in the fit (False: the linear model alone)
     # [d]: the nonlinear model's weight in the node's model average (``nonlinear_weights``): 0 the linear model
     # alone, 1 the nonlinear one alone
@@ -575,6 +575,7 @@ class _ScaleMoments:
 
     def __init__(self, num_kernel: int, mask: torch.Tensor) -> None:
         self.num_kernel, self.mask = num_kernel, mask
+        self.nodes = [torch.nonzero(taken).flatten() for taken in mask.T]  # per scale [k_s]: its nodes
         self.parts: list | None = None
 
     def add(self, small: torch.Tensor, blocks: list[torch.Tensor], targets: torch.Tensor) -> None:
@@ -584,7 +585,7 @@ class _ScaleMoments:
         y = targets.T[:, :, None]  # [d, m, 1]
         kernel_parts = []
         for scale, kernel in enumerate(blocks):
-            index = torch.nonzero(self.mask[:, scale]).flatten().to(small.device)  # [k_s]
+            index = self.nodes[scale].to(small.device)  # [k_s]
             kernel_small, kernel_y = by_node[index], y[index]  # [k_s, m, a], [k_s, m, 1]
             kernel_parts.append(
                 [
@@ -617,7 +618,7 @@ class _ScaleMoments:
         for position, tail in enumerate([(a, size), (size, size), (size,)]):  # between, scatter, cross
             full = small.new_zeros(s, d, *tail)
             for scale, moments in enumerate(kernel_parts):
-                full[scale, self.mask[:, scale].to(small.device)] = moments[position]
+                full[scale, self.nodes[scale].to(small.device)] = moments[position]
             laid.append(full)
         self.parts = [small, laid[0], laid[1], cross_small, laid[2], squares]
 

@@ -189,12 +189,10 @@ class ParentBasis:
             searched = torch.nonzero((counts > 0) & (counts <= STEP_PARENTS)).flatten()  # [k]
             # the search holds a few [n, k', slots] tensors: nodes in groups of at most STEP_SEARCH_ELEMENTS
             group = max(1, STEP_SEARCH_ELEMENTS // (rows.shape[0] * slots))
+            values, columns = rows.double().cpu(), targets.double().cpu()  # [n, d], [n, d]
             for nodes in searched.split(group):
                 self.thresholds[nodes, :slots], choices[nodes, :slots] = _step_thresholds(
-                    rows.double().cpu(),
-                    targets.double().cpu()[:, nodes],
-                    index[nodes, :slots],
-                    valid[nodes, :slots],
+                    values, columns[:, nodes], index[nodes, :slots], valid[nodes, :slots]
                 )
             has_choices = ((choices > 0) | ~valid).all(dim=1)  # [d]: every parent of the node has a threshold
             eligible = torch.zeros(d, dtype=torch.bool)
@@ -204,9 +202,10 @@ class ParentBasis:
             weights = torch.cat([weights[:, :-1], step_weight[:, None]], dim=1)
         # [d, S]: the (node, kernel) pairs a fit may take, the only ones whose features are computed (0 elsewhere):
         # a node with parents (a root's kernel features are constants that the fit leaves out), at a kernel of
-        # finite prior weight; a short scale that no node may take is left out of the basis
+        # finite prior weight; a short or step scale that no node may take is left out of the basis
         takes = (counts > 0)[:, None] & torch.isfinite(weights)
-        kept = ~short | takes.any(dim=0)  # [S]
+        optional = short | (kinds[0] == STEP)  # [S]
+        kept = ~optional | takes.any(dim=0)  # [S]
         self.lengths, self.kinds, self.kernel_mask = lengths[:, kept], kinds[:, kept], takes[:, kept]
         weights = weights[:, kept]  # [d, s]
         # [d, s]: each kernel's prior log weight per node, normalized
