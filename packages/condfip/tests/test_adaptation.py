@@ -26,8 +26,12 @@ from condfip.model.model_weights import (
     EVIDENCE_MARGIN,
     MIN_MODEL_WEIGHT,
     PRIOR_NODES,
+    QUADRATIC_MIN_WEIGHT,
+    averaged,
+    averages,
     clear_counts,
     nonlinear_weights,
+    quadratic_shares,
     shared_log_odds,
 )
 from condfip.model.parent_basis import (
@@ -207,6 +211,30 @@ def test_the_nonlinear_weight_is_the_posterior_probability_near_the_prior_odds_a
     assert weight[~inside].tolist() == [0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0]  # a root: the likelier model whole
 
 
+def test_the_quadratic_share_is_its_posterior_probability_near_even_odds_and_one_model_elsewhere():
+    quadratic = torch.tensor([-3.0, -2.0, -1.0, 0.0, 1.5, 2.1, 2.3, 5.0, 0.0], dtype=torch.float64)
+    kernel = torch.zeros_like(quadratic)
+    eligible = torch.tensor([True] * 8 + [False])
+    share = quadratic_shares(quadratic, kernel, eligible)
+    posterior = torch.sigmoid(quadratic - kernel)
+    inside = (posterior >= QUADRATIC_MIN_WEIGHT) & (posterior <= 1 - QUADRATIC_MIN_WEIGHT) & eligible
+    assert inside.tolist() == [False, True, True, True, True, True, False, False, False]
+    torch.testing.assert_close(share[inside], posterior[inside], rtol=0, atol=0)
+    assert share[~inside].tolist() == [0.0, 1.0, 1.0, 0.0]  # not eligible: the kernel model
+
+
+def test_averaged_keeps_a_single_model_bit_for_bit_and_sums_the_others():
+    def tensor(values):
+        return torch.tensor([values], dtype=torch.float64)
+
+    parts = [tensor([0.1, 0.3]), tensor([0.7, 0.2]), tensor([1.0 / 3.0, 5.0])]
+    weights = [tensor([1.0, 0.2]), tensor([0.0, 0.5]), tensor([0.0, 0.3])]
+    out = averaged(parts, weights)
+    assert out[0, 0] == parts[0][0, 0]
+    assert math.isclose(float(out[0, 1]), 0.2 * 0.3 + 0.5 * 0.2 + 0.3 * 5.0, rel_tol=1e-15)
+    assert averaged(parts[:1], weights[:1]) is parts[0]
+
+
 def test_the_prior_odds_fall_only_in_a_table_of_clearly_nonlinear_nodes():
     """The nodes of one table share the prior share of nonlinear mechanisms: updated by the clearly nonlinear
     nodes (gain above CLEAR_NONLINEAR_GAIN), the prior counting as PRIOR_NODES nodes, never below the prior's."""
@@ -238,29 +266,59 @@ def test_a_node_between_the_models_is_their_average_and_refits_as_one():
     adaptation, basis, features = _fit(z, chunk=17)
     share = float(adaptation.nonlinear_weight[4])
     assert MIN_MODEL_WEIGHT <= share <= 1 - MIN_MODEL_WEIGHT
-    design = reduced_design(adaptation, features(z), basis(z))[:, 4]  # [n, r]
-    direct = torch.zeros(len(z), dtype=torch.float64)
-    for penalties, active, weight in (
-        (adaptation.penalties[4], adaptation.active[4], share),
-        (adaptation.linear_penalties[4], adaptation.linear_active[4], 1 - share),
-    ):
-        x = torch.where(active, design, 0.0)
-        scatter = x.T @ x
-        jitter = 1e-10 * float(torch.diagonal(scatter).max().clamp_min(1.0))
-        system = scatter + torch.diag(penalties) + jitter * torch.eye(len(active), dtype=torch.float64)
-        system = torch.where(active[:, None] & active[None, :], system, torch.diag((~active).double()))
-        direct += weight * (x @ torch.linalg.solve(system, x.T @ z[:, 4]))
-    adapted = evaluate(adaptation, features(z), basis(z))[:, 4]
-    # float64 solves of systems conditioned up to ~1e10 (the jitter's bound)
-    np.testing.assert_allclose(adapted.numpy(), direct.numpy(), rtol=1e-6, atol=1e-6)
+    models = adaptation.models()
+    assert torch.equal(models[-1][0], adaptation.linear_penalties)
+    assert math.isclose(float(models[-1][2][4]), 1 - share, rel_tol=1e-15)
+    _assert_direct_average_and_refit(adaptation, basis, features, z, [4])
     assert not bool(
         adaptation.linear_active[4, 1 + basis.max_parents :].any()
     )  # the linear model: 1 and parents
-    refit = WeightedRefit(adaptation, reduced_design(adaptation, features(z), basis(z)), z)(
-        torch.ones(len(z))
+
+
+def test_a_node_between_the_quadratic_and_kernel_models_averages_them():
+    """Where the quadratic model's evidence is near the kernels' the nonlinear model is their average, weighted by
+    ``quadratic_shares``: F_hat is every model's ridge fit times its weight (the quadratic and the kernel model's
+    sharing the nonlinear weight, the linear model the rest), and a refit with every row once is the same."""
+    z, noise = _linear_data(100, seed=1)
+    z[:, 2] = torch.nn.functional.softplus(3 * z[:, 0]) + noise[:, 2]
+    adaptation, basis, features = _fit(z, decoder=False)
+    shared = averages(adaptation.quadratic_share) & (adaptation.nonlinear_weight > 0)  # [d]
+    assert bool(shared[2]) and float(adaptation.nonlinear_weight[2]) == 1.0
+    nodes = torch.nonzero(shared).flatten().tolist()
+    models = adaptation.models()
+    total = sum(weight for _, _, weight in models)
+    np.testing.assert_allclose(total.numpy(), 1.0, rtol=0, atol=1e-15)
+    quadratic = [weight for penalties, _, weight in models if penalties is adaptation.quadratic_penalties][0]
+    torch.testing.assert_close(
+        quadratic[shared], (adaptation.nonlinear_weight * adaptation.quadratic_share)[shared]
     )
+    # the quadratic model reads no kernel column, the kernel model (the node's chosen one) no product
+    p, q = basis.max_parents, basis.num_products
+    assert not bool(adaptation.quadratic_active[2, 2 + p + q :].any())
+    assert not bool(adaptation.active[2, 1 + p : 1 + p + q].any())
+    _assert_direct_average_and_refit(adaptation, basis, features, z, nodes)
+
+
+def _assert_direct_average_and_refit(adaptation, basis, features, z, nodes) -> None:
+    """The nodes' F_hat is the average of their models (``Adaptation.models``), each solved directly at its own
+    penalties; a ``WeightedRefit`` with every row once gives the same."""
+    designs = reduced_design(adaptation, features(z), basis(z))  # [n, d, r]
+    adapted = evaluate(adaptation, features(z), basis(z))  # [n, d]
+    for node in nodes:
+        direct = torch.zeros(len(z), dtype=torch.float64)
+        for penalties, active, weight in adaptation.models():
+            penalties, active = penalties[node], active[node]
+            x = torch.where(active, designs[:, node], 0.0)
+            scatter = x.T @ x
+            jitter = 1e-10 * float(torch.diagonal(scatter).max().clamp_min(1.0))
+            system = scatter + torch.diag(penalties) + jitter * torch.eye(len(active), dtype=torch.float64)
+            system = torch.where(active[:, None] & active[None, :], system, torch.diag((~active).double()))
+            direct += float(weight[node]) * (x @ torch.linalg.solve(system, x.T @ z[:, node]))
+        # float64 solves of systems conditioned up to ~1e10 (the jitter's bound)
+        np.testing.assert_allclose(adapted[:, node].numpy(), direct.numpy(), rtol=1e-6, atol=1e-6)
+    refit = WeightedRefit(adaptation, designs, z)(torch.ones(len(z)))
     np.testing.assert_allclose(
-        evaluate(refit, features(z), basis(z))[:, 4].numpy(), adapted.numpy(), rtol=0, atol=1e-9
+        evaluate(refit, features(z), basis(z)).numpy(), adapted.numpy(), rtol=0, atol=1e-9
     )
 
 
@@ -367,20 +425,31 @@ def test_without_decoder_features_equals_a_direct_ridge_on_the_parent_basis():
         np.testing.assert_allclose(adapted.numpy(), direct.numpy(), rtol=1e-6, atol=1e-6)
 
 
-def test_held_out_errors_match_brute_force():
+@pytest.mark.parametrize("mechanism", ["sine", "softplus"])
+def test_held_out_errors_match_brute_force(mechanism):
     """The exact leave-one-out residuals of the final fit (penalties fixed) equal refitting without each row; for
-    a node that averages its two models, refitting each model without the row and averaging their predictions."""
-    z, noise = _linear_data(60, seed=4)
-    z[:, 4] = torch.sin(z[:, 2]) + noise[:, 4]
-    adaptation, basis, features = _fit(z, chunk=17)
-    assert 0 < float(adaptation.nonlinear_weight[4]) < 1  # node 4 averages the linear and nonlinear models
+    a node that averages its models (the linear and the nonlinear one, the quadratic and the kernel model),
+    refitting each model without the row and averaging their predictions."""
+    if mechanism == "sine":
+        z, noise = _linear_data(60, seed=4)
+        z[:, 4] = torch.sin(z[:, 2]) + noise[:, 4]
+        adaptation, basis, features = _fit(z, chunk=17)
+        assert (
+            0 < float(adaptation.nonlinear_weight[4]) < 1
+        )  # node 4 averages the linear and nonlinear models
+        nodes = (2, 4)
+    else:
+        z, noise = _linear_data(100, seed=1)
+        z[:, 2] = torch.nn.functional.softplus(3 * z[:, 0]) + noise[:, 2]
+        adaptation, basis, features = _fit(z, decoder=False, chunk=37)
+        assert 0 < float(adaptation.quadratic_share[2]) < 1  # node 2 averages the quadratic and kernel models
+        nodes = (2,)
+    averaged = adaptation.models()
     design = reduced_design(adaptation, features(z), basis(z))  # [n, d, r]
     scatter_full = torch.einsum("ndr,nds->drs", design, design)
-    for node in (2, 4):
-        share = float(adaptation.nonlinear_weight[node])
+    for node in nodes:
         models = [
-            (adaptation.penalties[node], adaptation.active[node], share),
-            (adaptation.linear_penalties[node], adaptation.linear_active[node], 1 - share),
+            (penalties[node], active[node], float(weight[node])) for penalties, active, weight in averaged
         ]
         squares = []
         for row in range(len(z)):

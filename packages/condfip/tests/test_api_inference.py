@@ -601,6 +601,9 @@ def test_adaptation_table_and_repr(scm_and_rows):
     expected = nonlinear_weights(gain, odds, parents)
     np.testing.assert_array_equal(table["nonlinear_weight"].to_numpy(), expected.numpy())
     assert (table["full_basis"] == (table["nonlinear_weight"] > 0)).all()
+    # the quadratic model's share of the nonlinear model: a probability, 0 for a linear node
+    assert table["quadratic_share"].between(0, 1).all()
+    assert (table["quadratic_share"][~table["full_basis"]] == 0).all()
     adaptation, basis = adapted._runner.prepared.adaptation  # the sampling basis clamps what the fit says
     assert torch.equal(basis.clamp_linear, adaptation.clamps_linear.cpu())
     # continued beyond the rows (the edge check): only nonlinear nodes, and what the sampling basis does

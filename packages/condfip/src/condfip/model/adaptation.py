@@ -36,12 +36,18 @@ nodes it has (a share updated by every node's posterior drifted up on linear tab
 chance gains, and cost them up to 9 %). The nonlinear model's evidence is the mean of the kernels' under their prior
 (uniform but for the short additive scale, ``ParentBasis.log_prior``), not the best: the winner of several
 candidates is not credited for having been picked.
-The quadratic model (the parents' values and their products, no kernel, no network) is one more candidate: a node
-takes it where it keeps some product and its evidence beats the mean of the kernels' fits without the network's
-groups (it is then also the nonlinear model's evidence against the linear one). It is a model of its own rather
-than a group beside the kernel: on top of an exact quadratic a short kernel gains a few nats from the noise (a
-parabola at 400 rows: 4 nats, and a bump in the fit where the rows had none), and beside the kernel the products
-shifted curved mechanisms that are not polynomials (sigmoids, random networks at 50-100 rows: 3-12 % worse).
+The quadratic model (the parents' values and their products, no kernel, no network) is one more candidate. Where a
+node keeps some product and not the network's groups, its nonlinear model is the quadratic model, the best kernel's,
+or their average weighted by their posterior probabilities at even odds, from the quadratic model's evidence against
+the mean of the kernels' fits without the network's groups (``model_weights.quadratic_shares``; within
+``QUADRATIC_MIN_WEIGHT`` of 0 or 1, one model). Taken alone, the quadratic model's evidence is also the nonlinear
+model's against the linear one; an average keeps the kernels'. The two are often within a nat or two of each other
+(a softplus or a cubic of one parent at 100 rows), where a hard pick is a coin flip between two different
+extrapolations (CSuite's softplus chains: generation 3-4 % lower with the average; the unseen exponential and cubic
+families at 100 rows 1-4 % lower, the quadratic one there 2-3 % higher). It is a model of its own rather than a
+group beside the kernel: on top of an exact quadratic a short kernel gains a few nats from the noise (a parabola at
+400 rows: 4 nats, and a bump in the fit where the rows had none), and beside the kernel the products shifted curved
+mechanisms that are not polynomials (sigmoids, random networks at 50-100 rows: 3-12 % worse).
 Each kernel is fitted twice, with the network's groups (zero-shot prediction, decoder directions) and without
 them, and the network's groups stay in a node's nonlinear model only when its best fit with them beats its best
 fit of the parents and kernel alone by ``network_margin`` nats: the network's features are a function of the
@@ -70,7 +76,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import torch
 
@@ -87,6 +93,7 @@ from condfip.model.model_weights import (
     averaged,
     averages,
     nonlinear_weights,
+    quadratic_shares,
     shared_log_odds,
 )
 from condfip.model.parent_basis import (
@@ -152,6 +159,12 @@ class Adaptation:
     active: torch.Tensor  # [d, r] bool: the column is in that model (a pruned one has a weight of exactly 0)
     linear_penalties: torch.Tensor  # [d, r]: the linear model's, averaged in where 0 < nonlinear_weight < 1
     linear_active: torch.Tensor  # [d, r] bool
+    # [d]: the quadratic model's share of the nonlinear model (``quadratic_shares``): 1 where it is the nonlinear
+    # model alone (``penalties`` are then its own), 0 where the kernel model is, between them an average of the two
+    quadratic_share: torch.Tensor
+    # [d, r]: the quadratic model's penalties and columns, averaged in where 0 < quadratic_share < 1
+    quadratic_penalties: torch.Tensor
+    quadratic_active: torch.Tensor
     directions: torch.Tensor  # [d, f, k]: the decoder's principal directions
     prior: tuple[torch.Tensor, torch.Tensor]  # the trained readout: weights [d, f], bias [d]
     parent_slots: int  # p
@@ -184,6 +197,25 @@ class Adaptation:
     def reads_decoder(self) -> torch.Tensor:
         """[d] bool: the node's ``F_hat`` uses the decoder's features (the zero-shot or decoder group was kept)."""
         return (self.decoder_weights != 0).any(dim=1)
+
+    def models(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """The models each node's fit averages, as ``(penalties [d, r], active [d, r], weight [d])`` over the
+        reduced basis, the weights summing to 1 per node: the nonlinear model (its kernel model, or the quadratic
+        model where that is the nonlinear model alone; the linear model's penalties where the node is linear), the
+        quadratic model where it shares the nonlinear model's weight with the kernel model, and the linear model
+        where the node averages it with the nonlinear one. A model no node weighs is left out."""
+        nonlinear = self.nonlinear_weight  # [d]
+        shared = averages(self.quadratic_share)  # [d]
+        quadratic = torch.where(shared, nonlinear * self.quadratic_share, 0.0)  # [d]
+        mixes = averages(nonlinear)  # [d]
+        models = [(self.penalties, self.active, torch.where(nonlinear > 0, nonlinear - quadratic, 1.0))]
+        if bool((shared & (nonlinear > 0)).any()):
+            models.append((self.quadratic_penalties, self.quadratic_active, quadratic))
+        if bool(mixes.any()):
+            models.append(
+                (self.linear_penalties, self.linear_active, torch.where(mixes, 1.0 - nonlinear, 0.0))
+            )
+        return models
 
 
 def evaluate(
@@ -318,11 +350,13 @@ def fit_adaptation(
     # the nonlinear model: the best with the network's groups where they beat the kernel alone by the margin
     keeps_network = with_network > kernel_alone + network_margin  # [d]
     model = torch.where(keeps_network, network_scale, kernel_scale + num_scales)  # [d]: an index into fits
-    # a node takes the quadratic model where it keeps some product and its evidence beats the kernels' (averaged,
-    # as below), unless the network's groups were kept
+    # where it keeps some product and the network's groups were not kept, a node's nonlinear model is the quadratic
+    # model, the kernel model, or their average, by the quadratic model's evidence against the kernels' (averaged,
+    # as below; ``quadratic_shares``)
     kernel_family = torch.logsumexp(candidates[num_scales:], dim=0)  # [d]
     keeps_products = fits[quadratic].group_scales[:, group("products")] > 0  # [d]
-    takes_quadratic = keeps_products & ~keeps_network & (fits[quadratic].log_evidence > kernel_family)  # [d]
+    share = quadratic_shares(fits[quadratic].log_evidence, kernel_family, keeps_products & ~keeps_network)
+    takes_quadratic = share == 1  # [d]: the quadratic model alone
     model = torch.where(takes_quadratic, quadratic, model)
     scale = model % num_scales  # [d]: its kernel (and length scale; any, for the quadratic model)
     nonlinear = candidates[:num_scales]  # [s, d]
@@ -330,12 +364,14 @@ def fit_adaptation(
     # prior's log weights), below the best one's: the best of s candidates is not credited for having been
     # picked (on a linear mechanism, a spurious winner among five would clear the margin more often)
     nonlinear_evidence = torch.logsumexp(nonlinear, dim=0)  # [d]
-    # a quadratic node's, the quadratic model's
+    # a node of the quadratic model alone, the quadratic model's (one that averages it with the kernel model keeps
+    # the kernels')
     nonlinear_evidence = torch.where(takes_quadratic, fits[quadratic].log_evidence, nonlinear_evidence)
     gain = nonlinear_evidence - fits[-1].log_evidence  # [d]
     log_odds = shared_log_odds(gain, counts, evidence_margin, counted)
     mixture = nonlinear_weights(gain, log_odds, counts)  # [d]
     use_full = mixture > 0  # [d]: the nonlinear model is in the node's fit
+    share = torch.where(use_full, share, 0.0)  # a linear node has no nonlinear model to share
     every_node = torch.arange(d, device=device)
 
     def linear(name: str) -> torch.Tensor:
@@ -355,14 +391,11 @@ def fit_adaptation(
     linear_penalties, linear_active = linear("penalties"), ~linear("pruned")  # [d, r]: the linear model's
     scale = torch.where(use_full, scale, 0)
     scatter, cross = moments.reduced_scatter(scale), moments.reduced_cross(scale)
-    solved = [ridge_solve(scatter, cross, penalties, active)]
-    if bool(averages(mixture).any()):
-        solved.append(ridge_solve(scatter, cross, linear_penalties, linear_active))
-    weights = averaged([weights for _, weights in solved], mixture[:, None])
     # the more probable model's noise level and group scales
     likelier = mixture >= 0.5  # [d]
-    adaptation = Adaptation(
-        **readout_weights(weights, prior_weights, prior_bias, directions, v),
+    unsolved = torch.zeros(d, a + moments.num_kernel, dtype=torch.float64, device=device)  # [d, r]
+    chosen_models = Adaptation(
+        **readout_weights(unsolved, prior_weights, prior_bias, directions, v),  # solved below
         scale=scale,
         full_basis=use_full,
         nonlinear_weight=mixture,
@@ -379,19 +412,29 @@ def fit_adaptation(
         active=active,
         linear_penalties=linear_penalties,
         linear_active=linear_active,
+        quadratic_share=share,
+        quadratic_penalties=fits[quadratic].penalties,
+        quadratic_active=~fits[quadratic].pruned,
         directions=directions,
         prior=(prior_weights, prior_bias),
         parent_slots=p,
         product_slots=q,
     )
-    chosen_basis = basis.with_scale(scale)
-    models = list(zip(solved, (active, linear_active), strict=False))  # the linear model only where solved
+    # each model the nodes average, solved at its own penalties: (Cholesky factor, weights), active columns, weight
+    models = [
+        (ridge_solve(scatter, cross, penalties, active), active, weight)
+        for penalties, active, weight in chosen_models.models()
+    ]
+    weights = averaged(
+        [weights for (_, weights), _, _ in models], [weight[:, None] for _, _, weight in models]
+    )
+    adaptation = replace(chosen_models, **readout_weights(weights, prior_weights, prior_bias, directions, v))
     (
         adaptation.mean_leverage,
         adaptation.held_out_errors,
         adaptation.capped_held_out_errors,
         adaptation.capped_held_out_standard_errors,
-    ) = _held_out(rows, adaptation, chosen_basis, models, mixture, nodes)
+    ) = _held_out(rows, adaptation, basis.with_scale(scale), models, nodes)
     return adaptation
 
 
@@ -419,6 +462,7 @@ def merge_adaptations(parts: list[tuple[torch.Tensor, Adaptation]], num_nodes: i
     penalties = torch.ones(num_nodes, small + size, dtype=torch.float64, device=device)
     active = torch.zeros(num_nodes, small + size, dtype=torch.bool, device=device)
     linear_penalties, linear_active = torch.ones_like(penalties), torch.zeros_like(active)
+    quadratic_penalties, quadratic_active = torch.ones_like(penalties), torch.zeros_like(active)
     prior_weights = torch.zeros(num_nodes, first.prior[0].shape[1], dtype=torch.float64, device=device)
     prior_bias = torch.zeros(num_nodes, dtype=torch.float64, device=device)
     for nodes, fit in parts:
@@ -443,6 +487,8 @@ def merge_adaptations(parts: list[tuple[torch.Tensor, Adaptation]], num_nodes: i
         active[nodes[:, None], columns] = fit.active
         linear_penalties[nodes[:, None], columns] = fit.linear_penalties
         linear_active[nodes[:, None], columns] = fit.linear_active
+        quadratic_penalties[nodes[:, None], columns] = fit.quadratic_penalties
+        quadratic_active[nodes[:, None], columns] = fit.quadratic_active
         prior_weights[nodes], prior_bias[nodes] = fit.prior
     return Adaptation(
         decoder_weights=per_node("decoder_weights"),
@@ -464,6 +510,9 @@ def merge_adaptations(parts: list[tuple[torch.Tensor, Adaptation]], num_nodes: i
         active=active,
         linear_penalties=linear_penalties,
         linear_active=linear_active,
+        quadratic_share=per_node("quadratic_share"),
+        quadratic_penalties=quadratic_penalties,
+        quadratic_active=quadratic_active,
         directions=per_node("directions"),
         prior=(prior_weights, prior_bias),
         parent_slots=p,
@@ -757,24 +806,22 @@ def _held_out(
     rows: _Rows,
     adaptation: Adaptation,
     chosen_basis: ParentBasis,
-    models: list[tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]],
-    mixture: torch.Tensor,
+    models: list[tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor, torch.Tensor]],
     nodes: torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Mean leverage [d], mean squared exact leave-one-out residual [d], the same mean with each row's leverage
     capped (``leverage_caps``) [d] and its standard error over the rows [d], of the final fit (penalties fixed),
     from another pass over the rows; ``chosen_basis`` has each node's chosen length scale only; the targets are
-    the columns ``nodes``. ``models`` are ``((Cholesky factor, weights), active columns)`` of the nonlinear model
-    and, when some node mixes, the linear one, averaged with the nonlinear model's weight ``mixture`` [d]: the
-    average's leave-one-out residual is the same average of the two models' (each a ridge, whose leave-one-out
-    residual is exact), and its hat matrix the same average of theirs. The rows' leverages and residuals are kept
-    ([n, d] each per model, like the rows) for the caps."""
+    the columns ``nodes``. ``models`` are ``((Cholesky factor, weights), active columns, weight [d])`` of the models
+    the nodes average (``Adaptation.models``): the average's leave-one-out residual is the same average of the
+    models' (each a ridge, whose leave-one-out residual is exact), and its hat matrix the same average of theirs.
+    The rows' leverages and residuals are kept ([n, d] each per model, like the rows) for the caps."""
     leverages: list[list[torch.Tensor]] = [[] for _ in models]
     residuals: list[list[torch.Tensor]] = [[] for _ in models]
     for features, z in rows():
         targets = z if nodes is None else z[:, nodes]  # [m, k]
         design = reduced_design(adaptation, features, chosen_basis(z))  # [m, k, r]
-        for index, ((factor, weights), active) in enumerate(models):
+        for index, ((factor, weights), active, _) in enumerate(models):
             x = torch.where(active, design, 0.0)  # [m, k, r]
             # the hat matrix's diagonal x^T (L L^T)^-1 x = |L^-1 x|^2: one triangular solve
             half = torch.linalg.solve_triangular(factor, x.permute(1, 2, 0), upper=False)  # [k, r, m]
@@ -786,9 +833,10 @@ def _held_out(
         held.append(residual / (1.0 - lever).clamp_min(1e-12))
         capped.append(residual / (1.0 - torch.minimum(lever, leverage_caps(lever))).clamp_min(1e-12))
         leverage.append(lever)
+    shares = [weight[None, :] for _, _, weight in models]  # [1, d] each
     held_out, capped_out, leverage_out = (
-        averaged(parts, mixture[None, :]) for parts in (held, capped, leverage)
-    )  # [n, d] each
+        averaged(parts, shares) for parts in (held, capped, leverage)
+    )  # [n, d]
     squared = capped_out.pow(2)
     standard_error = squared.std(dim=0, correction=0) / math.sqrt(squared.shape[0])  # [d]
     return leverage_out.mean(0), held_out.pow(2).mean(0), squared.mean(0), standard_error

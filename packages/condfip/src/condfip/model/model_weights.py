@@ -1,11 +1,14 @@
-"""How much of each of a node's two models its adapted fit takes: the linear model (a regression on its
-parents' values) and the nonlinear one (with the kernel and the network's groups), from their log evidences.
+"""How much of each of a node's models its adapted fit takes: the linear model (a regression on its parents'
+values) and the nonlinear one (with the kernel and the network's groups, or the quadratic model), from their log
+evidences.
 
-A node's fit is the average of the two weighted by their posterior probabilities (``nonlinear_weights``), with a
-prior that favors the linear model by ``EVIDENCE_MARGIN`` nats; a weight below ``MIN_MODEL_WEIGHT`` is 0, so a
-node whose evidence is clear either way has one model. The nodes of one table share that prior
-(``shared_log_odds``): the prior share of nonlinear mechanisms is updated by the table's clearly nonlinear nodes.
-Why, and what was measured: ``condfip.model.adaptation`` and the package's BENCHMARKS.md.
+A node's fit is the average of the linear and the nonlinear model weighted by their posterior probabilities
+(``nonlinear_weights``), with a prior that favors the linear model by ``EVIDENCE_MARGIN`` nats; a weight below
+``MIN_MODEL_WEIGHT`` is 0, so a node whose evidence is clear either way has one model. The nodes of one table
+share that prior (``shared_log_odds``): the prior share of nonlinear mechanisms is updated by the table's clearly
+nonlinear nodes. Within the nonlinear model, the quadratic model (the parents' values and their products) and the
+kernel model are averaged the same way (``quadratic_shares``), at even prior odds. Why, and what was measured:
+``condfip.model.adaptation`` and the package's BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -23,6 +26,11 @@ MIN_MODEL_WEIGHT = 0.25  # a model's weight in the average below this is 0: the 
 # PRIOR_NODES nodes; the share never falls below the prior's (``shared_log_odds``)
 CLEAR_NONLINEAR_GAIN = 6.0
 PRIOR_NODES = 10.0
+# the quadratic model's share of a node's nonlinear model below this is 0 (the kernel model alone), above one minus
+# it 1 (the quadratic model alone): an average within 2.2 nats of even odds (CSuite over 10 datasets, generation /
+# interventions of large_backdoor_gm: a hard pick 0.0847 / 0.0744, this 0.0813 / 0.0723, 0.25 as for
+# MIN_MODEL_WEIGHT 0.0822 / 0.0730)
+QUADRATIC_MIN_WEIGHT = 0.1
 
 
 def clear_counts(gain: torch.Tensor, parent_counts: torch.Tensor) -> tuple[int, int]:
@@ -64,17 +72,32 @@ def nonlinear_weights(gain: torch.Tensor, prior_log_odds: float, parent_counts: 
     return torch.where(parent_counts > 0, weight, (gain > prior_log_odds).double())
 
 
+def quadratic_shares(
+    quadratic_evidence: torch.Tensor, kernel_evidence: torch.Tensor, eligible: torch.Tensor
+) -> torch.Tensor:
+    """[d]: the quadratic model's share of each node's nonlinear model against the kernel model, its posterior
+    probability at even prior odds, ``sigmoid(quadratic_evidence - kernel_evidence)`` (log evidences [d]); within
+    ``QUADRATIC_MIN_WEIGHT`` of 0 or 1 it is exactly 0 or 1, and it is 0 where not ``eligible`` [d] (a node
+    without products in its quadratic fit, or whose nonlinear model keeps the network's groups)."""
+    share = torch.sigmoid(quadratic_evidence - kernel_evidence)
+    share = torch.where(
+        share < QUADRATIC_MIN_WEIGHT, 0.0, torch.where(share > 1 - QUADRATIC_MIN_WEIGHT, 1.0, share)
+    )
+    return torch.where(eligible, share, 0.0)
+
+
 def averages(weight: torch.Tensor) -> torch.Tensor:
-    """Where the nonlinear model's weight (any shape) puts both models in the fit: strictly between 0 and 1."""
+    """Where a model's weight (any shape) puts it in an average with another: strictly between 0 and 1."""
     return (weight > 0) & (weight < 1)
 
 
-def averaged(parts: list[torch.Tensor], share: torch.Tensor) -> torch.Tensor:
-    """The model average of a quantity of the nonlinear model (``parts[0]``) and, when some node mixes, of the
-    linear one (``parts[1]``), ``share`` the nonlinear model's weight broadcast to them (``[d, 1]`` against
-    reduced-basis weights [d, r], ``[1, d]`` against rows [n, d]). A node of weight 0 or 1 keeps its one model's
-    value bit for bit (``parts[0]`` is the linear model's where its weight is 0)."""
+def averaged(parts: list[torch.Tensor], weights: list[torch.Tensor]) -> torch.Tensor:
+    """The model average ``sum_c weights[c] * parts[c]`` of a quantity of a node's models, the weights broadcast to
+    the parts (``[d, 1]`` against reduced-basis weights [d, r], ``[1, d]`` against rows [n, d]) and summing to 1. A
+    node whose weight is all on one model keeps that model's value bit for bit."""
     if len(parts) == 1:
         return parts[0]
-    nonlinear, linear = parts
-    return torch.where(averages(share), share * nonlinear + (1 - share) * linear, nonlinear)
+    total = sum(weight * part for part, weight in zip(parts, weights, strict=True))
+    for part, weight in zip(parts, weights, strict=True):
+        total = torch.where(weight == 1, part, total)
+    return total

@@ -7,12 +7,12 @@ import torch
 
 from condfip.model.adaptation import Adaptation, readout_weights
 from condfip.model.evidence import ridge_solve
-from condfip.model.model_weights import averaged, averages
+from condfip.model.model_weights import averaged
 
 
 class WeightedRefit:
-    """The model a fit chose (length scale, the linear and nonlinear models' weights in its average, every
-    penalty) refitted on weighted rows: for a bootstrap, a resample is a weight per row (how often it was drawn),
+    """The model a fit chose (length scale, the weights of the models it averages, every penalty) refitted on
+    weighted rows: for a bootstrap, a resample is a weight per row (how often it was drawn),
     and refitting its weights is one solve per model.
 
     ``design`` [n, d, r] are the rows of the fitted regression (``reduced_design``) and ``targets`` [n, d] their
@@ -27,7 +27,10 @@ class WeightedRefit:
         # their kernel columns reach (a merged layout pads the nodes of fewer landmarks), each group solved over
         # the columns some node of it uses. A column no node of a group uses would only get a weight of exactly 0,
         # at the cost of its rows in every solve.
-        used = adaptation.active | adaptation.linear_active  # [d, r]
+        self.models = (
+            adaptation.models()
+        )  # (penalties [d, r], active [d, r], weight [d]) of each model averaged
+        used = torch.stack([active for _, active, _ in self.models]).any(dim=0)  # [d, r]: any model's columns
         num_kernel = adaptation.basis_weights.shape[1] - adaptation.value_slots
         reads_kernel = used[:, used.shape[1] - num_kernel :].any(dim=1)  # [d]
         positions = torch.arange(1, used.shape[1] + 1, device=used.device)  # [r]
@@ -53,15 +56,12 @@ class WeightedRefit:
             weighted = by_node * per_node  # [k, n, c]
             scatter = weighted.transpose(1, 2) @ by_node  # [k, c, c]
             cross = (weighted.transpose(1, 2) @ node_targets)[..., 0]  # [k, c]
-            mixture = original.nonlinear_weight[nodes]  # [k]
-            models = [(original.penalties, original.active)]
-            if bool(averages(mixture).any()):
-                models.append((original.linear_penalties, original.linear_active))
             solved = [
                 ridge_solve(scatter, cross, penalties[nodes][:, columns], active[nodes][:, columns])[1]
-                for penalties, active in models
+                for penalties, active, _ in self.models
             ]
-            weights[nodes[:, None], columns] = averaged(solved, mixture[:, None])
+            shares = [weight[nodes][:, None] for _, _, weight in self.models]  # [k, 1] each
+            weights[nodes[:, None], columns] = averaged(solved, shares)
         refitted = dict(original.__dict__)
         refitted.update(readout_weights(weights, *original.prior, original.directions, original.value_slots))
         return Adaptation(**refitted)
