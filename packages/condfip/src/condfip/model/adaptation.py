@@ -420,13 +420,17 @@ def fit_adaptation(
         parent_slots=p,
         product_slots=q,
     )
-    # each model the nodes average, solved at its own penalties: (Cholesky factor, weights), active columns, weight
-    models = [
-        (ridge_solve(scatter, cross, penalties, active), active, weight)
-        for penalties, active, weight in chosen_models.models()
-    ]
+    # each model the nodes average, solved at its own penalties for the nodes that weigh it: ((those nodes [k], their
+    # Cholesky factors [k, r, r], weights [d, r], 0 for the other nodes), active columns [d, r], weight [d])
+    models = []
+    for penalties, active, weight in chosen_models.models():
+        weighed = torch.nonzero(weight > 0).flatten()  # [k]
+        factor, solved = ridge_solve(scatter[weighed], cross[weighed], penalties[weighed], active[weighed])
+        models.append(
+            ((weighed, factor, torch.zeros_like(cross).index_copy_(0, weighed, solved)), active, weight)
+        )
     weights = averaged(
-        [weights for (_, weights), _, _ in models], [weight[:, None] for _, _, weight in models]
+        [weights for (_, _, weights), _, _ in models], [weight[:, None] for _, _, weight in models]
     )
     adaptation = replace(chosen_models, **readout_weights(weights, prior_weights, prior_bias, directions, v))
     (
@@ -806,14 +810,14 @@ def _held_out(
     rows: _Rows,
     adaptation: Adaptation,
     chosen_basis: ParentBasis,
-    models: list[tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor, torch.Tensor]],
+    models: list[tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor, torch.Tensor]],
     nodes: torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Mean leverage [d], mean squared exact leave-one-out residual [d], the same mean with each row's leverage
     capped (``leverage_caps``) [d] and its standard error over the rows [d], of the final fit (penalties fixed),
     from another pass over the rows; ``chosen_basis`` has each node's chosen length scale only; the targets are
-    the columns ``nodes``. ``models`` are ``((Cholesky factor, weights), active columns, weight [d])`` of the models
-    the nodes average (``Adaptation.models``): the average's leave-one-out residual is the same average of the
+    the columns ``nodes``. ``models`` are ``((nodes that weigh it [k], their Cholesky factors, weights), active
+    columns, weight [d])`` of the models the nodes average (``Adaptation.models``): the average's leave-one-out residual is the same average of the
     models' (each a ridge, whose leave-one-out residual is exact), and its hat matrix the same average of theirs.
     The rows' leverages and residuals are kept ([n, d] each per model, like the rows) for the caps."""
     leverages: list[list[torch.Tensor]] = [[] for _ in models]
@@ -821,12 +825,23 @@ def _held_out(
     for features, z in rows():
         targets = z if nodes is None else z[:, nodes]  # [m, k]
         design = reduced_design(adaptation, features, chosen_basis(z))  # [m, k, r]
-        for index, ((factor, weights), active, _) in enumerate(models):
-            x = torch.where(active, design, 0.0)  # [m, k, r]
-            # the hat matrix's diagonal x^T (L L^T)^-1 x = |L^-1 x|^2: one triangular solve
+        for index, ((weighed, factor, weights), active, _) in enumerate(models):
+            every = weighed.numel() == design.shape[1]
+            x = (
+                torch.where(active, design, 0.0)
+                if every
+                else torch.where(active[weighed], design[:, weighed], 0.0)
+            )
+            # [m, k, r]: the rows of the nodes that weigh the model. The hat matrix's diagonal x^T (L L^T)^-1 x =
+            # |L^-1 x|^2: one triangular solve
             half = torch.linalg.solve_triangular(factor, x.permute(1, 2, 0), upper=False)  # [k, r, m]
-            leverages[index].append(half.square().sum(dim=1).T)  # [m, k]
-            residuals[index].append(targets - torch.einsum("mdr,dr->md", x, weights))
+            lever = half.square().sum(dim=1).T  # [m, k]
+            residual = targets[:, weighed] - torch.einsum("mkr,kr->mk", x, weights[weighed])  # [m, k]
+            if not every:  # 0 for the other nodes, whose average does not read this model
+                lever = lever.new_zeros(targets.shape).index_copy_(1, weighed, lever)
+                residual = residual.new_zeros(targets.shape).index_copy_(1, weighed, residual)
+            leverages[index].append(lever)
+            residuals[index].append(residual)
     held, capped, leverage = [], [], []
     for model_leverages, model_residuals in zip(leverages, residuals, strict=True):
         lever, residual = torch.cat(model_leverages), torch.cat(model_residuals)  # [n, d]

@@ -22,15 +22,16 @@ class WeightedRefit:
 
     def __init__(self, adaptation: Adaptation, design: torch.Tensor, targets: torch.Tensor) -> None:
         self.adaptation = adaptation
-        # the columns of either model of a node's average (``ridge_solve`` solves each on its own), per group of nodes:
+        # the columns of the models of a node's average (``ridge_solve`` solves each on its own), per group of nodes:
         # the nodes that read no kernel column (roots, linear and quadratic nodes) and those that do, by how far
         # their kernel columns reach (a merged layout pads the nodes of fewer landmarks), each group solved over
         # the columns some node of it uses. A column no node of a group uses would only get a weight of exactly 0,
         # at the cost of its rows in every solve.
-        self.models = (
-            adaptation.models()
-        )  # (penalties [d, r], active [d, r], weight [d]) of each model averaged
-        used = torch.stack([active for _, active, _ in self.models]).any(dim=0)  # [d, r]: any model's columns
+        # (penalties [d, r], active [d, r], weight [d]) of each model the nodes average
+        self.models = adaptation.models()
+        # [d, r]: the columns of any model the node weighs (those of a model it does not weigh would be solved for a
+        # weight of 0)
+        used = torch.stack([active & (weight > 0)[:, None] for _, active, weight in self.models]).any(dim=0)
         num_kernel = adaptation.basis_weights.shape[1] - adaptation.value_slots
         reads_kernel = used[:, used.shape[1] - num_kernel :].any(dim=1)  # [d]
         positions = torch.arange(1, used.shape[1] + 1, device=used.device)  # [r]
