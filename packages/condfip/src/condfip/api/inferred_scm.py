@@ -154,9 +154,9 @@ class InferredSCM:
         are kept above ``NETWORK_EVIDENCE_MARGIN``), ``noise_scale`` (the fitted noise standard deviation,
         standardized units), ``held_out_error`` (mean squared exact leave-one-out residual, standardized), the
         prior scale of each group of the basis (``scale_products`` above 0: the node's more probable model is
-        the quadratic one, its parents' values and their products of degree two), ``quadratic_share`` (that
-        quadratic model's share of the nonlinear model: 1 the quadratic model alone, 0 the kernel model alone,
-        between them their average, weighted by their posterior probabilities), the kernel the evidence
+        the quadratic model alone, its parents' values and their products of degree two), ``quadratic_share``
+        (the quadratic model's share of the nonlinear model: 1 the quadratic model alone, 0 the kernel model
+        alone, between them their average, weighted by their posterior probabilities), the kernel the evidence
         chose (``kernel_length``, on the standardized parents, and ``kernel_additive``: a mean of one Gaussian
         kernel per parent rather than one in all parents jointly, the same for one parent; ``kernel_step``: the
         step kernel, one threshold per parent, its length 0; read only where ``full_basis``), ``continued`` (the mechanism continues up to a length scale, at most two standard

@@ -12,8 +12,8 @@ from condfip.model.model_weights import averaged
 
 class WeightedRefit:
     """The model a fit chose (length scale, the weights of the models it averages, every penalty) refitted on
-    weighted rows: for a bootstrap, a resample is a weight per row (how often it was drawn),
-    and refitting its weights is one solve per model.
+    weighted rows: for a bootstrap, a resample is a weight per row (how often it was drawn), and refitting its
+    weights is one solve per model.
 
     ``design`` [n, d, r] are the rows of the fitted regression (``reduced_design``) and ``targets`` [n, d] their
     values, float64. The refit keeps everything of ``adaptation`` but the weights: the noise scale, the
@@ -22,15 +22,13 @@ class WeightedRefit:
 
     def __init__(self, adaptation: Adaptation, design: torch.Tensor, targets: torch.Tensor) -> None:
         self.adaptation = adaptation
-        # the columns of the models of a node's average (``ridge_solve`` solves each on its own), per group of nodes:
-        # the nodes that read no kernel column (roots, linear and quadratic nodes) and those that do, by how far
-        # their kernel columns reach (a merged layout pads the nodes of fewer landmarks), each group solved over
-        # the columns some node of it uses. A column no node of a group uses would only get a weight of exactly 0,
-        # at the cost of its rows in every solve.
         # (penalties [d, r], active [d, r], weight [d]) of each model the nodes average
         self.models = adaptation.models()
-        # [d, r]: the columns of any model the node weighs (those of a model it does not weigh would be solved for a
-        # weight of 0)
+        # the columns of the models a node weighs (``ridge_solve`` solves each on its own), per group of nodes: the
+        # nodes that read no kernel column (roots, linear and quadratic nodes) and those that do, by how far their
+        # kernel columns reach (a merged layout pads the nodes of fewer landmarks), each group solved over the
+        # columns some node of it uses. A column no node of a group uses (or a model's that no node of it weighs)
+        # would only get a weight of exactly 0 (or one multiplied by 0), at the cost of its rows in every solve.
         used = torch.stack([active & (weight > 0)[:, None] for _, active, weight in self.models]).any(dim=0)
         num_kernel = adaptation.basis_weights.shape[1] - adaptation.value_slots
         reads_kernel = used[:, used.shape[1] - num_kernel :].any(dim=1)  # [d]
