@@ -613,6 +613,8 @@ def test_adaptation_table_and_repr(scm_and_rows):
     # the kernel each node's fit chose: its length on the standardized parents, joint or additive
     for column, parents in zip(adapted.columns, scm.adjacency.sum(axis=0), strict=True):
         joint = [factor * math.sqrt(max(1, int(parents))) for factor in LENGTH_SCALES]
+        # one parent: an additive kernel is the joint one at its length, reported as joint
+        joint += list(ADDITIVE_SCALES) if int(parents) == 1 else []
         allowed = ADDITIVE_SCALES if table.loc[column, "kernel_additive"] else joint
         allowed = [0.0] if table.loc[column, "kernel_step"] else allowed
         assert not (table.loc[column, "kernel_step"] and table.loc[column, "kernel_additive"])

@@ -83,6 +83,11 @@ def test_additive_features_reproduce_the_mean_of_one_kernel_per_parent(node, par
     queries = basis(others)[:, node, v:]
     for position, length in enumerate(ADDITIVE_SCALES):
         block = slice((len(LENGTH_SCALES) + position) * m, (len(LENGTH_SCALES) + position + 1) * m)
+        if len(parents) == 1 and length in LENGTH_SCALES:
+            # one parent: the additive kernel at a joint kernel's length is that kernel, not a candidate of its own
+            assert not bool(basis.kernel_mask[node, len(LENGTH_SCALES) + position])
+            assert not bool(features[:, block].any())
+            continue
         gram = features[:, block] @ features[:, block].T
         expected = _additive_kernel(rows[:, parents], rows[:, parents], length)
         torch.testing.assert_close(gram, expected, rtol=0, atol=2 * JITTER)
@@ -189,9 +194,14 @@ def test_split_holds_the_same_features_node_major() -> None:
     assert torch.equal(together[..., v:], kernel.permute(2, 0, 1, 3).flatten(start_dim=2))
     nodes = torch.tensor([3, 2])
     assert torch.equal(basis.split(z, nodes)[1], kernel[nodes])
-    # the pairs outside the kernel mask (a root's, whose features would be constants) are exactly 0
-    assert bool(basis.kernel_mask[2:].all()) and not bool(basis.kernel_mask[:2].any())
-    assert not bool(kernel[:2].any()) and bool((kernel[2:].abs().sum(dim=(2, 3)) > 0).all())
+    # the pairs outside the kernel mask (a root's, whose features would be constants; node 2's additive kernel at a
+    # joint length, which with one parent is that joint kernel) are exactly 0
+    repeats = [len(LENGTH_SCALES) + i for i, scale in enumerate(ADDITIVE_SCALES) if scale in LENGTH_SCALES]
+    expected = torch.zeros_like(basis.kernel_mask)
+    expected[2:] = True
+    expected[2, repeats] = False
+    assert repeats and torch.equal(basis.kernel_mask, expected)
+    assert not bool(kernel[~expected].any()) and bool((kernel[expected].abs().sum(dim=(1, 2)) > 0).all())
 
 
 def test_kernel_blocks_hold_the_split_features_of_the_pairs_a_fit_may_take() -> None:
@@ -211,6 +221,10 @@ def test_kernel_blocks_hold_the_split_features_of_the_pairs_a_fit_may_take() -> 
     expected = torch.zeros(d, basis.num_scales, dtype=torch.bool)
     expected[d - 2 :] = True
     expected[d - 2, short] = False  # too many parents for the short scale
+    # one parent: the additive kernel at a joint kernel's length is that joint kernel
+    expected[
+        d - 1, [len(LENGTH_SCALES) + i for i, scale in enumerate(ADDITIVE_SCALES) if scale in LENGTH_SCALES]
+    ] = False
     assert torch.equal(basis.kernel_mask, expected)
     z = torch.randn(23, d, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     values, kernel = basis.split(z)

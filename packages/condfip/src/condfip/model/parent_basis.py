@@ -11,8 +11,9 @@ jointly, the node's mechanism returns to its linear part instead of extrapolatin
 
 Besides the joint kernel at ``LENGTH_SCALES``, the candidates include an additive kernel at ``ADDITIVE_SCALES``:
 the mean over the node's parents of a Gaussian kernel in each, ``(1/p) sum_j exp(-(x_j - z_j)^2 / (2 l^2))``, on
-the same landmarks. Its ridge fits a sum of one smooth function per parent (what a generalized additive model
-fits). A mechanism of that shape is then known wherever each parent is within its own range, also where the
+the same landmarks (for a node of one parent, the joint kernel at the same length: there an additive scale that
+is also a joint one is not a candidate of its own). Its ridge fits a sum of one smooth function per parent (what a
+generalized additive model fits). A mechanism of that shape is then known wherever each parent is within its own range, also where the
 parents never were jointly: an intervention on a parent that is correlated with another (in the rows of a
 graph where one causes the other, or both share a cause) asks exactly there, and the joint kernel can only
 fall back to the linear part. The evidence chooses between them per node, like between length scales. The
@@ -182,6 +183,12 @@ class ParentBasis:
         # kernel's, the log of one over its candidate thresholds (its thresholds were picked from the rows)
         allowed = torch.where(counts <= SHORT_SCALE_PARENTS, -SHORT_SCALE_MARGIN, -math.inf).double()  # [d]
         weights = torch.where(short, allowed[:, None], 0.0)
+        # a node of one parent: its additive kernel at a length the joint kernel has is that joint kernel, not a
+        # candidate of its own (it would count twice in the prior's mean over the kernels, and cost a fit)
+        repeats = torch.tensor(
+            [False] * len(joint) + [scale in length_scales for scale in additive_scales] + [False] * with_step
+        )  # [S]
+        weights = torch.where(repeats & (counts == 1)[:, None], -math.inf, weights)
         self.thresholds = torch.zeros(d, self.max_parents, dtype=torch.float64)  # [d, p]
         if with_step:
             choices = torch.zeros(d, self.max_parents, dtype=torch.long)  # [d, p]
@@ -202,10 +209,9 @@ class ParentBasis:
             weights = torch.cat([weights[:, :-1], step_weight[:, None]], dim=1)
         # [d, S]: the (node, kernel) pairs a fit may take, the only ones whose features are computed (0 elsewhere):
         # a node with parents (a root's kernel features are constants that the fit leaves out), at a kernel of
-        # finite prior weight; a short or step scale that no node may take is left out of the basis
+        # finite prior weight; a scale other than the joint kernel's that no node may take is left out of the basis
         takes = (counts > 0)[:, None] & torch.isfinite(weights)
-        optional = short | (kinds[0] == STEP)  # [S]
-        kept = ~optional | takes.any(dim=0)  # [S]
+        kept = (kinds[0] == JOINT) | takes.any(dim=0)  # [S]
         self.lengths, self.kinds, self.kernel_mask = lengths[:, kept], kinds[:, kept], takes[:, kept]
         weights = weights[:, kept]  # [d, s]
         # [d, s]: each kernel's prior log weight per node, normalized
