@@ -43,7 +43,7 @@ the mean of the kernels' fits without the network's groups (``model_weights.quad
 ``QUADRATIC_MIN_WEIGHT`` of 0 or 1, one model). Taken alone, the quadratic model's evidence is also the nonlinear
 model's against the linear one; an average keeps the kernels'. The two are often within a nat or two of each other
 (a softplus or a cubic of one parent at 100 rows), where a hard pick is a coin flip between two different
-extrapolations (CSuite's softplus chains: generation 3-4 % lower with the average; the unseen exponential and cubic
+extrapolations (CSuite's softplus chains: generation 4 % lower with the average; the unseen exponential and cubic
 families at 100 rows 1-4 % lower, the quadratic one there 2-3 % higher). It is a model of its own rather than a
 group beside the kernel: on top of an exact quadratic a short kernel gains a few nats from the noise (a parabola at
 400 rows: 4 nats, and a bump in the fit where the rows had none), and beside the kernel the products shifted curved
@@ -817,9 +817,10 @@ def _held_out(
     capped (``leverage_caps``) [d] and its standard error over the rows [d], of the final fit (penalties fixed),
     from another pass over the rows; ``chosen_basis`` has each node's chosen length scale only; the targets are
     the columns ``nodes``. ``models`` are ``((nodes that weigh it [k], their Cholesky factors, weights), active
-    columns, weight [d])`` of the models the nodes average (``Adaptation.models``): the average's leave-one-out residual is the same average of the
-    models' (each a ridge, whose leave-one-out residual is exact), and its hat matrix the same average of theirs.
-    The rows' leverages and residuals are kept ([n, d] each per model, like the rows) for the caps."""
+    columns, weight [d])`` of the models the nodes average (``Adaptation.models``): the average's leave-one-out
+    residual is the same average of the models' (each a ridge, whose leave-one-out residual is exact), and its hat
+    matrix the same average of theirs. The rows' leverages and residuals are kept ([n, d] each per model, like the
+    rows) for the caps."""
     leverages: list[list[torch.Tensor]] = [[] for _ in models]
     residuals: list[list[torch.Tensor]] = [[] for _ in models]
     for features, z in rows():

@@ -13,10 +13,10 @@ Besides the joint kernel at ``LENGTH_SCALES``, the candidates include an additiv
 the mean over the node's parents of a Gaussian kernel in each, ``(1/p) sum_j exp(-(x_j - z_j)^2 / (2 l^2))``, on
 the same landmarks (for a node of one parent, the joint kernel at the same length: there an additive scale that
 is also a joint one is not a candidate of its own). Its ridge fits a sum of one smooth function per parent (what a
-generalized additive model fits). A mechanism of that shape is then known wherever each parent is within its own range, also where the
-parents never were jointly: an intervention on a parent that is correlated with another (in the rows of a
-graph where one causes the other, or both share a cause) asks exactly there, and the joint kernel can only
-fall back to the linear part. The evidence chooses between them per node, like between length scales. The
+generalized additive model fits). A mechanism of that shape is then known wherever each parent is within its own
+range, also where the parents never were jointly: an intervention on a parent that is correlated with another (in
+the rows of a graph where one causes the other, or both share a cause) asks exactly there, and the joint kernel
+can only fall back to the linear part. The evidence chooses between them per node, like between length scales. The
 additive kernel's short scale (0.3) follows a step or threshold in one parent (a switch, a dose that acts
 beyond a level) where every other kernel smooths it over a standard deviation; it has a prior weight of
 ``SHORT_SCALE_MARGIN`` nats below the others (``log_prior``), so it is chosen only where it fits clearly
