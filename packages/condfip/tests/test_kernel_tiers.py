@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from condfip import CondFiP
+from condfip.api import engine as engine_module
 from condfip.model import edge_check
 from condfip.model import fit_size as fit_size_module
 from condfip.model.fit_size import kernel_tiers
@@ -51,14 +52,62 @@ def setup() -> tuple[pd.DataFrame, list[tuple[str, str]], np.ndarray]:
 def test_kernel_tiers_group_the_nodes_by_the_landmarks_their_parents_need() -> None:
     counts = torch.tensor([0, 1, 2, 10, 6, 5])
     tiers = kernel_tiers(ROWS, counts)
-    assert [nodes.tolist() for nodes, _ in tiers] == [[0, 1, 2, 5], [3, 4]]
-    assert [size for _, size in tiers] == [NUM_LANDMARKS, 10 * LANDMARKS_PER_PARENT]
+    # the roots last, on one landmark (a root's fit is a constant)
+    assert [nodes.tolist() for nodes, _ in tiers] == [[1, 2, 5], [3, 4], [0]]
+    assert [size for _, size in tiers] == [NUM_LANDMARKS, 10 * LANDMARKS_PER_PARENT, 1]
     assert landmark_count(ROWS, 5) == NUM_LANDMARKS < landmark_count(ROWS, 6)
-    # few parents, or too few rows for more landmarks: one group, one fit, as without tiers
-    ((nodes, size),) = kernel_tiers(ROWS, torch.tensor([0, 1, 5]))
-    assert nodes.tolist() == [0, 1, 2] and size == NUM_LANDMARKS
-    ((nodes, size),) = kernel_tiers(100, counts)
-    assert nodes.tolist() == list(range(6)) and size == 100
+    # few parents, or too few rows for more landmarks: one group beside the roots
+    tiers = kernel_tiers(ROWS, torch.tensor([0, 1, 5]))
+    assert [(nodes.tolist(), size) for nodes, size in tiers] == [([1, 2], NUM_LANDMARKS), ([0], 1)]
+    tiers = kernel_tiers(100, counts)
+    assert [(nodes.tolist(), size) for nodes, size in tiers] == [([1, 2, 3, 4, 5], 100), ([0], 1)]
+    # a graph without edges: the roots alone; without roots (not a DAG's, but the function's input) no root tier
+    ((nodes, size),) = kernel_tiers(ROWS, torch.tensor([0, 0]))
+    assert nodes.tolist() == [0, 1] and size == 1
+    assert [nodes.tolist() for nodes, _ in kernel_tiers(ROWS, torch.tensor([1, 2]))] == [[0, 1]]
+
+
+def test_the_roots_fitted_apart_change_no_fit(model, setup, monkeypatch) -> None:
+    """The roots' own tier (one landmark) gives every node the fit it gets with the roots among the other nodes:
+    each node's fit reads only its own moments, and a root's is its column's mean."""
+    table, edges, _ = setup
+    apart = model.infer(table, edges)
+    original = fit_size_module.kernel_tiers
+
+    calls = []
+
+    def roots_with_the_first_tier(num_rows, parent_counts):
+        tiers = original(num_rows, parent_counts)
+        (roots, _), (first, size) = tiers[-1], tiers[0]
+        calls.append(roots.tolist())
+        return [(torch.sort(torch.cat([first, roots])).values, size), *tiers[1:-1]]
+
+    monkeypatch.setattr(engine_module, "kernel_tiers", roots_with_the_first_tier)
+    together = model.infer(table, edges)
+    assert calls == [list(range(MANY))]
+    assert together._runner.prepared.adaptation[1].node_landmarks[:MANY].tolist() == [NUM_LANDMARKS] * MANY
+    assert apart._runner.prepared.adaptation[1].node_landmarks[:MANY].tolist() == [1] * MANY
+    roots = [f"x{j}" for j in range(MANY)]
+    for method in ("decoder", "best"):
+        assert_close(
+            apart.noise(table, method=method).to_numpy(),
+            together.noise(table, method=method).to_numpy(),
+            dtype=np.float64,
+            operations=10**6,
+        )
+    fitted = apart.predict(table)[roots].to_numpy()  # F_hat of a root: a constant, its column's mean
+    np.testing.assert_allclose(
+        fitted, np.broadcast_to(table[roots].mean().to_numpy(), fitted.shape), atol=1e-9
+    )
+    columns = ["noise_scale", "held_out_error", "encoder_noise_weight", "full_basis", "nonlinear_weight"]
+    for column in columns:
+        assert_close(
+            apart.adaptation[column].to_numpy(dtype=float),
+            together.adaptation[column].to_numpy(dtype=float),
+            dtype=np.float64,
+            operations=10**6,
+        )
+    assert not apart.adaptation.loc[roots, "full_basis"].any()
 
 
 def test_only_the_node_of_many_parents_changes_and_it_fits_better(model, setup, monkeypatch) -> None:

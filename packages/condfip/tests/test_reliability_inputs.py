@@ -20,7 +20,7 @@ from condfip.api.tables import MAX_MAGNITUDE, MIN_SPREAD, check_context_memory
 from condfip.core.dag_rule import dag_from_probabilities
 from condfip.core.standardization import STANDARD_LIMIT, Standardization
 from condfip.model import CondFiPConfig, CondFiPModel
-from condfip.model.fit_size import LANDMARK_GROWTH_BYTES, fit_bytes, kernel_size
+from condfip.model.fit_size import LANDMARK_GROWTH_BYTES, fit_bytes, kernel_size, kernel_tiers
 from condfip.model.parent_basis import MAX_LANDMARKS, NUM_LANDMARKS, ParentBasis, landmark_count
 from condfip.model.prepared_decoder import prepare_decoder
 from condfip.training.options import EncoderOptions, TrainingOptions
@@ -301,7 +301,10 @@ def test_an_adaptation_that_cannot_fit_in_memory_is_refused_before_it_starts(
 ) -> None:
     """The adaptation's moments grow with the columns: beyond the machine's memory infer refuses, naming the
     estimate and the way out, before any of it is allocated."""
-    needed = fit_bytes(4, 2, num_kernel=kernel_size(len(frame), 4, 2))  # 80 rows: 80 landmarks
+    # 80 rows: b and d on 80 landmarks, the roots a and c apart on one
+    counts = torch.tensor([0, 1, 0, 2])
+    assert [(n.tolist(), size) for n, size in kernel_tiers(len(frame), counts)] == [([1, 3], 80), ([0, 2], 1)]
+    needed = fit_bytes(2, 2, num_kernel=kernel_size(len(frame), 2, 2)) + fit_bytes(2, 0, num_kernel=1)
     monkeypatch.setattr("condfip.io.memory.physical_memory", lambda: needed - 1)
     with pytest.raises(
         ValueError, match=r"adapting to the rows of 4 columns needs about [\d.]+ MiB .* zero_shot=True"

@@ -46,16 +46,21 @@ def kernel_tiers(num_rows: int, parent_counts: torch.Tensor) -> list[tuple[torch
     """The nodes grouped by the landmarks their kernel needs, from each node's parent count [d]: ``(nodes [k]
     long, landmarks)`` per group (``kernel_size`` of the group). First the nodes for which the rows decide the
     landmarks (``landmark_count(num_rows)``), then, if any, those whose parents ask for more
-    (``LANDMARKS_PER_PARENT`` each). The groups are fitted apart, so only nodes of many parents pay for more
-    landmarks; a graph without such nodes is one group, one fit."""
+    (``LANDMARKS_PER_PARENT`` each), then the roots, on one landmark: a root's fit is a constant (its kernel
+    features are constants that a fit leaves out), and apart from the others it costs no candidate fit over a
+    kernel block, and no pass of the network over every row. The groups are fitted apart (each node's fit reads
+    only its own moments), so only nodes of many parents pay for more landmarks."""
     counts = parent_counts.cpu().long()
     by_rows = landmark_count(num_rows)
     few = torch.tensor(
         [landmark_count(num_rows, int(c)) <= by_rows for c in counts.tolist()], dtype=torch.bool
     )
+    roots = counts == 0
     tiers = []
-    for members in (few, ~few):
+    for members in (few & ~roots, ~few):
         nodes = torch.nonzero(members).flatten()
         if nodes.numel():
             tiers.append((nodes, kernel_size(num_rows, nodes.numel(), max(int(counts[nodes].max()), 1))))
+    if bool(roots.any()):  # last: their shared prior odds then count every other node (``clear_counts``)
+        tiers.append((torch.nonzero(roots).flatten(), 1))
     return tiers
