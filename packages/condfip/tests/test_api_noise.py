@@ -145,3 +145,45 @@ def test_unknown_noise_method(fitted) -> None:
     _, scm, _, _ = fitted
     with pytest.raises(ValueError, match="method must be 'best', 'encoder' or 'decoder'"):
         scm.noise(method="exact")
+
+
+def test_the_leave_one_out_statistics_wait_for_their_first_reader(monkeypatch) -> None:
+    """The fit's leave-one-out pass runs when noise() (its encoder weighting) or the adaptation table first
+    reads it, not in infer: sampling, interventions and effects never run it. Deferred or not, the statistics
+    and the noise are the same, bit for bit, also through a merge of node groups (roots apart) and a selection."""
+    from condfip.model import adaptation as adaptation_module
+
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(size=120), rng.normal(size=120)
+    c = np.sin(a) + 0.5 * b + 0.2 * rng.normal(size=120)
+    table = pd.DataFrame({"a": a, "b": b, "c": c, "d": np.tanh(c) + 0.2 * rng.normal(size=120)})
+    edges = [("a", "c"), ("b", "c"), ("c", "d")]
+    model = CondFiP.from_pretrained("small")
+    scm = model.infer(table, edges)
+    held_out = scm._runner.adaptation.held_out
+    scm.sample(50, seed=0)
+    scm.interventional_samples({"a": 1.0}, 50, seed=0)
+    scm.average_causal_effect("d", {"a": 1.0}, {"a": 0.0}, n=1000, seed=0)
+    scm.counterfactual_samples({"a": 1.0}, table.iloc[:5])
+    assert not held_out.computed
+    noise = scm.noise(table).to_numpy()
+    assert held_out.computed
+    deferred = scm.adaptation
+
+    monkeypatch.setattr(adaptation_module, "DEFERRED_HELD_OUT_BYTES", 0)  # every pass runs in the fit
+    eager = model.infer(table, edges)
+    assert eager._runner.adaptation.held_out.computed
+    np.testing.assert_array_equal(eager.noise(table).to_numpy(), noise)
+    pd.testing.assert_frame_equal(eager.adaptation, deferred)
+    fit = scm._runner.adaptation
+    nodes = torch.tensor([3, 0])
+    selected = fit.select(nodes)
+    for name in (
+        "mean_leverage",
+        "held_out_errors",
+        "capped_held_out_errors",
+        "capped_held_out_standard_errors",
+    ):
+        assert torch.equal(getattr(selected, name), getattr(fit, name)[nodes])
+        assert torch.equal(getattr(fit, name), getattr(eager._runner.adaptation, name))
+    assert float(fit.held_out_errors[2]) > 0 and float(fit.mean_leverage[2]) > 0

@@ -64,7 +64,8 @@ kernel block's size per step. The final fit is one direct solve of the chosen mo
 
 Everything is computed from moments accumulated chunk by chunk (memory flat in the number of rows), in float64.
 ``chunks()`` is called up to three times with the same rows (once while they fit in ``KEPT_ROWS_BYTES``): the
-decoder's principal directions, the moments of the reduced basis, the exact leave-one-out residuals. The kernel
+decoder's principal directions, the moments of the reduced basis, the exact leave-one-out residuals (deferred to
+their first reader while what that pass holds is small: ``condfip.model.held_out``). The kernel
 features are computed from the rows where a pass needs them: every scale's for the moments, the chosen scale's
 for the leave-one-out residuals (the kernel features of a large fit are most of its arithmetic).
 
@@ -88,6 +89,7 @@ from condfip.model.evidence import (
     ridge_solve,
     schur_evidence,
 )
+from condfip.model.held_out import DeferredHeldOut, HeldOut
 from condfip.model.model_weights import (
     EVIDENCE_MARGIN,
     averaged,
@@ -113,6 +115,10 @@ LOW_SIGNAL_RIDGE = 0.01
 KEPT_ROWS_BYTES = (
     256 * 2**20
 )  # the rows' features kept from the first pass (instead of new passes) up to this
+# a fit's leave-one-out pass is deferred to its first use (``condfip.model.held_out``) while the rows' features and
+# the models' factors it holds until then stay under this (d = 20 at 400 rows: about 15 MiB); recomputing the
+# features instead would cost a reader of noise() 11 % more than the pass run in the fit
+DEFERRED_HELD_OUT_BYTES = 32 * 2**20
 # the candidate models' evidence fits run in batches of about this much memory
 EVIDENCE_BATCH_BYTES = 64 * 2**20
 # in capped_held_out_errors each row's leverage is capped at the larger of LEVERAGE_CAP and the node's
@@ -149,10 +155,6 @@ class Adaptation:
     network_gain: torch.Tensor
     noise_scale: torch.Tensor  # [d]: the fitted noise standard deviation
     group_scales: torch.Tensor  # [d, g]: prior standard deviation of each penalized group (0: pruned)
-    mean_leverage: torch.Tensor  # [d]: mean diagonal of the hat matrix over the fitted rows
-    held_out_errors: torch.Tensor  # [d]: mean squared exact leave-one-out residual
-    capped_held_out_errors: torch.Tensor  # [d]: the same with each row's leverage capped (leverage_caps)
-    capped_held_out_standard_errors: torch.Tensor  # [d]: the standard error of that mean over the rows
     # [d, r]: the ridge penalty of every column of the reduced basis, of the nonlinear model where it is in the
     # fit (``full_basis``), else of the linear one
     penalties: torch.Tensor
@@ -169,8 +171,35 @@ class Adaptation:
     prior: tuple[torch.Tensor, torch.Tensor]  # the trained readout: weights [d, f], bias [d]
     parent_slots: int  # p
     product_slots: int  # q
+    # the exact leave-one-out statistics of the fit (``_held_out``), computed when first read; set after the solve
+    held_out: DeferredHeldOut | None = None
 
     GROUPS = GROUPS
+
+    def _held_out_statistics(self) -> HeldOut:
+        if self.held_out is None:
+            raise RuntimeError("the leave-one-out statistics of an adaptation are set after its solve")
+        return self.held_out()
+
+    @property
+    def mean_leverage(self) -> torch.Tensor:
+        """[d]: mean diagonal of the hat matrix over the fitted rows."""
+        return self._held_out_statistics().mean_leverage
+
+    @property
+    def held_out_errors(self) -> torch.Tensor:
+        """[d]: mean squared exact leave-one-out residual."""
+        return self._held_out_statistics().errors
+
+    @property
+    def capped_held_out_errors(self) -> torch.Tensor:
+        """[d]: the same with each row's leverage capped (``leverage_caps``)."""
+        return self._held_out_statistics().capped_errors
+
+    @property
+    def capped_held_out_standard_errors(self) -> torch.Tensor:
+        """[d]: the standard error of that capped mean over the rows."""
+        return self._held_out_statistics().capped_standard_errors
 
     @property
     def value_slots(self) -> int:
@@ -191,6 +220,7 @@ class Adaptation:
             for name, value in self.__dict__.items()
         }
         fields["prior"] = (self.prior[0][index], self.prior[1][index])
+        fields["held_out"] = None if self.held_out is None else self.held_out.select(index)
         return Adaptation(**fields)
 
     @property
@@ -404,10 +434,6 @@ def fit_adaptation(
         network_gain=with_network - kernel_alone,
         noise_scale=chosen("noise_scale", likelier),
         group_scales=chosen("group_scales", likelier),
-        mean_leverage=torch.zeros(d, dtype=torch.float64, device=device),
-        held_out_errors=torch.zeros(d, dtype=torch.float64, device=device),
-        capped_held_out_errors=torch.zeros(d, dtype=torch.float64, device=device),
-        capped_held_out_standard_errors=torch.zeros(d, dtype=torch.float64, device=device),
         penalties=penalties,
         active=active,
         linear_penalties=linear_penalties,
@@ -433,12 +459,15 @@ def fit_adaptation(
         [weights for (_, _, weights), _, _ in models], [weight[:, None] for _, _, weight in models]
     )
     adaptation = replace(chosen_models, **readout_weights(weights, prior_weights, prior_bias, directions, v))
-    (
-        adaptation.mean_leverage,
-        adaptation.held_out_errors,
-        adaptation.capped_held_out_errors,
-        adaptation.capped_held_out_standard_errors,
-    ) = _held_out(rows, adaptation, basis.with_scale(scale), models, nodes)
+    chosen_basis = basis.with_scale(scale)
+    adaptation.held_out = DeferredHeldOut(
+        lambda: HeldOut(*_held_out(rows, adaptation, chosen_basis, models, nodes))
+    )
+    # deferred, its pass holds the rows' features and the models' factors until it runs: only while they are small
+    # (else it runs now, and they are freed with the fit)
+    factors = sum(factor.numel() for (_, factor, _), _, _ in models) * 8
+    if rows.kept is None or rows.kept_bytes + factors > DEFERRED_HELD_OUT_BYTES:
+        adaptation.held_out()
     return adaptation
 
 
@@ -506,10 +535,6 @@ def merge_adaptations(parts: list[tuple[torch.Tensor, Adaptation]], num_nodes: i
         network_gain=per_node("network_gain"),
         noise_scale=per_node("noise_scale"),
         group_scales=per_node("group_scales"),
-        mean_leverage=per_node("mean_leverage"),
-        held_out_errors=per_node("held_out_errors"),
-        capped_held_out_errors=per_node("capped_held_out_errors"),
-        capped_held_out_standard_errors=per_node("capped_held_out_standard_errors"),
         penalties=penalties,
         active=active,
         linear_penalties=linear_penalties,
@@ -521,6 +546,7 @@ def merge_adaptations(parts: list[tuple[torch.Tensor, Adaptation]], num_nodes: i
         prior=(prior_weights, prior_bias),
         parent_slots=p,
         product_slots=q,
+        held_out=DeferredHeldOut.merged([(nodes, fit.held_out) for nodes, fit in parts], num_nodes),
     )
 
 
@@ -548,6 +574,7 @@ class _Rows:
     def __init__(self, chunks: AdaptationChunks) -> None:
         self.chunks = chunks
         self.kept: list[tuple[torch.Tensor, ...]] | None = None
+        self.kept_bytes = 0
         self.passes = 0
 
     def __call__(self) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
@@ -565,7 +592,7 @@ class _Rows:
                 if keep is not None:
                     keep.append(part)
             yield part
-        self.kept = keep
+        self.kept, self.kept_bytes = keep, size if keep is not None else 0
 
 
 def _principal_directions(rows: _Rows, num_directions: int) -> tuple[int, torch.Tensor]:
