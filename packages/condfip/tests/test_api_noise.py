@@ -19,6 +19,7 @@ from condfip.api.inferred_scm import (
     shrunk_misfit,
 )
 from condfip.model import CondFiPConfig, CondFiPModel
+from condfip.model import adaptation as adaptation_module
 from scm_gen import make_benchmark_dataset
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -151,8 +152,6 @@ def test_the_leave_one_out_statistics_wait_for_their_first_reader(monkeypatch) -
     """The fit's leave-one-out pass runs when noise() (its encoder weighting) or the adaptation table first
     reads it, not in infer: sampling, interventions and effects never run it. Deferred or not, the statistics
     and the noise are the same, bit for bit, also through a merge of node groups (roots apart) and a selection."""
-    from condfip.model import adaptation as adaptation_module
-
     rng = np.random.default_rng(4)
     a, b = rng.normal(size=120), rng.normal(size=120)
     c = np.sin(a) + 0.5 * b + 0.2 * rng.normal(size=120)
@@ -174,7 +173,7 @@ def test_the_leave_one_out_statistics_wait_for_their_first_reader(monkeypatch) -
     eager = model.infer(table, edges)
     assert eager._runner.adaptation.held_out.computed
     np.testing.assert_array_equal(eager.noise(table).to_numpy(), noise)
-    pd.testing.assert_frame_equal(eager.adaptation, deferred)
+    pd.testing.assert_frame_equal(eager.adaptation, deferred, check_exact=True)
     fit = scm._runner.adaptation
     nodes = torch.tensor([3, 0])
     selected = fit.select(nodes)
