@@ -131,6 +131,12 @@ LEVERAGE_CAP_QUANTILE = 0.75
 AdaptationChunks = Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]
 
 
+def _held_out_statistic(name: str, meaning: str) -> property:
+    """A read-only property of ``Adaptation``: the statistic ``name`` of its ``held_out`` ([d], computed on first
+    read)."""
+    return property(lambda self: getattr(self._held_out_statistics(), name), doc=f"[d]: {meaning}.")
+
+
 @dataclass
 class Adaptation:
     """The adapted readout: ``F_hat[:, i] = decoder_features[:, i] @ decoder_weights[i] + basis[:, i] @
@@ -181,25 +187,16 @@ class Adaptation:
             raise RuntimeError("the leave-one-out statistics of an adaptation are set after its solve")
         return self.held_out()
 
-    @property
-    def mean_leverage(self) -> torch.Tensor:
-        """[d]: mean diagonal of the hat matrix over the fitted rows."""
-        return self._held_out_statistics().mean_leverage
-
-    @property
-    def held_out_errors(self) -> torch.Tensor:
-        """[d]: mean squared exact leave-one-out residual."""
-        return self._held_out_statistics().errors
-
-    @property
-    def capped_held_out_errors(self) -> torch.Tensor:
-        """[d]: the same with each row's leverage capped (``leverage_caps``)."""
-        return self._held_out_statistics().capped_errors
-
-    @property
-    def capped_held_out_standard_errors(self) -> torch.Tensor:
-        """[d]: the standard error of that capped mean over the rows."""
-        return self._held_out_statistics().capped_standard_errors
+    mean_leverage = _held_out_statistic(
+        "mean_leverage", "mean diagonal of the hat matrix over the fitted rows"
+    )
+    held_out_errors = _held_out_statistic("errors", "mean squared exact leave-one-out residual")
+    capped_held_out_errors = _held_out_statistic(
+        "capped_errors", "the same with each row's leverage capped (``leverage_caps``)"
+    )
+    capped_held_out_standard_errors = _held_out_statistic(
+        "capped_standard_errors", "the standard error of that capped mean over the rows"
+    )
 
     @property
     def value_slots(self) -> int:
