@@ -20,7 +20,9 @@ from torch import nn
 
 import scm_gen
 from condfip import CondFiP, InferredSCM
+from condfip.api import inferred_scm
 from condfip.api.engine import CUDA_TOKENS_PER_CHUNK, DEFAULT_TOKENS_PER_CHUNK, rows_per_chunk
+from condfip.api.sampling import stratified_noise
 from condfip.model import CondFiPConfig, CondFiPModel, DatasetEmbedding
 from condfip.model.adaptation import NETWORK_EVIDENCE_MARGIN
 from condfip.model.model_weights import nonlinear_weights, shared_log_odds
@@ -151,6 +153,40 @@ def test_oracle_average_causal_effect_is_the_mean_counterfactual_difference():
     np.testing.assert_allclose(effect, expected, rtol=1e-9, atol=1e-12)
 
 
+def _effect_spread(inferred: InferredSCM, target: str, arm: dict, **options) -> float:
+    """The standard deviation over 12 seeds of ``average_causal_effect(target, arm, {})``."""
+    values = [inferred.average_causal_effect(target, arm, {}, seed=seed, **options) for seed in range(12)]
+    return float(np.std(values, ddof=1))
+
+
+def test_default_effect_is_stratified_and_reaches_its_standard_error():
+    rng = np.random.default_rng(9)
+    names = [f"x{i}" for i in range(6)]
+    effects = {}
+    for mechanism in ("linear", "rff"):
+        scm = scm_gen.sample_scm("in", mechanism, 6, rng=rng, graph="er")
+        context, _ = scm.sample(500, rng)
+        inferred = CondFiP(OracleModel(scm, context.mean(axis=0), context.std(axis=0))).infer(
+            pd.DataFrame(context, columns=names), scm.adjacency, zero_shot=True
+        )
+        node = int(scm.topological_order[0])
+        target = max(descendants(scm.adjacency, node))
+        arm = {names[node]: float(np.quantile(context[:, node], 0.9))}
+        tolerance = 0.02 * context[:, target].std()
+        effects[mechanism] = (
+            _effect_spread(inferred, names[target], arm, standard_error=tolerance),
+            _effect_spread(inferred, names[target], arm, n=1_000),
+            tolerance,
+        )
+    # a linear SCM's effect is a sum of one term per node's noise, which a stratified block nearly removes: the
+    # default's 1,000 rows are far more precise than as many independent rows (17 times here)
+    default, independent, tolerance = effects["linear"]
+    assert default < independent / 5 and default < tolerance
+    # a nonlinear one keeps drawing until the standard error of its blocks is reached (seeds differ by about it)
+    default, independent, tolerance = effects["rff"]
+    assert default < 2 * tolerance and default < independent
+
+
 def test_oracle_fresh_samples_follow_the_scm():
     rng = np.random.default_rng(3)
     scm = scm_gen.sample_scm("in", "linear", 5, rng=rng, graph="er")
@@ -266,17 +302,24 @@ def test_average_causal_effect_is_the_difference_of_interventional_means(inferre
     on_rows = inferred.average_causal_effect(target_name, {name: 0.5}, {}, data=query)
     counterfactual = inferred.counterfactual_samples({name: 0.5}, query)[target_name].to_numpy()
     np.testing.assert_allclose(on_rows, (counterfactual - query[:, target]).mean(), rtol=1e-9, atol=1e-12)
-    # the default draws rounds of fresh rows until the standard error is reached: the first rows of one draw,
-    # from 1,000 (a loose target) to 10,000 (a target it cannot reach)
+    # the default draws rounds of blocks of 100 stratified rows until the standard error is reached: from 10
+    # blocks (a loose target) to 100 (a target it cannot reach)
     arm = {name: 0.5}
-    assert inferred.average_causal_effect(
-        target_name, arm, {}, seed=4, standard_error=1e9
-    ) == inferred.average_causal_effect(target_name, arm, {}, n=1_000, seed=4)
-    same_in_float32(  # rounds of 1,000 and 9,000 rows against one of 10,000: other row counts per call
-        inferred.average_causal_effect(target_name, arm, {}, seed=4, standard_error=1e-12),
-        inferred.average_causal_effect(target_name, arm, {}, n=10_000, seed=4),
-        "effect",
-    )
+    drawn = []
+
+    def recorded(abducted, num_blocks, block_rows, rng, noise_model):
+        drawn.append(num_blocks * block_rows)
+        return stratified_noise(abducted, num_blocks, block_rows, rng, noise_model)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(inferred_scm, "stratified_noise", recorded)
+        loose = inferred.average_causal_effect(target_name, arm, {}, seed=4, standard_error=1e9)
+        assert drawn == [1_000]
+        drawn.clear()
+        tight = inferred.average_causal_effect(target_name, arm, {}, seed=4, standard_error=1e-12)
+        assert drawn[0] == 1_000 and sum(drawn) == 10_000
+    assert loose == inferred.average_causal_effect(target_name, arm, {}, seed=4, standard_error=1e9)
+    assert loose != tight
 
 
 def test_average_causal_effect_is_zero_on_non_descendants_and_for_equal_arms(inferred, scm_and_rows):

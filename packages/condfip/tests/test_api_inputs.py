@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from condfip import CondFiP
-from condfip.api.sampling import sample_noise
+from condfip.api.sampling import sample_noise, stratified_noise
 from condfip.model import CondFiPConfig, CondFiPModel
 
 TINY = dict(
@@ -229,3 +229,38 @@ def test_empirical_noise_matches_the_abducted_quantiles():
     ).all()
     gaussian = sample_noise(abducted, 100_000, np.random.default_rng(1), "gaussian")
     np.testing.assert_allclose(gaussian.std(axis=0), abducted.std(axis=0), rtol=0.02)
+
+
+@pytest.mark.parametrize("noise_model", ["empirical", "gaussian"])
+def test_stratified_noise_puts_one_draw_of_each_block_in_each_stratum(noise_model):
+    rng = np.random.default_rng(0)
+    # the first column's empirical quantile function is the identity on [0, 1]: its draws are the uniforms
+    abducted = np.column_stack([np.linspace(0.0, 1.0, 201), rng.exponential(size=201), rng.normal(size=201)])
+    blocks, rows = 4, 50
+    draws = stratified_noise(abducted, blocks, rows, np.random.default_rng(3), noise_model)
+    assert draws.shape == (blocks * rows, 3) and np.isfinite(draws).all()
+    if noise_model == "empirical":  # the first column's draws are its uniforms; the others are within range
+        uniforms = draws[:, :1]
+        assert (draws.min(axis=0) >= abducted.min(axis=0)).all()
+        assert (draws.max(axis=0) <= abducted.max(axis=0)).all()
+    else:  # the normal distribution function of the standardized draws gives the uniforms back
+        standardized = (draws - abducted.mean(axis=0)) / abducted.std(axis=0)
+        uniforms = torch.special.ndtr(torch.from_numpy(standardized)).numpy()
+    columns = uniforms.shape[1]
+    strata = np.floor(uniforms * rows).astype(np.int64).reshape(blocks, rows, columns)
+    for block in strata:  # every column of every block: each stratum exactly once
+        np.testing.assert_array_equal(np.sort(block, axis=0), np.tile(np.arange(rows)[:, None], (1, columns)))
+    # the blocks are drawn apart: no two share their order of the strata
+    assert len({tuple(block[:, 0]) for block in strata}) == blocks
+    again = stratified_noise(abducted, blocks, rows, np.random.default_rng(3), noise_model)
+    np.testing.assert_array_equal(draws, again)
+
+
+def test_stratified_noise_errors():
+    abducted = np.zeros((10, 2))
+    with pytest.raises(ValueError, match="noise_model must be one of"):
+        stratified_noise(abducted, 1, 10, np.random.default_rng(0), "uniform")
+    with pytest.raises(ValueError, match="at least one block of at least 2 rows"):
+        stratified_noise(abducted, 1, 1, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="at least one block of at least 2 rows"):
+        stratified_noise(abducted, 0, 10, np.random.default_rng(0))

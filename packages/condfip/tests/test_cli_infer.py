@@ -282,7 +282,10 @@ def test_effect_with_a_bootstrap_interval_matches_the_python_api(files, capsys, 
 
 def test_effect_says_how_many_fresh_rows_it_draws(files, capsys):
     assert main(effect(files, "--alternative", "age=1", "--seed", "2")) == 0
-    assert "(fresh rows until a 1 % standard error (at most 10,000), seed 2)" in capsys.readouterr().err
+    assert (
+        "(fresh rows in stratified blocks until a 1 % standard error (at most 10,000), seed 2)"
+        in capsys.readouterr().err
+    )
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from condfip.api.engine import DecoderRunner, EncoderAbduction
 from condfip.api.graphs import digraph_from_adjacency
 from condfip.api.interventions import InterventionValue, check_interventions, resolve_interventions
 from condfip.api.positive import ModelUnits, check_positive, check_positive_values
-from condfip.api.sampling import check_num_samples, make_generator, sample_noise
+from condfip.api.sampling import check_num_samples, make_generator, sample_noise, stratified_noise
 from condfip.api.tables import rows_like_context
 from condfip.core.dags import longest_path_length
 
@@ -39,6 +39,9 @@ LINEAR_ENCODER_ERROR_FLOOR = 3.0
 LINEAR_FLOOR_ROWS = 100
 MIN_EFFECT_SAMPLES = 1_000
 DEFAULT_EFFECT_ERROR = 0.01  # the default target standard error, times the target column's standard deviation
+# ... its rows come in blocks of this many Latin hypercube rows (``stratified_noise``); the standard error is that
+# of the mean of the blocks' means, so a round of MIN_EFFECT_SAMPLES rows gives it from 10 blocks
+EFFECT_BLOCK_ROWS = 100
 
 
 def linear_encoder_error_floor(num_rows: int) -> float:
@@ -523,11 +526,14 @@ class InferredSCM:
         give exactly 0, and so does a target that is not a descendant of the intervened nodes.
 
         Without ``n`` or ``data``, fresh rows are drawn in rounds until the Monte Carlo standard error of the
-        effect (the spread of the per-row differences over the square root of the rows) is at most
-        ``standard_error`` (target units; default ``DEFAULT_EFFECT_ERROR`` = 1 % of the target column's standard
-        deviation in the data), from ``MIN_EFFECT_SAMPLES`` (1,000) up to ``DEFAULT_EFFECT_SAMPLES`` (10,000)
-        rows; the rows drawn are the first rows of one draw with the same ``seed``. Only the target's ancestors
-        are generated.
+        effect is at most ``standard_error`` (target units; default ``DEFAULT_EFFECT_ERROR`` = 1 % of the target
+        column's standard deviation in the data), from ``MIN_EFFECT_SAMPLES`` (1,000) up to
+        ``DEFAULT_EFFECT_SAMPLES`` (10,000) rows. These rows come in independent blocks of ``EFFECT_BLOCK_ROWS``
+        Latin hypercube rows (``condfip.api.sampling.stratified_noise``: the same noise distribution, each node's
+        draws spread over its quantiles within a block), and the standard error is that of the mean of the
+        blocks' means: an effect that is close to a sum of one function per node's noise is estimated many times
+        more precisely than from as many independent rows (on Sachs, variances 2 to 1,000 times lower), so a
+        round of 1,000 rows usually suffices. Only the target's ancestors are generated.
         """
         if target not in self._columns:
             raise ValueError(f"unknown target {target!r}; choose one of the columns {self._columns!r}")
@@ -580,18 +586,19 @@ class InferredSCM:
             )
         tolerance = self._effect_tolerance(standard_error, column)
         rng = make_generator(seed)
-        rounds: list[tuple[np.ndarray, np.ndarray]] = []
-        drawn, size = 0, MIN_EFFECT_SAMPLES
+        abducted = self._context_noise_standard(needed)
+        most, blocks = DEFAULT_EFFECT_SAMPLES // EFFECT_BLOCK_ROWS, MIN_EFFECT_SAMPLES // EFFECT_BLOCK_ROWS
+        rounds: list[np.ndarray] = []  # per round, each block's mean difference of the arms [blocks]
         while True:
-            rounds.append(tuple(arm_values(self._fresh_noise(size, rng, noise_model, needed))))
-            drawn += size
-            alternative = np.concatenate([a for a, _ in rounds])
-            reference = np.concatenate([r for _, r in rounds])
-            spread = float((alternative - reference).std(ddof=1))
-            if spread <= tolerance * math.sqrt(drawn) or drawn >= DEFAULT_EFFECT_SAMPLES:
-                return float(alternative.mean() - reference.mean())
-            wanted = math.ceil((spread / tolerance) ** 2)  # rows for the target error, from this spread
-            size = min(DEFAULT_EFFECT_SAMPLES - drawn, max(wanted - drawn, MIN_EFFECT_SAMPLES))
+            noise_std = stratified_noise(abducted, blocks, EFFECT_BLOCK_ROWS, rng, noise_model)
+            alternative, reference = arm_values(noise_std)
+            rounds.append((alternative - reference).reshape(blocks, EFFECT_BLOCK_ROWS).mean(axis=1))
+            means = np.concatenate(rounds)  # [all blocks so far]
+            error = float(means.std(ddof=1)) / math.sqrt(means.size)
+            if error <= tolerance or means.size >= most:
+                return float(means.mean())
+            wanted = math.ceil(means.size * (error / tolerance) ** 2)  # blocks for the target error
+            blocks = min(most - means.size, max(wanted - means.size, MIN_EFFECT_SAMPLES // EFFECT_BLOCK_ROWS))
 
     def _effect_tolerance(self, standard_error: object, column: int) -> float:
         if standard_error is None:
