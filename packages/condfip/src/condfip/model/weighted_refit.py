@@ -48,10 +48,14 @@ class WeightedRefit:
         refitted ``Adaptation``."""
         original = self.adaptation
         counts = counts.double().to(original.penalties.device)
+        # rows of weight 0 (a third of a bootstrap resample's) add exactly 0: shared weights leave them out
+        drawn = torch.nonzero(counts).flatten() if counts.dim() == 1 else None  # [n'] or all rows
         weights = torch.zeros_like(original.penalties)  # [d, r]: the columns a node does not use stay 0
         for nodes, columns, by_node, node_targets in self.groups:
             # [1 or k, n, 1]: the rows' weights, shared or each node's
-            per_node = counts[None, :, None] if counts.dim() == 1 else counts[nodes][:, :, None]
+            if drawn is not None:
+                by_node, node_targets = by_node[:, drawn], node_targets[:, drawn]
+            per_node = counts[None, drawn, None] if drawn is not None else counts[nodes][:, :, None]
             weighted = by_node * per_node  # [k, n, c]
             scatter = weighted.transpose(1, 2) @ by_node  # [k, c, c]
             cross = (weighted.transpose(1, 2) @ node_targets)[..., 0]  # [k, c]
