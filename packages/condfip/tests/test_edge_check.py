@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from condfip.model.adaptation import evaluate, reduced_design
@@ -142,8 +143,12 @@ def test_a_refit_per_node_equals_each_node_refitted_alone():
     for node in range(D):
         alone = refit(counts[node])
         for name in ("decoder_weights", "basis_weights", "bias"):
-            # the same float64 system per node, built from the same products: equal bit for bit
-            assert torch.equal(getattr(per_node, name)[node], getattr(alone, name)[node]), (node, name)
+            # the same float64 system per node; shared weights leave the rows of weight 0 out of the moments, so
+            # they are summed over other rows (the tolerance of test_a_weighted_refit_equals_the_refit_on_the_rows_
+            # repeated, whose systems are conditioned up to ~1e10 by the jitter's bound)
+            np.testing.assert_allclose(
+                getattr(per_node, name)[node], getattr(alone, name)[node], rtol=1e-6, atol=1e-8, err_msg=name
+            )
 
 
 def test_the_fit_of_some_nodes_evaluates_as_those_nodes_of_the_whole_fit():
