@@ -587,18 +587,19 @@ class InferredSCM:
         tolerance = self._effect_tolerance(standard_error, column)
         rng = make_generator(seed)
         abducted = self._context_noise_standard(needed)
-        most, blocks = DEFAULT_EFFECT_SAMPLES // EFFECT_BLOCK_ROWS, MIN_EFFECT_SAMPLES // EFFECT_BLOCK_ROWS
-        rounds: list[np.ndarray] = []  # per round, each block's mean difference of the arms [blocks]
+        fewest, most = MIN_EFFECT_SAMPLES // EFFECT_BLOCK_ROWS, DEFAULT_EFFECT_SAMPLES // EFFECT_BLOCK_ROWS
+        round_blocks = fewest
+        rounds: list[np.ndarray] = []  # per round, each block's mean difference of the arms [round_blocks]
         while True:
-            noise_std = stratified_noise(abducted, blocks, EFFECT_BLOCK_ROWS, rng, noise_model)
+            noise_std = stratified_noise(abducted, round_blocks, EFFECT_BLOCK_ROWS, rng, noise_model)
             alternative, reference = arm_values(noise_std)
-            rounds.append((alternative - reference).reshape(blocks, EFFECT_BLOCK_ROWS).mean(axis=1))
-            means = np.concatenate(rounds)  # [all blocks so far]
+            rounds.append((alternative - reference).reshape(round_blocks, EFFECT_BLOCK_ROWS).mean(axis=1))
+            means = np.concatenate(rounds)  # [blocks so far]
             error = float(means.std(ddof=1)) / math.sqrt(means.size)
             if error <= tolerance or means.size >= most:
                 return float(means.mean())
             wanted = math.ceil(means.size * (error / tolerance) ** 2)  # blocks for the target error
-            blocks = min(most - means.size, max(wanted - means.size, MIN_EFFECT_SAMPLES // EFFECT_BLOCK_ROWS))
+            round_blocks = min(most - means.size, max(wanted - means.size, fewest))
 
     def _effect_tolerance(self, standard_error: object, column: int) -> float:
         if standard_error is None:

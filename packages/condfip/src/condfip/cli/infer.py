@@ -143,7 +143,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     effect.add_argument(
         "--num-samples",
         type=positive_int,
-        help="fresh rows of noise for both arms (default: until a 1 %% standard error, at most 10,000; not with --on-data)",
+        help=(
+            "fresh rows of noise for both arms (default: until a 1 %% standard error, at most 10,000; not with "
+            "--on-data)"
+        ),
     )
     effect.add_argument(
         "--on-data", action="store_true", help="use the data rows' abducted noise (their counterfactuals)"
@@ -257,7 +260,10 @@ def run_effect(args: argparse.Namespace) -> int:
         rows = (
             f"{args.num_samples:,} fresh rows, seed {args.seed}"
             if args.num_samples
-            else f"fresh rows in stratified blocks until a 1 % standard error (at most {DEFAULT_EFFECT_SAMPLES:,}), seed {args.seed}"
+            else (
+                "fresh rows in stratified blocks until a 1 % standard error "
+                f"(at most {DEFAULT_EFFECT_SAMPLES:,}), seed {args.seed}"
+            )
         )
     if args.bootstrap is None:
         scm = model.infer(data, graph, zero_shot=args.zero_shot, positive=_positive(args))

@@ -52,7 +52,7 @@ class WeightedRefit:
         drawn = torch.nonzero(counts).flatten() if counts.dim() == 1 else None  # [n'] or all rows
         weights = torch.zeros_like(original.penalties)  # [d, r]: the columns a node does not use stay 0
         for nodes, columns, by_node, node_targets in self.groups:
-            # [1 or k, n, 1]: the rows' weights, shared or each node's
+            # [1 or k, n', 1]: the rows' weights, shared (the drawn rows only) or each node's (every row)
             if drawn is not None:
                 by_node, node_targets = by_node[:, drawn], node_targets[:, drawn]
             per_node = counts[None, drawn, None] if drawn is not None else counts[nodes][:, :, None]
