@@ -179,7 +179,7 @@ def test_default_effect_is_stratified_and_reaches_its_standard_error():
             tolerance,
         )
     # a linear SCM's effect is a sum of one term per node's noise, which a stratified block nearly removes: the
-    # default's 1,000 rows are far more precise than as many independent rows (17 times here)
+    # default's 1,000 rows are far more precise than as many independent rows (30 times here)
     default, independent, tolerance = effects["linear"]
     assert default < independent / 5 and default < tolerance
     # a nonlinear one keeps drawing until the standard error of its blocks is reached (seeds differ by about it)
@@ -302,8 +302,8 @@ def test_average_causal_effect_is_the_difference_of_interventional_means(inferre
     on_rows = inferred.average_causal_effect(target_name, {name: 0.5}, {}, data=query)
     counterfactual = inferred.counterfactual_samples({name: 0.5}, query)[target_name].to_numpy()
     np.testing.assert_allclose(on_rows, (counterfactual - query[:, target]).mean(), rtol=1e-9, atol=1e-12)
-    # the default draws rounds of blocks of 100 stratified rows until the standard error is reached: from 10
-    # blocks (a loose target) to 100 (a target it cannot reach)
+    # the default draws rounds of blocks of stratified rows until the standard error is reached: from 1,000 rows
+    # (a loose target) to 10,000 (a target it cannot reach)
     arm = {name: 0.5}
     drawn = []
 
