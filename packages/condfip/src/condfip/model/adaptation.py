@@ -462,8 +462,8 @@ def fit_adaptation(
     )
     # deferred, its pass holds the rows' features and the models' factors until it runs: only while they are small
     # (else it runs now, and they are freed with the fit)
-    factors = sum(factor.numel() for (_, factor, _), _, _ in models) * 8
-    if rows.kept is None or rows.kept_bytes + factors > DEFERRED_HELD_OUT_BYTES:
+    factor_bytes = sum(factor.numel() for (_, factor, _), _, _ in models) * 8
+    if rows.kept is None or rows.kept_bytes + factor_bytes > DEFERRED_HELD_OUT_BYTES:
         adaptation.held_out()
     return adaptation
 

@@ -53,10 +53,12 @@ class WeightedRefit:
         weights = torch.zeros_like(original.penalties)  # [d, r]: the columns a node does not use stay 0
         for nodes, columns, by_node, node_targets in self.groups:
             # [1 or k, n', 1]: the rows' weights, shared (the drawn rows only) or each node's (every row)
-            if drawn is not None:
+            if drawn is None:
+                per_node = counts[nodes][:, :, None]
+            else:
                 by_node, node_targets = by_node[:, drawn], node_targets[:, drawn]
-            per_node = counts[None, drawn, None] if drawn is not None else counts[nodes][:, :, None]
-            weighted = by_node * per_node  # [k, n, c]
+                per_node = counts[None, drawn, None]
+            weighted = by_node * per_node  # [k, n', c]
             scatter = weighted.transpose(1, 2) @ by_node  # [k, c, c]
             cross = (weighted.transpose(1, 2) @ node_targets)[..., 0]  # [k, c]
             solved = [
