@@ -7,11 +7,14 @@ parent, summed over the parents, or a product of the parents' tanh plus a linear
 a random one-hidden-layer tanh network or a sum of Gaussian bumps (with ``--mechanisms``, more: exponential
 growth, thresholds, a fast sine, a pure product of the parents, ReLU, cubic, saturating ``x / (1 + |x|)``, a mix
 of some of these and linear per node, or pairwise interactions: half the weighted sum of the parents plus every
-product of two of them); noise Gaussian, Laplace, Student-t with 3
-degrees of freedom, uniform, or Cauchy clipped at 20 (outliers). Every non-root mechanism is scaled to unit
-variance on a pilot sample; the noise of a non-root node has standard deviation 0.3-0.8 (times
-``--noise-factor``), a root's 1 (or, with ``--binary-roots``, a root takes -1 or 1). Graphs: Erdos-Renyi DAGs with
-1.5 expected parents per node (``--parents``).
+product of two of them; and a second round, ``ROUND_TWO_MECHANISMS``: piecewise linear with kinks, sign(x)
+log(1 + 3|x|), a wavelet x exp(-x^2), a sawtooth, a softplus of a projection, a sine of the parents' product, a
+ratio, max plus min, sinc, and a random smooth function of all parents); noise Gaussian, Laplace, Student-t with
+3 degrees of freedom, uniform, Cauchy clipped at 20 (outliers), or skewed or bimodal (exponential, lognormal,
+gamma, two modes). Every non-root mechanism is scaled to unit variance on a pilot sample; the noise of a non-root
+node has standard deviation 0.3-0.8 (times ``--noise-factor``), a root's 1 (or, with ``--binary-roots``, a root
+takes -1 or 1). Graphs (``--graph``): Erdos-Renyi DAGs with 1.5 expected parents per node (``--parents``),
+chains, scale-free graphs with hubs, or one collider of many parents (``draw_graph``).
 
 For each family it reports the standardized RMSE (the context's per-column std) of noise (held-out rows), of
 generation (held-out rows from their true noise) and of one intervention per SCM (``do(x_j = q)``, ``j`` a node
@@ -49,6 +52,22 @@ MORE_MECHANISMS = (
     "mixed",
     "interaction",
 )
+# the families of a second round, unlike both lists above: kinks, slow growth, wavelets, discontinuities, joint
+# interactions and random smooth functions of all parents
+SMOOTH_FEATURES = 50  # cosine features of a "random-smooth" mechanism
+ROUND_TWO_MECHANISMS = (
+    "piecewise",
+    "log-abs",
+    "wavelet",
+    "sawtooth",
+    "softplus",
+    "sine-product",
+    "ratio",
+    "max-min",
+    "sinc",
+    "random-smooth",
+)
+NUM_KINKS = 3  # kinks per parent of a "piecewise" mechanism
 MIXED_FAMILIES = (
     "exponential",
     "threshold",
@@ -57,7 +76,10 @@ MIXED_FAMILIES = (
     "saturating",
     "linear",
 )  # drawn per node by "mixed"
-NOISES = ("gauss", "laplace", "student3", "uniform", "cauchy")
+NOISES = ("gauss", "laplace", "student3", "uniform", "cauchy", "exponential", "lognormal", "bimodal", "gamma")
+GRAPHS = ("er", "chain", "scale-free", "fan-in")
+LOGNORMAL_SIGMA = 0.6  # of the log of "lognormal" noise
+BIMODAL_CENTRE = 0.9  # "bimodal" noise: +-this plus a normal of the rest of the unit variance
 NETWORK_UNITS = 16  # hidden tanh units of a "network" mechanism
 NUM_BUMPS = 6  # Gaussian bumps of a "bumps" mechanism
 METHODS = ("default", "zero-shot", "linear ANM", "kernel ANM")
@@ -115,7 +137,57 @@ def draw_mechanism(family: str, num_parents: int, rng: np.random.Generator) -> M
         )
     if family == "mixed":
         return draw_mechanism(str(rng.choice(MIXED_FAMILIES)), num_parents, rng)
-    raise ValueError(f"unknown mechanism family {family!r}; choose from {MECHANISMS + MORE_MECHANISMS}")
+    if family in ROUND_TWO_MECHANISMS:
+        return _draw_round_two(family, num_parents, amplitude, rate, shift, rng)
+    raise ValueError(
+        f"unknown mechanism family {family!r}; choose from {MECHANISMS + MORE_MECHANISMS + ROUND_TWO_MECHANISMS}"
+    )
+
+
+def _draw_round_two(
+    family: str,
+    num_parents: int,
+    amplitude: np.ndarray,
+    rate: np.ndarray,
+    shift: np.ndarray,
+    rng: np.random.Generator,
+) -> Mechanism:
+    """A mechanism of one of ``ROUND_TWO_MECHANISMS`` (``amplitude``, ``rate``, ``shift``: [p] per parent)."""
+    if family == "piecewise":  # linear plus NUM_KINKS hinges per parent
+        kinks = rng.normal(0.0, 1.0, (NUM_KINKS, num_parents))  # [k, p]
+        slopes = rng.normal(0.0, 1.5, (NUM_KINKS, num_parents))
+        return lambda x: (amplitude * x + (slopes * np.maximum(x[:, None, :] - kinks, 0.0)).sum(axis=1)).sum(
+            1
+        )
+    if family == "log-abs":  # slow growth both ways: sign(x) log(1 + 3 |x|)
+        return lambda x: (amplitude * np.sign(x - shift) * np.log1p(3.0 * np.abs(x - shift))).sum(axis=1)
+    if family == "wavelet":  # x exp(-x^2): a bump up and one down, flat far out
+        return lambda x: (amplitude * (x - shift) * np.exp(-((x - shift) ** 2))).sum(axis=1)
+    if family == "sawtooth":  # a jump every 2 / rate
+        return lambda x: (amplitude * (((rate * x + shift) % 2.0) - 1.0)).sum(axis=1)
+    if family == "softplus":  # softplus of a random projection of the parents, plus a small linear term
+        projection = rng.normal(0.0, 1.0, num_parents)
+        return lambda x: np.logaddexp(0.0, x @ projection + shift[0]) + 0.3 * (amplitude * x).sum(axis=1)
+    if (
+        family == "sine-product"
+    ):  # a sine of the parents' product (one parent: sin(2x)) plus half a linear term
+        if num_parents == 1:
+            return lambda x: amplitude[0] * np.sin(2.0 * x[:, 0])
+        return lambda x: np.sin(1.5 * np.prod(x, axis=1) + shift[0]) + 0.5 * (amplitude * x).sum(axis=1)
+    if family == "ratio":  # the first parent over 1 + the others' squares (one parent: a square)
+        if num_parents == 1:
+            return lambda x: amplitude[0] * x[:, 0] + 0.5 * x[:, 0] ** 2
+        return lambda x: amplitude[0] * x[:, 0] / (1.0 + (x[:, 1:] ** 2).sum(axis=1))
+    if family == "max-min":  # the largest shifted parent plus half the smallest
+        return lambda x: amplitude[0] * np.max(x - shift, axis=1) + 0.5 * amplitude[-1] * np.min(x, axis=1)
+    if family == "sinc":
+        return lambda x: (amplitude * np.sinc(rate * (x - shift))).sum(axis=1)
+    # "random-smooth": a random smooth function of all parents (cosine features of one random length scale)
+    length = rng.uniform(0.5, 2.0)
+    frequencies = rng.normal(0.0, 1.0 / length, (num_parents, SMOOTH_FEATURES))  # [p, f]
+    phases = rng.uniform(0.0, 2.0 * np.pi, SMOOTH_FEATURES)
+    weights = rng.normal(0.0, 1.0, SMOOTH_FEATURES)
+    return lambda x: np.cos(x @ frequencies + phases) @ weights
 
 
 def draw_noise(family: str, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
@@ -130,7 +202,50 @@ def draw_noise(family: str, shape: tuple[int, ...], rng: np.random.Generator) ->
         return rng.uniform(-np.sqrt(3.0), np.sqrt(3.0), size=shape)
     if family == "cauchy":  # no variance: clipped at 20 and scaled by 0.3 (most rows like the others)
         return 0.3 * np.clip(rng.standard_cauchy(size=shape), -20.0, 20.0)
+    if family == "exponential":  # skewed, bounded below
+        return rng.exponential(size=shape) - 1.0
+    if family == "lognormal":  # skewed, a long right tail
+        variance = LOGNORMAL_SIGMA**2
+        mean, spread = np.exp(variance / 2.0), np.sqrt((np.exp(variance) - 1.0) * np.exp(variance))
+        return (rng.lognormal(0.0, LOGNORMAL_SIGMA, size=shape) - mean) / spread
+    if family == "bimodal":  # two modes at +-BIMODAL_CENTRE
+        centre = BIMODAL_CENTRE * rng.choice([-1.0, 1.0], size=shape)
+        return centre + np.sqrt(1.0 - BIMODAL_CENTRE**2) * rng.normal(size=shape)
+    if family == "gamma":  # shape 2: skewed, bounded below
+        return (rng.gamma(2.0, size=shape) - 2.0) / np.sqrt(2.0)
     raise ValueError(f"unknown noise family {family!r}; choose from {NOISES}")
+
+
+def draw_graph(kind: str, num_nodes: int, expected_parents: float, rng: np.random.Generator) -> np.ndarray:
+    """A random DAG [d, d] (``[i, j] = 1`` for ``i -> j``) whose nodes are in a random order: ``er``, Erdos-Renyi
+    with ``expected_parents`` parents per node on average; ``chain``, each node reads the one before it and, one
+    time in three, the one before that; ``scale-free``, each node reads 1 or 2 earlier nodes chosen by their degree
+    (hubs); ``fan-in``, one collider reads all nodes but the last two and the last node reads it and the first."""
+    upper = np.zeros((num_nodes, num_nodes), dtype=bool)  # [d, d] over the topological order
+    if kind == "er":
+        probability = min(1.0, expected_parents * 2.0 / (num_nodes - 1))
+        upper = np.triu(rng.random((num_nodes, num_nodes)) < probability, k=1)
+    elif kind == "chain":
+        for node in range(1, num_nodes):
+            upper[node - 1, node] = True
+            if node > 1 and rng.random() < 1.0 / 3.0:
+                upper[node - 2, node] = True
+    elif kind == "scale-free":
+        degree = np.ones(num_nodes)
+        for node in range(1, num_nodes):
+            count = min(node, int(rng.choice([1, 2])))
+            chosen = rng.choice(node, size=count, replace=False, p=degree[:node] / degree[:node].sum())
+            upper[chosen, node] = True
+            degree[chosen] += 1
+    elif kind == "fan-in":
+        upper[: num_nodes - 2, num_nodes - 2] = True
+        upper[[num_nodes - 2, 0], num_nodes - 1] = True
+    else:
+        raise ValueError(f"unknown graph kind {kind!r}; choose from {GRAPHS}")
+    order = rng.permutation(num_nodes)
+    adjacency = np.zeros((num_nodes, num_nodes), dtype=np.int64)
+    adjacency[np.ix_(order, order)] = upper
+    return adjacency
 
 
 class UnseenSCM:
@@ -146,12 +261,9 @@ class UnseenSCM:
         *,
         binary_roots: bool = False,
         noise_factor: float = 1.0,
+        graph: str = "er",
     ) -> None:
-        probability = min(1.0, expected_parents * 2.0 / (num_nodes - 1))
-        upper = np.triu(rng.random((num_nodes, num_nodes)) < probability, k=1)
-        order = rng.permutation(num_nodes)
-        self.adjacency = np.zeros((num_nodes, num_nodes), dtype=np.int64)  # [d, d]: i -> j
-        self.adjacency[np.ix_(order, order)] = upper
+        self.adjacency = draw_graph(graph, num_nodes, expected_parents, rng)  # [d, d]: i -> j
         self.order = list(nx.topological_sort(nx.DiGraph(self.adjacency)))
         self.parents = [np.flatnonzero(self.adjacency[:, node]) for node in range(num_nodes)]
         self.mechanisms = [draw_mechanism(mechanism, len(p), rng) if len(p) else None for p in self.parents]
@@ -247,6 +359,7 @@ def scores(model: CondFiP, mechanism: str, noise: str, args: argparse.Namespace)
             args.parents,
             binary_roots=args.binary_roots,
             noise_factor=args.noise_factor,
+            graph=args.graph,
         )
         context = scm.generate(scm.noise(args.context, rng))
         query_noise = scm.noise(400, rng)
@@ -284,12 +397,16 @@ def scores(model: CondFiP, mechanism: str, noise: str, args: argparse.Namespace)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--mechanisms", nargs="+", default=list(MECHANISMS), choices=MECHANISMS + MORE_MECHANISMS
+        "--mechanisms",
+        nargs="+",
+        default=list(MECHANISMS),
+        choices=MECHANISMS + MORE_MECHANISMS + ROUND_TWO_MECHANISMS,
     )
     parser.add_argument("--noises", nargs="+", default=["gauss"], choices=NOISES)
     parser.add_argument("--nodes", type=int, default=10)
     parser.add_argument("--context", type=int, default=400)
-    parser.add_argument("--parents", type=float, default=1.5, help="expected parents per node")
+    parser.add_argument("--parents", type=float, default=1.5, help="expected parents per node (er graphs)")
+    parser.add_argument("--graph", default="er", choices=GRAPHS)
     parser.add_argument("--datasets", type=int, default=4)
     parser.add_argument("--binary-roots", action="store_true", help="every root takes -1 or 1")
     parser.add_argument(
