@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+import condfip.model.parent_basis as parent_basis_module
 from condfip.model.parent_basis import (
     ADDITIVE_SCALES,
     JITTER,
@@ -23,6 +24,7 @@ from condfip.model.parent_basis import (
     ParentBasis,
     landmark_count,
     product_pairs,
+    spread_landmarks,
 )
 
 D = 4  # 0, 1 roots; 2 <- 0; 3 <- 0, 1, 2
@@ -405,3 +407,50 @@ def test_step_thresholds_split_each_parent_where_the_column_jumps(monkeypatch):
     # without targets there is no step kernel, and nodes of more than STEP_PARENTS parents never take it
     assert not bool(ParentBasis(_parents(), rows).steps.any())
     assert STEP_PARENTS >= 3
+
+
+def _squared_distances(values: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
+    """values [n, p], landmarks [m, p] -> [n, m], by brute force."""
+    return ((values[:, None, :] - landmarks[None, :, :]) ** 2).sum(dim=-1)
+
+
+def test_spread_landmarks_are_evenly_spaced_rows_then_each_the_farthest_from_those_before() -> None:
+    values = torch.randn(
+        2, 300, 3, generator=torch.Generator().manual_seed(5), dtype=torch.float64
+    )  # [k, n, p]
+    picked = spread_landmarks(values, 41)  # [k, 41]
+    assert picked.shape == (2, 41)
+    even = torch.linspace(0, 299, 20).round().long()
+    for node in range(2):
+        assert picked[node, :20].tolist() == even.tolist()
+        assert len(set(picked[node].tolist())) == 41  # distinct rows
+        for step in range(20, 41):
+            nearest = _squared_distances(values[node], values[node, picked[node, :step]]).amin(dim=1)  # [n]
+            assert nearest[picked[node, step]] == nearest.max()
+    # the farthest rows cover the cloud: every row is nearer to a landmark than with 41 evenly spaced rows
+    spread = _squared_distances(values[0], values[0, picked[0]]).amin(dim=1).max()
+    evenly = (
+        _squared_distances(values[0], values[0, torch.linspace(0, 299, 41).round().long()]).amin(dim=1).max()
+    )
+    assert spread < 0.7 * evenly
+
+
+def test_spread_landmarks_of_a_discrete_parent_take_each_value_then_repeat() -> None:
+    values = torch.tensor([0.0, 1.0, 0.0, 1.0, 2.0, 0.0, 1.0, 0.0], dtype=torch.float64)[
+        None, :, None
+    ]  # [1, 8, 1]
+    picked = spread_landmarks(values, 6)[0]  # three evenly spaced rows (0, 4, 7: values 0, 2, 0), then ...
+    assert picked[:3].tolist() == [0, 4, 7]
+    assert values[0, picked[3], 0] == 1.0  # ... the one value missing, then every row is at distance 0: row 0
+    assert picked[4:].tolist() == [0, 0]
+
+
+def test_landmarks_do_not_depend_on_how_the_nodes_are_grouped(monkeypatch) -> None:
+    rows = _rows(200)
+    whole = ParentBasis(_parents(), rows, num_landmarks=60)
+    monkeypatch.setattr(parent_basis_module, "LANDMARK_SEARCH_ELEMENTS", 1)  # one node per group
+    apart = ParentBasis(_parents(), rows, num_landmarks=60)
+    assert torch.equal(whole.landmarks, apart.landmarks)
+    # a node's landmarks are rows of its own parents' values
+    parents_of_3 = rows[:, [0, 1, 2]]
+    assert (_squared_distances(whole.landmarks[3], parents_of_3).amin(dim=1) == 0).all()

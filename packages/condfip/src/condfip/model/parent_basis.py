@@ -2,10 +2,15 @@
 
 The kernel features of node ``i`` at length scale ``l`` are ``k_l(x, Z_i) W_l,i``: the Gaussian kernel
 ``exp(-|x - z|^2 / (2 l^2))`` between the node's standardized parents ``x`` and the same parents in ``M`` landmark
-rows ``Z_i`` (evenly spaced rows of the fit; ``landmark_count`` of them, more for a fit on more rows), whitened
-by the inverse Cholesky factor of ``K_ZZ`` (plus a ``JITTER`` ridge): the Nyström approximation. Inner products
-of the features reproduce the kernel on the landmarks' span, so a ridge on them with one prior scale is a
-kernel ridge regression there. Unlike random Fourier features, which keep oscillating wherever they are evaluated, these
+rows ``Z_i`` (``landmark_count`` of them, more for a fit on more rows), whitened by the inverse Cholesky factor
+of ``K_ZZ`` (plus a ``JITTER`` ridge): the Nyström approximation. Inner products of the features reproduce the
+kernel on the landmarks' span, so a ridge on them with one prior scale is a kernel ridge regression there.
+
+Half of a node's landmarks are evenly spaced rows of the fit, which follow the rows' density; the other half are
+chosen one at a time as the row farthest from every landmark before it, in the node's own parents
+(``spread_landmarks``). An evenly spaced subset leaves the tails and corners of the parents' joint range with
+few landmarks, and there the kernel part of the fit has nothing to stand on: where the noise is small next to the
+mechanism, that, not the noise, limits the fit (BENCHMARKS.md, "Landmarks"). Unlike random Fourier features, which keep oscillating wherever they are evaluated, these
 decay to 0 away from every landmark: under an intervention that puts a node's parents where the rows never were
 jointly, the node's mechanism returns to its linear part instead of extrapolating a wave it never saw.
 
@@ -60,6 +65,11 @@ MAX_LANDMARKS = 256  # ... up to this many
 # third of the error with 240 landmarks than with 120): at least this many per parent of the most-parented node of
 # a fit, up to MAX_LANDMARKS (``adaptation.kernel_tiers`` fits the nodes of many parents apart)
 LANDMARKS_PER_PARENT = 24
+# the landmark search (``spread_landmarks``) holds the parents' values of a group of nodes, at most this many numbers
+LANDMARK_SEARCH_ELEMENTS = 2**22
+LANDMARK_CANDIDATE_ROWS = (
+    2048  # the landmarks of a fit on more rows are chosen among this many evenly spaced ones
+)
 # the joint kernel's length scales, times sqrt(number of parents), on standardized parents
 LENGTH_SCALES = (0.5, 1.0, 2.0, 6.0)
 ADDITIVE_SCALES = (
@@ -105,12 +115,38 @@ def landmark_count(num_rows: int, max_parents: int = 1) -> int:
     return min(max(num_rows, 1), max(NUM_LANDMARKS, min(wanted, MAX_LANDMARKS)))
 
 
+def spread_landmarks(values: torch.Tensor, num: int) -> torch.Tensor:
+    """The landmark rows of each node from its parents' values [k, n, p] -> row indices [k, num]: first
+    ``max(1, num // 2)`` evenly spaced rows, then, one at a time, the row farthest (Euclidean) from every
+    landmark chosen so far, the first of equals. Distances are summed over the parents one slot at a time
+    (elementwise operations only), so every CPU picks the same rows."""
+    k, n, p = values.shape
+    even = torch.linspace(0, n - 1, max(1, num // 2)).round().long()  # [e]
+    gap = torch.full((k, n), math.inf, dtype=values.dtype)  # [k, n]: squared distance to the nearest landmark
+
+    def take(chosen: torch.Tensor) -> torch.Tensor:  # chosen [k]: one row per node -> gap to it [k, n]
+        landmark = values[torch.arange(k), chosen]  # [k, p]
+        distance = torch.zeros(k, n, dtype=values.dtype)
+        for slot in range(p):
+            distance = distance + (values[:, :, slot] - landmark[:, None, slot]) ** 2
+        return torch.minimum(gap, distance)
+
+    picked = [even.expand(k, -1)]
+    for row in even.tolist():
+        gap = take(torch.full((k,), row, dtype=torch.long))
+    for _ in range(num - even.numel()):
+        farthest = gap.argmax(dim=1)  # [k]
+        picked.append(farthest[:, None])
+        gap = take(farthest)
+    return torch.cat(picked, dim=1)
+
+
 class ParentBasis:
     """The parents' values, their products of degree two and their Gaussian-kernel features, per node:
     ``z [m, d] -> [m, k, p + q + sM]``.
 
     ``parents`` [d, d] (``parents[i, j]`` for ``j -> i``); ``rows`` [n, d], standardized, the rows of the fit:
-    ``num_landmarks`` of them, evenly spaced, are the landmarks. The scales are the joint kernel's
+    ``num_landmarks`` of them are the landmarks of each node (``spread_landmarks``). The scales are the joint kernel's
     ``length_scales``, the additive kernel's ``additive_scales``, then, given ``targets`` (the nodes' columns of
     ``rows``, [n, d]), the step kernel (its thresholds from them, ``thresholds`` [d, p]). Padded parent slots are 0. ``bounds`` (lowest
     and highest value of every column [d]) clamps the kernel features' inputs: beyond the rows' range the
@@ -154,7 +190,6 @@ class ParentBasis:
         self.bounds = None if bounds is None else (bounds[0].double().cpu(), bounds[1].double().cpu())
 
         num = min(num_landmarks, rows.shape[0])
-        picked = torch.linspace(0, rows.shape[0] - 1, num).round().long()
         # nodes [d] whose parents' values are clamped to ``bounds`` in the linear part too: set after a fit to the
         # nodes that kept the nonlinear basis by a clear margin (``Adaptation.clamps_linear``), so that a
         # nonlinear mechanism stays flat beyond the rows' range (as a kernel regression does) while a linear one
@@ -165,8 +200,7 @@ class ParentBasis:
         # flat (``condfip.model.edge_check.continued_margins``)
         self.margins: torch.Tensor | None = None
         self.product_margins: torch.Tensor | None = None  # [d]: as ``margins``, for the products' inputs
-        landmarks = self._values(rows.double().cpu()[picked], None)[1]  # [M, d, p]: clamped like any input
-        self.landmarks = landmarks.transpose(0, 1).contiguous()  # [d, M, p]
+        self.landmarks = self._landmarks(rows.double().cpu(), num)  # [d, M, p]
         width = torch.sqrt(counts.clamp_min(1).double())  # [d]
         joint = [scale * width for scale in length_scales]
         additive = [torch.full_like(width, scale) for scale in additive_scales]
@@ -238,6 +272,23 @@ class ParentBasis:
         # each node's own landmarks (the first of its ``num_kernel`` slots): fewer than ``num_kernel`` in a merged
         # basis, whose padding ``combine`` skips
         self.node_landmarks = torch.full((d,), num, dtype=torch.long)  # [d]
+
+    def _landmarks(self, rows: torch.Tensor, num: int) -> torch.Tensor:
+        """Each node's ``num`` landmarks among ``rows`` [n, d] (``spread_landmarks`` of its parents' values,
+        clamped like any input; among ``LANDMARK_CANDIDATE_ROWS`` evenly spaced rows of more) -> [d, M, p]; nodes in
+        groups whose values hold at most ``LANDMARK_SEARCH_ELEMENTS`` numbers."""
+        d = self.index.shape[0]
+        if (
+            rows.shape[0] > LANDMARK_CANDIDATE_ROWS
+        ):  # the search among evenly spaced rows: its time stays bounded
+            rows = rows[torch.linspace(0, rows.shape[0] - 1, LANDMARK_CANDIDATE_ROWS).round().long()]
+        landmarks = torch.zeros(d, num, self.max_parents, dtype=torch.float64)
+        group = max(1, LANDMARK_SEARCH_ELEMENTS // (rows.shape[0] * self.max_parents))
+        for nodes in torch.arange(d).split(group):
+            values = self._values(rows, nodes)[1].transpose(0, 1).contiguous()  # [k, n, p]
+            picked = spread_landmarks(values, num)  # [k, M]
+            landmarks[nodes] = torch.gather(values, 1, picked[..., None].expand(-1, -1, values.shape[-1]))
+        return landmarks
 
     @property
     def additive(self) -> torch.Tensor:
