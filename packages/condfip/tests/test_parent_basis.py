@@ -454,3 +454,13 @@ def test_landmarks_do_not_depend_on_how_the_nodes_are_grouped(monkeypatch) -> No
     # a node's landmarks are rows of its own parents' values
     parents_of_3 = rows[:, [0, 1, 2]]
     assert (_squared_distances(whole.landmarks[3], parents_of_3).amin(dim=1) == 0).all()
+
+
+def test_a_fit_on_many_rows_takes_its_landmarks_among_evenly_spaced_candidates(monkeypatch) -> None:
+    monkeypatch.setattr(parent_basis_module, "LANDMARK_CANDIDATE_ROWS", 50)
+    rows = _rows(120)
+    basis = ParentBasis(_parents(), rows, num_landmarks=30)
+    candidates = rows[torch.linspace(0, 119, 50).round().long()][:, [0, 1, 2]]  # node 3's parents
+    assert (_squared_distances(basis.landmarks[3], candidates).amin(dim=1) == 0).all()
+    others = rows[[i for i in range(120) if i not in set(torch.linspace(0, 119, 50).round().long().tolist())]]
+    assert (_squared_distances(basis.landmarks[3], others[:, [0, 1, 2]]).amin(dim=1) > 0).all()

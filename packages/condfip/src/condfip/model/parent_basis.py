@@ -9,9 +9,11 @@ kernel on the landmarks' span, so a ridge on them with one prior scale is a kern
 Half of a node's landmarks are evenly spaced rows of the fit, which follow the rows' density; the other half are
 chosen one at a time as the row farthest from every landmark before it, in the node's own parents
 (``spread_landmarks``). An evenly spaced subset leaves the tails and corners of the parents' joint range with
-few landmarks, and there the kernel part of the fit has nothing to stand on: where the noise is small next to the
-mechanism, that, not the noise, limits the fit (BENCHMARKS.md, "Landmarks"). Unlike random Fourier features, which keep oscillating wherever they are evaluated, these
-decay to 0 away from every landmark: under an intervention that puts a node's parents where the rows never were
+few landmarks, and there the kernel part of the fit has little to stand on (BENCHMARKS.md, "Where the landmarks
+are").
+
+Unlike random Fourier features, which keep oscillating wherever they are evaluated, these features decay to 0
+away from every landmark: under an intervention that puts a node's parents where the rows never were
 jointly, the node's mechanism returns to its linear part instead of extrapolating a wave it never saw.
 
 Besides the joint kernel at ``LENGTH_SCALES``, the candidates include an additive kernel at ``ADDITIVE_SCALES``:
@@ -67,9 +69,8 @@ MAX_LANDMARKS = 256  # ... up to this many
 LANDMARKS_PER_PARENT = 24
 # the landmark search (``spread_landmarks``) holds the parents' values of a group of nodes, at most this many numbers
 LANDMARK_SEARCH_ELEMENTS = 2**22
-LANDMARK_CANDIDATE_ROWS = (
-    2048  # the landmarks of a fit on more rows are chosen among this many evenly spaced ones
-)
+# the landmarks of a fit on more rows are chosen among this many of its rows, evenly spaced
+LANDMARK_CANDIDATE_ROWS = 2048
 # the joint kernel's length scales, times sqrt(number of parents), on standardized parents
 LENGTH_SCALES = (0.5, 1.0, 2.0, 6.0)
 ADDITIVE_SCALES = (
@@ -146,7 +147,7 @@ class ParentBasis:
     ``z [m, d] -> [m, k, p + q + sM]``.
 
     ``parents`` [d, d] (``parents[i, j]`` for ``j -> i``); ``rows`` [n, d], standardized, the rows of the fit:
-    ``num_landmarks`` of them are the landmarks of each node (``spread_landmarks``). The scales are the joint kernel's
+    ``num_landmarks`` of them are each node's landmarks (``spread_landmarks``). The scales are the joint kernel's
     ``length_scales``, the additive kernel's ``additive_scales``, then, given ``targets`` (the nodes' columns of
     ``rows``, [n, d]), the step kernel (its thresholds from them, ``thresholds`` [d, p]). Padded parent slots are 0. ``bounds`` (lowest
     and highest value of every column [d]) clamps the kernel features' inputs: beyond the rows' range the
@@ -278,9 +279,7 @@ class ParentBasis:
         clamped like any input; among ``LANDMARK_CANDIDATE_ROWS`` evenly spaced rows of more) -> [d, M, p]; nodes in
         groups whose values hold at most ``LANDMARK_SEARCH_ELEMENTS`` numbers."""
         d = self.index.shape[0]
-        if (
-            rows.shape[0] > LANDMARK_CANDIDATE_ROWS
-        ):  # the search among evenly spaced rows: its time stays bounded
+        if rows.shape[0] > LANDMARK_CANDIDATE_ROWS:  # the search's time stays bounded
             rows = rows[torch.linspace(0, rows.shape[0] - 1, LANDMARK_CANDIDATE_ROWS).round().long()]
         landmarks = torch.zeros(d, num, self.max_parents, dtype=torch.float64)
         group = max(1, LANDMARK_SEARCH_ELEMENTS // (rows.shape[0] * self.max_parents))
