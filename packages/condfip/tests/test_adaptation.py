@@ -477,6 +477,23 @@ def test_held_out_errors_match_brute_force(mechanism):
         np.testing.assert_allclose(float(adaptation.held_out_errors[node]), np.mean(squares), rtol=1e-6)
 
 
+def test_the_degrees_of_freedom_are_the_traces_of_the_hat_matrices():
+    """``degrees_of_freedom``, from the moments alone, is each node's hat-matrix trace: the held-out pass's
+    leverages summed over the rows (a node averaging the linear and nonlinear models included); least squares on
+    ``p`` parents and a constant takes exactly ``p + 1``."""
+    z, noise = _linear_data(60, seed=4)
+    z[:, 4] = torch.sin(z[:, 2]) + noise[:, 4]
+    adaptation, _, _ = _fit(z, chunk=17)
+    assert 0 < float(adaptation.nonlinear_weight[4]) < 1 and adaptation.num_rows == 60
+    # float64 traces of systems conditioned up to ~1e10 (the jitter's bound)
+    torch.testing.assert_close(adaptation.fitted_leverage, adaptation.mean_leverage, rtol=1e-9, atol=1e-12)
+    linear, _ = _linear_data(200, seed=5)
+    least_squares, _, _ = _fit(linear, chunk=64)
+    assert not bool(least_squares.full_basis.any())
+    parent_counts = _parents().sum(dim=1).double()  # [d]
+    torch.testing.assert_close(least_squares.degrees_of_freedom, parent_counts + 1, rtol=1e-9, atol=0.0)
+
+
 def test_capped_held_out_errors_match_the_hat_matrix():
     """The leave-one-out error with capped leverage equals its formula from the final ridge computed directly:
     residuals of the fitted F_hat over (1 - min(h_ii, cap)), h_ii the hat matrix's diagonal and the cap the larger

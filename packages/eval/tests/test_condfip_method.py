@@ -47,6 +47,24 @@ def test_adapter_round_trip_and_counterfactual_invariants(toy, tiny_condfip):
     np.testing.assert_allclose(counterfactual[:, [0, 3]], query[:, [0, 3]], rtol=1e-4, atol=1e-4)
 
 
+def test_real_data_sampling_draws_from_the_noise_the_sampler_draws_from(toy, tiny_condfip):
+    """``sampling_noise`` of the context is ``InferredSCM.sampling_noise``: on the default path the abducted noise
+    widened about its mean for every node with parents (a root's column unchanged), zero-shot the abducted noise
+    itself."""
+    context, _ = toy.sample(120, nonlinear=True, seed=2)
+    has_parents = toy.ADJACENCY.any(axis=0)
+    assert has_parents.any() and not has_parents.all()
+    zero_shot = CondFiPZeroShotMethod(tiny_condfip, chunk_size=64).fit(context, toy.ADJACENCY)
+    np.testing.assert_array_equal(zero_shot.sampling_noise(context), zero_shot.abducted_noise(context))
+    default = CondFiPMethod(tiny_condfip, chunk_size=64).fit(context, toy.ADJACENCY)
+    drawn, abducted = default.sampling_noise(context), default.abducted_noise(context)
+    np.testing.assert_array_equal(drawn, default.scm.sampling_noise().to_numpy())
+    np.testing.assert_array_equal(drawn[:, ~has_parents], abducted[:, ~has_parents])
+    ratio = drawn[:, has_parents].std(axis=0) / abducted[:, has_parents].std(axis=0)
+    assert bool((ratio > 1.0).all()) and bool((ratio <= np.sqrt(2.0) + 1e-12).all())
+    np.testing.assert_allclose(drawn.mean(axis=0), abducted.mean(axis=0), rtol=0, atol=1e-12)
+
+
 def test_zero_shot_adapter_agrees_with_the_user_api(toy, tiny_condfip):
     context, _ = toy.sample(120, nonlinear=True, seed=4)
     query, true_noise = toy.sample(25, nonlinear=True, seed=5)

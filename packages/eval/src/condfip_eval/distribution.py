@@ -1,11 +1,13 @@
 """Scoring generated rows against held-out rows when no true noise is known (real data).
 
-Every method samples the same way: the noise of each node is redrawn with replacement from that node's
-abducted context noise, independently across nodes (the product of the per-node empirical noise marginals),
-and pushed through the method's fitted model. The abducted noise is the one the method's generation maps back
-to the context rows (``FittedSCM.abducted_noise``): for Cond-FiP ``x - F_hat(x)``, what its own ``sample``
-draws from (its ``noise()`` default blends in the encoder's estimate, better row by row but narrower). Distances are computed in the context rows' standardized units
-so that no column dominates by its scale.
+Every method samples the same way: the noise of each node is redrawn with replacement from the noise the
+method's own sampler draws from, for the context rows (``FittedSCM.sampling_noise``), independently across nodes
+(the product of the per-node empirical noise marginals), and pushed through the method's fitted model. That noise
+is by default the one the method's generation maps back to the context rows (``FittedSCM.abducted_noise``); for
+Cond-FiP it is what ``InferredSCM.sample`` draws from, ``x - F_hat(x)`` widened by each node's fit leverage
+(``InferredSCM.sampling_noise``; its ``noise()`` default blends in the encoder's estimate, better row by row but
+narrower). Distances are computed in the context rows' standardized units so that no column dominates by its
+scale.
 """
 
 from __future__ import annotations
@@ -15,14 +17,14 @@ import numpy as np
 from condfip_eval.methods.base import FittedSCM
 from condfip_eval.metrics import Standardizer, energy_distance, mmd_squared
 
-__all__ = ["distribution_scores", "sample_from_abducted_noise"]
+__all__ = ["distribution_scores", "sample_from_context_noise"]
 
 
-def sample_from_abducted_noise(
+def sample_from_context_noise(
     fitted: FittedSCM, context: np.ndarray, num_rows: int, rng: np.random.Generator
 ) -> np.ndarray:
-    """``num_rows`` observational rows [num_rows, d] from resampled abducted context noise."""
-    noise = fitted.abducted_noise(context)  # [n, d]
+    """``num_rows`` observational rows [num_rows, d] from the context's noise as the method samples it, resampled."""
+    noise = fitted.sampling_noise(context)  # [n, d]
     num_context, num_nodes = noise.shape
     picks = rng.integers(0, num_context, size=(num_rows, num_nodes))  # per node, independent draws
     fresh = noise[picks, np.arange(num_nodes)]  # [num_rows, d]

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from condfip_eval.distribution import distribution_scores, sample_from_abducted_noise
+from condfip_eval.distribution import distribution_scores, sample_from_context_noise
 from condfip_eval.methods import Method
 from condfip_eval.methods.base import generate_in_order
 from condfip_eval.metrics import Standardizer, mean_and_standard_error
@@ -241,7 +241,7 @@ def run_ecoli70(
                 fitted = built[name].fit(dataset.context_data, adjacency)
                 record.update(score_fitted(fitted, dataset))
                 rng = np.random.default_rng(np.random.SeedSequence(settings.seed, spawn_key=(replicate, 1)))
-                generated = sample_from_abducted_noise(fitted, dataset.context_data, dataset.num_query, rng)
+                generated = sample_from_context_noise(fitted, dataset.context_data, dataset.num_query, rng)
                 record.update(distribution_scores(generated, dataset.query_data, standardizer))
             except Exception as error:  # recorded, the run goes on
                 record_failure(record, error, f"{name} failed on ecoli70 replicate {replicate}")

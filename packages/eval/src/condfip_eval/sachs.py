@@ -35,7 +35,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from condfip_eval.distribution import distribution_scores, sample_from_abducted_noise
+from condfip_eval.distribution import distribution_scores, sample_from_context_noise
 from condfip_eval.methods import Method
 from condfip_eval.metrics import Standardizer, mean_and_standard_error
 from condfip_eval.paper import inferred_graph_sentence
@@ -249,7 +249,7 @@ def run_sachs(
                     rng = np.random.default_rng(
                         np.random.SeedSequence(settings.seed, spawn_key=(replicate, 1))
                     )
-                    generated = sample_from_abducted_noise(fitted, context, held_out.shape[0], rng)
+                    generated = sample_from_context_noise(fitted, context, held_out.shape[0], rng)
                     record.update(distribution_scores(generated, held_out, standardizer))
                     record.update(fit_seconds=fitted.fit_seconds, sample_seconds=fitted.sample_seconds)
                     if inferred is not None:

@@ -45,6 +45,9 @@ DEFAULT_EFFECT_ERROR = 0.01  # the default target standard error, times the targ
 # with the estimates' spread at 0.03-0.88 times the target after 1,000-3,650 rows, blocks of 100 at 0.03-1.03
 # after 1,000-4,240, blocks of 50 at 0.03-1.16 after 1,000-5,430
 EFFECT_BLOCK_ROWS = 200
+# fresh noise widens a node's abducted noise by 1 / sqrt(1 - mean leverage), the leverage taken at most this (a fit
+# with as many effective parameters as half its rows has residuals too unreliable to widen further)
+MAX_SAMPLING_LEVERAGE = 0.5
 
 
 def linear_encoder_error_floor(num_rows: int) -> float:
@@ -403,7 +406,31 @@ class InferredSCM:
         """Fresh standardized noise [num_samples, d]; with ``nodes`` ([d] bool) only those columns are drawn
         from the context's noise (the others are 0), with the same random numbers as a full draw."""
         rng = make_generator(seed)
-        return sample_noise(self._context_noise_standard(nodes), num_samples, rng, noise_model)
+        return sample_noise(self._sampling_noise_standard(nodes), num_samples, rng, noise_model)
+
+    def _sampling_noise_standard(self, nodes: np.ndarray | None = None) -> np.ndarray:
+        """The context's abducted noise [n, d] (standardized; ``nodes`` as in ``_context_noise_standard``) as fresh
+        noise draws it. An adapted node with parents has its deviations from their mean widened by
+        ``1 / sqrt(1 - leverage)``, its fit's mean leverage over the fitted rows (``Adaptation.fitted_leverage``, at
+        most ``MAX_SAMPLING_LEVERAGE``): a fit's in-sample residuals hold about ``1 - leverage`` of the noise
+        variance (exactly, for least squares: the residual sum of squares over ``n - p - 1``), so without it a fit
+        of many effective parameters on few rows would sample too narrow a noise. A root's (its column's own
+        values) and a zero-shot model's are returned unchanged."""
+        noise = self._context_noise_standard(nodes)
+        adaptation = self._runner.adaptation
+        if adaptation is None:
+            return noise
+        leverage = np.minimum(adaptation.fitted_leverage.cpu().numpy(), MAX_SAMPLING_LEVERAGE)  # [d]
+        widened = np.array([parents.size > 0 for parents in self._parent_lists])  # [d]
+        if nodes is not None:
+            widened &= nodes
+        if not widened.any():
+            return noise
+        columns = noise[:, widened]  # [n, k]
+        mean = columns.mean(axis=0)
+        out = noise.copy()
+        out[:, widened] = mean + (columns - mean) / np.sqrt(1.0 - leverage[widened])
+        return out
 
     # ------------------------------------------------------------------------------------------- queries
     def noise(self, data: object | None = None, *, method: str = "best") -> pd.DataFrame:
@@ -436,6 +463,13 @@ class InferredSCM:
             weight = self._encoder_noise_weight()  # [d]
             noise_std = weight * self._encoder.noise(standard) + (1.0 - weight) * decoder
         return self._frame(self._units.noise_from_standard(noise_std), index)
+
+    def sampling_noise(self) -> pd.DataFrame:
+        """The context rows' noise as ``sample`` draws fresh noise from it (user units, as ``noise``): per column,
+        ``noise(method="decoder")`` of the context, widened about its mean by ``1 / sqrt(1 - leverage)`` for an
+        adapted node with parents (``sample``); a root's column and a zero-shot model's are that noise unchanged."""
+        noise = self._units.noise_from_standard(self._sampling_noise_standard())
+        return self._frame(noise, self._context_index)
 
     def predict(self, data: object, nodes: Sequence[Hashable] | None = None) -> pd.DataFrame:
         """The inferred mechanisms ``F_hat`` applied to the given rows: each node predicted from its parents.
@@ -475,7 +509,10 @@ class InferredSCM:
         """``n`` new observational rows from fresh noise.
 
         Fresh noise is drawn independently per node from that node's abducted context noise: by inverting
-        its empirical CDF (``noise_model="empirical"``, default) or from a fitted normal (``"gaussian"``).
+        its empirical CDF (``noise_model="empirical"``, default) or from a fitted normal (``"gaussian"``). An
+        adapted node with parents has that noise widened about its mean by ``1 / sqrt(1 - leverage)``, its fit's
+        mean leverage over the fitted rows: in-sample residuals are narrower than the noise by about that factor
+        (exactly so for least squares), most with few rows and a flexible fit.
         The same ``seed`` gives the same rows.
         """
         n = check_num_samples(n)
@@ -589,7 +626,7 @@ class InferredSCM:
             )
         tolerance = self._effect_tolerance(standard_error, column)
         rng = make_generator(seed)
-        abducted = self._context_noise_standard(needed)
+        abducted = self._sampling_noise_standard(needed)
         fewest, most = MIN_EFFECT_SAMPLES // EFFECT_BLOCK_ROWS, DEFAULT_EFFECT_SAMPLES // EFFECT_BLOCK_ROWS
         round_blocks = fewest
         rounds: list[np.ndarray] = []  # per round, each block's mean difference of the arms [round_blocks]

@@ -179,6 +179,10 @@ class Adaptation:
     product_slots: int  # q
     # the exact leave-one-out statistics of the fit (``_held_out``), computed when first read; set after the solve
     held_out: DeferredHeldOut | None = None
+    # [d]: the effective number of parameters of each node's fit, the trace of its hat matrix (the models it averages
+    # weighted as they are); set after the solve, from the moments alone (``hat_traces``)
+    degrees_of_freedom: torch.Tensor | None = None
+    num_rows: int = 0  # the rows the fit saw
 
     GROUPS = GROUPS
 
@@ -202,6 +206,15 @@ class Adaptation:
     def value_slots(self) -> int:
         """v = p + q: the basis columns before the kernel features."""
         return self.parent_slots + self.product_slots
+
+    @property
+    def fitted_leverage(self) -> torch.Tensor:
+        """[d]: the mean leverage of the fitted rows, ``degrees_of_freedom / num_rows``: the held-out statistics'
+        ``mean_leverage`` without their pass over the rows. A node's in-sample residuals have about ``1 -`` this of
+        its noise variance (exactly, for least squares)."""
+        if self.degrees_of_freedom is None or self.num_rows < 1:
+            raise RuntimeError("the degrees of freedom of an adaptation are set after its solve")
+        return self.degrees_of_freedom / self.num_rows
 
     @property
     def clamps_linear(self) -> torch.Tensor:
@@ -455,7 +468,12 @@ def fit_adaptation(
     weights = averaged(
         [weights for (_, _, weights), _, _ in models], [weight[:, None] for _, _, weight in models]
     )
-    adaptation = replace(chosen_models, **readout_weights(weights, prior_weights, prior_bias, directions, v))
+    adaptation = replace(
+        chosen_models,
+        **readout_weights(weights, prior_weights, prior_bias, directions, v),
+        degrees_of_freedom=averaged(hat_traces(scatter, models, d), [weight for _, _, weight in models]),
+        num_rows=n,
+    )
     chosen_basis = basis.with_scale(scale)
     adaptation.held_out = DeferredHeldOut(
         lambda: HeldOut(*_held_out(rows, adaptation, chosen_basis, models, nodes))
@@ -466,6 +484,23 @@ def fit_adaptation(
     if rows.kept is None or rows.kept_bytes + factor_bytes > DEFERRED_HELD_OUT_BYTES:
         adaptation.held_out()
     return adaptation
+
+
+def hat_traces(
+    scatter: torch.Tensor,
+    models: list[tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor, torch.Tensor]],
+    num_nodes: int,
+) -> list[torch.Tensor]:
+    """The trace of each model's hat matrix per node, ``tr((S + P)^-1 S)`` over its active columns (the sum of the
+    rows' leverages, from the scatter S [d, r, r] alone), [d] per model of ``models`` (as in ``_held_out``; 0 for
+    the nodes that do not weigh it)."""
+    traces = []
+    for (weighed, factor, _), active, _ in models:
+        both = active[weighed, :, None] & active[weighed, None, :]  # [k, r, r]
+        kept = torch.where(both, scatter[weighed], 0.0)
+        trace = (torch.cholesky_inverse(factor) * kept).sum(dim=(1, 2))  # [k]: S symmetric
+        traces.append(trace.new_zeros(num_nodes).index_copy_(0, weighed, trace))
+    return traces
 
 
 def merge_adaptations(parts: list[tuple[torch.Tensor, Adaptation]], num_nodes: int) -> Adaptation:
@@ -544,6 +579,8 @@ def merge_adaptations(parts: list[tuple[torch.Tensor, Adaptation]], num_nodes: i
         parent_slots=p,
         product_slots=q,
         held_out=DeferredHeldOut.merged([(nodes, fit.held_out) for nodes, fit in parts], num_nodes),
+        degrees_of_freedom=per_node("degrees_of_freedom"),
+        num_rows=first.num_rows,
     )
 
 

@@ -101,7 +101,7 @@ class FittedSCM(ABC):
         self.fit_seconds = 0.0
         self.sample_seconds = 0.0
 
-    # subclasses implement these (the last two have defaults)
+    # subclasses implement these (the last three have defaults)
     @abstractmethod
     def _noise(self, x: np.ndarray) -> np.ndarray: ...
 
@@ -113,6 +113,9 @@ class FittedSCM(ABC):
 
     def _abducted_noise(self, x: np.ndarray) -> np.ndarray:
         return self._noise(x)
+
+    def _sampling_noise(self, context: np.ndarray) -> np.ndarray:
+        return self._abducted_noise(context)
 
     def _timed(self, call: Callable[[], np.ndarray]) -> np.ndarray:
         start = time.perf_counter()
@@ -131,6 +134,12 @@ class FittedSCM(ABC):
         draws fresh noise from (by default the same as ``noise``)."""
         x = _as_rows("x", x, self.num_nodes)
         return self._timed(lambda: self._abducted_noise(x))
+
+    def sampling_noise(self, context: np.ndarray) -> np.ndarray:
+        """The noise [n, d] of the rows this model was fitted on (``context``) as its own sampling draws fresh
+        noise from it: by default ``abducted_noise``."""
+        context = _as_rows("context", context, self.num_nodes)
+        return self._timed(lambda: self._sampling_noise(context))
 
     def generate(self, noise: np.ndarray, interventions: Interventions | None = None) -> np.ndarray:
         """Rows [n, d] from the given noise [n, d] under optional hard interventions {node: value}."""

@@ -68,10 +68,16 @@ class _FittedCondFiP(FittedSCM):
         return self._array(self.scm.noise(self._frame(x), **self.noise_options))
 
     def _abducted_noise(self, x: np.ndarray) -> np.ndarray:
-        # x - F_hat(x): what generate maps back to the rows and what InferredSCM.sample draws from
+        # x - F_hat(x): what generate maps back to the rows (sample draws from it widened: _sampling_noise)
         if _accepts(self.scm.noise, "method"):
             return self._array(self.scm.noise(self._frame(x), method="decoder"))
         return self._noise(x)
+
+    def _sampling_noise(self, context: np.ndarray) -> np.ndarray:
+        # what InferredSCM.sample draws from: the context's abducted noise, widened by each fit's leverage
+        if hasattr(self.scm, "sampling_noise"):
+            return self._array(self.scm.sampling_noise())
+        return self._abducted_noise(context)
 
     def _generate(self, noise: np.ndarray, interventions: dict[int, np.ndarray]) -> np.ndarray:
         return self._array(
