@@ -21,8 +21,8 @@ from torch import nn
 import scm_gen
 from condfip import CondFiP, InferredSCM
 from condfip.api import inferred_scm
-from condfip.api.inferred_scm import MAX_SAMPLING_LEVERAGE
 from condfip.api.engine import CUDA_TOKENS_PER_CHUNK, DEFAULT_TOKENS_PER_CHUNK, rows_per_chunk
+from condfip.api.inferred_scm import MAX_SAMPLING_LEVERAGE
 from condfip.api.sampling import stratified_noise
 from condfip.model import CondFiPConfig, CondFiPModel, DatasetEmbedding
 from condfip.model.adaptation import NETWORK_EVIDENCE_MARGIN
