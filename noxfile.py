@@ -54,10 +54,13 @@ def _test_package(session: nox.Session, package: str) -> None:
 
 
 def _dowhy_tests(session: nox.Session) -> None:
-    # DoWhy pins its scipy releases: condfip.dowhy is tested in an environment of its own, with the real DoWhy.
+    # DoWhy pins its scipy releases: condfip.dowhy and condfip-eval's DoWhy-GCM method are tested in an environment
+    # of their own, with the real DoWhy.
     session.install(TORCH)
-    session.install("packages/scm-gen", "packages/dag-attention", "packages/condfip[test,dowhy]")
-    _pytest(session, "packages/condfip/tests/test_dowhy.py")
+    session.install(
+        "packages/scm-gen", "packages/dag-attention", "packages/condfip[test,dowhy]", "packages/eval[test,dowhy]"
+    )
+    _pytest(session, "packages/condfip/tests/test_dowhy.py", "packages/eval/tests/test_dowhy.py")
 
 
 @nox.session(python="3.11", default=False)  # a plain ``nox`` runs it once, as tests(package='dowhy')

@@ -1,13 +1,13 @@
-"""How close fresh samples come to the SCM's own distribution, on the mechanism families of ``unseen_families.py``.
+"""How close fresh samples come to the SCM's own distribution, on the families of ``unseen_families.py``.
 
-Per SCM, 1,000 rows of ``scm.sample`` (the default path: each node's abducted context noise widened by its fit's
-leverage, ``InferredSCM.sampling_noise``) and, for comparison, 1,000 rows from the same model with the abducted
-noise unwidened (``noise(method="decoder")`` of the context), and from the linear and kernel-ridge ANMs of
-``condfip.demo.baseline`` (their in-sample residuals); every sampler redraws each node's noise with replacement,
-independently across nodes, the same row indices for every sampler (paired). Each is scored against 1,000 fresh rows of the true SCM by the unbiased MMD^2
-(Gaussian kernel, median-heuristic bandwidth) and the energy distance of ``condfip_eval.metrics`` (needs
-``./packages/eval``), in the true rows' standardized units, and the table reports their means over ``--datasets``
-SCMs per family.
+Per SCM, 1,000 rows as ``scm.sample`` draws them on the default path (each node's abducted context noise widened
+by its fit's leverage, ``InferredSCM.sampling_noise``); for comparison, 1,000 rows from the same model with the
+abducted noise unwidened (``noise(method="decoder")`` of the context), and from the linear and kernel-ridge ANMs
+of ``condfip.demo.baseline`` (their in-sample residuals). Every sampler redraws each node's noise with
+replacement, independently across nodes, the same row indices for every sampler (paired). Each is scored against
+1,000 fresh rows of the true SCM by the unbiased MMD^2 (Gaussian kernel, median-heuristic bandwidth) and the
+energy distance of ``condfip_eval.metrics`` (needs ``./packages/eval``), in the true rows' standardized units;
+the table reports their means over ``--datasets`` SCMs per family.
 
     python packages/condfip/benchmarks/sample_distribution.py --context 100 400 --datasets 10
 """
@@ -44,16 +44,19 @@ def scores(
         context = scm.generate(scm.noise(num_context, rng))
         truth = scm.generate(scm.noise(FRESH_ROWS, rng))
         mean, std = truth.mean(axis=0), truth.std(axis=0)
+        picks = rng.integers(
+            0, num_context, size=(FRESH_ROWS, args.nodes)
+        )  # the same draws for every sampler
         fitted = model.infer(context, scm.adjacency)
         draws = {
-            "default": fitted.generate(resampled(fitted.sampling_noise().to_numpy(), rng)).to_numpy(),
+            "default": fitted.generate(resampled(fitted.sampling_noise().to_numpy(), picks)).to_numpy(),
             "unwidened": fitted.generate(
-                resampled(fitted.noise(method="decoder").to_numpy(), rng)
+                resampled(fitted.noise(method="decoder").to_numpy(), picks)
             ).to_numpy(),
         }
         for name, baseline in (("linear ANM", LinearANM), ("kernel ANM", KernelANM)):
             anm = baseline.fit(context, scm.adjacency)
-            draws[name] = anm.generate(resampled(anm.noise(context), rng))
+            draws[name] = anm.generate(resampled(anm.noise(context), picks))
         for name, rows in draws.items():
             a, b = (rows - mean) / std, (truth - mean) / std
             results[name].append((mmd_squared(a, b), energy_distance(a, b)))

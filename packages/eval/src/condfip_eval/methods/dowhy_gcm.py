@@ -8,9 +8,18 @@ Noise and generation go node by node in topological order through each mechanism
 DoWhy models a root node by its empirical distribution, whose "noise" is the value itself. To keep the noise
 comparable across methods (additive noise around the mechanism, centred), a root's noise here is its value
 minus its context mean, and generation adds that mean back.
+
+DoWhy's assignment draws its model selection's splits (and some regressions their randomness) from numpy's and
+Python's global generators. Each fit seeds both from a hash of its context rows and restores them afterwards, so
+the same rows give the same fit in any run and the caller's random state is left as it was.
 """
 
 from __future__ import annotations
+
+import random
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -39,6 +48,19 @@ def _import_gcm():
             "clone of the repository), best in its own environment: DoWhy pins older scipy releases"
         ) from error
     return gcm
+
+
+@contextmanager
+def seeded_global_random(seed: int) -> Iterator[None]:
+    """numpy's and Python's global generators seeded with ``seed`` inside, restored to their state on exit."""
+    numpy_state, python_state = np.random.get_state(), random.getstate()
+    np.random.seed(seed)
+    random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(numpy_state)
+        random.setstate(python_state)
 
 
 class _FittedDoWhy(FittedSCM):
@@ -99,6 +121,7 @@ class DoWhyGCM(Method):
         causal_model = gcm.InvertibleStructuralCausalModel(graph)
         data = pd.DataFrame(context, columns=list(range(num_nodes)))
         quality = getattr(gcm.auto.AssignmentQuality, self.quality)
-        gcm.auto.assign_causal_mechanisms(causal_model, data, quality=quality)
-        gcm.fit(causal_model, data)
+        with seeded_global_random(zlib.crc32(np.ascontiguousarray(context, dtype=np.float64).tobytes())):
+            gcm.auto.assign_causal_mechanisms(causal_model, data, quality=quality)
+            gcm.fit(causal_model, data)
         return _FittedDoWhy(adjacency, causal_model, context.mean(axis=0))
