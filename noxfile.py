@@ -58,7 +58,10 @@ def _dowhy_tests(session: nox.Session) -> None:
     # of their own, with the real DoWhy.
     session.install(TORCH)
     session.install(
-        "packages/scm-gen", "packages/dag-attention", "packages/condfip[test,dowhy]", "packages/eval[test,dowhy]"
+        "packages/scm-gen",
+        "packages/dag-attention",
+        "packages/condfip[test,dowhy]",
+        "packages/eval[test,dowhy]",
     )
     _pytest(session, "packages/condfip/tests/test_dowhy.py", "packages/eval/tests/test_dowhy.py")
 

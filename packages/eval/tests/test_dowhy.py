@@ -43,20 +43,20 @@ def test_dowhy_gcm_fits_are_reproducible_and_leave_the_global_random_state(toy):
     same rows agree bit for bit, and the caller's global state is restored."""
     context, _ = toy.sample(200, nonlinear=True, seed=0)
     query, _ = toy.sample(50, nonlinear=True, seed=1)
-    np.random.seed(123)
-    before = np.random.get_state()[1].copy()
+    np.random.seed(123)  # noqa: NPY002
+    before = np.random.get_state()[1].copy()  # noqa: NPY002
     first = DoWhyGCM().fit(context, toy.ADJACENCY).noise(query)
-    assert np.array_equal(np.random.get_state()[1], before)
-    np.random.rand(7)  # another state: the fit must not depend on it
+    assert np.array_equal(np.random.get_state()[1], before)  # noqa: NPY002
+    np.random.rand(7)  # another state: the fit must not depend on it  # noqa: NPY002
     np.testing.assert_array_equal(DoWhyGCM().fit(context, toy.ADJACENCY).noise(query), first)
 
 
 def test_the_seeded_global_random_state_is_restored():
-    np.random.seed(5)
-    expected = np.random.rand(3)
-    np.random.seed(5)
+    np.random.seed(5)  # noqa: NPY002
+    expected = np.random.rand(3)  # noqa: NPY002
+    np.random.seed(5)  # noqa: NPY002
     with seeded_global_random(99):
-        inside = np.random.rand(3)
-    np.testing.assert_array_equal(np.random.rand(3), expected)
-    np.random.seed(99)
-    np.testing.assert_array_equal(inside, np.random.rand(3))
+        inside = np.random.rand(3)  # noqa: NPY002
+    np.testing.assert_array_equal(np.random.rand(3), expected)  # noqa: NPY002
+    np.random.seed(99)  # noqa: NPY002
+    np.testing.assert_array_equal(inside, np.random.rand(3))  # noqa: NPY002

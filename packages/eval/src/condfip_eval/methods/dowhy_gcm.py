@@ -52,14 +52,15 @@ def _import_gcm():
 
 @contextmanager
 def seeded_global_random(seed: int) -> Iterator[None]:
-    """numpy's and Python's global generators seeded with ``seed`` inside, restored to their state on exit."""
-    numpy_state, python_state = np.random.get_state(), random.getstate()
-    np.random.seed(seed)
+    """numpy's and Python's global generators seeded with ``seed`` inside, restored to their state on exit (the
+    legacy global API on purpose: it is what DoWhy draws from)."""
+    numpy_state, python_state = np.random.get_state(), random.getstate()  # noqa: NPY002
+    np.random.seed(seed)  # noqa: NPY002
     random.seed(seed)
     try:
         yield
     finally:
-        np.random.set_state(numpy_state)
+        np.random.set_state(numpy_state)  # noqa: NPY002
         random.setstate(python_state)
 
 
