@@ -344,39 +344,8 @@ def fit_adaptation(
     unused[:, 1 : 1 + p] = ~basis.valid.to(device)
     unused[:, 1 + p : 1 + v] = ~basis.product_valid.to(device)
 
-    # the kernel block of every scale in the eigenbasis of its scatter: [s, d, M], [s, d, M, M]
-    # (the block of a pair outside ``kernel_mask`` is left empty, so the fit prunes it)
-    eigenvalues = torch.zeros(moments.cross_kernel.shape, dtype=torch.float64, device=device)  # [s, d, M]
-    eigenvectors = torch.zeros_like(moments.scatter_kernel)  # [s, d, M, M]
-    for scale, taken in enumerate(basis.kernel_mask.to(device).T):  # [d] each
-        if bool(taken.any()):
-            values, vectors = torch.linalg.eigh(moments.scatter_kernel[scale, taken])
-            eigenvalues[scale, taken], eigenvectors[scale, taken] = values.clamp_min(0.0), vectors
-    rotated_cross = eigenvectors.transpose(-1, -2) @ moments.cross_kernel[..., None]  # [s, d, M, 1]
-    coupling = moments.scatter_between @ eigenvectors  # [s, d, a, M]
-    # per kernel scale, joint or additive, one model with the network's groups and one of the parents' values and
-    # the kernel alone; then the quadratic model (the parents' values and their products, no kernel); then the
-    # linear model (only the parents' group)
-    linear_columns = groups <= 0  # [a]
-    products = groups == group("products")  # [a]
-    models = [(scale, ~products, True) for scale in range(num_scales)]
-    models += [(scale, linear_columns, True) for scale in range(num_scales)]
-    models += [(0, linear_columns | products, False), (0, linear_columns, False)]
+    fits, shrunk = _candidate_fits(moments, basis.kernel_mask, n, groups, unused, fixed, iterations)
     quadratic = 2 * num_scales  # the index of the quadratic model
-
-    # the models without a kernel take one step (their noise level), but the quadratic one
-    specs = [
-        _Candidate(scale, keep, fixed, with_kernel, iterations if with_kernel or index == quadratic else 1)
-        for index, (scale, keep, with_kernel) in enumerate(models)
-    ]
-    # the linear model once more with the parents' values penalized (one group, its precision by the evidence)
-    constant_only = torch.zeros_like(fixed)
-    constant_only[:, 0] = True
-    specs.append(_Candidate(0, linear_columns, constant_only, False, iterations))
-    fits = _fit_candidates(
-        specs, moments, (eigenvalues, coupling, rotated_cross[..., 0]), n, groups, unused, products
-    )
-    shrunk = fits.pop()
     # [d]: linear nodes whose parents explain so little that the evidence's ridge on their values is at least
     # LOW_SIGNAL_RIDGE of the rows keep it (least squares' variance costs them more than the ridge's bias)
     low_signal = enough & (counts > 0) & (shrunk.penalties[:, 1] >= LOW_SIGNAL_RIDGE * n)
@@ -484,6 +453,54 @@ def fit_adaptation(
     if rows.kept is None or rows.kept_bytes + factor_bytes > DEFERRED_HELD_OUT_BYTES:
         adaptation.held_out()
     return adaptation
+
+
+def _candidate_fits(
+    moments: _ScaleMoments,
+    mask: torch.Tensor,
+    n: int,
+    groups: torch.Tensor,
+    unused: torch.Tensor,
+    fixed: torch.Tensor,
+    iterations: int,
+) -> tuple[list[Evidence], Evidence]:
+    """The candidate models' evidence fits from ``moments`` of ``n`` rows (their kernel pairs ``mask`` [d, s]): per
+    kernel scale one with the network's groups, then per scale one of the parents' values and the kernel alone, then
+    the quadratic model (the parents' values and their products, no kernel), then the linear model (only the
+    parents' group); and the linear model with the parents' values penalized (one group, its precision by the
+    evidence). ``groups`` [a] is each small-block column's group (-1 the constant), ``unused`` [d, a] a node's
+    padded columns, ``fixed`` [d, a] its unpenalized ones."""
+    device = moments.cross_small.device
+    num_scales = mask.shape[1]
+    group = GROUPS.index
+    # the kernel block of every scale in the eigenbasis of its scatter: [s, d, M], [s, d, M, M]
+    # (the block of a pair outside ``mask`` is left empty, so the fit prunes it)
+    eigenvalues = torch.zeros(moments.cross_kernel.shape, dtype=torch.float64, device=device)  # [s, d, M]
+    eigenvectors = torch.zeros_like(moments.scatter_kernel)  # [s, d, M, M]
+    for scale, taken in enumerate(mask.to(device).T):  # [d] each
+        if bool(taken.any()):
+            values, vectors = torch.linalg.eigh(moments.scatter_kernel[scale, taken])
+            eigenvalues[scale, taken], eigenvectors[scale, taken] = values.clamp_min(0.0), vectors
+    rotated_cross = eigenvectors.transpose(-1, -2) @ moments.cross_kernel[..., None]  # [s, d, M, 1]
+    coupling = moments.scatter_between @ eigenvectors  # [s, d, a, M]
+    linear_columns = groups <= 0  # [a]
+    products = groups == group("products")  # [a]
+    models = [(scale, ~products, True) for scale in range(num_scales)]
+    models += [(scale, linear_columns, True) for scale in range(num_scales)]
+    models += [(0, linear_columns | products, False), (0, linear_columns, False)]
+    quadratic = 2 * num_scales  # the index of the quadratic model
+    # the models without a kernel take one step (their noise level), but the quadratic one
+    specs = [
+        _Candidate(scale, keep, fixed, with_kernel, iterations if with_kernel or index == quadratic else 1)
+        for index, (scale, keep, with_kernel) in enumerate(models)
+    ]
+    constant_only = torch.zeros_like(fixed)
+    constant_only[:, 0] = True
+    specs.append(_Candidate(0, linear_columns, constant_only, False, iterations))
+    fits = _fit_candidates(
+        specs, moments, (eigenvalues, coupling, rotated_cross[..., 0]), n, groups, unused, products
+    )
+    return fits, fits.pop()
 
 
 def hat_traces(
