@@ -657,6 +657,11 @@ def test_adaptation_table_and_repr(scm_and_rows):
     table = adapted.adaptation
     assert list(table.index) == adapted.columns
     assert (table["noise_scale"] > 0).all() and table["encoder_noise_weight"].between(0, 1).all()
+    # the effective parameters: the held-out pass's leverages summed over the fitted rows, at least the constant's
+    freedom = table["degrees_of_freedom"].to_numpy()
+    mean_leverage = adapted._runner.adaptation.mean_leverage.numpy()
+    np.testing.assert_allclose(freedom, mean_leverage * context.shape[0], rtol=1e-9)
+    assert (freedom >= 1.0 - 1e-9).all() and (freedom < context.shape[0]).all()
     parents = torch.as_tensor(scm.adjacency.sum(axis=0))
     gain = torch.tensor(table["evidence_gain"].to_numpy())
     odds = shared_log_odds(gain, parents)

@@ -161,7 +161,9 @@ class InferredSCM:
         kernels averaged, over the linear one, nats), ``network_gain`` (log evidence of the best nonlinear fit
         with the network's groups over the best with the parents and kernel alone, nats: the network's groups
         are kept above ``NETWORK_EVIDENCE_MARGIN``), ``noise_scale`` (the fitted noise standard deviation,
-        standardized units), ``held_out_error`` (mean squared exact leave-one-out residual, standardized), the
+        standardized units), ``held_out_error`` (mean squared exact leave-one-out residual, standardized),
+        ``degrees_of_freedom`` (the fit's effective number of parameters, the trace of its hat matrix: fresh noise
+        is widened by ``1 / sqrt(1 - degrees_of_freedom / rows)``, ``sample``), the
         prior scale of each group of the basis (``scale_products`` above 0: the node's more probable model is
         the quadratic model alone, its parents' values and their products of degree two), ``quadratic_share``
         (the quadratic model's share of the nonlinear model: 1 the quadratic model alone, 0 the kernel model
@@ -183,6 +185,7 @@ class InferredSCM:
             "network_gain": adaptation.network_gain.cpu().numpy(),
             "noise_scale": adaptation.noise_scale.cpu().numpy(),
             "held_out_error": adaptation.held_out_errors.cpu().numpy(),
+            "degrees_of_freedom": adaptation.degrees_of_freedom.cpu().numpy(),
         }
         for position, group in enumerate(adaptation.GROUPS):
             table[f"scale_{group}"] = adaptation.group_scales[:, position].cpu().numpy()
