@@ -18,7 +18,7 @@ import argparse
 import zlib
 
 import numpy as np
-from unseen_families import MECHANISMS, MORE_MECHANISMS, ROUND_TWO_MECHANISMS, UnseenSCM
+from unseen_families import MECHANISMS, MORE_MECHANISMS, ROUND_TWO_MECHANISMS, UnseenSCM, best_in_bold
 
 from condfip import CondFiP
 from condfip.demo.baseline import KernelANM, LinearANM
@@ -80,15 +80,7 @@ def main() -> None:
     print("|---|---|" + "---|" * len(SAMPLERS))
     for num_context in args.context:
         for mechanism in args.mechanisms:
-            result = scores(model, mechanism, args, num_context)
-            best = np.min(np.stack(list(result.values())), axis=0)
-            cells = [
-                " / ".join(
-                    f"**{v:.{digits}f}**" if v <= best[t] else f"{v:.{digits}f}"
-                    for t, (v, digits) in enumerate(zip(result[name], (5, 4), strict=True))
-                )
-                for name in SAMPLERS
-            ]
+            cells = best_in_bold(scores(model, mechanism, args, num_context), SAMPLERS, (5, 4))
             print(f"| {num_context} | {mechanism} | " + " | ".join(cells) + " |", flush=True)
 
 

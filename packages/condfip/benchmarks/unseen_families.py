@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import argparse
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import networkx as nx
 import numpy as np
@@ -394,6 +394,19 @@ def scores(model: CondFiP, mechanism: str, noise: str, args: argparse.Namespace)
     return {name: np.mean(values, axis=0) for name, values in results.items()}
 
 
+def best_in_bold(result: dict[str, np.ndarray], names: Sequence[str], digits: Sequence[int]) -> list[str]:
+    """One table cell per method of ``names``: its figures ``result[name]`` with ``digits`` decimals each, joined by
+    " / ", a figure in bold where it is the lowest of every method's in ``result``."""
+    best = np.min(np.stack(list(result.values())), axis=0)
+    return [
+        " / ".join(
+            f"**{v:.{places}f}**" if v <= best[t] else f"{v:.{places}f}"
+            for t, (v, places) in enumerate(zip(result[name], digits, strict=True))
+        )
+        for name in names
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -423,13 +436,7 @@ def main() -> None:
     for mechanism in args.mechanisms:
         for noise in args.noises:
             result = scores(model, mechanism, noise, args)
-            best = np.min(np.stack(list(result.values())), axis=0)
-            cells = [
-                " / ".join(
-                    (f"**{v:.3f}**" if v <= best[t] else f"{v:.3f}") for t, v in enumerate(result[name])
-                )
-                for name in methods
-            ]
+            cells = best_in_bold(result, methods, (3, 3, 3))
             print(f"| {mechanism} | {noise} | " + " | ".join(cells) + " |", flush=True)
 
 
