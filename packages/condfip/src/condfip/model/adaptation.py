@@ -500,7 +500,8 @@ def _candidate_fits(
     fits = _fit_candidates(
         specs, moments, (eigenvalues, coupling, rotated_cross[..., 0]), n, groups, unused, products
     )
-    return fits, fits.pop()
+    shrunk = fits.pop()
+    return fits, shrunk
 
 
 def hat_traces(
