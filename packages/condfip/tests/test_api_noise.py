@@ -186,3 +186,23 @@ def test_the_leave_one_out_statistics_wait_for_their_first_reader(monkeypatch) -
         assert torch.equal(getattr(selected, name), getattr(fit, name)[nodes])
         assert torch.equal(getattr(fit, name), getattr(eager._runner.adaptation, name))
     assert float(fit.held_out_errors[2]) > 0 and float(fit.mean_leverage[2]) > 0
+
+
+def test_the_encoder_runs_once_on_the_context_for_its_noise_and_its_weight(fitted) -> None:
+    """noise() of the context reads the encoder's noise of the context rows twice (its weight's disagreement and
+    the blend): one encoder pass, kept; the result is noise() of the same rows given as data, bit for bit."""
+    model, _, data, names = fitted
+    scm = CondFiP(model, device="cpu").infer(pd.DataFrame(data.context_data, columns=names), data.adjacency)
+    calls: list[int] = []
+    encoder_noise = scm._encoder.noise
+
+    def counted(rows: np.ndarray) -> np.ndarray:
+        calls.append(rows.shape[0])
+        return encoder_noise(rows)
+
+    scm._encoder.noise = counted
+    best, encoder = scm.noise(), scm.noise(method="encoder")
+    assert calls == [data.context_data.shape[0]]
+    rows = pd.DataFrame(data.context_data, columns=names)
+    pd.testing.assert_frame_equal(best, scm.noise(rows), check_exact=True)
+    pd.testing.assert_frame_equal(encoder, scm.noise(rows, method="encoder"), check_exact=True)

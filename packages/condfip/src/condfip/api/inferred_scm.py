@@ -99,6 +99,8 @@ class InferredSCM:
         self._some_context_noise = np.zeros_like(context)
         self._some_context_noise_known = np.zeros(context.shape[1], dtype=bool)  # [d]
         self._encoder_weight: np.ndarray | None = None  # [d], computed on first use
+        # [n, d] the encoder's amortized noise of the context, on first use
+        self._encoder_context_noise: np.ndarray | None = None
         self._parent_lists = [np.flatnonzero(adjacency[:, j]) for j in range(adjacency.shape[1])]
         self._graph = digraph_from_adjacency(adjacency, self._columns)
         self.num_iterations = longest_path_length(adjacency) + 1
@@ -315,7 +317,9 @@ class InferredSCM:
                 self._encoder_weight = np.zeros(len(self._columns))
                 return self._encoder_weight
             context = self._standard_context()
-            disagreement = ((self._encoder.noise(context) - self._context_noise_standard()) ** 2).mean(axis=0)
+            disagreement = (
+                (self._encoder_context_noise_standard() - self._context_noise_standard()) ** 2
+            ).mean(axis=0)
             variance = (adaptation.noise_scale**2).cpu().numpy()  # [d]
             posterior = variance * adaptation.mean_leverage.cpu().numpy()
             nonlinear = adaptation.full_basis.cpu().numpy()
@@ -329,6 +333,13 @@ class InferredSCM:
             total = adapted + encoder
             self._encoder_weight = np.where(total > 0, adapted / np.where(total > 0, total, 1.0), 0.5)
         return self._encoder_weight
+
+    def _encoder_context_noise_standard(self) -> np.ndarray:
+        """The encoder's amortized noise of the context rows [n, d] (standardized), computed once: ``noise()`` of the
+        context and the encoder's weight both read it."""
+        if self._encoder_context_noise is None:
+            self._encoder_context_noise = self._encoder.noise(self._standard_context())
+        return self._encoder_context_noise
 
     def _context_noise_standard(self, nodes: np.ndarray | None = None) -> np.ndarray:
         """The abducted noise of the context [n, d] (standardized), computed once. With ``nodes`` ([d] bool),
@@ -460,11 +471,16 @@ class InferredSCM:
         if method == "decoder" or self._encoder is None:
             noise_std = self._context_noise_standard() if data is None else self._abduct_standard(standard)
         elif method == "encoder" or not self.adapted:
-            noise_std = self._encoder.noise(standard)
+            noise_std = (
+                self._encoder_context_noise_standard() if data is None else self._encoder.noise(standard)
+            )
         else:
             decoder = self._context_noise_standard() if data is None else self._abduct_standard(standard)
             weight = self._encoder_noise_weight()  # [d]
-            noise_std = weight * self._encoder.noise(standard) + (1.0 - weight) * decoder
+            encoder = (
+                self._encoder_context_noise_standard() if data is None else self._encoder.noise(standard)
+            )
+            noise_std = weight * encoder + (1.0 - weight) * decoder
         return self._frame(self._units.noise_from_standard(noise_std), index)
 
     def sampling_noise(self) -> pd.DataFrame:
