@@ -717,3 +717,26 @@ def test_inference_flag_errors(scm_and_rows):
     half = CondFiP(tiny_model().to(torch.bfloat16), device="cpu")
     with pytest.warns(UserWarning, match="cannot adapt"):
         assert not half.infer(context, scm.adjacency).adapted
+
+
+def test_infer_shows_its_stages_on_request_and_nothing_by_default_off_a_terminal(
+    scm_and_rows, capsys, monkeypatch
+):
+    """``progress=True`` draws the stages (the embedding, the fit, the edge check) on stderr once the call has
+    taken ``PROGRESS_DELAY`` seconds (0 here); the default draws nothing when stderr is not a terminal, and
+    neither does ``progress=False``; the SCM is the same either way."""
+    from condfip.api import inference
+
+    scm, context, query, _ = scm_and_rows
+    model = CondFiP(tiny_model())
+    monkeypatch.setattr(inference, "PROGRESS_DELAY", 0.0)
+    shown = model.infer(context, scm.adjacency, progress=True)
+    drawn = capsys.readouterr().err
+    assert "infer" in drawn and "embedding 150 rows of 6 columns" in drawn
+    assert "of 6 nodes to 150 rows" in drawn and "checking the edges" in drawn  # the fit of each node group
+    for progress in (None, False):
+        quiet = model.infer(context, scm.adjacency, progress=progress)
+        assert capsys.readouterr().err == ""
+        pd.testing.assert_frame_equal(quiet.noise(query), shown.noise(query), check_exact=True)
+    with pytest.raises(ValueError, match="progress must be True, False or None"):
+        model.infer(context, scm.adjacency, progress="yes")

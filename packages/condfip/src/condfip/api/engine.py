@@ -23,7 +23,7 @@ from condfip.model.adaptation import Adaptation
 from condfip.model.decoder import ConditionalDecoder
 from condfip.model.fit_size import fit_bytes, kernel_tiers
 from condfip.model.fixed_point import fixed_point_generate
-from condfip.model.prepared_decoder import PreparedDecoder, prepare_decoder
+from condfip.model.prepared_decoder import PreparedDecoder, StageCallback, prepare_decoder
 from condfip.model.weighted_refit import WeightedRefit
 
 MAX_ADAPTATION_ROWS = (
@@ -134,10 +134,11 @@ class DecoderRunner:
         return out[0].to(torch.float64)
 
     @torch.inference_mode()
-    def adapt(self, data: np.ndarray) -> Adaptation | None:
+    def adapt(self, data: np.ndarray, on_stage: StageCallback | None = None) -> Adaptation | None:
         """Adapt ``F_hat`` per node to standardized rows [n, d] (``condfip.model.adaptation``); every later call
         of this runner uses it. At most ``MAX_ADAPTATION_ROWS`` rows, evenly spaced, enter the fit. With fewer than
-        ``MIN_ADAPTATION_ROWS`` rows it warns and keeps the zero-shot ``F_hat`` (returns None).
+        ``MIN_ADAPTATION_ROWS`` rows it warns and keeps the zero-shot ``F_hat`` (returns None). ``on_stage``: as
+        in ``PreparedDecoder.adapt``.
 
         The decoder then runs in float64, so each row's result does not depend on the rows beside it (the
         adapted weights would amplify float32 rounding, which depends on how many rows a call holds)."""
@@ -166,7 +167,7 @@ class DecoderRunner:
         )
         self.prepared = prepare_decoder(self.model.decoder, self.parents, self.embedding, dtype=torch.float64)
         self.adaptation = self.prepared.adapt(
-            torch.as_tensor(rows, device=self.device), self.chunk_rows, tiers=tiers
+            torch.as_tensor(rows, device=self.device), self.chunk_rows, tiers=tiers, on_stage=on_stage
         )
         return self.adaptation
 

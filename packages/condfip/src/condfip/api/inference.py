@@ -29,8 +29,10 @@ from condfip.graph import DEFAULT_GRAPH_MODEL
 from condfip.io.hub import push_checkpoint
 from condfip.model import CondFiPModel
 from condfip.model.decoder import ConditionalDecoder
+from condfip.model.prepared_decoder import StageCallback
 
 INFER_GRAPH = "infer"  # graph="infer": the amortized graph model infers the graph from the data
+PROGRESS_DELAY = 1.0  # seconds before infer's progress bar shows: a quick call draws none
 
 
 @dataclasses.dataclass
@@ -183,13 +185,18 @@ class CondFiP:
         return _Prepared(context, names, index, adjacency, units, units.data_to_standard(context))
 
     def _inferred(
-        self, prepared: _Prepared, parents: torch.Tensor, embedding: Any, adapt: bool
+        self,
+        prepared: _Prepared,
+        parents: torch.Tensor,
+        embedding: Any,
+        adapt: bool,
+        on_stage: StageCallback | None = None,
     ) -> InferredSCM:
         chunk_rows = rows_per_chunk(self.chunk_size, len(prepared.columns), self.device)
         levels = topological_levels(prepared.adjacency) if _evaluates_node_subsets(self.model) else None
         runner = DecoderRunner(self.model, parents, embedding, self.device, chunk_rows, levels)
         if adapt:
-            runner.adapt(prepared.standard)
+            runner.adapt(prepared.standard, on_stage)
         encoder = None
         if EncoderAbduction.available(self.model):
             encoder = EncoderAbduction(self.model, parents, prepared.standard, self.device, chunk_rows)
@@ -219,6 +226,7 @@ class CondFiP:
         zero_shot: bool = False,
         refit_readout: bool | None = None,
         positive: PositiveColumns = False,
+        progress: bool | None = None,
     ) -> InferredSCM:
         """Infer the SCM behind ``data`` given its causal ``graph``, adapted to its rows.
 
@@ -245,7 +253,13 @@ class CondFiP:
         (samples, interventions, counterfactuals, effects, ``predict``) comes back in the user's units, so they
         stay positive; their noise is on the log scale. A value <= 0 in such a column is a ValueError naming
         the column and its minimum, and so is an intervention that sets it to a value <= 0.
+
+        ``progress``: a progress bar of the stages (the embedding, each group of nodes' fit, the edge check) on
+        stderr, shown once the call has taken ``PROGRESS_DELAY`` seconds (None, the default: when stderr is a
+        terminal; a large table takes seconds to minutes).
         """
+        if progress is not None and not isinstance(progress, bool):
+            raise ValueError(f"progress must be True, False or None (on a terminal), got {progress!r}")
         adapt = self._adapts(zero_shot, refit_readout)
         prepared = self._prepare(data, graph, columns, positive)
         chunk = rows_per_chunk(
@@ -253,8 +267,27 @@ class CondFiP:
         )
         parents = self._parents(prepared.adjacency)
         context = torch.as_tensor(prepared.standard, dtype=model_dtype(self.model), device=self.device)[None]
-        embedding = self.model.embed(context, parents, chunk_size=chunk)  # [1, n, d] -> fields [1, d, e]
-        return self._inferred(prepared, parents, embedding, adapt)
+        rows, columns_count = prepared.standard.shape
+        with tqdm(
+            total=2 if adapt else 1,
+            desc="infer",
+            unit="stage",
+            disable=None if progress is None else not progress,
+            leave=False,
+            delay=PROGRESS_DELAY,  # drawn by an update once the call has taken this long
+            mininterval=0.0,  # every stage drawn: there are a few
+            postfix=f"embedding {rows} rows of {columns_count} columns",
+        ) as bar:
+            embedding = self.model.embed(context, parents, chunk_size=chunk)  # [1, n, d] -> fields [1, d, e]
+
+            def on_stage(done: int, total: int, name: str) -> None:
+                bar.total = total + 1  # the embedding, then the adaptation's stages: ``done + 1`` finished
+                bar.set_postfix_str(name, refresh=False)
+                bar.update(done + 1 - bar.n)
+
+            inferred = self._inferred(prepared, parents, embedding, adapt, on_stage)
+            bar.update(bar.total - bar.n)  # done (zero-shot: the embedding was the one stage)
+            return inferred
 
     def _adapts(self, zero_shot: object, refit_readout: object) -> bool:
         """Whether inference adapts to the rows, from ``zero_shot`` and the deprecated ``refit_readout``."""

@@ -23,6 +23,7 @@ whose large per-node weights would otherwise amplify the float32 rounding of the
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -239,6 +240,11 @@ def _bias(linear: torch.nn.Linear, size: int) -> torch.Tensor:
     return linear.bias.double()
 
 
+# ``on_stage(done, total, name)``: the stage after ``done`` of ``total`` finished starts, named ``name`` (``done ==
+# total``: the end)
+StageCallback = Callable[[int, int, str], None]
+
+
 class PreparedDecoder:
     """``F_hat`` of one dataset: ``ConditionalDecoder(z, parents, embedding, nodes)`` for a batch of one.
 
@@ -392,22 +398,32 @@ class PreparedDecoder:
         chunk_rows: int = 1024,
         *,
         tiers: list[tuple[torch.Tensor, int]] | None = None,
+        on_stage: StageCallback | None = None,
     ) -> Adaptation:
         """Adapt ``F_hat`` per node to standardized rows [n, d] (``condfip.model.adaptation``) and use it from now
         on. The nodes are fitted in groups by the kernel landmarks they need (``tiers``, default
         ``kernel_tiers`` of this graph) and the fits merged (``merge_adaptations``, ``ParentBasis.merge``); the
         features run in chunks of ``chunk_rows`` rows (fewer when the basis of a chunk would exceed
-        ``BASIS_CHUNK_BYTES``), up to three times per group."""
+        ``BASIS_CHUNK_BYTES``), up to three times per group. ``on_stage(done, total, name)`` is called as each
+        stage starts (a group's fit, then the edge check) and once at the end (``done == total``)."""
         d = self.parents.shape[0]
         if tiers is None:
             tiers = kernel_tiers(rows.shape[0], self.parents.sum(dim=-1))
+        stages = max(len(tiers), 1) + 1
+
+        def stage(done: int, name: str) -> None:
+            if on_stage is not None:
+                on_stage(done, stages, name)
+
         bounds = (rows.amin(dim=0), rows.amax(dim=0))
         if len(tiers) <= 1:  # one group (or a graph without nodes)
             size = tiers[0][1] if tiers else max(rows.shape[0], 1)
+            stage(0, f"fitting {d} nodes to {rows.shape[0]} rows")
             adaptation, chosen = self._fit(rows, bounds, chunk_rows, None, size)
         else:
             fits, counted = [], (0, 0)  # later tiers share the prior of the clear nodes before them
-            for nodes, size in tiers:
+            for position, (nodes, size) in enumerate(tiers):
+                stage(position, f"fitting {nodes.numel()} of {d} nodes to {rows.shape[0]} rows")
                 fit, basis = self._fit(rows, bounds, chunk_rows, nodes, size, counted)
                 clear, total = clear_counts(
                     fit.evidence_gain, basis.parent_counts.to(fit.evidence_gain.device)
@@ -417,10 +433,12 @@ class PreparedDecoder:
             adaptation = merge_adaptations([(nodes, fit) for nodes, fit, _ in fits], d)
             chosen = ParentBasis.merge([(nodes, basis) for nodes, _, basis in fits], d)
         chosen.clamp_linear = adaptation.clamps_linear.cpu()  # the fitted rows lie inside: fit unchanged
+        stage(stages - 1, "checking the edges of the rows' range")
         chosen.margins, chosen.product_margins = continued_margins(
             adaptation, chosen, self.parents, rows, self.features
         )
         self.adaptation = (adaptation, chosen)
+        stage(stages, "adapted")
         return adaptation
 
     def _fit(
