@@ -21,7 +21,7 @@ from torch import nn
 import scm_gen
 from condfip import CondFiP, InferredSCM
 from condfip.api import inferred_scm
-from condfip.api.engine import CUDA_TOKENS_PER_CHUNK, DEFAULT_TOKENS_PER_CHUNK, rows_per_chunk
+from condfip.api.engine import CUDA_TOKENS_PER_CHUNK, DEFAULT_TOKENS_PER_CHUNK, row_chunks, rows_per_chunk
 from condfip.api.inferred_scm import MAX_SAMPLING_LEVERAGE
 from condfip.api.sampling import stratified_noise
 from condfip.model import CondFiPConfig, CondFiPModel, DatasetEmbedding
@@ -740,3 +740,14 @@ def test_infer_shows_its_stages_on_request_and_nothing_by_default_off_a_terminal
         pd.testing.assert_frame_equal(quiet.noise(query), shown.noise(query), check_exact=True)
     with pytest.raises(ValueError, match="progress must be True, False or None"):
         model.infer(context, scm.adjacency, progress="yes")
+
+
+@pytest.mark.parametrize(("num_rows", "chunk_rows"), [(10, 3), (9, 3), (2, 5), (0, 4)])
+def test_row_chunks_cover_every_row_once_in_order_and_draw_nothing_off_a_terminal(
+    num_rows, chunk_rows, capsys
+):
+    covered = [
+        row for part in row_chunks(num_rows, chunk_rows, "generating") for row in range(num_rows)[part]
+    ]
+    assert covered == list(range(num_rows))
+    assert capsys.readouterr().err == ""  # stderr is no terminal here: no progress bar

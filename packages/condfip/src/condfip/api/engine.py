@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import copy
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from condfip.core.standardization import STANDARD_LIMIT
 from condfip.io.memory import check_memory
@@ -101,6 +103,21 @@ def rows_per_chunk(chunk_size: int | None, num_nodes: int, device: torch.device 
 def model_dtype(model: torch.nn.Module) -> torch.dtype:
     parameter = next(model.parameters(), None)
     return torch.float32 if parameter is None else parameter.dtype
+
+
+ROWS_PROGRESS_DELAY = 1.0  # seconds before a pass over many rows draws its progress bar (on a terminal)
+
+
+def row_chunks(num_rows: int, chunk_rows: int, what: str) -> Iterator[slice]:
+    """The row slices of a pass over ``num_rows`` rows, ``chunk_rows`` at a time, with a progress bar on stderr
+    (``what`` it does) drawn only when stderr is a terminal and the pass has taken ``ROWS_PROGRESS_DELAY``
+    seconds: sampling a million rows takes seconds."""
+    with tqdm(
+        total=num_rows, desc=what, unit="row", disable=None, leave=False, delay=ROWS_PROGRESS_DELAY
+    ) as bar:
+        for start in range(0, num_rows, chunk_rows):
+            yield slice(start, start + chunk_rows)
+            bar.update(min(chunk_rows, num_rows - start))
 
 
 class DecoderRunner:
@@ -218,8 +235,7 @@ class DecoderRunner:
         levels = self._level_tensors(None if nodes is None else ~nodes)
         clamp_index = None if not clamped.any() else torch.as_tensor(clamp_nodes, device=self.device)
         out = np.empty_like(noise)
-        for start in range(0, noise.shape[0], self.chunk_rows):
-            rows = slice(start, start + self.chunk_rows)
+        for rows in row_chunks(noise.shape[0], self.chunk_rows, "generating"):
             z = torch.as_tensor(noise[rows], device=self.device).clone()  # [m, d]
             values = None if clamp_index is None else torch.as_tensor(clamp_values[rows], device=self.device)
             if values is not None:
@@ -266,8 +282,7 @@ class DecoderRunner:
             levels = self._level_tensors(None if nodes is None else ~nodes)
             if nodes is not None:
                 out[:, ~nodes] = np.nan
-        for start in range(0, data.shape[0], self.chunk_rows):
-            rows = slice(start, start + self.chunk_rows)
+        for rows in row_chunks(data.shape[0], self.chunk_rows, "evaluating the mechanisms"):
             z = torch.as_tensor(data[rows], device=self.device)
             if levels is None:
                 out[rows] = self._mechanisms(z).cpu().numpy()
@@ -301,8 +316,7 @@ class DecoderRunner:
             return self._mechanisms(z[0])[None]  # [1, m, d]
 
         out = np.empty_like(noise)
-        for start in range(0, noise.shape[0], self.chunk_rows):
-            rows = slice(start, start + self.chunk_rows)
+        for rows in row_chunks(noise.shape[0], self.chunk_rows, "generating"):
             n = torch.as_tensor(noise[rows], device=self.device)[None]  # [1, m, d]
             values = None
             if nodes is not None:
