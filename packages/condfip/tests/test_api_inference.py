@@ -21,8 +21,9 @@ from torch import nn
 import scm_gen
 from condfip import CondFiP, InferredSCM
 from condfip.api import inferred_scm
-from condfip.api.engine import CUDA_TOKENS_PER_CHUNK, DEFAULT_TOKENS_PER_CHUNK, row_chunks, rows_per_chunk
+from condfip.api.engine import CUDA_TOKENS_PER_CHUNK, DEFAULT_TOKENS_PER_CHUNK, rows_per_chunk
 from condfip.api.inferred_scm import MAX_SAMPLING_LEVERAGE
+from condfip.api.progress import progress_slices
 from condfip.api.sampling import stratified_noise
 from condfip.model import CondFiPConfig, CondFiPModel, DatasetEmbedding
 from condfip.model.adaptation import NETWORK_EVIDENCE_MARGIN
@@ -729,7 +730,7 @@ def test_infer_shows_its_stages_on_request_and_nothing_by_default_off_a_terminal
 
     scm, context, query, _ = scm_and_rows
     model = CondFiP(tiny_model())
-    monkeypatch.setattr(inference, "PROGRESS_DELAY", 0.0)
+    monkeypatch.setattr(inference, "PROGRESS_DELAY", 0.0)  # the name infer reads
     shown = model.infer(context, scm.adjacency, progress=True)
     drawn = capsys.readouterr().err
     assert "infer" in drawn and "embedding 150 rows of 6 columns" in drawn
@@ -743,11 +744,10 @@ def test_infer_shows_its_stages_on_request_and_nothing_by_default_off_a_terminal
 
 
 @pytest.mark.parametrize(("num_rows", "chunk_rows"), [(10, 3), (9, 3), (2, 5), (0, 4)])
-def test_row_chunks_cover_every_row_once_in_order_and_draw_nothing_off_a_terminal(
+def test_progress_slices_cover_every_row_once_in_order_and_draw_nothing_off_a_terminal(
     num_rows, chunk_rows, capsys
 ):
-    covered = [
-        row for part in row_chunks(num_rows, chunk_rows, "generating") for row in range(num_rows)[part]
-    ]
+    slices = progress_slices(num_rows, chunk_rows, "generating", "row")
+    covered = [row for part in slices for row in range(num_rows)[part]]
     assert covered == list(range(num_rows))
     assert capsys.readouterr().err == ""  # stderr is no terminal here: no progress bar

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from condfip.api.progress import progress_slices
 from condfip.core.standardization import STANDARD_LIMIT
 from condfip.io.memory import check_memory
 from condfip.model.adaptation import Adaptation
@@ -103,21 +102,6 @@ def rows_per_chunk(chunk_size: int | None, num_nodes: int, device: torch.device 
 def model_dtype(model: torch.nn.Module) -> torch.dtype:
     parameter = next(model.parameters(), None)
     return torch.float32 if parameter is None else parameter.dtype
-
-
-ROWS_PROGRESS_DELAY = 1.0  # seconds before a pass over many rows draws its progress bar (on a terminal)
-
-
-def row_chunks(num_rows: int, chunk_rows: int, what: str) -> Iterator[slice]:
-    """The row slices of a pass over ``num_rows`` rows, ``chunk_rows`` at a time, with a progress bar on stderr
-    (``what`` it does) drawn only when stderr is a terminal and the pass has taken ``ROWS_PROGRESS_DELAY``
-    seconds: sampling a million rows takes seconds."""
-    with tqdm(
-        total=num_rows, desc=what, unit="row", disable=None, leave=False, delay=ROWS_PROGRESS_DELAY
-    ) as bar:
-        for start in range(0, num_rows, chunk_rows):
-            yield slice(start, start + chunk_rows)
-            bar.update(min(chunk_rows, num_rows - start))
 
 
 class DecoderRunner:
@@ -235,7 +219,7 @@ class DecoderRunner:
         levels = self._level_tensors(None if nodes is None else ~nodes)
         clamp_index = None if not clamped.any() else torch.as_tensor(clamp_nodes, device=self.device)
         out = np.empty_like(noise)
-        for rows in row_chunks(noise.shape[0], self.chunk_rows, "generating"):
+        for rows in progress_slices(noise.shape[0], self.chunk_rows, "generating", "row"):
             z = torch.as_tensor(noise[rows], device=self.device).clone()  # [m, d]
             values = None if clamp_index is None else torch.as_tensor(clamp_values[rows], device=self.device)
             if values is not None:
@@ -282,7 +266,7 @@ class DecoderRunner:
             levels = self._level_tensors(None if nodes is None else ~nodes)
             if nodes is not None:
                 out[:, ~nodes] = np.nan
-        for rows in row_chunks(data.shape[0], self.chunk_rows, "evaluating the mechanisms"):
+        for rows in progress_slices(data.shape[0], self.chunk_rows, "evaluating the mechanisms", "row"):
             z = torch.as_tensor(data[rows], device=self.device)
             if levels is None:
                 out[rows] = self._mechanisms(z).cpu().numpy()
@@ -316,7 +300,7 @@ class DecoderRunner:
             return self._mechanisms(z[0])[None]  # [1, m, d]
 
         out = np.empty_like(noise)
-        for rows in row_chunks(noise.shape[0], self.chunk_rows, "generating"):
+        for rows in progress_slices(noise.shape[0], self.chunk_rows, "generating", "row"):
             n = torch.as_tensor(noise[rows], device=self.device)[None]  # [1, m, d]
             values = None
             if nodes is not None:

@@ -23,6 +23,7 @@ from condfip.api.graph_inference import infer_graph
 from condfip.api.graphs import adjacency_from_user
 from condfip.api.inferred_scm import InferredSCM
 from condfip.api.positive import ModelUnits, PositiveColumns, check_positive, positive_mask
+from condfip.api.progress import PROGRESS_DELAY
 from condfip.api.tables import context_from_user
 from condfip.core.dags import topological_levels
 from condfip.graph import DEFAULT_GRAPH_MODEL
@@ -32,7 +33,6 @@ from condfip.model.decoder import ConditionalDecoder
 from condfip.model.prepared_decoder import StageCallback
 
 INFER_GRAPH = "infer"  # graph="infer": the amortized graph model infers the graph from the data
-PROGRESS_DELAY = 1.0  # seconds before infer's progress bar shows: a quick call draws none
 
 
 @dataclasses.dataclass

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from condfip.api.engine import rows_per_chunk
+from condfip.api.progress import progress_slices
 from condfip.graph import GraphModel
 
 RELATEDNESS_RIDGE = 1e-3  # on the correlation scale
@@ -84,8 +85,8 @@ def local_edge_logits(
     data = torch.as_tensor(standardized, dtype=dtype, device=device)  # [n, d]
     total = np.zeros((num_nodes, num_nodes))
     count = np.zeros((num_nodes, num_nodes))
-    for start in range(0, num_nodes, TABLES_PER_BATCH):
-        batch = members[start : start + TABLES_PER_BATCH]  # [t, k]
+    for tables_of in progress_slices(num_nodes, TABLES_PER_BATCH, "scoring neighborhoods", "table"):
+        batch = members[tables_of]  # [t, k]
         tables = data[:, torch.as_tensor(batch, device=device)].permute(1, 0, 2)  # [t, n, k]
         logits = model.edge_logits(
             tables, chunk_size=rows_per_chunk(chunk_size, size * len(batch), torch.device(device))
