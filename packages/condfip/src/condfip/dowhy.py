@@ -15,7 +15,10 @@ Cond-FiP infers the whole SCM from ``data`` and the causal model's graph at once
   of the abducted noise ``X_i - F_hat_i(PA_i)``.
 
 So DoWhy's noise of a node is Cond-FiP's abduction (``InferredSCM.noise(method="decoder")``); for a root,
-DoWhy's noise is the value itself.
+DoWhy's noise is the value itself. DoWhy draws fresh noise (``gcm.draw_samples``, ``interventional_samples``
+without observed data) from those empirical distributions as they are, while ``InferredSCM.sample`` widens each
+adapted node's by its fit's leverage (``InferredSCM.sampling_noise``): with few rows DoWhy's draws are a little
+narrower.
 Every DoWhy tool then runs on Cond-FiP's mechanisms, and for the same noise DoWhy's counterfactual and
 interventional samples equal ``InferredSCM.generate``'s to float rounding.
 
