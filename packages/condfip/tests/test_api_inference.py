@@ -726,11 +726,11 @@ def test_infer_shows_its_stages_on_request_and_nothing_by_default_off_a_terminal
     """``progress=True`` draws the stages (the embedding, the fit, the edge check) on stderr once the call has
     taken ``PROGRESS_DELAY`` seconds (0 here); the default draws nothing when stderr is not a terminal, and
     neither does ``progress=False``; the SCM is the same either way."""
-    from condfip.api import inference
+    from condfip.api import progress as progress_module
 
     scm, context, query, _ = scm_and_rows
     model = CondFiP(tiny_model())
-    monkeypatch.setattr(inference, "PROGRESS_DELAY", 0.0)  # the name infer reads
+    monkeypatch.setattr(progress_module, "PROGRESS_DELAY", 0.0)  # the name the bars read
     shown = model.infer(context, scm.adjacency, progress=True)
     drawn = capsys.readouterr().err
     assert "infer" in drawn and "embedding 150 rows of 6 columns" in drawn

@@ -23,7 +23,7 @@ from condfip.api.graph_inference import infer_graph
 from condfip.api.graphs import adjacency_from_user
 from condfip.api.inferred_scm import InferredSCM
 from condfip.api.positive import ModelUnits, PositiveColumns, check_positive, positive_mask
-from condfip.api.progress import PROGRESS_DELAY
+from condfip.api.progress import progress_bar
 from condfip.api.tables import context_from_user
 from condfip.core.dags import topological_levels
 from condfip.graph import DEFAULT_GRAPH_MODEL
@@ -255,8 +255,8 @@ class CondFiP:
         the column and its minimum, and so is an intervention that sets it to a value <= 0.
 
         ``progress``: a progress bar of the stages (the embedding, each group of nodes' fit, the edge check) on
-        stderr, shown once the call has taken ``PROGRESS_DELAY`` seconds (None, the default: when stderr is a
-        terminal; a large table takes seconds to minutes).
+        stderr, shown once the call has taken a second (``condfip.api.progress``; None, the default: when stderr
+        is a terminal; a large table takes seconds to minutes).
         """
         if progress is not None and not isinstance(progress, bool):
             raise ValueError(f"progress must be True, False or None (on a terminal), got {progress!r}")
@@ -268,13 +268,11 @@ class CondFiP:
         parents = self._parents(prepared.adjacency)
         context = torch.as_tensor(prepared.standard, dtype=model_dtype(self.model), device=self.device)[None]
         rows, columns_count = prepared.standard.shape
-        with tqdm(
-            total=2 if adapt else 1,
-            desc="infer",
-            unit="stage",
-            disable=None if progress is None else not progress,
-            leave=False,
-            delay=PROGRESS_DELAY,  # drawn by an update once the call has taken this long
+        with progress_bar(
+            2 if adapt else 1,
+            "infer",
+            "stage",
+            progress,
             mininterval=0.0,  # every stage drawn: there are a few
             postfix=f"embedding {rows} rows of {columns_count} columns",
         ) as bar:
