@@ -62,10 +62,11 @@ the eigenbasis of its scatter, where that block is diagonal: the posterior is so
 complement on the small block (constant, parents, zero-shot, decoder directions), at a cost linear in the
 kernel block's size per step. The final fit is one direct solve of the chosen model.
 
-Everything is computed from moments accumulated chunk by chunk (memory flat in the number of rows), in float64.
-``chunks()`` is called up to three times with the same rows (once while they fit in ``KEPT_ROWS_BYTES``): the
-decoder's principal directions, the moments of the reduced basis, the exact leave-one-out residuals (deferred to
-their first reader while what that pass holds is small: ``condfip.model.held_out``). The kernel
+Everything is computed from moments accumulated chunk by chunk (memory flat in the number of rows), in float64
+(``condfip.model.moments``). ``chunks()`` is called up to three times with the same rows (once while they fit in
+``KEPT_ROWS_BYTES``): the decoder's principal directions, the moments of the reduced basis, the exact
+leave-one-out residuals (deferred to their first reader while what that pass holds is small:
+``condfip.model.held_out``). The kernel
 features are computed from the rows where a pass needs them: every scale's for the moments, the chosen scale's
 for the leave-one-out residuals (the kernel features of a large fit are most of its arithmetic).
 
@@ -76,7 +77,6 @@ block, M kernel features per scale, s length scales, r reduced basis of one mode
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields, replace
 
 import torch
@@ -98,6 +98,13 @@ from condfip.model.model_weights import (
     quadratic_shares,
     shared_log_odds,
 )
+from condfip.model.moments import (
+    AdaptationChunks,
+    FitRows,
+    ScaleMoments,
+    principal_directions,
+    small_block,
+)
 from condfip.model.parent_basis import (
     ParentBasis,
 )
@@ -112,9 +119,6 @@ LINEAR_CLAMP_EVIDENCE = 10.0
 LINEAR_ROWS_PER_FEATURE = 4
 # a linear node keeps the evidence's ridge on its parents' values from this times the rows (module docstring)
 LOW_SIGNAL_RIDGE = 0.01
-KEPT_ROWS_BYTES = (
-    256 * 2**20
-)  # the rows' features kept from the first pass (instead of new passes) up to this
 # a fit's leave-one-out pass is deferred to its first use (``condfip.model.held_out``) while the rows' features and
 # the models' factors it holds until then stay under this (d = 20 at 400 rows: about 15 MiB); recomputing the
 # features instead would cost a reader of noise() 11 % more than the pass run in the fit
@@ -127,8 +131,6 @@ EVIDENCE_BATCH_BYTES = 64 * 2**20
 # of small fitted noise) keeps its leave-one-out error, which a fixed cap would shrink by orders of magnitude
 LEVERAGE_CAP = 0.8
 LEVERAGE_CAP_QUANTILE = 0.75
-
-AdaptationChunks = Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]
 
 
 def _held_out_statistic(name: str, meaning: str) -> property:
@@ -281,7 +283,7 @@ def reduced_design(
     directions, kernel features), from features [m, d, f] and the chosen basis [m, d, v + M]; ``penalties`` are per
     column of it."""
     v = adaptation.value_slots
-    small = _small_block(decoder_features, basis[..., :v], *adaptation.prior, adaptation.directions)
+    small = small_block(decoder_features, basis[..., :v], *adaptation.prior, adaptation.directions)
     return torch.cat([small, basis.double()[..., v:]], dim=-1)
 
 
@@ -308,19 +310,19 @@ def fit_adaptation(
     the same table fitted before (``clear_counts``). Raises ValueError with fewer than 2 rows.
     """
     prior_weights, prior_bias = prior_weights.detach().double(), prior_bias.detach().double()
-    rows = _Rows(chunks)
-    n, directions = _principal_directions(rows, num_directions)
+    rows = FitRows(chunks)
+    n, directions = principal_directions(rows, num_directions)
     if n < 2:
         raise ValueError(f"adapting to the rows needs at least 2 rows, got {n}")
     p, q, num_kernel, num_scales = basis.max_parents, basis.num_products, basis.num_kernel, basis.num_scales
     v = p + q
     # the kernel features of the (node, scale) pairs a fit may take (``ParentBasis.kernel_mask``: not a root's,
     # whose are constants, nor a scale of prior weight 0); the fit leaves the others' blocks empty (below)
-    moments = _ScaleMoments(num_kernel, basis.kernel_mask)
+    moments = ScaleMoments(num_kernel, basis.kernel_mask)
     for features, z in rows():
         values, blocks = basis.kernel_blocks(z)  # [m, d, v], per scale [k_s, m, M]
         targets = z if nodes is None else z[:, nodes]  # [m, d]
-        moments.add(_small_block(features, values, prior_weights, prior_bias, directions), blocks, targets)
+        moments.add(small_block(features, values, prior_weights, prior_bias, directions), blocks, targets)
     moments.lay_out()
     d, a = moments.cross_small.shape
     device = moments.cross_small.device
@@ -456,7 +458,7 @@ def fit_adaptation(
 
 
 def _candidate_fits(
-    moments: _ScaleMoments,
+    moments: ScaleMoments,
     mask: torch.Tensor,
     n: int,
     groups: torch.Tensor,
@@ -620,177 +622,6 @@ def readout_weights(
     }
 
 
-class _Rows:
-    """``chunks()`` as float64, with the rows kept from the first pass while they fit in ``KEPT_ROWS_BYTES``."""
-
-    def __init__(self, chunks: AdaptationChunks) -> None:
-        self.chunks = chunks
-        self.kept: list[tuple[torch.Tensor, ...]] | None = None
-        self.kept_bytes = 0
-        self.passes = 0
-
-    def __call__(self) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
-        if self.kept is not None:
-            yield from self.kept
-            return
-        keep: list[tuple[torch.Tensor, ...]] | None = [] if self.passes == 0 else None
-        self.passes += 1
-        size = 0
-        for part in self.chunks():
-            part = tuple(t.double() for t in part)
-            if keep is not None:
-                size += sum(t.numel() for t in part) * 8
-                keep = keep if size <= KEPT_ROWS_BYTES else None
-                if keep is not None:
-                    keep.append(part)
-            yield part
-        self.kept, self.kept_bytes = keep, size if keep is not None else 0
-
-
-def _principal_directions(rows: _Rows, num_directions: int) -> tuple[int, torch.Tensor]:
-    """The row count and the ``num_directions`` principal directions of the decoder's centred features per node,
-    [d, f, k]."""
-    count, total, scatter = 0, None, None
-    for features, _ in rows():
-        by_node = features.transpose(0, 1)  # [d, m, f]: batched products are BLAS calls, unlike the einsum
-        part = (by_node.sum(dim=1), by_node.transpose(1, 2) @ by_node)
-        count += features.shape[0]
-        total = part[0] if total is None else total + part[0]
-        scatter = part[1] if scatter is None else scatter + part[1]
-    if count == 0:
-        return 0, torch.zeros(0)
-    mean = total / count  # [d, f]
-    centred = scatter - count * mean[:, :, None] * mean[:, None, :]
-    return count, _leading_eigenvectors(centred, min(num_directions, centred.shape[-1]))
-
-
-def _leading_eigenvectors(
-    matrix: torch.Tensor, k: int, oversampling: int = 8, power_steps: int = 4
-) -> torch.Tensor:
-    """The ``k`` leading eigenvectors of symmetric positive semi-definite matrices [d, f, f] -> [d, f, k], by
-    subspace iteration from a fixed random start (a full eigendecomposition when f is small): the decoder's
-    principal directions need the leading subspace, not the whole spectrum."""
-    size = matrix.shape[-1]
-    width = k + oversampling
-    if size <= 2 * width:
-        return torch.linalg.eigh(matrix)[1][:, :, size - k :]
-    start = torch.randn(size, width, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    subspace = matrix @ start.to(matrix.device)  # [d, f, k + o]
-    for _ in range(power_steps):
-        subspace = matrix @ torch.linalg.qr(subspace).Q
-    basis = torch.linalg.qr(subspace).Q  # [d, f, k + o]
-    _, vectors = torch.linalg.eigh(basis.transpose(1, 2) @ matrix @ basis)  # ascending
-    return basis @ vectors[:, :, -k:]
-
-
-def _small_block(
-    features: torch.Tensor,
-    parent_values: torch.Tensor,
-    prior_weights: torch.Tensor,
-    prior_bias: torch.Tensor,
-    directions: torch.Tensor,
-) -> torch.Tensor:
-    """[m, d, a] = (1, parents' values and their products [v], zero-shot prediction, decoder directions [k]),
-    float64."""
-    features = features.double()
-    constant = torch.ones(*features.shape[:2], 1, dtype=torch.float64, device=features.device)
-    zero_shot = torch.einsum("mdf,df->md", features, prior_weights) + prior_bias  # [m, d]
-    projected = (features.transpose(0, 1) @ directions).transpose(0, 1)  # [m, d, k]
-    return torch.cat([constant, parent_values.double(), zero_shot[..., None], projected], dim=-1)
-
-
-class _ScaleMoments:
-    """Moments of the small block and of each scale's kernel block, chunk by chunk: scatter_small [d, a, a],
-    scatter_between [s, d, a, M], scatter_kernel [s, d, M, M], cross_small [d, a], cross_kernel [s, d, M],
-    squares [d]. The kernel blocks' moments are accumulated for the pairs of ``mask`` [d, s] only
-    (``ParentBasis.kernel_blocks``) and laid out over every node by ``lay_out`` (0 for the others)."""
-
-    def __init__(self, num_kernel: int, mask: torch.Tensor) -> None:
-        self.num_kernel, self.mask = num_kernel, mask
-        self.nodes = [torch.nonzero(taken).flatten() for taken in mask.T]  # per scale [k_s]: its nodes
-        self.parts: list | None = None
-
-    def add(self, small: torch.Tensor, blocks: list[torch.Tensor], targets: torch.Tensor) -> None:
-        """small [m, d, a], per scale the kernel features of its nodes in ``mask`` [k_s, m, M], targets [m, d],
-        float64."""
-        by_node = small.transpose(0, 1)  # [d, m, a]
-        y = targets.T[:, :, None]  # [d, m, 1]
-        kernel_parts = []
-        for scale, kernel in enumerate(blocks):
-            index = self.nodes[scale].to(small.device)  # [k_s]
-            kernel_small, kernel_y = by_node[index], y[index]  # [k_s, m, a], [k_s, m, 1]
-            kernel_parts.append(
-                [
-                    kernel_small.transpose(1, 2) @ kernel,  # [k_s, a, M]
-                    kernel.transpose(1, 2) @ kernel,  # [k_s, M, M]
-                    (kernel.transpose(1, 2) @ kernel_y)[..., 0],  # [k_s, M]
-                ]
-            )
-        parts = [
-            by_node.transpose(1, 2) @ by_node,
-            (by_node.transpose(1, 2) @ y)[..., 0],
-            (targets * targets).sum(dim=0),
-            kernel_parts,
-        ]
-        if self.parts is None:
-            self.parts = parts
-            return
-        for position in range(3):
-            self.parts[position] = self.parts[position] + parts[position]
-        for old, new in zip(self.parts[3], kernel_parts, strict=True):
-            for position in range(3):
-                old[position] = old[position] + new[position]
-
-    def lay_out(self) -> None:
-        """The kernel blocks' moments over every node and scale, [s, d, ...], 0 outside ``mask``."""
-        d, s = self.mask.shape
-        small, cross_small, squares, kernel_parts = self.parts
-        a, size = small.shape[-1], self.num_kernel
-        laid = []
-        for position, tail in enumerate([(a, size), (size, size), (size,)]):  # between, scatter, cross
-            full = small.new_zeros(s, d, *tail)
-            for scale, moments in enumerate(kernel_parts):
-                full[scale, self.nodes[scale].to(small.device)] = moments[position]
-            laid.append(full)
-        self.parts = [small, laid[0], laid[1], cross_small, laid[2], squares]
-
-    @property
-    def scatter_small(self) -> torch.Tensor:
-        return self.parts[0]
-
-    @property
-    def scatter_between(self) -> torch.Tensor:
-        return self.parts[1]
-
-    @property
-    def scatter_kernel(self) -> torch.Tensor:
-        return self.parts[2]
-
-    @property
-    def cross_small(self) -> torch.Tensor:
-        return self.parts[3]
-
-    @property
-    def cross_kernel(self) -> torch.Tensor:
-        return self.parts[4]
-
-    @property
-    def squares(self) -> torch.Tensor:
-        return self.parts[5]
-
-    def reduced_scatter(self, scale: torch.Tensor) -> torch.Tensor:
-        """The scatter of (small block, kernel block of ``scale[i]``) per node i: [d, r, r]."""
-        nodes = torch.arange(scale.shape[0], device=scale.device)
-        between = self.scatter_between[scale, nodes]  # [d, a, M]
-        top = torch.cat([self.scatter_small, between], dim=2)
-        bottom = torch.cat([between.transpose(1, 2), self.scatter_kernel[scale, nodes]], dim=2)
-        return torch.cat([top, bottom], dim=1)
-
-    def reduced_cross(self, scale: torch.Tensor) -> torch.Tensor:
-        nodes = torch.arange(scale.shape[0], device=scale.device)
-        return torch.cat([self.cross_small, self.cross_kernel[scale, nodes]], dim=1)  # [d, r]
-
-
 @dataclass(frozen=True)
 class _Candidate:
     """One model fitted for every node: its kernel (an index into the scales; any without one), the small-block
@@ -806,7 +637,7 @@ class _Candidate:
 
 def _fit_candidates(
     candidates: list[_Candidate],
-    moments: _ScaleMoments,
+    moments: ScaleMoments,
     kernel_block: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     n: int,
     groups: torch.Tensor,
@@ -886,7 +717,7 @@ def _fit_candidates(
 
 
 def _held_out(
-    rows: _Rows,
+    rows: FitRows,
     adaptation: Adaptation,
     chosen_basis: ParentBasis,
     models: list[tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor, torch.Tensor]],
