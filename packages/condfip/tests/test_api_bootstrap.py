@@ -188,3 +188,52 @@ def test_progress_bar_only_when_asked_or_on_a_terminal(setup, capsys):
     assert capsys.readouterr().err == ""
     model.infer_batch([(table, adjacency)] * 3, progress=True)
     assert "infer_batch" in capsys.readouterr().err
+
+
+def test_series_statistics_are_matched_by_label_whatever_their_order(setup):
+    model, table, adjacency, _ = setup
+    ordered = model.bootstrap(
+        table, adjacency, lambda scm: scm.sample(200, seed=0).mean(), num_bootstraps=4, seed=1
+    )
+    calls = iter(range(100))
+
+    def shuffled(scm):  # the same statistic, its labels in another order on every resample
+        mean = scm.sample(200, seed=0).mean()
+        return mean if next(calls) == 0 else mean.iloc[::-1]
+
+    result = model.bootstrap(table, adjacency, shuffled, num_bootstraps=4, seed=1)
+    np.testing.assert_array_equal(result.samples, ordered.samples)
+    pd.testing.assert_series_equal(result.interval()[0], ordered.interval()[0])
+    fewer = iter(range(100))  # all five labels on all rows, two on the resamples
+    with pytest.raises(
+        ValueError, match=r"labelled \['a', 'b', 'c', 'd', 'e'\] on all rows but \['a', 'b'\]"
+    ):
+        model.bootstrap(
+            table,
+            adjacency,
+            lambda scm: scm.data.mean().iloc[: 5 if next(fewer) == 0 else 2],
+            num_bootstraps=2,
+        )
+    with pytest.raises(ValueError, match="repeated labels"):
+        model.bootstrap(
+            table, adjacency, lambda scm: pd.Series([1.0, 2.0], index=["x", "x"]), num_bootstraps=2
+        )
+
+
+def test_resamples_that_cannot_fit_in_memory_are_refused_before_drawing(setup, monkeypatch):
+    from condfip.io import memory
+
+    model, table, adjacency, _ = setup
+    monkeypatch.setattr(memory, "physical_memory", lambda: 2**30)  # 1 GiB
+    asked = []  # the statistic is first asked after the check: nothing of the resamples exists before it
+    with pytest.raises(ValueError, match=r"drawing 10,000,000 resamples of 80 rows needs about 6\.0 GiB"):
+        model.bootstrap(table, adjacency, lambda scm: asked.append(scm) or 1.0, num_bootstraps=10_000_000)
+    assert not asked
+
+
+def test_a_resample_that_cannot_be_inferred_is_named_as_such(setup):
+    model, table, adjacency, query = setup
+    with pytest.warns(UserWarning, match="too few to adapt"):
+        with pytest.raises(ValueError) as refused:
+            model.bootstrap(table.iloc[:2], adjacency, lambda scm: 1.0, num_bootstraps=3, seed=0)
+    assert str(refused.value).startswith("a resample of the rows cannot be inferred: data columns")

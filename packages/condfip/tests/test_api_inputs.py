@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import networkx as nx
 import numpy as np
 import pandas as pd
@@ -264,3 +266,100 @@ def test_stratified_noise_errors():
         stratified_noise(abducted, 1, 1, np.random.default_rng(0))
     with pytest.raises(ValueError, match="at least one block of at least 2 rows"):
         stratified_noise(abducted, 0, 10, np.random.default_rng(0))
+
+
+# ------------------------------------------------------------------------ rows and values given by label
+def test_a_series_row_is_matched_by_its_labels(inferred, frame):
+    row = frame.iloc[3]
+    shuffled = row[["c", "a", "b"]]
+    expected = inferred.counterfactual_samples({}, frame.iloc[[3]])
+    np.testing.assert_array_equal(
+        inferred.counterfactual_samples({}, shuffled).to_numpy(), expected.to_numpy()
+    )
+    np.testing.assert_array_equal(
+        inferred.noise(shuffled).to_numpy(), inferred.noise(frame.iloc[[3]]).to_numpy()
+    )
+    with pytest.raises(ValueError, match=r"missing \['c'\], unexpected \['d'\]"):
+        inferred.predict(row.rename({"c": "d"}))
+
+
+def test_a_masked_array_counts_its_masked_entries_as_missing(model, frame):
+    values = frame.to_numpy().copy()
+    values[:4, 0] = -999.0  # what is under the mask is not data
+    masked = np.ma.masked_array(values, mask=np.zeros_like(values, dtype=bool))
+    masked.mask[:4, 0] = True
+    with pytest.raises(ValueError, match=r"4 NaN or infinite values, in columns 'x0' \(4\)"):
+        model.infer(masked, [])
+    unmasked = np.ma.masked_array(frame.to_numpy(), mask=False)  # nothing masked: the plain values
+    np.testing.assert_array_equal(model.infer(unmasked, CHAIN).data.to_numpy(), frame.to_numpy())
+
+
+def test_per_row_intervention_values_in_a_series_follow_the_rows_labels(inferred, frame):
+    rows = frame.iloc[:6].set_axis([f"r{i}" for i in range(6)])
+    values = pd.Series(np.linspace(-1.0, 1.0, 6), index=rows.index)
+    expected = inferred.counterfactual_samples({"b": values.to_numpy()}, rows)
+    reversed_values = values.iloc[::-1]  # the same labels in another order: matched by label
+    got = inferred.counterfactual_samples({"b": reversed_values}, rows)
+    np.testing.assert_array_equal(got.to_numpy(), expected.to_numpy())
+    effect = inferred.average_causal_effect("c", {"b": reversed_values}, {}, data=rows)
+    assert effect == inferred.average_causal_effect("c", {"b": values.to_numpy()}, {}, data=rows)
+    with pytest.raises(ValueError, match="labels are not the rows' labels"):
+        inferred.counterfactual_samples({"b": values.set_axis(range(6))}, rows)
+    noise = inferred.noise(rows)
+    np.testing.assert_array_equal(
+        inferred.generate(noise, {"b": reversed_values}).to_numpy(),
+        inferred.generate(noise, {"b": values.to_numpy()}).to_numpy(),
+    )
+
+
+# ------------------------------------------------------------------------------- numpy scalar arguments
+def test_numpy_scalars_are_taken_like_python_numbers(model, frame, inferred):
+    np.testing.assert_array_equal(
+        inferred.sample(np.int64(5), seed=np.int64(2)).to_numpy(), inferred.sample(5, seed=2).to_numpy()
+    )
+    assert inferred.average_causal_effect("c", {"a": 1.0}, {}, seed=0, standard_error=np.float32(0.05)) == (
+        inferred.average_causal_effect("c", {"a": 1.0}, {}, seed=0, standard_error=float(np.float32(0.05)))
+    )
+    zero_shot = model.infer(frame, CHAIN, zero_shot=np.True_)
+    assert not zero_shot.adapted
+    positive = frame - frame.min() + 1.0
+    assert model.infer(positive, CHAIN, positive=np.True_).positive == ["a", "b", "c"]
+    result = model.bootstrap(
+        frame, CHAIN, lambda scm: 1.0, num_bootstraps=np.int64(3), batch_size=np.int64(1)
+    )
+    assert result.samples.shape == (3,)
+    assert result.interval(np.float32(0.5)) == (1.0, 1.0)
+    with pytest.raises(ValueError, match="zero_shot must be True or False"):
+        model.infer(frame, CHAIN, zero_shot=np.int64(1))
+
+
+def test_arguments_unused_with_data_are_still_checked(inferred, frame):
+    with pytest.raises(ValueError, match="noise_model must be one of"):
+        inferred.average_causal_effect("c", {"a": 1.0}, {}, data=frame, noise_model="bogus")
+    with pytest.raises(ValueError, match="noise_model must be one of"):
+        inferred.interventional_samples({"a": 1.0}, data=frame, noise_model="bogus")
+    with pytest.raises(ValueError, match="seed must be a non-negative int"):
+        inferred.interventional_samples({"a": 1.0}, data=frame, seed="x")
+    with pytest.raises(ValueError, match="seed must be a non-negative int"):
+        inferred.average_causal_effect("c", {"a": 1.0}, {}, data=frame, seed="x")
+
+
+# ------------------------------------------------------------------------------ effects at extreme scales
+@pytest.mark.parametrize("scale", [1e-200, 1e170])
+def test_the_default_effect_stops_on_its_standard_error_at_any_scale(model, frame, scale):
+    """The stopping rule's standard deviations and ratios stay finite: a column of values near 1e170 (whose
+    squares overflow float64) or near 1e-200 (whose squares underflow) gets the same rows, and an effect equal to
+    the unit-scale one times the scale, as the same table in units of 1."""
+    unit = model.infer(frame, CHAIN)
+    scaled = model.infer(frame * scale, CHAIN)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warning leaks out
+        effect = scaled.average_causal_effect("c", {"a": 1.0 * scale}, {}, seed=0)
+    reference = unit.average_causal_effect("c", {"a": 1.0}, {}, seed=0)
+    assert effect / scale == pytest.approx(reference, rel=1e-9)
+
+
+def test_a_tiny_standard_error_draws_the_most_rows_without_overflow(inferred):
+    most = inferred.average_causal_effect("c", {"a": 1.0}, {}, n=10_000, seed=0)
+    stratified = inferred.average_causal_effect("c", {"a": 1.0}, {}, seed=0, standard_error=1e-200)
+    assert np.isfinite(stratified) and stratified == pytest.approx(most, abs=0.05)

@@ -271,3 +271,33 @@ def test_a_generated_value_beyond_float64_is_refused_not_inf():
     standard = np.array([[1e3, 0.0]])  # standardized log value far beyond the data
     with pytest.raises(ValueError, match="positive column 'a'"):
         units.data_from_standard(standard)
+
+
+def test_a_generated_value_below_float64_is_refused_not_zero():
+    """exp of a log-scale value below ~-708.4 is subnormal or 0, which a positive column must never return."""
+    from condfip.api.positive import ModelUnits
+
+    context = np.exp(np.random.default_rng(0).normal(size=(50, 2)))
+    units = ModelUnits.fit(context, np.array([True, False]), ["a", "b"])
+    log = units.mean[0] - 1e3 * units.std[0]  # the log of the value of -1,000 standardized units
+    with pytest.raises(ValueError, match=re.escape(f"positive column 'a' would be exp({log:.4g}), outside")):
+        units.data_from_standard(np.array([[-1e3, 0.0]]))
+    inside = units.data_from_standard(np.array([[-300.0, 0.0]]))  # exp(-300 sd) of a unit-sd log: tiny, > 0
+    assert inside[0, 0] > 0
+
+
+def test_an_intervention_beyond_the_range_is_named_in_the_users_units(setup):
+    """The allowed range of a positive column is given as values of the column, not of its log."""
+    model = setup[0]
+    rng = np.random.default_rng(3)
+    log_a = 1e-4 * rng.normal(size=60)  # a log spread of 1e-4: the range is exp(mean +- 100) in user units
+    table = pd.DataFrame({"a": np.exp(log_a), "b": np.exp(log_a + 1e-4 * rng.normal(size=60))})
+    scm = model.infer(table, [("a", "b")], positive=True)
+    low, high = np.exp(log_a.mean() - 1e6 * log_a.std()), np.exp(log_a.mean() + 1e6 * log_a.std())
+    shown = re.escape(f"[{low:.6g}, {high:.6g}]")
+    with pytest.raises(
+        ValueError, match=r"intervention on column 'a': 1e-100 is outside the range .*" + shown
+    ):
+        scm.interventional_samples({"a": 1e-100}, n=2, seed=0)
+    with pytest.raises(ValueError, match=r"data column 'a': 1e\+100 is outside .*" + shown):
+        scm.counterfactual_samples({}, table.assign(a=1e100))

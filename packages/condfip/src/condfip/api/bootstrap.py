@@ -18,8 +18,10 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from condfip.api.arguments import is_real
 from condfip.api.inferred_scm import InferredSCM
 from condfip.api.sampling import make_generator
+from condfip.io.memory import check_memory
 
 Statistic = Callable[[InferredSCM], Any]
 InferResamples = Callable[[list[np.ndarray]], list[InferredSCM]]  # row indices [n] -> SCMs
@@ -36,7 +38,7 @@ class BootstrapResult:
 
     def interval(self, level: float = 0.95) -> tuple[Any, Any]:
         """The percentile interval ``(lower, upper)`` holding ``level`` of the resampled values."""
-        if isinstance(level, bool) or not isinstance(level, float | int) or not 0 < level < 1:
+        if not is_real(level) or not 0 < level < 1:
             raise ValueError(f"level must be a number strictly between 0 and 1, got {level!r}")
         tail = (1 - level) / 2
         lower, upper = np.quantile(self.samples, [tail, 1 - tail], axis=0)
@@ -67,9 +69,19 @@ def bootstrap_statistic(
     ``num_bootstraps`` resamples of its rows (drawn with replacement, ``seed`` fixes the draws), given as arrays of
     row indices, ``group_size`` at a time (each SCM is dropped once its statistic is taken).
     ``progress``: a progress bar on stderr (None: when stderr is a terminal)."""
+    num_rows = len(full.data)
+    check_memory(
+        num_bootstraps * num_rows * np.dtype(np.int64).itemsize,
+        f"drawing {num_bootstraps:,} resamples of {num_rows:,} rows",
+        hint="ask for fewer resamples (a few hundred give a 95 % interval)",
+    )
     estimate = _values(statistic(full), "statistic(scm)")
     index = estimate.index if isinstance(estimate, pd.Series) else None
-    num_rows = len(full.data)
+    if index is not None and index.has_duplicates:
+        raise ValueError(
+            f"statistic returned a Series with repeated labels {sorted(set(index[index.duplicated()]), key=str)!r}; "
+            "give each value its own label"
+        )
     rng = make_generator(seed)
     rows = rng.integers(0, num_rows, size=(num_bootstraps, num_rows))  # [B, n]
     samples = []
@@ -86,7 +98,10 @@ def bootstrap_statistic(
         except ValueError as error:  # e.g. a column with few distinct values is constant in a resample
             raise ValueError(f"a resample of the rows cannot be inferred: {error}") from None
         for scm in scms:
-            value = np.asarray(_values(statistic(scm), "statistic(scm) on a resample"), dtype=np.float64)
+            value = _values(statistic(scm), "statistic(scm) on a resample")
+            if index is not None:
+                value = _aligned(value, index)
+            value = np.asarray(value, dtype=np.float64)
             if value.shape != np.shape(estimate):
                 raise ValueError(
                     f"statistic returned shape {value.shape} on a resample and {np.shape(estimate)} on all rows; "
@@ -119,6 +134,17 @@ def _values(value: Any, where: str) -> np.ndarray | pd.Series:
     if not np.isfinite(array).all():
         raise ValueError(f"{where} must give finite numbers, got {value!r}")
     return array
+
+
+def _aligned(value: np.ndarray | pd.Series, index: pd.Index) -> pd.Series:
+    """A resample's Series statistic in the order of the labels ``index`` of the statistic on all rows."""
+    if not isinstance(value, pd.Series) or value.index.has_duplicates or set(value.index) != set(index):
+        got = list(value.index) if isinstance(value, pd.Series) else f"a {type(value).__name__}"
+        raise ValueError(
+            f"statistic returned a Series labelled {list(index)!r} on all rows but {got!r} on a resample; "
+            "it must return the same labels every time (their order may differ)"
+        )
+    return value.reindex(index)
 
 
 def _plain(value: np.ndarray) -> float | np.ndarray:

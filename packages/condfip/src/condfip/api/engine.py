@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from condfip.api.arguments import is_integer
 from condfip.api.progress import progress_slices
 from condfip.core.standardization import STANDARD_LIMIT
 from condfip.io.memory import check_memory
@@ -94,9 +95,9 @@ def rows_per_chunk(chunk_size: int | None, num_nodes: int, device: torch.device 
             else DEFAULT_TOKENS_PER_CHUNK
         )
         return max(64, tokens // max(num_nodes, 1))
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+    if not is_integer(chunk_size) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive int (rows per chunk) or None, got {chunk_size!r}")
-    return chunk_size
+    return int(chunk_size)
 
 
 def model_dtype(model: torch.nn.Module) -> torch.dtype:

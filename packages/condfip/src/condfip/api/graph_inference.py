@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from condfip.api.arguments import is_integer, is_real
 from condfip.api.engine import resolve_device, rows_per_chunk
 from condfip.api.graphs import edges_from_user
 from condfip.api.neighborhoods import local_edge_logits
@@ -56,7 +57,7 @@ def resolve_neighborhood(neighborhood: object, num_nodes: int, trained_max_nodes
         if trained_max_nodes is not None and num_nodes > trained_max_nodes:
             return max(trained_max_nodes, 2)
         return None
-    if isinstance(neighborhood, bool) or not isinstance(neighborhood, int | np.integer) or neighborhood < 2:
+    if not is_integer(neighborhood) or neighborhood < 2:
         raise ValueError(
             f"neighborhood must be 'auto', None (the whole table) or a number of nodes >= 2, got {neighborhood!r}"
         )
@@ -123,9 +124,7 @@ def infer_graph(
     size for any table, None always scores the whole table (with a warning beyond the training range).
     """
     values, names, standardization = context_from_user(data, columns)
-    if threshold is not None and (
-        isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0.0 <= threshold <= 1.0
-    ):
+    if threshold is not None and (not is_real(threshold) or not 0.0 <= threshold <= 1.0):
         raise ValueError(
             f"threshold must be a number in [0, 1] or None (the model's default), got {threshold!r}"
         )

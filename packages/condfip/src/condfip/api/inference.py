@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from condfip.api.arguments import checked_flag, checked_progress, is_integer
 from condfip.api.bootstrap import BootstrapResult, Statistic, bootstrap_statistic
 from condfip.api.engine import DecoderRunner, EncoderAbduction, model_dtype, resolve_device, rows_per_chunk
 from condfip.api.graph_inference import infer_graph
@@ -258,8 +259,7 @@ class CondFiP:
         stderr, shown once the call has taken a second (``condfip.api.progress``; None, the default: when stderr
         is a terminal; a large table takes seconds to minutes).
         """
-        if progress is not None and not isinstance(progress, bool):
-            raise ValueError(f"progress must be True, False or None (on a terminal), got {progress!r}")
+        progress = checked_progress(progress)
         adapt = self._adapts(zero_shot, refit_readout)
         prepared = self._prepare(data, graph, columns, positive)
         chunk = rows_per_chunk(
@@ -289,9 +289,9 @@ class CondFiP:
 
     def _adapts(self, zero_shot: object, refit_readout: object) -> bool:
         """Whether inference adapts to the rows, from ``zero_shot`` and the deprecated ``refit_readout``."""
-        _check_flag(zero_shot, "zero_shot")
+        zero_shot = checked_flag(zero_shot, "zero_shot")
         if refit_readout is not None:
-            _check_flag(refit_readout, "refit_readout")
+            refit_readout = checked_flag(refit_readout, "refit_readout")
             warnings.warn(
                 "refit_readout is deprecated: inference adapts to the rows by default; pass zero_shot=True for "
                 "the paper's zero-shot method",
@@ -334,10 +334,7 @@ class CondFiP:
         ``progress``: a progress bar on stderr (default: for more than one batch, when stderr is a terminal).
         """
         adapt = self._adapts(zero_shot, refit_readout)
-        if batch_size is None:
-            batch_size = 16 if self.device.type == "cuda" else 1
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
+        batch_size = self._batch_size(batch_size)
         prepared = []
         for position, item in enumerate(datasets):
             if not isinstance(item, tuple | list) or len(item) != 2:
@@ -348,6 +345,25 @@ class CondFiP:
                 prepared.append(self._prepare(item[0], item[1], None, positive))
             except ValueError as error:
                 raise ValueError(f"datasets[{position}]: {error}") from None
+        return self._infer_prepared(prepared, adapt, batch_size, chunk_size, progress)
+
+    def _batch_size(self, batch_size: object) -> int:
+        """Datasets per forward pass: ``batch_size``, or by default 16 on CUDA and 1 on the CPU."""
+        if batch_size is None:
+            return 16 if self.device.type == "cuda" else 1
+        if not is_integer(batch_size) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
+        return int(batch_size)
+
+    def _infer_prepared(
+        self,
+        prepared: list[_Prepared],
+        adapt: bool,
+        batch_size: int,
+        chunk_size: int | None,
+        progress: bool | None,
+    ) -> list[InferredSCM]:
+        """``infer_batch`` of tables already checked and standardized (``_prepare``)."""
         order = sorted(
             range(len(prepared)), key=lambda i: (len(prepared[i].columns), prepared[i].context.shape[0])
         )
@@ -420,19 +436,18 @@ class CondFiP:
         resampled rows: one solve per node. ``reinfer=True`` runs the whole inference on every resample instead
         (several times slower; its spread also holds the embedding's and the model choices' variability), as the
         zero-shot path always does."""
-        if isinstance(num_bootstraps, bool) or not isinstance(num_bootstraps, int) or num_bootstraps < 2:
+        if not is_integer(num_bootstraps) or num_bootstraps < 2:
             raise ValueError(f"num_bootstraps must be an int >= 2, got {num_bootstraps!r}")
+        num_bootstraps = int(num_bootstraps)
         if not callable(statistic):
             raise ValueError(
                 f"statistic must be a callable of the inferred SCM, got {type(statistic).__name__}"
             )
-        if progress is not None and not isinstance(progress, bool):
-            raise ValueError(f"progress must be True, False or None (on a terminal), got {progress!r}")
-        _check_flag(reinfer, "reinfer")
+        progress = checked_progress(progress)
+        reinfer = checked_flag(reinfer, "reinfer")
+        batch_size = self._batch_size(batch_size)
         zero_shot = not self._adapts(zero_shot, refit_readout)
         full = self.infer(data, graph, columns=columns, zero_shot=zero_shot, positive=positive)
-        if batch_size is None:
-            batch_size = 16 if self.device.type == "cuda" else 1
         refit = None if zero_shot or reinfer else full._runner.weighted_refit(full._standard_context())
         table = full.data.to_numpy()  # [n, d] in the SCM's column order
 
@@ -442,10 +457,13 @@ class CondFiP:
                     full._refitted(rows, full._runner.with_adaptation(refit(_counts(rows, len(table)))))
                     for rows in samples
                 ]
-            datasets = [(pd.DataFrame(table[rows], columns=full.columns), full.adjacency) for rows in samples]
-            return self.infer_batch(
-                datasets, batch_size=batch_size, zero_shot=zero_shot, positive=full.positive, progress=False
-            )
+            prepared = [
+                self._prepare(
+                    pd.DataFrame(table[rows], columns=full.columns), full.adjacency, None, full.positive
+                )
+                for rows in samples
+            ]  # a column constant in a resample is refused here, in the resample's own words
+            return self._infer_prepared(prepared, not zero_shot, batch_size, None, False)
 
         return bootstrap_statistic(
             full,
@@ -461,11 +479,6 @@ class CondFiP:
 def _counts(rows: np.ndarray, num_rows: int) -> torch.Tensor:
     """Row indices drawn with replacement [n] -> how often each of the ``num_rows`` rows was drawn [n]."""
     return torch.as_tensor(np.bincount(rows, minlength=num_rows), dtype=torch.float64)
-
-
-def _check_flag(value: object, name: str) -> None:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
 
 
 def _evaluates_node_subsets(model: Any) -> bool:

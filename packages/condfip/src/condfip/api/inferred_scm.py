@@ -17,13 +17,21 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
+from condfip.api.arguments import is_real
 from condfip.api.engine import DecoderRunner, EncoderAbduction
 from condfip.api.graphs import digraph_from_adjacency
 from condfip.api.interventions import InterventionValue, check_interventions, resolve_interventions
 from condfip.api.positive import ModelUnits, check_positive, check_positive_values
-from condfip.api.sampling import check_num_samples, make_generator, sample_noise, stratified_noise
+from condfip.api.sampling import (
+    check_noise_model,
+    check_num_samples,
+    make_generator,
+    sample_noise,
+    stratified_noise,
+)
 from condfip.api.tables import rows_like_context
 from condfip.core.dags import longest_path_length
+from condfip.core.standardization import column_scale
 
 Interventions = Mapping[Hashable, InterventionValue]
 # average_causal_effect without n or data draws fresh rows in rounds until the Monte Carlo standard error of the
@@ -517,8 +525,8 @@ class InferredSCM:
         = longest path + 1 iterations of ``z <- F_hat(z) + n`` from ``z = n`` reach (exact for a DAG), run as
         one sweep over the graph's topological levels, each level evaluated from its final parents.
         """
-        checked = check_interventions(interventions, self._columns)
         values, index = self._rows(noise, "noise", values=False)
+        checked = check_interventions(interventions, self._columns, index)
         generated = self._generate_standard(self._units.noise_to_standard(values), checked)
         return self._frame(generated, index)
 
@@ -554,6 +562,8 @@ class InferredSCM:
         positive column an intervention value must be > 0.
         """
         checked = check_interventions(interventions, self._columns)
+        make_generator(seed)  # checked here too: with data it is not used
+        check_noise_model(noise_model)
         if (n is None) == (data is None):
             raise ValueError(
                 "interventional_samples needs exactly one of n (number of fresh rows) or data (rows whose "
@@ -596,6 +606,8 @@ class InferredSCM:
         """
         if target not in self._columns:
             raise ValueError(f"unknown target {target!r}; choose one of the columns {self._columns!r}")
+        make_generator(seed)  # checked here too: with data it is not used
+        check_noise_model(noise_model)
         arms = [
             check_interventions(arm, self._columns)
             for arm in (interventions_alternative, interventions_reference)
@@ -627,7 +639,12 @@ class InferredSCM:
             ]
 
         if data is not None:
-            factual, _ = self._rows(data, "data")
+            factual, index = self._rows(data, "data")
+            if index is not None:  # a Series of values per row matched to the rows' labels
+                arms = [
+                    check_interventions(arm, self._columns, index)
+                    for arm in (interventions_alternative, interventions_reference)
+                ]
             if factual.shape == self._context.shape and np.array_equal(factual, self._context):
                 noise_std = self._context_noise_standard(needed)  # the context's own rows: known noise
             else:
@@ -654,21 +671,24 @@ class InferredSCM:
             alternative, reference = arm_values(noise_std)
             rounds.append((alternative - reference).reshape(round_blocks, EFFECT_BLOCK_ROWS).mean(axis=1))
             means = np.concatenate(rounds)  # [blocks so far]
-            error = float(means.std(ddof=1)) / math.sqrt(means.size)
+            scale = float(column_scale(means[:, None])[0])  # a power of two: no overflow in the squares
+            error = float((means / scale).std(ddof=1)) * scale / math.sqrt(means.size)
             if error <= tolerance or means.size >= most:
                 return float(means.mean())
-            wanted = math.ceil(means.size * (error / tolerance) ** 2)  # blocks for the target error
+            ratio = min(
+                error / tolerance, float(most)
+            )  # bounded: the square of a tiny tolerance's ratio overflows
+            wanted = math.ceil(means.size * ratio**2)  # blocks for the target error
             round_blocks = min(most - means.size, max(wanted - means.size, fewest))
 
     def _effect_tolerance(self, standard_error: object, column: int) -> float:
         if standard_error is None:
-            return DEFAULT_EFFECT_ERROR * float(self._context[:, column].std())
-        if (
-            isinstance(standard_error, bool)
-            or not isinstance(standard_error, int | float)
-            or not math.isfinite(standard_error)
-            or standard_error <= 0
-        ):
+            values = self._context[:, column]
+            scale = float(
+                column_scale(values[:, None])[0]
+            )  # a power of two: std of values beyond 1e154 is finite
+            return DEFAULT_EFFECT_ERROR * float((values / scale).std()) * scale
+        if not is_real(standard_error) or not math.isfinite(standard_error) or standard_error <= 0:
             raise ValueError(
                 f"standard_error must be a positive number (in the target's units), got {standard_error!r}"
             )
@@ -680,7 +700,7 @@ class InferredSCM:
         With no intervention this returns the rows themselves (to float rounding). Callables receive the
         rows' observed values.
         """
-        checked = check_interventions(interventions, self._columns)
         values, index = self._rows(data, "data")
+        checked = check_interventions(interventions, self._columns, index)
         noise_std = self._abduct_standard(self._units.data_to_standard(values))
         return self._frame(self._generate_standard(noise_std, checked, factual=values), index)

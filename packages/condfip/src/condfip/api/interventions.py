@@ -2,6 +2,8 @@
 
 A callable receives the node's current value in each row (the value without any intervention, in user
 units, as a float array [m]) and returns the intervened value: e.g. ``lambda x: x + 1`` shifts the node.
+Values per row given as a pandas Series are matched to the rows by label where the rows have labels (the index of
+a DataFrame of rows), and taken in order otherwise (fresh rows).
 """
 
 from __future__ import annotations
@@ -9,14 +11,18 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 
 InterventionValue = float | np.ndarray | Callable[[np.ndarray], object]
 
 
 def check_interventions(
-    interventions: Mapping[Hashable, InterventionValue] | None, columns: Sequence[Hashable]
+    interventions: Mapping[Hashable, InterventionValue] | None,
+    columns: Sequence[Hashable],
+    rows: pd.Index | None = None,
 ) -> dict[int, InterventionValue]:
-    """Column index -> value, with names and constant/array values checked (callables are checked when run)."""
+    """Column index -> value, with names and constant/array values checked (callables are checked when run);
+    a Series of values is put in the order of the labels ``rows`` of the rows it applies to, when given."""
     if interventions is None:
         return {}
     if not isinstance(interventions, Mapping):
@@ -30,10 +36,22 @@ def check_interventions(
             raise ValueError(
                 f"intervention on unknown node {name!r}; intervene on one of the columns {list(columns)!r}"
             )
+        if isinstance(value, pd.Series) and rows is not None:
+            value = _aligned(value, rows, name)
         if not callable(value):
             value = _finite_values(value, name)
         checked[index[name]] = value
     return checked
+
+
+def _aligned(values: pd.Series, rows: pd.Index, name: Hashable) -> pd.Series:
+    """A Series of intervention values in the order of the rows' labels ``rows``."""
+    if values.index.has_duplicates or rows.has_duplicates or set(values.index) != set(rows):
+        raise ValueError(
+            f"intervention values for {name!r} are a Series whose labels are not the rows' labels; label it with "
+            "the index of the rows (one value each), or pass a plain array in the rows' order"
+        )
+    return values.reindex(rows)
 
 
 def _finite_values(value: object, name: Hashable) -> float | np.ndarray:

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from condfip.core.standardization import Standardization
+from condfip.core.standardization import STANDARD_LIMIT, Standardization
 
 LARGEST_LOG = float(np.log(np.finfo(np.float64).max))  # about 709.8: exp of more is inf
+SMALLEST_LOG = float(np.log(np.finfo(np.float64).tiny))  # about -708.4: exp of less is subnormal, then 0
 
 PositiveColumns = bool | Sequence[Hashable]
 
@@ -27,10 +28,8 @@ PositiveColumns = bool | Sequence[Hashable]
 def positive_mask(positive: object, columns: Sequence[Hashable]) -> np.ndarray:
     """``positive`` (True: every column, False or None: none, or a list of column names) as a mask [d]."""
     columns = list(columns)
-    if positive is None or positive is False:
-        return np.zeros(len(columns), dtype=bool)
-    if positive is True:
-        return np.ones(len(columns), dtype=bool)
+    if positive is None or isinstance(positive, bool | np.bool_):
+        return np.full(len(columns), bool(positive), dtype=bool)
     if isinstance(positive, str | bytes) or not isinstance(
         positive, list | tuple | set | frozenset | pd.Index | np.ndarray
     ):
@@ -108,21 +107,23 @@ class ModelUnits:
         return self._log(values, self.positive)
 
     def data_to_standard(self, data: np.ndarray, *, parameter: str = "data") -> np.ndarray:
+        nodes = np.arange(self.positive.shape[0])
+        self._check_positive_range(data, nodes, parameter)
         return self.standardization.data_to_standard(self._log(data, self.positive), parameter=parameter)
 
     def data_from_standard(self, data: np.ndarray) -> np.ndarray:
         values = self.standardization.data_from_standard(data)
         if self.positive.any():
             logs = values[:, self.positive]
-            too_large = logs > LARGEST_LOG
-            if too_large.any():
-                index = int(np.flatnonzero(self.positive)[np.argmax(too_large.any(axis=0))])
-                names = self.standardization.columns
-                column = names[index] if names is not None else f"number {index}"
+            outside = ~((logs >= SMALLEST_LOG) & (logs <= LARGEST_LOG))  # [m, k]
+            if outside.any():
+                row, slot = np.argwhere(outside)[0]
+                column = self._name(int(np.flatnonzero(self.positive)[slot]))
                 raise ValueError(
-                    f"a value of the positive column {column!r} would be exp({float(logs.max()):.4g}), beyond "
-                    "float64: the interventions push it outside what the model on the log scale can represent; "
-                    "choose values closer to the data"
+                    f"a value of the positive column {column!r} would be exp({float(logs[row, slot]):.4g}), outside "
+                    f"what float64 holds (exp({SMALLEST_LOG:.4g}) to exp({LARGEST_LOG:.4g})): the answer leaves what "
+                    "the model on the log scale can represent; choose intervention values closer to the data, or, "
+                    "for a column that spans hundreds of orders of magnitude, leave it out of positive="
                 )
             values[:, self.positive] = np.exp(logs)
         return values
@@ -133,12 +134,47 @@ class ModelUnits:
         """Values [m, k] of the columns ``nodes`` [k] (user units; positive in a positive column) -> standardized."""
         positive = self.positive[nodes]
         if positive.any():
+            self._check_positive_range(values, nodes, parameter)
             values = np.array(values, dtype=np.float64, copy=True)
             values[:, positive] = np.log(values[:, positive])
         return self.standardization.values_to_standard(values, nodes, parameter=parameter)
+
+    def _name(self, node: int) -> Hashable:
+        names = self.standardization.columns
+        return names[node] if names is not None else f"number {node}"
+
+    def _check_positive_range(self, values: np.ndarray, nodes: np.ndarray, parameter: str) -> None:
+        """Refuse a value [m, k] of a positive column among ``nodes`` [k] whose log is beyond the standardization's
+        range (``STANDARD_LIMIT`` standard deviations of the log), naming it and the range in the user's units;
+        the other columns are left to the standardization's own check."""
+        positive = self.positive[nodes]
+        if self.standardization.columns is None or not positive.any() or np.size(values) == 0:
+            return
+        given = np.asarray(values, dtype=np.float64)[:, positive]  # [m, k'], checked > 0 by callers
+        logged = np.log(given)
+        nodes = np.asarray(nodes)[positive]
+        standard = (logged - self.mean[nodes]) / self.std[nodes]
+        outside = ~(np.abs(standard) <= STANDARD_LIMIT)
+        if not outside.any():
+            return
+        row, slot = np.argwhere(outside)[0]
+        node = int(nodes[slot])
+        low, high = self.standardization.allowed_range(node)
+        raise ValueError(
+            f"{parameter} column {self._name(node)!r}: {float(given[row, slot]):.6g} is outside the range the "
+            f"network takes, [{_exp_text(low)}, {_exp_text(high)}] ({STANDARD_LIMIT:g} standard deviations of the "
+            "column's log around its mean); give values inside it"
+        )
 
     def noise_to_standard(self, noise: np.ndarray, *, parameter: str = "noise") -> np.ndarray:
         return self.standardization.noise_to_standard(noise, parameter=parameter)
 
     def noise_from_standard(self, noise: np.ndarray) -> np.ndarray:
         return self.standardization.noise_from_standard(noise)
+
+
+def _exp_text(log_value: float) -> str:
+    """``exp(log_value)`` written as a number, or as ``exp(...)`` where float64 would show it as 0 or inf."""
+    if SMALLEST_LOG <= log_value <= LARGEST_LOG:
+        return f"{np.exp(log_value):.6g}"
+    return f"exp({log_value:.6g})"

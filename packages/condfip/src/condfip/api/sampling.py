@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from condfip.api.arguments import is_integer
 from condfip.io.memory import check_memory, table_bytes
 
 NOISE_MODELS = ("empirical", "gaussian")
@@ -30,13 +31,19 @@ def make_generator(seed: int | np.random.Generator | None) -> np.random.Generato
     """``seed`` as a generator: an int or None seeds a fresh one; a Generator is used as given."""
     if isinstance(seed, np.random.Generator):
         return seed
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0):
+    if seed is not None and (not is_integer(seed) or seed < 0):
         raise ValueError(f"seed must be a non-negative int, a numpy Generator or None, got {seed!r}")
     return np.random.default_rng(seed)
 
 
+def check_noise_model(noise_model: object) -> str:
+    if not isinstance(noise_model, str) or noise_model not in NOISE_MODELS:
+        raise ValueError(f"noise_model must be one of {NOISE_MODELS}, got {noise_model!r}")
+    return noise_model
+
+
 def check_num_samples(num_samples: object, parameter: str = "n") -> int:
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int | np.integer) or num_samples < 1:
+    if not is_integer(num_samples) or num_samples < 1:
         raise ValueError(f"{parameter} must be a positive int (number of rows to draw), got {num_samples!r}")
     return int(num_samples)
 
@@ -55,14 +62,13 @@ def sample_noise(
 ) -> np.ndarray:
     """``num_samples`` rows of fresh noise [num_samples, d] shaped like ``abducted`` [n, d] column by column;
     refused before drawing when the rows cannot fit in memory (``check_sample_memory``)."""
+    check_noise_model(noise_model)
     check_sample_memory(num_samples, abducted.shape[1])
     if noise_model == "empirical":
         return _empirical_quantiles(abducted, rng.random((num_samples, abducted.shape[1])))
-    if noise_model == "gaussian":
-        mean = abducted.mean(axis=0)
-        std = abducted.std(axis=0)
-        return mean + std * rng.standard_normal((num_samples, abducted.shape[1]))
-    raise ValueError(f"noise_model must be one of {NOISE_MODELS}, got {noise_model!r}")
+    mean = abducted.mean(axis=0)  # "gaussian"
+    std = abducted.std(axis=0)
+    return mean + std * rng.standard_normal((num_samples, abducted.shape[1]))
 
 
 def stratified_noise(
@@ -75,8 +81,7 @@ def stratified_noise(
     """``num_blocks`` independent blocks of ``block_rows`` Latin hypercube rows of fresh noise shaped like
     ``abducted`` [n, d] (module docstring), block after block: [num_blocks * block_rows, d]. Refused before
     drawing when the rows cannot fit in memory."""
-    if noise_model not in NOISE_MODELS:
-        raise ValueError(f"noise_model must be one of {NOISE_MODELS}, got {noise_model!r}")
+    check_noise_model(noise_model)
     if num_blocks < 1 or block_rows < 2:
         raise ValueError(f"need at least one block of at least 2 rows, got {num_blocks} of {block_rows}")
     d = abducted.shape[1]

@@ -58,6 +58,15 @@ def _check_numeric_frame(frame: pd.DataFrame, parameter: str) -> np.ndarray:
 
 
 def _check_numeric_array(values: object, parameter: str) -> np.ndarray:
+    if np.ma.isMaskedArray(values):
+        # a masked entry is a missing value: NaN, which _check_finite names (its value underneath is not data)
+        masked = np.ma.getmaskarray(values)
+        array = np.asarray(np.ma.getdata(values))
+        if masked.any() and (
+            np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+        ):
+            return np.where(masked, np.nan, array.astype(np.float64))
+        values = array
     array = np.asarray(values)
     if array.dtype == np.bool_:
         raise ValueError(
@@ -179,8 +188,11 @@ def _check_scale(values: np.ndarray, names: Sequence[Hashable], standardization:
 def rows_like_context(data: object, columns: Sequence[Hashable], *, parameter: str) -> np.ndarray:
     """Rows to evaluate on an inferred SCM, as float64 [m, d] in the order of ``columns``.
 
-    A DataFrame is matched by column name (any order); an array must have the context's column order.
+    A DataFrame is matched by column name (any order), and so is a Series (one row, labelled by column name); an
+    array must have the context's column order.
     """
+    if isinstance(data, pd.Series):
+        data = data.to_frame().T  # one row whose labels are the column names
     if isinstance(data, pd.DataFrame):
         received = _check_columns(data.columns, parameter)
         missing = [c for c in columns if c not in received]
