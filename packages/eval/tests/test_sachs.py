@@ -143,3 +143,28 @@ def test_readme_example_infers_an_scm_over_the_sachs_columns():
     samples = scm.generate(scm.noise(data.iloc[:50]))
     assert list(samples.columns) == list(SACHS_COLUMNS) and samples.shape == (50, 11)
     assert np.isfinite(samples.to_numpy()).all()
+
+
+def test_each_method_generates_the_settings_rows_not_as_many_as_held_out(tmp_path, monkeypatch):
+    """The generated sample is ``generated_rows`` long (default GENERATED_ROWS), whatever the held-out size; the
+    count is part of the run's protocol, so a run folder of another count is not resumed into."""
+    from condfip_eval import sachs
+    from condfip_eval.distribution import GENERATED_ROWS
+
+    asked = []
+    original = sachs.sample_from_context_noise
+
+    def recorded(fitted, context, num_rows, rng):
+        asked.append(num_rows)
+        return original(fitted, context, num_rows, rng)
+
+    monkeypatch.setattr(sachs, "sample_from_context_noise", recorded)
+    settings = SachsSettings(data_path=str(DATA), methods=("linear",), replicates=1, log_transform=True)
+    assert settings.generated_rows == GENERATED_ROWS > 853
+    run_sachs(settings, tmp_path, progress=False)
+    assert asked == [GENERATED_ROWS]
+    fewer = SachsSettings(
+        data_path=str(DATA), methods=("linear",), replicates=1, log_transform=True, generated_rows=500
+    )
+    with pytest.raises(ValueError, match="generated_rows"):
+        run_sachs(fewer, tmp_path, progress=False)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from condfip_eval.distribution import distribution_scores, sample_from_context_noise
+from condfip_eval.distribution import GENERATED_ROWS, distribution_scores, sample_from_context_noise
 from condfip_eval.methods import Method
 from condfip_eval.methods.base import generate_in_order
 from condfip_eval.metrics import Standardizer, mean_and_standard_error
@@ -187,9 +187,14 @@ class Ecoli70Settings(MethodSettings):
     num_context: int = 400
     replicates: int = 3
     graph_source: str = "true"  # "true": the network's graph; "inferred": the graph model's DAG per dataset
+    generated_rows: int = GENERATED_ROWS  # rows each method generates, scored against the query rows
 
     def protocol(self) -> dict[str, Any]:  # the context size and the graph name the run's folder
-        return {**self.method_protocol(), "replicates": self.replicates}
+        return {
+            **self.method_protocol(),
+            "replicates": self.replicates,
+            "generated_rows": self.generated_rows,
+        }
 
 
 def run_ecoli70(
@@ -241,7 +246,9 @@ def run_ecoli70(
                 fitted = built[name].fit(dataset.context_data, adjacency)
                 record.update(score_fitted(fitted, dataset))
                 rng = np.random.default_rng(np.random.SeedSequence(settings.seed, spawn_key=(replicate, 1)))
-                generated = sample_from_context_noise(fitted, dataset.context_data, dataset.num_query, rng)
+                generated = sample_from_context_noise(
+                    fitted, dataset.context_data, settings.generated_rows, rng
+                )
                 record.update(distribution_scores(generated, dataset.query_data, standardizer))
             except Exception as error:  # recorded, the run goes on
                 record_failure(record, error, f"{name} failed on ecoli70 replicate {replicate}")

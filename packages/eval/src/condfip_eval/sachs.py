@@ -13,8 +13,8 @@ Graph: the 17-edge consensus network of Sachs et al. (2005) as in bnlearn's ``sa
 18-edge target file has a cycle and is not used).
 
 Protocol (the paper's Table 24): each replicate splits the rows at random into 400 context rows and the rest
-held out; every method fits on the context rows with the consensus graph and generates as many rows as are
-held out (see :mod:`condfip_eval.distribution`); MMD^2 and energy distance to the held-out rows, with the
+held out; every method fits on the context rows with the consensus graph and generates ``generated_rows`` rows
+(4,000; see :mod:`condfip_eval.distribution`); MMD^2 and energy distance to the held-out rows, with the
 distance of the context rows themselves to the held-out rows as the floor. The raw values are heavy-tailed;
 ``log_transform`` applies ``log`` (all values are positive) before anything else, and the tables say which.
 
@@ -35,7 +35,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from condfip_eval.distribution import distribution_scores, sample_from_context_noise
+from condfip_eval.distribution import GENERATED_ROWS, distribution_scores, sample_from_context_noise
 from condfip_eval.methods import Method
 from condfip_eval.metrics import Standardizer, mean_and_standard_error
 from condfip_eval.paper import inferred_graph_sentence
@@ -170,9 +170,16 @@ class SachsSettings(MethodSettings):
     num_context: int = 400
     replicates: int = 5
     graph_source: str = "true"  # "true": the consensus graph; "inferred": the graph model's DAG per split
+    generated_rows: int = (
+        GENERATED_ROWS  # rows each method generates per split, scored against the held-out ones
+    )
 
     def protocol(self) -> dict[str, Any]:  # the transform, context size and graph name the run's folder
-        return {**self.method_protocol(), "replicates": self.replicates}
+        return {
+            **self.method_protocol(),
+            "replicates": self.replicates,
+            "generated_rows": self.generated_rows,
+        }
 
 
 def _folder(out: Path, settings: SachsSettings) -> Path:
@@ -249,7 +256,7 @@ def run_sachs(
                     rng = np.random.default_rng(
                         np.random.SeedSequence(settings.seed, spawn_key=(replicate, 1))
                     )
-                    generated = sample_from_context_noise(fitted, context, held_out.shape[0], rng)
+                    generated = sample_from_context_noise(fitted, context, settings.generated_rows, rng)
                     record.update(distribution_scores(generated, held_out, standardizer))
                     record.update(fit_seconds=fitted.fit_seconds, sample_seconds=fitted.sample_seconds)
                     if inferred is not None:
