@@ -464,3 +464,39 @@ def test_a_fit_on_many_rows_takes_its_landmarks_among_evenly_spaced_candidates(m
     assert (_squared_distances(basis.landmarks[3], candidates).amin(dim=1) == 0).all()
     others = rows[[i for i in range(120) if i not in set(torch.linspace(0, 119, 50).round().long().tolist())]]
     assert (_squared_distances(basis.landmarks[3], others[:, [0, 1, 2]]).amin(dim=1) > 0).all()
+
+
+def test_raw_kernel_moments_whitened_once_equal_the_whitened_features_moments() -> None:
+    """``ScaleMoments`` of the raw kernel (``kernel_blocks(z, whiten=False)``), whitened once by
+    ``kernel_whitening``, equal those of the whitened features chunk by chunk: the same sums in another order,
+    the whitening's condition number (about 1 / JITTER) times float64 rounding apart."""
+    from condfip.model.moments import ScaleMoments
+
+    d = 4
+    parents = torch.zeros(d, d, dtype=torch.bool)
+    parents[2, :2] = True
+    parents[3, [0, 2]] = True
+    rows = torch.randn(300, d, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    basis = ParentBasis(parents, rows, num_landmarks=30, targets=rows)
+    small = torch.randn(300, d, 3, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    whitened, raw = (
+        ScaleMoments(basis.num_kernel, basis.kernel_mask),
+        ScaleMoments(basis.num_kernel, basis.kernel_mask),
+    )
+    for chunk in (slice(0, 120), slice(120, 300)):
+        whitened.add(small[chunk], basis.kernel_blocks(rows[chunk])[1], rows[chunk])
+        raw.add(small[chunk], basis.kernel_blocks(rows[chunk], whiten=False)[1], rows[chunk])
+    raw.whiten(basis.kernel_whitening())
+    for moments in (whitened, raw):
+        moments.lay_out()
+    for name in (
+        "scatter_small",
+        "scatter_between",
+        "scatter_kernel",
+        "cross_small",
+        "cross_kernel",
+        "squares",
+    ):
+        expected, got = getattr(whitened, name), getattr(raw, name)
+        scale = expected.abs().max()
+        torch.testing.assert_close(got, expected, rtol=0.0, atol=float(scale) * 1e-16 / JITTER * 100)

@@ -117,6 +117,11 @@ NETWORK_EVIDENCE_MARGIN = 3.0
 # the linear model it nearly is (linear SCMs at 50-100 rows: interventional RMSE up to 9 % lower)
 LINEAR_CLAMP_EVIDENCE = 10.0
 LINEAR_ROWS_PER_FEATURE = 4
+# from this many fitted rows, the kernel blocks' moments are accumulated from the raw kernel and whitened once
+# (``ScaleMoments.whiten``) instead of whitening every chunk's features: d = 20, ``infer`` 15.8 -> 12.4 s at 10,000 rows and
+# 4.1 -> 3.8 s at 2,000;
+# on fewer rows the per-chunk whitening is as fast, and the fits of small tables stay as they were bit for bit
+RAW_MOMENT_ROWS = 2_000
 # a linear node keeps the evidence's ridge on its parents' values from this times the rows (module docstring)
 LOW_SIGNAL_RIDGE = 0.01
 # a fit's leave-one-out pass is deferred to its first use (``condfip.model.held_out``) while the rows' features and
@@ -319,10 +324,14 @@ def fit_adaptation(
     # the kernel features of the (node, scale) pairs a fit may take (``ParentBasis.kernel_mask``: not a root's,
     # whose are constants, nor a scale of prior weight 0); the fit leaves the others' blocks empty (below)
     moments = ScaleMoments(num_kernel, basis.kernel_mask)
+    # on many rows the raw kernel's moments, whitened once, cost far less than whitening every chunk's features
+    raw = n >= RAW_MOMENT_ROWS
     for features, z in rows():
-        values, blocks = basis.kernel_blocks(z)  # [m, d, v], per scale [k_s, m, M]
+        values, blocks = basis.kernel_blocks(z, whiten=not raw)  # [m, d, v], per scale [k_s, m, M]
         targets = z if nodes is None else z[:, nodes]  # [m, d]
         moments.add(small_block(features, values, prior_weights, prior_bias, directions), blocks, targets)
+    if raw:
+        moments.whiten(basis.kernel_whitening())
     moments.lay_out()
     d, a = moments.cross_small.shape
     device = moments.cross_small.device

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 import torch
+import torch.nn.functional as F
 
 # the rows' features kept from the first pass (instead of new passes) up to this
 KEPT_ROWS_BYTES = 256 * 2**20
@@ -139,6 +140,25 @@ class ScaleMoments:
         for old, new in zip(self.parts[3], kernel_parts, strict=True):
             for position in range(3):
                 old[position] = old[position] + new[position]
+
+    def whiten(self, whitening: list[torch.Tensor]) -> None:
+        """Moments accumulated from the raw kernel [k_s, m, M'] -> those of its whitened features ``K W``, per scale
+        ``W`` [k_s, M', M'] (``ParentBasis.kernel_whitening``): ``small^T K W``, ``W^T K^T K W``, ``W^T K^T y``,
+        padded to ``num_kernel`` columns. One product per moment instead of one per chunk of rows."""
+        for moments, transform in zip(self.parts[3], whitening, strict=True):
+            transform = transform.to(moments[0].device)  # [k_s, M', M']
+            between, scatter, cross = moments
+            whitened = [
+                between @ transform,  # [k_s, a, M']
+                transform.transpose(1, 2) @ scatter @ transform,  # [k_s, M', M']
+                (transform.transpose(1, 2) @ cross[..., None])[..., 0],  # [k_s, M']
+            ]
+            pad = self.num_kernel - transform.shape[-1]
+            moments[:] = [
+                F.pad(whitened[0], (0, pad)),
+                F.pad(whitened[1], (0, pad, 0, pad)),
+                F.pad(whitened[2], (0, pad)),
+            ]
 
     def lay_out(self) -> None:
         """The kernel blocks' moments over every node and scale, [s, d, ...], 0 outside ``mask``."""

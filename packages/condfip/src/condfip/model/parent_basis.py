@@ -475,22 +475,35 @@ class ParentBasis:
             kernel = F.pad(kernel, (0, self.num_kernel - size))
         return self._with_products(values, factors, nodes), kernel
 
-    def kernel_blocks(self, z: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def kernel_blocks(
+        self, z: torch.Tensor, *, whiten: bool = True
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """z: [m, d] float64 -> the value columns [m, d, v] and, per scale ``s``, the whitened kernel features of
         the nodes that may take it (``kernel_mask[:, s]``, k_s of them) [k_s, m, M]: what a fit's moments need,
-        without the pairs that are 0 in ``split``."""
+        without the pairs that are 0 in ``split``. ``whiten=False``: the raw kernel against the nodes' own
+        landmarks instead, [k_s, m, M'] (``kernel_whitening`` whitens moments of it)."""
         values, inside, factors = self._values(z, None)
         size = self._own_landmarks(None)
         landmarks = self.landmarks[:, :size].to(z.device)  # [d, M', p]
         raw = _gram_blocks(inside.transpose(0, 1), landmarks, self._kernel_parameters(None), self.kernel_mask)
+        if not whiten:
+            return self._with_products(values, factors, None), raw
         blocks = []
-        for scale, block in enumerate(raw):  # [k_s, m, M']
-            whitening = self.whitening[self.kernel_mask[:, scale], scale, :size, :size].to(z.device)
-            features = block @ whitening  # [k_s, m, M']
+        for block, whitening in zip(raw, self.kernel_whitening(), strict=True):  # [k_s, m, M'], [k_s, M', M']
+            features = block @ whitening.to(z.device)  # [k_s, m, M']
             blocks.append(
                 F.pad(features, (0, self.num_kernel - size)) if size < self.num_kernel else features
             )
         return self._with_products(values, factors, None), blocks
+
+    def kernel_whitening(self) -> list[torch.Tensor]:
+        """Per scale ``s``, the whitening of the nodes that may take it [k_s, M', M'] (M' their own landmarks):
+        their features are the raw kernel (``kernel_blocks(z, whiten=False)``) times it."""
+        size = self._own_landmarks(None)
+        return [
+            self.whitening[self.kernel_mask[:, scale], scale, :size, :size]
+            for scale in range(self.num_scales)
+        ]
 
     def _own_landmarks(self, nodes: torch.Tensor | None) -> int:
         """The most landmarks any of ``nodes`` (all when None) has of its own: a merged basis's landmarks beyond
