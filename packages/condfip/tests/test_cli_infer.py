@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -159,6 +162,10 @@ def _bad(tmp_path, capsys, argv, expected: str, *, with_out: bool = True) -> Non
             "does not apply to --counterfactual",
         ),
         (["--num-samples", "5", "--seed", "-3"], "expected a non-negative integer"),
+        (
+            ["--num-samples", "5", "--graph-model", "graph-small"],
+            "--graph-model applies only with --graph infer (the graph is given); drop it",
+        ),
     ],
 )
 def test_bad_options(files, tmp_path, capsys, change, expected):
@@ -298,6 +305,12 @@ def test_effect_says_how_many_fresh_rows_it_draws(files, capsys):
         ([], "the following arguments are required: --alternative"),
         (["--alternative", "age=1", "--bootstrap", "1"], "expected an integer >= 2, got '1'"),
         (["--alternative", "age=1", "--bootstrap", "5", "--level", "95"], "strictly between 0 and 1"),
+        (["--alternative", "age=1", "--level", "0.9"], "--level applies only with --bootstrap N"),
+        (
+            ["--alternative", "age=1", "--level", "0.95"],
+            "--level applies only with --bootstrap N",
+        ),  # the default
+        (["--alternative", "age=1", "--reinfer"], "--reinfer applies only with --bootstrap N"),
     ],
 )
 def test_effect_bad_options(files, tmp_path, capsys, change, expected):
@@ -310,3 +323,134 @@ def test_console_entry_point_end_to_end(files, tmp_path):
     finished = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     assert finished.returncode == 0, finished.stderr
     assert pd.read_csv(out).shape == (7, 4)
+
+
+def _refused(argv: list[str], expected: str, capsys) -> str:
+    """``main(argv)`` exits with code 2 and one line on stderr that holds ``expected``."""
+    with pytest.raises(SystemExit) as stopped:
+        raise SystemExit(main(argv))
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and expected in error and "Traceback" not in error, error
+    return error
+
+
+def test_outputs_are_checked_before_either_is_written(files, tmp_path, capsys):
+    folder = tmp_path / "adir"
+    folder.mkdir()
+    (tmp_path / "afile").write_text("x")
+    noise, same = str(tmp_path / "noise.csv"), str(tmp_path / "same.csv")
+    argv = infer(files, "--num-samples", "5")
+    cases = [
+        (
+            ["--noise-out", noise, "--out", str(folder)],
+            f"--out {str(folder)!r} is a directory; give a file name",
+        ),
+        (["--noise-out", str(folder), "--out", same], "--noise-out"),
+        (
+            ["--noise-out", noise, "--out", str(tmp_path / "afile" / "s.csv")],
+            f"{str(tmp_path / 'afile')!r} is not a directory",
+        ),
+        (["--noise-out", same, "--out", str(tmp_path / "." / "same.csv")], "--noise-out and --out both name"),
+        (["--out", ""], "argument --out: the path is empty; give the path to write"),
+        (["--noise-out", "", "--out", same], "argument --noise-out: the path is empty"),
+    ]
+    for change, expected in cases:
+        _refused([*argv, *change], expected, capsys)
+        assert sorted(path.name for path in tmp_path.iterdir()) == ["adir", "afile"]  # neither output
+        assert list(folder.iterdir()) == []
+    graph = ["graph", "--data", str(files["data"]), "--model", "not-loaded"]
+    _refused([*graph, "--probabilities", noise, "--out", str(folder)], "--out", capsys)
+    _refused([*graph, "--probabilities", same, "--out", same], "--probabilities and --out both name", capsys)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["adir", "afile"]
+
+
+def test_infer_writes_both_outputs_or_neither(files, tmp_path, capsys, monkeypatch):
+    """A failure while writing the second output (a full disk) leaves neither file, not the first one."""
+    import condfip.cli.inputs
+
+    out, noise = tmp_path / "s.csv", tmp_path / "noise.csv"
+    real_atomic_file = condfip.cli.inputs.atomic_file
+
+    @contextlib.contextmanager
+    def full_disk_for_the_samples(path):
+        with real_atomic_file(path) as temporary:
+            if path == out:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(temporary))
+            yield temporary
+
+    monkeypatch.setattr(condfip.cli.inputs, "atomic_file", full_disk_for_the_samples)
+    argv = infer(files, "--num-samples", "5", "--noise-out", str(noise), "--out", str(out))
+    _refused(argv, f"cannot write {str(noise)!r} and {str(out)!r}: No space left on device", capsys)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_repeated_positive_options_add_up(files, tmp_path):
+    from condfip.cli import build_parser
+    from condfip.cli.infer import _positive
+
+    def positive(*flags: str) -> bool | list[str]:
+        return _positive(build_parser().parse_args([*infer(files, "--out", "x.csv"), *flags]))
+
+    assert positive() is False
+    assert positive("--positive") is True
+    assert positive("--positive", "dose", "--positive", "age") == ["dose", "age"]
+    assert positive("--positive", "dose", "age") == ["dose", "age"]
+    assert positive("--positive", "dose", "--positive") is True  # a use without names: every column
+    data = pd.read_csv(files["data"])
+    data[["age", "dose"]] = np.exp(data[["age", "dose"]] / data[["age", "dose"]].std())
+    data.to_csv(tmp_path / "positive.csv", index=False)
+    argv = ["infer", "--data", str(tmp_path / "positive.csv"), *infer(files)[3:], "--num-samples", "20"]
+    assert (
+        main([*argv, "--positive", "dose", "--positive", "age", "--out", str(tmp_path / "repeated.csv")]) == 0
+    )
+    assert main([*argv, "--positive", "age", "dose", "--out", str(tmp_path / "together.csv")]) == 0
+    assert main([*argv, "--positive", "age", "--out", str(tmp_path / "age.csv")]) == 0
+    repeated = (tmp_path / "repeated.csv").read_bytes()
+    assert repeated == (tmp_path / "together.csv").read_bytes()
+    assert repeated != (tmp_path / "age.csv").read_bytes()
+    data = pd.read_csv(tmp_path / "positive.csv")
+    scm = CondFiP.from_pretrained(files["model"]).infer(data, files["adjacency"], positive=["dose", "age"])
+    expected = scm.sample(20, seed=0).to_numpy()
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "repeated.csv").to_numpy(), expected, rtol=1e-12)
+
+
+def test_help_says_infer_adapts_by_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "infer the SCM of a CSV table (adapted to its rows unless --zero-shot) and write samples" in text
+    assert "zero-shot and write" not in text
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for default in ("(default 20)", "(default rff)", "(default in)", "(default 400)", "(default small)"):
+        assert default in text, default
+
+
+def test_demo_graph_model_needs_infer_graph(files, tmp_path, capsys):
+    argv = ["demo", "--num-nodes", "3", "--model", str(files["model"]), "--graph-model", "graph-small"]
+    _refused(argv, "--graph-model applies only with --infer-graph (the true graph is given); drop it", capsys)
+
+
+def test_graph_writes_both_outputs_and_counts_in_the_singular(files, tmp_path, capsys, monkeypatch):
+    import condfip.cli.graph as graph_command
+
+    table = pd.read_csv(files["data"])[["age", "dose"]]
+    table.to_csv(tmp_path / "two.csv", index=False)
+    one_edge = (np.array([[0.0, 0.9], [0.2, 0.0]]), np.array([[0, 1], [0, 0]]))
+    monkeypatch.setattr(graph_command, "infer_graph", lambda *args, **kwargs: one_edge)
+    out, probabilities = tmp_path / "G.csv", tmp_path / "P.csv"
+    argv = [
+        "graph",
+        "--data",
+        str(tmp_path / "two.csv"),
+        "--out",
+        str(out),
+        "--probabilities",
+        str(probabilities),
+    ]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.startswith(f"wrote a DAG with 1 edge over 2 nodes to {out} and the edge")
+    assert pd.read_csv(out, index_col=0).to_numpy().tolist() == [[0, 1], [0, 0]]
+    assert pd.read_csv(probabilities, index_col=0).to_numpy().tolist() == [[0.0, 0.9], [0.2, 0.0]]

@@ -54,6 +54,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     (folder / "edges.csv").write_text("source,target\na,b\nb,d\nc,d\n")
     (folder / "duplicate.csv").write_text("a,b,a\n1,2,3\n4,5,7\n")
     (folder / "header.csv").write_text("a,b,c,d\n")
+    (folder / "ragged.csv").write_text("a,b,c,d\n1,2,3,4,5\n" + "1,2,3,4\n" * 59)  # one extra field in row 1
     (folder / "non_square.csv").write_text("a,b,c,d\n0,1,0,0\n0,0,0,1\n")
     (folder / "nan.csv").write_text(",a,b,c,d\na,0,1,,0\nb,0,0,0,1\nc,0,0,0,1\nd,0,0,0,0\n")
     (folder / "half.csv").write_text(",a,b,c,d\na,0,0.5,0,0\nb,0,0,0,1\nc,0,0,0,1\nd,0,0,0,0\n")
@@ -159,27 +160,52 @@ def test_sigterm_while_writing_leaves_nothing(files, tmp_path) -> None:
 
 
 def test_sigterm_and_sighup_unwind_through_the_writers(files, tmp_path, capsys, monkeypatch) -> None:
-    """The handlers ``main`` installs turn either signal into an exception while a CSV is being written: the
-    temporary file is removed, the exit code is 128 + the signal, and the previous handlers come back."""
+    """The handlers ``main`` installs turn either signal into an exception while the second of two CSVs is being
+    written: both temporary files are removed and neither output appears (the noise, written first, neither),
+    the exit code is 128 + the signal, and the previous handlers come back."""
     import condfip.cli.infer as infer_command
 
-    real_write = infer_command.write_csv
+    real_write = infer_command.write_csvs
     for stop in (signal.SIGTERM, signal.SIGHUP):
         previous = signal.getsignal(stop)
 
-        def write_and_stop(frame, path, stop=stop):
+        def write_and_stop(outputs, stop=stop):
             def signal_while_writing(*args, **kwargs):
-                assert len(_temporaries(tmp_path)) == 1  # the temporary file exists when the signal comes
+                assert len(_temporaries(tmp_path)) == 2  # both temporary files exist when the signal comes
                 os.kill(os.getpid(), stop)
 
-            monkeypatch.setattr(frame, "to_csv", signal_while_writing)
-            real_write(frame, path)
+            monkeypatch.setattr(outputs[-1][0], "to_csv", signal_while_writing)
+            real_write(outputs)
 
-        monkeypatch.setattr(infer_command, "write_csv", write_and_stop)
-        assert main(_infer(files, tmp_path / "s.csv", "--num-samples", "5")) == 128 + stop
+        monkeypatch.setattr(infer_command, "write_csvs", write_and_stop)
+        noise = ["--noise-out", str(tmp_path / "noise.csv")]
+        assert main(_infer(files, tmp_path / "s.csv", "--num-samples", "5", *noise)) == 128 + stop
         assert capsys.readouterr().err == f"condfip infer: stopped by {stop.name}\n"
         assert list(tmp_path.iterdir()) == []
         assert signal.getsignal(stop) == previous
+
+
+def test_a_signal_during_the_renames_waits_until_both_outputs_are_in_place(
+    files, tmp_path, capsys, monkeypatch
+):
+    """SIGTERM between the two renames is held until both are done: both outputs or neither, never one."""
+    real_replace = os.replace
+    renamed = []
+
+    def replace_and_stop(source, target):
+        if Path(target).parent == tmp_path:
+            if not renamed:
+                os.kill(os.getpid(), signal.SIGTERM)  # held: delivered once both files are in place
+            renamed.append(Path(target).name)
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace_and_stop)
+    noise = ["--noise-out", str(tmp_path / "noise.csv")]
+    assert main(_infer(files, tmp_path / "s.csv", "--num-samples", "5", *noise)) == 128 + signal.SIGTERM
+    assert capsys.readouterr().err == "condfip infer: stopped by SIGTERM\n"
+    assert sorted(renamed) == ["noise.csv", "s.csv"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["noise.csv", "s.csv"]
+    assert len(pd.read_csv(tmp_path / "s.csv")) == 5
 
 
 def test_what_sigkill_leaves_is_removed_by_the_next_run(files, tmp_path) -> None:
@@ -205,6 +231,7 @@ def _bad(argv: list[str], expected: str, capsys, folder: Path) -> None:
     ("data", "graph", "expected"),
     [
         ("header.csv", "edges.csv", "has a header row (a, b, c, d) but no data rows"),
+        ("ragged.csv", "edges.csv", "ragged.csv': line 2 has 5 fields but the header names 4 columns"),
         ("duplicate.csv", "edges.csv", "names the columns ['a'] more than once"),
         ("data.csv", "non_square.csv", "an adjacency CSV must be square (one row per node"),
         (
@@ -261,7 +288,7 @@ def test_sizes_devices_and_places_are_checked_before_any_work(files, tmp_path, c
     folder = files["folder"]
     train = ["train", "encoder", "--out", str(tmp_path / "run"), *TRAIN_SMALL]
     demo = ["demo", "--num-context", "1000000000", "--model", str(files["model"])]
-    _bad(demo, "the demo's inference from 1,000,000,000 rows of 20 columns needs about", capsys, tmp_path)
+    _bad(demo, "the demo on 1,000,000,000 context rows of 20 nodes needs about", capsys, tmp_path)
     _bad([*train, "--stop-at", "0"], "--stop-at must be an integer >= 1", capsys, tmp_path)
     _bad(
         [*train, "--time-limit", "nan"], "--time-limit must be a positive number of minutes", capsys, tmp_path
@@ -279,6 +306,39 @@ def test_sizes_devices_and_places_are_checked_before_any_work(files, tmp_path, c
         _bad([*train, "--device", "cuda"], "device 'cuda' is not available here", capsys, tmp_path)
         infer = _infer(files, tmp_path / "s.csv", "--num-samples", "5", "--device", "cuda")
         _bad(infer, "device 'cuda' is not available here", capsys, tmp_path)
+
+
+def test_demo_counts_the_drawing_of_its_scm_in_the_memory_check(files, tmp_path, capsys, monkeypatch) -> None:
+    """3 nodes and 1e8 context rows: a small table to infer from, but scm-gen draws the RFF features of every
+    row (1e8 x 100 float32, 37 GiB); on a 16 GiB machine the demo is refused before anything is loaded."""
+    import condfip.cli.demo as demo_command
+    import condfip.io.memory
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the demo started before its memory was checked")
+
+    monkeypatch.setattr(condfip.io.memory, "physical_memory", lambda: 16 * 2**30)
+    monkeypatch.setattr(demo_command.CondFiP, "from_pretrained", must_not_run)
+    argv = [
+        "demo",
+        "--seed",
+        "0",
+        "--num-nodes",
+        "3",
+        "--num-context",
+        "100000000",
+        "--model",
+        str(files["model"]),
+    ]
+    for mechanism in ("rff", "linear"):
+        assert main([*argv, "--mechanism", mechanism]) == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and "Traceback" not in error, error
+        assert error.startswith(
+            "condfip demo: error: the demo on 100,000,000 context rows of 3 nodes needs about"
+        )
+        assert error.endswith("more than this machine's 16.0 GiB; use a smaller --num-context\n"), error
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_training_flags_and_resume_are_checked(files, tmp_path, capsys) -> None:
@@ -306,3 +366,78 @@ def test_training_flags_and_resume_are_checked(files, tmp_path, capsys) -> None:
     assert set(run.iterdir()) == before
     _bad(["train", "encoder", "--out", str(run), "--resume", "--stop-at", "1", *config, *TRAIN_SMALL],
          "--stop-at 1 is not after the step the run", capsys, tmp_path)  # fmt: skip
+
+
+def test_training_checks_mechanism_names_before_any_worker_or_folder(files, tmp_path, capsys) -> None:
+    run = tmp_path / "tr" / "x"
+    argv = ["train", "encoder", "--out", str(run), "--config", str(files["tiny.json"]), *TRAIN_SMALL]
+    expected = "--mechanisms: 'foo' is not a mechanism family of scm-gen; choose from linear rff"
+    _bad([*argv, "--workers", "1", "--mechanisms", "linear", "foo"], expected, capsys, tmp_path)
+    assert not (tmp_path / "tr").exists()
+
+
+@pytest.mark.parametrize(
+    ("stage", "option", "value", "owner"),
+    [
+        ("encoder", "--rollout-weight", "-1", "decoder"),
+        ("encoder", "--rollout-weight", "0", "decoder"),  # the default value, given: refused all the same
+        ("encoder", "--rollout-rows", "8", "decoder"),
+        ("graph", "--refit-weight", "1", "decoder"),
+        ("encoder", "--acyclicity-weight", "2", "graph"),
+    ],
+)
+def test_options_of_another_stage_are_refused(files, tmp_path, capsys, stage, option, value, owner) -> None:
+    argv = ["train", stage, "--out", str(tmp_path / "run"), *TRAIN_SMALL, option, value]
+    _bad(argv, f"{option} applies to the {owner} stage only; drop it", capsys, tmp_path)
+
+
+def test_a_failed_run_removes_the_empty_folders_it_made(files, tmp_path, capsys, monkeypatch) -> None:
+    import condfip.training.loop
+
+    def fail_after_making_the_folder(options):
+        Path(options.out).mkdir(parents=True)
+        raise ValueError("refused after the folder was made")
+
+    monkeypatch.setattr(condfip.training.loop, "train", fail_after_making_the_folder)
+    argv = ["train", "encoder", "--out", str(tmp_path / "new" / "run"), *TRAIN_SMALL]
+    _bad(argv, "refused after the folder was made", capsys, tmp_path)  # tmp_path as it was: no new/ left
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], "condfip: error: the following arguments are required: command (see condfip --help)"),
+        (["foo"], "condfip: error: argument command: invalid choice: 'foo'"),
+        (["infer", "--bogus"], "condfip infer: error: the following arguments are required: --data"),
+        (
+            ["infer", "--data", "d.csv", "--graph", "g.csv", "--out", "s.csv", "--bogus", "1"],
+            "condfip infer: error: unrecognized arguments: --bogus 1 (see condfip infer --help)",
+        ),
+        (["graph", "--data", "d.csv", "--out", "g.csv", "--bogus"], "condfip graph: error: unrecognized"),
+    ],
+)
+def test_usage_errors_of_the_top_level_are_one_line(tmp_path, capsys, argv, expected) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and error.startswith(expected), error
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_closed_output_ends_the_command_quietly(files) -> None:
+    """``condfip effect ... | head -0``: no "Broken pipe" message, exit code 141 as for SIGPIPE."""
+    folder = files["folder"]
+    argv = ["effect", "--data", str(folder / "data.csv"), "--graph", str(folder / "edges.csv"), "--model",
+            str(files["model"]), "--device", "cpu", "--target", "d", "--alternative", "a=1", "--num-samples", "50"]  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "condfip.cli", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    process.stdout.close()  # the reader is gone before the command prints
+    stderr = process.stderr.read()
+    assert process.wait(timeout=300) == 141, stderr
+    assert "Broken pipe" not in stderr and "Traceback" not in stderr, stderr

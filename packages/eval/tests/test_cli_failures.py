@@ -262,3 +262,61 @@ def test_sigterm_while_writing_leaves_no_partial_file(tmp_path):
     assert done.returncode == 128 + 15, done.stderr
     assert "Traceback" not in done.stderr
     assert not out.exists()  # the first result and the manifest written with it are undone, folders too
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
+    """Ctrl-C (SIGINT) while the first result file is being written: one "interrupted" line, exit code 130 as
+    the condfip and scm-gen commands, and the file being written is removed."""
+    out = tmp_path / "run"
+    script = (
+        "import os, signal, sys\n"
+        "real_replace = os.replace\n"
+        "def replace(source, target):\n"
+        "    if str(target).endswith('.json') and 'manifest' not in str(target):\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "    return real_replace(source, target)\n"
+        "os.replace = replace\n"
+        "from condfip_eval.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, *QUICK_LINEAR, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 130, done.stderr
+    assert done.stderr == "condfip-eval: interrupted\n"
+    assert not out.exists()
+
+
+def test_report_names_its_folder_argument_draws_no_bars_in_a_pipe_and_is_quiet_into_a_closed_one(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("mine\n")
+    error = _one_error_line(_run("report", str(afile)), f"DIRECTORY {str(afile)!r} is a file, not a folder")
+    assert "--out" not in error
+    _one_error_line(_run("publish", str(afile), str(tmp_path / "dest")), "DIRECTORY")
+    out = tmp_path / "run"
+    arguments = [argument for argument in QUICK_LINEAR if argument != "--no-progress"]
+    done = _run(*arguments, "--out", str(out))  # stderr is a pipe here, not a terminal: no progress bar
+    assert done.returncode == 0, done.stderr
+    assert "fit/s" not in done.stderr and "\r" not in done.stderr and "paper:" not in done.stderr, done.stderr
+    process = subprocess.Popen(
+        [sys.executable, "-m", "condfip_eval.cli", "report", str(out), "--no-figures"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
+    )
+    process.stdout.close()  # `condfip-eval report DIR | head -0`: the reader is gone before the command prints
+    stderr = process.stderr.read()
+    assert process.wait(timeout=600) == 141, stderr
+    assert stderr == ""
+    assert (out / "report.md").is_file()
+
+
+def test_help_texts_give_the_defaults():
+    paper = " ".join(_run("paper", "--help", env={"COLUMNS": "250"}).stdout.split())
+    assert "context rows per dataset (the paper's: 400, 100, 50; default 400)" in paper
+    assert "run seed (default 0)" in paper and "(default small)" in paper

@@ -20,6 +20,10 @@ SMALL = ["--nodes", "4", "--datasets", "3", "--samples", "10", "--interventions"
         (["generate", "--seed", "-3"], "seed=-3"),
         (["grid", "--nodes", "10,x"], "comma-separated"),
         (["grid", "--nodes", "0"], "nodes=0"),
+        (
+            ["grid", "--nodes", "10,20,10"],
+            "argument --nodes: '10,20,10' names 10 more than once; give each value once",
+        ),
         (["csuite", "--datasets", "0"], "datasets=0"),
     ],
 )

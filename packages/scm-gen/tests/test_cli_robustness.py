@@ -109,8 +109,24 @@ def test_info_on_a_corrupt_shard_names_the_file(export, tmp_path):
 def test_output_under_a_file_is_one_line_and_leaves_nothing(tmp_path):
     (tmp_path / "file").write_text("x")
     result = _scm_gen("generate", *TINY, "--out", tmp_path / "file" / "out")
-    _assert_one_line_error(result, str(tmp_path / "file"))
+    _assert_one_line_error(result, f"{str(tmp_path / 'file')!r} is not a directory")
+    assert "File exists" not in result.stderr
     assert _leftovers(tmp_path) == ["file"]
+    _assert_one_line_error(_scm_gen("generate", *TINY, "--out", ""), "--out is empty")
+
+
+def test_info_into_a_closed_pipe_is_quiet(export):
+    """`scm-gen info DIR | head -0`: no "Broken pipe" message, exit status 141 as for SIGPIPE."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "scm_gen.cli", "info", str(export)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    process.stdout.close()  # the reader is gone before the command prints
+    stderr = process.stderr.read()
+    assert process.wait(timeout=120) == 141, stderr
+    assert stderr == ""
 
 
 FAULT = """

@@ -11,16 +11,21 @@
 Without ``--methods`` a run uses every method installed here and says on stderr which it skipped and why.
 Bad input (unknown method or preset, a results folder of another version, a Sachs file with the wrong
 columns, bad weights, an output folder that cannot be written, ...) prints one line to stderr and exits with
-code 2, having written nothing.
+code 2, having written nothing. Ctrl-C prints one "interrupted" line and exits with code 130 (SIGTERM and
+SIGHUP: 128 + the signal's number); the file being written is removed, finished ones stay. A closed standard
+output (``condfip-eval report DIR | head -0``) ends the command quietly, exit code 141 as for SIGPIPE.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
+from contextlib import suppress
+from pathlib import Path
 
 from condfip_eval import __version__
 from condfip_eval.grid import MECHANISMS, PAPER_MECHANISMS, PRESET_ORDER
@@ -30,6 +35,8 @@ __all__ = ["main"]
 
 DEFAULT_FIP_STEPS = 2000
 QUICK_FIP_STEPS = 200
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as the condfip and scm-gen commands
+EXIT_BROKEN_PIPE = 128 + 13  # the shell's code for a process ended by SIGPIPE
 
 
 class UsageError(Exception):
@@ -71,13 +78,24 @@ def _add_common(parser: argparse.ArgumentParser, *, quick: bool = False) -> None
         "the others are named on stderr with the reason)",
     )
     parser.add_argument(
-        "--weights", default="small", help="Cond-FiP weights: shipped name, local folder or Hub id"
+        "--weights",
+        default="small",
+        help="Cond-FiP weights: shipped name, local folder or Hub id (default small)",
     )
     steps = f"default {DEFAULT_FIP_STEPS}" + (f"; {QUICK_FIP_STEPS} with --quick" if quick else "")
     parser.add_argument("--fip-steps", type=_positive, default=None, help=f"FiP training steps ({steps})")
-    parser.add_argument("--dowhy-quality", choices=("GOOD", "BETTER", "BEST"), default="GOOD")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--dowhy-quality",
+        choices=("GOOD", "BETTER", "BEST"),
+        default="GOOD",
+        help="DoWhy's model quality (default GOOD)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (there is none when stderr is not a terminal)",
+    )
 
 
 def _graph_option(parser: argparse.ArgumentParser, truth: str) -> None:
@@ -85,7 +103,7 @@ def _graph_option(parser: argparse.ArgumentParser, truth: str) -> None:
         "--graph",
         choices=("true", "inferred"),
         default="true",
-        help=f"{truth}, or the DAG the amortized graph model infers from each dataset's context rows",
+        help=f"{truth} (default), or the DAG the amortized graph model infers from each dataset's context rows",
     )
 
 
@@ -103,7 +121,10 @@ def _parser() -> argparse.ArgumentParser:
         help="node counts (default 10 20 50 100; 10 with --quick)",
     )
     paper.add_argument(
-        "--context", type=_positive, default=400, help="context rows per dataset (400, 100, 50)"
+        "--context",
+        type=_positive,
+        default=400,
+        help="context rows per dataset (the paper's: 400, 100, 50; default 400)",
     )
     paper.add_argument(
         "--mechanisms",
@@ -128,7 +149,9 @@ def _parser() -> argparse.ArgumentParser:
 
     csuite = commands.add_parser("csuite", help="the CSuite datasets and their Gaussian-mixture variants")
     csuite.add_argument("--datasets", default=None, help="comma-separated CSuite names (default: all)")
-    csuite.add_argument("--replicates", type=_positive, default=3, help="datasets per CSuite model")
+    csuite.add_argument(
+        "--replicates", type=_positive, default=3, help="datasets per CSuite model (default 3)"
+    )
     _add_common(csuite)
 
     sachs = commands.add_parser(
@@ -140,8 +163,10 @@ def _parser() -> argparse.ArgumentParser:
         help="a CSV with the 11 Sachs columns (default: the copy shipped with condfip-eval)",
     )
     sachs.add_argument("--log", action="store_true", help="log-transform the (positive, heavy-tailed) values")
-    sachs.add_argument("--context", type=_positive, default=400)
-    sachs.add_argument("--replicates", type=_positive, default=5, help="random context/held-out splits")
+    sachs.add_argument("--context", type=_positive, default=400, help="context rows (default 400)")
+    sachs.add_argument(
+        "--replicates", type=_positive, default=5, help="random context/held-out splits (default 5)"
+    )
     _graph_option(sachs, "the consensus graph")
     _add_common(sachs)
 
@@ -149,13 +174,13 @@ def _parser() -> argparse.ArgumentParser:
     ecoli.add_argument(
         "--model", default=None, help="a network in pgmpy's JSON format (default: pgmpy's ecoli70)"
     )
-    ecoli.add_argument("--context", type=_positive, default=400)
-    ecoli.add_argument("--replicates", type=_positive, default=3)
+    ecoli.add_argument("--context", type=_positive, default=400, help="context rows (default 400)")
+    ecoli.add_argument("--replicates", type=_positive, default=3, help="datasets drawn (default 3)")
     _graph_option(ecoli, "the network's graph")
     _add_common(ecoli)
 
     report = commands.add_parser("report", help="one Markdown report (with PNG figures) of every run in DIR")
-    report.add_argument("directory")
+    report.add_argument("directory", help="a results folder written by the run commands")
     report.add_argument("--no-figures", action="store_true", help="tables only (no matplotlib needed)")
 
     publish = commands.add_parser(
@@ -184,6 +209,19 @@ def _method_options(args: argparse.Namespace) -> dict:
     }
 
 
+def _check_folder(path: str, argument: str) -> None:
+    """A folder argument of ``report`` or ``publish`` that names a file is refused by its own name."""
+    if Path(path).exists() and not Path(path).is_dir():
+        raise UsageError(
+            f"{argument} {path!r} is a file, not a folder; give a results folder of condfip-eval"
+        )
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    """A progress bar unless --no-progress, and only on a terminal (not in a log file or a pipe)."""
+    return not args.no_progress and sys.stderr.isatty()
+
+
 def _run(args: argparse.Namespace) -> str:
     if args.command == "paper":
         from condfip_eval.paper import PaperSettings, run_paper
@@ -197,7 +235,7 @@ def _run(args: argparse.Namespace) -> str:
             quick=args.quick,
             **_method_options(args),
         )
-        return str(run_paper(settings, args.out, progress=not args.no_progress))
+        return str(run_paper(settings, args.out, progress=_progress(args)))
     if args.command == "csuite":
         from condfip_eval.csuite import CSuiteSettings, run_csuite
 
@@ -205,7 +243,7 @@ def _run(args: argparse.Namespace) -> str:
             None if args.datasets is None else tuple(n.strip() for n in args.datasets.split(",") if n.strip())
         )
         settings = CSuiteSettings(names=names, replicates=args.replicates, **_method_options(args))
-        return str(run_csuite(settings, args.out, progress=not args.no_progress))
+        return str(run_csuite(settings, args.out, progress=_progress(args)))
     if args.command == "sachs":
         from condfip_eval.sachs import SachsSettings, run_sachs
 
@@ -217,7 +255,7 @@ def _run(args: argparse.Namespace) -> str:
             graph_source=args.graph,
             **_method_options(args),
         )
-        return str(run_sachs(settings, args.out, progress=not args.no_progress))
+        return str(run_sachs(settings, args.out, progress=_progress(args)))
     if args.command == "ecoli70":
         from condfip_eval.ecoli70 import Ecoli70Settings, run_ecoli70
 
@@ -228,10 +266,13 @@ def _run(args: argparse.Namespace) -> str:
             graph_source=args.graph,
             **_method_options(args),
         )
-        return str(run_ecoli70(settings, args.out, progress=not args.no_progress))
+        return str(run_ecoli70(settings, args.out, progress=_progress(args)))
+    _check_folder(args.directory, "DIRECTORY")
     if args.command == "publish":
         from condfip_eval.publish import publish
 
+        if Path(args.destination).exists() and not Path(args.destination).is_dir():
+            raise UsageError(f"DESTINATION {args.destination!r} is a file, not a folder; give a folder")
         return "\n".join(str(folder) for folder in publish(args.directory, args.destination))
     from condfip_eval.report import MATPLOTLIB_HINT, matplotlib_available, write_report
 
@@ -255,6 +296,16 @@ def _exit_on_signal(number: int, frame: object) -> None:
     raise SystemExit(128 + number)
 
 
+def _quiet_broken_pipe() -> int:
+    """After standard output was closed by its reader: point it at /dev/null, so that the interpreter's last
+    flush does not fail again, and return ``EXIT_BROKEN_PIPE``."""
+    with suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return EXIT_BROKEN_PIPE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     previous = {}
     if threading.current_thread() is threading.main_thread():
@@ -264,9 +315,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         print(_run(args))
+        sys.stdout.flush()  # a closed output shows here, inside the handlers below
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
     except (UsageError, ValueError, ImportError, OSError) as error:
         print(f"condfip-eval: error: {_one_line(error)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("condfip-eval: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     finally:
         for name, handler in previous.items():
             signal.signal(getattr(signal, name), handler)

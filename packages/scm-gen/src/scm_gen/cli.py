@@ -2,17 +2,20 @@
 
 Every bad parameter, oversized request and file-system or network error ends the command with one line on
 stderr and exit status 2. SIGINT, SIGTERM and SIGHUP end the worker processes and remove the partial output
-(exit status 128 + the signal's number).
+(exit status 128 + the signal's number). A closed standard output (`scm-gen info DIR | head -2`) ends the
+command quietly, exit status 141 as for SIGPIPE.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import NoReturn
 
 from scm_gen._checks import check_int
@@ -20,6 +23,7 @@ from scm_gen.graphs import GRAPH_KINDS
 from scm_gen.mechanisms import MECHANISM_KINDS, NODE_FAMILIES
 
 EXIT_USAGE = 2
+EXIT_BROKEN_PIPE = 128 + 13  # the shell's status for a process ended by SIGPIPE
 HANDLED_SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
 )
@@ -64,9 +68,13 @@ class _Parser(argparse.ArgumentParser):
 
 def _int_list(text: str) -> tuple[int, ...]:
     try:
-        return tuple(int(part) for part in text.split(",") if part.strip())
+        values = tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+    repeated = next((value for value in values if values.count(value) > 1), None)
+    if repeated is not None:
+        raise argparse.ArgumentTypeError(f"{text!r} names {repeated} more than once; give each value once")
+    return values
 
 
 def _name_list(text: str) -> tuple[str, ...]:
@@ -159,9 +167,20 @@ def _generator_config(args: argparse.Namespace, **extra) -> dict:
     return {**keep, **extra}
 
 
+def _check_out(out: str) -> None:
+    """`--out` must be a new folder under folders (a file among its parents would fail as "File exists")."""
+    if not out.strip():
+        raise ValueError("--out is empty; give the path of a new directory")
+    blocking = next((parent for parent in Path(out).parents if parent.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise ValueError(f"--out {out!r}: {str(blocking)!r} is not a directory")
+
+
 def _run(args: argparse.Namespace) -> int:
     from scm_gen import specs as lists
 
+    if hasattr(args, "out"):
+        _check_out(args.out)
     progress = not args.quiet and sys.stderr.isatty() if hasattr(args, "quiet") else False
     if args.command == "generate":
         samples = check_int("samples", args.samples, minimum=1)
@@ -208,6 +227,7 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     else:
         _print_info(args.directory)
+        sys.stdout.flush()  # a closed output shows here, inside `main`'s handlers
         return 0
     from scm_gen.export import export_benchmark  # imports `datasets`: only once the request is checked
 
@@ -253,6 +273,16 @@ def _os_error_message(error: OSError) -> str:
     return str(error) or type(error).__name__
 
 
+def _quiet_broken_pipe() -> int:
+    """After standard output was closed by its reader: point it at /dev/null, so that the interpreter's last
+    flush does not fail again, and return `EXIT_BROKEN_PIPE`."""
+    with suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return EXIT_BROKEN_PIPE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `scm-gen`; returns the exit status."""
     try:
@@ -265,6 +295,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         print(f"scm-gen: error: {_one_line(error)}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
     except OSError as error:  # read-only or full disk, output path under a file, Hub unreachable, ...
         print(f"scm-gen: error: {_one_line(_os_error_message(error))}", file=sys.stderr)
         return EXIT_USAGE

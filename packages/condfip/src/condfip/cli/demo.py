@@ -8,21 +8,21 @@ import argparse
 import importlib.util
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 from condfip.api import CondFiP
-from condfip.api.tables import check_context_memory
 from condfip.cli.inputs import (
+    check_outputs,
     non_negative_int,
     one_line_errors,
     os_errors,
+    output_path,
     positive_int,
     requires_training_extra,
 )
 from condfip.demo.plot import plot_interventional_marginals
-from condfip.demo.run import KERNEL_MAX_ROWS, run_demo, with_informative_intervention
+from condfip.demo.run import KERNEL_MAX_ROWS, check_demo_memory, run_demo, with_informative_intervention
 from condfip.graph import DEFAULT_GRAPH_MODEL
 from condfip.model import CondFiPModel
 
@@ -41,16 +41,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     demo.add_argument("--seed", type=non_negative_int, help="seed of the SCM (default: a fresh one, printed)")
-    demo.add_argument("--num-nodes", type=positive_int, default=20)
-    demo.add_argument("--mechanism", choices=("linear", "rff"), default="rff")
-    demo.add_argument("--preset", choices=("in", "out"), default="in")
-    demo.add_argument("--num-context", type=positive_int, default=400)
+    demo.add_argument("--num-nodes", type=positive_int, default=20, help="nodes of the SCM (default 20)")
     demo.add_argument(
-        "--model", default=CondFiPModel.default_name, help="shipped name, checkpoint folder or Hub repo id"
+        "--mechanism", choices=("linear", "rff"), default="rff", help="its mechanisms (default rff)"
     )
-    demo.add_argument("--device", default="auto")
     demo.add_argument(
-        "--plot", type=Path, metavar="FILE.png", help="save true vs inferred interventional marginals"
+        "--preset", choices=("in", "out"), default="in", help="scm-gen's preset: P_IN or P_OUT (default in)"
+    )
+    demo.add_argument(
+        "--num-context", type=positive_int, default=400, help="rows to infer the SCM from (default 400)"
+    )
+    demo.add_argument(
+        "--model",
+        default=CondFiPModel.default_name,
+        help=f"shipped name, checkpoint folder or Hub repo id (default {CondFiPModel.default_name})",
+    )
+    demo.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
+    demo.add_argument(
+        "--plot", type=output_path, metavar="FILE.png", help="save true vs inferred interventional marginals"
     )
     demo.add_argument(
         "--infer-graph",
@@ -59,8 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     demo.add_argument(
         "--graph-model",
-        default=DEFAULT_GRAPH_MODEL,
-        help="with --infer-graph: shipped name, folder or Hub repo id",
+        help=f"with --infer-graph: shipped name, folder or Hub repo id (default {DEFAULT_GRAPH_MODEL})",
     )
     demo.add_argument(
         "--no-refit-readout",
@@ -74,15 +81,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_demo_command(args: argparse.Namespace) -> int:
     requires_training_extra("demo")
     import scm_gen  # an optional dependency, checked just above
+    from scm_gen.mechanisms import NUM_RANDOM_FEATURES
 
+    if args.graph_model is not None and not args.infer_graph:
+        raise ValueError("--graph-model applies only with --infer-graph (the true graph is given); drop it")
     if args.plot is not None and importlib.util.find_spec("matplotlib") is None:
         raise ValueError("--plot needs matplotlib; install it with: pip install 'condfip[plot]'")
-    check_context_memory(
-        args.num_context, args.num_nodes, "the demo's inference from", "use a smaller --num-context"
-    )
+    check_outputs([("--plot", args.plot)])
+    features = NUM_RANDOM_FEATURES if args.mechanism == "rff" else 0
+    check_demo_memory(args.num_context, args.num_nodes, features)
     seed = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
     start = time.perf_counter()
-    model = CondFiP.from_pretrained(args.model, device=args.device, graph_model=args.graph_model)
+    graph_model = DEFAULT_GRAPH_MODEL if args.graph_model is None else args.graph_model
+    model = CondFiP.from_pretrained(args.model, device=args.device, graph_model=graph_model)
     load_seconds = time.perf_counter() - start
     dataset = scm_gen.make_benchmark_dataset(
         args.preset, args.mechanism, args.num_nodes, num_context=args.num_context, seed=seed

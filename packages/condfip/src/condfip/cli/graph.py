@@ -14,15 +14,17 @@ from pathlib import Path
 
 from condfip.api import infer_graph
 from condfip.cli.inputs import (
+    check_outputs,
     labelled_matrix,
     number_between,
     one_line_errors,
     os_errors,
+    output_path,
     positive_int,
     read_data_csv,
     read_edge_csv,
     requires_training_extra,
-    write_csv,
+    write_csvs,
 )
 from condfip.graph import DEFAULT_GRAPH_MODEL
 
@@ -52,8 +54,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--data", required=True, type=Path, help="CSV with a header row; numeric columns")
-    parser.add_argument("--out", required=True, type=Path, help="output adjacency CSV of the DAG")
-    parser.add_argument("--probabilities", type=Path, help="also write the edge probabilities (same layout)")
+    parser.add_argument("--out", required=True, type=output_path, help="output adjacency CSV of the DAG")
+    parser.add_argument(
+        "--probabilities", type=output_path, help="also write the edge probabilities (same layout)"
+    )
     parser.add_argument(
         "--threshold",
         type=number_between(0.0, 1.0, open_interval=False),
@@ -71,7 +75,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--required", type=Path, help="CSV 'source,target' of edges that must be in the DAG")
     parser.add_argument("--forbidden", type=Path, help="CSV 'source,target' of edges that must not be")
     parser.add_argument(
-        "--model", default=DEFAULT_GRAPH_MODEL, help="shipped name, checkpoint folder or Hub repo id"
+        "--model",
+        default=DEFAULT_GRAPH_MODEL,
+        help=f"shipped name, checkpoint folder or Hub repo id (default {DEFAULT_GRAPH_MODEL})",
     )
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
     parser.set_defaults(handler=run_graph)
@@ -94,7 +100,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     one_line_errors(calibrate)
 
 
+def _count(number: int, noun: str) -> str:
+    """``1 edge``, ``3 edges``."""
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
 def run_graph(args: argparse.Namespace) -> int:
+    check_outputs([("--probabilities", args.probabilities), ("--out", args.out)])
     data = read_data_csv(args.data)
     required = read_edge_csv(args.required, "--required") if args.required else None
     forbidden = read_edge_csv(args.forbidden, "--forbidden") if args.forbidden else None
@@ -108,11 +120,12 @@ def run_graph(args: argparse.Namespace) -> int:
         neighborhood=args.neighborhood,
     )
     names = [str(name) for name in data.columns]
-    if args.probabilities is not None:
-        write_csv(labelled_matrix(probabilities, names), args.probabilities)
-    write_csv(labelled_matrix(dag, names), args.out)
+    written = (
+        [] if args.probabilities is None else [(labelled_matrix(probabilities, names), args.probabilities)]
+    )
+    write_csvs([*written, (labelled_matrix(dag, names), args.out)])  # both files or neither
     print(
-        f"wrote a DAG with {int(dag.sum())} edges over {len(names)} nodes to {args.out}"
+        f"wrote a DAG with {_count(int(dag.sum()), 'edge')} over {_count(len(names), 'node')} to {args.out}"
         + (f" and the edge probabilities to {args.probabilities}" if args.probabilities else "")
     )
     return 0

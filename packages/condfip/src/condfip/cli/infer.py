@@ -14,16 +14,20 @@ from condfip.api.inferred_scm import DEFAULT_EFFECT_SAMPLES
 from condfip.api.sampling import check_sample_memory
 from condfip.cli.inputs import (
     at_least_two,
+    check_outputs,
     non_negative_int,
     number_between,
     one_line_errors,
+    output_path,
     positive_int,
     read_data_csv,
     read_graph_csv,
-    write_csv,
+    write_csvs,
 )
 from condfip.graph import DEFAULT_GRAPH_MODEL
 from condfip.model import CondFiPModel
+
+DEFAULT_LEVEL = 0.95  # effect --bootstrap: the interval's level
 
 
 def _intervention(text: str) -> tuple[str, float]:
@@ -39,6 +43,15 @@ def _intervention(text: str) -> tuple[str, float]:
     return name, number
 
 
+class _AddColumns(argparse.Action):
+    """``--positive``: repeated uses add up; a use without names means every column (True)."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        current = getattr(namespace, self.dest)
+        every = current is True or not values
+        setattr(namespace, self.dest, True if every else [*(current or []), *values])
+
+
 def _add_inference_options(parser: argparse.ArgumentParser) -> None:
     """The options of every command that infers an SCM from a CSV table and a graph, then draws noise."""
     parser.add_argument("--data", required=True, type=Path, help="CSV with a header row; numeric columns")
@@ -50,11 +63,12 @@ def _add_inference_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--graph-model",
-        default=DEFAULT_GRAPH_MODEL,
-        help="with --graph infer: the graph model (name, folder, repo id)",
+        help=f"with --graph infer: the graph model (name, folder, repo id; default {DEFAULT_GRAPH_MODEL})",
     )
     parser.add_argument(
-        "--model", default=CondFiPModel.default_name, help="shipped name, checkpoint folder or Hub repo id"
+        "--model",
+        default=CondFiPModel.default_name,
+        help=f"shipped name, checkpoint folder or Hub repo id (default {CondFiPModel.default_name})",
     )
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
     parser.add_argument(
@@ -66,9 +80,10 @@ def _add_inference_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--positive",
         nargs="*",
+        action=_AddColumns,
         metavar="COL",
         help="strictly positive columns (concentrations, prices), modelled on the log scale; answers stay in "
-        "the data's units. Without names: every column",
+        "the data's units. Without names: every column. Repeated uses add up",
     )
     parser.add_argument(
         "--seed", type=non_negative_int, default=0, help="seed of the fresh noise (default 0)"
@@ -98,9 +113,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``infer`` and ``effect`` to the ``condfip`` command line."""
     infer = subparsers.add_parser(
         "infer",
-        help="infer the SCM of a CSV table zero-shot and write samples, interventions or counterfactuals",
+        help="infer the SCM of a CSV table (adapted to its rows unless --zero-shot) and write samples, "
+        "interventions or counterfactuals",
         description=(
-            "Infer the SCM behind --data given its causal --graph with a pretrained Cond-FiP network (no training), "
+            "Infer the SCM behind --data given its causal --graph with a pretrained Cond-FiP network, by default "
+            "adapted to the data rows (--zero-shot: the paper's zero-shot method, no adaptation), "
             "then write --num-samples observational rows, interventional rows (--intervene NAME=VALUE ...), or "
             "with --counterfactual one counterfactual per data row. The graph CSV is an adjacency matrix with a "
             "header row of node names (adjacency[i, j] = 1 means i -> j; an optional first column of row names) "
@@ -114,8 +131,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     infer.add_argument(
         "--counterfactual", action="store_true", help="counterfactuals of the data rows under --intervene"
     )
-    infer.add_argument("--noise-out", type=Path, help="also write the abducted noise of the data rows here")
-    infer.add_argument("--out", required=True, type=Path, help="output CSV")
+    infer.add_argument(
+        "--noise-out", type=output_path, help="also write the abducted noise of the data rows here"
+    )
+    infer.add_argument("--out", required=True, type=output_path, help="output CSV")
     infer.set_defaults(handler=run_infer)
     one_line_errors(infer)
 
@@ -160,14 +179,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     effect.add_argument(
         "--reinfer",
         action="store_true",
+        default=None,
         help="with --bootstrap: run the whole inference on every resample (slower) instead of refitting the "
         "adapted weights",
     )
     effect.add_argument(
         "--level",
         type=number_between(0.0, 1.0, open_interval=True),
-        default=0.95,
-        help="with --bootstrap: the interval's level (default 0.95)",
+        help=f"with --bootstrap: the interval's level (default {DEFAULT_LEVEL})",
     )
     effect.set_defaults(handler=run_effect)
     one_line_errors(effect)
@@ -175,7 +194,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 # ------------------------------------------------------------------------------------------------------- infer
 def _model(args: argparse.Namespace) -> CondFiP:
-    return CondFiP.from_pretrained(args.model, device=args.device, graph_model=args.graph_model)
+    graph_model = DEFAULT_GRAPH_MODEL if args.graph_model is None else args.graph_model
+    return CondFiP.from_pretrained(args.model, device=args.device, graph_model=graph_model)
+
+
+def _check_graph_model(args: argparse.Namespace) -> None:
+    """``--graph-model`` only applies with ``--graph infer``."""
+    if args.graph_model is not None and str(args.graph) != "infer":
+        raise ValueError("--graph-model applies only with --graph infer (the graph is given); drop it")
 
 
 def _graph(args: argparse.Namespace) -> object:
@@ -185,7 +211,7 @@ def _graph(args: argparse.Namespace) -> object:
 
 def _positive(args: argparse.Namespace) -> bool | list[str]:
     """``--positive``: absent is False, without names every column (True), else the named columns."""
-    return False if args.positive is None else (args.positive or True)
+    return False if args.positive is None else args.positive
 
 
 def _arm(pairs: list[tuple[str, float]], option: str) -> dict[str, float]:
@@ -206,6 +232,8 @@ def run_infer(args: argparse.Namespace) -> int:
             )
     elif args.num_samples is None:
         raise ValueError("--num-samples N is required (rows to draw), unless --counterfactual is given")
+    _check_graph_model(args)
+    check_outputs([("--noise-out", args.noise_out), ("--out", args.out)])
     data = read_data_csv(args.data)
     if args.num_samples is not None:
         check_sample_memory(args.num_samples, data.shape[1], "--num-samples")
@@ -222,9 +250,8 @@ def run_infer(args: argparse.Namespace) -> int:
     else:
         result = scm.sample(args.num_samples, seed=args.seed, noise_model=args.noise_model)
         what = f"{len(result)} observational rows"
-    if args.noise_out is not None:
-        write_csv(scm.noise(), args.noise_out)
-    write_csv(result, args.out)
+    noise = [] if args.noise_out is None else [(scm.noise(), args.noise_out)]
+    write_csvs([*noise, (result, args.out)])  # both files or neither
     print(
         f"wrote {what} to {args.out}"
         + (f" and the abducted noise to {args.noise_out}" if args.noise_out else "")
@@ -236,6 +263,12 @@ def run_effect(args: argparse.Namespace) -> int:
     alternative, reference = _arm(args.alternative, "--alternative"), _arm(args.reference, "--reference")
     if args.on_data and args.num_samples is not None:
         raise ValueError("--num-samples does not apply to --on-data (the data rows' noise is used)")
+    if args.bootstrap is None:
+        for option, value in (("--level", args.level), ("--reinfer", args.reinfer)):
+            if value is not None:
+                raise ValueError(f"{option} applies only with --bootstrap N (the interval); drop it")
+    _check_graph_model(args)
+    level = DEFAULT_LEVEL if args.level is None else args.level
     data = read_data_csv(args.data)
     if args.num_samples is not None:
         check_sample_memory(args.num_samples, data.shape[1], "--num-samples")
@@ -277,11 +310,11 @@ def run_effect(args: argparse.Namespace) -> int:
             seed=args.seed,
             zero_shot=args.zero_shot,
             positive=_positive(args),
-            reinfer=args.reinfer,
+            reinfer=bool(args.reinfer),
         )
-        lower, upper = result.interval(args.level)
+        lower, upper = result.interval(level)
         printed = f"{result.estimate:.6g} {lower:.6g} {upper:.6g}"
-        rows += f"; then the {args.level:.0%} percentile interval over {args.bootstrap} resamples of the rows"
+        rows += f"; then the {level:.0%} percentile interval over {args.bootstrap} resamples of the rows"
 
     def arm_text(arm: dict[str, float]) -> str:
         return (

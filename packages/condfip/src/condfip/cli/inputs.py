@@ -1,5 +1,6 @@
 """What every ``condfip`` command shares: argparse types, one-line usage errors, reading CSV tables and graphs,
-and writing CSV files atomically. Bad input is a ValueError here; ``condfip.cli.main`` prints it as one line."""
+checking output paths and writing CSV files atomically (several outputs of one command all or none). Bad input
+is a ValueError here; ``condfip.cli.main`` prints it as one line."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import argparse
 import contextlib
 import csv
 import math
-from collections.abc import Callable, Iterator
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -66,12 +69,28 @@ def number_between(low: float, high: float, *, open_interval: bool) -> Callable[
     return parse
 
 
-def read_csv(path: Path, option: str, **options) -> pd.DataFrame:
+def output_path(text: str) -> Path:
+    """An argparse type: the path of an output; an empty one is refused (``Path("")`` would be ".")."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the path is empty; give the path to write")
+    return Path(text)
+
+
+def read_csv(path: Path, option: str, *, whole_rows: bool = False, **options) -> pd.DataFrame:
     """``pd.read_csv`` with a one-line ValueError naming ``option`` for a missing or unreadable file and for a
-    header that names a column twice (pandas would silently rename the second one ``name.1``)."""
+    header that names a column twice (pandas would silently rename the second one ``name.1``). ``whole_rows``:
+    a first data row with more fields than the header is refused (pandas would take the first column as the
+    row index and shift every value by a column; it refuses such a row further down by itself)."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
-            header = next(csv.reader(handle), [])
+            reader = csv.reader(handle)
+            header = next(reader, [])
+            first = next(reader, []) if whole_rows else []
+        if len(first) > len(header):
+            raise ValueError(
+                f"{option} {str(path)!r}: line {reader.line_num} has {len(first)} fields but the header names "
+                f"{len(header)} columns; remove the extra fields, or name their columns in the header"
+            )
         frame = pd.read_csv(path, **options)
     except FileNotFoundError:
         raise ValueError(f"{option} {str(path)!r}: no such file") from None
@@ -91,7 +110,7 @@ def read_csv(path: Path, option: str, **options) -> pd.DataFrame:
 
 def read_data_csv(path: Path, option: str = "--data") -> pd.DataFrame:
     """A table of numeric columns with a header row (``read_csv``); a file with a header but no rows is refused."""
-    frame = read_csv(path, option)
+    frame = read_csv(path, option, whole_rows=True)
     if frame.shape[0] == 0:
         raise ValueError(
             f"{option} {str(path)!r} has a header row ({', '.join(map(str, frame.columns[:5]))}"
@@ -173,11 +192,61 @@ def os_errors(what: str) -> Iterator[None]:
         raise ValueError(f"{what}: {reason}" + ("" if hidden else f" ({name})")) from None
 
 
+def check_outputs(outputs: Sequence[tuple[str, Path | None]]) -> None:
+    """Refuse, before any work, the (option, path) pairs of a command's outputs that cannot all be written: a
+    path that is a directory, one under a file, or one file named by two options (None: an output not asked)."""
+    given = [(option, path) for option, path in outputs if path is not None]
+    for option, path in given:
+        if path.is_dir():
+            raise ValueError(f"{option} {str(path)!r} is a directory; give a file name")
+        blocking = next((parent for parent in path.parents if parent.exists()), None)
+        if blocking is not None and not blocking.is_dir():
+            raise ValueError(f"{option} {str(path)!r}: {str(blocking)!r} is not a directory")
+    for index, (option, path) in enumerate(given):
+        for other, other_path in given[:index]:
+            if path.resolve() == other_path.resolve():
+                raise ValueError(
+                    f"{other} and {option} both name {str(path)!r}; give each output its own file"
+                )
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Inside, SIGINT, SIGTERM and SIGHUP are only noted; on leaving, the first one noted is raised again, to be
+    handled as usual (by then ``condfip.cli.main``'s handlers, which stop the command)."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+    noted: list[int] = []
+    held = [getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    held = [signum for signum in held if signal.getsignal(signum) is not None]  # None: set outside Python
+    previous = {signum: signal.signal(signum, lambda signum, frame: noted.append(signum)) for signum in held}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if noted:
+            signal.raise_signal(noted[0])
+
+
+def write_csvs(outputs: Sequence[tuple[pd.DataFrame, Path]]) -> None:
+    """Write each frame (without its index) to its path, all or none: every one to a temporary file beside its
+    path first, then all renamed into place together, with signals held for the renames; an error or a signal
+    before then removes every temporary and leaves the paths as they were. An OS error becomes a one-line
+    ValueError."""
+    names = " and ".join(repr(str(path)) for _, path in outputs)
+    with os_errors(f"cannot write {names}"):
+        with contextlib.ExitStack() as written:
+            for frame, path in outputs:
+                frame.to_csv(written.enter_context(atomic_file(path)), index=False)
+            with signals_held():
+                written.pop_all().close()  # the renames (``atomic_file``'s exits), last output first
+
+
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
     """Write ``frame`` (without its index) to ``path`` atomically; an OS error becomes a one-line ValueError."""
-    with os_errors(f"cannot write {str(path)!r}"):
-        with atomic_file(path) as temporary:
-            frame.to_csv(temporary, index=False)
+    write_csvs([(frame, path)])
 
 
 def labelled_matrix(matrix: object, names: list[str]) -> pd.DataFrame:

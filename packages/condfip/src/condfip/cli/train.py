@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from condfip.cli.inputs import one_line_errors, os_errors, requires_training_extra
+from condfip.cli.inputs import one_line_errors, os_errors, output_path, requires_training_extra
 from condfip.graph import GraphModelConfig
 from condfip.model import CondFiPConfig
 from condfip.training.options import (
@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--steps", type=int, required=True)
     parser.add_argument("--batch-size", type=int, default=8, help="datasets per step, over all ranks")
-    parser.add_argument("--out", type=Path, required=True, help="run directory (checkpoints and logs)")
+    parser.add_argument("--out", type=output_path, required=True, help="run directory (checkpoints and logs)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--encoder", type=Path, help="decoder stage: directory of the trained encoder")
@@ -73,34 +73,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "count is not known in advance",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    # the options of one stage default to None (not given), so that another stage can refuse them by name
     parser.add_argument(
         "--acyclicity-weight",
         type=float,
-        default=1.0,
-        help="graph stage: final weight of the acyclicity penalty (grows linearly from 0)",
+        help="graph stage: final weight of the acyclicity penalty (grows linearly from 0; default 1)",
     )
     parser.add_argument(
         "--rollout-weight",
         type=float,
-        default=0.0,
-        help="decoder stage: weight of a generation loss (fixed point of F_hat from the true noise); 0 = off",
+        help="decoder stage: weight of a generation loss (fixed point of F_hat from the true noise); 0 = off "
+        "(the default)",
     )
     parser.add_argument(
-        "--rollout-rows", type=int, default=64, help="decoder stage: query rows per dataset of that loss"
+        "--rollout-rows", type=int, help="decoder stage: query rows per dataset of that loss (default 64)"
     )
     parser.add_argument(
         "--refit-weight",
         type=float,
-        default=0.0,
         help="decoder stage: weight of a loss with the readout refitted on the context rows (a ridge, as "
-        "refit_readout at inference); 0 = off",
+        "refit_readout at inference); 0 = off (the default)",
     )
     parser.add_argument(
         "--encoder-weight",
         type=float,
-        default=0.0,
         help="decoder stage: also train the encoder, with this weight on its own noise-prediction loss over "
-        "the context rows; 0 = the encoder stays frozen (the paper's recipe)",
+        "the context rows; 0 = the encoder stays frozen (the paper's recipe, the default)",
     )
     parser.add_argument(
         "--init",
@@ -111,39 +109,61 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pairs-only",
         action="store_true",
+        default=None,
         help="graph stage: train only the pair-statistics head and the edge bias (a cheap first phase)",
     )
 
 
+STAGE_ONLY = {
+    "graph": ("acyclicity_weight", "pairs_only"),
+    "decoder": ("rollout_weight", "rollout_rows", "refit_weight", "encoder_weight"),
+}
+"""The options of one stage (their defaults are the stage options' own)."""
+
+
+def _given(args: argparse.Namespace, stage: str) -> dict:
+    """The options of ``stage`` given on the command line, by field name of its options."""
+    return {name: getattr(args, name) for name in STAGE_ONLY[stage] if getattr(args, name) is not None}
+
+
 def stage_options(args: argparse.Namespace) -> StageOptions:
     """The options of the stage ``args.stage``; flags of another stage are refused by name."""
-    if args.pairs_only and args.stage != "graph":
-        raise ValueError("--pairs-only applies to the graph stage only; drop it")
-    if args.encoder_weight != 0 and args.stage != "decoder":
-        raise ValueError("--encoder-weight applies to the decoder stage only; drop it")
+    for stage, names in STAGE_ONLY.items():
+        for name in names:
+            if stage != args.stage and getattr(args, name) is not None:
+                flag = "--" + name.replace("_", "-")
+                raise ValueError(f"{flag} applies to the {stage} stage only; drop it")
     if args.stage == "graph":
         if args.encoder is not None:
             raise ValueError("--encoder does not apply to the graph stage; drop it")
         config = GraphModelConfig.from_name_or_file(args.config)
-        return GraphOptions(config, acyclicity_weight=args.acyclicity_weight, pairs_only=args.pairs_only)
+        return GraphOptions(config, **_given(args, "graph"))
     config = CondFiPConfig.from_name_or_file(args.config)
     if args.stage == "encoder":
         return EncoderOptions(config)
     if args.encoder is None:
         raise ValueError("the decoder stage needs --encoder DIR, the checkpoint of a trained encoder")
-    return DecoderOptions(
-        config,
-        encoder=args.encoder,
-        rollout_weight=args.rollout_weight,
-        rollout_rows=args.rollout_rows,
-        refit_weight=args.refit_weight,
-        encoder_weight=args.encoder_weight,
-    )
+    return DecoderOptions(config, encoder=args.encoder, **_given(args, "decoder"))
+
+
+def check_mechanisms(names: list[str]) -> None:
+    """``--mechanisms``: scm-gen's family names (checked here, before a data worker starts or a folder is made)."""
+    requires_training_extra("train")
+    from scm_gen import MECHANISM_KINDS  # needs the train extra, checked just above
+
+    unknown = [name for name in names if name not in MECHANISM_KINDS]
+    if unknown:
+        raise ValueError(
+            f"--mechanisms: {unknown[0]!r} is not a mechanism family of scm-gen; choose from "
+            f"{' '.join(MECHANISM_KINDS)}"
+        )
 
 
 def options_from_args(args: argparse.Namespace) -> TrainingOptions:
+    stage = stage_options(args)
+    check_mechanisms(args.mechanisms)
     return TrainingOptions(
-        stage=stage_options(args),
+        stage=stage,
         out=args.out,
         steps=args.steps,
         batch_size=args.batch_size,
@@ -172,13 +192,15 @@ def run(args: argparse.Namespace) -> int:
     from condfip.training.loop import train  # needs scm-gen, checked just above
 
     out = Path(options.out)
-    created = not out.exists()
+    made = [folder for folder in (out, *out.parents) if not folder.exists()]  # the folders the run will make
     try:
         with os_errors(f"cannot write the training run in {str(out)!r}"):
             train(options)
     except BaseException:
-        if created and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()  # a run that failed before its first checkpoint leaves no empty folder behind
+        for folder in made:  # a run that failed before its first checkpoint leaves no empty folder behind
+            if not folder.is_dir() or any(folder.iterdir()):
+                break
+            folder.rmdir()
         raise
     return 0
 

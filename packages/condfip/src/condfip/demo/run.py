@@ -12,13 +12,32 @@ import numpy as np
 
 from condfip.api import CondFiP
 from condfip.api import infer_graph as infer_dag
+from condfip.api.tables import INFER_COPIES
 from condfip.core.dags import as_digraph
 from condfip.core.graph_scores import auroc, edge_f1, has_edges_and_non_edges, structural_hamming_distance
 from condfip.demo.baseline import KernelANM, LinearANM
+from condfip.io.memory import check_memory, table_bytes
 
 TASKS = ("noise", "generation", "interventional", "counterfactual")
 KERNEL_MAX_ROWS = 2000
 """The kernel baseline runs up to this many context rows: its fit costs O(n^3) time and n x n matrices per node."""
+HELD_OUT_ROWS = 400  # query and interventional rows of the demo's dataset (scm-gen's defaults)
+# float64 tables [rows, d] that scm-gen holds while it draws a dataset (the rows, their noise, their copies)
+DATASET_COPIES = 3
+
+
+def check_demo_memory(num_context: int, num_nodes: int, feature_columns: int) -> None:
+    """Refuse, before anything is drawn, a demo whose peak memory exceeds the machine's: the dataset's tables
+    while scm-gen draws them, one node at a time through ``feature_columns`` float32 values per row (the random
+    features of RFF mechanisms; 0 for linear ones), then beside them the inference from the context rows."""
+    rows = num_context + HELD_OUT_ROWS
+    drawing = 4 * rows * (feature_columns + num_nodes + 1)  # one node's features and float32 inputs
+    inference = table_bytes(num_context, num_nodes, INFER_COPIES)
+    check_memory(
+        table_bytes(rows, num_nodes, DATASET_COPIES) + max(drawing, inference),
+        f"the demo on {num_context:,} context rows of {num_nodes} nodes",
+        hint="use a smaller --num-context",
+    )
 
 
 def with_informative_intervention(dataset, seed: int):
