@@ -18,6 +18,12 @@ def test_dataset_bytes_counts_every_matrix():
     assert limits.format_bytes(1536) == "1.5 KiB" and limits.format_bytes(3 * 2**40) == "3.0 TiB"
 
 
+def test_generation_memory_counts_one_nodes_random_features():
+    """At 3 nodes the float32 random features of one node's evaluation (100 per row) outweigh the tables."""
+    tables = 3 * limits.dataset_bytes(3, 10**8, 400, 400)
+    assert limits.generation_memory(3, 10**8, 400, 400) == tables + 4 * 10**8 * (100 + 3 + 1)
+
+
 def test_requests_beyond_the_memory_are_refused_before_allocating(monkeypatch):
     monkeypatch.setattr(limits, "physical_memory", lambda: 10**6)
     with pytest.raises(ValueError, match="of memory, more than this machine's 976.6 KiB"):

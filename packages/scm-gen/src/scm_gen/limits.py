@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 
 from scm_gen._checks import check_int
+from scm_gen.mechanisms import NUM_RANDOM_FEATURES
 
 MAX_NODES = 5_000
 MAX_DATASETS = 1_000_000
@@ -95,8 +96,11 @@ def check_memory(needed: int, what: str, *, hint: str) -> None:
 
 
 def generation_memory(num_nodes: int, num_rows: int, num_query: int, num_interventional: int) -> int:
-    """Estimated peak bytes to generate one benchmark dataset."""
-    return _GENERATION_COPIES * dataset_bytes(num_nodes, num_rows, num_query, num_interventional)
+    """Estimated peak bytes to generate one benchmark dataset: its tables, and beside them one node's evaluation
+    at a time, which for random Fourier features is a float32 table of ``NUM_RANDOM_FEATURES`` features and the
+    node's inputs per row (at a few nodes, more than the dataset's own tables)."""
+    evaluation = 4 * max(num_rows, num_interventional) * (NUM_RANDOM_FEATURES + num_nodes + 1)
+    return _GENERATION_COPIES * dataset_bytes(num_nodes, num_rows, num_query, num_interventional) + evaluation
 
 
 def check_dataset_request(num_nodes: int, num_rows: int, num_query: int, num_interventional: int) -> None:
