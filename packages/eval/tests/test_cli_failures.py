@@ -236,29 +236,34 @@ def test_shipped_sachs_rows_are_the_default(tmp_path):
     assert default[0]["mmd2"] == given[0]["mmd2"] and default[0]["energy"] == given[0]["energy"]
 
 
-@pytest.mark.skipif(
-    not hasattr(__import__("signal"), "SIGTERM") or sys.platform == "win32", reason="POSIX signals"
-)
-def test_sigterm_while_writing_leaves_no_partial_file(tmp_path):
-    """SIGTERM arrives while the first result file is being written (just before its rename)."""
-    out = tmp_path / "run"
+def _signalled_while_writing(out: Path, signal_name: str) -> subprocess.CompletedProcess:
+    """A quick run that sends itself ``signal_name`` while its first result file is being written (just before
+    the file's rename)."""
     script = (
         "import os, signal, sys\n"
         "real_replace = os.replace\n"
         "def replace(source, target):\n"
         "    if str(target).endswith('.json') and 'manifest' not in str(target):\n"
-        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        f"        os.kill(os.getpid(), signal.{signal_name})\n"
         "    return real_replace(source, target)\n"
         "os.replace = replace\n"
         "from condfip_eval.cli import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
-    done = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", script, *QUICK_LINEAR, "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=600,
     )
+
+
+@pytest.mark.skipif(
+    not hasattr(__import__("signal"), "SIGTERM") or sys.platform == "win32", reason="POSIX signals"
+)
+def test_sigterm_while_writing_leaves_no_partial_file(tmp_path):
+    out = tmp_path / "run"
+    done = _signalled_while_writing(out, "SIGTERM")
     assert done.returncode == 128 + 15, done.stderr
     assert "Traceback" not in done.stderr
     assert not out.exists()  # the first result and the manifest written with it are undone, folders too
@@ -266,26 +271,10 @@ def test_sigterm_while_writing_leaves_no_partial_file(tmp_path):
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
-    """Ctrl-C (SIGINT) while the first result file is being written: one "interrupted" line, exit code 130 as
-    the condfip and scm-gen commands, and the file being written is removed."""
+    """Ctrl-C (SIGINT): one "interrupted" line, exit code 130 as the condfip and scm-gen commands, and the file
+    being written is removed."""
     out = tmp_path / "run"
-    script = (
-        "import os, signal, sys\n"
-        "real_replace = os.replace\n"
-        "def replace(source, target):\n"
-        "    if str(target).endswith('.json') and 'manifest' not in str(target):\n"
-        "        os.kill(os.getpid(), signal.SIGINT)\n"
-        "    return real_replace(source, target)\n"
-        "os.replace = replace\n"
-        "from condfip_eval.cli import main\n"
-        "sys.exit(main(sys.argv[1:]))\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script, *QUICK_LINEAR, "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = _signalled_while_writing(out, "SIGINT")
     assert done.returncode == 130, done.stderr
     assert done.stderr == "condfip-eval: interrupted\n"
     assert not out.exists()

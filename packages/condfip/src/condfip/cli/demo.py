@@ -13,6 +13,7 @@ import numpy as np
 
 from condfip.api import CondFiP
 from condfip.cli.inputs import (
+    add_model_arguments,
     check_outputs,
     non_negative_int,
     one_line_errors,
@@ -51,12 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument(
         "--num-context", type=positive_int, default=400, help="rows to infer the SCM from (default 400)"
     )
-    demo.add_argument(
-        "--model",
-        default=CondFiPModel.default_name,
-        help=f"shipped name, checkpoint folder or Hub repo id (default {CondFiPModel.default_name})",
-    )
-    demo.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
+    add_model_arguments(demo, CondFiPModel.default_name)
     demo.add_argument(
         "--plot", type=output_path, metavar="FILE.png", help="save true vs inferred interventional marginals"
     )

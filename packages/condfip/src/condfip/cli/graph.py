@@ -14,6 +14,7 @@ from pathlib import Path
 
 from condfip.api import infer_graph
 from condfip.cli.inputs import (
+    add_model_arguments,
     check_outputs,
     labelled_matrix,
     number_between,
@@ -74,12 +75,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--required", type=Path, help="CSV 'source,target' of edges that must be in the DAG")
     parser.add_argument("--forbidden", type=Path, help="CSV 'source,target' of edges that must not be")
-    parser.add_argument(
-        "--model",
-        default=DEFAULT_GRAPH_MODEL,
-        help=f"shipped name, checkpoint folder or Hub repo id (default {DEFAULT_GRAPH_MODEL})",
-    )
-    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
+    add_model_arguments(parser, DEFAULT_GRAPH_MODEL)
     parser.set_defaults(handler=run_graph)
     one_line_errors(parser)
 

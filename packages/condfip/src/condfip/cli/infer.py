@@ -13,6 +13,7 @@ from condfip.api import CondFiP
 from condfip.api.inferred_scm import DEFAULT_EFFECT_SAMPLES
 from condfip.api.sampling import check_sample_memory
 from condfip.cli.inputs import (
+    add_model_arguments,
     at_least_two,
     check_outputs,
     non_negative_int,
@@ -65,12 +66,7 @@ def _add_inference_options(parser: argparse.ArgumentParser) -> None:
         "--graph-model",
         help=f"with --graph infer: the graph model (name, folder, repo id; default {DEFAULT_GRAPH_MODEL})",
     )
-    parser.add_argument(
-        "--model",
-        default=CondFiPModel.default_name,
-        help=f"shipped name, checkpoint folder or Hub repo id (default {CondFiPModel.default_name})",
-    )
-    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
+    add_model_arguments(parser, CondFiPModel.default_name)
     parser.add_argument(
         "--zero-shot",
         action="store_true",

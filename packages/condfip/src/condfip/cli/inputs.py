@@ -69,6 +69,17 @@ def number_between(low: float, high: float, *, open_interval: bool) -> Callable[
     return parse
 
 
+def add_model_arguments(parser: argparse.ArgumentParser, default_model: str) -> None:
+    """``--model`` (a shipped name, a checkpoint folder or a Hub repo id; ``default_model`` by default) and
+    ``--device``, as every command that loads a network takes them."""
+    parser.add_argument(
+        "--model",
+        default=default_model,
+        help=f"shipped name, checkpoint folder or Hub repo id (default {default_model})",
+    )
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
+
+
 def output_path(text: str) -> Path:
     """An argparse type: the path of an output; an empty one is refused (``Path("")`` would be ".")."""
     if not text.strip():
