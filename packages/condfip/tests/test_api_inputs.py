@@ -157,7 +157,7 @@ def test_other_graph_mistakes(model, frame):
         ValueError, match=r"entry \['a', 'a'\] \(row 0, column 0\) is nan; entries must be 0 or 1"
     ):
         model.infer(frame, np.full((3, 3), np.nan))
-    with pytest.raises(ValueError, match="type str is not understood"):
+    with pytest.raises(ValueError, match="graph .a -> b. is not understood; pass .infer."):
         model.infer(frame, "a -> b")
 
 
@@ -363,3 +363,23 @@ def test_a_tiny_standard_error_draws_the_most_rows_without_overflow(inferred):
     most = inferred.average_causal_effect("c", {"a": 1.0}, {}, n=10_000, seed=0)
     stratified = inferred.average_causal_effect("c", {"a": 1.0}, {}, seed=0, standard_error=1e-200)
     assert np.isfinite(stratified) and stratified == pytest.approx(most, abs=0.05)
+
+
+# ----------------------------------------------------------------------------------------------- no rows
+def test_queries_of_no_rows(inferred, frame):
+    empty = frame.iloc[:0]
+    for method in ("best", "encoder", "decoder"):
+        noise = inferred.noise(empty, method=method)
+        assert noise.shape == (0, 3) and list(noise.columns) == ["a", "b", "c"]
+    assert inferred.counterfactual_samples({"a": 1.0}, empty).shape == (0, 3)
+    with pytest.raises(ValueError, match="data has no rows"):
+        inferred.average_causal_effect("c", {"a": 1.0}, {"a": 0.0}, data=empty)
+
+
+def test_argument_kinds_named_in_their_errors(model, frame, inferred):
+    with pytest.raises(ValueError, match="graph 'INFER' is not understood; pass 'infer'"):
+        model.infer(frame, "INFER")
+    with pytest.raises(ValueError, match=r"pass a list of pairs, \[\(data, graph\), \.\.\.\]"):
+        model.infer_batch((frame, CHAIN))
+    with pytest.raises(ValueError, match="method must be 'best', 'encoder' or 'decoder'"):
+        inferred.noise(method=np.array(["best", "decoder"]))

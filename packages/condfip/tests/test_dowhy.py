@@ -339,3 +339,26 @@ def test_other_bad_inputs_are_refused(graph, context, model32):
         ValueError, match=rf"takes its {len(parents)} parents .* got shape \(4, {len(parents) + 1}\)"
     ):
         prediction.predict(np.zeros((4, len(parents) + 1)))
+
+
+def test_incomplete_root_means_and_positive_none(graph, context, model32):
+    causal_model, _ = _assigned(graph, context, model32)
+    roots = [node for node in graph.nodes if graph.in_degree(node) == 0]
+    with pytest.raises(ValueError, match=rf"root_means has no mean for the root node\(s\) \[{roots[0]!r}"):
+        mechanism_noise(causal_model, context, {})
+    # positive=None is infer's "no positive column", as positive=False
+    again = gcm.InvertibleStructuralCausalModel(nx.DiGraph(graph))
+    scm = assign_causal_mechanisms(again, context, model=model32, positive=None)
+    assert scm.positive == []
+    with pytest.raises(ValueError, match="positive= is not supported"):
+        assign_causal_mechanisms(again, context, model=model32, positive=True)
+
+
+def test_a_non_finite_intervention_is_named_as_such_not_as_bad_data(graph, context, model32):
+    causal_model, _ = _assigned(graph, context, model32)
+    source = next(n for n in graph.nodes if graph.out_degree(n) > 0)
+    child = next(iter(graph.successors(source)))
+    with pytest.raises(
+        ValueError, match=rf"mechanism of {child!r} was given NaN or infinite values of its parent"
+    ):
+        gcm.interventional_samples(causal_model, {source: lambda x: np.inf}, num_samples_to_draw=10)

@@ -270,3 +270,15 @@ def test_graph_command_refuses_bad_data(folders, table, tmp_path, capsys) -> Non
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "data columns ['risk'] are constant" in err[0]
+
+
+def test_numpy_thresholds_are_numbers():
+    from condfip.core.dag_rule import dag_from_probabilities
+
+    probabilities = np.array([[0.0, 0.8], [0.1, 0.0]])
+    for threshold in (np.float32(0.5), np.int64(0), 0.5):
+        np.testing.assert_array_equal(
+            dag_from_probabilities(probabilities, threshold=threshold), [[0, 1], [0, 0]]
+        )
+    with pytest.raises(ValueError, match="threshold must be a number in"):
+        dag_from_probabilities(probabilities, threshold=np.True_)

@@ -158,6 +158,12 @@ class CondFiPPredictionModel(PredictionModel):
     def predict(self, X: np.ndarray) -> np.ndarray:
         """``F_hat_i`` of the parent rows ``X`` [m, k], in the data's units: [m, 1]."""
         values = self._parent_values(X)
+        if not np.isfinite(values).all():  # DoWhy hands over what its samplers made, interventions included
+            bad = self._parents[int(np.flatnonzero(~np.isfinite(values).all(axis=0))[0])]
+            raise ValueError(
+                f"the mechanism of {self._node!r} was given NaN or infinite values of its parent {bad!r}; an "
+                "intervention (or a noise or data value) that is not a finite number reached it: give finite values"
+            )
         node, parents = self._positions()
         return self._inferred.predict(node, parents, values)[:, None]
 
@@ -232,7 +238,8 @@ def assign_causal_mechanisms(
     Returns the ``InferredSCM`` behind the mechanisms, for Cond-FiP's own queries.
     """
     graph, nodes = _check_inputs(causal_model, data)
-    if infer_options.get("positive", False) is not False:
+    positive = infer_options.get("positive")
+    if not (positive is None or (isinstance(positive, bool | np.bool_) and not positive)):
         raise ValueError(
             "positive= is not supported in DoWhy mechanisms (DoWhy's AdditiveNoiseModel adds the noise in the "
             "data's units); transform the columns (e.g. np.log) before assigning, or use condfip's own "
@@ -271,6 +278,13 @@ def mechanism_noise(
     convention, without ``root_means``). ``data``: a column for every node of the graph. Returns a DataFrame
     with a column per node, in the graph's node order."""
     graph, nodes = _check_inputs(causal_model, data)
+    roots = [node for node in nodes if not get_ordered_predecessors(graph, node)]
+    missing = [] if root_means is None else [root for root in roots if root not in root_means]
+    if missing:
+        raise ValueError(
+            f"root_means has no mean for the root node(s) {missing!r}; give one for every root (e.g. "
+            "scm.mean, the context's means), or leave root_means out"
+        )
     noise = pd.DataFrame(index=data.index, columns=nodes, dtype=np.float64)
     for node in nodes:
         values = data[node].to_numpy(dtype=np.float64)

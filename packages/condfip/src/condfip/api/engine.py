@@ -355,6 +355,8 @@ class EncoderAbduction:
     def noise(self, data: np.ndarray) -> np.ndarray:
         """Standardized rows [m, d] -> their predicted standardized noise [m, d]."""
         check_standard_range(data, "a data value")
+        if data.shape[0] == 0:  # no rows, no noise (the network's passes need one chunk at least)
+            return np.zeros(data.shape, dtype=np.float64)
         rows = torch.as_tensor(data, dtype=self.dtype, device=self.device)[None]  # [1, m, d]
         noise = self.model.predict_noise(rows, self.parents, context=self.context, chunk_size=self.chunk_rows)
         return noise[0].to(torch.float64).cpu().numpy()

@@ -173,6 +173,11 @@ class CondFiP:
             units = ModelUnits.fit(context, mask, names)
         else:
             units = ModelUnits(standardization, mask)
+        if isinstance(graph, str) and graph != INFER_GRAPH:
+            raise ValueError(
+                f"graph {graph!r} is not understood; pass {INFER_GRAPH!r} (the graph model infers the DAG from the "
+                "rows), a networkx DiGraph, an adjacency matrix or a list of (source, target) edges"
+            )
         if isinstance(graph, str) and graph == INFER_GRAPH:
             _, graph = infer_graph(
                 units.to_model_scale(context),
@@ -339,7 +344,8 @@ class CondFiP:
         for position, item in enumerate(datasets):
             if not isinstance(item, tuple | list) or len(item) != 2:
                 raise ValueError(
-                    f"datasets[{position}] must be a (data, graph) pair, got {type(item).__name__}"
+                    f"datasets[{position}] must be a (data, graph) pair, got {type(item).__name__}; pass a list "
+                    "of pairs, [(data, graph), ...], also for one dataset"
                 )
             try:
                 prepared.append(self._prepare(item[0], item[1], None, positive))

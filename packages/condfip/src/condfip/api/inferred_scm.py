@@ -468,7 +468,7 @@ class InferredSCM:
         the noise of the context rows; otherwise a DataFrame with the same columns (any order) or an array
         [m, d] in column order.
         """
-        if method not in ("best", "encoder", "decoder"):
+        if not isinstance(method, str) or method not in ("best", "encoder", "decoder"):
             raise ValueError(f"method must be 'best', 'encoder' or 'decoder', got {method!r}")
         if data is None:
             values, index = self._context, self._context_index
@@ -640,6 +640,10 @@ class InferredSCM:
 
         if data is not None:
             factual, index = self._rows(data, "data")
+            if factual.shape[0] == 0:
+                raise ValueError(
+                    "data has no rows; an effect is a mean over rows: give at least one row, or n"
+                )
             if index is not None:  # a Series of values per row matched to the rows' labels
                 arms = [
                     check_interventions(arm, self._columns, index)

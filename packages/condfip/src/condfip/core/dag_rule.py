@@ -14,6 +14,7 @@ ties, both directions of a pair, cycles of certain edges). Of two opposite edges
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Hashable, Sequence
 
 import numpy as np
@@ -68,7 +69,11 @@ def dag_from_probabilities(
     def name(node: int) -> str:
         return str(int(node)) if names is None else repr(names[int(node)])
 
-    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0.0 <= threshold <= 1.0:
+    if (
+        isinstance(threshold, bool | np.bool_)
+        or not isinstance(threshold, numbers.Real)
+        or not 0.0 <= threshold <= 1.0
+    ):
         raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}")
     must = _check_mask(required, num_nodes, "required")
     never = _check_mask(forbidden, num_nodes, "forbidden")
