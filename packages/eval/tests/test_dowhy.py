@@ -60,3 +60,26 @@ def test_the_seeded_global_random_state_is_restored():
     np.testing.assert_array_equal(np.random.rand(3), expected)  # noqa: NPY002
     np.random.seed(99)  # noqa: NPY002
     np.testing.assert_array_equal(inside, np.random.rand(3))  # noqa: NPY002
+
+
+@pytest.mark.skipif(not dowhy_available(), reason="optional extra dowhy (tested in its own venv)")
+def test_dowhy_integer_context_gives_continuous_noise_models(toy):
+    """DoWhy would pick a discrete noise model for integer-valued columns, then refuse non-integer rows."""
+    context, _ = toy.sample(60, nonlinear=False, seed=0)
+    query, _ = toy.sample(10, nonlinear=False, seed=1)
+    fitted = DoWhyGCM().fit(np.round(context * 10).astype(int), toy.ADJACENCY)
+    np.testing.assert_allclose(fitted.generate(fitted.noise(query)), query, atol=1e-8)
+
+
+@pytest.mark.skipif(not dowhy_available(), reason="optional extra dowhy (tested in its own venv)")
+def test_dowhy_needs_enough_rows_and_answers_no_rows_with_empty_results(toy):
+    context, _ = toy.sample(7, nonlinear=False, seed=0)
+    with pytest.raises(ValueError, match="context must hold at least 5 rows for method 'dowhy'; got 4"):
+        DoWhyGCM().fit(context[:4], toy.ADJACENCY)
+    with pytest.raises(ValueError, match="context must hold at least 7 rows for method 'dowhy'; got 6"):
+        DoWhyGCM(quality="BETTER").fit(context[:6], toy.ADJACENCY)
+    fitted = DoWhyGCM().fit(context[:5], toy.ADJACENCY)
+    empty = np.zeros((0, 4))
+    assert fitted.noise(empty).shape == (0, 4)
+    assert fitted.generate(empty, {1: 2.0}).shape == (0, 4)
+    assert fitted.counterfactual(empty, {1: 2.0}).shape == (0, 4)

@@ -64,3 +64,22 @@ def test_bad_options():
         PerDatasetFiP(steps=-1)
     with pytest.raises(ValueError, match="learning_rate"):
         PerDatasetFiP(learning_rate=0.0)
+
+
+def test_values_beyond_the_standard_limit_are_refused_by_node(toy):
+    context, _ = toy.sample(50, nonlinear=False, seed=0)
+    fitted = PerDatasetFiP(steps=2, dim=16, num_heads=2, device="cpu").fit(context, toy.ADJACENCY)
+    far = context[:3] * 1e25
+    with pytest.raises(
+        ValueError,
+        match=r"x column 0: .* outside the range the network takes, .* \(1e\+06 standard deviations",
+    ):
+        fitted.noise(far)
+    with pytest.raises(ValueError, match="noise column 0: .* outside the range the network takes"):
+        fitted.generate(far)
+    with pytest.raises(ValueError, match="intervention on column 0: 1e\\+25 is outside the range"):
+        fitted.counterfactual(context[:3], {0: 1e25})
+    low, high = fitted.standardization.allowed_range(0)
+    inside = fitted.counterfactual(context[:3], {0: 0.9 * high})
+    assert np.isfinite(inside).all() and np.all(inside[:, 0] == 0.9 * high)
+    assert fitted.noise(context[:0]).shape == (0, 4)

@@ -59,6 +59,76 @@ def test_fit_validates_graph_and_rows(toy):
         LinearANM().fit(np.where(x > 1, np.nan, x), toy.ADJACENCY)
 
 
+@pytest.mark.parametrize(
+    ("adjacency", "message"),
+    [
+        (lambda a: np.where(a == 1, np.nan, 0.0), "adjacency entries must be 0 or 1 .*; got nan"),
+        (lambda a: np.where(a == 1, 0.5, 0.0), "adjacency entries must be 0 or 1 .*; got 0.5"),
+        (lambda a: a.astype(str), "adjacency must be a numeric 0/1 .* got dtype <U"),
+    ],
+)
+@pytest.mark.parametrize("name", ["linear", "nonlinear"])
+def test_fit_requires_a_numeric_zero_one_adjacency(toy, name, adjacency, message):
+    x, _ = toy.sample(20, nonlinear=False)
+    with pytest.raises(ValueError, match=message):
+        make_method(name).fit(x, adjacency(toy.ADJACENCY))
+    fitted = make_method(name).fit(x, toy.ADJACENCY.astype(bool))
+    np.testing.assert_array_equal(fitted.adjacency, toy.ADJACENCY)
+
+
+@pytest.mark.parametrize("name", ["linear", "nonlinear", "fip"])
+def test_fit_refuses_a_context_without_columns(name):
+    options = {"steps": 1, "dim": 16, "num_heads": 2, "device": "cpu"} if name == "fip" else {}
+    with pytest.raises(
+        ValueError, match=r"context must have at least one column \(node\); got shape \(5, 0\)"
+    ):
+        make_method(name, **options).fit(np.zeros((5, 0)), np.zeros((0, 0)))
+
+
+@pytest.mark.parametrize(
+    ("interventions", "message"),
+    [
+        ({True: 5.0}, r"intervention node must be an integer in \[0, 4\) \(not a bool\); got True"),
+        ({1.0: 5.0}, "intervention node must be an integer .*; got 1.0"),
+        ({1: np.zeros(3)}, "intervention value on node 1 must be a number or an array of 6 numbers"),
+        ({1: "a"}, "intervention value on node 1 must be a number .*; got 'a'"),
+        ({1: {}}, "intervention value on node 1 must be a number .*; got {}"),
+        ({1: None}, "intervention value on node 1 must be a number .*; got None"),
+        ({1: [[1.0], [2.0, 3.0]]}, "intervention value on node 1 must be a number"),
+        ({1: np.inf}, "intervention value on node 1 must be finite"),
+        ([(1, 2.0)], r"interventions must be a dict \{node: value\}; got list"),
+    ],
+)
+def test_bad_interventions_name_the_node_and_what_is_accepted(toy, interventions, message):
+    context, _ = toy.sample(20, nonlinear=False)
+    fitted = LinearANM().fit(context, toy.ADJACENCY)
+    with pytest.raises(ValueError, match=message):
+        fitted.generate(context[:6], interventions)
+    with pytest.raises(ValueError, match=message):
+        fitted.counterfactual(context[:6], interventions)
+
+
+@pytest.mark.parametrize("name", ["linear", "nonlinear"])
+def test_no_rows_give_empty_results(toy, name):
+    context, _ = toy.sample(20, nonlinear=False)
+    fitted = make_method(name).fit(context, toy.ADJACENCY)
+    empty = np.zeros((0, 4))
+    for result in (
+        fitted.noise(empty),
+        fitted.abducted_noise(empty),
+        fitted.generate(empty, {1: 2.0}),
+        fitted.counterfactual(empty, {1: np.zeros(0)}),
+    ):
+        assert result.shape == (0, 4) and result.dtype == np.float64
+
+
+def test_non_finite_results_are_refused(toy):
+    context, _ = toy.sample(20, nonlinear=False)
+    fitted = LinearANM().fit(context, toy.ADJACENCY)
+    with pytest.raises(ValueError, match="counterfactual: the fitted model gives NaN or infinite values"):
+        fitted.counterfactual(context, {0: 1.7e308})
+
+
 def test_linear_anm_recovers_a_linear_scm(toy):
     context, _ = toy.sample(400, nonlinear=False, seed=1)
     query, true_noise = toy.sample(200, nonlinear=False, seed=2)

@@ -139,11 +139,65 @@ def test_user_graph_and_hand_built_scm():
         (lambda scm: scm.counterfactual(np.zeros((3, 5)), {0: "a"}), "must be a number"),
         (lambda scm: scm.sample(0, np.random.default_rng(0)), "num_samples=0"),
         (lambda scm: scm.sample_intervention_value(9, np.random.default_rng(0)), "node=9"),
+        (
+            lambda scm: scm.sample_intervention_value(
+                1, np.random.default_rng(0), reference=np.zeros((0, 5))
+            ),
+            "reference has no rows",
+        ),
+        (lambda scm: scm.generate(np.zeros((3, 5)), {1: None}), "must be a number .* got None"),
+        (lambda scm: scm.generate(np.zeros((3, 5)), {1: {}}), "node 1 must be a number"),
+        (lambda scm: scm.generate(np.zeros((3, 5)), {1: [[1, 2], [3]]}), "node 1 must be a number"),
+        (lambda scm: scm.generate(np.zeros((3, 5)), {True: 1.0}), "node True does not exist"),
+        (lambda scm: scm.descendants([-1]), "node -1 does not exist; allowed: integers 0 to 4"),
+        (lambda scm: scm.descendants([7]), "node 7 does not exist"),
+        (lambda scm: scm.descendants([True]), "node True does not exist"),
+        (lambda scm: scm.descendants("1"), r"nodes='1' must be a list, e.g. nodes=\[0\]"),
+        (lambda scm: scm.descendants(1), "nodes=1 must be a list"),
     ],
 )
 def test_bad_inputs_raise_value_error(call, message):
     with pytest.raises(ValueError, match=message):
         call(_scm(num_nodes=5))
+
+
+def test_descendants_accept_numpy_integers():
+    scm = SCM(
+        np.array([[0, 1, 0], [0, 0, 0], [0, 0, 0]]),
+        LinearMechanisms(np.array([[0, 1, 0], [0, 0, 0], [0, 0, 0]]), np.ones((3, 3)), np.zeros(3)),
+        NoiseModel(("gaussian",) * 3, np.ones(3)),
+    )
+    np.testing.assert_array_equal(scm.descendants(np.array([0])), [True, True, False])
+    np.testing.assert_array_equal(scm.descendants([np.int64(2)]), [False, False, True])
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda scm, x, noise: scm.generate(noise, {0: 1.7e308}),
+        lambda scm, x, noise: scm.counterfactual(x, {0: 1.7e308}),
+        lambda scm, x, noise: scm.counterfactual_from_noise(x, noise, {0: 1.7e308}),
+    ],
+)
+def test_interventions_beyond_float64_are_refused_by_node(call):
+    # 0 -> 1 with weight 2: do(X_0 = 1.7e308) would make X_1 infinite
+    adjacency = np.array([[0, 1], [0, 0]])
+    scm = SCM(
+        adjacency,
+        LinearMechanisms(adjacency, np.full((2, 2), 2.0), np.zeros(2)),
+        NoiseModel(("gaussian",) * 2, np.ones(2)),
+    )
+    noise = np.array([[0.5, 1.0]])
+    x = scm.generate(noise)
+    with pytest.raises(
+        ValueError,
+        match=r"node 1 takes values beyond the float64 range .* under the intervention on node\(s\) \[0\]; "
+        "give intervention values of smaller magnitude",
+    ):
+        call(scm, x, noise)
+    np.testing.assert_array_equal(scm.generate(noise, {0: 1e300}), [[1e300, 2e300 + 1.0]])
+    with pytest.raises(ValueError, match="node 1 takes values beyond the float64 range .*; give noise"):
+        scm.generate(np.array([[1e308, 0.0]]))
 
 
 @pytest.mark.parametrize(

@@ -57,3 +57,22 @@ def test_csuite_specs_cover_every_model_with_distinct_indices():
 def test_generate_specs_reject_bad_parameters(kwargs, message):
     with pytest.raises(ValueError, match=message):
         generate_specs(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"node_counts": (3, 3)}, r"node_counts=\[3, 3\] names 3 more than once; give each once"),
+        ({"node_counts": 10}, r"node_counts=10 must be a list, e.g. node_counts=\[10, 20, 50, 100\]"),
+        ({"node_counts": ()}, "node_counts is empty"),
+        ({"mechanisms": "linear"}, "non-empty list"),
+    ],
+)
+def test_grid_specs_reject_bad_lists(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        grid_specs(**{"mechanisms": ["linear"], "scms_per_graph": 1, **kwargs})
+
+
+def test_csuite_specs_refuse_a_bare_name():
+    with pytest.raises(ValueError, match="names='lingauss' must be a list"):
+        csuite_specs(names="lingauss")

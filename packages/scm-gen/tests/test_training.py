@@ -79,6 +79,8 @@ def test_target_is_the_standardized_mechanism_output():
         ({"batch_size": 2, "node_counts": (0,)}, "node_counts entry=0"),
         ({"batch_size": 2, "preset": "mid"}, "preset='mid'"),
         ({"batch_size": 2, "mechanisms": ("mlp",)}, "mechanism='mlp'"),
+        ({"batch_size": 2, "node_counts": 5}, r"node_counts=5 must be a list, e.g. node_counts=\[20\]"),
+        ({"batch_size": 2, "mechanisms": "linear"}, "mechanisms='linear' must be a list"),
         ({"batch_size": 2, "shard": (2, 2)}, "shard rank=2"),
         ({"batch_size": 2, "shard": (0, 0)}, "shard world=0"),
     ],
@@ -132,3 +134,20 @@ def test_benchmark_dataset_is_regenerated_alone_from_seed_and_index():
     for field in ("adjacency", "data", "noise", "interventional_data", "counterfactual_data"):
         np.testing.assert_array_equal(getattr(first, field), getattr(again, field))
     assert first.intervention_value == again.intervention_value
+
+
+def test_standardize_gets_the_spread_of_huge_columns_and_refuses_non_finite_values():
+    data_std, noise_std, mean, std = standardize(np.array([[1e200], [0.0], [-1e200]]), np.zeros((3, 1)))
+    np.testing.assert_allclose(std, [[np.sqrt(2 / 3) * 1e200]], rtol=1e-15)
+    np.testing.assert_array_equal(mean, [[0.0]])
+    np.testing.assert_allclose(data_std, [[np.sqrt(1.5)], [0.0], [-np.sqrt(1.5)]], rtol=1e-15)
+    np.testing.assert_array_equal(noise_std, np.zeros((3, 1)))
+    np.testing.assert_array_equal(standardize(np.array([[1.7e308], [-1.7e308]]))[3], [[1.7e308]])
+    with pytest.raises(ValueError, match="data holds 1 NaN or infinite value"):
+        standardize(np.array([[np.nan], [0.0]]))
+    with pytest.raises(ValueError, match="noise holds 1 NaN or infinite value"):
+        standardize(np.zeros((2, 1)), np.array([[np.inf], [0.0]]))
+    with pytest.raises(ValueError, match="at least one row"):
+        standardize(np.zeros((0, 2)))
+    with pytest.raises(ValueError, match="noise divided by the spread of data overflows float64"):
+        standardize(np.array([[1e-300], [0.0]]), np.array([[1e10], [0.0]]))

@@ -21,6 +21,13 @@ def check_choice(name: str, value: Any, allowed: Iterable[Any]) -> Any:
     return value
 
 
+def check_sequence(name: str, value: Any, example: str) -> tuple:
+    """`value` must be a list (any iterable but a string or bytes); a bare value is refused, not iterated."""
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise ValueError(f"{name}={value!r} must be a list, e.g. {name}={example}")
+    return tuple(value)
+
+
 def check_int(name: str, value: Any, *, minimum: int | None = None, maximum: int | None = None) -> int:
     """`value` must be an integer (not a bool) within `[minimum, maximum]`."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from scm_gen._checks import check_finite_array, check_int
+from scm_gen._checks import check_finite_array, check_int, check_sequence
 from scm_gen.graphs import topological_order, validate_adjacency
 from scm_gen.limits import check_memory
 from scm_gen.mechanisms import Mechanisms
@@ -72,29 +72,32 @@ class SCM:
         noise = self._check_rows("noise", noise)
         clamp = self._check_interventions(interventions, noise.shape[0])
         data = np.empty_like(noise)
-        for node in self.topological_order:
-            if node in clamp:
-                data[:, node] = clamp[node]
-            else:
-                parent_values = data[:, self.parents[node]]
-                data[:, node] = self.mechanisms_model.combine(node, parent_values, noise[:, node])
-        return data
+        with np.errstate(over="ignore", invalid="ignore"):  # a non-finite result is refused below
+            for node in self.topological_order:
+                if node in clamp:
+                    data[:, node] = clamp[node]
+                else:
+                    parent_values = data[:, self.parents[node]]
+                    data[:, node] = self.mechanisms_model.combine(node, parent_values, noise[:, node])
+        return self._check_finite_result(data, "noise", clamp)
 
     def mechanisms(self, x: np.ndarray) -> np.ndarray:
         """The exact `F(x)` row-wise, `[n, d] -> [n, d]`: column `j` is `f_j(x_pa(j))` (no intervention)."""
         x = self._check_rows("x", x)
         out = np.empty_like(x)
-        for node in range(self.num_nodes):
-            out[:, node] = self.mechanisms_model.location(node, x[:, self.parents[node]])
-        return out
+        with np.errstate(over="ignore", invalid="ignore"):
+            for node in range(self.num_nodes):
+                out[:, node] = self.mechanisms_model.location(node, x[:, self.parents[node]])
+        return self._check_finite_result(out, "x", {})
 
     def abduct(self, x: np.ndarray) -> np.ndarray:
         """The noise `N` `[n, d]` with `generate(N) == x` (up to rounding): `x - F(x)` for additive noise."""
         x = self._check_rows("x", x)
         noise = np.empty_like(x)
-        for node in range(self.num_nodes):
-            noise[:, node] = self.mechanisms_model.invert(node, x[:, self.parents[node]], x[:, node])
-        return noise
+        with np.errstate(over="ignore", invalid="ignore"):
+            for node in range(self.num_nodes):
+                noise[:, node] = self.mechanisms_model.invert(node, x[:, self.parents[node]], x[:, node])
+        return self._check_finite_result(noise, "x", {})
 
     def counterfactual(self, x: np.ndarray, interventions: Interventions) -> np.ndarray:
         """What each factual row of `x` `[n, d]` would have been under `interventions`: `[n, d]`.
@@ -124,19 +127,20 @@ class SCM:
         """Factual rows `x` with the intervened nodes clamped and their descendants recomputed."""
         affected = self.descendants(clamp)
         out = x.copy()
-        for node in self.topological_order:
-            if not affected[node]:
-                continue
-            if node in clamp:
-                out[:, node] = clamp[node]
-                continue
-            parents = self.parents[node]
-            if noise is None:
-                node_noise = self.mechanisms_model.invert(node, x[:, parents], x[:, node])
-            else:
-                node_noise = noise[:, node]
-            out[:, node] = self.mechanisms_model.combine(node, out[:, parents], node_noise)
-        return out
+        with np.errstate(over="ignore", invalid="ignore"):  # a non-finite result is refused below
+            for node in self.topological_order:
+                if not affected[node]:
+                    continue
+                if node in clamp:
+                    out[:, node] = clamp[node]
+                    continue
+                parents = self.parents[node]
+                if noise is None:
+                    node_noise = self.mechanisms_model.invert(node, x[:, parents], x[:, node])
+                else:
+                    node_noise = noise[:, node]
+                out[:, node] = self.mechanisms_model.combine(node, out[:, parents], node_noise)
+        return self._check_finite_result(out, "x" if noise is None else "x and noise", clamp)
 
     def sample(
         self,
@@ -161,13 +165,15 @@ class SCM:
             reference, _ = self.sample(REFERENCE_SAMPLES, rng)
         else:
             reference = self._check_rows("reference", reference)
+            if reference.shape[0] == 0:
+                raise ValueError("reference has no rows; give at least one observational row, or None")
         low, high = np.quantile(reference[:, node], [0.1, 0.9])
         return float(rng.uniform(low, high))
 
     def descendants(self, nodes: Any) -> np.ndarray:
-        """`[d]` bool: the given nodes and every node reachable from them."""
+        """`[d]` bool: the given nodes (a list of node indices) and every node reachable from them."""
         marked = np.zeros(self.num_nodes, dtype=bool)
-        marked[list(nodes)] = True
+        marked[[self._check_node(node, "node") for node in check_sequence("nodes", nodes, "[0]")]] = True
         for node in self.topological_order:
             if not marked[node] and marked[self.parents[node]].any():
                 marked[node] = True
@@ -190,21 +196,39 @@ class SCM:
             )
         checked: dict[int, float | np.ndarray] = {}
         for node, value in interventions.items():
-            if (
-                isinstance(node, bool)
-                or not isinstance(node, numbers.Integral)
-                or not 0 <= node < self.num_nodes
-            ):
-                raise ValueError(
-                    f"intervention node {node!r} does not exist; allowed: integers 0 to {self.num_nodes - 1}"
-                )
-            array = np.asarray(value, dtype=np.float64) if not isinstance(value, str) else np.asarray(value)
+            node = self._check_node(node, "intervention node")
+            try:
+                array = np.asarray(value)
+            except ValueError:  # a ragged list
+                array = np.asarray(None)
             if array.dtype.kind not in "biuf" or array.shape not in ((), (num_rows,)):
                 raise ValueError(
                     f"intervention value for node {node} must be a number or an array of shape [{num_rows}] "
                     f"(one value per row), got {value!r:.60}"
                 )
+            array = array.astype(np.float64)
             if not np.all(np.isfinite(array)):
                 raise ValueError(f"intervention value for node {node} must be finite, got NaN or infinity")
-            checked[int(node)] = float(array) if array.shape == () else array
+            checked[node] = float(array) if array.shape == () else array
         return checked
+
+    def _check_node(self, node: Any, name: str) -> int:
+        """A node index: an integer (not a bool) in `[0, d)`."""
+        if isinstance(node, bool) or not isinstance(node, numbers.Integral) or not 0 <= node < self.num_nodes:
+            raise ValueError(f"{name} {node!r} does not exist; allowed: integers 0 to {self.num_nodes - 1}")
+        return int(node)
+
+    def _check_finite_result(self, result: np.ndarray, given: str, clamp: dict) -> np.ndarray:
+        """`result` `[n, d]`, or a ValueError naming the first node (in topological order) that left float64
+        and the interventions upstream of it."""
+        finite = np.isfinite(result).all(axis=0)
+        if finite.all():
+            return result
+        node = next(node for node in self.topological_order if not finite[node])
+        causes = [source for source in clamp if self.descendants([source])[node]]
+        cause = f" under the intervention on node(s) {causes}" if causes else ""
+        fix = "intervention values" if causes else given
+        raise ValueError(
+            f"node {node} takes values beyond the float64 range (about 1.8e308){cause}; "
+            f"give {fix} of smaller magnitude"
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scm_gen._checks import check_choice, check_int
+from scm_gen._checks import check_choice, check_int, check_sequence
 from scm_gen.benchmark import BenchmarkDataset, make_benchmark_dataset
 from scm_gen.csuite import CSUITE_NAMES, csuite_scm, make_csuite_dataset
 from scm_gen.graphs import GRAPH_KINDS
@@ -95,10 +95,13 @@ def grid_specs(
     and lives in configs suffixed `_ctx<num_context>`.
     """
     scms_per_graph = check_int("scms_per_graph", scms_per_graph, minimum=1, maximum=MAX_DATASETS)
+    node_counts = check_sequence("node_counts", node_counts, "[10, 20, 50, 100]")
     if not node_counts:
         raise ValueError("node_counts is empty; give at least one node count, e.g. 10,20,50,100")
-    for count in node_counts:
-        check_nodes("nodes", count)
+    node_counts = tuple(check_nodes("nodes", count) for count in node_counts)
+    repeated = next((count for count in node_counts if node_counts.count(count) > 1), None)
+    if repeated is not None:
+        raise ValueError(f"node_counts={list(node_counts)} names {repeated} more than once; give each once")
     _check_sizes(num_context, num_query, num_interventional, seed, max(node_counts))
     mechanisms = _check_mechanisms(mechanisms)
     size = len(GRID_PRESETS) * len(mechanisms) * len(node_counts) * scms_per_graph * 3
@@ -199,6 +202,7 @@ def csuite_specs(
     names: tuple[str, ...] = CSUITE_NAMES,
 ) -> list[DatasetSpec]:
     """`num_datasets` datasets of every CSuite model, one config per model; indices run over all models."""
+    names = check_sequence("names", names, f"[{CSUITE_NAMES[0]!r}]")
     for name in names:
         check_choice("csuite model", name, CSUITE_NAMES)
     node_counts = {name: csuite_scm(name).num_nodes for name in names}

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scm_gen._checks import check_choice, check_int
+from scm_gen._checks import check_choice, check_int, check_sequence
 from scm_gen.limits import MAX_NODES, check_matrix, check_memory
 from scm_gen.mechanisms import MECHANISM_KINDS
 from scm_gen.presets import PRESETS, sample_scm
@@ -55,14 +55,14 @@ def make_training_batch(
     batch_size = check_int("batch_size", batch_size, minimum=1)
     num_samples = check_int("num_samples", num_samples, minimum=2)
     seed = check_int("seed", seed, minimum=0)
-    node_counts = tuple(node_counts)
+    node_counts = check_sequence("node_counts", node_counts, "[20]")
     if not node_counts:
         raise ValueError("node_counts=() is empty; give at least one node count, e.g. (20,)")
     for count in node_counts:
         check_int("node_counts entry", count, minimum=1, maximum=MAX_NODES)
         check_matrix(num_samples, count, "training rows")
     check_choice("preset", preset, PRESETS)
-    mechanisms = tuple(mechanisms)
+    mechanisms = check_sequence("mechanisms", mechanisms, "['linear']")
     if not mechanisms:
         raise ValueError(f"mechanisms=() is empty; allowed: {', '.join(MECHANISM_KINDS)}")
     for mechanism in mechanisms:

@@ -53,13 +53,32 @@ def _check_interventions(
     interventions: Interventions | None, num_nodes: int, num_rows: int
 ) -> dict[int, np.ndarray]:
     """Interventions as {node: values [num_rows]}; bad nodes or values raise ValueError."""
+    if interventions is None:
+        return {}
+    if not isinstance(interventions, Mapping):
+        raise ValueError(f"interventions must be a dict {{node: value}}; got {type(interventions).__name__}")
     checked: dict[int, np.ndarray] = {}
-    for node, value in (interventions or {}).items():
-        if not (isinstance(node, int | np.integer) and 0 <= int(node) < num_nodes):
-            raise ValueError(f"intervention node must be an integer in [0, {num_nodes}); got {node!r}")
-        values = np.broadcast_to(np.asarray(value, dtype=np.float64), (num_rows,))
+    for node, value in interventions.items():
+        if (
+            isinstance(node, bool | np.bool_)
+            or not isinstance(node, int | np.integer)
+            or not 0 <= node < num_nodes
+        ):
+            raise ValueError(
+                f"intervention node must be an integer in [0, {num_nodes}) (not a bool); got {node!r}"
+            )
+        try:
+            array = np.asarray(value)
+        except ValueError:  # a ragged list
+            array = np.asarray(None)
+        if array.dtype.kind not in "biuf" or array.shape not in ((), (num_rows,)):
+            raise ValueError(
+                f"intervention value on node {node} must be a number or an array of {num_rows} numbers (one per "
+                f"row); got {value!r:.60}"
+            )
+        values = np.broadcast_to(array.astype(np.float64), (num_rows,))
         if not np.isfinite(values).all():
-            raise ValueError(f"intervention value on node {node} must be finite; got {value!r}")
+            raise ValueError(f"intervention value on node {node} must be finite; got {value!r:.60}")
         checked[int(node)] = values
     return checked
 
@@ -84,7 +103,10 @@ def generate_in_order(
 
 
 def _as_rows(name: str, value: np.ndarray, num_nodes: int) -> np.ndarray:
-    array = np.asarray(value, dtype=np.float64)
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):  # strings, ragged lists, objects
+        raise ValueError(f"{name} must be a numeric array [n, {num_nodes}]") from None
     if array.ndim != 2 or array.shape[1] != num_nodes:
         raise ValueError(f"{name} must be an array [n, {num_nodes}]; got shape {array.shape}")
     if not np.isfinite(array).all():
@@ -117,47 +139,59 @@ class FittedSCM(ABC):
     def _sampling_noise(self, context: np.ndarray) -> np.ndarray:
         return self._abducted_noise(context)
 
-    def _timed(self, call: Callable[[], np.ndarray]) -> np.ndarray:
+    def _timed(self, what: str, rows: np.ndarray, call: Callable[[], np.ndarray]) -> np.ndarray:
+        """``call()`` as float64 [n, d], timed; no rows give an empty result without calling it; a non-finite
+        result is refused (a ValueError, never NaN)."""
+        if rows.shape[0] == 0:
+            return np.zeros((0, self.num_nodes))
         start = time.perf_counter()
         try:
-            return np.asarray(call(), dtype=np.float64)
+            with np.errstate(over="ignore", invalid="ignore"):  # a non-finite result is refused below
+                result = np.asarray(call(), dtype=np.float64)
         finally:
             self.sample_seconds += time.perf_counter() - start
+        if not np.isfinite(result).all():
+            raise ValueError(
+                f"{what}: the fitted model gives NaN or infinite values for these inputs; give values nearer the "
+                "range of the context rows"
+            )
+        return result
 
     def noise(self, x: np.ndarray) -> np.ndarray:
         """Abducted noise of each row of x [n, d]."""
         x = _as_rows("x", x, self.num_nodes)
-        return self._timed(lambda: self._noise(x))
+        return self._timed("noise", x, lambda: self._noise(x))
 
     def abducted_noise(self, x: np.ndarray) -> np.ndarray:
         """The noise [n, d] that this model's generation maps back to the rows x [n, d], what its own sampling
         draws fresh noise from (by default the same as ``noise``)."""
         x = _as_rows("x", x, self.num_nodes)
-        return self._timed(lambda: self._abducted_noise(x))
+        return self._timed("abducted_noise", x, lambda: self._abducted_noise(x))
 
     def sampling_noise(self, context: np.ndarray) -> np.ndarray:
         """The noise [n, d] of the rows this model was fitted on (``context``) as its own sampling draws fresh
         noise from it: by default ``abducted_noise``."""
         context = _as_rows("context", context, self.num_nodes)
-        return self._timed(lambda: self._sampling_noise(context))
+        return self._timed("sampling_noise", context, lambda: self._sampling_noise(context))
 
     def generate(self, noise: np.ndarray, interventions: Interventions | None = None) -> np.ndarray:
         """Rows [n, d] from the given noise [n, d] under optional hard interventions {node: value}."""
         noise = _as_rows("noise", noise, self.num_nodes)
         clamped = _check_interventions(interventions, self.num_nodes, noise.shape[0])
-        return self._timed(lambda: self._generate(noise, clamped))
+        return self._timed("generate", noise, lambda: self._generate(noise, clamped))
 
     def counterfactual(self, x: np.ndarray, interventions: Interventions) -> np.ndarray:
         """Each row of x [n, d] as it would have been under the interventions."""
         x = _as_rows("x", x, self.num_nodes)
         clamped = _check_interventions(interventions, self.num_nodes, x.shape[0])
-        return self._timed(lambda: self._counterfactual(x, clamped))
+        return self._timed("counterfactual", x, lambda: self._counterfactual(x, clamped))
 
 
 class Method(ABC):
     """Something that fits a causal model to one dataset given its graph."""
 
     name: str = "method"
+    min_rows: int = 2  # context rows a fit needs
 
     @abstractmethod
     def _fit(self, context: np.ndarray, adjacency: np.ndarray) -> FittedSCM: ...
@@ -165,14 +199,27 @@ class Method(ABC):
     def fit(self, context: np.ndarray, adjacency: np.ndarray) -> FittedSCM:
         """Fit to context rows [n, d] and a DAG ``adjacency[i, j] = 1`` for ``i -> j``; records ``fit_seconds``."""
         adjacency = np.asarray(adjacency)
+        if adjacency.dtype.kind not in "biuf":
+            raise ValueError(
+                f"adjacency must be a numeric 0/1 (or boolean) matrix; got dtype {adjacency.dtype}"
+            )
         if adjacency.ndim != 2 or adjacency.shape[0] != adjacency.shape[1]:
             raise ValueError(f"adjacency must be square [d, d]; got shape {adjacency.shape}")
+        binary = np.isin(adjacency, (0, 1))  # NaN is neither
+        if not binary.all():
+            raise ValueError(
+                f"adjacency entries must be 0 or 1 (1 for an edge i -> j); got {adjacency[~binary][0].item()!r}"
+            )
         if np.any(np.diag(adjacency) != 0):
             raise ValueError("adjacency must have no self-loops (a zero diagonal)")
         topological_order(adjacency)  # raises on a cycle
         context = _as_rows("context", context, adjacency.shape[0])
-        if context.shape[0] < 2:
-            raise ValueError(f"context must hold at least 2 rows; got {context.shape[0]}")
+        if context.shape[1] == 0:
+            raise ValueError(f"context must have at least one column (node); got shape {context.shape}")
+        if context.shape[0] < self.min_rows:
+            raise ValueError(
+                f"context must hold at least {self.min_rows} rows for method {self.name!r}; got {context.shape[0]}"
+            )
         start = time.perf_counter()
         fitted = self._fit(context, (adjacency != 0).astype(np.int8))
         fitted.fit_seconds = time.perf_counter() - start

@@ -9,6 +9,10 @@ DoWhy models a root node by its empirical distribution, whose "noise" is the val
 comparable across methods (additive noise around the mechanism, centred), a root's noise here is its value
 minus its context mean, and generation adds that mean back.
 
+DoWhy picks a discrete additive-noise model for a column whose context values are all integers, which then
+refuses non-integer rows; the benchmark's data are continuous, so such a node gets the continuous additive-noise
+model around the same selected regression.
+
 DoWhy's assignment draws its model selection's splits (and some regressions their randomness) from numpy's and
 Python's global generators. Each fit seeds both from a hash of its context rows and restores them afterwards, so
 the same rows give the same fit in any run and the caller's random state is left as it was.
@@ -28,6 +32,9 @@ from condfip_eval.methods.base import FittedSCM, Method, topological_order
 __all__ = ["DoWhyGCM", "dowhy_available"]
 
 _QUALITIES = ("GOOD", "BETTER", "BEST")
+# Context rows DoWhy's automatic assignment needs: GOOD selects models by 5-fold cross-validation; BETTER also
+# cross-validates inside each training fold (5 folds of at least 5 rows each).
+_MIN_ROWS = {"GOOD": 5, "BETTER": 7, "BEST": 7}
 
 
 def dowhy_available() -> bool:
@@ -106,6 +113,7 @@ class DoWhyGCM(Method):
         if quality not in _QUALITIES:
             raise ValueError(f"quality must be one of {', '.join(_QUALITIES)}; got {quality!r}")
         self.quality = quality
+        self.min_rows = _MIN_ROWS[quality]
         self._gcm = _import_gcm()
 
     def _fit(self, context: np.ndarray, adjacency: np.ndarray) -> FittedSCM:
@@ -124,5 +132,11 @@ class DoWhyGCM(Method):
         quality = getattr(gcm.auto.AssignmentQuality, self.quality)
         with seeded_global_random(zlib.crc32(np.ascontiguousarray(context, dtype=np.float64).tobytes())):
             gcm.auto.assign_causal_mechanisms(causal_model, data, quality=quality)
+            for node in graph.nodes:
+                mechanism = causal_model.causal_mechanism(node)
+                if isinstance(mechanism, gcm.DiscreteAdditiveNoiseModel):  # integer-valued context column
+                    causal_model.set_causal_mechanism(
+                        node, gcm.AdditiveNoiseModel(mechanism.prediction_model)
+                    )
             gcm.fit(causal_model, data)
         return _FittedDoWhy(adjacency, causal_model, context.mean(axis=0))

@@ -80,16 +80,27 @@ class _FittedFiP(FittedSCM):
         return self._predict_tensor(torch.as_tensor(z, dtype=torch.float64)[None])[0].numpy()
 
     def _noise(self, x: np.ndarray) -> np.ndarray:
-        z = self.standardization.data_to_standard(x)
+        z = self.standardization.data_to_standard(x, parameter="x")
         return (z - self._predict(z)) * self.std  # noise is scaled, not centred
+
+    def _counterfactual(self, x: np.ndarray, interventions: dict[int, np.ndarray]) -> np.ndarray:
+        self._standard_values(interventions)  # refuse values beyond the limit before the noise is abducted
+        return super()._counterfactual(x, interventions)
+
+    def _standard_values(self, interventions: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+        """Intervention values in standardized units; beyond ``STANDARD_LIMIT`` a ValueError names the node."""
+        return {
+            node: self.standardization.values_to_standard(given[:, None], np.array([node]))[:, 0]
+            for node, given in interventions.items()
+        }
 
     def _generate(self, noise: np.ndarray, interventions: dict[int, np.ndarray]) -> np.ndarray:
         n = torch.as_tensor(self.standardization.noise_to_standard(noise))[None]  # [1, n, d] float64
         intervened = torch.zeros(n.shape, dtype=torch.bool)  # [1, n, d]
         values = torch.zeros(n.shape, dtype=torch.float64)  # [1, n, d], standardized
-        for node, given in interventions.items():
+        for node, standard in self._standard_values(interventions).items():
             intervened[0, :, node] = True
-            values[0, :, node] = torch.as_tensor((given - self.mean[node]) / self.std[node])
+            values[0, :, node] = torch.as_tensor(standard)
         z = fixed_point_generate(
             self._predict_tensor,
             n,
@@ -106,6 +117,8 @@ class PerDatasetFiP(Method):
 
     steps: optimizer steps (the one knob that sets cost: each step is one pass over all context rows);
     device: "auto" picks CUDA when present; seed: initialization seed (a ``torch.Generator``, no global seeding).
+    The fitted model refuses rows, noise and intervention values beyond ``STANDARD_LIMIT`` (1e6) standard
+    deviations of the context column (``condfip.core.standardization``) with a ValueError naming the node.
     """
 
     name = "fip"
@@ -137,7 +150,8 @@ class PerDatasetFiP(Method):
         self.last_losses: list[float] = []
 
     def _fit(self, context: np.ndarray, adjacency: np.ndarray) -> FittedSCM:
-        standardization = Standardization.fit(context)
+        # named columns: rows, noise and intervention values beyond STANDARD_LIMIT standard deviations are refused
+        standardization = Standardization.fit(context, columns=range(adjacency.shape[0]))
         rows = torch.as_tensor(
             standardization.data_to_standard(context), dtype=torch.float32, device=self.device
         )[None]  # [1, n, d]
