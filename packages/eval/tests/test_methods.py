@@ -90,12 +90,12 @@ def test_fit_refuses_a_context_without_columns(name):
     [
         ({True: 5.0}, r"intervention node must be an integer in \[0, 4\) \(not a bool\); got True"),
         ({1.0: 5.0}, "intervention node must be an integer .*; got 1.0"),
-        ({1: np.zeros(3)}, "intervention value on node 1 must be a number or an array of 6 numbers"),
-        ({1: "a"}, "intervention value on node 1 must be a number .*; got 'a'"),
-        ({1: {}}, "intervention value on node 1 must be a number .*; got {}"),
-        ({1: None}, "intervention value on node 1 must be a number .*; got None"),
-        ({1: [[1.0], [2.0, 3.0]]}, "intervention value on node 1 must be a number"),
-        ({1: np.inf}, "intervention value on node 1 must be finite"),
+        ({1: np.zeros(3)}, "intervention value for node 1 must be a number or an array of shape \\[6\\]"),
+        ({1: "a"}, "intervention value for node 1 must be a number .*, got 'a'"),
+        ({1: {}}, "intervention value for node 1 must be a number .*, got {}"),
+        ({1: None}, "intervention value for node 1 must be a number .*, got None"),
+        ({1: [[1.0], [2.0, 3.0]]}, "intervention value for node 1 must be a number"),
+        ({1: np.inf}, "intervention value for node 1 must be finite"),
         ([(1, 2.0)], r"interventions must be a dict \{node: value\}; got list"),
     ],
 )

@@ -19,7 +19,7 @@ from scm_gen.mechanisms import (
 )
 from scm_gen.noise import NOISE_KINDS, NoiseModel
 from scm_gen.presets import PRESETS, Preset, sample_scm
-from scm_gen.scm import SCM
+from scm_gen.scm import SCM, check_intervention_value
 from scm_gen.standardization import standardize
 from scm_gen.training import TrainingBatch, make_training_batch, training_batches
 
@@ -40,6 +40,7 @@ __all__ = [
     "RFFMechanisms",
     "TrainingBatch",
     "__version__",
+    "check_intervention_value",
     "make_benchmark_dataset",
     "make_training_batch",
     "sample_benchmark_dataset",

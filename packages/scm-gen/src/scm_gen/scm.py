@@ -23,6 +23,24 @@ Interventions = dict[int, "float | np.ndarray"]
 REFERENCE_SAMPLES = 1000  # rows drawn to estimate a node's quantiles when no reference data is given
 
 
+def check_intervention_value(value: Any, node: int, num_rows: int) -> np.ndarray:
+    """An intervention's value on ``node`` for ``num_rows`` rows: a finite number, or an array of one finite number
+    per row, as float64 of shape ``()`` or ``[num_rows]``; anything else is a ValueError naming the node."""
+    try:
+        array = np.asarray(value)
+    except ValueError:  # a ragged list
+        array = np.asarray(None)
+    if array.dtype.kind not in "biuf" or array.shape not in ((), (num_rows,)):
+        raise ValueError(
+            f"intervention value for node {node} must be a number or an array of shape [{num_rows}] "
+            f"(one value per row), got {value!r:.60}"
+        )
+    array = array.astype(np.float64)
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"intervention value for node {node} must be finite, got NaN or infinity")
+    return array
+
+
 class SCM:
     """An additive (or heteroscedastic) noise model over a DAG.
 
@@ -197,18 +215,7 @@ class SCM:
         checked: dict[int, float | np.ndarray] = {}
         for node, value in interventions.items():
             node = self._check_node(node, "intervention node")
-            try:
-                array = np.asarray(value)
-            except ValueError:  # a ragged list
-                array = np.asarray(None)
-            if array.dtype.kind not in "biuf" or array.shape not in ((), (num_rows,)):
-                raise ValueError(
-                    f"intervention value for node {node} must be a number or an array of shape [{num_rows}] "
-                    f"(one value per row), got {value!r:.60}"
-                )
-            array = array.astype(np.float64)
-            if not np.all(np.isfinite(array)):
-                raise ValueError(f"intervention value for node {node} must be finite, got NaN or infinity")
+            array = check_intervention_value(value, node, num_rows)
             checked[node] = float(array) if array.shape == () else array
         return checked
 

@@ -23,6 +23,7 @@ import networkx as nx
 import numpy as np
 
 from condfip.core.dags import as_digraph
+from scm_gen import check_intervention_value
 
 Interventions = Mapping[int, "float | np.ndarray"]
 
@@ -67,19 +68,9 @@ def _check_interventions(
             raise ValueError(
                 f"intervention node must be an integer in [0, {num_nodes}) (not a bool); got {node!r}"
             )
-        try:
-            array = np.asarray(value)
-        except ValueError:  # a ragged list
-            array = np.asarray(None)
-        if array.dtype.kind not in "biuf" or array.shape not in ((), (num_rows,)):
-            raise ValueError(
-                f"intervention value on node {node} must be a number or an array of {num_rows} numbers (one per "
-                f"row); got {value!r:.60}"
-            )
-        values = np.broadcast_to(array.astype(np.float64), (num_rows,))
-        if not np.isfinite(values).all():
-            raise ValueError(f"intervention value on node {node} must be finite; got {value!r:.60}")
-        checked[int(node)] = values
+        checked[int(node)] = np.broadcast_to(
+            check_intervention_value(value, int(node), num_rows), (num_rows,)
+        )
     return checked
 
 
