@@ -209,3 +209,82 @@ def test_bad_shards_are_refused(saved, tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="max_shard_bytes must be a positive number of bytes"):
         model.save_pretrained(tmp_path / "bad", max_shard_bytes=0)
+
+
+# ------------------------------------------------------------------------------------ a save as a whole
+def _files(directory: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(directory.iterdir()) if path.is_file()}
+
+
+def test_a_value_json_cannot_hold_is_refused_before_any_file_is_written(tmp_path: Path) -> None:
+    model = CondFiPModel(TINY)
+    model.save_pretrained(tmp_path / "m", training={"steps": 1})
+    before = _files(tmp_path / "m")
+    with pytest.raises(ValueError, match=r"training\.p is a \w*Path"):
+        model.save_pretrained(tmp_path / "m", training={"p": Path("x")})
+    with pytest.raises(ValueError, match=r"training\.p is a \w*Path"):
+        model.save_pretrained(tmp_path / "new", training={"p": Path("x")})
+    assert _files(tmp_path / "m") == before and not (tmp_path / "new").exists()
+    model.save_pretrained(tmp_path / "nan", training={"loss": float("nan")})  # written as null, valid JSON
+    assert json.loads((tmp_path / "nan" / "config.json").read_text())["training"] == {"loss": None}
+
+
+def test_a_failed_save_leaves_the_previous_checkpoint(tmp_path: Path, monkeypatch) -> None:
+    import condfip.io.checkpoint as checkpoint
+
+    torch.manual_seed(0)
+    first, second = CondFiPModel(TINY), CondFiPModel(TINY)
+    limit = sum(t.numel() * t.element_size() for t in first.state_dict().values()) // 3 + 1
+    first.save_pretrained(tmp_path / "m", max_shard_bytes=limit, training={"step": 1})
+    before = _files(tmp_path / "m")
+    original, calls = checkpoint.save_safetensors, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("during the second shard")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "save_safetensors", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        second.save_pretrained(tmp_path / "m", max_shard_bytes=limit, training={"step": 2})
+    monkeypatch.undo()
+    assert _files(tmp_path / "m") == before and sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+    # the swap itself: the new checkpoint replaces the old one, in the other form, and nothing stays behind
+    second.save_pretrained(tmp_path / "m", training={"step": 2})
+    assert sorted(_files(tmp_path / "m")) == ["config.json", "model.safetensors"]
+    loaded = CondFiPModel.from_pretrained(tmp_path / "m")
+    assert loaded.training_recipe == {"step": 2} and sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+    # a crash between the swap's two renames leaves m.old, which loads
+    (tmp_path / "m").rename(tmp_path / "m.old")
+    assert CondFiPModel.from_pretrained(tmp_path / "m").training_recipe == {"step": 2}
+
+
+def test_a_shared_folder_keeps_its_other_files_and_refuses_mixed_saves(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    first, second = CondFiPModel(TINY), CondFiPModel(TINY)
+    limit = sum(t.numel() * t.element_size() for t in first.state_dict().values()) // 3 + 1
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "train_log.jsonl").write_text("{}\n")
+    first.save_pretrained(tmp_path / "run", max_shard_bytes=limit)
+    second.save_pretrained(tmp_path / "run", training={"step": 2})
+    assert sorted(_files(tmp_path / "run")) == ["config.json", "model.safetensors", "train_log.jsonl"]
+    assert not list((tmp_path / "run").glob(".*"))
+    # weights of another save beside this config.json (a save interrupted between its renames) are refused
+    first.save_pretrained(tmp_path / "other")
+    (tmp_path / "other" / "model.safetensors").replace(tmp_path / "run" / "model.safetensors")
+    with pytest.raises(ValueError, match="written by another save than .*config.json"):
+        CondFiPModel.from_pretrained(tmp_path / "run")
+
+
+def test_load_then_save_keeps_the_training_section(tmp_path: Path) -> None:
+    from condfip import CondFiP
+
+    CondFiPModel(TINY).save_pretrained(tmp_path / "a", training={"steps": 9, "node_counts": [5]})
+    CondFiPModel.from_pretrained(tmp_path / "a").save_pretrained(tmp_path / "b")
+    CondFiP.from_pretrained(tmp_path / "b", device="cpu").save_pretrained(tmp_path / "c")
+    for name in ("b", "c"):
+        config = json.loads((tmp_path / name / "config.json").read_text())
+        assert config["training"] == {"steps": 9, "node_counts": [5]}, name
+    CondFiPModel.from_pretrained(tmp_path / "a").save_pretrained(tmp_path / "d", training={"steps": 1})
+    assert CondFiPModel.from_pretrained(tmp_path / "d").training_recipe == {"steps": 1}

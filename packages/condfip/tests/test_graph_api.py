@@ -282,3 +282,23 @@ def test_numpy_thresholds_are_numbers():
         )
     with pytest.raises(ValueError, match="threshold must be a number in"):
         dag_from_probabilities(probabilities, threshold=np.True_)
+
+
+def test_a_checkpoint_folder_is_reloaded_when_it_changes(tmp_path: Path, monkeypatch) -> None:
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(40, 3))
+    first, second = tiny_model(0), tiny_model(1)
+    first.save_pretrained(tmp_path / "g")
+    expected_first, _ = infer_graph(data, model=first, device="cpu")
+    expected_second, _ = infer_graph(data, model=second, device="cpu")
+    assert not np.allclose(expected_first, expected_second)
+    np.testing.assert_allclose(infer_graph(data, model=str(tmp_path / "g"), device="cpu")[0], expected_first)
+    second.save_pretrained(tmp_path / "g")  # another model saved over the folder
+    np.testing.assert_allclose(infer_graph(data, model=str(tmp_path / "g"), device="cpu")[0], expected_second)
+    # the same relative path in another working directory is another folder
+    first.save_pretrained(tmp_path / "a" / "m")
+    second.save_pretrained(tmp_path / "b" / "m")
+    monkeypatch.chdir(tmp_path / "a")
+    np.testing.assert_allclose(infer_graph(data, model="m", device="cpu")[0], expected_first)
+    monkeypatch.chdir(tmp_path / "b")
+    np.testing.assert_allclose(infer_graph(data, model="m", device="cpu")[0], expected_second)

@@ -440,3 +440,94 @@ def test_encoder_weight_trains_the_encoder_with_its_own_loss(tmp_path: Path) -> 
     assert recipe["encoder_weight"] == 1.0
     with pytest.raises(ValueError, match="--encoder-weight must be >= 0, got -1.0"):
         options(Path("unused"), stage="decoder", encoder=tmp_path, encoder_weight=-1.0).validate()
+
+
+def test_out_holding_other_files_is_refused_before_any_work(tmp_path: Path, capsys) -> None:
+    CondFiPModel(TINY).save_pretrained(tmp_path / "plain")
+    before = {path.name: path.read_bytes() for path in (tmp_path / "plain").iterdir()}
+    (tmp_path / "config.json").write_text(json.dumps(TINY.to_dict()))
+    common = ["--config", str(tmp_path / "config.json"), "--steps", "1", "--quiet"]
+    argv = ["train", "encoder", *common, "--init", str(tmp_path / "plain"), "--out", str(tmp_path / "plain")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "already holds files" in err[0], err
+    assert {path.name: path.read_bytes() for path in (tmp_path / "plain").iterdir()} == before
+
+
+def test_stop_at_beyond_steps_is_refused(tmp_path: Path, capsys) -> None:
+    assert main(["train", "encoder", "--steps", "2", "--stop-at", "3", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--stop-at 3 is beyond --steps 2" in err[0], err
+    assert not (tmp_path / "r").exists()
+
+
+def test_resume_refuses_changed_options(tmp_path: Path) -> None:
+    train(options(tmp_path, steps=3, stop_at=1))
+    for change, message in (
+        ({"seed": 1}, "seed 0, not 1"),
+        ({"lr": 2e-3}, "lr 0.001, not 0.002"),
+        ({"batch_size": 4}, "batch_size 2, not 4"),
+        ({"node_counts": (4,)}, r"node_counts \[4, 5\], not \[4\].*--nodes"),
+        ({"mechanisms": ("linear",)}, "mechanisms"),
+        ({"warmup_steps": 1}, "warmup_steps 2, not 1"),
+        ({"num_samples": 30}, "num_samples 24, not 30"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            train(options(tmp_path, steps=3, resume=True, **change))
+    # what may change on resume: the steps (the schedule follows them), stop-at, workers, checkpoint spacing
+    train(options(tmp_path, steps=4, stop_at=2, resume=True, workers=1, checkpoint_every=1))
+    assert json.loads((tmp_path / "state" / "training_state.json").read_text())["step"] == 2
+
+
+def test_a_diverging_run_stops_and_keeps_its_last_checkpoint(tmp_path: Path, capsys) -> None:
+    (tmp_path / "config.json").write_text(json.dumps(TINY.to_dict()))
+    argv = ["train", "encoder", "--config", str(tmp_path / "config.json"), "--out", str(tmp_path / "r")]
+    argv += ["--steps", "3", "--checkpoint-every", "1", "--batch-size", "2", "--num-samples", "24"]
+    argv += ["--nodes", "4", "--workers", "0", "--validation-datasets", "1", "--warmup-steps", "1", "--quiet"]
+    assert main([*argv, "--lr", "1e30"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "the training diverged at step" in err[-1] and "keeps its last checkpoint" in err[-1], err
+    for line in (tmp_path / "r" / "train_log.jsonl").read_text().splitlines():
+        json.loads(line, parse_constant=lambda name: pytest.fail(f"{name} in the log"))
+    step = json.loads((tmp_path / "r" / "state" / "training_state.json").read_text())["step"]
+    assert CondFiPModel.from_pretrained(tmp_path / "r").training_recipe["step"] == step
+
+
+def _edit_state(run: Path, edit) -> None:
+    path = run / "state" / "training_state.json"
+    meta = json.loads(path.read_text())
+    edit(meta)
+    path.write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda meta: meta.update(step=-3), r"training_state.json is not a valid .*'step' must be"),
+        (lambda meta: meta.pop("step"), r"training_state.json is not a valid .*'step' must be"),
+        (
+            lambda meta: meta.update(optimizer_groups=[]),
+            r"training_state.json is not a valid .*optimizer_groups",
+        ),
+        ("tensor", r"training_state.safetensors is not a valid .*ema\..* has shape \(1,\)"),
+        ("missing", r"training_state.safetensors is not a valid .*model\..* is missing"),
+    ],
+)
+def test_a_corrupt_state_is_refused_in_one_message(tmp_path: Path, edit, message) -> None:
+    from safetensors.torch import save_file
+
+    train(options(tmp_path, steps=2, stop_at=1))
+    if callable(edit):
+        _edit_state(tmp_path, edit)
+    else:
+        path = tmp_path / "state" / "training_state.safetensors"
+        tensors = load_file(str(path))
+        if edit == "tensor":
+            name = next(name for name in tensors if name.startswith("ema."))
+            tensors[name] = tensors[name].flatten()[:1].clone()
+        else:
+            del tensors[next(name for name in tensors if name.startswith("model."))]
+        save_file(tensors, str(path))
+    with pytest.raises(ValueError, match=message) as error:
+        train(options(tmp_path, steps=2, resume=True))
+    assert "start a new run" in str(error.value)

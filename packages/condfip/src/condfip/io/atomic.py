@@ -100,27 +100,40 @@ def remove_stale_temporaries(path: str | Path) -> list[Path]:
 
 
 @contextlib.contextmanager
-def atomic_directory(path: str | Path) -> Iterator[Path]:
-    """Yield a fresh temporary directory; on success it takes the place of ``path`` (old content removed).
-
-    The swap is two renames; if a crash falls between them, ``path.old`` holds the previous version, which
-    :func:`existing_directory` returns.
-    """
+def temporary_directory(path: str | Path) -> Iterator[Path]:
+    """Yield a fresh temporary directory beside ``path``, named for it; it is removed at the end."""
     path = Path(path)
     _make_parent(path)
     remove_stale_temporaries(path)
     temporary = Path(tempfile.mkdtemp(prefix=_prefix(path), suffix=".tmp", dir=path.parent))
-    previous = path.with_name(path.name + ".old")
     try:
         os.chmod(temporary, 0o777 & ~_umask())  # mkdtemp creates 0700; give the folder the usual permissions
+        yield temporary
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | Path) -> Iterator[Path]:
+    """Yield a fresh temporary directory; on success it takes the place of ``path`` (old content removed).
+
+    The swap is two renames; if the second fails, the previous version is renamed back; if a crash falls
+    between them, ``path.old`` holds the previous version, which :func:`existing_directory` returns.
+    """
+    path = Path(path)
+    previous = path.with_name(path.name + ".old")
+    with temporary_directory(path) as temporary:
         yield temporary
         if path.exists():
             shutil.rmtree(previous, ignore_errors=True)
             os.replace(path, previous)
-        os.replace(temporary, path)
+        try:
+            os.replace(temporary, path)
+        except BaseException:
+            if previous.exists() and not path.exists():
+                os.replace(previous, path)
+            raise
         shutil.rmtree(previous, ignore_errors=True)
-    finally:
-        shutil.rmtree(temporary, ignore_errors=True)
 
 
 def existing_directory(path: str | Path) -> Path | None:

@@ -11,18 +11,21 @@ place of ``model.safetensors`` (``save_model(max_shard_bytes=)``). A folder hold
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import math
 import os
 import re
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from condfip._version import __version__
-from condfip.io.atomic import atomic_file, write_json
+from condfip.io.atomic import atomic_directory, atomic_file, temporary_directory, write_json
 
 FORMAT_VERSION = 1
 WEIGHTS_NAME = "model.safetensors"
@@ -30,6 +33,7 @@ INDEX_NAME = "model.safetensors.index.json"
 CONFIG_NAME = "config.json"
 CHECKPOINT_FILES = (CONFIG_NAME, WEIGHTS_NAME)
 SHARDED_FILES = (INDEX_NAME, "model-*-of-*.safetensors")  # in place of model.safetensors
+DIGEST_KEY = "weights_digest"  # in config.json and in each weight file's metadata: which save wrote them
 _SHARD_NAME = re.compile(r"^model-\d{5}-of-\d{5}\.safetensors$")
 
 
@@ -43,23 +47,23 @@ def save_checkpoint(
     max_shard_bytes: int | None = None,
     dtype: torch.dtype | None = None,
 ) -> None:
-    """Write the weights, then the config, each through a temporary file and one rename.
+    """Write the weights and the config; a reader sees the folder's previous checkpoint or the new one.
 
     ``model`` is any module with a ``config`` that has ``to_dict()``; ``model_type`` names its kind;
     ``sections`` are further top-level entries of ``config.json`` (the graph model's ``"inference"``).
     ``max_shard_bytes``: weights larger than this are split into shards with an index (module docstring).
     ``dtype``: store floating-point tensors in this type (``torch.bfloat16`` halves the files; loading casts
     back to the model's type).
+
+    The config is checked as JSON before any file is written (NaN and infinities are written as null). A
+    folder that holds nothing but a checkpoint (or does not exist) is replaced as a whole (:func:`condfip.io.atomic.atomic_directory`). A folder that
+    also holds other files (a training run's ``state/`` and logs) keeps them: the new checkpoint is written
+    completely beside it, then its files are renamed in, ``config.json`` last.
     """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    tensors = {name: tensor.detach().contiguous().cpu() for name, tensor in model.state_dict().items()}
-    if dtype is not None:
-        tensors = {
-            name: tensor.to(dtype) if tensor.is_floating_point() else tensor
-            for name, tensor in tensors.items()
-        }
-    write_weights(tensors, directory, model_type=model_type, max_shard_bytes=max_shard_bytes)
+    if max_shard_bytes is not None and (
+        isinstance(max_shard_bytes, bool) or not isinstance(max_shard_bytes, int) or max_shard_bytes < 1
+    ):
+        raise ValueError(f"max_shard_bytes must be a positive number of bytes or None, got {max_shard_bytes}")
     config = {
         "model_type": model_type,
         "format_version": FORMAT_VERSION,
@@ -68,7 +72,110 @@ def save_checkpoint(
         "training": training or {},
         **(sections or {}),
     }
-    write_json(directory / CONFIG_NAME, config)
+    json_text(config)  # a value JSON cannot hold is refused before any file is written (and hashing)
+    directory = Path(directory)
+    tensors = {name: tensor.detach().contiguous().cpu() for name, tensor in model.state_dict().items()}
+    if dtype is not None:
+        tensors = {
+            name: tensor.to(dtype) if tensor.is_floating_point() else tensor
+            for name, tensor in tensors.items()
+        }
+    config[DIGEST_KEY] = digest = tensors_digest(tensors)
+    text = json_text(config)
+
+    def write(folder: Path) -> None:
+        write_weights(tensors, folder, model_type=model_type, max_shard_bytes=max_shard_bytes, digest=digest)
+        with atomic_file(folder / CONFIG_NAME) as temporary:
+            temporary.write_text(text)
+
+    if _replaceable(directory):
+        with atomic_directory(directory) as temporary:
+            write(temporary)
+        return
+    with temporary_directory(directory / ".checkpoint") as staged:
+        write(staged)
+        names = sorted((path.name for path in staged.iterdir()), key=lambda name: name == CONFIG_NAME)
+        for name in names:  # config.json last: it names the weights of the new checkpoint
+            os.replace(staged / name, directory / name)
+        for path in directory.iterdir():  # the other form of weights, or shards of a larger save
+            if _is_checkpoint_file(path.name) and path.name not in names:
+                path.unlink(missing_ok=True)
+
+
+def _replaceable(directory: Path) -> bool:
+    """Whether a save may replace ``directory`` as a whole: it does not exist, or holds only checkpoint files,
+    and is not the working directory or one above it (which a rename would pull from under the process)."""
+    if directory.is_symlink() or not directory.is_dir():
+        return not directory.exists() and not directory.is_symlink() and directory.absolute().name != ""
+    if directory.resolve() in (Path.cwd(), *Path.cwd().parents):
+        return False
+    return all(_is_checkpoint_file(path.name) for path in directory.iterdir())
+
+
+def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """A short hash of the tensors' names, types, shapes and values: the same for the same weights."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:32]
+
+
+def check_digest(directory: Path, config: dict[str, Any]) -> None:
+    """Refuse weight files written by another save than ``config.json`` (a save interrupted between renaming
+    its files into a folder it shares with other files). Configs written before the digest, and weight files
+    without one (rewritten by another tool), are not checked."""
+    expected = config.get(DIGEST_KEY)
+    if expected is None:
+        return
+    index = directory / INDEX_NAME
+    files = [directory / WEIGHTS_NAME]
+    if index.is_file() and not files[0].is_file():
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            files = [
+                directory / name for name in sorted(set(json.loads(index.read_text())["weight_map"].values()))
+            ]
+    for path in files:
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                found = (handle.metadata() or {}).get(DIGEST_KEY)
+        except Exception:  # a missing or corrupted file: reading the weights names the problem
+            continue
+        if found is not None and found != expected:  # a file without one was written by another tool
+            raise ValueError(
+                f"{path} was written by another save than {directory / CONFIG_NAME} (a save into this folder was "
+                "interrupted); re-save the checkpoint"
+            )
+
+
+def _is_checkpoint_file(name: str) -> bool:
+    return name in (CONFIG_NAME, WEIGHTS_NAME, INDEX_NAME) or bool(_SHARD_NAME.match(name))
+
+
+def json_ready(value: Any, where: str = "") -> Any:
+    """``value`` with NaN and infinities (which JSON cannot hold) as None and tuples as lists; a value of
+    another type than JSON's (a Path, a tensor) or a key that is not a string is a ValueError naming its key."""
+    if isinstance(value, dict):
+        for key in value:
+            if not isinstance(key, str):
+                raise ValueError(f"{where or 'a'} key {key!r} is not a string; JSON keys are strings")
+        return {key: json_ready(entry, f"{where}.{key}" if where else key) for key, entry in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(entry, f"{where}[{position}]") for position, entry in enumerate(value)]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise ValueError(
+        f"{where or 'the value'} is a {type(value).__name__} ({value!r}), which JSON cannot hold; give a string, "
+        "number, bool, None, list or dict (str() of a path)"
+    )
+
+
+def json_text(value: dict[str, Any]) -> str:
+    """``value`` (:func:`json_ready`) as indented JSON with sorted keys."""
+    return json.dumps(json_ready(value), indent=2, sort_keys=True, allow_nan=False) + "\n"
 
 
 def write_weights(
@@ -77,12 +184,12 @@ def write_weights(
     *,
     model_type: str,
     max_shard_bytes: int | None = None,
+    digest: str | None = None,
 ) -> None:
     """``model.safetensors``, or shards and their index when the tensors exceed ``max_shard_bytes``; the other
-    form's files are removed afterwards, so the folder never holds both."""
-    if max_shard_bytes is not None and max_shard_bytes < 1:
-        raise ValueError(f"max_shard_bytes must be a positive number of bytes or None, got {max_shard_bytes}")
-    metadata = {"format": "pt", "model_type": model_type}
+    form's files are removed afterwards, so the folder never holds both. Each file's metadata records
+    ``digest`` (:func:`tensors_digest` of all the tensors; computed when not given)."""
+    metadata = {"format": "pt", "model_type": model_type, DIGEST_KEY: digest or tensors_digest(tensors)}
     total = sum(tensor.numel() * tensor.element_size() for tensor in tensors.values())
     stale = sorted(path for path in directory.iterdir() if _SHARD_NAME.match(path.name))
     if max_shard_bytes is None or total <= max_shard_bytes:
@@ -288,4 +395,9 @@ def load_weights(model: torch.nn.Module, directory: str | Path) -> None:
     expected = model.state_dict()
     check_tensors(expected, tensors, weights_path)
     check_values(expected, tensors, weights_path)
+    config: Any = {}
+    with contextlib.suppress(OSError, ValueError):  # an unreadable config.json is read_config's to report
+        config = json.loads((Path(directory) / CONFIG_NAME).read_text())
+    if isinstance(config, dict):
+        check_digest(Path(directory), config)
     model.load_state_dict({name: tensor.to(expected[name].dtype) for name, tensor in tensors.items()})

@@ -11,6 +11,7 @@ import re
 from importlib import resources
 from pathlib import Path
 
+from condfip.io.atomic import existing_directory
 from condfip.io.checkpoint import CHECKPOINT_FILES, CONFIG_NAME, INDEX_NAME, SHARDED_FILES, WEIGHTS_NAME
 from condfip.io.hub import download_checkpoint
 
@@ -86,9 +87,9 @@ def resolve_checkpoint(
     shipped = shipped_checkpoints(root, model_type=model_type)
     if text in shipped:
         return shipped[text]
-    folder = Path(text).expanduser()
-    if folder.is_dir():
-        return _check_folder(folder)
+    found = existing_directory(Path(text).expanduser())  # or the version a save interrupted mid-swap left
+    if found is not None:
+        return _check_folder(found)
     if isinstance(name_or_path, str) and _REPO_ID.match(text) and not text.startswith((".", "/")):
         return _check_folder(
             download_checkpoint(

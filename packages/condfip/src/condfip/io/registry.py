@@ -58,12 +58,13 @@ class PretrainedModel:
         dtype: torch.dtype | None = None,
     ) -> None:
         """Write ``model.safetensors`` and ``config.json`` into ``directory`` atomically (shards beyond
-        ``max_shard_bytes``; floating-point tensors stored as ``dtype`` when given)."""
+        ``max_shard_bytes``; floating-point tensors stored as ``dtype`` when given). ``training``: the
+        checkpoint's ``training`` section; None keeps the one the model was loaded with."""
         save_checkpoint(
             self,  # type: ignore[arg-type]
             directory,
             model_type=self.model_type,
-            training=training,
+            training=getattr(self, "training_recipe", None) if training is None else training,
             sections=self.checkpoint_sections() or None,
             max_shard_bytes=max_shard_bytes,
             dtype=dtype,

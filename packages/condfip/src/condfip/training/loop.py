@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import math
 import os
 import sys
 import tempfile
@@ -23,7 +24,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from condfip.io.checkpoint import load_weights, read_config
+from condfip.io.checkpoint import json_ready, load_weights, read_config
 from condfip.io.registry import MODEL_TYPES, check_model_memory
 from condfip.training.data import StreamSpec, training_loader
 from condfip.training.distributed import (
@@ -93,6 +94,12 @@ def _start(options: TrainingOptions, ranks: Distributed) -> Run:
     state_dir = out / "state"
     if not options.resume and (state_dir.exists() or state_dir.with_name("state.old").exists()):
         raise ValueError(f"{out} already holds a training run; pass --resume or choose another --out")
+    if not options.resume and out.is_dir() and any(out.iterdir()):
+        held = ", ".join(sorted(path.name for path in out.iterdir())[:3])
+        raise ValueError(
+            f"--out {out} already holds files ({held}, ...) and no training run; a run writes its checkpoint "
+            "there, which would overwrite them: choose a new or empty --out"
+        )
     if ranks.is_main:
         _check_writable(out)
     stage = stage_for(options)
@@ -120,6 +127,7 @@ def _start(options: TrainingOptions, ranks: Distributed) -> Run:
                     f"cannot resume {out}: its run has the architecture {meta.get('architecture')}, not the "
                     f"--config given now ({options.config.to_dict()}); pass the --config it was started with"
                 )
+            _check_same_recipe(out, meta.get("recipe"), options.recipe())
 
         meta = load_training_state(
             state_dir, model=model, optimizer=optimizer, ema_shadow=ema.shadow, check_meta=check_meta
@@ -171,6 +179,7 @@ def _loop(run: Run, loss_module: nn.Module, cells: list, last: int) -> dict[str,
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(run.trainable, options.grad_clip)
+        _check_finite(run, step, loss, grad_norm)
         run.optimizer.step()
         run.ema.update(run.model)
         done = time.perf_counter()
@@ -186,6 +195,8 @@ def _loop(run: Run, loss_module: nn.Module, cells: list, last: int) -> dict[str,
         if ranks.world_size > 1:  # every rank stops at the same step
             out_of_time = bool(max_across_ranks(float(out_of_time), device))
             at_checkpoint = at_checkpoint or out_of_time
+        if at_checkpoint and not all(bool(torch.isfinite(p).all()) for p in run.model.parameters()):
+            _diverged(run, step, "non-finite weights")  # the same on every rank: their weights agree
         spread = weight_spread_across_ranks(run.model) if at_checkpoint and ranks.world_size > 1 else 0.0
         if ranks.is_main and at_checkpoint:
             elapsed = time.perf_counter() - run_started
@@ -209,6 +220,25 @@ def _loop(run: Run, loss_module: nn.Module, cells: list, last: int) -> dict[str,
             break
     bar.close()
     return figures
+
+
+def _check_finite(run: Run, step: int, loss: torch.Tensor, grad_norm: torch.Tensor) -> None:
+    """Stop the run at a non-finite loss or gradient (on any rank), before the optimizer takes it in: the last
+    checkpoint and its state stay as they are."""
+    broken = not (math.isfinite(loss.item()) and math.isfinite(float(grad_norm)))
+    if run.ranks.world_size > 1:
+        broken = bool(max_across_ranks(float(broken), run.device))
+    if broken:
+        bad_loss = not math.isfinite(loss.item())
+        _diverged(run, step, f"loss {loss.item()}" if bad_loss else f"gradient norm {float(grad_norm)}")
+
+
+def _diverged(run: Run, step: int, what: str) -> None:
+    raise ValueError(
+        f"the training diverged at step {step + 1} ({what}); {run.options.out} keeps its last checkpoint "
+        "and state: start a new run with a lower --lr or more --warmup-steps (--init DIR starts it from that "
+        "checkpoint)"
+    )
 
 
 def _rate(
@@ -248,6 +278,32 @@ def initialize_from(model: nn.Module, options: TrainingOptions) -> None:
     load_weights(model, directory)
 
 
+RESUMED_OPTIONS = ("batch_size", "seed", "num_samples", "node_counts", "preset", "mechanisms", "lr", "betas")
+RESUMED_OPTIONS += ("warmup_steps", "min_lr", "ema_decay", "grad_clip")
+"""The recipe entries a resumed run must keep (its data stream, optimizer and average); --steps may change
+(the schedule follows the current one), as may the time limit, --stop-at, workers and checkpoint spacing."""
+RESUMED_STAGE_OPTIONS = {"pairs_only": False, "encoder_weight": 0.0}
+"""Stage options that choose which weights train (the optimizer state holds those), with their defaults."""
+
+
+def _check_same_recipe(out: Path, stored: Any, current: dict[str, Any]) -> None:
+    """Refuse to resume the run in ``out`` with other options than its recorded ``stored`` recipe."""
+    if not isinstance(stored, dict):
+        return  # a state written before the recipe was recorded
+    changed = [(key, stored[key], current.get(key)) for key in RESUMED_OPTIONS if key in stored]
+    changed += [
+        (key, stored.get(key, default), current.get(key, default))
+        for key, default in RESUMED_STAGE_OPTIONS.items()
+    ]
+    for key, before, now in changed:
+        if before != now:
+            flag = "--" + {"node_counts": "nodes"}.get(key, key).replace("_", "-")
+            raise ValueError(
+                f"cannot resume {out}: its run has {key} {before!r}, not {now!r} as given now; resume with the "
+                f"options it was started with ({flag}), or start a new run in another --out"
+            )
+
+
 def _same_architecture(stored: Any, config: Any) -> bool:
     """Whether a run's stored architecture is ``config``; fields added since it was written take defaults."""
     try:
@@ -284,8 +340,8 @@ def checkpoint(run: Run, step: int, cells: list, log: dict[str, Any]) -> dict[st
 
 
 def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
-    """Append one JSON line; a failed write (a full disk) is cut back, so the log never holds half a line."""
-    data = (json.dumps(record, sort_keys=True) + "\n").encode()
+    """Append one JSON line (NaN and infinities as null, which JSON holds); a failed write (a full disk) is cut back, so the log never holds half a line."""
+    data = (json.dumps(json_ready(record), sort_keys=True, allow_nan=False) + "\n").encode()
     handle = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
     try:
         end = os.lseek(handle, 0, os.SEEK_END)

@@ -169,6 +169,11 @@ class TrainingOptions:
             _check_int(name, getattr(self, name), minimum=0)
         if self.stop_at is not None:
             _check_int("stop_at", self.stop_at, minimum=1, why="the step after which this process ends")
+            if self.stop_at > self.steps:
+                raise ValueError(
+                    f"--stop-at {self.stop_at} is beyond --steps {self.steps}, where the run ends; give a step "
+                    "up to --steps, or raise --steps"
+                )
         if self.time_limit_s is not None and not (math.isfinite(self.time_limit_s) and self.time_limit_s > 0):
             raise ValueError(
                 f"--time-limit must be a positive number of minutes, got {self.time_limit_s / 60:g}"
