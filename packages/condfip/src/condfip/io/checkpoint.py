@@ -56,9 +56,10 @@ def save_checkpoint(
     back to the model's type).
 
     The config is checked as JSON before any file is written (NaN and infinities are written as null). A
-    folder that holds nothing but a checkpoint (or does not exist) is replaced as a whole (:func:`condfip.io.atomic.atomic_directory`). A folder that
-    also holds other files (a training run's ``state/`` and logs) keeps them: the new checkpoint is written
-    completely beside it, then its files are renamed in, ``config.json`` last.
+    folder that holds nothing but a checkpoint (or does not exist) is replaced as a whole
+    (:func:`condfip.io.atomic.atomic_directory`). A folder that also holds other files (a training run's
+    ``state/`` and logs) keeps them: the new checkpoint is written completely beside it, then its files are
+    renamed in, ``config.json`` last.
     """
     if max_shard_bytes is not None and (
         isinstance(max_shard_bytes, bool) or not isinstance(max_shard_bytes, int) or max_shard_bytes < 1
