@@ -8,7 +8,6 @@ Axis legend: b datasets (1 here), n rows, d nodes.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import warnings
 from collections.abc import Hashable, Sequence
@@ -24,7 +23,7 @@ from condfip.api.neighborhoods import local_edge_logits
 from condfip.api.tables import context_from_user
 from condfip.core.dag_rule import dag_from_probabilities
 from condfip.graph import DEFAULT_GRAPH_MODEL, GraphModel
-from condfip.io.checkpoint import CONFIG_NAME, INDEX_NAME
+from condfip.io.checkpoint import checkpoint_stamp
 from condfip.io.pretrained import shipped_checkpoints
 
 AUTO_NEIGHBORHOOD = "auto"
@@ -32,20 +31,8 @@ AUTO_NEIGHBORHOOD = "auto"
 
 @functools.lru_cache(maxsize=4)
 def _cached_model(name_or_path: str, device: str, stamp: tuple = ()) -> GraphModel:
-    """The model at ``name_or_path``; ``stamp`` (:func:`_checkpoint_stamp`) only keys the cache."""
+    """The model at ``name_or_path``; ``stamp`` (``condfip.io.checkpoint.checkpoint_stamp``) only keys the cache."""
     return GraphModel.from_pretrained(name_or_path, map_location=device)
-
-
-def _checkpoint_stamp(folder: Path) -> tuple:
-    """The modification times and sizes of a checkpoint folder's files (config, weights, index and shards): a
-    checkpoint saved over the folder changes it, so the cache loads the new one."""
-    stamp = []
-    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
-        if path.name == CONFIG_NAME or path.name.endswith(".safetensors") or path.name == INDEX_NAME:
-            with contextlib.suppress(OSError):
-                status = path.stat()
-                stamp.append((path.name, status.st_mtime_ns, status.st_size, status.st_ino))
-    return tuple(stamp)
 
 
 def resolve_graph_model(model: GraphModel | str | Path, device: torch.device) -> GraphModel:
@@ -58,7 +45,7 @@ def resolve_graph_model(model: GraphModel | str | Path, device: torch.device) ->
             model_type="graph"
         ):  # a local folder: keyed by its absolute path and the state of its files
             folder = folder.resolve()
-            return _cached_model(str(folder), str(device), _checkpoint_stamp(folder))
+            return _cached_model(str(folder), str(device), checkpoint_stamp(folder))
         return _cached_model(str(model), str(device))
     raise ValueError(
         f"model must be a GraphModel, a shipped name such as {DEFAULT_GRAPH_MODEL!r}, a checkpoint folder or a "

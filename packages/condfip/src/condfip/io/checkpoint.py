@@ -154,6 +154,19 @@ def _is_checkpoint_file(name: str) -> bool:
     return name in (CONFIG_NAME, WEIGHTS_NAME, INDEX_NAME) or bool(_SHARD_NAME.match(name))
 
 
+def checkpoint_stamp(directory: str | Path) -> tuple:
+    """The names, modification times, sizes and inodes of a checkpoint folder's files (config, weights, index,
+    shards): a checkpoint saved over the folder changes it (a cache of loaded models keys on it)."""
+    directory = Path(directory)
+    stamp = []
+    for path in sorted(directory.iterdir()) if directory.is_dir() else []:
+        if _is_checkpoint_file(path.name):
+            with contextlib.suppress(OSError):
+                status = path.stat()
+                stamp.append((path.name, status.st_mtime_ns, status.st_size, status.st_ino))
+    return tuple(stamp)
+
+
 def json_ready(value: Any, where: str = "") -> Any:
     """``value`` with NaN and infinities (which JSON cannot hold) as None and tuples as lists; a value of
     another type than JSON's (a Path, a tensor) or a key that is not a string is a ValueError naming its key."""

@@ -179,14 +179,14 @@ def _loop(run: Run, loss_module: nn.Module, cells: list, last: int) -> dict[str,
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(run.trainable, options.grad_clip)
-        _check_finite(run, step, loss, grad_norm)
+        loss_value = _check_finite(run, step, loss, grad_norm)
         run.optimizer.step()
         run.ema.update(run.model)
         done = time.perf_counter()
         waited += got_data - tick
         computed += done - got_data
         bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.4f}")
+        bar.set_postfix(loss=f"{loss_value:.4f}")
         finished = step + 1
         out_of_time = options.time_limit_s is not None and done - run_started > options.time_limit_s
         at_checkpoint = (
@@ -222,15 +222,18 @@ def _loop(run: Run, loss_module: nn.Module, cells: list, last: int) -> dict[str,
     return figures
 
 
-def _check_finite(run: Run, step: int, loss: torch.Tensor, grad_norm: torch.Tensor) -> None:
-    """Stop the run at a non-finite loss or gradient (on any rank), before the optimizer takes it in: the last
-    checkpoint and its state stay as they are."""
-    broken = not (math.isfinite(loss.item()) and math.isfinite(float(grad_norm)))
+def _check_finite(run: Run, step: int, loss: torch.Tensor, grad_norm: torch.Tensor) -> float:
+    """The step's loss as a number; the run stops at a non-finite loss or gradient (on any rank), before the
+    optimizer takes it in: the last checkpoint and its state stay as they are."""
+    loss_value, norm = loss.item(), float(grad_norm)  # one read of each: the step's only host syncs
+    broken = not (math.isfinite(loss_value) and math.isfinite(norm))
     if run.ranks.world_size > 1:
         broken = bool(max_across_ranks(float(broken), run.device))
     if broken:
-        bad_loss = not math.isfinite(loss.item())
-        _diverged(run, step, f"loss {loss.item()}" if bad_loss else f"gradient norm {float(grad_norm)}")
+        _diverged(
+            run, step, f"loss {loss_value}" if not math.isfinite(loss_value) else f"gradient norm {norm}"
+        )
+    return loss_value
 
 
 def _diverged(run: Run, step: int, what: str) -> None:
