@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -84,7 +85,48 @@ def test_folder_without_checkpoint_files(tmp_path):
 
 def test_unknown_name_or_path():
     with pytest.raises(ValueError, match="not a shipped checkpoint.*an existing folder.*'owner/name'"):
-        resolve_checkpoint("./no/such/folder", root=Path("/nonexistent"))
+        resolve_checkpoint("no-such-name", root=Path("/nonexistent"))
+
+
+def _no_hub(*args, **kwargs):
+    raise AssertionError("a local path was looked up on the Hugging Face Hub")
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["./nonexistent", "../nonexistent", "runs/a/b", "~/condfip-nonexistent", "ABSOLUTE", Path("runs/x")],
+)
+def test_a_path_without_a_folder_is_named_as_a_path(tmp_path, monkeypatch, name):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(registry, "download_checkpoint", _no_hub)
+    name = str(tmp_path / "gone") if name == "ABSOLUTE" else name
+    with pytest.raises(
+        ValueError, match=r"^no checkpoint folder at '.*'.*check the path.*save_pretrained"
+    ) as error:
+        CondFiP.from_pretrained(name)
+    assert repr(str(name)) in str(error.value)
+    assert "Hugging Face" not in str(error.value)
+
+
+def test_a_file_is_not_a_checkpoint_folder(saved, monkeypatch):
+    _, folder = saved
+    monkeypatch.chdir(folder)
+    monkeypatch.setattr(registry, "download_checkpoint", _no_hub)
+    with pytest.raises(ValueError, match=r"'model.safetensors' \(.*\) is a file, not a checkpoint folder"):
+        CondFiP.from_pretrained("model.safetensors")
+
+
+def test_a_hub_id_that_is_not_cached_also_says_no_folder_is_there(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(
+        ValueError, match="not in the Hugging Face cache.*no local folder 'runs/x' exists here"
+    ):
+        CondFiP.from_pretrained("runs/x", cache_dir=tmp_path / "cache", local_files_only=True)
+    for bad in ("runs/-x", "runs/a--b", "runs/x.git", "run s/x"):
+        with pytest.raises(
+            ValueError, match=f"^{bad!r} is not a Hugging Face Hub repo id: .*no local folder"
+        ):
+            CondFiP.from_pretrained(bad, cache_dir=tmp_path / "cache", local_files_only=True)
 
 
 def _fake_hub_cache(cache: Path, repo_id: str, folder: Path) -> None:
@@ -138,6 +180,57 @@ def test_push_to_hub_uploads_a_loadable_checkpoint_with_a_card(saved, tmp_path):
     assert sorted(p.name for p in uploaded.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     assert 'CondFiP.from_pretrained("me/tiny")' in (uploaded / "README.md").read_text()
     same_answers(model, CondFiP.from_pretrained(uploaded, device="cpu"))
+
+
+def test_push_to_hub_offline_says_so_before_anything_is_uploaded(saved, monkeypatch):
+    import huggingface_hub
+    import huggingface_hub.constants
+
+    def no_client(*args, **kwargs):
+        raise AssertionError("a Hub client was made in offline mode")
+
+    model, _ = saved
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # as HF_HUB_OFFLINE=1 does
+    monkeypatch.setattr(huggingface_hub, "HfApi", no_client)
+    with pytest.raises(
+        ValueError,
+        match=r"cannot upload to 'me/tiny': .*offline mode \(HF_HUB_OFFLINE=1\).*unset HF_HUB_OFFLINE",
+    ):
+        model.push_to_hub("me/tiny")
+
+
+def test_push_to_hub_turns_the_clients_offline_error_into_one_message(saved, tmp_path):
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    class OfflineClient(FakeHubClient):
+        def create_repo(self, repo_id, **options):
+            raise OfflineModeIsEnabled("Cannot reach https://huggingface.co: offline mode is enabled.")
+
+    model, _ = saved
+    with pytest.raises(ValueError, match="cannot upload to 'me/tiny': .*offline mode.*unset HF_HUB_OFFLINE"):
+        model.push_to_hub("me/tiny", api=OfflineClient(tmp_path / "hub"))
+
+
+@pytest.mark.parametrize(
+    ("repo_id", "rule"),
+    [
+        ("tiny", "the form 'owner/name'"),
+        ("me/tiny/v2", "the form 'owner/name'"),
+        ("me/", "the form 'owner/name'"),
+        ("me/ti ny", "only letters, digits"),
+        ("me/-tiny", "neither starts or ends with '-' or '.'"),
+        ("me/tiny.", "neither starts or ends with '-' or '.'"),
+        ("me/ti--ny", "refuses '--' and '..'"),
+        ("me/tiny.git", "a name ending in '.git'"),
+        ("me/" + "t" * 97, "longer than 96 characters"),
+    ],
+)
+def test_push_to_hub_checks_the_repo_id_before_anything_is_uploaded(saved, tmp_path, repo_id, rule):
+    model, _ = saved
+    client = FakeHubClient(tmp_path / "hub")
+    with pytest.raises(ValueError, match=f"is not a Hugging Face Hub repo id: .*{re.escape(rule)}"):
+        model.push_to_hub(repo_id, api=client)
+    assert client.calls == []
 
 
 def test_hub_offline_mode_uses_the_cache_or_says_so(saved, tmp_path, monkeypatch):

@@ -55,7 +55,7 @@ def test_wrong_model_type(saved) -> None:
 
 
 def test_missing_files(tmp_path: Path, saved) -> None:
-    with pytest.raises(ValueError, match="is not a shipped checkpoint .*, an existing folder"):
+    with pytest.raises(ValueError, match="no checkpoint folder at '.*nowhere'; check the path"):
         CondFiPModel.from_pretrained(tmp_path / "nowhere")
     _, directory = saved
     (directory / "model.safetensors").unlink()
@@ -171,6 +171,15 @@ def test_bfloat16_storage_loads_as_float32(saved, tmp_path: Path) -> None:
     for name, tensor in model.state_dict().items():
         assert loaded.state_dict()[name].dtype == tensor.dtype
         assert torch.equal(loaded.state_dict()[name], tensor.to(torch.bfloat16).to(tensor.dtype)), name
+
+
+def test_float8_storage_loads_as_float32(saved, tmp_path: Path) -> None:
+    model, _ = saved
+    model.save_pretrained(tmp_path / "f8", dtype=torch.float8_e4m3fn)
+    loaded = CondFiPModel.from_pretrained(tmp_path / "f8")
+    for name, tensor in model.state_dict().items():
+        stored = tensor.to(torch.float8_e4m3fn) if tensor.is_floating_point() else tensor
+        assert torch.equal(loaded.state_dict()[name], stored.to(tensor.dtype)), name
 
 
 def test_bad_shards_are_refused(saved, tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import sys
 import warnings
 from pathlib import Path
@@ -256,6 +258,27 @@ def test_graph_command_bad_input_exits_2_with_one_line(folders, tmp_path, capsys
     assert exit_code([*argv, "--model", str(folders["graph"]), *extra]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "G.csv").exists()
+
+
+def test_graph_command_refuses_a_checkpoint_with_bad_node_counts(folders, tmp_path, capsys) -> None:
+    shutil.copytree(folders["graph"], tmp_path / "bad")
+    path = tmp_path / "bad" / "config.json"
+    config = json.loads(path.read_text())
+    config["training"]["node_counts"] = ["3", 4]
+    path.write_text(json.dumps(config))
+    argv = [
+        "graph",
+        "--data",
+        str(folders["data"]),
+        "--out",
+        str(tmp_path / "G.csv"),
+        "--model",
+        str(tmp_path / "bad"),
+    ]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{path} has an invalid 'training.node_counts' ['3', 4]" in err[0], err
     assert not (tmp_path / "G.csv").exists()
 
 

@@ -275,6 +275,27 @@ def test_corrupted_graph_checkpoints_are_refused(tmp_path: Path) -> None:
         GraphModel.from_pretrained(tmp_path)
 
 
+BAD_NODE_COUNTS = [["10", 20], "20", 20, [0, 5], [True], [2.5], {"min": 10}]
+
+
+@pytest.mark.parametrize("counts", BAD_NODE_COUNTS)
+def test_a_recipe_whose_node_counts_are_not_integers_is_refused_on_load_and_save(
+    tmp_path: Path, counts
+) -> None:
+    tiny_model().save_pretrained(tmp_path / "g", training={"node_counts": [10, 20]})
+    path = tmp_path / "g" / "config.json"
+    config = json.loads(path.read_text())
+    config["training"]["node_counts"] = counts
+    path.write_text(json.dumps(config))
+    message = r"has an invalid 'training\.node_counts' .*: it must be a list of the node counts"
+    with pytest.raises(ValueError, match=message) as error:
+        GraphModel.from_pretrained(tmp_path / "g")
+    assert str(path) in str(error.value)
+    with pytest.raises(ValueError, match=message):  # and what loading refuses is not saved
+        tiny_model().save_pretrained(tmp_path / "new", training={"node_counts": counts})
+    assert not (tmp_path / "new").exists()
+
+
 def test_shipped_checkpoints_are_listed_by_kind(tmp_path: Path) -> None:
     tiny_model().save_pretrained(tmp_path / "graph-tiny")
     CondFiPModel(

@@ -129,6 +129,71 @@ def test_half_precision_weights_still_load(saved: Path) -> None:
     assert CondFiPModel.from_pretrained(saved).decoder.out.weight.dtype == torch.float32
 
 
+# ------------------------------------------------------------------------------ what loading refuses, saving too
+def _with_weights(kind: str) -> CondFiPModel:
+    """A model whose decoder readout holds NaN and an infinity ("poisoned"), a value beyond float16 ("large")
+    or nothing special ("plain")."""
+    model = CondFiPModel(TINY)
+    with torch.no_grad():
+        if kind == "poisoned":
+            model.decoder.out.bias.fill_(float("nan"))
+            model.decoder.out.weight[0, 3] = float("inf")
+        if kind == "large":
+            model.decoder.out.weight[0, 3] = 1e6
+    return model
+
+
+def _everything(folder: Path) -> dict[str, bytes | None]:
+    """Every file (its bytes) and folder (None) under ``folder``, hidden temporaries included."""
+    return {
+        path.relative_to(folder).as_posix(): path.read_bytes() if path.is_file() else None
+        for path in sorted(folder.rglob("*"))
+    }
+
+
+@pytest.mark.parametrize(
+    ("weights", "dtype", "message"),
+    [
+        (
+            "poisoned",
+            None,
+            r"NaN or infinite values in decoder\.out\.bias, decoder\.out\.weight, which loading refuses",
+        ),
+        (
+            "large",
+            torch.float16,
+            r"NaN or infinite values in decoder\.out\.weight once stored as torch\.float16",
+        ),
+        (
+            "plain",
+            torch.int8,
+            r"dtype=torch\.int8 stores tensors of the wrong type: \S+ \(int8, expected float32\)",
+        ),
+        ("plain", torch.bool, r"wrong type: \S+ \(bool, expected float32\)"),
+        ("plain", torch.complex64, r"wrong type: \S+ \(complex64, expected float32\)"),
+        ("plain", "bfloat16", "dtype must be a torch.dtype such as torch.bfloat16"),
+    ],
+)
+def test_a_save_refuses_what_loading_refuses_and_writes_nothing(
+    tmp_path: Path, weights: str, dtype, message: str
+) -> None:
+    CondFiPModel(TINY).save_pretrained(tmp_path / "kept")  # a checkpoint the refused save leaves as it was
+    (tmp_path / "run").mkdir()  # a folder with other files, where a save stages its files beside them
+    (tmp_path / "run" / "train_log.jsonl").write_text("{}\n")
+    before = _everything(tmp_path)
+    model = _with_weights(weights)
+    for target in ("kept", "run", "new"):
+        with pytest.raises(ValueError, match=message):
+            model.save_pretrained(tmp_path / target, dtype=dtype)
+    assert _everything(tmp_path) == before
+
+
+def test_a_training_section_loading_refuses_is_not_saved(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="training must be a dict .* got list"):
+        CondFiPModel(TINY).save_pretrained(tmp_path / "m", training=["steps", 3])
+    assert list(tmp_path.iterdir()) == []
+
+
 # ------------------------------------------------------------------------------------------ deterministic bytes
 def test_safetensors_bytes_do_not_depend_on_the_metadata_order(tmp_path: Path) -> None:
     tensors = {"b": torch.arange(3.0), "a": torch.ones(2, 2, dtype=torch.float64)}

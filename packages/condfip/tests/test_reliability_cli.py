@@ -59,6 +59,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     (folder / "nan.csv").write_text(",a,b,c,d\na,0,1,,0\nb,0,0,0,1\nc,0,0,0,1\nd,0,0,0,0\n")
     (folder / "half.csv").write_text(",a,b,c,d\na,0,0.5,0,0\nb,0,0,0,1\nc,0,0,0,1\nd,0,0,0,0\n")
     (folder / "required.csv").write_text("source,target\nd,a\n")
+    (folder / "unknown.csv").write_text("source,target\na,zz\n")
     (folder / "a_file").write_text("not a folder")
     return {name: folder / name for name in ("model", "tiny.json", "data.csv", "edges.csv")} | {
         "folder": folder
@@ -262,6 +263,124 @@ def test_known_edge_errors_name_columns(files, tmp_path, capsys) -> None:
     _bad(argv, "edge 'd' -> 'a' is both required and forbidden", capsys, tmp_path)
 
 
+def _command(files, tmp_path: Path, command: str, *extra: str) -> list[str]:
+    """A call of ``command`` on the module's files (the small network, its data and graph), then ``extra``."""
+    folder = files["folder"]
+    if command == "infer":
+        return [*_infer(files, tmp_path / "s.csv", "--num-samples", "5"), *extra]
+    if command == "effect":
+        effect = _infer(files, tmp_path / "s.csv")[1:-2]  # without --out
+        return ["effect", *effect, "--target", "d", "--alternative", "a=1", *extra]
+    if command == "graph":
+        return ["graph", "--data", str(folder / "data.csv"), "--out", str(tmp_path / "g.csv"), *extra]
+    if command == "demo":
+        return [
+            "demo",
+            "--seed",
+            "0",
+            "--num-nodes",
+            "3",
+            "--num-context",
+            "50",
+            "--model",
+            str(files["model"]),
+            *extra,
+        ]
+    return ["train", "encoder", "--out", str(tmp_path / "run"), *TRAIN_SMALL, *extra]
+
+
+@pytest.mark.parametrize(
+    ("command", "extra", "expected", "python"),
+    [
+        ("infer", ["--model", "nope"], "--model 'nope' is not a shipped checkpoint", "name_or_path"),
+        ("infer", ["--model", "./nonexistent"], "no checkpoint folder at './nonexistent' (", "Hugging Face"),
+        ("graph", ["--model", "./nonexistent"], "no checkpoint folder at './nonexistent' (", "Hugging Face"),
+        (
+            "infer",
+            ["--device", "bogus"],
+            "--device must be 'auto', 'cpu', 'cuda' or 'cuda:N'",
+            "error: device",
+        ),
+        ("infer", ["--positive", "zz"], "--positive names unknown column(s) ['zz']", "error: positive"),
+        ("infer", ["--positive", "b"], "or leave the column out of --positive", "positive="),
+        (
+            "infer",
+            ["--graph", "infer", "--graph-model", "nope"],
+            "--graph-model 'nope' is not a shipped",
+            "name_or_path",
+        ),
+        (
+            "effect",
+            ["--bootstrap", "2", "--positive", "zz"],
+            "--positive names unknown column(s)",
+            "error: positive",
+        ),
+        ("graph", ["--model", "nope"], "--model 'nope' is not a shipped checkpoint", "name_or_path"),
+        (
+            "graph",
+            ["--device", "bogus"],
+            "--device must be 'auto', 'cpu', 'cuda' or 'cuda:N'",
+            "error: device",
+        ),
+        (
+            "graph",
+            ["--required", "unknown.csv"],
+            "--required names node 'zz', which is neither",
+            "error: required",
+        ),
+        (
+            "graph",
+            ["--forbidden", "unknown.csv"],
+            "--forbidden names node 'zz', which is neither",
+            "error: forbidden",
+        ),
+        ("demo", ["--num-nodes", "6000"], "--num-nodes 6000 must be between 1 and 5000", "num_nodes"),
+        ("demo", ["--model", "nope"], "--model 'nope' is not a shipped checkpoint", "name_or_path"),
+        (
+            "demo",
+            ["--infer-graph", "--graph-model", "nope"],
+            "--graph-model 'nope' is not a shipped",
+            "name_or_path",
+        ),
+        (
+            "train",
+            ["--device", "bogus"],
+            "--device must be 'auto', 'cpu', 'cuda' or 'cuda:N'",
+            "error: device",
+        ),
+    ],
+)
+def test_messages_name_the_flags_not_the_python_arguments(
+    files, tmp_path, capsys, command, extra, expected, python
+) -> None:
+    extra = [str(files["folder"] / value) if value.endswith(".csv") else value for value in extra]
+    before = set(tmp_path.iterdir())
+    assert main(_command(files, tmp_path, command, *extra)) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and error.startswith(f"condfip {command}: error: ") and expected in error, (
+        error
+    )
+    assert python not in error, error
+    assert set(tmp_path.iterdir()) == before
+
+
+def test_flag_message_replaces_only_the_arguments_it_is_given() -> None:
+    from condfip.cli.inputs import flag_message
+
+    flags = {"positive": "--positive", "device": "--device", "name_or_path": "--model"}
+    assert flag_message("positive names ['zz']; or leave it out of positive=", flags) == (
+        "--positive names ['zz']; or leave it out of --positive"
+    )
+    assert (
+        flag_message("name_or_path='x' is not a shipped checkpoint", flags)
+        == "--model 'x' is not a shipped checkpoint"
+    )
+    unchanged = (
+        "column 'a' is declared positive; zero_shot=True or devices=2; the device 'cpu'; positive_only=1"
+    )
+    assert flag_message(unchanged, flags) == unchanged
+
+
 def test_interventions_beyond_the_range_are_refused(files, tmp_path, capsys) -> None:
     argv = _infer(files, tmp_path / "s.csv", "--num-samples", "5", "--intervene", "a=1e40")
     _bad(argv, "intervention on column 'a': 1e+40 is outside the range the network takes", capsys, tmp_path)
@@ -414,6 +533,10 @@ def test_a_failed_run_removes_the_empty_folders_it_made(files, tmp_path, capsys,
             "condfip infer: error: unrecognized arguments: --bogus 1 (see condfip infer --help)",
         ),
         (["graph", "--data", "d.csv", "--out", "g.csv", "--bogus"], "condfip graph: error: unrecognized"),
+        (
+            ["demo", "--num-context", "1"],
+            "condfip demo: error: argument --num-context: expected an integer >= 2",
+        ),
     ],
 )
 def test_usage_errors_of_the_top_level_are_one_line(tmp_path, capsys, argv, expected) -> None:

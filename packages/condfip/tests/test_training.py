@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -477,6 +478,33 @@ def test_resume_refuses_changed_options(tmp_path: Path) -> None:
     # what may change on resume: the steps (the schedule follows them), stop-at, workers, checkpoint spacing
     train(options(tmp_path, steps=4, stop_at=2, resume=True, workers=1, checkpoint_every=1))
     assert json.loads((tmp_path / "state" / "training_state.json").read_text())["step"] == 2
+
+
+def test_a_decoder_resume_refuses_another_encoder(tmp_path: Path, capsys) -> None:
+    train(options(tmp_path / "enc", steps=2))
+    other = CondFiPModel.from_pretrained(tmp_path / "enc")
+    with torch.no_grad():
+        next(other.encoder.parameters()).add_(1.0)  # the same sizes, other encoder weights
+    other.save_pretrained(tmp_path / "other")
+    shutil.copytree(tmp_path / "enc", tmp_path / "moved")  # the same weights in another folder
+    run = tmp_path / "dec"
+    train(options(run, stage="decoder", encoder=tmp_path / "enc", steps=3, stop_at=1))
+    recipe = json.loads((run / "config.json").read_text())["training"]
+    assert recipe["encoder"] == str(tmp_path / "enc") and len(recipe["encoder_digest"]) == 32
+    with pytest.raises(ValueError, match=r"cannot resume .*encoder weights of --encoder '.*enc'.*'.*other'"):
+        train(options(run, stage="decoder", encoder=tmp_path / "other", steps=3, resume=True))
+    # the command line: one line, exit code 2 (the other options as the run was started with)
+    (tmp_path / "tiny.json").write_text(json.dumps(TINY.to_dict()))
+    argv = ["train", "decoder", "--config", str(tmp_path / "tiny.json"), "--out", str(run), "--resume"]
+    argv += ["--encoder", str(tmp_path / "other"), "--steps", "3", "--batch-size", "2", "--num-samples", "24"]
+    argv += ["--nodes", "4", "5", "--warmup-steps", "2", "--lr", "1e-3", "--workers", "0", "--quiet"]
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds other ones; resume with the --encoder it was started with" in err[0], err
+    # the encoder folder may move: the same weights resume
+    train(options(run, stage="decoder", encoder=tmp_path / "moved", steps=3, stop_at=2, resume=True))
+    assert json.loads((run / "state" / "training_state.json").read_text())["step"] == 2
 
 
 def test_a_diverging_run_stops_and_keeps_its_last_checkpoint(tmp_path: Path, capsys) -> None:

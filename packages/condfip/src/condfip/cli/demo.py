@@ -13,8 +13,11 @@ import numpy as np
 
 from condfip.api import CondFiP
 from condfip.cli.inputs import (
+    MODEL_FLAGS,
     add_model_arguments,
+    at_least_two,
     check_outputs,
+    flag_names,
     non_negative_int,
     one_line_errors,
     os_errors,
@@ -50,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--preset", choices=("in", "out"), default="in", help="scm-gen's preset: P_IN or P_OUT (default in)"
     )
     demo.add_argument(
-        "--num-context", type=positive_int, default=400, help="rows to infer the SCM from (default 400)"
+        "--num-context", type=at_least_two, default=400, help="rows to infer the SCM from (default 400)"
     )
     add_model_arguments(demo, CondFiPModel.default_name)
     demo.add_argument(
@@ -74,6 +77,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     one_line_errors(demo)
 
 
+SCM_FLAGS = {"num_nodes": "--num-nodes", "num_context": "--num-context", "seed": "--seed"}
+"""The arguments of scm-gen's ``make_benchmark_dataset`` by the flags that give them."""
+
+
 def run_demo_command(args: argparse.Namespace) -> int:
     requires_training_extra("demo")
     import scm_gen  # an optional dependency, checked just above
@@ -89,15 +96,18 @@ def run_demo_command(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
     start = time.perf_counter()
     graph_model = DEFAULT_GRAPH_MODEL if args.graph_model is None else args.graph_model
-    model = CondFiP.from_pretrained(args.model, device=args.device, graph_model=graph_model)
+    with flag_names(MODEL_FLAGS):
+        model = CondFiP.from_pretrained(args.model, device=args.device, graph_model=graph_model)
     load_seconds = time.perf_counter() - start
-    dataset = scm_gen.make_benchmark_dataset(
-        args.preset, args.mechanism, args.num_nodes, num_context=args.num_context, seed=seed
-    )
+    with flag_names(SCM_FLAGS):
+        dataset = scm_gen.make_benchmark_dataset(
+            args.preset, args.mechanism, args.num_nodes, num_context=args.num_context, seed=seed
+        )
     dataset = with_informative_intervention(dataset, seed)
-    report, scm = run_demo(
-        model, dataset, infer_graph=args.infer_graph, refit_readout=not args.no_refit_readout
-    )
+    with flag_names({"name_or_path": "--graph-model"}):  # --infer-graph loads the graph model here
+        report, scm = run_demo(
+            model, dataset, infer_graph=args.infer_graph, refit_readout=not args.no_refit_readout
+        )
     print(report.table())
     print(
         f"(weights {args.model!r} loaded in {load_seconds:.2f} s on {model.device}; rerun with --seed {seed})"

@@ -14,8 +14,10 @@ from pathlib import Path
 
 from condfip.api import infer_graph
 from condfip.cli.inputs import (
+    MODEL_FLAGS,
     add_model_arguments,
     check_outputs,
+    flag_names,
     labelled_matrix,
     number_between,
     one_line_errors,
@@ -101,20 +103,25 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" + ("" if number == 1 else "s")
 
 
+GRAPH_FLAGS = {**MODEL_FLAGS, "required": "--required", "forbidden": "--forbidden"}
+"""The arguments of ``infer_graph`` (and of loading its model) by the flags that give them."""
+
+
 def run_graph(args: argparse.Namespace) -> int:
     check_outputs([("--probabilities", args.probabilities), ("--out", args.out)])
     data = read_data_csv(args.data)
     required = read_edge_csv(args.required, "--required") if args.required else None
     forbidden = read_edge_csv(args.forbidden, "--forbidden") if args.forbidden else None
-    probabilities, dag = infer_graph(
-        data,
-        model=args.model,
-        threshold=args.threshold,
-        required=required,
-        forbidden=forbidden,
-        device=args.device,
-        neighborhood=args.neighborhood,
-    )
+    with flag_names(GRAPH_FLAGS):
+        probabilities, dag = infer_graph(
+            data,
+            model=args.model,
+            threshold=args.threshold,
+            required=required,
+            forbidden=forbidden,
+            device=args.device,
+            neighborhood=args.neighborhood,
+        )
     names = [str(name) for name in data.columns]
     written = (
         [] if args.probabilities is None else [(labelled_matrix(probabilities, names), args.probabilities)]

@@ -13,9 +13,11 @@ from condfip.api import CondFiP
 from condfip.api.inferred_scm import DEFAULT_EFFECT_SAMPLES
 from condfip.api.sampling import check_sample_memory
 from condfip.cli.inputs import (
+    MODEL_FLAGS,
     add_model_arguments,
     at_least_two,
     check_outputs,
+    flag_names,
     non_negative_int,
     number_between,
     one_line_errors,
@@ -189,9 +191,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 # ------------------------------------------------------------------------------------------------------- infer
+INFERENCE_FLAGS = {"positive": "--positive", "name_or_path": "--graph-model"}
+"""The arguments of an inference (which loads the graph model with --graph infer), by the flags that give them."""
+
+
 def _model(args: argparse.Namespace) -> CondFiP:
     graph_model = DEFAULT_GRAPH_MODEL if args.graph_model is None else args.graph_model
-    return CondFiP.from_pretrained(args.model, device=args.device, graph_model=graph_model)
+    with flag_names(MODEL_FLAGS):
+        return CondFiP.from_pretrained(args.model, device=args.device, graph_model=graph_model)
 
 
 def _check_graph_model(args: argparse.Namespace) -> None:
@@ -234,7 +241,9 @@ def run_infer(args: argparse.Namespace) -> int:
     if args.num_samples is not None:
         check_sample_memory(args.num_samples, data.shape[1], "--num-samples")
     graph = _graph(args)
-    scm = _model(args).infer(data, graph, zero_shot=args.zero_shot, positive=_positive(args))
+    model = _model(args)
+    with flag_names(INFERENCE_FLAGS):
+        scm = model.infer(data, graph, zero_shot=args.zero_shot, positive=_positive(args))
     if args.counterfactual:
         result = scm.counterfactual_samples(interventions, data)
         what = f"{len(result)} counterfactual rows"
@@ -295,19 +304,21 @@ def run_effect(args: argparse.Namespace) -> int:
             )
         )
     if args.bootstrap is None:
-        scm = model.infer(data, graph, zero_shot=args.zero_shot, positive=_positive(args))
+        with flag_names(INFERENCE_FLAGS):
+            scm = model.infer(data, graph, zero_shot=args.zero_shot, positive=_positive(args))
         printed = f"{statistic(scm):.6g}"
     else:
-        result = model.bootstrap(
-            data,
-            graph,
-            statistic,
-            num_bootstraps=args.bootstrap,
-            seed=args.seed,
-            zero_shot=args.zero_shot,
-            positive=_positive(args),
-            reinfer=bool(args.reinfer),
-        )
+        with flag_names(INFERENCE_FLAGS):
+            result = model.bootstrap(
+                data,
+                graph,
+                statistic,
+                num_bootstraps=args.bootstrap,
+                seed=args.seed,
+                zero_shot=args.zero_shot,
+                positive=_positive(args),
+                reinfer=bool(args.reinfer),
+            )
         lower, upper = result.interval(level)
         printed = f"{result.estimate:.6g} {lower:.6g} {upper:.6g}"
         rows += f"; then the {level:.0%} percentile interval over {args.bootstrap} resamples of the rows"

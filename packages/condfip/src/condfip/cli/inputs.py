@@ -1,6 +1,7 @@
 """What every ``condfip`` command shares: argparse types, one-line usage errors, reading CSV tables and graphs,
-checking output paths and writing CSV files atomically (several outputs of one command all or none). Bad input
-is a ValueError here; ``condfip.cli.main`` prints it as one line."""
+checking output paths and writing CSV files atomically (several outputs of one command all or none), and the
+flags named in the API's messages in place of its arguments (``flag_names``). Bad input is a ValueError here;
+``condfip.cli.main`` prints it as one line."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import argparse
 import contextlib
 import csv
 import math
+import re
 import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -67,6 +69,35 @@ def number_between(low: float, high: float, *, open_interval: bool) -> Callable[
         return value
 
     return parse
+
+
+def flag_message(message: str, flags: dict[str, str]) -> str:
+    """``message`` with every Python argument of ``flags`` (argument -> the flag a user types for it) that it
+    names replaced by its flag: ``argument=`` anywhere ("name_or_path='x'" -> "--model 'x'"), and the argument
+    as the message's first word ("device must be ..." -> "--device must be ...")."""
+    for argument, flag in flags.items():
+        name = re.escape(argument)
+        message = re.sub(rf"(?<![\w.-]){name}=(?=\S)", f"{flag} ", message)
+        message = re.sub(rf"(?<![\w.-]){name}=", flag, message)  # at the end: "leave it out of positive="
+        message = re.sub(rf"^{name}(?=\s)", flag, message)
+    return message
+
+
+@contextlib.contextmanager
+def flag_names(flags: dict[str, str]) -> Iterator[None]:
+    """Inside, a ValueError whose message names a Python argument of ``flags`` is raised again naming the
+    command-line flag instead (``flag_message``): the API's messages name its arguments, a command's its flags."""
+    try:
+        yield
+    except ValueError as error:
+        message = flag_message(str(error), flags)
+        if message == str(error):
+            raise
+        raise ValueError(message) from error
+
+
+MODEL_FLAGS = {"name_or_path": "--model", "device": "--device"}
+"""The arguments of loading a network (``from_pretrained``) by the flags of ``add_model_arguments``."""
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, default_model: str) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from condfip.cli.inputs import one_line_errors, os_errors, output_path, requires_training_extra
+from condfip.cli.inputs import flag_names, one_line_errors, os_errors, output_path, requires_training_extra
 from condfip.graph import GraphModelConfig
 from condfip.model import CondFiPConfig
 from condfip.training.options import (
@@ -194,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(options.out)
     made = [folder for folder in (out, *out.parents) if not folder.exists()]  # the folders the run will make
     try:
-        with os_errors(f"cannot write the training run in {str(out)!r}"):
+        with flag_names({"device": "--device"}), os_errors(f"cannot write the training run in {str(out)!r}"):
             train(options)
     except BaseException:
         for folder in made:  # a run that failed before its first checkpoint leaves no empty folder behind

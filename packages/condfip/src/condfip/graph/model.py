@@ -180,7 +180,14 @@ class GraphModel(nn.Module, PretrainedModel, model_type="graph"):
         return {"inference": self.inference} if self.inference else {}
 
     def read_checkpoint_sections(self, config: dict[str, Any], path: Path) -> None:
-        """The checkpoint's ``"inference"`` section (its default threshold), checked; {} when it has none."""
+        """The checkpoint's ``"inference"`` section (its default threshold); {} when it has none."""
+        self.inference = dict(config.get("inference", {}))
+
+    @classmethod
+    def check_checkpoint_sections(cls, config: dict[str, Any], where: str) -> None:
+        """Refuse an ``"inference"`` section without a threshold in [0, 1] and a recipe whose ``node_counts``
+        (the training data's node counts, which ``trained_max_nodes`` reads) is neither absent nor a list of
+        integers >= 1."""
         inference = config.get("inference", {})
         threshold = inference.get("threshold", 0.5) if isinstance(inference, dict) else None
         if (
@@ -189,10 +196,24 @@ class GraphModel(nn.Module, PretrainedModel, model_type="graph"):
             or not 0.0 <= threshold <= 1.0
         ):
             raise ValueError(
-                f"{path} has an invalid 'inference' section {inference!r}: its 'threshold' must be a number in "
+                f"{where} has an invalid 'inference' section {inference!r}: its 'threshold' must be a number in "
                 "[0, 1]; re-run `condfip calibrate` on the checkpoint"
             )
-        self.inference = dict(inference)
+        counts = config.get("training", {}).get("node_counts")
+        if not _node_counts(counts):
+            raise ValueError(
+                f"{where} has an invalid 'training.node_counts' {counts!r}: it must be a list of the node counts "
+                "of the training data, integers >= 1 such as [10, 20, 30]"
+            )
+
+
+def _node_counts(counts: object) -> bool:
+    """Whether a recipe's ``node_counts`` is None (not recorded) or a list of integers >= 1."""
+    if counts is None:
+        return True
+    return isinstance(counts, list) and all(
+        isinstance(count, int) and not isinstance(count, bool) and count >= 1 for count in counts
+    )
 
 
 def allowed_pairs(

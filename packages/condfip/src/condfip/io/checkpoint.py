@@ -55,9 +55,10 @@ def save_checkpoint(
     ``dtype``: store floating-point tensors in this type (``torch.bfloat16`` halves the files; loading casts
     back to the model's type).
 
-    The config is checked as JSON before any file is written (NaN and infinities are written as null). A
-    folder that holds nothing but a checkpoint (or does not exist) is replaced as a whole
-    (:func:`condfip.io.atomic.atomic_directory`). A folder that also holds other files (a training run's
+    The config is checked as JSON (NaN and infinities are written as null), and the stored weights as loading
+    checks them (:func:`check_storable`: no tensor of another kind than the model's, no NaN or infinities),
+    before any file is written. A folder that holds nothing but a checkpoint (or does not exist) is replaced as
+    a whole (:func:`condfip.io.atomic.atomic_directory`). A folder that also holds other files (a training run's
     ``state/`` and logs) keeps them: the new checkpoint is written completely beside it, then its files are
     renamed in, ``config.json`` last.
     """
@@ -65,6 +66,10 @@ def save_checkpoint(
         isinstance(max_shard_bytes, bool) or not isinstance(max_shard_bytes, int) or max_shard_bytes < 1
     ):
         raise ValueError(f"max_shard_bytes must be a positive number of bytes or None, got {max_shard_bytes}")
+    if training is not None and not isinstance(training, dict):  # read_config refuses any other section
+        raise ValueError(
+            f"training must be a dict (the checkpoint's 'training' section) or None, got {type(training).__name__}"
+        )
     config = {
         "model_type": model_type,
         "format_version": FORMAT_VERSION,
@@ -76,11 +81,9 @@ def save_checkpoint(
     json_text(config)  # a value JSON cannot hold is refused before any file is written (and hashing)
     directory = Path(directory)
     tensors = {name: tensor.detach().contiguous().cpu() for name, tensor in model.state_dict().items()}
-    if dtype is not None:
-        tensors = {
-            name: tensor.to(dtype) if tensor.is_floating_point() else tensor
-            for name, tensor in tensors.items()
-        }
+    stored = _stored(tensors, dtype)
+    check_storable(tensors, stored, dtype)  # what loading would refuse is refused before any file is written
+    tensors = stored
     config[DIGEST_KEY] = digest = tensors_digest(tensors)
     text = json_text(config)
 
@@ -101,6 +104,23 @@ def save_checkpoint(
         for path in directory.iterdir():  # the other form of weights, or shards of a larger save
             if _is_checkpoint_file(path.name) and path.name not in names:
                 path.unlink(missing_ok=True)
+
+
+def _stored(tensors: dict[str, torch.Tensor], dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
+    """``tensors`` as a save stores them: floating-point ones cast to ``dtype`` when given."""
+    if dtype is None:
+        return tensors
+    if not isinstance(dtype, torch.dtype):
+        raise ValueError(f"dtype must be a torch.dtype such as torch.bfloat16 or None, got {dtype!r}")
+    stored = {}
+    for name, tensor in tensors.items():
+        try:
+            stored[name] = tensor.to(dtype) if tensor.is_floating_point() else tensor
+        except RuntimeError as error:  # a quantized type, which a plain cast cannot make
+            raise ValueError(
+                f"cannot save the checkpoint: {name} cannot be stored as {dtype}: {error}"
+            ) from None
+    return stored
 
 
 def _replaceable(directory: Path) -> bool:
@@ -370,29 +390,66 @@ def _names(items: list[str], limit: int = 5) -> str:
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
-def check_values(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor], source: Path) -> None:
-    """Refuse tensors of another kind than the model's (an integer tensor for float weights, or the reverse)
-    and floating-point tensors holding NaN or infinities, naming them."""
-    wrong_kind = [
-        f"{name} ({str(found[name].dtype).removeprefix('torch.')}, expected "
-        f"{str(tensor.dtype).removeprefix('torch.')})"
+def wrong_kinds(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> list[str]:
+    """The tensors of ``found`` of another kind than the model's own in ``expected`` (an integer tensor for
+    float weights, or the reverse), as ``"name (int32, expected float32)"``: what loading refuses."""
+    return [
+        f"{name} ({_dtype_name(found[name].dtype)}, expected {_dtype_name(tensor.dtype)})"
         for name, tensor in expected.items()
-        if _kind(found[name].dtype) != _kind(tensor.dtype)
+        if name in found and _kind(found[name].dtype) != _kind(tensor.dtype)
     ]
+
+
+def non_finite(found: dict[str, torch.Tensor]) -> list[str]:
+    """The names, sorted, of the floating-point tensors of ``found`` that hold NaN or infinities: what loading
+    refuses."""
+    return sorted(
+        name for name, tensor in found.items() if tensor.is_floating_point() and not _all_finite(tensor)
+    )
+
+
+def _all_finite(tensor: torch.Tensor) -> bool:
+    if tensor.element_size() == 1:  # torch has no isfinite for the 8-bit float types: compare them widened
+        tensor = tensor.float()
+    return bool(torch.isfinite(tensor).all())
+
+
+def check_values(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor], source: Path) -> None:
+    """Refuse tensors of another kind than the model's (``wrong_kinds``) and floating-point tensors holding
+    NaN or infinities (``non_finite``), naming them."""
+    wrong_kind = wrong_kinds(expected, found)
     if wrong_kind:
         raise ValueError(
             f"{source} holds tensors of the wrong type: {_names(wrong_kind)}; the file is corrupted or was not "
             "written for this model, re-save the checkpoint"
         )
-    broken = [
-        name
-        for name, tensor in found.items()
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
-    ]
+    broken = non_finite(found)
     if broken:
         raise ValueError(
-            f"{source} holds NaN or infinite values in {_names(sorted(broken))}; a trained network has finite "
+            f"{source} holds NaN or infinite values in {_names(broken)}; a trained network has finite "
             "weights: the file is corrupted, or the run that wrote it diverged"
+        )
+
+
+def check_storable(
+    expected: dict[str, torch.Tensor], stored: dict[str, torch.Tensor], dtype: torch.dtype | None
+) -> None:
+    """Refuse to save tensors ``stored`` (the model's own ``expected``, cast to ``dtype`` when given) that
+    loading would refuse (``wrong_kinds``, ``non_finite``), naming them, before any file is written."""
+    wrong_kind = wrong_kinds(expected, stored)
+    if wrong_kind:
+        raise ValueError(
+            f"cannot save the checkpoint: dtype={dtype} stores tensors of the wrong type: {_names(wrong_kind)}, "
+            "which loading refuses; store floating-point weights in a floating-point type (torch.bfloat16 "
+            "halves the files)"
+        )
+    broken = non_finite(stored)
+    if broken:
+        stored_as = "" if dtype is None else f" once stored as {dtype}"
+        raise ValueError(
+            f"cannot save the checkpoint: NaN or infinite values in {_names(broken)}{stored_as}, which loading "
+            "refuses; save finite weights (those of a run before it diverged)"
+            + ("" if dtype is None else ", or store them in a type whose range holds them (torch.bfloat16)")
         )
 
 
@@ -400,6 +457,10 @@ def _kind(dtype: torch.dtype) -> str:
     if dtype == torch.bool:
         return "bool"
     return "float" if dtype.is_floating_point else "complex" if dtype.is_complex else "integer"
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
 
 
 def load_weights(model: torch.nn.Module, directory: str | Path) -> None:

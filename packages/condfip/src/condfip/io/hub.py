@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,48 @@ scm = model.infer(data, graph)   # graph convention: adjacency[i, j] = 1 means t
 
 Files: `model.safetensors` (weights) and `config.json` (architecture and training recipe).
 """
+
+
+_REPO_PART = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?")
+MAX_REPO_NAME = 96  # characters of a Hub repo name
+
+
+def check_repo_id(repo_id: object) -> str:
+    """``repo_id`` if it is a Hugging Face Hub repo id ``owner/name`` by the Hub's rules (letters, digits,
+    ``-``, ``_`` and ``.``; neither part starts or ends with ``-`` or ``.``; no ``--`` or ``..``; not ending in
+    ``.git``; a name of at most 96 characters), else a ValueError naming the rule it breaks."""
+    if not isinstance(repo_id, str):
+        raise ValueError(f"repo_id must be a string 'owner/name', got {type(repo_id).__name__}")
+    refused = f"{repo_id!r} is not a Hugging Face Hub repo id:"
+    parts = repo_id.split("/")
+    if len(parts) != 2 or not all(parts):
+        raise ValueError(f"{refused} it must have the form 'owner/name' (one '/' between two names)")
+    if not all(_REPO_PART.fullmatch(part) for part in parts):
+        raise ValueError(
+            f"{refused} the owner and the name hold only letters, digits, '-', '_' and '.', and neither starts "
+            "or ends with '-' or '.'"
+        )
+    if "--" in repo_id or ".." in repo_id or repo_id.endswith(".git") or len(parts[1]) > MAX_REPO_NAME:
+        raise ValueError(
+            f"{refused} the Hub refuses '--' and '..', a name ending in '.git' and names longer than "
+            f"{MAX_REPO_NAME} characters"
+        )
+    return repo_id
+
+
+def hub_offline() -> bool:
+    """Whether huggingface_hub runs in offline mode (``HF_HUB_OFFLINE=1``, read when it is imported)."""
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def _offline_upload(repo_id: str) -> ValueError:
+    return ValueError(
+        f"cannot upload to {repo_id!r}: huggingface_hub is in offline mode (HF_HUB_OFFLINE=1), which allows no "
+        "upload; unset HF_HUB_OFFLINE (huggingface_hub reads it at import: start a new Python process without "
+        "it, with network access) and call push_to_hub again"
+    )
 
 
 def download_checkpoint(
@@ -83,16 +126,26 @@ def push_checkpoint(
     """Write a checkpoint with ``save(folder)`` and upload it, with a model card, to ``repo_id``.
 
     ``api`` is a ``huggingface_hub.HfApi`` (default) or any object with ``create_repo`` and ``upload_folder``.
-    Returns what ``upload_folder`` returns.
+    Returns what ``upload_folder`` returns. A repo id that breaks the Hub's rules (:func:`check_repo_id`) is
+    refused before anything is written or uploaded, and so is huggingface_hub's offline mode
+    (``HF_HUB_OFFLINE=1``) for the default client; a client's own offline error becomes the same ValueError.
     """
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    check_repo_id(repo_id)
     if api is None:
+        if hub_offline():
+            raise _offline_upload(repo_id)
         from huggingface_hub import HfApi
 
         api = HfApi()
     with tempfile.TemporaryDirectory(prefix="condfip-push-") as folder:
         save(folder)
         (Path(folder) / "README.md").write_text(MODEL_CARD.replace("{repo_id}", repo_id), encoding="utf-8")
-        api.create_repo(repo_id, token=token, private=private, exist_ok=True)
-        return api.upload_folder(
-            repo_id=repo_id, folder_path=folder, commit_message=commit_message, token=token
-        )
+        try:
+            api.create_repo(repo_id, token=token, private=private, exist_ok=True)
+            return api.upload_folder(
+                repo_id=repo_id, folder_path=folder, commit_message=commit_message, token=token
+            )
+        except OfflineModeIsEnabled:  # an HfApi given as api, in offline mode
+            raise _offline_upload(repo_id) from None

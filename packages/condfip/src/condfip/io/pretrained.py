@@ -7,15 +7,13 @@ A shipped checkpoint is a folder ``condfip/pretrained/<name>/`` holding ``model.
 from __future__ import annotations
 
 import json
-import re
+import os
 from importlib import resources
 from pathlib import Path
 
 from condfip.io.atomic import existing_directory
 from condfip.io.checkpoint import CHECKPOINT_FILES, CONFIG_NAME, INDEX_NAME, SHARDED_FILES, WEIGHTS_NAME
-from condfip.io.hub import download_checkpoint
-
-_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+from condfip.io.hub import check_repo_id, download_checkpoint
 
 
 def shipped_root() -> Path:
@@ -69,6 +67,38 @@ def _check_folder(folder: Path) -> Path:
     return folder
 
 
+def looks_like_path(name_or_path: str | Path) -> bool:
+    """Whether ``name_or_path`` can only mean a local folder, not a Hub repo id ``owner/name``: a ``Path``, or
+    text that starts with ``.``, ``/`` or ``~``, is absolute, holds a second ``/`` or another separator of this
+    system (``\\`` on Windows), or names an existing file."""
+    if not isinstance(name_or_path, str):
+        return True
+    separators = [separator for separator in (os.sep, os.altsep) if separator not in (None, "/")]
+    return (
+        name_or_path.startswith((".", "/", "~"))
+        or os.path.isabs(name_or_path)
+        or name_or_path.count("/") > 1
+        or any(separator in name_or_path for separator in separators)
+        or Path(name_or_path).exists()
+    )
+
+
+def _no_folder(text: str) -> ValueError:
+    """The error for a path ``text`` that holds no checkpoint folder: a file, or nothing at all."""
+    path = Path(text).expanduser()
+    absolute = os.path.abspath(path)
+    where = repr(text) if absolute == text else f"{text!r} ({absolute})"
+    if path.exists():
+        return ValueError(
+            f"{where} is a file, not a checkpoint folder; pass the folder that holds "
+            f"{' and '.join(CHECKPOINT_FILES)} (written by save_pretrained)"
+        )
+    return ValueError(
+        f"no checkpoint folder at {where}; check the path (relative paths start from the working directory), "
+        "or write a checkpoint there with save_pretrained"
+    )
+
+
 def resolve_checkpoint(
     name_or_path: str | Path,
     *,
@@ -81,7 +111,8 @@ def resolve_checkpoint(
     """The local folder holding the checkpoint ``name_or_path`` refers to, downloading from the Hub if needed.
 
     Order: a shipped name (``"small"``), an existing local folder, then a Hub repo id ``owner/name`` (fetched
-    through huggingface_hub's standard cache; offline, only a cached copy can be used).
+    through huggingface_hub's standard cache; offline, only a cached copy can be used). A name that can only be
+    a path (``looks_like_path``) and names no folder is refused as such, never looked up on the Hub.
     """
     text = str(name_or_path)
     shipped = shipped_checkpoints(root, model_type=model_type)
@@ -90,12 +121,16 @@ def resolve_checkpoint(
     found = existing_directory(Path(text).expanduser())  # or the version a save interrupted mid-swap left
     if found is not None:
         return _check_folder(found)
-    if isinstance(name_or_path, str) and _REPO_ID.match(text) and not text.startswith((".", "/")):
-        return _check_folder(
-            download_checkpoint(
-                text, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
+    if looks_like_path(name_or_path):
+        raise _no_folder(text)
+    if text.count("/") == 1:
+        try:
+            folder = download_checkpoint(
+                check_repo_id(text), revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
             )
-        )
+        except ValueError as error:  # the name may also have been meant as a local folder
+            raise ValueError(f"{error}; no local folder {text!r} exists here either") from None
+        return _check_folder(folder)
     names = ", ".join(repr(name) for name in shipped) or "none in this installation"
     raise ValueError(
         f"name_or_path={text!r} is not a shipped checkpoint (shipped: {names}), an existing folder, "

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import torch
 
 from condfip.io.architecture import Architecture
-from condfip.io.checkpoint import CONFIG_NAME, load_weights, read_config, save_checkpoint
+from condfip.io.checkpoint import CONFIG_NAME, json_ready, load_weights, read_config, save_checkpoint
 from condfip.io.memory import check_memory, format_bytes
 from condfip.io.pretrained import resolve_checkpoint
 
@@ -27,7 +27,9 @@ class PretrainedModel:
 
     ``config_class`` is its architecture dataclass (the model is built as ``cls(config)``); ``default_name``
     the shipped checkpoint ``from_pretrained()`` loads without a name. A type that stores more than weights,
-    architecture and recipe overrides ``checkpoint_sections`` and ``read_checkpoint_sections``.
+    architecture and recipe overrides ``checkpoint_sections`` and ``read_checkpoint_sections``; one whose
+    sections (or recipe entries) must hold certain values overrides ``check_checkpoint_sections``, which both
+    loading and saving call.
     """
 
     model_type: ClassVar[str]
@@ -49,6 +51,11 @@ class PretrainedModel:
     def read_checkpoint_sections(self, config: dict[str, Any], path: Path) -> None:
         """Take what ``checkpoint_sections`` wrote from the validated ``config`` read from ``path``."""
 
+    @classmethod
+    def check_checkpoint_sections(cls, config: dict[str, Any], where: str) -> None:
+        """Refuse a ``config.json`` content (``where`` names it in messages) whose sections this type cannot
+        read: loading calls it on what it read, saving on what it is about to write."""
+
     def save_pretrained(
         self,
         directory: str | Path,
@@ -59,13 +66,19 @@ class PretrainedModel:
     ) -> None:
         """Write ``model.safetensors`` and ``config.json`` into ``directory`` atomically (shards beyond
         ``max_shard_bytes``; floating-point tensors stored as ``dtype`` when given). ``training``: the
-        checkpoint's ``training`` section; None keeps the one the model was loaded with."""
+        checkpoint's ``training`` section; None keeps the one the model was loaded with. What loading would
+        refuse is refused before any file is written."""
+        training = getattr(self, "training_recipe", None) if training is None else training
+        sections = self.checkpoint_sections()
+        if isinstance(training, dict | None):  # save_checkpoint refuses another training section by itself
+            written = json_ready({"training": training or {}, **sections})  # as loading will read it
+            self.check_checkpoint_sections(written, f"the checkpoint to save in {directory}")
         save_checkpoint(
             self,  # type: ignore[arg-type]
             directory,
             model_type=self.model_type,
-            training=getattr(self, "training_recipe", None) if training is None else training,
-            sections=self.checkpoint_sections() or None,
+            training=training,
+            sections=sections or None,
             max_shard_bytes=max_shard_bytes,
             dtype=dtype,
         )
@@ -148,6 +161,7 @@ def load_model(
         architecture = model_class.config_class.from_dict(config["architecture"], complete=True)
     except ValueError as error:
         raise ValueError(f"{config_path}: {error}") from None
+    model_class.check_checkpoint_sections(config, str(config_path))
     check_model_memory(model_class, architecture, f"the network that {config_path} describes")
     model = model_class(architecture)  # type: ignore[call-arg]
     load_weights(model, directory)

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from condfip.io.checkpoint import tensors_digest
 from condfip.model import CondFiPModel, fixed_point_generate
 from condfip.model.readout import fit_readout_with_penalty
 from condfip.training.options import DecoderOptions, EncoderOptions, TrainingOptions
@@ -109,6 +110,7 @@ class CondFiPStage:
     def __init__(self, options: EncoderOptions | DecoderOptions) -> None:
         self.options = options
         self.name = options.name
+        self.encoder_digest: str | None = None  # the decoder stage: of the encoder weights it started from
 
     def build_model(self, options: TrainingOptions) -> nn.Module:
         with torch.random.fork_rng(devices=[]):  # the initialization depends on the seed only
@@ -125,6 +127,7 @@ class CondFiPStage:
                     "encoder sizes"
                 )
             model.encoder.load_state_dict(encoder.encoder.state_dict())
+            self.encoder_digest = tensors_digest(encoder.encoder.state_dict())
             if stage.encoder_weight > 0:
                 trainable += ("encoder",)
         for name, parameter in model.named_parameters():
@@ -150,3 +153,8 @@ class CondFiPStage:
     def evaluate(self, model: nn.Module, cells: list) -> dict[str, float]:
         # the decoder stage also logs the figures of the default path, adapted to each context (`*_adapted`)
         return evaluate(model, cells, stage=self.name, adapted=self.name == "decoder")
+
+    def recipe(self) -> dict[str, Any]:
+        """The decoder stage records which encoder weights it started from (``--encoder``'s, by their digest,
+        wherever the folder lies); a resume with other ones is refused."""
+        return {} if self.encoder_digest is None else {"encoder_digest": self.encoder_digest}

@@ -13,6 +13,8 @@ run, ``--init`` from its checkpoint, then trains the whole model. The attention 
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -79,3 +81,6 @@ class GraphStage:
 
     def evaluate(self, model: nn.Module, cells: list[GraphValidationCell]) -> dict[str, float]:
         return evaluate_graph_model(model, cells)
+
+    def recipe(self) -> dict[str, Any]:
+        return {}

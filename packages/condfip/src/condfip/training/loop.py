@@ -113,6 +113,7 @@ def _start(options: TrainingOptions, ranks: Distributed) -> Run:
     ema = WeightAverage(model, options.ema_decay)
     start = 0
     if options.resume:
+        recipe = run_recipe(options, stage)  # after build_model, which the stage's part records
 
         def check_meta(meta: dict[str, Any]) -> None:
             stage = meta.get("stage")
@@ -127,7 +128,7 @@ def _start(options: TrainingOptions, ranks: Distributed) -> Run:
                     f"cannot resume {out}: its run has the architecture {meta.get('architecture')}, not the "
                     f"--config given now ({options.config.to_dict()}); pass the --config it was started with"
                 )
-            _check_same_recipe(out, meta.get("recipe"), options.recipe())
+            _check_same_recipe(out, meta.get("recipe"), recipe)
 
         meta = load_training_state(
             state_dir, model=model, optimizer=optimizer, ema_shadow=ema.shadow, check_meta=check_meta
@@ -289,10 +290,16 @@ RESUMED_STAGE_OPTIONS = {"pairs_only": False, "encoder_weight": 0.0}
 """Stage options that choose which weights train (the optimizer state holds those), with their defaults."""
 
 
+def run_recipe(options: TrainingOptions, stage: Stage) -> dict[str, Any]:
+    """What the run records as its recipe: its options' and its stage's (after ``build_model``)."""
+    return {**options.recipe(), **stage.recipe()}
+
+
 def _check_same_recipe(out: Path, stored: Any, current: dict[str, Any]) -> None:
     """Refuse to resume the run in ``out`` with other options than its recorded ``stored`` recipe."""
     if not isinstance(stored, dict):
         return  # a state written before the recipe was recorded
+    _check_same_encoder(out, stored, current)
     changed = [(key, stored[key], current.get(key)) for key in RESUMED_OPTIONS if key in stored]
     changed += [
         (key, stored.get(key, default), current.get(key, default))
@@ -305,6 +312,19 @@ def _check_same_recipe(out: Path, stored: Any, current: dict[str, Any]) -> None:
                 f"cannot resume {out}: its run has {key} {before!r}, not {now!r} as given now; resume with the "
                 f"options it was started with ({flag}), or start a new run in another --out"
             )
+
+
+def _check_same_encoder(out: Path, stored: dict[str, Any], current: dict[str, Any]) -> None:
+    """Refuse to resume a decoder run with an ``--encoder`` of other encoder weights than those it started from
+    (compared by digest: the folder may have moved); a state recorded before the digest is not checked."""
+    before = stored.get("encoder_digest")
+    if before is None or before == current.get("encoder_digest"):
+        return
+    raise ValueError(
+        f"cannot resume {out}: its run started from the encoder weights of --encoder "
+        f"{stored.get('encoder', '?')!r}, and --encoder {current.get('encoder')!r} given now holds other ones; "
+        "resume with the --encoder it was started with, or start a new run in another --out"
+    )
 
 
 def _same_architecture(stored: Any, config: Any) -> bool:
@@ -327,7 +347,7 @@ def checkpoint(run: Run, step: int, cells: list, log: dict[str, Any]) -> dict[st
         "step": step,
         "stage": options.stage.name,
         "architecture": options.config.to_dict(),
-        "recipe": options.recipe(),
+        "recipe": run_recipe(options, run.stage),
     }
     save_training_state(
         out / "state", model=run.model, optimizer=run.optimizer, ema_shadow=run.ema.shadow, info=info
@@ -336,7 +356,9 @@ def checkpoint(run: Run, step: int, cells: list, log: dict[str, Any]) -> dict[st
     averaged.load_state_dict(run.ema.averaged_state_dict(run.model))
     averaged.eval()
     figures = run.stage.evaluate(averaged, cells)
-    averaged.save_pretrained(out, training={**options.recipe(), "step": step, "validation": figures})
+    averaged.save_pretrained(
+        out, training={**run_recipe(options, run.stage), "step": step, "validation": figures}
+    )
     _append_jsonl(out / "validation.jsonl", {"step": step, "stage": options.stage.name, **figures})
     _append_jsonl(out / "train_log.jsonl", log)
     return figures

@@ -70,7 +70,7 @@ class DecoderOptions:
         keys = ("rollout_weight", "rollout_rows") if self.rollout_weight > 0 else ()
         keys += ("refit_weight",) if self.refit_weight > 0 else ()
         keys += ("encoder_weight",) if self.encoder_weight > 0 else ()
-        return {key: getattr(self, key) for key in keys}
+        return {"encoder": str(self.encoder), **{key: getattr(self, key) for key in keys}}
 
 
 @dataclass(frozen=True)

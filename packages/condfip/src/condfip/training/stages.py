@@ -1,7 +1,8 @@
 """What differs between training stages, behind one small interface the loop drives.
 
 A stage builds its model (initialized from the run's seed, with the trainable parameters marked), wraps its
-loss in a module (so DistributedDataParallel can wrap it), and builds and scores its fixed validation set.
+loss in a module (so DistributedDataParallel can wrap it), builds and scores its fixed validation set, and adds
+to the run's recipe what it read to build the model.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ class Stage(Protocol):
     def evaluate(self, model: nn.Module, cells: list[Any]) -> dict[str, float]:
         """Figures of the (averaged) model on the validation set; keys of in-distribution cells start with
         ``in/``."""
+
+    def recipe(self) -> dict[str, Any]:
+        """What the run's recipe records beyond its options, of what ``build_model`` read (the decoder stage:
+        which encoder weights it started from); a resume refuses a change of it."""
 
 
 def stage_for(options: TrainingOptions) -> Stage:
