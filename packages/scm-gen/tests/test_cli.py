@@ -85,46 +85,12 @@ def test_cli_output_is_identical_with_one_and_two_processes(tmp_path):
 
 
 def test_grid_and_csuite_commands_write_their_configs(tmp_path):
-    assert (
-        main(
-            [
-                "grid",
-                "--nodes",
-                "3",
-                "--scms-per-graph",
-                "1",
-                "--context",
-                "5",
-                "--query",
-                "3",
-                "--interventions",
-                "2",
-                "--quiet",
-                "--out",
-                str(tmp_path / "grid"),
-            ]
-        )
-        == 0
-    )
+    sizes = ["--context", "5", "--query", "3", "--interventions", "2", "--quiet"]
+    grid = ["grid", "--nodes", "3", "--scms-per-graph", "1", *sizes]
+    assert main([*grid, "--out", str(tmp_path / "grid")]) == 0
     assert len(list((tmp_path / "grid" / "data").iterdir())) == 4
     assert (tmp_path / "grid" / "data" / "in_rff_d3_ctx5").is_dir()
-    assert (
-        main(
-            [
-                "csuite",
-                "--context",
-                "5",
-                "--query",
-                "3",
-                "--interventions",
-                "2",
-                "--quiet",
-                "--out",
-                str(tmp_path / "csuite"),
-            ]
-        )
-        == 0
-    )
+    assert main(["csuite", *sizes, "--out", str(tmp_path / "csuite")]) == 0
     assert len(list((tmp_path / "csuite" / "data").iterdir())) == 9
 
 

@@ -34,6 +34,8 @@ from condfip_eval.scoring import TASKS, score_fitted
 from condfip_eval.settings import MethodSettings
 from condfip_eval.tables import display_name, format_mean_error, markdown_table, ordered_methods
 from scm_gen import BenchmarkDataset
+from scm_gen.benchmark import dataset_rng
+from scm_gen.scm import draw_between_deciles
 
 __all__ = ["Ecoli70Settings", "LinearGaussianNetwork", "load_linear_gaussian_network", "run_ecoli70"]
 
@@ -155,11 +157,10 @@ def make_network_dataset(
     replicate: int = 0,
 ) -> BenchmarkDataset:
     """One dataset of the network, laid out like scm-gen's benchmark datasets."""
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(replicate,)))
+    rng = dataset_rng(seed, replicate)
     data, noise = network.sample(num_context + num_query, rng)
     node = int(rng.integers(len(network.nodes)))
-    low, high = np.quantile(data[:, node], [0.1, 0.9])
-    value = float(rng.uniform(low, high))
+    value = draw_between_deciles(data[:, node], rng)
     interventional_data, interventional_noise = network.sample(num_interventional, rng, {node: value})
     counterfactual = network.generate(noise[num_context:], {node: value})
     return BenchmarkDataset(

@@ -73,20 +73,58 @@ def make_benchmark_dataset(
     drawn uniformly, is intervened on with a value from `U(q10, q90)` of its observational rows. Requests
     whose estimated memory exceeds the machine's are refused before anything is drawn (`scm_gen.limits`).
     """
-    from scm_gen import __version__
     from scm_gen.presets import sample_scm
 
     num_context = check_int("num_context", num_context, minimum=1)
     num_query = check_int("num_query", num_query, minimum=0)
     num_interventional = check_int("num_interventional", num_interventional, minimum=0)
-    seed = check_int("seed", seed, minimum=0, maximum=MAX_SEED)
-    index = check_int("index", index, minimum=0, maximum=MAX_SEED)
+    seed, index = check_run_position(seed, index)
     num_nodes = check_int("num_nodes", num_nodes, minimum=1, maximum=MAX_NODES)
     check_dataset_request(num_nodes, num_context + num_query, num_query, num_interventional)
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
+    rng = dataset_rng(seed, index)
     scm = sample_scm(preset, mechanism, num_nodes, rng=rng, graph=graph, families=families)
+    return sample_run_dataset(
+        scm,
+        rng,
+        seed=seed,
+        index=index,
+        num_context=num_context,
+        num_query=num_query,
+        num_interventional=num_interventional,
+    )
+
+
+def check_run_position(seed: int, index: int) -> tuple[int, int]:
+    """`seed` and `index` of a dataset of a run: integers in `[0, MAX_SEED]`, as ints."""
+    seed = check_int("seed", seed, minimum=0, maximum=MAX_SEED)
+    index = check_int("index", index, minimum=0, maximum=MAX_SEED)
+    return seed, index
+
+
+def dataset_rng(seed: int, index: int) -> np.random.Generator:
+    """The generator dataset `index` of a run seeded `seed` draws everything from:
+    `SeedSequence(seed, spawn_key=(index,))`."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
+
+
+def sample_run_dataset(
+    scm: SCM,
+    rng: np.random.Generator,
+    *,
+    seed: int,
+    index: int,
+    num_context: int,
+    num_query: int,
+    num_interventional: int,
+    labels: dict[str, Any] | None = None,
+) -> BenchmarkDataset:
+    """`sample_benchmark_dataset` for dataset `index` of a run seeded `seed`; its metadata holds the SCM's,
+    then `labels`, then the node count, `seed`, `index` and the scm_gen version."""
+    from scm_gen import __version__
+
     metadata = {
         **scm.metadata,
+        **(labels or {}),
         "num_nodes": scm.num_nodes,
         "seed": seed,
         "index": index,

@@ -87,6 +87,16 @@ def _add_sizes(parser: argparse.ArgumentParser, *, context: int, query: int) -> 
     parser.add_argument("--interventions", type=int, default=400, help="interventional rows per dataset")
 
 
+def _sizes(args: argparse.Namespace) -> dict[str, int]:
+    """The options of `_add_sizes` and the run seed, as the keyword arguments of the `*_specs` functions."""
+    return {
+        "seed": args.seed,
+        "num_context": args.context,
+        "num_query": args.query,
+        "num_interventional": args.interventions,
+    }
+
+
 def _add_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seed", type=int, default=0, help="run seed (dataset i uses SeedSequence(seed, (i,)))"
@@ -202,23 +212,14 @@ def _run(args: argparse.Namespace) -> int:
         title, split = f"scm-gen {args.preset.upper()} {args.mechanism} d={args.nodes}", "train"
     elif args.command == "grid":
         specs = lists.grid_specs(
-            seed=args.seed,
-            num_context=args.context,
-            num_query=args.query,
-            num_interventional=args.interventions,
+            **_sizes(args),
             node_counts=args.nodes,
             scms_per_graph=args.scms_per_graph,
             mechanisms=args.mechanisms,
         )
         title, split = "Cond-FiP test grid (scm-gen)", "test"
     elif args.command == "csuite":
-        specs = lists.csuite_specs(
-            seed=args.seed,
-            num_datasets=args.datasets,
-            num_context=args.context,
-            num_query=args.query,
-            num_interventional=args.interventions,
-        )
+        specs = lists.csuite_specs(**_sizes(args), num_datasets=args.datasets)
         title, split = "CSuite-style SCMs (scm-gen)", "test"
     elif args.command == "push":
         from scm_gen.hub import push_to_hub

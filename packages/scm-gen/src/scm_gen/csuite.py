@@ -14,9 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scm_gen._checks import check_choice, check_int
-from scm_gen.benchmark import BenchmarkDataset, sample_benchmark_dataset
-from scm_gen.limits import MAX_SEED
+from scm_gen._checks import check_choice
+from scm_gen.benchmark import BenchmarkDataset, check_run_position, dataset_rng, sample_run_dataset
 from scm_gen.mechanisms import FunctionalMechanisms
 from scm_gen.noise import NoiseModel
 from scm_gen.scm import SCM
@@ -216,25 +215,15 @@ def make_csuite_dataset(
 
     One node, drawn uniformly, is intervened on with a value from `U(q10, q90)` of its observational rows.
     """
-    from scm_gen import __version__
-
     scm = csuite_scm(name)
-    seed = check_int("seed", seed, minimum=0, maximum=MAX_SEED)
-    index = check_int("index", index, minimum=0, maximum=MAX_SEED)
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
-    metadata = {
-        **scm.metadata,
-        "csuite": name,
-        "num_nodes": scm.num_nodes,
-        "seed": seed,
-        "index": index,
-        "scm_gen_version": __version__,
-    }
-    return sample_benchmark_dataset(
+    seed, index = check_run_position(seed, index)
+    return sample_run_dataset(
         scm,
-        rng,
+        dataset_rng(seed, index),
+        seed=seed,
+        index=index,
         num_context=num_context,
         num_query=num_query,
         num_interventional=num_interventional,
-        metadata=metadata,
+        labels={"csuite": name},
     )

@@ -23,6 +23,7 @@ cost); the function `F` is *defined* as this computation, and the result is retu
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from functools import partial
 
 import numpy as np
 
@@ -224,22 +225,16 @@ class HeteroscedasticRFFMechanisms(Mechanisms):
         bias_range: tuple[float, float],
         num_features: int = NUM_RANDOM_FEATURES,
     ) -> HeteroscedasticRFFMechanisms:
-        location = RFFMechanisms.sample(
+        """`f` as `RFFMechanisms.sample` draws it, then `g` likewise but with output scale 1 and no bias."""
+        draw = partial(
+            RFFMechanisms.sample,
             adjacency,
             rng,
             length_scale_range=length_scale_range,
-            output_scale_range=output_scale_range,
-            bias_range=bias_range,
             num_features=num_features,
         )
-        scale = RFFMechanisms.sample(
-            adjacency,
-            rng,
-            length_scale_range=length_scale_range,
-            output_scale_range=(1.0, 1.0),
-            bias_range=(0.0, 0.0),
-            num_features=num_features,
-        )
+        location = draw(output_scale_range=output_scale_range, bias_range=bias_range)
+        scale = draw(output_scale_range=(1.0, 1.0), bias_range=(0.0, 0.0))
         return cls(location, scale)
 
     def location(self, node: int, parent_values: np.ndarray) -> np.ndarray:

@@ -41,6 +41,12 @@ def check_intervention_value(value: Any, node: int, num_rows: int) -> np.ndarray
     return array
 
 
+def draw_between_deciles(values: np.ndarray, rng: np.random.Generator) -> float:
+    """A value drawn from `U(q10, q90)` of `values` `[n]` (how the benchmark draws intervention values)."""
+    low, high = np.quantile(values, [0.1, 0.9])
+    return float(rng.uniform(low, high))
+
+
 class SCM:
     """An additive (or heteroscedastic) noise model over a DAG.
 
@@ -185,8 +191,7 @@ class SCM:
             reference = self._check_rows("reference", reference)
             if reference.shape[0] == 0:
                 raise ValueError("reference has no rows; give at least one observational row, or None")
-        low, high = np.quantile(reference[:, node], [0.1, 0.9])
-        return float(rng.uniform(low, high))
+        return draw_between_deciles(reference[:, node], rng)
 
     def descendants(self, nodes: Any) -> np.ndarray:
         """`[d]` bool: the given nodes (a list of node indices) and every node reachable from them."""

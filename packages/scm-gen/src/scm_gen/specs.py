@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from scm_gen._checks import check_choice, check_int, check_sequence
 from scm_gen.benchmark import BenchmarkDataset, make_benchmark_dataset
@@ -63,13 +64,31 @@ SCARCE_CONTEXT_SIZES = (100, 50)  # the paper's scarce-data variants: same SCMs,
 
 def _check_sizes(
     num_context: int, num_query: int, num_interventional: int, seed: int, num_nodes: int = 1
-) -> None:
-    """Row counts and seed; `num_nodes` (the largest of the request) for the memory estimate."""
+) -> dict[str, int]:
+    """Row counts and seed; `num_nodes` (the largest of the request) for the memory estimate. Returns the four
+    as given, as `DatasetSpec` fields."""
     check_int("num_context", num_context, minimum=1)
     check_int("num_query", num_query, minimum=0)
     check_int("num_interventional", num_interventional, minimum=0)
     check_int("seed", seed, minimum=0, maximum=MAX_SEED)
     check_dataset_request(num_nodes, num_context + num_query, num_query, num_interventional)
+    return {
+        "seed": seed,
+        "num_context": num_context,
+        "num_query": num_query,
+        "num_interventional": num_interventional,
+    }
+
+
+def _config_specs(
+    config: str, first_index: int, count: int, num_nodes: int, sizes: dict[str, int], **source: Any
+) -> list[DatasetSpec]:
+    """`count` datasets of `config` with indices from `first_index` on; `source` says what they are drawn from
+    (`preset`, `mechanism`, `graph` and `families`, or `csuite`)."""
+    return [
+        DatasetSpec(config=config, index=first_index + offset, num_nodes=num_nodes, **sizes, **source)
+        for offset in range(count)
+    ]
 
 
 def grid_config_name(preset: str, mechanism: str, num_nodes: int, num_context: int = DEFAULT_CONTEXT) -> str:
@@ -102,7 +121,7 @@ def grid_specs(
     repeated = next((count for count in node_counts if node_counts.count(count) > 1), None)
     if repeated is not None:
         raise ValueError(f"node_counts={list(node_counts)} names {repeated} more than once; give each once")
-    _check_sizes(num_context, num_query, num_interventional, seed, max(node_counts))
+    sizes = _check_sizes(num_context, num_query, num_interventional, seed, max(node_counts))
     mechanisms = _check_mechanisms(mechanisms)
     size = len(GRID_PRESETS) * len(mechanisms) * len(node_counts) * scms_per_graph * 3
     if size > MAX_DATASETS:
@@ -113,21 +132,16 @@ def grid_specs(
             for num_nodes in node_counts:
                 config = grid_config_name(preset, mechanism, num_nodes, num_context)
                 for graph in PRESETS[preset].graphs:
-                    for _ in range(scms_per_graph):
-                        specs.append(
-                            DatasetSpec(
-                                config=config,
-                                index=len(specs),
-                                seed=seed,
-                                num_nodes=num_nodes,
-                                num_context=num_context,
-                                num_query=num_query,
-                                num_interventional=num_interventional,
-                                preset=preset,
-                                mechanism=mechanism,
-                                graph=graph,
-                            )
-                        )
+                    specs += _config_specs(
+                        config,
+                        len(specs),
+                        scms_per_graph,
+                        num_nodes,
+                        sizes,
+                        preset=preset,
+                        mechanism=mechanism,
+                        graph=graph,
+                    )
     return specs
 
 
@@ -151,7 +165,7 @@ def generate_specs(
     check_choice("preset", preset, PRESETS)
     check_choice("mechanism", mechanism, MECHANISM_KINDS)
     num_nodes = check_nodes("nodes", num_nodes)
-    _check_sizes(num_context, num_query, num_interventional, seed, num_nodes)
+    sizes = _check_sizes(num_context, num_query, num_interventional, seed, num_nodes)
     each = dataset_bytes(num_nodes, num_context + num_query, num_query, num_interventional)
     num_datasets = check_datasets("datasets", num_datasets, each)
     if graph is not None:
@@ -163,22 +177,17 @@ def generate_specs(
             raise ValueError(f"families={families!r} must be a non-empty list of {', '.join(NODE_FAMILIES)}")
         families = tuple(check_choice("family", family, NODE_FAMILIES) for family in families)
     config = f"{preset}_{mechanism}_d{num_nodes}" + (f"_{graph}" if graph else "")
-    return [
-        DatasetSpec(
-            config=config,
-            index=index,
-            seed=seed,
-            num_nodes=num_nodes,
-            num_context=num_context,
-            num_query=num_query,
-            num_interventional=num_interventional,
-            preset=preset,
-            mechanism=mechanism,
-            graph=graph,
-            families=families,
-        )
-        for index in range(num_datasets)
-    ]
+    return _config_specs(
+        config,
+        0,
+        num_datasets,
+        num_nodes,
+        sizes,
+        preset=preset,
+        mechanism=mechanism,
+        graph=graph,
+        families=families,
+    )
 
 
 def _check_mechanisms(mechanisms: Sequence[str]) -> tuple[str, ...]:
@@ -207,24 +216,11 @@ def csuite_specs(
         check_choice("csuite model", name, CSUITE_NAMES)
     node_counts = {name: csuite_scm(name).num_nodes for name in names}
     largest = max(node_counts.values(), default=1)
-    _check_sizes(num_context, num_query, num_interventional, seed, largest)
+    sizes = _check_sizes(num_context, num_query, num_interventional, seed, largest)
     each = dataset_bytes(largest, num_context + num_query, num_query, num_interventional)
     num_datasets = check_int("datasets", num_datasets, minimum=1)
     check_datasets(f"datasets x {len(names)} models", num_datasets * max(1, len(names)), each)
     specs = []
     for name in names:
-        num_nodes = node_counts[name]
-        for _ in range(num_datasets):
-            specs.append(
-                DatasetSpec(
-                    config=name,
-                    index=len(specs),
-                    seed=seed,
-                    num_nodes=num_nodes,
-                    num_context=num_context,
-                    num_query=num_query,
-                    num_interventional=num_interventional,
-                    csuite=name,
-                )
-            )
+        specs += _config_specs(name, len(specs), num_datasets, node_counts[name], sizes, csuite=name)
     return specs
