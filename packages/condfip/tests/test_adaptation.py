@@ -672,7 +672,7 @@ def test_the_candidate_models_fit_the_same_in_batches_of_any_size(monkeypatch: p
     z, noise = _linear_data(120, seed=6)
     z[:, 4] = torch.sin(2 * z[:, 2]) + z[:, 3] ** 2 * 0.3 + 0.2 * noise[:, 4]
     whole, _, _ = _fit(z)
-    monkeypatch.setattr("condfip.model.adaptation.EVIDENCE_BATCH_BYTES", 1)
+    monkeypatch.setattr("condfip.model.candidates.EVIDENCE_BATCH_BYTES", 1)
     single, _, _ = _fit(z)
     for name, value in whole.__dict__.items():
         if name in ("evidence_gain", "network_gain"):

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import condfip.model.parent_basis as parent_basis_module
+from condfip.model.kernels import STEP_SIDE_SHARE
 from condfip.model.parent_basis import (
     ADDITIVE_SCALES,
     JITTER,
@@ -20,7 +21,6 @@ from condfip.model.parent_basis import (
     SHORT_SCALE,
     SHORT_SCALE_PARENTS,
     STEP_PARENTS,
-    STEP_SIDE_SHARE,
     ParentBasis,
     landmark_count,
     product_pairs,
