@@ -167,3 +167,80 @@ def test_autocast_inputs_in_another_dtype_are_accepted():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = module(x, parents)
     assert out.shape == (1, 2, 4, 8) and out.dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(dim=True, num_heads=1), "dim must be a positive int, got True"),  # a bool is an int to Python
+        (dict(dim=8, num_heads=True), "num_heads must be a positive int dividing dim = 8, got True"),
+        (dict(dim=8, num_heads=2, bias="no"), "bias must be True or False, got 'no'"),  # was a bias, silently
+        (dict(dim=8, num_heads=2, bias=None), "bias must be True or False, got None"),
+        (
+            dict(dim=8, num_heads=2, backend="cuda"),
+            r"backend must be one of \('auto', 'reference', 'triton'\)",
+        ),
+    ],
+)
+def test_bad_options_are_refused_when_the_layer_is_built(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        DAGAttention(**kwargs)
+
+
+def test_options_in_any_case_and_without_bias():
+    layer = DAGAttention(8, 2, bias=False, backend="Reference")
+    assert all(linear.bias is None for linear in (layer.to_q, layer.to_kv, layer.to_out))
+    x = torch.randn(1, 2, 3, 8)
+    assert layer(x, torch.zeros(1, 3, 3, dtype=torch.bool)).shape == (1, 2, 3, 8)
+
+
+def test_parameters_that_cannot_fit_in_memory_are_refused_before_allocating():
+    # 4 * 10^12 float32 parameters: 14.6 TiB; an attempt would fail to allocate or be killed
+    with pytest.raises(
+        ValueError,
+        match=r"dim = 1000000 needs 14.6 TiB of parameters .* more than the .* that cpu has in all",
+    ):
+        DAGAttention(10**6, 1)
+
+
+def test_bad_forward_inputs_get_the_layer_s_words():
+    module = _module(dim=8, heads=2)
+    parents = torch.zeros(1, 3, 3, dtype=torch.bool)
+    with pytest.raises(
+        ValueError, match=r"x must be a floating tensor, got dtype torch.int64; .*x.to\(torch.float32\)"
+    ):
+        module(torch.ones(1, 2, 3, 8, dtype=torch.long), parents)  # said "layer.to(torch.int64)" before
+    with pytest.raises(
+        ValueError,
+        match=r"x is on meta but the layer's parameters are on cpu; move one of them: layer.to\('meta'\)",
+    ):
+        module(torch.zeros(1, 2, 3, 8, device="meta"), parents.to("meta"))
+    with pytest.raises(
+        ValueError, match=r"x must hold at least one node \(axis 2\), got shape \(1, 2, 0, 8\)"
+    ):
+        module(torch.zeros(1, 2, 0, 8), parents[:, :0, :0])
+    with pytest.raises(
+        ValueError, match=r"context must hold at least one node \(axis 2\), got shape \(1, 2, 0, 8\)"
+    ):
+        module(torch.zeros(1, 2, 3, 8), parents[:, :, :0], context=torch.zeros(1, 2, 0, 8))
+    with pytest.raises(
+        ValueError,
+        match=r"parents must have shape \[B, d, d_k\] = \(1, 3, 5\) for x of shape \(1, 2, 3, 8\) and context of "
+        r"shape \(1, 2, 5, 8\), got list",
+    ):
+        module(torch.zeros(1, 2, 3, 8), parents.tolist(), context=torch.zeros(1, 2, 5, 8))
+
+
+def test_a_non_finite_context_node_reaches_only_its_children():
+    module = _module(dim=8, heads=2)
+    generator = torch.Generator().manual_seed(9)
+    x, context = torch.randn(2, 3, 5, 8, generator=generator), torch.randn(2, 3, 5, 8, generator=generator)
+    parents = torch.zeros(2, 5, 5, dtype=torch.bool)
+    parents[:, 2, 0] = parents[:, 3, 0] = parents[:, 3, 1] = parents[:, 4, 3] = True
+    clean = module(x, parents, context=context)
+    context[1, 2, 0, 5] = float("nan")  # key and value of node 0 in dataset 1, row 2: read by nodes 2 and 3
+    out = module(x, parents, context=context)
+    reads = torch.zeros(2, 3, 5, dtype=torch.bool)
+    reads[1, 2, [2, 3]] = True
+    assert torch.isnan(out[reads]).all()
+    assert torch.equal(out[~reads], clean[~reads])

@@ -9,7 +9,12 @@ import pytest
 import torch
 
 from dag_attention import dag_attention, dag_attention_reference, parents_from_adjacency
-from dag_attention._testing import MASK_KINDS, brute_force, make_parents
+from dag_attention._testing import (
+    MASK_KINDS,
+    brute_force,
+    check_non_finite_inputs_stay_local,
+    make_parents,
+)
 
 
 def _inputs(shape, *, seed=0, dtype=torch.float32, spread=1.0):
@@ -311,3 +316,157 @@ def test_rectangular_form_refuses_triton_and_mismatched_masks(monkeypatch):
         dag_attention(q, k, v, torch.ones(1, 3, 3, dtype=torch.bool))
     with pytest.raises(ValueError, match=re.escape("k and v must have the same shape, got k (1, 2, 5, 4)")):
         dag_attention(q, k, v[..., :4, :], torch.ones(1, 3, 5, dtype=torch.bool))
+
+
+# ----- non-finite inputs, overflowing scores, partial gradients, strided and empty inputs -------------------------
+
+INF = float("inf")
+
+
+def _reference(q, k, v, parents, scale):
+    return dag_attention(q, k, v, parents, scale=scale, backend="reference")
+
+
+def _small_dag():
+    """5 nodes: 0 -> 1, 0 -> 3, 1 -> 2, 1 -> 3; node 4 is a root without children. Node 1 has a parent and two
+    children, so a bad query of 1 is read by 1, a bad key or value of 1 by 2 and 3."""
+    parents = torch.zeros(2, 5, 5, dtype=torch.bool)
+    parents[:, 1, 0] = parents[:, 3, 0] = parents[:, 2, 1] = parents[:, 3, 1] = True
+    return parents
+
+
+@pytest.mark.parametrize(
+    "dtype", [torch.float64, torch.float32, torch.bfloat16], ids=["fp64", "fp32", "bf16"]
+)
+@pytest.mark.parametrize("value", [float("nan"), INF, -INF], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("name", ["q", "k", "v"])
+def test_non_finite_inputs_reach_only_the_nodes_that_read_them(name, value, dtype):
+    # a zero weight times NaN is NaN: through the dense products, one bad value reached every node of its row
+    q, k, v = _inputs((2, 3, 2, 5, 4), dtype=dtype, seed=30)
+    tensors = {"q": q, "k": k, "v": v}
+    tensors[name][1, 2, 0, 1, 3] = value  # one entry of node 1, in dataset 1, row 2, head 0
+    poisoned = check_non_finite_inputs_stay_local(_reference, q, k, v, _small_dag(), 0.5)
+    expected = [[1, 2, 0, 1]] if name == "q" else [[1, 2, 0, 2], [1, 2, 0, 3]]
+    assert poisoned.nonzero().tolist() == expected
+
+
+def test_a_non_finite_query_of_a_root_changes_nothing():
+    q, k, v = _inputs((1, 2, 1, 5, 4), seed=31)
+    clean = dag_attention(q, k, v, _small_dag()[:1], backend="reference")
+    q[0, 1, 0, 4] = float("nan")  # node 4 has no parent: its output does not read its query
+    q[0, 0, 0, 0] = INF  # nor does root 0's
+    out = dag_attention(q, k, v, _small_dag()[:1], backend="reference")
+    assert torch.equal(out, clean) and torch.equal(out[..., [0, 4], :], torch.zeros_like(out[..., [0, 4], :]))
+
+
+def test_non_finite_keys_in_the_rectangular_form_reach_only_their_children():
+    q = torch.randn(1, 2, 2, 3, 4, generator=torch.Generator().manual_seed(32), dtype=torch.float64)
+    k, v = (
+        torch.randn(1, 2, 2, 6, 4, generator=torch.Generator().manual_seed(s), dtype=torch.float64)
+        for s in (33, 34)
+    )
+    parents = torch.zeros(1, 3, 6, dtype=torch.bool)
+    parents[0, 0, [1, 5]] = parents[0, 2, [0, 5]] = parents[0, 1, 2] = True
+    v[0, 1, 1, 5, 0] = float("nan")  # key node 5, read by query nodes 0 and 2
+    poisoned = check_non_finite_inputs_stay_local(_reference, q, k, v, parents, 0.5)
+    assert poisoned.nonzero().tolist() == [[0, 1, 1, 0], [0, 1, 1, 2]]
+
+
+@pytest.mark.parametrize(
+    ("dtype", "huge"),
+    [(torch.float32, 1e20), (torch.bfloat16, 1e20), (torch.float64, 1e160)],
+    ids=["fp32", "bf16", "fp64"],
+)
+def test_scores_that_overflow_saturate_instead_of_giving_nan(dtype, huge):
+    # s = q . k overflows the compute dtype (float32 for bfloat16 inputs) to +inf; exp(s - max) was inf - inf
+    q, k, v = _inputs((1, 2, 1, 4, 8), dtype=dtype, seed=35)
+    parents = torch.zeros(1, 4, 4, dtype=torch.bool)
+    parents[0, 2, [0, 1]] = parents[0, 3, [0, 1]] = parents[0, 1, 0] = True
+    q[..., 2:, :] = huge
+    k[..., 0, :] = huge
+    k[..., 1, :] = huge
+    q[..., 3, :] = -huge  # node 3: both scores overflow to -inf, weights exp(-inf) = 0 (the clipped regime)
+    q, k, v = (t.requires_grad_() for t in (q, k, v))
+    out = dag_attention(q, k, v, parents, backend="reference")
+    assert torch.isfinite(out).all()
+    # node 2: two scores saturated at the same value share the weight
+    v0, v1 = v[..., 0, :].detach().double(), v[..., 1, :].detach().double()
+    compute_eps = torch.finfo(torch.float64 if dtype == torch.float64 else torch.float32).eps
+    torch.testing.assert_close(
+        out[..., 2, :].double(),
+        (v0 + v1) / 2,
+        rtol=torch.finfo(dtype).eps,  # rounding of the result to the input dtype
+        atol=compute_eps * float((v0.abs() + v1.abs()).max()),  # a few operations in the compute dtype
+    )
+    assert torch.equal(out[..., 3, :], torch.zeros_like(out[..., 3, :]))
+    out.sum().backward()
+    assert all(torch.isfinite(t.grad).all() for t in (q, k, v))
+
+
+@pytest.mark.parametrize(
+    "needs", [(True, False, False), (False, True, False), (False, False, True), (True, False, True)], ids=str
+)
+def test_gradients_with_respect_to_some_inputs_only(needs):
+    generator = torch.Generator().manual_seed(36)
+    base = [torch.randn(1, 2, 2, 5, 3, generator=generator, dtype=torch.float64) for _ in range(3)]
+    parents = make_parents("random", 1, 5, generator=generator)
+    full = [t.clone().requires_grad_() for t in base]
+    dag_attention(*full, parents, backend="reference").sum().backward()
+    some = [t.clone().requires_grad_(need) for t, need in zip(base, needs, strict=True)]
+    out = dag_attention(*some, parents, backend="reference")
+    assert out.requires_grad
+    out.sum().backward()
+    for need, got, want in zip(needs, some, full, strict=True):
+        assert (got.grad is None) != need
+        if need:
+            torch.testing.assert_close(got.grad, want.grad, rtol=0, atol=0)
+
+    def op(*wanted):
+        inputs = iter(wanted)
+        return dag_attention(
+            *(next(inputs) if need else t for t, need in zip(base, needs, strict=True)),
+            parents,
+            backend="reference",
+        )
+
+    wanted = tuple(t.clone().requires_grad_() for t, need in zip(base, needs, strict=True) if need)
+    assert torch.autograd.gradcheck(op, wanted)
+
+
+def test_no_input_requiring_gradients_gives_an_output_without_a_graph():
+    q, k, v = _inputs((1, 2, 1, 4, 3), seed=37)
+    out = dag_attention(
+        q, k, v, make_parents("chain", 1, 4, generator=torch.Generator()), backend="reference"
+    )
+    assert not out.requires_grad and out.grad_fn is None
+
+
+def test_strided_and_expanded_inputs_match_brute_force_and_gradcheck():
+    generator = torch.Generator().manual_seed(38)
+    q_base = torch.randn(
+        2, 3, 6, 2, 4, generator=generator, dtype=torch.float64, requires_grad=True
+    )  # [B, S, d, H, e]
+    k_base = torch.randn(2, 1, 2, 6, 4, generator=generator, dtype=torch.float64, requires_grad=True)
+    v_base = torch.randn(2, 3, 2, 6, 8, generator=generator, dtype=torch.float64, requires_grad=True)
+    parents = make_parents("random", 2, 6, generator=generator)
+
+    def views(q_base, k_base, v_base):
+        # a head split (strided), one key per dataset shared by its rows (stride 0), every other feature
+        return q_base.transpose(2, 3), k_base.expand(2, 3, 2, 6, 4), v_base[..., ::2]
+
+    q, k, v = views(q_base, k_base, v_base)
+    assert not q.is_contiguous() and k.stride(1) == 0 and v.stride(-1) == 2
+    out = dag_attention(q, k, v, parents, scale=0.6, backend="reference")
+    torch.testing.assert_close(out, brute_force(q, k, v, parents, 0.6), rtol=1e-12, atol=1e-13)
+    assert torch.autograd.gradcheck(
+        lambda *bases: dag_attention(*views(*bases), parents, scale=0.6, backend="reference"),
+        (q_base, k_base, v_base),
+    )
+
+
+@pytest.mark.parametrize("shape", [(0, 3, 2, 4, 5), (2, 0, 2, 4, 5), (2, 3, 0, 4, 5)])
+def test_empty_batch_axes_pass_empty_gradients(shape):
+    q, k, v = (t.requires_grad_() for t in _inputs(shape))
+    out = dag_attention(q, k, v, torch.ones(shape[0], 4, 4, dtype=torch.bool).tril(-1), backend="reference")
+    out.sum().backward()
+    assert all(t.grad is not None and t.grad.shape == shape for t in (q, k, v))

@@ -13,7 +13,11 @@ import torch
 
 from dag_attention import DAGAttention, dag_attention
 from dag_attention._dispatch import load_triton_op, resolve_backend
-from dag_attention._testing import check_against_reference, make_parents
+from dag_attention._testing import (
+    check_against_reference,
+    check_non_finite_inputs_stay_local,
+    make_parents,
+)
 
 pytestmark = [
     pytest.mark.gpu,
@@ -148,3 +152,32 @@ def test_memory_is_inputs_outputs_and_row_statistics(triton_op, num_nodes):
     torch.cuda.synchronize()
     # backward adds the three gradients and at most one more statistic (delta)
     assert torch.cuda.max_memory_allocated() - before <= 4 * tensor_bytes + 2 * statistics_bytes + slack
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+@pytest.mark.parametrize("num_nodes", [20, 130])  # one block of nodes; several
+@pytest.mark.parametrize("name", ["q", "k", "v"])
+def test_non_finite_inputs_reach_only_the_nodes_that_read_them(triton_op, name, num_nodes, dtype):
+    q, k, v = _inputs((2, 8, 2, num_nodes, 32), DTYPES[dtype], seed=7)
+    parents = _random_parents(2, num_nodes, seed=8, edge_probability=0.3)
+    children, has_parent = parents[1].sum(0), parents[1].any(1)  # per node
+    node = int((children * has_parent).argmax())  # the node with a parent and the most children
+    assert bool(has_parent[node]) and int(children[node]) > 0
+    {"q": q, "k": k, "v": v}[name][1, 3, 1, node, 5] = float("nan")
+    check_non_finite_inputs_stay_local(triton_op.dag_attention_triton, q, k, v, parents, 0.2)
+
+
+@pytest.mark.parametrize(("num_nodes", "block_nodes"), [(4, None), (20, 16)])
+def test_more_datasets_than_a_grid_axis_holds(triton_op, num_nodes, block_nodes):
+    # 65537 datasets: CUDA caps a grid's third axis at 65535, so the launches are split
+    q, k, v = _inputs((65537, 1, 1, num_nodes, 16), torch.float32, seed=9)
+    parents = _random_parents(65537, num_nodes, seed=10)
+    fused = functools.partial(triton_op.dag_attention_triton, block_nodes=block_nodes, pack=1)
+    check_against_reference(fused, q, k, v, parents, 0.25)
+
+
+def test_a_call_that_cannot_fit_is_refused_before_allocating():
+    q = torch.zeros(1, 1, 1, 1, 32, device="cuda").expand(1, 10**4, 8, 10**5, 32)  # a view of 128 bytes
+    parents = torch.zeros(1, 1, 1, dtype=torch.bool, device="cuda").expand(1, 10**5, 10**5)
+    with pytest.raises(ValueError, match=r"more than the [\d.]+ GiB that cuda(:0)? has in all"):
+        dag_attention(q, q, q, parents)  # Triton: 8 * 10^9 outputs of 32 floats alone are 954 GiB

@@ -15,7 +15,11 @@ import torch
 
 from dag_attention import DAGAttention, dag_attention
 from dag_attention._dispatch import interpreter_enabled, load_triton_op
-from dag_attention._testing import check_against_reference, make_parents
+from dag_attention._testing import (
+    check_against_reference,
+    check_non_finite_inputs_stay_local,
+    make_parents,
+)
 
 pytestmark = [
     pytest.mark.triton_interpret,
@@ -152,3 +156,106 @@ def test_bad_tile_override(triton_op):
         triton_op.dag_attention_triton(
             q, q, q, torch.zeros(1, 4, 4, dtype=torch.bool), 1.0, pack=1, block_nodes=8
         )
+
+
+def _twelve_node_dag(batch: int) -> torch.Tensor:
+    """12 nodes: 0 -> 5, 2 -> 5, 5 -> 9, 5 -> 11, 9 -> 11, the others roots; with blocks of 8 nodes, node 5's
+    children sit in the second block."""
+    parents = torch.zeros(batch, 12, 12, dtype=torch.bool)
+    parents[:, 5, [0, 2]] = parents[:, 9, 5] = parents[:, 11, [5, 9]] = True
+    return parents
+
+
+@pytest.mark.parametrize("block_nodes", [None, 8], ids=["one-block", "multi-block"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf")], ids=["nan", "inf"])
+@pytest.mark.parametrize("name", ["q", "k", "v"])
+def test_non_finite_inputs_reach_only_the_nodes_that_read_them(triton_op, name, value, block_nodes):
+    # rows are packed into one tile: a zero weight times NaN in a key or value of one row made every row of
+    # the tile NaN (other samples and heads), in the forward and the backward pass
+    q, k, v = _inputs((2, 3, 2, 12, 16), torch.float32, seed=12)
+    tensors = {"q": q, "k": k, "v": v}
+    tensors[name][1, 0, 1, 5, 7] = value  # node 5 of dataset 1, row 0, head 1
+    fused = _fused(triton_op, pack=2, block_nodes=block_nodes)
+    poisoned = check_non_finite_inputs_stay_local(fused, q, k, v, _twelve_node_dag(2), 0.25)
+    expected = [[1, 0, 1, 5]] if name == "q" else [[1, 0, 1, 9], [1, 0, 1, 11]]
+    assert poisoned.nonzero().tolist() == expected
+
+
+@pytest.mark.parametrize("block_nodes", [None, 8], ids=["one-block", "multi-block"])
+def test_non_finite_output_gradient_reaches_only_what_that_output_read(triton_op, block_nodes):
+    q, k, v = _inputs((2, 3, 2, 12, 16), torch.float32, seed=13)
+    parents = _twelve_node_dag(2)
+    grad_out = torch.randn(2, 3, 2, 12, 16, generator=torch.Generator().manual_seed(14))
+    grad_out[0, 1, 0, 11, 3] = float("nan")  # output node 11 (parents 5 and 9) of dataset 0, row 1, head 0
+    grads = []
+    for gradient in (grad_out, torch.nan_to_num(grad_out, nan=0.0)):
+        leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+        triton_op.dag_attention_triton(*leaves, parents, 0.25, pack=2, block_nodes=block_nodes).backward(
+            gradient
+        )
+        grads.append([t.grad for t in leaves])
+    reached = {"dq": [[0, 1, 0, 11]], "dk": [[0, 1, 0, 5], [0, 1, 0, 9]], "dv": [[0, 1, 0, 5], [0, 1, 0, 9]]}
+    for name, got, want in zip(("dq", "dk", "dv"), *grads, strict=True):
+        nan = torch.isnan(got)
+        assert (nan.all(-1) == nan.any(-1)).all(), name  # whole vectors
+        assert nan.any(-1).nonzero().tolist() == reached[name], name
+        assert torch.equal(got[~nan], want[~nan]), name  # everything else as with that entry zero
+
+
+@pytest.mark.filterwarnings(
+    "ignore:overflow encountered:RuntimeWarning"
+)  # the interpreter's NumPy, on purpose
+def test_scores_that_overflow_saturate_instead_of_giving_nan(triton_op):
+    q, k, v = _inputs((1, 2, 1, 4, 16), torch.float32, seed=15)
+    parents = torch.zeros(1, 4, 4, dtype=torch.bool)
+    parents[0, 2, [0, 1]] = parents[0, 3, [0, 1]] = parents[0, 1, 0] = True
+    q[..., 2:, :], k[..., :2, :] = 1e20, 1e20  # q . k = 1.6e41: +inf in float32
+    q[..., 3, :] = -1e20  # -inf: weights exp(-inf) = 0
+    q, k, v = (t.requires_grad_() for t in (q, k, v))
+    out = triton_op.dag_attention_triton(q, k, v, parents, 0.25)
+    reference = dag_attention(q, k, v, parents, scale=0.25, backend="reference")
+    assert torch.isfinite(out).all()
+    v0, v1 = v[..., 0, :].detach(), v[..., 1, :].detach()
+    # node 2: two saturated scores share the weight (the kernel divides the sum by 2; the reference weighs by
+    # 1/2): one float32 rounding apart, relative to the magnitude of the terms
+    tolerance = torch.finfo(torch.float32).eps * float((v0.abs() + v1.abs()).max())
+    torch.testing.assert_close(out[..., 2, :], (v0 + v1) / 2, rtol=0, atol=tolerance)
+    torch.testing.assert_close(out, reference, rtol=0, atol=tolerance)
+    assert torch.equal(out[..., 3, :], torch.zeros_like(out[..., 3, :]))
+    out.backward(torch.ones_like(out))
+    assert all(torch.isfinite(t.grad).all() for t in (q, k, v))
+
+
+@pytest.mark.parametrize("block_nodes", [None, 8], ids=["one-block", "multi-block"])
+def test_many_datasets_are_launched_in_chunks(triton_op, monkeypatch, block_nodes):
+    # CUDA caps a grid's third axis (the datasets) at 65535: larger batches are launched in chunks of datasets
+    q, k, v = (t.requires_grad_() for t in _inputs((5, 2, 1, 12, 16), torch.float32, seed=16))
+    parents = make_parents("random", 5, 12, generator=torch.Generator().manual_seed(17))
+    results = []
+    for chunk in (triton_op.MAX_GRID_DATASETS, 2):  # one launch; then chunks of 2, 2 and 1 datasets
+        monkeypatch.setattr(triton_op, "MAX_GRID_DATASETS", chunk)
+        for t in (q, k, v):
+            t.grad = None
+        out = triton_op.dag_attention_triton(q, k, v, parents, 0.25, block_nodes=block_nodes)
+        out.backward(torch.ones_like(out))
+        results.append([out.detach(), q.grad, k.grad, v.grad])
+    for whole, chunked in zip(*results, strict=True):
+        assert torch.equal(whole, chunked)
+
+
+def test_gradients_with_respect_to_some_inputs_only(triton_op):
+    q, k, v = _inputs((1, 2, 2, 7, 16), torch.float32, seed=18)
+    parents = make_parents("random", 1, 7, generator=torch.Generator().manual_seed(19))
+    full = [t.clone().requires_grad_() for t in (q, k, v)]
+    dag_attention(*full, parents, backend="triton").sum().backward()
+    only_q = q.clone().requires_grad_()
+    dag_attention(only_q, k, v, parents, backend="triton").sum().backward()
+    assert torch.equal(only_q.grad, full[0].grad)
+
+
+@pytest.mark.parametrize("shape", [(0, 2, 1, 5, 16), (1, 0, 1, 5, 16), (1, 2, 0, 5, 16)])
+def test_empty_batch_axes(triton_op, shape):
+    q, k, v = (t.requires_grad_() for t in _inputs(shape, torch.float32))
+    out = dag_attention(q, k, v, torch.ones(shape[0], 5, 5, dtype=torch.bool).tril(-1), backend="triton")
+    out.sum().backward()
+    assert out.shape == shape and all(t.grad.shape == shape for t in (q, k, v))

@@ -7,7 +7,7 @@ import re
 import pytest
 import torch
 
-from dag_attention import dag_attention
+from dag_attention import _memory, dag_attention
 
 
 def _good(shape=(2, 3, 2, 5, 4)):
@@ -65,12 +65,25 @@ def test_mixed_devices():
         _call(q, k, v, parents.to("meta"))
 
 
-def test_parents_dtype():
+@pytest.mark.parametrize(
+    "convert",
+    [
+        lambda p: p.to(torch.int8),
+        lambda p: p.long(),  # 0/1 integers
+        lambda p: p.to(torch.uint8),
+        lambda p: p.float(),  # 0.0/1.0
+        lambda p: torch.full(p.shape, float("nan")),
+    ],
+    ids=["int8", "int64", "uint8", "float32", "nan"],
+)
+def test_parents_dtype(convert):
     q, k, v, parents = _good()
+    mask = convert(parents)
     with pytest.raises(
-        ValueError, match=r"parents must be a bool tensor, got dtype torch.int8; .*parents_from_adjacency"
+        ValueError,
+        match=rf"parents must be a bool tensor, got dtype {mask.dtype}; .*parents_from_adjacency.*parents != 0",
     ):
-        _call(q, k, v, parents.to(torch.int8))
+        _call(q, k, v, mask)
 
 
 @pytest.mark.parametrize("bad_shape", [(2, 5), (1, 5, 5), (2, 5, 4), (2, 1, 5, 5)])
@@ -114,3 +127,66 @@ def test_backend_name():
         ValueError, match=re.escape("backend must be one of ('auto', 'reference', 'triton'), got 'cuda'")
     ):
         dag_attention(*_good(), backend="cuda")
+
+
+def test_scale_that_float32_cannot_hold_is_refused_for_float32_arithmetic():
+    q, k, v, parents = _good()
+    with pytest.raises(
+        ValueError,
+        match=r"scale must be at most 1.7e\+38 in magnitude for torch.float32 inputs .* got 1e\+300",
+    ):
+        _call(q, k, v, parents, scale=1e300)
+    with pytest.raises(ValueError, match=r"for torch.bfloat16 inputs"):
+        _call(q.bfloat16(), k.bfloat16(), v.bfloat16(), parents, scale=-1e39)
+    out = _call(q.double(), k.double(), v.double(), parents, scale=1e300)  # float64 arithmetic holds it
+    assert torch.isfinite(out).all()
+
+
+def test_a_tensor_scale_gets_a_hint():
+    with pytest.raises(
+        ValueError, match=r"got tensor\(0.5000\); pass float\(scale\) for a one-element tensor"
+    ):
+        _call(*_good(), scale=torch.tensor(0.5))
+
+
+def _huge(num_nodes: int, *, rows: int = 1, requires_grad: bool = False):
+    """Expanded (stride-0) inputs of a large logical size: nothing of that size is ever allocated."""
+    q = torch.zeros(1, 1, 1, 1, 4).expand(1, rows, 1, num_nodes, 4).requires_grad_(requires_grad)
+    parents = torch.zeros(1, 1, 1, dtype=torch.bool).expand(1, num_nodes, num_nodes)
+    return q, q, q, parents
+
+
+def test_a_call_that_cannot_fit_in_memory_is_refused_before_allocating():
+    # 10^6 nodes: the reference's scores alone are 10^12 floats per row, terabytes on any machine; the inputs
+    # are views of a few bytes, so a ValueError (not an allocation failure or a killed process) shows that the
+    # call was refused before anything of that size was allocated
+    with pytest.raises(
+        ValueError,
+        match=r"this call needs about [\d.]+ TiB of working memory \(the reference backend holds about 2.5 "
+        r"torch.float32 tensors of B x S x H x d_q x d_k = 1 x 1 x 1 x 1000000 x 1000000 scores at the peak of "
+        r"its forward\), more than the [\d.]+ [GT]iB that cpu has in all; evaluate the query nodes in slices",
+    ):
+        _call(*_huge(10**6))
+
+
+def test_memory_estimate_and_hints(monkeypatch):
+    monkeypatch.setattr(_memory, "device_memory", lambda device: 10 * 2**20)  # a 10 MiB device
+    q, k, v, parents = _huge(200, rows=64)  # 64 rows x 200 x 200 float32 scores: 10 MiB each
+    scores = 64 * 200 * 200 * 4
+    inputs = 3 * 64 * 200 * 4 * 4  # q, k, v with non-finite entries zeroed, float32
+    assert _memory.working_memory(q, k, "reference", backward=False)[0] == int(2.5 * scores + inputs)
+    assert _memory.working_memory(q, k, "reference", backward=True)[0] == int(6.5 * scores + inputs)
+    # the Triton kernels: the output and lse; in backward dQ, dK, dV and delta as well
+    assert _memory.working_memory(q, k, "triton", backward=False)[0] == 64 * 200 * 4 * 4 + 64 * 200 * 4
+    assert _memory.working_memory(q, k, "triton", backward=True)[0] == 4 * 64 * 200 * 4 * 4 + 2 * 64 * 200 * 4
+    with pytest.raises(
+        ValueError, match=r"about 25.0 MiB .* more than the 10.0 MiB .*rows \(axis S\) or heads in slices"
+    ):
+        _call(q, k, v, parents)
+    q, k, v, parents = _huge(200, rows=16, requires_grad=True)  # fits without autograd, not with its backward
+    with pytest.raises(
+        ValueError, match=r"6.5 torch.float32 tensors .* at the peak of its forward and backward"
+    ):
+        _call(q, k, v, parents)
+    with torch.no_grad():
+        assert _call(q, k, v, parents).shape == q.shape

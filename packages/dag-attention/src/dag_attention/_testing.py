@@ -148,3 +148,62 @@ def check_against_reference(
     failed = {name: f for name, f in figures.items() if f[0] > f[1]}
     assert not failed, f"fused vs reference (error, allowed): {figures}"
     return figures
+
+
+def reads_non_finite_brute_force(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, parents: torch.Tensor
+) -> torch.Tensor:
+    """[B, S, H, d_q] bool: the nodes whose output must be NaN, by a loop over nodes (tiny inputs only).
+
+    Node ``i`` reads its own query when it has parents, and the key and value of each parent; it must be NaN
+    when one of those holds a NaN or an infinity.
+    """
+    q_bad = ~torch.isfinite(q.detach()).all(-1).cpu()  # [B, S, H, d_q]
+    kv_bad = ~(torch.isfinite(k.detach()).all(-1) & torch.isfinite(v.detach()).all(-1)).cpu()
+    parents = parents.cpu()
+    batch, rows, heads, num_queries = q_bad.shape
+    out = torch.zeros(batch, rows, heads, num_queries, dtype=torch.bool)
+    for b in range(batch):
+        for i in range(num_queries):
+            pa = [j for j in range(parents.shape[-1]) if bool(parents[b, i, j])]
+            for s in range(rows):
+                for h in range(heads):
+                    out[b, s, h, i] = bool(pa) and (bool(q_bad[b, s, h, i]) or any(kv_bad[b, s, h, pa]))
+    return out.to(q.device)
+
+
+def check_non_finite_inputs_stay_local(
+    fn,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    parents: torch.Tensor,
+    scale: float,
+    *,
+    seed: int = 0,
+) -> torch.Tensor:
+    """Check that ``fn(q, k, v, parents, scale)`` confines the NaN and infinities of its inputs to the nodes
+    that read them, in the forward and the backward pass. Returns the [B, S, H, d] mask of those nodes.
+
+    Against the same call on the inputs with every non-finite entry replaced by 0: the nodes that read one are
+    NaN (``reads_non_finite_brute_force``), every other output is bitwise the same, and so are the three
+    gradients of a loss on the finite outputs (a NaN output passes no gradient; the non-finite entries
+    themselves get zero gradients, as the zeros that replace them do: only nodes that are NaN read them).
+    """
+    poisoned = reads_non_finite_brute_force(q, k, v, parents)
+    assert poisoned.any(), "the inputs hold no non-finite value that a node reads"
+    bad = [t.detach().clone().requires_grad_() for t in (q, k, v)]
+    clean = [
+        torch.nan_to_num(t.detach(), nan=0.0, posinf=0.0, neginf=0.0).requires_grad_() for t in (q, k, v)
+    ]
+    out_bad = fn(*bad, parents, scale)
+    out_clean = fn(*clean, parents, scale)
+    assert torch.isnan(out_bad[poisoned]).all(), "a node that reads a non-finite input is not NaN"
+    assert torch.equal(out_bad[~poisoned], out_clean[~poisoned]), "a non-finite input reached another node"
+    generator = torch.Generator(device=q.device).manual_seed(seed)
+    grad_out = torch.randn(out_bad.shape, generator=generator, device=q.device).to(q.dtype)
+    for out in (out_bad, out_clean):
+        (torch.where(poisoned[..., None], 0.0, out) * grad_out).sum().backward()
+    for name, got, want in zip("qkv", bad, clean, strict=True):
+        assert torch.equal(got.grad, want.grad), f"d{name}: a non-finite input reached another gradient"
+    return poisoned

@@ -21,6 +21,7 @@ from dag_attention._triton_kernels import (
 
 LOG2_E = 1.4426950408889634
 TILE_POSITIONS = 64  # packed (row, node) positions per tile side on a GPU
+MAX_GRID_DATASETS = 65535  # CUDA's limit on a grid's third axis, which holds the datasets: launched in chunks
 
 
 @dataclass(frozen=True)
@@ -99,10 +100,23 @@ def _grid(config: TileConfig, batch: int, num_rows: int, num_nodes: int) -> tupl
     return (triton.cdiv(num_rows, config.pack), triton.cdiv(num_nodes, config.block_nodes), batch)
 
 
+def _dataset_chunks(batch: int) -> list[slice]:
+    """Slices of at most MAX_GRID_DATASETS datasets covering ``batch``: one launch each."""
+    return [
+        slice(start, min(start + MAX_GRID_DATASETS, batch)) for start in range(0, batch, MAX_GRID_DATASETS)
+    ]
+
+
 def _forward(q, k, v, parents_u8, scale: float, config: TileConfig):
-    batch, rows, heads, num_nodes, head_dim = q.shape
     out = torch.empty_like(q)  # keeps q's layout (e.g. [B, S, d, H, e] memory from a head split)
-    lse = torch.empty(batch, rows, heads, num_nodes, device=q.device, dtype=torch.float32)
+    lse = torch.empty(q.shape[:4], device=q.device, dtype=torch.float32)
+    for c in _dataset_chunks(q.shape[0]):  # views: the kernels take strides and a base pointer
+        _forward_chunk(q[c], k[c], v[c], out[c], lse[c], parents_u8[c], scale, config)
+    return out, lse
+
+
+def _forward_chunk(q, k, v, out, lse, parents_u8, scale: float, config: TileConfig) -> None:
+    batch, rows, heads, num_nodes, head_dim = q.shape
     _forward_kernel[_grid(config, batch, rows * heads, num_nodes)](
         q, k, v, out, lse, parents_u8,
         *_strides(q), *_strides(k), *_strides(v), *_strides(out), *parents_u8.stride(),
@@ -111,12 +125,19 @@ def _forward(q, k, v, parents_u8, scale: float, config: TileConfig):
         PACK=config.pack, BLOCK_M=config.block_nodes, BLOCK_N=config.block_nodes, BLOCK_E=config.block_e,
         PRECISION=_precision(q.dtype), num_warps=config.num_warps,
     )  # fmt: skip
-    return out, lse
 
 
 def _backward(q, k, v, out, grad_out, lse, parents_u8, scale: float, config: TileConfig):
-    batch, rows, heads, num_nodes, head_dim = q.shape
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+    for c in _dataset_chunks(q.shape[0]):
+        _backward_chunk(
+            q[c], k[c], v[c], out[c], grad_out[c], lse[c], parents_u8[c], dq[c], dk[c], dv[c], scale, config
+        )
+    return dq, dk, dv
+
+
+def _backward_chunk(q, k, v, out, grad_out, lse, parents_u8, dq, dk, dv, scale: float, config: TileConfig):
+    batch, rows, heads, num_nodes, head_dim = q.shape
     grid = _grid(config, batch, rows * heads, num_nodes)
     shape_args = (heads, rows * heads, num_nodes, head_dim, scale * LOG2_E, scale)
     if grid[1] == 1:  # one block of nodes: all three gradients in one pass
@@ -128,7 +149,7 @@ def _backward(q, k, v, out, grad_out, lse, parents_u8, scale: float, config: Til
             PACK=config.pack, BLOCK_D=config.block_nodes, BLOCK_E=config.block_e,
             PRECISION=_precision(q.dtype), num_warps=config.num_warps,
         )  # fmt: skip
-        return dq, dk, dv
+        return
     delta = torch.empty_like(lse)  # [B, S, H, d]: dO_i . O_i where the softmax is normalized, else 0
     blocks = dict(
         PACK=config.pack, BLOCK_M=config.block_nodes, BLOCK_N=config.block_nodes, BLOCK_E=config.block_e
@@ -147,7 +168,6 @@ def _backward(q, k, v, out, grad_out, lse, parents_u8, scale: float, config: Til
         *shape_args,
         **blocks, PRECISION=_precision(q.dtype), num_warps=config.num_warps,
     )  # fmt: skip
-    return dq, dk, dv
 
 
 class DAGAttentionFunction(torch.autograd.Function):

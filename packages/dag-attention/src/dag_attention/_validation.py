@@ -8,6 +8,7 @@ import numbers
 import torch
 
 SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+MAX_FLOAT32_SCALE = torch.finfo(torch.float32).max / 2  # log2(e) * scale stays finite in float32
 
 
 def _shape(t: torch.Tensor) -> tuple[int, ...]:
@@ -84,5 +85,13 @@ def check_inputs(
     if scale is None:
         return 1.0 / math.sqrt(head_dim)
     if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not math.isfinite(float(scale)):
-        raise ValueError(f"dag_attention: scale must be a finite real number or None, got {scale!r}")
+        hint = "; pass float(scale) for a one-element tensor" if isinstance(scale, torch.Tensor) else ""
+        raise ValueError(f"dag_attention: scale must be a finite real number or None, got {scale!r}{hint}")
+    if q.dtype != torch.float64 and abs(float(scale)) > MAX_FLOAT32_SCALE:
+        # float32 arithmetic: a larger scale is infinite there (and log2(e) * scale in the kernels), and
+        # 0 * inf is NaN for an exactly orthogonal query and key
+        raise ValueError(
+            f"dag_attention: scale must be at most {MAX_FLOAT32_SCALE:.3g} in magnitude for {q.dtype} inputs "
+            f"(computed in float32), got {scale!r}; use float64 inputs for a larger scale"
+        )
     return float(scale)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from dag_attention._dispatch import load_triton_op, resolve_backend
+from dag_attention._memory import check_memory
 from dag_attention._validation import check_inputs
 from dag_attention.reference import dag_attention_reference
 
@@ -64,7 +65,13 @@ def dag_attention(
         backend (``"auto"`` picks it; ``"triton"`` raises).
     Returns a tensor shaped like ``q``: ``out[..., i, :] = sum_j w_ij v[..., j, :]`` with
     ``w_ij = exp(s_ij) / max(sum_{j in pa(i)} exp(s_ij), 1)``, ``s_ij = scale * q_i . k_j`` over the parents
-    of ``i``. Nodes without parents get exact zeros (and zero gradients), never NaN.
+    of ``i``. Nodes without parents get exact zeros (and zero gradients), never NaN. A NaN or an infinity in
+    the inputs reaches only the nodes that read it: node ``i``'s output is NaN when its query (if it has
+    parents) or a parent's key or value holds one, and every other output is as if it were not there; a NaN
+    output passes no gradient. Scores that overflow saturate at the largest finite float.
+
+    Raises ValueError for a bad input (message: what was received, what is allowed) and for a call whose
+    working memory exceeds what its device has in all (the reference holds a few B·S·H·d_q·d_k score tensors).
 
     scale: defaults to ``1 / sqrt(e)``.
     backend: ``"auto"`` (Triton for CUDA tensors when Triton imports, else the reference; the environment
@@ -76,6 +83,7 @@ def dag_attention(
     squeeze = q.dim() == 4
     if squeeze:  # [B, H, d, e] -> [B, 1, H, d, e]
         q, k, v = (t.unsqueeze(1) for t in (q, k, v))
+    check_memory(q, k, v, chosen)  # before anything is allocated
     if chosen == "triton":
         out = load_triton_op().dag_attention_triton(q, k, v, parents, scale)
     else:
