@@ -123,8 +123,8 @@ def test_malformed_file_is_refused(tmp_path):
         (bytes(range(256)) * 8, "it is not UTF-8 text"),
         (b"a,b,c\n1,2,3\n", "it is not JSON (Expecting value at line 1 column 1)"),
         (b'{"nodes": ["a"], "cpds": {}, "arcs": []}', "missing entry 'a'"),
-        (b'{"nodes": 3}', "malformed entry (TypeError"),
-        (b"[]", "malformed entry (TypeError"),
+        (b'{"nodes": 3}', "'nodes' must be a list of node names"),
+        (b"[]", "it holds a JSON list, not an object"),
     ],
 )
 def test_garbage_file_gets_one_short_line_naming_it(tmp_path, content, reason):

@@ -10,15 +10,22 @@ per task with rows CSuite dataset and columns method.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from condfip_eval.methods import Method
-from condfip_eval.results import ResultsDirectory, finished_records, read_json, write_text
+from condfip_eval.results import (
+    ResultsDirectory,
+    finished_records,
+    read_result_file,
+    result_file_error,
+    write_text,
+)
 from condfip_eval.runs import progress_bar, record_failure
 from condfip_eval.scoring import TASK_TITLES, TASKS, score_dataset
-from condfip_eval.settings import MethodSettings
+from condfip_eval.settings import MethodSettings, check_integer, check_names
 from condfip_eval.tables import (
     display_name,
     format_mean_error,
@@ -27,7 +34,9 @@ from condfip_eval.tables import (
     summarize_records,
 )
 
-__all__ = ["CSuiteSettings", "csuite_names", "run_csuite"]
+__all__ = ["CSUITE_RUN_FOLDER", "CSuiteSettings", "csuite_names", "run_csuite"]
+
+CSUITE_RUN_FOLDER = re.compile(r"context-([1-9][0-9]*)")
 
 
 def csuite_names() -> tuple[str, ...]:
@@ -50,9 +59,14 @@ class CSuiteSettings(MethodSettings):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        self.replicates = check_integer("replicates", self.replicates, 1)
+        self.num_context = check_integer("num_context", self.num_context, 2)
+        self.num_query = check_integer("num_query", self.num_query, 1)
+        self.num_interventional = check_integer("num_interventional", self.num_interventional, 1)
         known = csuite_names()
         if self.names is None:
             self.names = known
+        self.names = check_names("names", self.names, "('lingauss',)")
         unknown = [name for name in self.names if name not in known]
         if unknown or not self.names:
             shown = repr(unknown[0]) if unknown else "(none)"
@@ -126,7 +140,11 @@ def run_csuite(
 def write_csuite_tables(folder: Path) -> Path:
     summaries: dict[str, dict[str, dict[str, Any]]] = {}  # dataset -> method -> summary
     for path in sorted(folder.glob("*/*.json")):
-        document = read_json(path)
+        document = read_result_file(
+            path, "datasets", numbers=("fit_seconds", "sample_seconds"), tasks=TASKS, method=path.parent.name
+        )
+        if document.get("dataset") != path.stem:
+            raise result_file_error(path, f"it does not hold the CSuite dataset {path.stem!r} its name gives")
         summaries.setdefault(document["dataset"], {})[document["method"]] = summarize_records(
             document["datasets"], TASKS
         )

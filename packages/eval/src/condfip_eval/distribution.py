@@ -15,15 +15,35 @@ from __future__ import annotations
 import numpy as np
 
 from condfip_eval.methods.base import FittedSCM
-from condfip_eval.metrics import Standardizer, energy_distance, mmd_squared
+from condfip_eval.metrics import (
+    MAX_POOLED_ROWS,
+    Standardizer,
+    check_median_heuristic_size,
+    energy_distance,
+    mmd_squared,
+)
+from condfip_eval.settings import check_integer
 
-__all__ = ["GENERATED_ROWS", "distribution_scores", "sample_from_context_noise"]
+__all__ = ["GENERATED_ROWS", "check_generated_rows", "distribution_scores", "sample_from_context_noise"]
 
 # rows each method generates to be scored against the held-out rows: many more than those (Sachs: 453), so that
 # the generated sample's own Monte Carlo noise, which as many generated rows as held-out ones left dominating
 # the paired differences between methods (Sachs: a standard error of 7e-5 on MMD^2 differences of the same
 # size), stays small; the held-out rows' part of the noise is shared by every method
 GENERATED_ROWS = 4_000
+
+
+def check_generated_rows(generated_rows: int, *, held_out: int) -> int:
+    """``generated_rows`` as an int: at least 2 (the unbiased MMD^2 needs 2 rows per sample), and with the
+    ``held_out`` rows few enough for the median heuristic (refused before any row is generated)."""
+    largest = MAX_POOLED_ROWS - held_out
+    generated_rows = check_integer("generated_rows", generated_rows, 2)
+    if generated_rows > largest:
+        raise ValueError(
+            f"generated_rows={generated_rows:,} with {held_out:,} held-out rows is more than the "
+            f"{MAX_POOLED_ROWS:,} rows the median-heuristic bandwidth pools; use at most {largest:,}"
+        )
+    return generated_rows
 
 
 def sample_from_context_noise(
@@ -40,6 +60,15 @@ def sample_from_context_noise(
 def distribution_scores(
     generated: np.ndarray, held_out: np.ndarray, standardizer: Standardizer
 ) -> dict[str, float]:
-    """Unbiased MMD^2 (Gaussian kernel, median-heuristic bandwidth) and energy distance, standardized units."""
+    """Unbiased MMD^2 (Gaussian kernel, median-heuristic bandwidth) and energy distance, standardized units.
+
+    ``generated`` [n, d] and ``held_out`` [m, d] need 2 rows each; together at most the rows the median
+    heuristic pools (``metrics.check_median_heuristic_size``, refused before anything is allocated).
+    """
+    generated = np.asarray(generated, dtype=np.float64)
+    if generated.ndim == 2 and not np.isfinite(generated).all():
+        raise ValueError("the generated rows hold NaN or infinite values (the method's model diverged)")
     a, b = standardizer.data(generated), standardizer.data(held_out)
+    if a.shape[0] >= 2 and b.shape[0] >= 2:
+        check_median_heuristic_size(a.shape[0] + b.shape[0])
     return {"mmd2": mmd_squared(a, b), "energy": energy_distance(a, b)}

@@ -16,30 +16,50 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import networkx as nx
 import numpy as np
 
-from condfip_eval.distribution import GENERATED_ROWS, distribution_scores, sample_from_context_noise
+from condfip_eval.distribution import (
+    GENERATED_ROWS,
+    check_generated_rows,
+    distribution_scores,
+    sample_from_context_noise,
+)
 from condfip_eval.methods import Method
 from condfip_eval.methods.base import generate_in_order
 from condfip_eval.metrics import Standardizer, mean_and_standard_error
 from condfip_eval.paper import inferred_graph_sentence
-from condfip_eval.results import ResultsDirectory, finished_records, read_json, write_text
+from condfip_eval.results import (
+    ResultsDirectory,
+    finished_records,
+    read_result_file,
+    result_file_error,
+    write_text,
+)
 from condfip_eval.runs import graph_for, progress_bar, record_failure, resolve_graph_inferrer
 from condfip_eval.scoring import TASKS, score_fitted
-from condfip_eval.settings import MethodSettings
+from condfip_eval.settings import MethodSettings, check_integer
 from condfip_eval.tables import display_name, format_mean_error, markdown_table, ordered_methods
 from scm_gen import BenchmarkDataset
 from scm_gen.benchmark import dataset_rng
 from scm_gen.scm import draw_between_deciles
 
-__all__ = ["Ecoli70Settings", "LinearGaussianNetwork", "load_linear_gaussian_network", "run_ecoli70"]
+__all__ = [
+    "Ecoli70Settings",
+    "LinearGaussianNetwork",
+    "load_linear_gaussian_network",
+    "read_ecoli70_documents",
+    "run_ecoli70",
+]
 
 PGMPY_FILE = "pgmpy/utils/example_models/ecoli70.json"
+QUERY_ROWS = 400  # query rows per dataset: the four tasks' rows, and the held-out rows of the distances
 
 
 @dataclass(frozen=True)
@@ -85,10 +105,14 @@ def pgmpy_ecoli70_file() -> Path:
 MAX_FILE_BYTES = 64 * 2**20  # a larger "network file" is refused before it is read
 
 
+class _NotANetwork(ValueError):
+    """A network file that is not one (already names the file and the reason)."""
+
+
 def _not_a_network(source: Path, reason: str) -> ValueError:
     reason = " ".join(reason.split())
     reason = reason if len(reason) <= 160 else reason[:157] + "..."
-    return ValueError(f"{source} is not a linear-Gaussian network in pgmpy's JSON format: {reason}")
+    return _NotANetwork(f"{source} is not a linear-Gaussian network in pgmpy's JSON format: {reason}")
 
 
 def _read_document(source: Path) -> Any:
@@ -110,15 +134,41 @@ def _read_document(source: Path) -> Any:
         ) from None
 
 
+def _number(source: Path, what: str, value: Any) -> float:
+    """A JSON number (not a bool, not a string) as a float."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _not_a_network(source, f"{what} is {repr(value)[:30]}, not a number")
+    number = float(value)
+    if not math.isfinite(number):
+        raise _not_a_network(source, f"{what} is {number}, not a finite number")
+    return number
+
+
+def _first_number(source: Path, what: str, value: Any) -> float:
+    """pgmpy writes each coefficient and variance as a one-element list."""
+    if not isinstance(value, list) or len(value) != 1:
+        raise _not_a_network(source, f"{what} must be a list of one number; got {repr(value)[:30]}")
+    return _number(source, what, value[0])
+
+
 def load_linear_gaussian_network(path: str | Path | None = None) -> LinearGaussianNetwork:
     """Parse a linear-Gaussian network in pgmpy's JSON format (``nodes``, ``arcs``, ``cpds``).
 
-    Every error names the file and says what is wrong in one short line (never the file's content).
+    Every error names the file and says what is wrong in one short line (never the file's content): nodes
+    must be distinct names, every coefficient a finite number, every variance positive, and the arcs a DAG
+    that agrees with the parents of the cpds.
     """
     source = pgmpy_ecoli70_file() if path is None else Path(path)
     document = _read_document(source)
+    if not isinstance(document, dict):
+        raise _not_a_network(source, f"it holds a JSON {type(document).__name__}, not an object")
     try:
-        nodes = tuple(str(node) for node in document["nodes"])
+        if not isinstance(document["nodes"], list) or not all(isinstance(n, str) for n in document["nodes"]):
+            raise _not_a_network(source, "'nodes' must be a list of node names")
+        nodes = tuple(document["nodes"])
+        repeated = sorted({node for node in nodes if nodes.count(node) > 1})
+        if repeated:
+            raise _not_a_network(source, f"node {repeated[0][:40]!r} is listed more than once")
         cpds = document["cpds"]
         index = {name: position for position, name in enumerate(nodes)}
         d = len(nodes)
@@ -126,24 +176,39 @@ def load_linear_gaussian_network(path: str | Path | None = None) -> LinearGaussi
         for name in nodes:
             cpd, j = cpds[name], index[name]
             coefficients = cpd["coefficients"]
-            intercepts[j] = float(coefficients["(Intercept)"][0])
+            intercepts[j] = _first_number(
+                source, f"the intercept of {name[:40]!r}", coefficients["(Intercept)"]
+            )
             for parent in cpd["parents"]:
-                weights[index[parent], j] = float(coefficients[parent][0])
-            noise_std[j] = math.sqrt(float(cpd["variance"][0]))
+                if parent == name:
+                    raise _not_a_network(source, f"node {name[:40]!r} is its own parent")
+                weights[index[parent], j] = _first_number(
+                    source, f"the coefficient of {parent[:40]!r} in {name[:40]!r}", coefficients[parent]
+                )
+            variance = _first_number(source, f"the variance of {name[:40]!r}", cpd["variance"])
+            if variance <= 0:
+                raise _not_a_network(
+                    source, f"the variance of {name[:40]!r} is {variance}; every variance must be positive"
+                )
+            noise_std[j] = math.sqrt(variance)
         arcs = {(index[a], index[b]) for a, b in document["arcs"]}
+    except _NotANetwork:
+        raise
     except KeyError as error:
         raise _not_a_network(source, f"missing entry {str(error.args[0])[:60]!r}") from None
     except (TypeError, ValueError, IndexError, AttributeError) as error:
         raise _not_a_network(source, f"malformed entry ({type(error).__name__}: {error})") from None
     if d == 0:
         raise _not_a_network(source, "it has no nodes")
-    if not (np.isfinite(weights).all() and np.isfinite(intercepts).all() and np.isfinite(noise_std).all()):
-        raise _not_a_network(source, "a coefficient or variance is not a finite number")
     adjacency = np.zeros((d, d), dtype=np.int8)
     for parent, child in arcs:
         adjacency[parent, child] = 1
     if not np.array_equal(adjacency != 0, weights != 0):
         raise ValueError(f"{source}: the arcs and the parents of the cpds disagree")
+    graph = nx.DiGraph(adjacency)
+    if not nx.is_directed_acyclic_graph(graph):
+        cycle = [nodes[i][:20] for i, _ in nx.find_cycle(graph)]
+        raise _not_a_network(source, f"its arcs have a cycle ({' -> '.join([*cycle, cycle[0]])})")
     return LinearGaussianNetwork(nodes, adjacency, weights, intercepts, noise_std)
 
 
@@ -151,18 +216,30 @@ def make_network_dataset(
     network: LinearGaussianNetwork,
     *,
     num_context: int,
-    num_query: int = 400,
+    num_query: int = QUERY_ROWS,
     num_interventional: int = 400,
     seed: int = 0,
     replicate: int = 0,
 ) -> BenchmarkDataset:
     """One dataset of the network, laid out like scm-gen's benchmark datasets."""
+
+    def finite(rows: np.ndarray) -> np.ndarray:
+        if not np.isfinite(rows).all():
+            raise ValueError(
+                "sampling the network gives values beyond float64's range: its coefficients or variances are "
+                "too large"
+            )
+        return rows
+
     rng = dataset_rng(seed, replicate)
-    data, noise = network.sample(num_context + num_query, rng)
-    node = int(rng.integers(len(network.nodes)))
-    value = draw_between_deciles(data[:, node], rng)
-    interventional_data, interventional_noise = network.sample(num_interventional, rng, {node: value})
-    counterfactual = network.generate(noise[num_context:], {node: value})
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused by finite()
+        data, noise = network.sample(num_context + num_query, rng)
+        finite(data)
+        node = int(rng.integers(len(network.nodes)))
+        value = draw_between_deciles(data[:, node], rng)
+        interventional_data, interventional_noise = network.sample(num_interventional, rng, {node: value})
+        counterfactual = finite(network.generate(noise[num_context:], {node: value}))
+        finite(interventional_data)
     return BenchmarkDataset(
         adjacency=network.adjacency,
         data=data,
@@ -189,6 +266,14 @@ class Ecoli70Settings(MethodSettings):
     replicates: int = 3
     graph_source: str = "true"  # "true": the network's graph; "inferred": the graph model's DAG per dataset
     generated_rows: int = GENERATED_ROWS  # rows each method generates, scored against the query rows
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.replicates = check_integer("replicates", self.replicates, 1)
+        self.num_context = check_integer("num_context", self.num_context, 2)
+        self.generated_rows = check_generated_rows(self.generated_rows, held_out=QUERY_ROWS)
+        if self.graph_source not in ("true", "inferred"):
+            raise ValueError(f"graph_source must be 'true' or 'inferred', got {self.graph_source!r}")
 
     def protocol(self) -> dict[str, Any]:  # the context size and the graph name the run's folder
         return {
@@ -263,9 +348,34 @@ def run_ecoli70(
     return write_ecoli70_tables(folder)
 
 
+ECOLI70_RUN_FOLDER = re.compile(r"context-([1-9][0-9]*)(-inferred-graph)?")
+
+
+def read_ecoli70_documents(folder: Path) -> list[dict[str, Any]]:
+    """The method files of one ecoli70 run folder in table order, each checked against its name and its
+    folder's graph: a ``ResultsDirError`` naming the file otherwise."""
+    folder = Path(folder)
+    match = ECOLI70_RUN_FOLDER.fullmatch(folder.name)
+    if match is None:
+        raise ValueError(f"{folder} is not an ecoli70 run folder (context-<n>[-inferred-graph])")
+    graph_source = "inferred" if match.group(2) else "true"
+    by_method = {}
+    for path in folder.glob("*.json"):
+        document = read_result_file(
+            path,
+            "replicates",
+            numbers=("mmd2", "energy", "fit_seconds", "sample_seconds"),
+            tasks=TASKS,
+            method=path.stem,
+        )
+        if document.get("graph_source") != graph_source:
+            raise result_file_error(path, f"its graph is not the {folder.name!r} of its folder")
+        by_method[path.stem] = document
+    return [by_method[name] for name in ordered_methods(by_method)]
+
+
 def write_ecoli70_tables(folder: Path) -> Path:
-    by_method = {document["method"]: document for document in map(read_json, folder.glob("*.json"))}
-    documents = [by_method[name] for name in ordered_methods(by_method)]
+    documents = read_ecoli70_documents(folder)
     rows = []
     for document in documents:
         ok = [r for r in document["replicates"] if "error" not in r]
@@ -291,7 +401,7 @@ def write_ecoli70_tables(folder: Path) -> Path:
         "energy",
         "seconds",
     ]
-    inferred = bool(documents) and documents[0].get("graph_source", "true") == "inferred"
+    inferred = ECOLI70_RUN_FOLDER.fullmatch(Path(folder).name).group(2) is not None
     graph = (
         inferred_graph_sentence(documents, "the network's 70-edge graph")
         if inferred

@@ -13,6 +13,8 @@ tables after the paper's.
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,7 +35,13 @@ from condfip_eval.grid import (
     paper_cells,
 )
 from condfip_eval.methods import Method
-from condfip_eval.results import ResultsDirectory, finished_records, read_json, write_text
+from condfip_eval.results import (
+    ResultsDirectory,
+    finished_records,
+    read_result_file,
+    result_file_error,
+    write_text,
+)
 from condfip_eval.runs import (
     GraphInferrer,
     graph_for,
@@ -44,7 +52,7 @@ from condfip_eval.runs import (
 from condfip_eval.runs import graph_scores as graph_scores  # importable from here too
 from condfip_eval.runs import load_graph_inferrer as load_graph_inferrer
 from condfip_eval.scoring import TASK_TITLES, TASKS, score_dataset
-from condfip_eval.settings import MethodSettings
+from condfip_eval.settings import MethodSettings, check_integer, check_names
 from condfip_eval.tables import (
     markdown_table,
     ordered_methods,
@@ -53,7 +61,14 @@ from condfip_eval.tables import (
     summarize_records,
 )
 
-__all__ = ["GRAPH_SOURCES", "PaperSettings", "run_paper", "write_paper_tables"]
+__all__ = [
+    "GRAPH_SOURCES",
+    "PaperSettings",
+    "paper_run_folders",
+    "read_cell_file",
+    "run_paper",
+    "write_paper_tables",
+]
 
 GRAPH_SOURCES = ("true", "inferred")
 SAMPLES_KEPT = 200  # interventional rows kept (first dataset of each cell) for the report's marginal plots
@@ -78,14 +93,17 @@ class PaperSettings(MethodSettings):
         super().__post_init__()
         if self.graph_source not in GRAPH_SOURCES:
             raise ValueError(f"graph must be one of {', '.join(GRAPH_SOURCES)}; got {self.graph_source!r}")
-        if self.num_context < 2:
-            raise ValueError(f"context must be at least 2 rows; got {self.num_context}")
+        self.num_context = check_integer("num_context", self.num_context, 2)
+        self.num_query = check_integer("num_query", self.num_query, 1)
+        self.num_interventional = check_integer("num_interventional", self.num_interventional, 1)
         if self.scms_per_graph is None:
             self.scms_per_graph = 1 if self.quick else CANONICAL_SCMS_PER_GRAPH
+        self.scms_per_graph = check_integer("scms_per_graph", self.scms_per_graph, 1, 99)
         if self.node_counts is None:
             self.node_counts = (10,) if self.quick else CANONICAL_NODE_COUNTS
-        self.node_counts = tuple(self.node_counts)
-        self.mechanisms, self.presets = tuple(self.mechanisms), tuple(self.presets)
+        self.node_counts = tuple(check_names("node_counts", self.node_counts, "(10, 20)"))
+        self.mechanisms = check_names("mechanisms", self.mechanisms, "('linear', 'rff')")
+        self.presets = check_names("presets", self.presets, "('in', 'out')")
         paper_cells(self.node_counts, self.mechanisms, self.presets)  # validates the choices
 
     def protocol(self) -> dict[str, Any]:
@@ -136,6 +154,67 @@ def _cell_path(folder: Path, method: str, cell: PaperCell) -> Path:
 
 def _load_records(path: Path) -> list[dict[str, Any]]:
     return finished_records(path, "datasets")
+
+
+_RUN_FOLDER = re.compile(r"graph-(true|inferred)/context-([1-9][0-9]*)")
+
+
+def paper_run_folders(root: Path) -> list[tuple[Path, str, int]]:
+    """(folder, graph source, context rows) of every paper run under ``root`` (``DIR/paper/graph-G/context-N``;
+    folders named otherwise are not condfip-eval's and are left out), true graph first, then larger contexts."""
+    found = []
+    for folder in (Path(root) / "paper").glob("graph-*/context-*"):
+        match = _RUN_FOLDER.fullmatch(f"{folder.parent.name}/{folder.name}")
+        if match and folder.is_dir():
+            found.append((folder, match.group(1), int(match.group(2))))
+    return sorted(found, key=lambda item: (item[1] != "true", -item[2]))
+
+
+def _samples_problem(samples: Any) -> str | None:
+    """What is wrong with the interventional samples a record keeps for the report's plots, or None."""
+    if not isinstance(samples, dict) or not isinstance(samples.get("nodes"), list):
+        return "keeps samples without their nodes"
+    for side in ("true", "generated"):
+        rows = samples.get(side)
+        if not isinstance(rows, list) or len(rows) != len(samples["nodes"]):
+            return f"keeps {side!r} samples that are not one list per node"
+        if not all(isinstance(row, list) and all(_finite_number(v) for v in row) for row in rows):
+            return f"keeps {side!r} samples that are not finite numbers"
+    if not isinstance(samples.get("intervention_node"), int):
+        return "keeps samples without their intervened node"
+    return None
+
+
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def read_cell_file(path: Path) -> dict[str, Any]:
+    """One cell file (``<run>/<method>/<preset>_<mechanism>_d<d>.json``), checked against its path and the
+    protocol: a ``ResultsDirError`` naming the file and its first problem otherwise."""
+    path = Path(path)
+    document = read_result_file(
+        path, "datasets", numbers=("fit_seconds", "sample_seconds"), tasks=TASKS, method=path.parent.name
+    )
+    cell = document.get("cell")
+    matches = (
+        isinstance(cell, dict)
+        and isinstance(cell.get("num_nodes"), int)
+        and not isinstance(cell["num_nodes"], bool)
+        and all(isinstance(cell.get(name), str) for name in ("mechanism", "preset", "column"))
+    )
+    if matches:
+        known = PaperCell(cell["num_nodes"], cell["mechanism"], cell["preset"])
+        matches = known.key == path.stem and cell["column"] == known.column
+    if not matches:
+        raise result_file_error(path, f"its 'cell' is not the cell {path.stem!r} its name gives")
+    if not isinstance(document.get("complete"), bool):
+        raise result_file_error(path, "it does not say whether the cell is complete")
+    for position, record in enumerate(document["datasets"]):
+        problem = _samples_problem(record["samples"]) if "samples" in record else None
+        if problem is not None:
+            raise result_file_error(path, f"entry {position} of 'datasets' {problem}")
+    return document
 
 
 def _cell_document(
@@ -245,7 +324,7 @@ def collect_summaries(
     paths = sorted(folder.glob("*/*.json"))
     order = {name: position for position, name in enumerate(ordered_methods(p.parent.name for p in paths))}
     for path in sorted(paths, key=lambda p: order[p.parent.name]):
-        document = read_json(path)
+        document = read_cell_file(path)
         cell = document["cell"]
         if paper_grid is not None and (cell["column"] in COLUMNS.values()) != paper_grid:
             continue
@@ -259,7 +338,7 @@ def collect_summaries(
 def _graph_table(folder: Path) -> str | None:
     rows = []
     for path in sorted(folder.glob("*/*.json")):
-        document = read_json(path)
+        document = read_cell_file(path)
         scored = [r["graph_scores"] for r in document["datasets"] if "graph_scores" in r]
         if not scored:
             continue

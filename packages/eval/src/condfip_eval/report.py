@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from condfip_eval.grid import COLUMNS, column_rank
-from condfip_eval.results import ResultsDirectory, read_json, write_bytes, write_text
+from condfip_eval.results import ResultsDirectory, run_folders, write_bytes, write_text
 from condfip_eval.scoring import TASK_TITLES, TASKS
 from condfip_eval.tables import display_name, ordered_methods
 
@@ -27,11 +27,6 @@ __all__ = ["MATPLOTLIB_HINT", "matplotlib_available", "write_report"]
 def _demote(markdown: str) -> str:
     """Every heading one level down, so each run's tables sit under the report's own title."""
     return re.sub(r"^(#+) ", lambda match: "#" + match.group(1) + " ", markdown, flags=re.MULTILINE)
-
-
-def _paper_folders(root: Path) -> list[Path]:
-    folders = [p for p in (root / "paper").glob("graph-*/context-*") if p.is_dir()]
-    return sorted(folders, key=lambda p: (p.parent.name != "graph-true", -int(p.name.split("-")[1])))
 
 
 MATPLOTLIB_HINT = (
@@ -63,7 +58,9 @@ def _save(figure, path: Path) -> None:
 
 
 def _cell_documents(folder: Path) -> list[dict[str, Any]]:
-    return [read_json(path) for path in sorted(folder.glob("*/*.json"))]
+    from condfip_eval.paper import read_cell_file
+
+    return [read_cell_file(path) for path in sorted(folder.glob("*/*.json"))]
 
 
 def _task_bars(plt, documents: list[dict[str, Any]], task: str, title: str, path: Path) -> None:
@@ -143,10 +140,11 @@ def _marginals(plt, documents: list[dict[str, Any]], title: str, path: Path) -> 
 def _sachs_bars(plt, folder: Path, path: Path) -> None:
     import numpy as np
 
-    documents = [read_json(p) for p in sorted(folder.glob("*.json"))]
+    from condfip_eval.sachs import read_sachs_documents
+
+    documents = read_sachs_documents(folder)
     floor = [d for d in documents if d["method"] == "floor"]
-    by_method = {d["method"]: d for d in documents if d["method"] != "floor"}
-    methods = [by_method[name] for name in ordered_methods(by_method)]
+    methods = [d for d in documents if d["method"] != "floor"]
     figure, axes = plt.subplots(figsize=(6, 3.5))
     for index, document in enumerate(methods):
         values = [r["mmd2"] for r in document["replicates"] if "error" not in r]
@@ -170,10 +168,10 @@ def _sachs_bars(plt, folder: Path, path: Path) -> None:
 
 def write_report(directory: str | Path, *, figures: bool = True) -> Path:
     """Write ``DIR/report.md`` (and ``DIR/figures/*.png`` when matplotlib is available); returns its path."""
-    from condfip_eval.csuite import write_csuite_tables
-    from condfip_eval.ecoli70 import write_ecoli70_tables
-    from condfip_eval.paper import write_paper_tables
-    from condfip_eval.sachs import write_sachs_tables
+    from condfip_eval.csuite import CSUITE_RUN_FOLDER, write_csuite_tables
+    from condfip_eval.ecoli70 import ECOLI70_RUN_FOLDER, write_ecoli70_tables
+    from condfip_eval.paper import paper_run_folders, write_paper_tables
+    from condfip_eval.sachs import SACHS_RUN_FOLDER, write_sachs_tables
 
     root = Path(directory)
     manifest = ResultsDirectory(root).check_readable()
@@ -193,8 +191,7 @@ def write_report(directory: str | Path, *, figures: bool = True) -> Path:
     if figures and plt is None:
         parts += ["", f"_{MATPLOTLIB_HINT[0].upper()}{MATPLOTLIB_HINT[1:]}._"]
 
-    for folder in _paper_folders(root):
-        graph_source, num_context = folder.parent.name.split("-", 1)[1], int(folder.name.split("-")[1])
+    for folder, graph_source, num_context in paper_run_folders(root):
         tables = write_paper_tables(root, graph_source, num_context)
         parts += ["", _demote(tables.read_text().strip())]
         if plt is not None:
@@ -215,16 +212,15 @@ def write_report(directory: str | Path, *, figures: bool = True) -> Path:
             if _marginals(plt, documents, "True vs generated interventional marginals", figure_folder / name):
                 parts.append(f"![interventional marginals](figures/{name})")
 
-    csuite = sorted((root / "csuite").glob("context-*"))
-    for folder in csuite:
+    for folder in run_folders(root / "csuite", CSUITE_RUN_FOLDER):
         parts += ["", _demote(write_csuite_tables(folder).read_text().strip())]
-    for folder in sorted((root / "sachs").glob("*-context-*")):
+    for folder in run_folders(root / "sachs", SACHS_RUN_FOLDER):
         parts += ["", _demote(write_sachs_tables(folder).read_text().strip())]
         if plt is not None:
             name = f"sachs_{folder.name}.png"
             _sachs_bars(plt, folder, figure_folder / name)
             parts += ["", f"![Sachs MMD](figures/{name})"]
-    for folder in sorted((root / "ecoli70").glob("context-*")):
+    for folder in run_folders(root / "ecoli70", ECOLI70_RUN_FOLDER):
         parts += ["", _demote(write_ecoli70_tables(folder).read_text().strip())]
 
     path = root / "report.md"

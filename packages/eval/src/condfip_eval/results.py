@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,9 @@ __all__ = [
     "ResultsDirectory",
     "finished_records",
     "read_json",
+    "read_result_file",
+    "result_file_error",
+    "run_folders",
     "write_bytes",
     "write_json",
     "write_text",
@@ -68,14 +73,97 @@ def write_json(path: Path, value: Any) -> None:
     write_text(path, json.dumps(_finite(value), indent=1, allow_nan=False) + "\n")
 
 
+ID_KEYS = {"datasets": "index", "replicates": "replicate"}  # what names a record in each kind of list
+
+
 def finished_records(path: Path, key: str) -> list[dict[str, Any]]:
     """The records under ``key`` of a result file that ended without an error (failed ones are retried)."""
     if not Path(path).exists():
         return []
-    document = read_json(path)
-    if not isinstance(document, dict) or not isinstance(document.get(key), list):
-        raise ResultsDirError(f"{path} is not a condfip-eval result file (no {key!r} list); move it away")
+    document = read_result_file(path, key)
     return [record for record in document[key] if "error" not in record]
+
+
+def run_folders(parent: Path, pattern: re.Pattern[str]) -> list[Path]:
+    """The folders directly under ``parent`` whose whole name matches ``pattern`` (the run folders condfip-eval
+    writes; others are not its own and are left alone), sorted by name."""
+    if not Path(parent).is_dir():
+        return []
+    return sorted(p for p in Path(parent).iterdir() if p.is_dir() and pattern.fullmatch(p.name))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _record_problem(record: Any, key: str, numbers: Sequence[str], tasks: Sequence[str]) -> str | None:
+    """What is wrong with one record of a result file, or None."""
+    if not isinstance(record, dict):
+        return "is not a JSON object"
+    identifier = ID_KEYS[key]
+    if isinstance(record.get(identifier), bool) or not isinstance(record.get(identifier), int):
+        return f"has no integer {identifier!r}"
+    scores = record.get("graph_scores")
+    if scores is not None and (
+        not isinstance(scores, dict) or not all(_is_number(value) for value in scores.values())
+    ):
+        return "has graph scores that are not finite numbers"
+    if "error" in record:
+        return None if isinstance(record["error"], str) else "has an 'error' that is not text"
+    for name in numbers:
+        if not _is_number(record.get(name)):
+            return f"has no finite number {name!r} (and no error)"
+    if tasks:
+        rmse = record.get("rmse")
+        if not isinstance(rmse, dict):
+            return "has no 'rmse' scores (and no error)"
+        for task in tasks:
+            if not _is_number(rmse.get(task)):
+                return f"has no finite RMSE of the {task!r} task (and no error)"
+    return None
+
+
+def result_file_error(path: Path, problem: str) -> ResultsDirError:
+    """The error for a result file that a run did not write, or that was damaged since."""
+    return ResultsDirError(
+        f"{path} is not an intact condfip-eval result file: {problem}; move it away (the run that wrote it "
+        "recomputes it) or restore it"
+    )
+
+
+def read_result_file(
+    path: Path,
+    key: str,
+    *,
+    numbers: Sequence[str] = (),
+    tasks: Sequence[str] = (),
+    method: str | None = None,
+) -> dict[str, Any]:
+    """A result file of a run, checked: a JSON object naming its ``method`` (the one its path gives, if
+    ``method``), with a list ``key`` (``"datasets"`` or ``"replicates"``) of records, each with a distinct
+    integer id and either an ``error`` or every one of ``numbers`` and an RMSE of each of ``tasks`` as finite
+    numbers. Anything else is a ``ResultsDirError`` naming the file and the first problem."""
+    document = read_json(path)
+    if not isinstance(document, dict):
+        raise result_file_error(path, "it is not a JSON object")
+    if not isinstance(document.get("method"), str):
+        raise result_file_error(path, "it names no method")
+    if method is not None and document["method"] != method:
+        raise result_file_error(
+            path, f"it holds results of method {document['method']!r}, not of {method!r} as its name says"
+        )
+    records = document.get(key)
+    if not isinstance(records, list):
+        raise result_file_error(path, f"it has no {key!r} list")
+    seen = set()
+    for position, record in enumerate(records):
+        problem = _record_problem(record, key, numbers, tasks)
+        if problem is None and record[ID_KEYS[key]] in seen:
+            problem = f"repeats {ID_KEYS[key]} {record[ID_KEYS[key]]}"
+        if problem is not None:
+            raise result_file_error(path, f"entry {position} of {key!r} {problem}")
+        seen.add(record[ID_KEYS[key]])
+    return document
 
 
 def read_json(path: Path) -> Any:
@@ -145,8 +233,11 @@ class ResultsDirectory:
             ) from error
         if (
             not isinstance(manifest, dict)
-            or "condfip_eval_version" not in manifest
+            or not isinstance(manifest.get("condfip_eval_version"), str)
             or not isinstance(manifest.get("runs"), dict)
+            or not all(isinstance(protocol, dict) for protocol in manifest["runs"].values())
+            or not isinstance(manifest.get("environment", {}), dict)
+            or not isinstance(manifest.get("weights", {}), dict)
         ):
             raise ResultsDirError(f"{self.manifest_path} is not a condfip-eval manifest; use another --out")
         return manifest

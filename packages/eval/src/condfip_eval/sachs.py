@@ -26,6 +26,7 @@ DAG's SHD, F1, AUROC and AUPRC against the consensus graph, and the run has its 
 from __future__ import annotations
 
 import codecs
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -35,14 +36,25 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from condfip_eval.distribution import GENERATED_ROWS, distribution_scores, sample_from_context_noise
+from condfip_eval.distribution import (
+    GENERATED_ROWS,
+    check_generated_rows,
+    distribution_scores,
+    sample_from_context_noise,
+)
 from condfip_eval.methods import Method
 from condfip_eval.metrics import Standardizer, mean_and_standard_error
 from condfip_eval.paper import inferred_graph_sentence
 from condfip_eval.reference import PAPER_SACHS_MMD
-from condfip_eval.results import ResultsDirectory, finished_records, read_json, write_text
+from condfip_eval.results import (
+    ResultsDirectory,
+    finished_records,
+    read_result_file,
+    result_file_error,
+    write_text,
+)
 from condfip_eval.runs import graph_for, progress_bar, record_failure, resolve_graph_inferrer
-from condfip_eval.settings import MethodSettings
+from condfip_eval.settings import MethodSettings, check_integer
 from condfip_eval.tables import display_name, format_mean_error, markdown_table, ordered_methods
 
 __all__ = [
@@ -51,6 +63,7 @@ __all__ = [
     "SachsSettings",
     "consensus_graph",
     "load_sachs",
+    "read_sachs_documents",
     "run_sachs",
     "sachs_adjacency",
     "shipped_data_file",
@@ -153,11 +166,24 @@ def load_sachs(path: str | Path | None = None) -> pd.DataFrame:
             f"missing {missing or 'none'}, unexpected {extra[:5] or 'none'}{' ...' if len(extra) > 5 else ''}"
         )
     frame = frame[list(SACHS_COLUMNS)]
-    values = frame.to_numpy()
     if len(frame) == 0:
         raise ValueError(f"Sachs file {source} has no rows")
-    if not np.issubdtype(values.dtype, np.number) or not np.isfinite(values.astype(float)).all():
-        raise ValueError(f"Sachs file {source} must hold finite numbers only")
+    for name in SACHS_COLUMNS:
+        column = frame[name]
+        numbers = pd.to_numeric(column, errors="coerce") if column.dtype.kind in "biufO" else None
+        if column.dtype.kind == "b" or numbers is None:
+            bad = 0
+        else:
+            finite = np.isfinite(numbers.to_numpy(dtype=np.float64, na_value=np.nan))
+            if finite.all():
+                continue
+            bad = int(np.flatnonzero(~finite)[0])
+        value = column.iloc[bad]
+        shown = "a missing value" if pd.isna(value) else repr(str(value)[:20])
+        raise ValueError(
+            f"Sachs file {source} must hold finite numbers only; column {name} has {shown} in data row {bad + 1} "
+            "after the header"
+        )
     return frame.astype(np.float64).reset_index(drop=True)
 
 
@@ -173,6 +199,16 @@ class SachsSettings(MethodSettings):
     generated_rows: int = (
         GENERATED_ROWS  # rows each method generates per split, scored against the held-out ones
     )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.replicates = check_integer("replicates", self.replicates, 1)
+        self.num_context = check_integer("num_context", self.num_context, 2)
+        self.generated_rows = check_generated_rows(self.generated_rows, held_out=2)
+        if self.graph_source not in ("true", "inferred"):
+            raise ValueError(f"graph_source must be 'true' or 'inferred', got {self.graph_source!r}")
+        if not isinstance(self.log_transform, bool):
+            raise ValueError(f"log_transform must be True or False; got {self.log_transform!r}")
 
     def protocol(self) -> dict[str, Any]:  # the transform, context size and graph name the run's folder
         return {
@@ -214,10 +250,23 @@ def run_sachs(
         if (values <= 0).any():
             raise ValueError("--log needs positive values; the Sachs file has values <= 0")
         values = np.log(values)
+    if values.shape[0] < 4:
+        raise ValueError(
+            f"the Sachs data have {values.shape[0]} rows; a run needs at least 4 (2 context and 2 held-out rows)"
+        )
     if not 2 <= settings.num_context <= values.shape[0] - 2:
         raise ValueError(
             f"context must be between 2 and {values.shape[0] - 2} rows; got {settings.num_context}"
         )
+    check_generated_rows(settings.generated_rows, held_out=values.shape[0] - settings.num_context)
+    for replicate in range(settings.replicates):  # every split's standardization exists (nothing written yet)
+        context_rows, _ = _split(values.shape[0], settings.num_context, settings.seed, replicate)
+        constant = np.flatnonzero(np.ptp(values[context_rows], axis=0) == 0)
+        if constant.size:
+            raise ValueError(
+                f"the context rows of split {replicate} have a constant column ({frame.columns[constant[0]]}), "
+                "which has no standardized units; use a file whose columns vary, or more context rows"
+            )
     out = Path(out)
     directory = ResultsDirectory(out)
     directory.check_run("sachs", settings.protocol())  # nothing is written before every check passed
@@ -276,13 +325,35 @@ def run_sachs(
     return write_sachs_tables(folder)
 
 
+SACHS_RUN_FOLDER = re.compile(r"(raw|log)-context-([1-9][0-9]*)(-inferred-graph)?")
+
+
+def read_sachs_documents(folder: Path) -> list[dict[str, Any]]:
+    """The method files of one Sachs run folder (the floor first, then the methods in table order), each checked
+    against its name and its folder's (transform, graph): a ``ResultsDirError`` naming the file otherwise."""
+    folder = Path(folder)
+    match = SACHS_RUN_FOLDER.fullmatch(folder.name)
+    if match is None:
+        raise ValueError(f"{folder} is not a Sachs run folder (<raw|log>-context-<n>[-inferred-graph])")
+    log_transform, graph_source = match.group(1) == "log", "inferred" if match.group(3) else "true"
+    by_method = {}
+    for path in folder.glob("*.json"):
+        timings = () if path.stem == "floor" else ("fit_seconds", "sample_seconds")
+        document = read_result_file(
+            path, "replicates", numbers=("mmd2", "energy", *timings), method=path.stem
+        )
+        if document.get("log_transform") is not log_transform or document.get("graph_source") != graph_source:
+            raise result_file_error(path, f"its transform or graph is not the {folder.name!r} of its folder")
+        by_method[path.stem] = document
+    floor = [by_method.pop("floor")] if "floor" in by_method else []
+    return floor + [by_method[name] for name in ordered_methods(by_method)]
+
+
 def write_sachs_tables(folder: Path) -> Path:
     """``tables.md`` of one Sachs run folder from its method files."""
-    by_method = {document["method"]: document for document in map(read_json, folder.glob("*.json"))}
-    floor = [by_method.pop("floor")] if "floor" in by_method else []
-    documents = floor + [by_method[name] for name in ordered_methods(by_method)]
-    log_transform = documents[0]["log_transform"] if documents else False
-    inferred = bool(documents) and documents[0].get("graph_source", "true") == "inferred"
+    documents = read_sachs_documents(folder)
+    match = SACHS_RUN_FOLDER.fullmatch(Path(folder).name)
+    log_transform, inferred = match.group(1) == "log", match.group(3) is not None
     rows = []
     for document in documents:
         ok = [r for r in document["replicates"] if "error" not in r]

@@ -1,7 +1,8 @@
 """The four tasks of the protocol scored on one benchmark dataset (docs/ARCHITECTURE.md, "Evaluation protocol").
 
 All RMSEs are in standardized units: data ``(x - m) / s`` and noise ``n / s`` with the per-column mean m and
-std s of the dataset's observational rows (context and query together).
+std s of the dataset's observational rows (context and query together). A dataset with a constant observational
+column has no such units and is refused (a ValueError naming the column).
 
 - ``noise``: abducted noise of the query rows vs their true noise;
 - ``observational``: rows generated from the query rows' true noise vs the query rows;
@@ -62,7 +63,7 @@ def score_fitted(fitted: FittedSCM, dataset: Any, *, keep_samples: int = 0) -> d
     ``keep_samples`` > 0 also returns up to that many interventional rows, true and generated, of the
     :func:`plotted_nodes` (raw units), for the report's marginal plots.
     """
-    standardizer = Standardizer.fit(dataset.data)
+    standardizer = Standardizer.fit(dataset.data, allow_constant=False)
     interventions = {int(dataset.intervention_node): float(dataset.intervention_value)}
     noise = fitted.noise(dataset.query_data)
     observational = fitted.generate(dataset.query_noise)

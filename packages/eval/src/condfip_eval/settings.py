@@ -3,18 +3,42 @@
 from __future__ import annotations
 
 import inspect
+import os
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from condfip_eval.methods import METHOD_NAMES, Method, make_method, unknown_method_message
 from condfip_eval.provenance import package_versions, weights_sha256
 from condfip_eval.results import ResultsDirectory
 
-__all__ = ["CONDFIP_METHODS", "MethodSettings", "graph_model_name"]
+__all__ = ["CONDFIP_METHODS", "MethodSettings", "check_integer", "graph_model_name"]
 
 CONDFIP_METHODS = ("condfip", "condfip-zero-shot")  # built on one shared CondFiP of ``condfip_weights``
+DOWHY_QUALITIES = ("GOOD", "BETTER", "BEST")
+MAX_SEED = 2**63 - 1  # scm-gen's bound on run seeds (an int64)
+
+
+def check_integer(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
+    """``value`` as an int in ``[minimum, maximum]``; a bool, a float or anything else is a ValueError naming
+    ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ValueError(f"{name} must be an integer; got {type(value).__name__} {value!r}")
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum:,}"
+        raise ValueError(f"{name} must be {bound}; got {value}")
+    return int(value)
+
+
+def check_names(name: str, value: Any, example: str) -> tuple[Any, ...]:
+    """A sequence of names (or numbers) as a tuple; a single string, whose letters would pass for names, is
+    refused with ``example`` as the right form."""
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise ValueError(f"{name} must be a sequence such as {example}; got {value!r}")
+    return tuple(value)
 
 
 def graph_model_name() -> str | None:
@@ -45,14 +69,26 @@ class MethodSettings:
     skipped: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.methods = tuple(self.methods)
+        self.methods = check_names("methods", self.methods, "('linear',)")
         unknown = [name for name in self.methods if name not in METHOD_NAMES]
         if unknown:
             raise ValueError(unknown_method_message(unknown[0]))
         if not self.methods:
             raise ValueError(f"no method given; choose from {', '.join(METHOD_NAMES)}")
+        self.seed = check_integer("seed", self.seed, 0, MAX_SEED)
         if self.fip_steps is None:
             self.fip_steps = 200 if self.quick else 2000
+        self.fip_steps = check_integer("fip_steps", self.fip_steps, 1)
+        if self.dowhy_quality not in DOWHY_QUALITIES:
+            raise ValueError(
+                f"dowhy_quality must be one of {', '.join(DOWHY_QUALITIES)}; got {self.dowhy_quality!r}"
+            )
+        if isinstance(self.condfip_weights, os.PathLike):
+            self.condfip_weights = os.fspath(self.condfip_weights)
+        if not isinstance(self.condfip_weights, str) or not self.condfip_weights:
+            raise ValueError(
+                f"condfip_weights must be a weights name, folder or Hub id; got {self.condfip_weights!r}"
+            )
 
     def method_protocol(self) -> dict[str, Any]:
         return {
