@@ -120,6 +120,8 @@ def test_standardization_equals_numpy_on_ordinary_columns_and_survives_extreme_o
         np.testing.assert_allclose(extreme.mean / scale, fitted.mean, rtol=1e-12 if scale > 1e-308 else 1e-6)
         np.testing.assert_allclose(extreme.std / scale, fitted.std, rtol=1e-12 if scale > 1e-308 else 1e-6)
     assert Standardization.fit(np.zeros((4, 2))).std.tolist() == [1.0, 1.0]  # the guard of constant columns
+    # a column of 0.1s: the rounding of its mean can leave a computed spread of ~1e-17, which is still no spread
+    assert Standardization.fit(np.full((7, 1), 0.1)).std.tolist() == [1.0]
 
 
 def test_a_header_without_rows_is_named_as_such(model) -> None:

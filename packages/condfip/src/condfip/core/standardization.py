@@ -39,14 +39,17 @@ class Standardization:
 
     @classmethod
     def fit(cls, data: np.ndarray, columns: Sequence[Hashable] | None = None) -> Standardization:
-        """Mean and population standard deviation over the rows of ``data`` [n, d]; zero spread gives 1."""
+        """Mean and population standard deviation over the rows of ``data`` [n, d]; zero spread (every value of
+        the column equal) gives 1, also where the rounding of the mean leaves a spread of ~1e-17 (a column of
+        0.1s)."""
         data = np.asarray(data, dtype=np.float64)
         scale = column_scale(data)  # [d], powers of two
         scaled = data / scale  # exact: every |value| <= 1
         mean = scaled.mean(axis=0) * scale
         std = scaled.std(axis=0) * scale
+        constant = (data.max(axis=0) == data.min(axis=0)) if data.shape[0] else np.ones(data.shape[1], bool)
         names = None if columns is None else tuple(columns)
-        return cls(mean=mean, std=np.where(std > 0, std, 1.0), columns=names)
+        return cls(mean=mean, std=np.where((std > 0) & ~constant, std, 1.0), columns=names)
 
     def data_to_standard(self, data: np.ndarray, *, parameter: str = "data") -> np.ndarray:
         """Rows [m, d] in standardized units (refused beyond ``STANDARD_LIMIT`` when ``columns`` is set)."""
