@@ -3,10 +3,11 @@
 
     python packages/condfip/benchmarks/bench_graph.py [--model graph-small] [--nodes 10 20 50 100]
         [--presets in out] [--mechanisms linear rff] [--scms-per-graph 3] [--threshold T]
-        [--neighborhood auto|none|K] [--json out.json]
+        [--neighborhood auto|none|K] [--num-context 400] [--json out.json]
 
 For every cell (preset x mechanism x node count) of ``scm_gen.specs.grid_specs`` (the paper's test grid: 3 SCMs
-per graph family, 400 context rows; the datasets are those of the full grid whatever cells are selected), it
+per graph family, 400 context rows, or ``--num-context`` as in its scarce-data variants, which draw the same
+SCMs; the datasets are those of the full grid whatever cells are selected), it
 infers the probabilities and the DAG of each dataset from its context rows and prints, as mean (standard error)
 over the cell's SCMs: SHD and edge F1 of the DAG at the threshold, AUROC and AUPRC of the probabilities, and
 the SHD of the empty graph (the number of true edges: what predicting nothing scores). For reference it also
@@ -105,6 +106,12 @@ def main() -> None:
         help="auto (default), none (always the whole table) or a neighborhood size",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the grid (0: the published grid)")
+    parser.add_argument(
+        "--num-context",
+        type=int,
+        default=400,
+        help="context rows per dataset (the grid's scarce variants: 100, 50)",
+    )
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args()
 
@@ -119,6 +126,7 @@ def main() -> None:
     node_counts = tuple(sorted(set(GRID_NODE_COUNTS) | set(args.nodes)))
     specs = grid_specs(
         seed=args.seed,
+        num_context=args.num_context,
         num_query=0,
         num_interventional=0,
         node_counts=node_counts,
@@ -126,7 +134,7 @@ def main() -> None:
     )
     print(
         f"model {args.model!r} ({model.config}), trained on node counts up to {model.trained_max_nodes}; "
-        f"threshold {args.threshold}; neighborhood {args.neighborhood}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"threshold {args.threshold}; neighborhood {args.neighborhood}; {args.num_context} context rows; torch {torch.__version__}, {torch.get_num_threads()} threads, "
         f"{platform.processor() or platform.machine()}"
     )
     print()
@@ -165,6 +173,7 @@ def main() -> None:
                     "model": str(args.model),
                     "threshold": args.threshold,
                     "neighborhood": args.neighborhood,
+                    "num_context": args.num_context,
                     "cells": results,
                 },
                 handle,

@@ -17,9 +17,11 @@ import torch
 import condfip
 import scm_gen
 from condfip import CondFiP, infer_graph
+from condfip.api.graph_inference import dependent_columns
 from condfip.cli import main
 from condfip.cli.inputs import read_graph_csv
 from condfip.core.dag_rule import dag_from_probabilities
+from condfip.core.standardization import Standardization, standardized
 from condfip.model import CondFiPConfig, CondFiPModel
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -325,3 +327,229 @@ def test_a_checkpoint_folder_is_reloaded_when_it_changes(tmp_path: Path, monkeyp
     np.testing.assert_allclose(infer_graph(data, model="m", device="cpu")[0], expected_first)
     monkeypatch.chdir(tmp_path / "b")
     np.testing.assert_allclose(infer_graph(data, model="m", device="cpu")[0], expected_second)
+
+
+# ----- columns the graph model cannot score -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (lambda t: t["age"], "data columns 'age' and 'copy' are copies of each other up to scale and offset"),
+        (lambda t: -3.0 * t["dose"] + 1e4, "data columns 'dose' and 'copy' are copies of each other"),
+        (
+            lambda t: t["age"] + 2.0 * t["risk"] - 1e-3 * t["weight"],
+            r"data columns \['age', 'risk', 'weight', 'copy'\] are linearly dependent: one is a weighted sum",
+        ),
+    ],
+)
+def test_exact_copies_and_combinations_are_named(table, graph_model, folders, extra, message) -> None:
+    """A column without noise of its own: with graph-small, a copy of the middle node of a chain took all of
+    that node's edges. Named in a warning with the fix, also from ``CondFiP.infer(graph="infer")``; not
+    refused, as some of scm-gen's P_OUT SCMs are as deterministic within float64's precision."""
+    copied = table.assign(copy=extra(table))
+    with pytest.warns(UserWarning, match=message) as caught:
+        probabilities, dag = infer_graph(copied, model=graph_model, device="cpu")
+    assert "drop one of them, or give the graph yourself instead of inferring it" in str(caught[0].message)
+    assert np.isfinite(probabilities).all() and dag.shape == (6, 6)
+    model = CondFiP.from_pretrained(folders["condfip"], device="cpu", graph_model=graph_model)
+    with pytest.warns(UserWarning, match=message):
+        model.infer(copied, graph="infer")
+    if "'copy' are copies" in message:  # 4 rows of 6 columns: only pairs can be told from the rows' own rank
+        with pytest.warns(UserWarning, match=message):
+            infer_graph(copied.iloc[:4], model=graph_model, device="cpu")
+
+
+def test_exact_within_float64_rounding_and_no_further() -> None:
+    """The tolerance is ``DEPENDENCE_ROUNDINGS`` roundings of float64 (``dependence_tolerance``): copies and
+    combinations of columns of any scale and offset fall below it; a noise a millionth of the spread, a copy
+    stored in float32, or a table of independent columns stay far above."""
+    rng = np.random.default_rng(0)
+    for trial in range(40):
+        num_nodes = int(rng.integers(2, 40))
+        num_rows = int(rng.integers(num_nodes + 2, 4 * num_nodes + 60))
+        scales = 10.0 ** rng.uniform(-6, 8, size=num_nodes)
+        values = rng.normal(size=(num_rows, num_nodes)) * scales + scales * 10.0 ** rng.uniform(
+            -1, 4, num_nodes
+        )
+        members = rng.choice(num_nodes, size=int(rng.integers(1, num_nodes + 1)), replace=False)
+        combined = values[:, members] @ rng.normal(size=len(members)) * 10.0 ** rng.uniform(-5, 5)
+        table = np.column_stack([values, combined])
+        standardization = Standardization.fit(table)
+        magnitude = float((np.abs(table).max(axis=0) / standardization.std).max())
+        found = dependent_columns(standardization.data_to_standard(table), magnitude)
+        assert found is not None and num_nodes in found, trial  # the combined column is one of them
+        assert set(found) <= {*members.tolist(), num_nodes}
+        independent = standardization.data_to_standard(table)[:, :-1]
+        assert dependent_columns(independent, magnitude) is None
+    base = rng.normal(size=(200, 3))
+    for copy in (base[:, 0] + 1e-6 * rng.normal(size=200), base[:, 0].astype(np.float32).astype(np.float64)):
+        assert dependent_columns(standardized(np.column_stack([base, copy]))) is None
+    assert dependent_columns(standardized(np.column_stack([base, base[:, 1]]))) == [1, 3]
+
+
+def test_a_dependence_of_the_sampled_rows_only_is_not_named() -> None:
+    """Beyond 2 d rows the dependence is looked for on 2 d evenly spaced rows and confirmed on all: two columns
+    equal on exactly those rows (and different elsewhere) are not copies; columns equal on every row are."""
+    rng = np.random.default_rng(1)
+    data = rng.normal(size=(1000, 3))
+    rows = np.unique(np.linspace(0, 999, 6).round().astype(np.int64))
+    data[rows, 2] = data[rows, 0]
+    assert dependent_columns(standardized(data)) is None
+    data[:, 2] = data[:, 0]
+    assert dependent_columns(standardized(data)) == [0, 2]
+
+
+def test_a_graph_that_cannot_fit_in_memory_is_refused_before_scoring(monkeypatch, graph_model) -> None:
+    """The whole table of d = 400 columns needs about 2.2 GiB (the pair statistics' [d, d, d] collider
+    evidence); with 1 GiB of memory it is refused before anything is allocated, and neighborhoods fit."""
+    import condfip.io.memory as memory
+    from condfip.api import graph_inference
+
+    monkeypatch.setattr(memory, "physical_memory", lambda: 2**30)
+    assert 2.0 * 2**30 < graph_inference.graph_memory_bytes(400, None) < 2.5 * 2**30
+    data = np.random.default_rng(0).normal(size=(30, 400))
+    scored = []
+    monkeypatch.setattr(graph_inference, "edge_probabilities", lambda *args, **kwargs: scored.append(1))
+    with pytest.raises(
+        ValueError,
+        match=r"inferring the graph of 30 rows of 400 columns as one table needs about 2\.\d GiB of memory, more "
+        r"than this machine's 1\.0 GiB; score smaller neighborhoods \(neighborhood='auto' or a number of nodes\)",
+    ):
+        infer_graph(data, model=graph_model, device="cpu", neighborhood=None)
+    assert scored == []
+    assert graph_inference.graph_memory_bytes(400, 5) < 2**24
+
+
+# ----- known edges ------------------------------------------------------------------------------------------
+
+
+def test_integer_column_names_are_names_never_positions(table, graph_model) -> None:
+    """Columns named 1..5: (1, 2) is the edge between the columns named 1 and 2; 0, which names no column, is
+    refused (it was taken as the position of the column named 1, so (5, 0) silently meant 5 -> 1)."""
+    named = table.set_axis([1, 2, 3, 4, 5], axis=1)
+    _, dag = infer_graph(named, model=graph_model, device="cpu", required=[(1, 2), (5, 3)], threshold=1.0)
+    np.testing.assert_array_equal(np.argwhere(dag), [[0, 1], [4, 2]])
+    for edges in ([(5, 0)], [(0, 1)]):
+        with pytest.raises(
+            ValueError, match=r"required names node 0, which is not a column name \(columns: \[1, 2, 3, 4, 5\]\); "
+            "the data has integer column names, so integer endpoints are names, never positions",
+        ):  # fmt: skip
+            infer_graph(named, model=graph_model, device="cpu", required=edges)
+    mixed = table.set_axis(["age", 1, "bp", "risk", "weight"], axis=1)
+    with pytest.raises(ValueError, match="forbidden names node 0, which is not a column name"):
+        infer_graph(mixed, model=graph_model, device="cpu", forbidden=[(0, 1)])
+    # unnamed arrays keep positions
+    _, dag = infer_graph(table.to_numpy(), model=graph_model, device="cpu", required=[(4, 0)], threshold=1.0)
+    np.testing.assert_array_equal(np.argwhere(dag), [[4, 0]])
+
+
+@pytest.mark.parametrize(
+    ("edges", "expected"),
+    [
+        ([(0, 1), (0, 1)], [[0, 1]]),  # one edge given twice (read as an adjacency: a self-loop on x1)
+        ([(1, 0), (1, 0)], [[1, 0]]),
+        (np.array([[1, 0], [1, 0]]), [[1, 0]]),
+        ([[0, 1], [0, 0]], [[0, 1]]),  # an adjacency (as pairs it would hold the self-loop 0 -> 0)
+        ([(0, 1)], [[0, 1]]),
+    ],
+)
+def test_two_columns_pairs_or_adjacency(table, graph_model, edges, expected) -> None:
+    two = table[["age", "dose"]].to_numpy()
+    _, dag = infer_graph(two, model=graph_model, device="cpu", required=edges, threshold=1.0)
+    np.testing.assert_array_equal(np.argwhere(dag), expected)
+
+
+def test_known_edges_as_a_partial_adjacency_frame_name_the_fix(table, graph_model) -> None:
+    frame = pd.DataFrame([[0, 1], [0, 0]], index=["age", "dose"], columns=["age", "dose"])
+    with pytest.raises(
+        ValueError,
+        match=r"the required adjacency DataFrame has no row and column for the data columns \['blood pressure', "
+        r"'risk', 'weight'\]; give it one row and one column per data column \(0 where there is no edge\), or "
+        r"pass a list of \(source, target\) edges",
+    ):
+        infer_graph(table, model=graph_model, device="cpu", required=frame)
+
+
+def test_infer_batch_mixes_given_and_inferred_graphs_of_any_shape(table, graph_model, folders) -> None:
+    model = CondFiP.from_pretrained(folders["condfip"], device="cpu", graph_model=graph_model)
+    given = nx.DiGraph([("age", "dose")])
+    given.add_nodes_from(NAMES)
+    small = table[["risk", "age", "weight"]].iloc[:40]
+    items = [(table, "infer"), (table, given), (small, "infer"), (table.iloc[:25, :2], "infer")]
+    batched = model.infer_batch(items)
+    for (data, graph), scm in zip(items, batched, strict=True):
+        alone = model.infer(data, graph)
+        assert list(scm.graph.nodes) == list(data.columns)
+        assert set(scm.graph.edges()) == set(alone.graph.edges())
+        assert nx.is_directed_acyclic_graph(scm.graph)
+    assert set(batched[1].graph.edges()) == {("age", "dose")}
+    _, dag = infer_graph(small, model=graph_model, device="cpu")
+    assert set(batched[2].graph.edges()) == {
+        (small.columns[i], small.columns[j]) for i, j in np.argwhere(dag)
+    }
+
+
+# ----- the command line -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flag", ["--out", "--probabilities"])
+def test_graph_command_never_writes_over_its_inputs(folders, tmp_path, capsys, flag) -> None:
+    data = tmp_path / "data.csv"
+    shutil.copy(folders["data"], data)
+    required = tmp_path / "required.csv"
+    shutil.copy(folders["root"] / "required.csv", required)
+    before = {path: path.read_bytes() for path in (data, required)}
+    for target, option in ((data, "--data"), (required, "--required")):
+        outputs = {"--out": tmp_path / "G.csv", "--probabilities": tmp_path / "P.csv", flag: target}
+        argv = ["graph", "--data", str(data), "--required", str(required), "--model", str(folders["graph"])]
+        for name, path in outputs.items():
+            argv += [name, str(path)]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err == (
+            f"condfip graph: error: {flag} {str(target)!r} is the file that {option} reads; writing it would "
+            "replace that input, give the output another name\n"
+        )
+    assert {path: path.read_bytes() for path in (data, required)} == before
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["data.csv", "required.csv"]
+
+
+def test_graph_command_prints_warnings_as_one_line_naming_flags(folders, tmp_path, capsys) -> None:
+    wide = tmp_path / "wide.csv"
+    pd.DataFrame(np.random.default_rng(0).normal(size=(30, 7)), columns=list("abcdefg")).to_csv(
+        wide, index=False
+    )
+    out = tmp_path / "G.csv"
+    argv = ["graph", "--data", str(wide), "--out", str(out), "--model", str(folders["graph"])]
+    assert main([*argv, "--neighborhood", "none"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == (
+        "condfip graph: warning: data has 7 columns but the graph model was trained on at most 5 nodes and the "
+        "whole table is scored, where its probabilities degrade; the default --neighborhood 'auto' scores one "
+        "sub-table per node instead\n"
+    )
+    assert (
+        captured.out
+        == f"wrote a DAG with {int(read_graph_csv(out).to_numpy().sum())} edges over 7 nodes to {out}\n"
+    )
+
+
+@pytest.mark.parametrize("rows", ["400", 0, 2.5, True])
+def test_a_checkpoint_with_bad_training_rows_is_refused(graph_model, tmp_path, rows) -> None:
+    """``training.num_samples`` sizes the neighborhoods of "auto" (``trained_num_rows``): checked on saving as on
+    loading, like ``node_counts``."""
+    message = f"has an invalid 'training.num_samples' {rows!r}: it must be the rows of every training dataset"
+    with pytest.raises(ValueError, match=message):
+        graph_model.save_pretrained(
+            tmp_path / "refused", training={"node_counts": [3, 4, 5], "num_samples": rows}
+        )
+    assert not (tmp_path / "refused" / "config.json").exists()
+    graph_model.save_pretrained(tmp_path / "good", training={"node_counts": [3, 4, 5], "num_samples": 80})
+    assert condfip.graph.GraphModel.from_pretrained(tmp_path / "good").trained_num_rows == 80
+    path = tmp_path / "good" / "config.json"
+    config = json.loads(path.read_text())
+    config["training"]["num_samples"] = rows
+    path.write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=message):
+        condfip.graph.GraphModel.from_pretrained(tmp_path / "good")

@@ -6,6 +6,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,7 +14,7 @@ import torch
 
 import scm_gen
 from condfip import infer_graph
-from condfip.api.graph_inference import resolve_neighborhood
+from condfip.api.graph_inference import nodes_within_training_range, resolve_neighborhood
 from condfip.api.neighborhoods import local_edge_logits, neighborhoods, relatedness
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -149,3 +150,73 @@ def test_resolve_neighborhood() -> None:
     assert resolve_neighborhood(12, 100, 30) == 12
     assert resolve_neighborhood(np.int64(12), 100, None) == 12
     assert resolve_neighborhood(100, 100, 30) is None
+
+
+def test_resolve_neighborhood_keeps_the_rows_per_node_of_training() -> None:
+    """graph-small saw 29 other nodes for 400 rows: 'auto' keeps that ratio, never below 3 nodes."""
+    assert nodes_within_training_range(400, 30, 400) == 30
+    assert nodes_within_training_range(120, 30, 400) == 9  # 1 + 29 * 120 // 400
+    assert (
+        nodes_within_training_range(120, 1, 400) is None
+    )  # trained on single nodes: no pair to keep in range
+    assert (
+        nodes_within_training_range(120, 30, None) is None
+        and nodes_within_training_range(120, None, 400) is None
+    )
+    assert resolve_neighborhood("auto", 20, 30, 120, 400) == 9
+    assert resolve_neighborhood("auto", 100, 30, 120, 400) == 9
+    assert resolve_neighborhood("auto", 100, 30, 4000, 400) == 30  # more rows than in training: still 30
+    assert resolve_neighborhood("auto", 20, 30, 400, 400) is None  # within the range: the whole table
+    assert resolve_neighborhood("auto", 20, 30, 10, 400) == 3  # too few rows even for 3: the smallest, 3
+    assert resolve_neighborhood("auto", 3, 30, 10, 400) is None
+    assert resolve_neighborhood("auto", 20, 30, 120, None) is None  # rows of training unknown: columns only
+    assert (
+        resolve_neighborhood(None, 20, 30, 10, 400) is None
+        and resolve_neighborhood(12, 20, 30, 10, 400) == 12
+    )
+
+
+@pytest.fixture(scope="module")
+def rows_model():
+    """A model whose recipe records 80 rows for up to 5 nodes: 4 other nodes per 80 rows."""
+    model = tiny_model(seed=4)
+    model.training_recipe = {"node_counts": [4, 5], "num_samples": 80}
+    return model
+
+
+def test_auto_scores_smaller_neighborhoods_on_fewer_rows(table, rows_model) -> None:
+    assert rows_model.trained_num_rows == 80
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the default stays in range: silent
+        full, _ = infer_graph(table, model=rows_model, device="cpu")  # 80 rows: 5 nodes, as in training
+        fewer, _ = infer_graph(table[:40], model=rows_model, device="cpu")  # 40 rows: 1 + 4 * 40 // 80 = 3
+    np.testing.assert_array_equal(full, infer_graph(table, model=rows_model, device="cpu", neighborhood=5)[0])
+    with pytest.warns(UserWarning, match="data has 40 rows, too few for tables of 5 nodes") as caught:
+        explicit, _ = infer_graph(table[:40], model=rows_model, device="cpu", neighborhood=5)
+    assert "the default neighborhood='auto' scores sub-tables of 3 nodes instead" in str(caught[0].message)
+    assert not np.allclose(fewer, explicit)
+    np.testing.assert_array_equal(
+        fewer, infer_graph(table[:40], model=rows_model, device="cpu", neighborhood=3)[0]
+    )
+    with pytest.warns(UserWarning) as caught:  # the whole table: too many columns, and too few rows for them
+        infer_graph(table[:40], model=rows_model, device="cpu", neighborhood=None)
+    assert [str(warning.message)[:60] for warning in caught] == [
+        "data has 9 columns but the graph model was trained on at mos",
+        "data has 40 rows, too few for tables of 9 nodes: the graph m",
+    ]
+
+
+@pytest.mark.parametrize("rows", [2, 5, 9, 39])
+def test_too_few_rows_for_any_table_warn(table, rows_model, rows) -> None:
+    """Below 40 rows not even 3 nodes keep 4 other nodes per 80 rows: a warning, and still a finite DAG."""
+    with pytest.warns(UserWarning, match=f"data has {rows} rows, too few for the graph model: it was trained on 80 "
+                      "rows and needs at least 40 to score tables of 3 nodes") as caught:  # fmt: skip
+        probabilities, dag = infer_graph(table[:rows], model=rows_model, device="cpu")
+    assert len(caught) == 1  # not also the warning about the neighborhood size
+    assert np.isfinite(probabilities).all() and probabilities.shape == dag.shape == (NUM_NODES, NUM_NODES)
+    assert nx.is_directed_acyclic_graph(nx.from_numpy_array(dag, create_using=nx.DiGraph))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        infer_graph(
+            table[:rows, :1], model=rows_model, device="cpu"
+        )  # one column: nothing to infer, no warning

@@ -82,7 +82,11 @@ def test_accepted_inputs_give_finite_answers(case: int) -> None:
             scm.average_causal_effect(target, {node: value}, {}, n=64, seed=case), "average causal effect"
         )
     if case % 6 == 0:
-        probabilities, dag = infer_graph(frame, model="graph-small")
+        with warnings.catch_warnings():
+            warnings.simplefilter(
+                "ignore"
+            )  # fewer than 28 rows warn that the graph is unreliable; still finite
+            probabilities, dag = infer_graph(frame, model="graph-small")
         _finite(probabilities, "edge probabilities")
         assert set(np.unique(dag)) <= {0, 1}
 

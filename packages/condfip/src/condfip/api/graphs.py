@@ -7,7 +7,10 @@ array (or nested list) in column order, an adjacency DataFrame labelled by colum
 
 ``adjacency_from_user`` reads the causal graph of ``CondFiP.infer``: every column a node, acyclic.
 ``edges_from_user`` reads known edges (``infer_graph``'s ``required`` / ``forbidden``): any subset of the
-pairs, None for none, and edge endpoints may also be column positions (for unnamed arrays).
+pairs, None for none, and edge endpoints may also be column positions (for unnamed arrays), unless a column has
+an integer name: then an integer endpoint is always a name (``[(3, 0)]`` over the columns ``1, 2, 3`` would
+otherwise mix a name and a position). On two columns, a 2x2 table of 0s and 1s reads as an adjacency, unless
+only its reading as two ``(source, target)`` position pairs is free of self-loops (``[(0, 1), (0, 1)]``).
 """
 
 from __future__ import annotations
@@ -56,6 +59,8 @@ def _parse(
         if list(graph.columns) == ["source", "target"] and set(columns) != {"source", "target"}:
             return _from_edges(list(graph.itertuples(index=False, name=None)), columns, parameter, positions)
         return _from_adjacency_frame(graph, columns, parameter)
+    if positions and _pairs_not_adjacency(graph, columns):
+        return _from_edges(_edge_list(np.asarray(graph).tolist(), parameter), columns, parameter, positions)
     if (
         isinstance(graph, np.ndarray)
         and graph.ndim == 2
@@ -73,8 +78,15 @@ def _parse(
 
 
 def _check_names(
-    nodes: Sequence[Hashable], columns: Sequence[Hashable], parameter: str, *, complete: bool
+    nodes: Sequence[Hashable],
+    columns: Sequence[Hashable],
+    parameter: str,
+    *,
+    complete: bool,
+    frame: bool = False,
 ) -> None:
+    """Refuse nodes that are not columns, and with ``complete`` columns that are not nodes (``frame``: of an
+    adjacency DataFrame, which needs a row and a column per data column)."""
     column_set = set(columns)
     unknown = [node for node in nodes if node not in column_set]
     if unknown:
@@ -85,6 +97,12 @@ def _check_names(
     if complete:
         node_set = set(nodes)
         missing = [column for column in columns if column not in node_set]
+        if missing and frame:
+            raise ValueError(
+                f"the {parameter} adjacency DataFrame has no row and column for the data columns "
+                f"{missing[:10]!r}; give it one row and one column per data column (0 where there is no edge), "
+                "or pass a list of (source, target) edges"
+            )
         if missing:
             raise ValueError(
                 f"data columns {missing[:10]!r} are missing from the {parameter}; add them as nodes "
@@ -92,12 +110,22 @@ def _check_names(
             )
 
 
-def _endpoint_index(node: object, columns: Sequence[Hashable], parameter: str) -> int:
-    """Column position of an edge endpoint: a column name, or an integer position when it names no column."""
+def _is_integer_name(name: object) -> bool:
+    return isinstance(name, int | np.integer) and not isinstance(name, bool | np.bool_)
+
+
+def _endpoint_index(node: object, columns: Sequence[Hashable], parameter: str, by_position: bool) -> int:
+    """Column position of an edge endpoint: a column name, or with ``by_position`` an integer position when it
+    names no column."""
     if node in columns:
         return list(columns).index(node)
-    if isinstance(node, int | np.integer) and not isinstance(node, bool) and 0 <= node < len(columns):
+    if by_position and _is_integer_name(node) and 0 <= node < len(columns):
         return int(node)
+    if not by_position and _is_integer_name(node):
+        raise ValueError(
+            f"{parameter} names node {node!r}, which is not a column name (columns: {list(columns)!r}); the "
+            "data has integer column names, so integer endpoints are names, never positions"
+        )
     raise ValueError(
         f"{parameter} names node {node!r}, which is neither a column name nor a column position "
         f"(columns: {list(columns)!r})"
@@ -109,9 +137,11 @@ def _from_edges(
 ) -> np.ndarray:
     adjacency = np.zeros((len(columns), len(columns)), dtype=np.int8)
     if positions:
+        by_position = not any(_is_integer_name(column) for column in columns)
         for source, target in edges:
             adjacency[
-                _endpoint_index(source, columns, parameter), _endpoint_index(target, columns, parameter)
+                _endpoint_index(source, columns, parameter, by_position),
+                _endpoint_index(target, columns, parameter, by_position),
             ] = 1
         return adjacency
     _check_names(
@@ -171,7 +201,7 @@ def _from_adjacency_frame(frame: pd.DataFrame, columns: Sequence[Hashable], para
             "rows and columns are the nodes, adjacency[i, j] = 1 means the edge i -> j"
         )
     labels = list(frame.columns)
-    _check_names(labels, columns, parameter, complete=True)
+    _check_names(labels, columns, parameter, complete=True, frame=True)
     if isinstance(frame.index, pd.RangeIndex):
         frame = frame.set_axis(labels, axis=0)  # unlabelled rows: same order as the columns
     elif set(frame.index) != set(labels):
@@ -196,6 +226,24 @@ def _looks_like_matrix(graph: object, columns: Sequence[Hashable]) -> bool:
         return False
     names = set(columns)
     return not (len(columns) == 2 and all(v in names for row in graph for v in row))
+
+
+def _pairs_not_adjacency(graph: object, columns: Sequence[Hashable]) -> bool:
+    """Known edges on two columns given as a 2x2 table of 0s and 1s that are two (source, target) position pairs:
+    read as an adjacency it has a self-loop, read as pairs it has none (``[(0, 1), (0, 1)]``: the edge 0 -> 1
+    twice, not ``0 -> 1`` and ``1 -> 1``). No table is free of self-loops both ways but ``[[0, 1], [1, 0]]``,
+    which means the same edges either way. Columns with integer names keep their names (``_from_edges``)."""
+    if len(columns) != 2 or not isinstance(graph, list | tuple | np.ndarray) or isinstance(graph, str):
+        return False
+    try:
+        array = np.asarray(graph)
+    except ValueError:  # ragged
+        return False
+    if array.shape != (2, 2) or array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.number):
+        return False
+    if not np.isin(array, (0, 1)).all() or any(_is_integer_name(column) for column in columns):
+        return False
+    return bool(np.diagonal(array).any()) and not bool((array[:, 0] == array[:, 1]).any())
 
 
 def _is_position_pairs(array: np.ndarray, num_nodes: int) -> bool:

@@ -1,13 +1,14 @@
-"""Graph inference on more nodes than the model was trained on: one small sub-table per node.
+"""Graph inference on more nodes than the model was trained on, or on fewer rows: one small sub-table per node.
 
-On a table with many more columns than the graphs the model saw in training, its inputs leave their training
-range (the pair statistics regress every node on all the others, with more regressors than rows at d = 100 and
-n = 400), and the probabilities become worse than predicting no edge at all. The local mode keeps every input
-in range: each node ``j`` gets a neighborhood of ``size`` columns, ``j`` itself followed by the ``size - 1``
-nodes most related to it, and the model scores each neighborhood as a table of its own. An edge between ``j``
-and a member ``i``, in either direction, is read from ``j``'s neighborhood (the one built around ``j``); a pair
-read from both ends' neighborhoods gets the mean of the two logits, and a pair found in neither has
-probability 0.
+On a table with many more columns than the graphs the model saw in training, or with fewer rows than it was
+trained on for that many columns, its inputs leave their training range (the pair statistics regress every node
+on all the others, with more regressors than rows at d = 100 and n = 400), and the probabilities become worse
+than predicting no edge at all. The local mode keeps every input in range (its size:
+``condfip.api.graph_inference.resolve_neighborhood``): each node ``j`` gets a neighborhood of ``size`` columns,
+``j`` itself followed by the ``size - 1`` nodes most related to it, and the model scores each neighborhood as a
+table of its own. An edge between ``j`` and a member ``i``, in either direction, is read from ``j``'s
+neighborhood (the one built around ``j``); a pair read from both ends' neighborhoods gets the mean of the two
+logits, and a pair found in neither has probability 0.
 
 Members are chosen by two scores. Two thirds of them are the nodes of largest absolute partial correlation with
 ``j`` given all other columns (from a ridge-regularized inverse of the correlation matrix, defined even with fewer

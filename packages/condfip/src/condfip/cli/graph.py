@@ -3,13 +3,17 @@ causal graph from a CSV table; ``condfip calibrate CHECKPOINT_DIR`` chooses and 
 threshold (``condfip.training.calibration``).
 
 The DAG is written as an adjacency CSV (a header row and a first column of node names, ``G[i, j] = 1`` for
-``i -> j``), which ``condfip infer --graph G.csv`` reads back. Bad input: one line on stderr, exit code 2.
+``i -> j``), which ``condfip infer --graph G.csv`` reads back. Bad input: one line on stderr, exit code 2; an
+output that names an input file is bad input. The API's warnings (too few rows, dependent columns): one line each
+on stderr, naming the flags.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+import warnings
 from pathlib import Path
 
 from condfip.api import infer_graph
@@ -17,6 +21,7 @@ from condfip.cli.inputs import (
     MODEL_FLAGS,
     add_model_arguments,
     check_outputs,
+    flag_message,
     flag_names,
     labelled_matrix,
     number_between,
@@ -103,16 +108,26 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" + ("" if number == 1 else "s")
 
 
-GRAPH_FLAGS = {**MODEL_FLAGS, "required": "--required", "forbidden": "--forbidden"}
+GRAPH_FLAGS = {
+    **MODEL_FLAGS,
+    "required": "--required",
+    "forbidden": "--forbidden",
+    "neighborhood": "--neighborhood",
+    "threshold": "--threshold",
+}
 """The arguments of ``infer_graph`` (and of loading its model) by the flags that give them."""
 
 
 def run_graph(args: argparse.Namespace) -> int:
-    check_outputs([("--probabilities", args.probabilities), ("--out", args.out)])
+    check_outputs(
+        [("--probabilities", args.probabilities), ("--out", args.out)],
+        inputs=[("--data", args.data), ("--required", args.required), ("--forbidden", args.forbidden)],
+    )
     data = read_data_csv(args.data)
     required = read_edge_csv(args.required, "--required") if args.required else None
     forbidden = read_edge_csv(args.forbidden, "--forbidden") if args.forbidden else None
-    with flag_names(GRAPH_FLAGS):
+    with flag_names(GRAPH_FLAGS), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)  # the API's warnings, each call; others as filtered
         probabilities, dag = infer_graph(
             data,
             model=args.model,
@@ -122,6 +137,12 @@ def run_graph(args: argparse.Namespace) -> int:
             device=args.device,
             neighborhood=args.neighborhood,
         )
+    for warning in caught:  # the API's: one line each, naming the flags
+        if not issubclass(warning.category, UserWarning):
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+            continue
+        message = " ".join(flag_message(str(warning.message), GRAPH_FLAGS).split())
+        print(f"condfip graph: warning: {message}", file=sys.stderr)
     names = [str(name) for name in data.columns]
     written = (
         [] if args.probabilities is None else [(labelled_matrix(probabilities, names), args.probabilities)]

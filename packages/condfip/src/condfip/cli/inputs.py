@@ -234,10 +234,21 @@ def os_errors(what: str) -> Iterator[None]:
         raise ValueError(f"{what}: {reason}" + ("" if hidden else f" ({name})")) from None
 
 
-def check_outputs(outputs: Sequence[tuple[str, Path | None]]) -> None:
+def check_outputs(
+    outputs: Sequence[tuple[str, Path | None]], inputs: Sequence[tuple[str, Path | None]] = ()
+) -> None:
     """Refuse, before any work, the (option, path) pairs of a command's outputs that cannot all be written: a
-    path that is a directory, one under a file, or one file named by two options (None: an output not asked)."""
+    path that is a directory, one under a file, one file named by two options, or one that is a file the
+    command reads (``inputs``, the same (option, path) pairs), which the output would replace (None: an output
+    not asked, an input not given)."""
     given = [(option, path) for option, path in outputs if path is not None]
+    for option, path in given:
+        for input_option, input_path in inputs:
+            if input_path is not None and _same_file(path, input_path):
+                raise ValueError(
+                    f"{option} {str(path)!r} is the file that {input_option} reads; writing it would replace "
+                    "that input, give the output another name"
+                )
     for option, path in given:
         if path.is_dir():
             raise ValueError(f"{option} {str(path)!r} is a directory; give a file name")
@@ -250,6 +261,16 @@ def check_outputs(outputs: Sequence[tuple[str, Path | None]]) -> None:
                 raise ValueError(
                     f"{other} and {option} both name {str(path)!r}; give each output its own file"
                 )
+
+
+def _same_file(path: Path, other: Path) -> bool:
+    """Whether two paths name one file: the same resolved path, or the same existing file by another name."""
+    if path.resolve() == other.resolve():
+        return True
+    try:
+        return path.exists() and other.exists() and path.samefile(other)
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager

@@ -79,6 +79,15 @@ class GraphModel(nn.Module, PretrainedModel, model_type="graph"):
         return max(counts) if counts else None
 
     @property
+    def trained_num_rows(self) -> int | None:
+        """The rows of every training dataset (the checkpoint's recipe ``num_samples``), None when unknown.
+
+        With ``trained_max_nodes`` it bounds the ratio of nodes to rows the pair statistics were trained on
+        (``condfip.api.graph_inference.resolve_neighborhood``)."""
+        rows = self.training_recipe.get("num_samples")
+        return int(rows) if _positive_int(rows) else None
+
+    @property
     def default_threshold(self) -> float:
         """The edge threshold of the DAG rule when none is given: the calibrated one of the checkpoint
         (``condfip.training.calibration``), else 0.5."""
@@ -205,15 +214,23 @@ class GraphModel(nn.Module, PretrainedModel, model_type="graph"):
                 f"{where} has an invalid 'training.node_counts' {counts!r}: it must be a list of the node counts "
                 "of the training data, integers >= 1 such as [10, 20, 30]"
             )
+        rows = config.get("training", {}).get("num_samples")
+        if rows is not None and not _positive_int(rows):
+            raise ValueError(
+                f"{where} has an invalid 'training.num_samples' {rows!r}: it must be the rows of every training "
+                "dataset, an integer >= 1 such as 400 (or absent)"
+            )
+
+
+def _positive_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def _node_counts(counts: object) -> bool:
     """Whether a recipe's ``node_counts`` is None (not recorded) or a list of integers >= 1."""
     if counts is None:
         return True
-    return isinstance(counts, list) and all(
-        isinstance(count, int) and not isinstance(count, bool) and count >= 1 for count in counts
-    )
+    return isinstance(counts, list) and all(_positive_int(count) for count in counts)
 
 
 def allowed_pairs(
