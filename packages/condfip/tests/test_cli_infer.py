@@ -365,6 +365,32 @@ def test_outputs_are_checked_before_either_is_written(files, tmp_path, capsys):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["adir", "afile"]
 
 
+@pytest.mark.parametrize(("option", "key"), [("--out", "data"), ("--noise-out", "data"), ("--out", "graph")])
+def test_infer_refuses_an_output_that_would_replace_its_input(files, capsys, option, key):
+    """An output naming the --data or --graph file is refused before any work; the input stays as it was."""
+    before = files[key].read_bytes()
+    argv = infer(files, "--num-samples", "5", *(["--out", "elsewhere.csv"] if option != "--out" else []))
+    argv += [option, str(files[key])]
+    flag = "--data" if key == "data" else "--graph"
+    _refused(argv, f"{option} {str(files[key])!r} is the file that {flag} reads", capsys)
+    assert files[key].read_bytes() == before
+
+
+def test_infer_prints_the_api_warnings_in_one_line_naming_flags(files, tmp_path, capsys):
+    """8 rows are too few to adapt to: the fallback warning is one line on stderr, once, naming --zero-shot."""
+    few = tmp_path / "few.csv"
+    pd.read_csv(files["data"]).head(8).to_csv(few, index=False)
+    argv = infer(files, "--num-samples", "3", "--out", str(tmp_path / "s.csv"))
+    argv[argv.index("--data") + 1] = str(few)
+    assert main(argv) == 0
+    lines = capsys.readouterr().err.splitlines()
+    warned = [line for line in lines if "warning" in line.lower()]
+    assert warned == [
+        "condfip infer: warning: 8 rows are too few to adapt to (at least 10): using the zero-shot model, as "
+        "with --zero-shot"
+    ], lines
+
+
 def test_infer_writes_both_outputs_or_neither(files, tmp_path, capsys, monkeypatch):
     """A failure while writing the second output (a full disk) leaves neither file, not the first one."""
     import condfip.cli.inputs

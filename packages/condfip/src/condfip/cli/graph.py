@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-import warnings
 from pathlib import Path
 
 from condfip.api import infer_graph
@@ -21,11 +19,11 @@ from condfip.cli.inputs import (
     MODEL_FLAGS,
     add_model_arguments,
     check_outputs,
-    flag_message,
     flag_names,
     labelled_matrix,
     number_between,
     one_line_errors,
+    one_line_warnings,
     os_errors,
     output_path,
     positive_int,
@@ -126,8 +124,7 @@ def run_graph(args: argparse.Namespace) -> int:
     data = read_data_csv(args.data)
     required = read_edge_csv(args.required, "--required") if args.required else None
     forbidden = read_edge_csv(args.forbidden, "--forbidden") if args.forbidden else None
-    with flag_names(GRAPH_FLAGS), warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", UserWarning)  # the API's warnings, each call; others as filtered
+    with one_line_warnings("graph", GRAPH_FLAGS), flag_names(GRAPH_FLAGS):
         probabilities, dag = infer_graph(
             data,
             model=args.model,
@@ -137,12 +134,6 @@ def run_graph(args: argparse.Namespace) -> int:
             device=args.device,
             neighborhood=args.neighborhood,
         )
-    for warning in caught:  # the API's: one line each, naming the flags
-        if not issubclass(warning.category, UserWarning):
-            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
-            continue
-        message = " ".join(flag_message(str(warning.message), GRAPH_FLAGS).split())
-        print(f"condfip graph: warning: {message}", file=sys.stderr)
     names = [str(name) for name in data.columns]
     written = (
         [] if args.probabilities is None else [(labelled_matrix(probabilities, names), args.probabilities)]

@@ -21,6 +21,7 @@ from condfip.cli.inputs import (
     non_negative_int,
     number_between,
     one_line_errors,
+    one_line_warnings,
     output_path,
     positive_int,
     read_data_csv,
@@ -191,7 +192,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 # ------------------------------------------------------------------------------------------------------- infer
-INFERENCE_FLAGS = {"positive": "--positive", "name_or_path": "--graph-model"}
+INFERENCE_FLAGS = {"positive": "--positive", "name_or_path": "--graph-model", "zero_shot": "--zero-shot"}
 """The arguments of an inference (which loads the graph model with --graph infer), by the flags that give them."""
 
 
@@ -236,26 +237,31 @@ def run_infer(args: argparse.Namespace) -> int:
     elif args.num_samples is None:
         raise ValueError("--num-samples N is required (rows to draw), unless --counterfactual is given")
     _check_graph_model(args)
-    check_outputs([("--noise-out", args.noise_out), ("--out", args.out)])
+    graph_file = None if str(args.graph) == "infer" else args.graph
+    check_outputs(
+        [("--noise-out", args.noise_out), ("--out", args.out)],
+        inputs=[("--data", args.data), ("--graph", graph_file)],
+    )
     data = read_data_csv(args.data)
     if args.num_samples is not None:
         check_sample_memory(args.num_samples, data.shape[1], "--num-samples")
     graph = _graph(args)
     model = _model(args)
-    with flag_names(INFERENCE_FLAGS):
-        scm = model.infer(data, graph, zero_shot=args.zero_shot, positive=_positive(args))
-    if args.counterfactual:
-        result = scm.counterfactual_samples(interventions, data)
-        what = f"{len(result)} counterfactual rows"
-    elif interventions:
-        result = scm.interventional_samples(
-            interventions, n=args.num_samples, seed=args.seed, noise_model=args.noise_model
-        )
-        what = f"{len(result)} interventional rows"
-    else:
-        result = scm.sample(args.num_samples, seed=args.seed, noise_model=args.noise_model)
-        what = f"{len(result)} observational rows"
-    noise = [] if args.noise_out is None else [(scm.noise(), args.noise_out)]
+    with one_line_warnings("infer", INFERENCE_FLAGS):
+        with flag_names(INFERENCE_FLAGS):
+            scm = model.infer(data, graph, zero_shot=args.zero_shot, positive=_positive(args))
+        if args.counterfactual:
+            result = scm.counterfactual_samples(interventions, data)
+            what = f"{len(result)} counterfactual rows"
+        elif interventions:
+            result = scm.interventional_samples(
+                interventions, n=args.num_samples, seed=args.seed, noise_model=args.noise_model
+            )
+            what = f"{len(result)} interventional rows"
+        else:
+            result = scm.sample(args.num_samples, seed=args.seed, noise_model=args.noise_model)
+            what = f"{len(result)} observational rows"
+        noise = [] if args.noise_out is None else [(scm.noise(), args.noise_out)]
     write_csvs([*noise, (result, args.out)])  # both files or neither
     print(
         f"wrote {what} to {args.out}"
@@ -303,25 +309,26 @@ def run_effect(args: argparse.Namespace) -> int:
                 f"(at most {DEFAULT_EFFECT_SAMPLES:,}), seed {args.seed}"
             )
         )
-    if args.bootstrap is None:
-        with flag_names(INFERENCE_FLAGS):
-            scm = model.infer(data, graph, zero_shot=args.zero_shot, positive=_positive(args))
-        printed = f"{statistic(scm):.6g}"
-    else:
-        with flag_names(INFERENCE_FLAGS):
-            result = model.bootstrap(
-                data,
-                graph,
-                statistic,
-                num_bootstraps=args.bootstrap,
-                seed=args.seed,
-                zero_shot=args.zero_shot,
-                positive=_positive(args),
-                reinfer=bool(args.reinfer),
-            )
-        lower, upper = result.interval(level)
-        printed = f"{result.estimate:.6g} {lower:.6g} {upper:.6g}"
-        rows += f"; then the {level:.0%} percentile interval over {args.bootstrap} resamples of the rows"
+    with one_line_warnings("effect", INFERENCE_FLAGS):
+        if args.bootstrap is None:
+            with flag_names(INFERENCE_FLAGS):
+                scm = model.infer(data, graph, zero_shot=args.zero_shot, positive=_positive(args))
+            printed = f"{statistic(scm):.6g}"
+        else:
+            with flag_names(INFERENCE_FLAGS):
+                result = model.bootstrap(
+                    data,
+                    graph,
+                    statistic,
+                    num_bootstraps=args.bootstrap,
+                    seed=args.seed,
+                    zero_shot=args.zero_shot,
+                    positive=_positive(args),
+                    reinfer=bool(args.reinfer),
+                )
+            lower, upper = result.interval(level)
+            printed = f"{result.estimate:.6g} {lower:.6g} {upper:.6g}"
+            rows += f"; then the {level:.0%} percentile interval over {args.bootstrap} resamples of the rows"
 
     def arm_text(arm: dict[str, float]) -> str:
         return (

@@ -11,7 +11,9 @@ import csv
 import math
 import re
 import signal
+import sys
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -73,10 +75,12 @@ def number_between(low: float, high: float, *, open_interval: bool) -> Callable[
 
 def flag_message(message: str, flags: dict[str, str]) -> str:
     """``message`` with every Python argument of ``flags`` (argument -> the flag a user types for it) that it
-    names replaced by its flag: ``argument=`` anywhere ("name_or_path='x'" -> "--model 'x'"), and the argument
-    as the message's first word ("device must be ..." -> "--device must be ...")."""
+    names replaced by its flag: ``argument=True`` (a switch: "zero_shot=True" -> "--zero-shot"), ``argument=``
+    anywhere ("name_or_path='x'" -> "--model 'x'"), and the argument as the message's first word ("device must
+    be ..." -> "--device must be ...")."""
     for argument, flag in flags.items():
         name = re.escape(argument)
+        message = re.sub(rf"(?<![\w.-]){name}=True\b", flag, message)
         message = re.sub(rf"(?<![\w.-]){name}=(?=\S)", f"{flag} ", message)
         message = re.sub(rf"(?<![\w.-]){name}=", flag, message)  # at the end: "leave it out of positive="
         message = re.sub(rf"^{name}(?=\s)", flag, message)
@@ -94,6 +98,28 @@ def flag_names(flags: dict[str, str]) -> Iterator[None]:
         if message == str(error):
             raise
         raise ValueError(message) from error
+
+
+@contextlib.contextmanager
+def one_line_warnings(command: str, flags: dict[str, str]) -> Iterator[None]:
+    """Inside, the API's warnings (``UserWarning``) are collected; when the block ends (also by an error) each
+    distinct one is printed once on stderr as one line, ``condfip COMMAND: warning: ...``, naming the flags of
+    ``flags`` instead of Python arguments (``flag_message``). Other warnings go through Python's filters."""
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            yield
+    finally:
+        printed = set()
+        for warning in caught:
+            if not issubclass(warning.category, UserWarning):
+                warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+                continue
+            message = " ".join(flag_message(str(warning.message), flags).split())
+            if message not in printed:
+                printed.add(message)
+                print(f"condfip {command}: warning: {message}", file=sys.stderr)
 
 
 MODEL_FLAGS = {"name_or_path": "--model", "device": "--device"}
