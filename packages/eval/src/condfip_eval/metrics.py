@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from condfip.api.arguments import is_real
+
 # the graph scores have one implementation, in condfip; re-exported here with the other scores
 from condfip.core.graph_scores import (
     auprc,
@@ -154,7 +156,7 @@ def _two_samples(
 
 
 def _positive_number(name: str, value: object) -> float:
-    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.integer | np.floating):
+    if not is_real(value):
         raise ValueError(f"{name} must be a positive number; got {type(value).__name__} {value!r}")
     number = float(value)
     if not (math.isfinite(number) and number > 0):

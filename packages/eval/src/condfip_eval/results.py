@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from condfip.api.arguments import is_real
 from condfip.io.atomic import atomic_file
 from condfip_eval import __version__
 
@@ -93,7 +94,7 @@ def run_folders(parent: Path, pattern: re.Pattern[str]) -> list[Path]:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return is_real(value) and math.isfinite(value)
 
 
 def _record_problem(record: Any, key: str, numbers: Sequence[str], tasks: Sequence[str]) -> str | None:

@@ -9,8 +9,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
+from condfip.api.arguments import is_integer
 from condfip_eval.methods import METHOD_NAMES, Method, make_method, unknown_method_message
 from condfip_eval.provenance import package_versions, weights_sha256
 from condfip_eval.results import ResultsDirectory
@@ -25,7 +24,7 @@ MAX_SEED = 2**63 - 1  # scm-gen's bound on run seeds (an int64)
 def check_integer(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
     """``value`` as an int in ``[minimum, maximum]``; a bool, a float or anything else is a ValueError naming
     ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+    if not is_integer(value):
         raise ValueError(f"{name} must be an integer; got {type(value).__name__} {value!r}")
     if value < minimum or (maximum is not None and value > maximum):
         bound = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum:,}"
