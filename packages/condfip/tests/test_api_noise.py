@@ -45,7 +45,8 @@ def fitted():
 def test_encoder_noise_is_the_models_prediction_in_user_units(fitted) -> None:
     model, scm, data, names = fitted
     mean, std = scm.mean.to_numpy(), scm.std.to_numpy()
-    context = torch.tensor((data.context_data - mean) / std, dtype=torch.float32)[None]
+    # the adapted path's encoder attends to the context rows in their canonical order (``scm.row_order``)
+    context = torch.tensor((data.context_data[scm.row_order] - mean) / std, dtype=torch.float32)[None]
     query = torch.tensor((data.query_data - mean) / std, dtype=torch.float32)[None]
     parents = torch.from_numpy(data.adjacency.T != 0)[None]
     with torch.no_grad():

@@ -112,8 +112,16 @@ def test_standardization_equals_numpy_on_ordinary_columns_and_survives_extreme_o
     rng = np.random.default_rng(1)
     ordinary = rng.normal(size=(300, 5)) * rng.uniform(0.01, 100, 5) + rng.uniform(-50, 50, 5)
     fitted = Standardization.fit(ordinary)
-    np.testing.assert_array_equal(fitted.mean, ordinary.mean(axis=0))
-    np.testing.assert_array_equal(fitted.std, ordinary.std(axis=0))
+    # numpy's own statistics of the sorted columns, bit for bit: the same rows in any order give the same numbers
+    np.testing.assert_array_equal(fitted.mean, np.sort(ordinary, axis=0).mean(axis=0))
+    np.testing.assert_array_equal(fitted.std, np.sort(ordinary, axis=0).std(axis=0))
+    shuffled = Standardization.fit(ordinary[rng.permutation(300)])
+    np.testing.assert_array_equal(shuffled.mean, fitted.mean)
+    np.testing.assert_array_equal(shuffled.std, fitted.std)
+    # and numpy's statistics of the rows as given, to the rounding of sums of 300 terms of at most that magnitude
+    bound = 300 * 2**-52 * np.abs(ordinary).max(axis=0)
+    assert (np.abs(fitted.mean - ordinary.mean(axis=0)) <= bound).all()
+    assert (np.abs(fitted.std - ordinary.std(axis=0)) <= bound).all()
     for scale in (1e300, 1e-300, 1e-310):  # squares overflow, underflow, or the values are subnormal
         extreme = Standardization.fit(ordinary * scale)
         # the same statistics to float64 rounding (a few ulps: the scale is not a power of two)

@@ -61,13 +61,16 @@ def bootstrap_statistic(
     statistic: Statistic,
     *,
     num_bootstraps: int,
+    row_order: np.ndarray | None = None,
     seed: int | np.random.Generator | None = None,
     group_size: int = 1,
     progress: bool | None = None,
 ) -> BootstrapResult:
     """``statistic`` of the SCM ``full`` inferred from all rows and of the SCMs that ``infer_resamples`` fits on
     ``num_bootstraps`` resamples of its rows (drawn with replacement, ``seed`` fixes the draws), given as arrays of
-    row indices, ``group_size`` at a time (each SCM is dropped once its statistic is taken).
+    row indices, ``group_size`` at a time (each SCM is dropped once its statistic is taken). The draws pick
+    positions in ``row_order`` ([n] row indices; default the rows as given), so with the rows' canonical order
+    the same rows in any order give the same resamples.
     ``progress``: a progress bar on stderr (None: when stderr is a terminal)."""
     num_rows = len(full.data)
     check_memory(
@@ -83,7 +86,9 @@ def bootstrap_statistic(
             "give each value its own label"
         )
     rng = make_generator(seed)
-    rows = rng.integers(0, num_rows, size=(num_bootstraps, num_rows))  # [B, n]
+    rows = rng.integers(0, num_rows, size=(num_bootstraps, num_rows))  # [B, n] positions
+    if row_order is not None:
+        rows = np.asarray(row_order)[rows]  # [B, n] row indices
     samples = []
     bar = tqdm(
         total=num_bootstraps,

@@ -27,6 +27,7 @@ from condfip.api.positive import ModelUnits, PositiveColumns, check_positive, po
 from condfip.api.progress import progress_bar
 from condfip.api.tables import context_from_user
 from condfip.core.dags import topological_levels
+from condfip.core.row_order import canonical_row_order
 from condfip.graph import DEFAULT_GRAPH_MODEL
 from condfip.io.hub import push_checkpoint
 from condfip.model import CondFiPModel
@@ -46,6 +47,12 @@ class _Prepared:
     adjacency: np.ndarray  # [d, d] int8
     units: ModelUnits  # user units <-> standardized (log of the positive columns first)
     standard: np.ndarray  # [n, d] standardized context
+    row_order: np.ndarray  # [n] the rows' canonical order (``condfip.core.row_order``)
+
+    def network_rows(self, adapt: bool) -> np.ndarray:
+        """The standardized rows [n, d] the network and the fit read: in the canonical order on the adapted path,
+        so the same rows in any order give the same fit; as given on the zero-shot path (the paper's method)."""
+        return self.standard[self.row_order] if adapt else self.standard
 
 
 def _slice_embedding(embedding: Any, index: int, num_nodes: int) -> Any:
@@ -188,7 +195,10 @@ class CondFiP:
             )
         adjacency = adjacency_from_user(graph, names)
         index = data.index if isinstance(data, pd.DataFrame) else pd.RangeIndex(context.shape[0])
-        return _Prepared(context, names, index, adjacency, units, units.data_to_standard(context))
+        standard = units.data_to_standard(context)
+        # the order from the standardized rows: a column rescaled by a power of two, or a positive column given as
+        # its logarithm, keeps it (and every answer)
+        return _Prepared(context, names, index, adjacency, units, standard, canonical_row_order(standard))
 
     def _inferred(
         self,
@@ -201,11 +211,12 @@ class CondFiP:
         chunk_rows = rows_per_chunk(self.chunk_size, len(prepared.columns), self.device)
         levels = topological_levels(prepared.adjacency) if _evaluates_node_subsets(self.model) else None
         runner = DecoderRunner(self.model, parents, embedding, self.device, chunk_rows, levels)
+        rows = prepared.network_rows(adapt)  # [n, d]: the rows ``embedding`` was computed from
         if adapt:
-            runner.adapt(prepared.standard, on_stage)
+            runner.adapt(rows, on_stage)
         encoder = None
         if EncoderAbduction.available(self.model):
-            encoder = EncoderAbduction(self.model, parents, prepared.standard, self.device, chunk_rows)
+            encoder = EncoderAbduction(self.model, parents, rows, self.device, chunk_rows)
         return InferredSCM(
             runner=runner,
             encoder=encoder,
@@ -215,6 +226,7 @@ class CondFiP:
             context=prepared.context,
             context_index=prepared.index,
             context_standard=prepared.standard,
+            row_order=prepared.row_order if adapt else None,
         )
 
     def _parents(self, adjacency: np.ndarray) -> torch.Tensor:
@@ -241,7 +253,9 @@ class CondFiP:
         (``adjacency[i, j] = 1`` for ``i -> j``), or a list of ``(source, target)`` edges; or ``"infer"``: the
         DAG of ``condfip.infer_graph`` at the graph model's default threshold (``graph_model`` of this object; for
         another threshold or known edges, call ``infer_graph`` and pass its DAG). ``scm.graph`` shows it.
-        The data are standardized per column inside; all results come back in the user's units.
+        The data are standardized per column inside; all results come back in the user's units. The order of
+        the rows does not matter: the adapted path reads them in a canonical order fixed by their values
+        (``scm.row_order``; ``condfip.core.row_order``); ``zero_shot=True`` reads them as given.
 
         By default the network's ``F_hat`` is adapted to these rows in closed form
         (``condfip.model.adaptation``): per node, a regression of the column on the decoder's features of its
@@ -271,7 +285,9 @@ class CondFiP:
             chunk_size if chunk_size is not None else self.chunk_size, len(prepared.columns), self.device
         )
         parents = self._parents(prepared.adjacency)
-        context = torch.as_tensor(prepared.standard, dtype=model_dtype(self.model), device=self.device)[None]
+        context = torch.as_tensor(
+            prepared.network_rows(adapt), dtype=model_dtype(self.model), device=self.device
+        )[None]  # [1, n, d]
         rows, columns_count = prepared.standard.shape
         with progress_bar(
             2 if adapt else 1,
@@ -393,7 +409,7 @@ class CondFiP:
             parents = torch.zeros(len(group), num_nodes, num_nodes, dtype=torch.bool)  # [b, d, d]
             for b, p in enumerate(group):
                 n, d = p.context.shape
-                context[b, :n, :d] = torch.as_tensor(p.standard, dtype=dtype)
+                context[b, :n, :d] = torch.as_tensor(p.network_rows(adapt), dtype=dtype)
                 sample_mask[b, :n] = True
                 parents[b, :d, :d] = torch.as_tensor(p.adjacency.T != 0)
             chunk = rows_per_chunk(
@@ -454,13 +470,18 @@ class CondFiP:
         batch_size = self._batch_size(batch_size)
         zero_shot = not self._adapts(zero_shot, refit_readout)
         full = self.infer(data, graph, columns=columns, zero_shot=zero_shot, positive=positive)
-        refit = None if zero_shot or reinfer else full._runner.weighted_refit(full._standard_context())
         table = full.data.to_numpy()  # [n, d] in the SCM's column order
+        order = full.row_order  # [n]: a resample draws rows by their canonical position, as the fit read them
+        refit = None
+        if not (zero_shot or reinfer):
+            refit = full._runner.weighted_refit(full._standard_context()[order])
 
         def infer_resamples(samples: list[np.ndarray]) -> list[InferredSCM]:
             if refit is not None:
                 return [
-                    full._refitted(rows, full._runner.with_adaptation(refit(_counts(rows, len(table)))))
+                    full._refitted(
+                        rows, full._runner.with_adaptation(refit(_counts(rows, len(table))[order]))
+                    )
                     for rows in samples
                 ]
             prepared = [
@@ -476,6 +497,7 @@ class CondFiP:
             infer_resamples,
             statistic,
             num_bootstraps=num_bootstraps,
+            row_order=order,
             seed=seed,
             group_size=batch_size,
             progress=progress,

@@ -92,6 +92,7 @@ class InferredSCM:
         context: np.ndarray,
         context_index: pd.Index,
         context_standard: np.ndarray | None = None,
+        row_order: np.ndarray | None = None,
     ) -> None:
         self._runner = runner
         self._encoder = encoder  # amortized abduction; None for models without an encoder
@@ -101,6 +102,8 @@ class InferredSCM:
         self._context = context  # [n, d] float64, user units
         self._context_index = context_index
         self._context_standard = context_standard  # [n, d] standardized context, computed on first use
+        # [n] the order the network and the fit read the context rows in
+        self._row_order = np.arange(context.shape[0]) if row_order is None else np.asarray(row_order)
         # [n, d] standardized abducted noise of the context: of every node in one pass, on first use; and, for
         # queries that need a few nodes, of those nodes alone (0 where not computed)
         self._context_noise: np.ndarray | None = None
@@ -116,6 +119,13 @@ class InferredSCM:
         them as one sweep over as many topological levels, each evaluating only its own nodes."""
 
     # ----------------------------------------------------------------------------------------- description
+    @property
+    def row_order(self) -> np.ndarray:
+        """[n] the order in which the network and the fit read the context rows (indices into ``data``): the
+        rows' canonical order on the adapted path (``condfip.core.row_order``: the same rows in any order give the
+        same SCM), the rows as given on the zero-shot path."""
+        return self._row_order.copy()
+
     @property
     def columns(self) -> list[Hashable]:
         """The column names, in the order of the context."""
@@ -325,8 +335,10 @@ class InferredSCM:
                 self._encoder_weight = np.zeros(len(self._columns))
                 return self._encoder_weight
             context = self._standard_context()
+            # [d]: the mean over the rows in the fit's order (any order of the same rows, the same weight)
             disagreement = (
-                (self._encoder_context_noise_standard() - self._context_noise_standard()) ** 2
+                (self._encoder_context_noise_standard() - self._context_noise_standard())[self._row_order]
+                ** 2
             ).mean(axis=0)
             variance = (adaptation.noise_scale**2).cpu().numpy()  # [d]
             posterior = variance * adaptation.mean_leverage.cpu().numpy()
@@ -449,7 +461,7 @@ class InferredSCM:
         if not widened.any():
             return noise
         columns = noise[:, widened]  # [n, k]
-        mean = columns.mean(axis=0)
+        mean = columns[self._row_order].mean(axis=0)  # in the fit's order, as the encoder's weight
         out = noise.copy()
         out[:, widened] = mean + (columns - mean) / np.sqrt(1.0 - leverage[widened])
         return out

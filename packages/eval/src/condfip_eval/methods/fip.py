@@ -109,7 +109,10 @@ class _FittedFiP(FittedSCM):
             values=values,
             num_iterations=self.num_iterations,
         )
-        return self.standardization.data_from_standard(z[0].numpy())
+        rows = self.standardization.data_from_standard(z[0].numpy())  # [n, d]
+        for node, given in interventions.items():  # held exactly: the round trip through units rounds
+            rows[:, node] = given
+        return rows
 
 
 class PerDatasetFiP(Method):

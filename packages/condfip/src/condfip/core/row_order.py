@@ -1,0 +1,58 @@
+"""A canonical order of a table's rows that does not depend on the order they were given in.
+
+The adapted path (``CondFiP.infer``'s default) reads its rows in this order: the network attends to at most
+``num_anchor_rows`` evenly spaced rows of a larger table, the adaptation takes evenly spaced rows as kernel
+landmarks and at most ``MAX_ADAPTATION_ROWS`` evenly spaced rows for its fit, and every sum runs in row order.
+Given in the canonical order, the same rows in any order give the same fit, bit for bit.
+
+The order sorts the rows by a 64-bit hash (splitmix64's finalizer, chained over the columns) of their
+standardized values rounded to a grid of ``RESOLUTION``, so it is a pseudo-random shuffle that depends on the
+rows' values only: evenly spaced rows of it are a random subset, whatever order (sorted by time, by a column) the
+table came in. The grid makes the order survive rounding: the same table in other units (standardized values
+equal to float64 rounding) keeps it, except where a value lies within that rounding of a grid point's boundary
+(about one value in 1e9). Rows of equal hash are ordered by their exact bits, column by column; equal rows are
+interchangeable.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+RESOLUTION = 2.0**-20  # the grid the standardized values are rounded to before hashing (about 1e-6)
+_SEED = np.uint64(0x9E3779B97F4A7C15)
+_MULTIPLIERS = (np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
+
+
+def _mixed(state: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer of uint64 values [n] (wrapping arithmetic)."""
+    state = (state ^ (state >> np.uint64(30))) * _MULTIPLIERS[0]
+    state = (state ^ (state >> np.uint64(27))) * _MULTIPLIERS[1]
+    return state ^ (state >> np.uint64(31))
+
+
+def row_hashes(values: np.ndarray) -> np.ndarray:
+    """A 64-bit hash [n] (uint64) of each row of ``values`` [n, d], rounded to multiples of ``RESOLUTION``."""
+    # + 0.0: -0.0 -> 0.0; exact in float64 for any standardized value (|value| <= 1e6, so below 2^40 grid steps)
+    grid = np.rint(np.asarray(values, dtype=np.float64) / RESOLUTION) + 0.0  # [n, d]
+    bits = np.ascontiguousarray(grid).view(np.uint64)  # [n, d]
+    state = np.full(bits.shape[0], _SEED, dtype=np.uint64)
+    for column in range(bits.shape[1]):
+        state = _mixed(state ^ bits[:, column])
+    return state
+
+
+def canonical_row_order(values: np.ndarray) -> np.ndarray:
+    """The canonical order of the rows of a standardized table ``values`` [n, d]: indices [n] (int64) such that
+    ``values[order]`` is the same array for any permutation of the rows (module docstring)."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 2:
+        raise ValueError(f"values must be a table [rows, columns], got shape {values.shape}")
+    hashes = row_hashes(values)  # [n]
+    order = np.argsort(hashes, kind="stable")
+    ordered = hashes[order]
+    if not (ordered[1:] == ordered[:-1]).any():
+        return order.astype(np.int64)
+    # equal hashes (repeated rows, or a collision): break the ties by the rows' bits, first column first
+    bits = np.ascontiguousarray(values).view(np.uint64)  # [n, d]
+    keys = [bits[:, column] for column in reversed(range(bits.shape[1]))] + [hashes]
+    return np.lexsort(keys).astype(np.int64)
