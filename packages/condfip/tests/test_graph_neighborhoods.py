@@ -16,6 +16,8 @@ import scm_gen
 from condfip import infer_graph
 from condfip.api.graph_inference import nodes_within_training_range, resolve_neighborhood
 from condfip.api.neighborhoods import local_edge_logits, neighborhoods, relatedness
+from condfip.core.row_order import canonical_row_order
+from condfip.core.standardization import Standardization
 
 sys.path.insert(0, str(Path(__file__).parent))
 from rounding import assert_close  # noqa: E402
@@ -110,7 +112,9 @@ def test_infer_graph_scores_neighborhoods_beyond_the_training_range(table, graph
         automatic, dag = infer_graph(table, model=graph_model, device="cpu")
     explicit, _ = infer_graph(table, model=graph_model, device="cpu", neighborhood=5)
     np.testing.assert_array_equal(automatic, explicit)
-    logits = local_edge_logits(graph_model, table, 5, device=torch.device("cpu"))
+    # infer_graph reads the rows in their canonical order (``condfip.core.row_order``)
+    ordered = table[canonical_row_order(Standardization.fit(table).data_to_standard(table))]
+    logits = local_edge_logits(graph_model, ordered, 5, device=torch.device("cpu"))
     np.testing.assert_allclose(automatic, 1.0 / (1.0 + np.exp(-logits)), rtol=1e-12)
     assert ((automatic == 0) == np.isneginf(logits)).all() and dag[automatic == 0].sum() == 0
     # the edges are the same whichever order the columns come in

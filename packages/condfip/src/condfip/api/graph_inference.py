@@ -22,6 +22,7 @@ from condfip.api.graphs import edges_from_user
 from condfip.api.neighborhoods import TABLES_PER_BATCH, local_edge_logits
 from condfip.api.tables import context_from_user
 from condfip.core.dag_rule import dag_from_probabilities
+from condfip.core.row_order import canonical_row_order
 from condfip.graph import DEFAULT_GRAPH_MODEL, GraphModel
 from condfip.graph.statistics import NUM_BASIS
 from condfip.io.checkpoint import checkpoint_stamp
@@ -315,7 +316,8 @@ def infer_graph(
     the highest edge F1 on held-out SCMs (``condfip.training.calibration``), 0.5 for an uncalibrated model.
 
     data: a DataFrame of numeric columns or an array [n, d] (``columns`` names it; default ``x0, x1, ...``);
-    checked as by ``CondFiP.infer`` (no NaN, no constant column, at least 2 rows) and standardized inside. A
+    checked as by ``CondFiP.infer`` (no NaN, no constant column, at least 2 rows) and standardized inside; the
+    order of its rows does not matter (they are read in their canonical order, ``condfip.core.row_order``). A
     column that is a copy or a linear combination of others exactly up to float64 rounding is warned about
     (``dependent_columns``: its graph is unreliable), and so are fewer rows than the model needs to keep even
     3-node tables in its training range (28 for ``graph-small``: from fewer, its edges are little better than
@@ -348,7 +350,10 @@ def infer_graph(
         neighborhood, len(names), graph_model.trained_max_nodes, num_rows, graph_model.trained_num_rows
     )
     check_graph_memory(num_rows, len(names), neighborhood_size)
-    standardized = standardization.data_to_standard(values)
+    standardized = standardization.data_to_standard(values)  # [n, d]
+    # in the rows' canonical order (``condfip.core.row_order``): the network's anchors, the dependence check's rows
+    # and every sum over the rows are then the same for the same rows in any order
+    standardized = standardized[canonical_row_order(standardized)]
     dependent = dependent_columns(
         standardized, float((np.abs(values).max(axis=0) / standardization.std).max())
     )

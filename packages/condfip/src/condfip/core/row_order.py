@@ -5,13 +5,14 @@ The adapted path (``CondFiP.infer``'s default) reads its rows in this order: the
 landmarks and at most ``MAX_ADAPTATION_ROWS`` evenly spaced rows for its fit, and every sum runs in row order.
 Given in the canonical order, the same rows in any order give the same fit, bit for bit.
 
-The order sorts the rows by a 64-bit hash (splitmix64's finalizer, chained over the columns) of their
-standardized values rounded to a grid of ``RESOLUTION``, so it is a pseudo-random shuffle that depends on the
-rows' values only: evenly spaced rows of it are a random subset, whatever order (sorted by time, by a column) the
-table came in. The grid makes the order survive rounding: the same table in other units (standardized values
-equal to float64 rounding) keeps it, except where a value lies within that rounding of a grid point's boundary
-(about one value in 1e9). Rows of equal hash are ordered by their exact bits, column by column; equal rows are
-interchangeable.
+The order sorts the rows by a 64-bit hash (splitmix64's finalizer) of their standardized values rounded to a
+grid of ``RESOLUTION``, summed over the columns, so neither the rows' nor the columns' order matters. It is a
+pseudo-random shuffle that depends on the rows' values only: evenly spaced rows of it are a random subset,
+whatever order (sorted by time, by a column) the table came in. The grid makes the order survive rounding: the
+same table in other units (standardized values equal to float64 rounding) keeps it, except where a value lies
+within that rounding of a grid cell's boundary (about one value in 1e9). Rows of equal hash (repeated rows, or
+rows whose values are a permutation of each other over columns that hold the same values) are ordered by their
+exact bits, column by column; repeated rows are interchangeable.
 """
 
 from __future__ import annotations
@@ -31,14 +32,18 @@ def _mixed(state: np.ndarray) -> np.ndarray:
 
 
 def row_hashes(values: np.ndarray) -> np.ndarray:
-    """A 64-bit hash [n] (uint64) of each row of ``values`` [n, d], rounded to multiples of ``RESOLUTION``."""
+    """A 64-bit hash [n] (uint64) of each row of ``values`` [n, d], rounded to multiples of ``RESOLUTION``; the
+    same for the columns in any order.
+
+    Each value is mixed with a fingerprint of its column (a hash of the column's values, whatever their order),
+    and a row's hash is the wrapping sum of its values' mixes: a column is known by what it holds, not by where
+    it stands."""
     # + 0.0: -0.0 -> 0.0; exact in float64 for any standardized value (|value| <= 1e6, so below 2^40 grid steps)
     grid = np.rint(np.asarray(values, dtype=np.float64) / RESOLUTION) + 0.0  # [n, d]
     bits = np.ascontiguousarray(grid).view(np.uint64)  # [n, d]
-    state = np.full(bits.shape[0], _SEED, dtype=np.uint64)
-    for column in range(bits.shape[1]):
-        state = _mixed(state ^ bits[:, column])
-    return state
+    mixed = _mixed(bits ^ _SEED)  # [n, d]
+    fingerprints = _mixed(mixed.sum(axis=0, dtype=np.uint64))  # [d]: sums wrap, in any order
+    return _mixed((_mixed(bits ^ fingerprints) ^ _SEED).sum(axis=1, dtype=np.uint64))  # [n]
 
 
 def canonical_row_order(values: np.ndarray) -> np.ndarray:
@@ -52,7 +57,8 @@ def canonical_row_order(values: np.ndarray) -> np.ndarray:
     ordered = hashes[order]
     if not (ordered[1:] == ordered[:-1]).any():
         return order.astype(np.int64)
-    # equal hashes (repeated rows, or a collision): break the ties by the rows' bits, first column first
+    # equal hashes (repeated rows, rows whose values are a permutation of each other over columns of equal
+    # fingerprint, or a collision): break the ties by the rows' bits, first column first
     bits = np.ascontiguousarray(values).view(np.uint64)  # [n, d]
     keys = [bits[:, column] for column in reversed(range(bits.shape[1]))] + [hashes]
     return np.lexsort(keys).astype(np.int64)
