@@ -6,6 +6,7 @@ Axis legend: b datasets, n rows, d nodes.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import warnings
 from collections.abc import Hashable, Sequence
@@ -47,7 +48,13 @@ class _Prepared:
     adjacency: np.ndarray  # [d, d] int8
     units: ModelUnits  # user units <-> standardized (log of the positive columns first)
     standard: np.ndarray  # [n, d] standardized context
-    row_order: np.ndarray  # [n] the rows' canonical order (``condfip.core.row_order``)
+
+    @functools.cached_property
+    def row_order(self) -> np.ndarray:
+        """[n] the rows' canonical order (``condfip.core.row_order``), from the standardized rows: a column
+        rescaled by a power of two, or a positive column given as its logarithm, keeps it (and every answer).
+        Computed on first use: the adapted path's."""
+        return canonical_row_order(self.standard)
 
     def network_rows(self, adapt: bool) -> np.ndarray:
         """The standardized rows [n, d] the network and the fit read: in the canonical order on the adapted path,
@@ -195,10 +202,7 @@ class CondFiP:
             )
         adjacency = adjacency_from_user(graph, names)
         index = data.index if isinstance(data, pd.DataFrame) else pd.RangeIndex(context.shape[0])
-        standard = units.data_to_standard(context)
-        # the order from the standardized rows: a column rescaled by a power of two, or a positive column given as
-        # its logarithm, keeps it (and every answer)
-        return _Prepared(context, names, index, adjacency, units, standard, canonical_row_order(standard))
+        return _Prepared(context, names, index, adjacency, units, units.data_to_standard(context))
 
     def _inferred(
         self,

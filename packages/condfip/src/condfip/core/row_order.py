@@ -38,12 +38,15 @@ def row_hashes(values: np.ndarray) -> np.ndarray:
     Each value is mixed with a fingerprint of its column (a hash of the column's values, whatever their order),
     and a row's hash is the wrapping sum of its values' mixes: a column is known by what it holds, not by where
     it stands."""
-    # + 0.0: -0.0 -> 0.0; exact in float64 for any standardized value (|value| <= 1e6, so below 2^40 grid steps)
-    grid = np.rint(np.asarray(values, dtype=np.float64) / RESOLUTION) + 0.0  # [n, d]
-    bits = np.ascontiguousarray(grid).view(np.uint64)  # [n, d]
-    mixed = _mixed(bits ^ _SEED)  # [n, d]
-    fingerprints = _mixed(mixed.sum(axis=0, dtype=np.uint64))  # [d]: sums wrap, in any order
-    return _mixed((_mixed(bits ^ fingerprints) ^ _SEED).sum(axis=1, dtype=np.uint64))  # [n]
+    values = np.asarray(values, dtype=np.float64)
+    total = np.zeros(values.shape[0], dtype=np.uint64)  # [n]; column by column: memory of a few columns
+    for column in range(values.shape[1]):
+        # + 0.0: -0.0 -> 0.0; exact for any standardized value (|value| <= 1e6, below 2^40 grid steps)
+        bits = (np.rint(values[:, column] / RESOLUTION) + 0.0).view(np.uint64)  # [n]
+        # [1]: an array, whose arithmetic wraps silently (a numpy scalar's warns); the sum wraps, in any order
+        fingerprint = _mixed(_mixed(bits ^ _SEED).sum(dtype=np.uint64, keepdims=True))
+        total += _mixed(bits ^ fingerprint) ^ _SEED
+    return _mixed(total)
 
 
 def canonical_row_order(values: np.ndarray) -> np.ndarray:
