@@ -11,6 +11,7 @@ import pytest
 
 import scm_gen
 from condfip import CondFiP, infer_graph
+from condfip.cli import main
 from condfip.core.row_order import RESOLUTION, canonical_row_order
 
 
@@ -128,3 +129,27 @@ def test_the_inferred_graph_does_not_depend_on_the_order_of_the_rows(table) -> N
         np.testing.assert_array_equal(again_dag, dag)
     scm = CondFiP.from_pretrained("small").infer(shuffled, "infer")
     assert set(scm.graph.edges()) == {(data.columns[i], data.columns[j]) for i, j in np.argwhere(dag)}
+
+
+def test_infer_batch_and_the_cli_read_the_rows_in_the_same_order(table, tmp_path) -> None:
+    """``infer_batch`` and ``condfip infer`` go through the same preparation: shuffled rows give the same SCM."""
+    data, adjacency, query = table
+    model = CondFiP.from_pretrained("small")
+    noise = model.infer(data, adjacency).noise(query)
+    expected = model.infer(data, adjacency).generate(noise)
+    shuffled = data.iloc[np.random.default_rng(7).permutation(len(data))]
+    batch = model.infer_batch([(shuffled, adjacency), (data, adjacency)])
+    for scm in batch:
+        pd.testing.assert_frame_equal(scm.generate(noise), expected, check_exact=True)
+    graph = pd.DataFrame(adjacency, index=data.columns, columns=data.columns)
+    graph_path = tmp_path / "graph.csv"
+    graph.to_csv(graph_path)
+    outputs = []
+    for name, frame in (("given", data), ("shuffled", shuffled)):
+        path = tmp_path / f"{name}.csv"
+        frame.to_csv(path, index=False)
+        out = tmp_path / f"{name}-samples.csv"
+        assert main(["infer", "--data", str(path), "--graph", str(graph_path), "--num-samples", "40", "--seed", "3",
+                     "--out", str(out)]) == 0  # fmt: skip
+        outputs.append(pd.read_csv(out))
+    pd.testing.assert_frame_equal(outputs[1], outputs[0], check_exact=False, rtol=0, atol=1e-12)
