@@ -238,9 +238,12 @@ def test_shipped_sachs_rows_are_the_default(tmp_path):
 
 def _signalled_while_writing(out: Path, signal_name: str) -> subprocess.CompletedProcess:
     """A quick run that sends itself ``signal_name`` while its first result file is being written (just before
-    the file's rename)."""
+    the file's rename). Ctrl-C is what a terminal sends a foreground process, whose SIGINT Python turns into
+    KeyboardInterrupt; a process started in the background by a shell without job control (a CI script's
+    ``cmd &``) inherits SIGINT ignored, so the child restores Python's own handler first."""
     script = (
         "import os, signal, sys\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "real_replace = os.replace\n"
         "def replace(source, target):\n"
         "    if str(target).endswith('.json') and 'manifest' not in str(target):\n"
