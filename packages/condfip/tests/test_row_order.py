@@ -95,8 +95,9 @@ def test_the_adapted_scm_does_not_depend_on_the_order_of_the_rows(table) -> None
         # the context's own rows keep the user's order and labels
         pd.testing.assert_index_equal(shuffled.noise().index, data.index[permutation])
         np.testing.assert_allclose(shuffled.noise().loc[data.index], base.noise(), rtol=0, atol=1e-5)
-        # fresh rows draw the columns' quantiles of the context's float64 abducted noise
-        np.testing.assert_allclose(shuffled.sample(50, seed=3), base.sample(50, seed=3), rtol=0, atol=1e-12)
+        # fresh rows draw the columns' quantiles of the context's float64 abducted noise, each row's computed among
+        # other rows in another order (equal on the CPUs measured; rounding allowed, amplified along the graph)
+        np.testing.assert_allclose(shuffled.sample(50, seed=3), base.sample(50, seed=3), rtol=1e-9, atol=1e-9)
         statistic = lambda scm: scm.predict(query).to_numpy().mean(axis=0)  # noqa: E731
         np.testing.assert_array_equal(
             model.bootstrap(data.iloc[permutation], adjacency, statistic, num_bootstraps=3, seed=5).samples,
@@ -152,4 +153,4 @@ def test_infer_batch_and_the_cli_read_the_rows_in_the_same_order(table, tmp_path
         assert main(["infer", "--data", str(path), "--graph", str(graph_path), "--num-samples", "40", "--seed", "3",
                      "--out", str(out)]) == 0  # fmt: skip
         outputs.append(pd.read_csv(out))
-    pd.testing.assert_frame_equal(outputs[1], outputs[0], check_exact=False, rtol=0, atol=1e-12)
+    pd.testing.assert_frame_equal(outputs[1], outputs[0], check_exact=False, rtol=1e-9, atol=1e-9)
