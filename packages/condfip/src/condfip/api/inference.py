@@ -56,10 +56,15 @@ class _Prepared:
         Computed on first use: the adapted path's."""
         return canonical_row_order(self.standard)
 
+    @functools.cached_property
+    def ordered_standard(self) -> np.ndarray:
+        """[n, d] the standardized rows in their canonical order, gathered once for the embedding and the fit."""
+        return self.standard[self.row_order]
+
     def network_rows(self, adapt: bool) -> np.ndarray:
         """The standardized rows [n, d] the network and the fit read: in the canonical order on the adapted path,
         so the same rows in any order give the same fit; as given on the zero-shot path (the paper's method)."""
-        return self.standard[self.row_order] if adapt else self.standard
+        return self.ordered_standard if adapt else self.standard
 
 
 def _slice_embedding(embedding: Any, index: int, num_nodes: int) -> Any:

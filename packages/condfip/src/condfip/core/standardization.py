@@ -5,10 +5,10 @@ refuses constant columns, and columns whose scale float64 cannot carry through t
 standardizes (``condfip.api.tables``); internal code (training data, validation sets) relies on the guard.
 
 The mean and standard deviation are computed on each column divided by a power of two near its largest
-magnitude, then scaled back. Dividing by a power of two is exact, so ordinary columns get the numbers of ``data.mean(axis=0)``
-and ``data.std(axis=0)`` (to the rounding of the sum), while a column of magnitude 1e300 (whose squares overflow)
-or 1e-300 (whose squares underflow to 0) gets its true spread. The sums run over each column's values sorted, so
-the same rows in any order give the same mean and standard deviation, bit for bit.
+magnitude, then scaled back. Dividing by a power of two is exact, so ordinary columns get the numbers of
+``data.mean(axis=0)`` and ``data.std(axis=0)`` (to the rounding of the sum), while a column of magnitude 1e300
+(whose squares overflow) or 1e-300 (whose squares underflow to 0) gets its true spread. The sums run over each
+column's values sorted, so the same rows in any order give the same mean and standard deviation, bit for bit.
 """
 
 from __future__ import annotations
@@ -45,9 +45,8 @@ class Standardization:
         of ~1e-17 (a column of 0.1s)."""
         data = np.asarray(data, dtype=np.float64)
         scale = column_scale(data)  # [d], powers of two
-        scaled = np.sort(
-            data / scale, axis=0
-        )  # exact: every |value| <= 1; sorted: sums independent of row order
+        # exact: every |value| <= 1; sorted, so that the sums do not depend on the rows' order
+        scaled = np.sort(data / scale, axis=0)
         mean = scaled.mean(axis=0) * scale
         std = scaled.std(axis=0) * scale
         constant = (data.max(axis=0) == data.min(axis=0)) if data.shape[0] else np.ones(data.shape[1], bool)
