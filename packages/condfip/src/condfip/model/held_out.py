@@ -46,6 +46,11 @@ class DeferredHeldOut:
             self._compute = None
         return self._value
 
+    def __getstate__(self) -> dict[str, object]:
+        """A pickled copy holds the statistics, computed now: no closure (which pickle refuses) and none of what
+        ``compute`` held (the rows' features: most of a pickled ``InferredSCM`` otherwise)."""
+        return {"_compute": None, "_value": self()}
+
     @property
     def computed(self) -> bool:
         """Whether the statistics were computed."""
