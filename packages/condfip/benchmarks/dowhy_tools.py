@@ -8,9 +8,9 @@ GOOD) and ``gcm.fit``; then each tool runs ``--repeats`` times on each, with the
 call: ``arrow_strength`` and ``intrinsic_causal_influence`` of PIP2 (a node of two parents),
 ``attribute_anomalies`` of three rows, ``distribution_change`` between the first 400 rows and the others (it fits
 the mechanisms on both), ``average_causal_effect`` of ``do(praf = 60)`` against ``do(praf = 30)`` on pmek, and
-``anomaly_scores`` of five rows. ``--jobs`` is DoWhy's ``n_jobs`` (``arrow_strength``'s and ``gcm.config.default_n_jobs``; 1: in this
-process); with -1, the first call of a session also starts DoWhy's worker processes, which import torch and
-condfip to run Cond-FiP's mechanisms. Prints each tool's seconds (fastest of the repeats) for both models.
+``anomaly_scores`` of five rows. ``--jobs`` is DoWhy's ``n_jobs`` (``arrow_strength``'s and
+``gcm.config.default_n_jobs``; 1: in this process); with -1, the first call of a session also starts DoWhy's
+worker processes, which import torch and condfip to run Cond-FiP's mechanisms. Prints each tool's seconds (fastest of the repeats) for both models.
 """
 
 from __future__ import annotations
@@ -38,9 +38,8 @@ def main() -> None:
     data = load_sachs()
     models = {}
     for name in ("Cond-FiP", "DoWhy-GCM"):
-        causal_model = gcm.InvertibleStructuralCausalModel(
-            consensus_graph()
-        )  # its own graph: DoWhy writes on it
+        # a graph of its own: DoWhy stores the mechanisms on the graph's nodes
+        causal_model = gcm.InvertibleStructuralCausalModel(consensus_graph())
         start = time.perf_counter()
         if name == "Cond-FiP":
             assign_causal_mechanisms(causal_model, data)

@@ -13,6 +13,11 @@ from condfip import CondFiP
 
 
 @pytest.fixture(scope="module")
+def model() -> CondFiP:
+    return CondFiP.from_pretrained("small")
+
+
+@pytest.fixture(scope="module")
 def table() -> pd.DataFrame:
     rng = np.random.default_rng(7)
     a, b = rng.lognormal(size=150), rng.normal(size=150)
@@ -36,8 +41,8 @@ def answers(scm, table: pd.DataFrame) -> list[np.ndarray]:
 @pytest.mark.parametrize(
     "options", [{}, {"zero_shot": True}, {"positive": ["a"]}], ids=["adapted", "zero-shot", "positive"]
 )
-def test_a_pickled_scm_answers_as_the_original(table, options) -> None:
-    scm = CondFiP.from_pretrained("small").infer(table, EDGES, **options)
+def test_a_pickled_scm_answers_as_the_original(model, table, options) -> None:
+    scm = model.infer(table, EDGES, **options)
     copy = pickle.loads(pickle.dumps(scm))
     assert copy.columns == scm.columns and copy.adapted == scm.adapted
     for mine, theirs in zip(answers(copy, table), answers(scm, table), strict=True):
@@ -46,10 +51,10 @@ def test_a_pickled_scm_answers_as_the_original(table, options) -> None:
         pd.testing.assert_frame_equal(copy.adaptation, scm.adaptation, check_exact=True)
 
 
-def test_the_deferred_leave_one_out_pass_is_pickled_as_its_statistics(table) -> None:
+def test_the_deferred_leave_one_out_pass_is_pickled_as_its_statistics(model, table) -> None:
     """A fit defers its leave-one-out pass and holds the rows' features until then; a pickled copy holds the
     statistics instead (computed on pickling), so it is a fraction of the size and needs no closure."""
-    scm = CondFiP.from_pretrained("small").infer(table, EDGES)
+    scm = model.infer(table, EDGES)
     held_out = scm._runner.adaptation.held_out
     assert not held_out.computed
     copy = pickle.loads(pickle.dumps(held_out))
